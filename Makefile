@@ -1,0 +1,154 @@
+# amibridge — build, test, run.
+#
+#   make            build everything into build/
+#   make deps       install missing Debian packages (apt-get)
+#   make test       install what is missing, build, run every test
+#   make asan       the whole test suite under ASan + UBSan (build/asan)
+#   make fuzz       libFuzzer targets, FUZZ_SECONDS each (default 60)
+#   make lint       clang-format check + cppcheck
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make clean
+
+VERSION := 0.1.0
+BUILD ?= build
+CC ?= cc
+PREFIX ?= /usr/local
+DESTDIR ?=
+FUZZ_SECONDS ?= 60
+
+PKGS := libmicrohttpd jansson hiredis libcurl libuv libcrypto
+TEST_PKGS := cmocka
+# Debian packages that provide the above, plus the tools the tests start.
+DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libjansson-dev \
+            libhiredis-dev libcurl4-openssl-dev libuv1-dev libssl-dev \
+            libcmocka-dev redis-server
+DEB_FUZZ_PKGS := clang libclang-rt-14-dev
+DEB_LINT_PKGS := clang-format cppcheck
+
+OPT ?= -O2 -g
+SAN ?=
+WARN := -Wall -Wextra -Wshadow -Werror
+# Lazily expanded: pkg-config runs in the make that compiles, which is a
+# sub-make started after `deps` when libraries had to be installed.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(TEST_PKGS) 2>/dev/null)
+PKG_LIBS = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+TEST_LIBS = $(shell pkg-config --libs $(TEST_PKGS) 2>/dev/null)
+CPPFLAGS_ALL = -D_GNU_SOURCE -DAMIBRIDGE_VERSION='"$(VERSION)"' -Isrc -Itests
+CFLAGS_ALL = -std=c11 $(WARN) $(OPT) $(SAN) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL = $(SAN) $(LDFLAGS)
+
+LIB_SRCS := $(sort $(wildcard src/core/*.c src/ami/*.c src/http/*.c src/api/*.c src/bus/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+LIB := $(BUILD)/libamibridge.a
+
+SIM_SRCS := $(sort $(wildcard tests/sim/*.c))
+SIM_OBJS := $(SIM_SRCS:%.c=$(BUILD)/obj/%.o)
+SIM := $(if $(SIM_SRCS),$(BUILD)/ami-sim)
+
+BRIDGE_SRCS := $(wildcard src/main.c)
+BRIDGE := $(if $(BRIDGE_SRCS),$(BUILD)/amibridge)
+
+SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
+SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(BUILD)/obj/%.o)
+TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c tests/integration/test_*.c))
+TEST_BINS := $(TEST_SRCS:%.c=$(BUILD)/%)
+
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_LIB_SRCS := src/core/strbuf.c src/core/utf8.c src/ami/parser.c src/ami/message.c
+
+.PHONY: all deps ensure-deps check-deps test test-build run asan fuzz lint install clean
+
+all: check-deps $(LIB) $(SIM) $(BRIDGE)
+
+# --- dependencies ----------------------------------------------------------
+
+check-deps:
+	@missing=""; for p in $(PKGS) $(TEST_PKGS); do \
+	  pkg-config --exists $$p 2>/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "missing libraries:$$missing -- run 'make deps' (or 'make test', which does)" >&2; exit 1; fi
+
+# Install only what is missing; refresh the package lists once if apt cannot
+# find a package (a fresh machine has none).
+deps:
+	@sh tests/tools/deps.sh $(DEB_PKGS)
+
+ensure-deps:
+	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists $(PKGS) $(TEST_PKGS) \
+	    || ! command -v redis-server >/dev/null 2>&1; then $(MAKE) --no-print-directory deps; fi
+
+# --- build -----------------------------------------------------------------
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(@D)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/ami-sim: $(SIM_OBJS) $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(SIM_OBJS) $(LIB) $(PKG_LIBS) -lm
+
+$(BUILD)/amibridge: $(BUILD)/obj/src/main.o $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) -lm
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJS) $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(SUPPORT_OBJS) $(LIB) $(PKG_LIBS) $(TEST_LIBS) -lm
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# --- test ------------------------------------------------------------------
+
+test-build: check-deps $(LIB) $(SIM) $(BRIDGE) $(TEST_BINS)
+
+test: ensure-deps
+	@$(MAKE) --no-print-directory test-build
+	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
+
+asan:
+	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g" \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+
+# --- fuzz ------------------------------------------------------------------
+
+FUZZ_CC := clang
+FUZZ_FLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS_ALL)
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard src/core/*.h src/ami/*.h)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ $< $(FUZZ_LIB_SRCS) $(PKG_LIBS)
+
+fuzz: ensure-deps
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || sh tests/tools/deps.sh $(DEB_FUZZ_PKGS)
+	@$(MAKE) --no-print-directory $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do \
+	  name=$$(basename $$f); seeds=tests/fuzz/corpus/$${name#fuzz_}; \
+	  work=$(BUILD)/fuzz/work-$$name; mkdir -p $$work; \
+	  echo "== $$name for $(FUZZ_SECONDS)s (seeds: $$seeds)"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
+	      -print_final_stats=1 $$work $$seeds; \
+	done
+
+# --- lint ------------------------------------------------------------------
+
+C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src tests -name '*.[ch]')
+
+lint:
+	@command -v clang-format >/dev/null 2>&1 && command -v cppcheck >/dev/null 2>&1 \
+	  || sh tests/tools/deps.sh $(DEB_LINT_PKGS)
+	clang-format --dry-run --Werror $(C_FILES)
+	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,portability \
+	  --inline-suppr -D_GNU_SOURCE -Isrc -Itests $(C_FILES)
+
+# --- install / clean -------------------------------------------------------
+
+install: all
+	$(if $(SIM),install -D -m 0755 $(SIM) $(DESTDIR)$(PREFIX)/bin/ami-sim)
+	$(if $(BRIDGE),install -D -m 0755 $(BRIDGE) $(DESTDIR)$(PREFIX)/bin/amibridge)
+	$(if $(wildcard openapi/openapi.yaml),install -D -m 0644 openapi/openapi.yaml $(DESTDIR)$(PREFIX)/share/amibridge/openapi.yaml)
+
+clean:
+	rm -rf build

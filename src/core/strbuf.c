@@ -1,0 +1,123 @@
+#include "core/strbuf.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define STRBUF_MIN_ALLOC 64
+
+void strbuf_init(struct strbuf *sb, size_t limit)
+{
+    sb->data = NULL;
+    sb->len = 0;
+    sb->cap = 0;
+    sb->limit = limit;
+}
+
+void strbuf_release(struct strbuf *sb)
+{
+    free(sb->data);
+    sb->data = NULL;
+    sb->len = 0;
+    sb->cap = 0;
+}
+
+void strbuf_reset(struct strbuf *sb)
+{
+    sb->len = 0;
+    if (sb->data)
+        sb->data[0] = '\0';
+}
+
+/* Make room for `extra` more bytes plus the NUL, growing geometrically. */
+static int strbuf_reserve(struct strbuf *sb, size_t extra)
+{
+    if (sb->limit && extra > sb->limit - sb->len)
+        return -E2BIG;
+    if (extra > (size_t)-1 / 2 - sb->len)
+        return -ENOMEM;
+    size_t need = sb->len + extra + 1;
+    if (need <= sb->cap)
+        return 0;
+    size_t ncap = sb->cap ? sb->cap : STRBUF_MIN_ALLOC;
+    while (ncap < need)
+        ncap *= 2;
+    char *p = realloc(sb->data, ncap);
+    if (!p)
+        return -ENOMEM;
+    sb->data = p;
+    sb->cap = ncap;
+    return 0;
+}
+
+int strbuf_append(struct strbuf *sb, const void *data, size_t len)
+{
+    int rc = strbuf_reserve(sb, len);
+    if (rc)
+        return rc;
+    if (len)
+        memcpy(sb->data + sb->len, data, len);
+    sb->len += len;
+    sb->data[sb->len] = '\0';
+    return 0;
+}
+
+int strbuf_append_str(struct strbuf *sb, const char *s)
+{
+    return strbuf_append(sb, s, strlen(s));
+}
+
+int strbuf_vprintf(struct strbuf *sb, const char *fmt, va_list ap)
+{
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0)
+        return -EINVAL;
+    int rc = strbuf_reserve(sb, (size_t)n);
+    if (rc)
+        return rc;
+    vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, ap);
+    sb->len += (size_t)n;
+    return 0;
+}
+
+int strbuf_printf(struct strbuf *sb, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = strbuf_vprintf(sb, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+void strbuf_consume(struct strbuf *sb, size_t n)
+{
+    if (n >= sb->len) {
+        strbuf_reset(sb);
+        return;
+    }
+    memmove(sb->data, sb->data + n, sb->len - n);
+    sb->len -= n;
+    sb->data[sb->len] = '\0';
+}
+
+char *strbuf_detach(struct strbuf *sb, size_t *len_out)
+{
+    char *p = sb->data;
+    size_t len = sb->len;
+    if (!p) {
+        p = malloc(1);
+        if (!p)
+            return NULL;
+        p[0] = '\0';
+    }
+    sb->data = NULL;
+    sb->len = 0;
+    sb->cap = 0;
+    if (len_out)
+        *len_out = len;
+    return p;
+}

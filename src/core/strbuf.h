@@ -1,0 +1,44 @@
+/* strbuf: a growable byte buffer with an optional hard cap.
+ *
+ * Used wherever bytes are assembled before they go out (AMI actions, JSON
+ * bodies, simulator replies). The buffer is always NUL-terminated so it can
+ * be handed to C string APIs, but it may also hold arbitrary bytes.
+ */
+#ifndef AMIBRIDGE_CORE_STRBUF_H
+#define AMIBRIDGE_CORE_STRBUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+struct strbuf {
+    char *data;   /* owned; NUL-terminated when non-NULL */
+    size_t len;   /* bytes used, not counting the terminating NUL */
+    size_t cap;   /* bytes allocated */
+    size_t limit; /* 0 = unlimited; otherwise len never exceeds it */
+};
+
+/* Initialise an empty buffer. limit 0 means no cap. Never fails. */
+void strbuf_init(struct strbuf *sb, size_t limit);
+
+/* Release the memory; the buffer may be initialised again afterwards. */
+void strbuf_release(struct strbuf *sb);
+
+/* Forget the contents but keep the allocation. */
+void strbuf_reset(struct strbuf *sb);
+
+/* Append bytes. Returns 0, -ENOMEM, or -E2BIG when the cap would be passed
+ * (in which case nothing is appended). */
+int strbuf_append(struct strbuf *sb, const void *data, size_t len);
+int strbuf_append_str(struct strbuf *sb, const char *s);
+int strbuf_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int strbuf_vprintf(struct strbuf *sb, const char *fmt, va_list ap);
+
+/* Drop the first n bytes (n <= len), moving the rest to the front. */
+void strbuf_consume(struct strbuf *sb, size_t n);
+
+/* Hand the data to the caller (who must free() it) and reset the buffer.
+ * Returns an empty string rather than NULL when nothing was appended;
+ * NULL only when that allocation fails. */
+char *strbuf_detach(struct strbuf *sb, size_t *len_out);
+
+#endif
