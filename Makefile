@@ -37,7 +37,9 @@ CPPFLAGS_ALL = -D_GNU_SOURCE -DAMIBRIDGE_VERSION='"$(VERSION)"' -Isrc -Itests
 CFLAGS_ALL = -std=c11 $(WARN) $(OPT) $(SAN) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL = $(SAN) $(LDFLAGS)
 
-LIB_SRCS := $(sort $(wildcard src/core/*.c src/ami/*.c src/http/*.c src/api/*.c src/bus/*.c))
+GEN_SRCS := $(BUILD)/gen/openapi_yaml.c
+LIB_SRCS := $(sort $(wildcard src/core/*.c src/ami/*.c src/http/*.c src/api/*.c src/bus/*.c)) \
+            $(GEN_SRCS)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/libamibridge.a
 
@@ -72,13 +74,18 @@ check-deps:
 # Install only what is missing; refresh the package lists once if apt cannot
 # find a package (a fresh machine has none).
 deps:
-	@sh tests/tools/deps.sh $(DEB_PKGS)
+	@sh tools/deps.sh $(DEB_PKGS)
 
 ensure-deps:
 	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists $(PKGS) $(TEST_PKGS) \
 	    || ! command -v redis-server >/dev/null 2>&1; then $(MAKE) --no-print-directory deps; fi
 
 # --- build -----------------------------------------------------------------
+
+# files the binary carries (no runtime lookups)
+$(BUILD)/gen/openapi_yaml.c: openapi/openapi.yaml tools/embed.sh
+	@mkdir -p $(@D)
+	sh tools/embed.sh openapi_yaml $< > $@
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -122,7 +129,7 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard src/core/*.h src/ami
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ $< $(FUZZ_LIB_SRCS) $(PKG_LIBS)
 
 fuzz: ensure-deps
-	@command -v $(FUZZ_CC) >/dev/null 2>&1 || sh tests/tools/deps.sh $(DEB_FUZZ_PKGS)
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || sh tools/deps.sh $(DEB_FUZZ_PKGS)
 	@$(MAKE) --no-print-directory $(FUZZ_BINS)
 	@set -e; for f in $(FUZZ_BINS); do \
 	  name=$$(basename $$f); seeds=tests/fuzz/corpus/$${name#fuzz_}; \
@@ -138,7 +145,7 @@ C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src tests -name '
 
 lint:
 	@command -v clang-format >/dev/null 2>&1 && command -v cppcheck >/dev/null 2>&1 \
-	  || sh tests/tools/deps.sh $(DEB_LINT_PKGS)
+	  || sh tools/deps.sh $(DEB_LINT_PKGS)
 	clang-format --dry-run --Werror $(C_FILES)
 	cppcheck --quiet --error-exitcode=1 --std=c11 --enable=warning,performance,portability \
 	  --inline-suppr -D_GNU_SOURCE -Isrc -Itests $(C_FILES)

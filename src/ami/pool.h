@@ -1,0 +1,104 @@
+/* ami/pool: the connections to one Asterisk server, and request routing.
+ *
+ * A pool keeps `pool_size` action connections (logged in with Events: off)
+ * and one event connection (Events: on). Actions are spread over the action
+ * connections, fewest in flight first, so one slow action does not block
+ * others; replies are matched by ActionID, event lists are collected until
+ * their Complete event, and an async Originate can wait for its
+ * OriginateResponse, which arrives on the event connection.
+ *
+ * Every submitted request completes exactly once, through its callback:
+ * with the reply, or with an error when it timed out, when its connection
+ * dropped, or when the pool closed. A submit that cannot be started fails
+ * at once with a negative errno and no callback.
+ */
+#ifndef AMIBRIDGE_AMI_POOL_H
+#define AMIBRIDGE_AMI_POOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "ami/message.h"
+#include "core/config.h"
+
+#define AMI_POOL_MAX_LIST_ITEMS 100000 /* events collected for one list action */
+#define AMI_POOL_TICK_MS        1000
+
+enum ami_status {
+    AMI_OK = 0,    /* a response arrived (its Response may still be Error) */
+    AMI_ETIMEDOUT, /* no (complete) reply within the timeout */
+    AMI_ELOST,     /* the connection carrying it dropped */
+    AMI_ESHUTDOWN, /* the pool is closing */
+    AMI_ETOOBIG,   /* the event list passed AMI_POOL_MAX_LIST_ITEMS */
+};
+
+struct ami_result {
+    enum ami_status status;
+    const char *action_id;
+    const char *detail;             /* for errors, a sentence */
+    const struct ami_msg *response; /* NULL unless a response arrived */
+    struct ami_msg *const *events;  /* list items, in order */
+    size_t nevents;
+    const struct ami_msg *complete;  /* the list's Complete event */
+    const struct ami_msg *originate; /* OriginateResponse (AMI_SUBMIT_ORIGINATE) */
+    uint64_t elapsed_ms;
+};
+
+/* Everything in `r` is borrowed for the duration of the call. */
+typedef void (*ami_result_cb)(void *ud, const struct ami_result *r);
+/* Events from the event connection; `m` is borrowed. */
+typedef void (*ami_event_cb)(void *ud, const struct ami_msg *m);
+
+enum ami_submit_flags {
+    /* after Response: Success, wait for the OriginateResponse event with the
+     * same ActionID (the action must be an async Originate) */
+    AMI_SUBMIT_ORIGINATE = 1 << 0,
+};
+
+struct ami_submit_opts {
+    uint32_t timeout_ms; /* 0: the server's timeout_ms */
+    unsigned flags;
+    struct ami_error *err; /* filled when submit returns -EINVAL */
+};
+
+struct ami_pool;
+struct ami_req;
+
+struct ami_pool_status {
+    int event_up;
+    int actions_up;
+    int actions_total;
+    int auth_failed;
+    size_t inflight;
+    uint64_t reconnects;
+    uint64_t login_attempts;
+    char last_error[256];
+    char banner[128];
+};
+
+/* `server` and `instance_id` are copied. Connections start at once. */
+struct ami_pool *ami_pool_new(uv_loop_t *loop, const struct cfg_server *server,
+                              const char *instance_id, ami_event_cb on_event, void *event_ud);
+
+/* Send an action. The pool takes `action` in every case; its ActionID is set
+ * by the pool (any given one is replaced). Returns 0 (cb fires later, once),
+ * -EINVAL (the action cannot be sent safely; opts->err says why), -ENOTCONN
+ * (no action connection is logged in), -EBUSY (in-flight caps reached) or
+ * -ENOMEM. *out (may be NULL) receives a handle for ami_pool_cancel(). */
+int ami_pool_submit(struct ami_pool *p, struct ami_msg *action, const struct ami_submit_opts *opts,
+                    ami_result_cb cb, void *ud, struct ami_req **out);
+
+/* The callback of `r` will not fire. Safe to call only before it fired. */
+void ami_pool_cancel(struct ami_req *r);
+
+void ami_pool_status(const struct ami_pool *p, struct ami_pool_status *st);
+const char *ami_pool_name(const struct ami_pool *p);
+
+/* Fail every request with AMI_ESHUTDOWN, log off, close, free; `done` runs
+ * once everything is closed. */
+void ami_pool_close(struct ami_pool *p, void (*done)(void *arg), void *arg);
+
+const char *ami_status_name(enum ami_status s);
+
+#endif

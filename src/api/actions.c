@@ -1,0 +1,192 @@
+/* POST /v1/actions/{Action}: run any allowed AMI action. */
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/internal.h"
+
+/* Actions that would change the state of a pooled session under the feet
+ * of every other request: never passed through, whatever the deny list. */
+static const char *const reserved_actions[] = {"Login",     "Logoff", "Challenge", "Events",
+                                               "WaitEvent", "Filter", NULL};
+
+struct action_call {
+    struct http_req *r;
+};
+
+static int is_reserved(const char *action)
+{
+    for (const char *const *p = reserved_actions; *p; p++)
+        if (!strcasecmp(*p, action))
+            return 1;
+    return 0;
+}
+
+static int is_denied(const struct api *a, const char *action)
+{
+    for (size_t i = 0; i < a->cfg->ndeny_actions; i++)
+        if (!strcasecmp(a->cfg->deny_actions[i], action))
+            return 1;
+    return 0;
+}
+
+/* The deny rules that look inside an action. Answers 403 and returns 1 when
+ * the action is refused. */
+static int refuse_content(struct api *a, struct http_req *r, const char *action,
+                          const struct ami_msg *m)
+{
+    char detail[320];
+    if (!strcasecmp(action, "Originate")) {
+        const char *app = ami_msg_get(m, "Application");
+        for (size_t i = 0; app && i < a->cfg->ndeny_apps; i++) {
+            if (fnmatch(a->cfg->deny_apps[i], app, FNM_CASEFOLD) == 0) {
+                snprintf(detail, sizeof(detail),
+                         "Originate of application '%.64s' is denied (rule '%s', "
+                         "AMIBRIDGE_DENY_ORIGINATE_APPS)",
+                         app, a->cfg->deny_apps[i]);
+                http_respond_problem(
+                    r, 403, "action-denied", "Action denied", detail,
+                    json_pack("{s:s,s:s}", "field", "Application", "rule", a->cfg->deny_apps[i]));
+                return 1;
+            }
+        }
+    }
+    for (size_t i = 0; i < ami_msg_count(m); i++) {
+        const char *rule = api_denied_function(a, ami_msg_value_at(m, i));
+        if (rule) {
+            snprintf(detail, sizeof(detail),
+                     "the value of '%.64s' calls %s, which is denied (AMIBRIDGE_DENY_FUNCTIONS)",
+                     ami_msg_key_at(m, i), rule);
+            http_respond_problem(
+                r, 403, "action-denied", "Action denied", detail,
+                json_pack("{s:s,s:s}", "field", ami_msg_key_at(m, i), "rule", rule));
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void action_done(void *ud, const struct ami_result *res)
+{
+    struct action_call *call = ud;
+    struct http_req *r = call->r;
+    free(call);
+    if (api_result_failed(r, res))
+        return;
+    const struct ami_msg *m = res->response;
+    json_t *fields = ami_msg_to_json(m);
+    json_t *output = api_output_lines(m);
+    if (output)
+        json_object_del(fields, "Output");
+    const char *resp = ami_msg_get(m, "Response");
+    const char *msg = ami_msg_get(m, "Message");
+    json_t *body =
+        json_pack("{s:s,s:s}", "response", resp ? resp : "", "action_id", res->action_id);
+    if (msg)
+        json_object_set_new(body, "message", json_string(msg));
+    json_object_set_new(body, "fields", fields ? fields : json_object());
+    if (output)
+        json_object_set_new(body, "output", output);
+    if (res->complete || res->nevents) {
+        json_t *events = json_array();
+        for (size_t i = 0; i < res->nevents; i++)
+            json_array_append_new(events, ami_msg_to_json(res->events[i]));
+        json_object_set_new(body, "events", events);
+        if (res->complete)
+            json_object_set_new(body, "complete", ami_msg_to_json(res->complete));
+    }
+    http_respond_json(r, 200, body);
+}
+
+void api_actions_post(struct api *a, struct http_req *r, const struct http_params *p)
+{
+    const char *action = http_param(p, "action");
+    char detail[256];
+    if (!action || strlen(action) > AMI_KEY_MAX || !ami_key_valid(action, strlen(action))) {
+        api_bad_field(r, "Action",
+                      "the action name in the path must be 1 to 64 of A-Z a-z 0-9 _ -");
+        return;
+    }
+    if (is_reserved(action)) {
+        snprintf(detail, sizeof(detail),
+                 "%s is managed by amibridge itself and cannot be sent through the API", action);
+        http_respond_problem(r, 403, "action-reserved", "Action reserved", detail,
+                             json_pack("{s:s}", "action", action));
+        return;
+    }
+    if (is_denied(a, action)) {
+        snprintf(detail, sizeof(detail),
+                 "%s is on the deny list (AMIBRIDGE_DENY_ACTIONS / AMIBRIDGE_ALLOW_ACTIONS)",
+                 action);
+        http_respond_problem(r, 403, "action-denied", "Action denied", detail,
+                             json_pack("{s:s}", "action", action));
+        return;
+    }
+    struct ami_pool *pool = api_pool_for(a, r);
+    if (!pool)
+        return;
+    json_t *body = api_body_object(r);
+    if (!body)
+        return;
+    const char *key;
+    json_t *v;
+    json_object_foreach (body, key, v) {
+        if (!strcasecmp(key, "Action") || !strcasecmp(key, "ActionID")) {
+            snprintf(detail, sizeof(detail),
+                     "'%s' may not be given in the body: the action comes from the path and "
+                     "amibridge sets the ActionID",
+                     key);
+            api_bad_field(r, key, detail);
+            json_decref(body);
+            return;
+        }
+    }
+    struct ami_msg *headers = NULL;
+    struct ami_error err;
+    int rc = ami_msg_from_json(body, &headers, &err);
+    json_decref(body);
+    if (rc) {
+        if (rc == -EINVAL)
+            api_bad_field(r, err.field, err.detail);
+        else
+            http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        return;
+    }
+    struct ami_msg *m = ami_msg_new();
+    if (!m || ami_msg_add(m, "Action", action)) {
+        ami_msg_free(headers);
+        ami_msg_free(m);
+        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        return;
+    }
+    for (size_t i = 0; i < ami_msg_count(headers); i++)
+        ami_msg_addn(m, ami_msg_key_at(headers, i), strlen(ami_msg_key_at(headers, i)),
+                     ami_msg_value_at(headers, i), ami_msg_value_len_at(headers, i));
+    ami_msg_free(headers);
+    /* validate before the content rules, so CR/LF/NUL are reported as such */
+    if (ami_action_validate(m, &err) != 0) {
+        api_bad_field(r, err.field, err.detail);
+        ami_msg_free(m);
+        return;
+    }
+    if (refuse_content(a, r, action, m)) {
+        ami_msg_free(m);
+        return;
+    }
+    struct action_call *call = calloc(1, sizeof(*call));
+    if (!call) {
+        ami_msg_free(m);
+        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        return;
+    }
+    call->r = r;
+    struct ami_submit_opts opts = {.err = &err};
+    rc = ami_pool_submit(pool, m, &opts, action_done, call, NULL);
+    if (rc < 0) {
+        free(call);
+        api_submit_failed(a, r, pool, rc, &err);
+    }
+}

@@ -1,0 +1,314 @@
+#include "api/api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/internal.h"
+#include "core/log.h"
+
+static const struct http_route routes[] = {
+    {"GET", "/healthz", "healthz", 0, (void *)api_healthz},
+    {"GET", "/readyz", "readyz", 0, (void *)api_readyz},
+    {"GET", "/openapi.yaml", "openapi", 0, (void *)api_openapi},
+    {"POST", "/v1/actions/{action}", "actions", CFG_SCOPE_ACTIONS, (void *)api_actions_post},
+};
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+struct api *api_new(uv_loop_t *loop, const struct cfg *cfg, struct ami_pool *const *pools,
+                    size_t npools)
+{
+    struct api *a = calloc(1, sizeof(*a));
+    if (!a)
+        return NULL;
+    a->loop = loop;
+    a->cfg = cfg;
+    a->pools = pools;
+    a->npools = npools;
+    a->started_ms = uv_now(loop);
+    a->auth = http_auth_new(cfg);
+    if (!a->auth) {
+        free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void api_free(struct api *a)
+{
+    if (!a)
+        return;
+    http_auth_free(a->auth);
+    free(a);
+}
+
+void api_set_draining(struct api *a, int draining)
+{
+    a->draining = draining;
+}
+
+static void scope_names(unsigned mask, char *out, size_t len)
+{
+    out[0] = '\0';
+    for (unsigned b = 1; b <= CFG_SCOPE_ADMIN; b <<= 1)
+        if (mask & b) {
+            size_t l = strlen(out);
+            snprintf(out + l, len - l, "%s%s", l ? "," : "", cfg_scope_name(b));
+        }
+}
+
+static int authorize(struct api *a, struct http_req *r, const struct http_route *rt)
+{
+    const char *key = "";
+    enum http_auth_result ar = http_auth_check(a->auth, http_req_header(r, "Authorization"),
+                                               http_req_peer_loopback(r), rt->scope, &key);
+    http_req_set_key(r, key);
+    char need[64], detail[200];
+    switch (ar) {
+    case HTTP_AUTH_OK:
+        return 1;
+    case HTTP_AUTH_MISSING:
+        http_req_add_header(r, "WWW-Authenticate", "Bearer realm=\"amibridge\"");
+        http_respond_problem(r, 401, "unauthorized", "Unauthorized",
+                             "send an API key as 'Authorization: Bearer TOKEN'", NULL);
+        return 0;
+    case HTTP_AUTH_INVALID:
+        http_req_add_header(r, "WWW-Authenticate",
+                            "Bearer realm=\"amibridge\", error=\"invalid_token\"");
+        http_respond_problem(r, 401, "unauthorized", "Unauthorized", "the API key is not valid",
+                             NULL);
+        return 0;
+    case HTTP_AUTH_SCOPE:
+        scope_names(rt->scope, need, sizeof(need));
+        snprintf(detail, sizeof(detail), "the API key '%s' lacks the '%s' scope", key, need);
+        http_respond_problem(r, 403, "forbidden", "Forbidden", detail,
+                             json_pack("{s:s}", "required_scope", need));
+        return 0;
+    case HTTP_AUTH_REMOTE:
+        http_respond_problem(r, 403, "forbidden", "Forbidden",
+                             "no API keys are configured: only loopback clients are served", NULL);
+        return 0;
+    }
+    return 0;
+}
+
+void api_handle(struct http_req *r, void *ud)
+{
+    struct api *a = ud;
+    const struct http_route *rt;
+    struct http_params params;
+    char allow[64];
+    enum http_match m = http_route_match(routes, NROUTES, http_req_method(r), http_req_path(r), &rt,
+                                         &params, allow, sizeof(allow));
+    switch (m) {
+    case HTTP_MATCH_NOT_FOUND:
+        http_respond_problem(r, 404, "not-found", "Not found", "no such route", NULL);
+        return;
+    case HTTP_MATCH_BAD_METHOD:
+        http_req_add_header(r, "Allow", allow);
+        http_respond_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
+                             json_pack("{s:s}", "allow", allow));
+        return;
+    case HTTP_MATCH_BAD_ESCAPE:
+        http_respond_problem(r, 400, "invalid-path", "Bad request",
+                             "a path segment is not valid percent-encoding", NULL);
+        return;
+    case HTTP_MATCH_OK:
+        break;
+    }
+    http_req_set_route(r, rt->name);
+    if (rt->scope && !authorize(a, r, rt)) {
+        http_params_release(&params);
+        return;
+    }
+    if (a->draining && rt->scope) {
+        http_req_add_header(r, "Retry-After", "5");
+        http_respond_problem(r, 503, "shutting-down", "Service unavailable",
+                             "amibridge is shutting down", NULL);
+        http_params_release(&params);
+        return;
+    }
+    ((api_handler)rt->handler)(a, r, &params);
+    http_params_release(&params);
+}
+
+/* --- shared helpers ------------------------------------------------------------------- */
+
+void api_bad_field(struct http_req *r, const char *field, const char *detail)
+{
+    http_respond_problem(r, 400, "invalid-field", "Bad request", detail,
+                         json_pack("{s:s}", "field", field));
+}
+
+struct ami_pool *api_pool_for(struct api *a, struct http_req *r)
+{
+    char *name = NULL;
+    int rc = http_req_query(r, "server", &name);
+    if (rc < 0) {
+        api_bad_field(r, "server", "the server parameter is not valid percent-encoding");
+        return NULL;
+    }
+    if (rc == 0)
+        return a->npools ? a->pools[0] : NULL;
+    for (size_t i = 0; i < a->npools; i++)
+        if (!strcmp(ami_pool_name(a->pools[i]), name)) {
+            free(name);
+            return a->pools[i];
+        }
+    char detail[160];
+    snprintf(detail, sizeof(detail), "no AMI server named '%.64s' is configured", name);
+    free(name);
+    api_bad_field(r, "server", detail);
+    return NULL;
+}
+
+json_t *api_body_object(struct http_req *r)
+{
+    size_t len;
+    const char *body = http_req_body(r, &len);
+    if (len == 0)
+        return json_object();
+    json_error_t e;
+    /* NUL is allowed in JSON strings here so that it can be refused by name
+     * when the action is validated, rather than as a parse error */
+    json_t *j = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &e);
+    if (!j) {
+        char detail[256];
+        snprintf(detail, sizeof(detail), "the body is not valid JSON: %s (line %d, column %d)",
+                 e.text, e.line, e.column);
+        http_respond_problem(r, 400, "invalid-json", "Bad request", detail, NULL);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        http_respond_problem(r, 400, "invalid-json", "Bad request",
+                             "the body must be a JSON object", NULL);
+        return NULL;
+    }
+    return j;
+}
+
+void api_submit_failed(struct api *a, struct http_req *r, struct ami_pool *p, int rc,
+                       const struct ami_error *err)
+{
+    (void)a;
+    char detail[512];
+    struct ami_pool_status st;
+    switch (rc) {
+    case -EINVAL:
+        api_bad_field(r, err->field, err->detail);
+        return;
+    case -ENOTCONN:
+        ami_pool_status(p, &st);
+        snprintf(detail, sizeof(detail), "no logged-in AMI connection to server '%s'%s%s%s",
+                 ami_pool_name(p), st.last_error[0] ? ": " : "", st.last_error,
+                 st.auth_failed ? " (the AMI login is being rejected: check the credentials)" : "");
+        http_req_add_header(r, "Retry-After", API_RETRY_AFTER_UNAVAILABLE);
+        http_respond_problem(r, 503, "ami-unavailable", "AMI unavailable", detail,
+                             json_pack("{s:s}", "server", ami_pool_name(p)));
+        return;
+    case -EBUSY:
+        snprintf(detail, sizeof(detail), "too many actions in flight to server '%s'; retry shortly",
+                 ami_pool_name(p));
+        http_req_add_header(r, "Retry-After", API_RETRY_AFTER_BUSY);
+        http_respond_problem(r, 503, "overloaded", "Too many actions in flight", detail,
+                             json_pack("{s:s}", "server", ami_pool_name(p)));
+        return;
+    default:
+        http_respond_problem(r, 500, "internal", "Internal error", "could not queue the action",
+                             NULL);
+    }
+}
+
+/* AMI Response: Error messages, mapped to HTTP statuses. */
+static int ami_error_status(const char *msg, const char **slug, const char **title)
+{
+    if (!msg)
+        msg = "";
+    if (!strcasecmp(msg, "Permission denied")) {
+        *slug = "ami-permission-denied";
+        *title = "Asterisk denied the action";
+        return 403;
+    }
+    if (!strncasecmp(msg, "Invalid/unknown command", 23)) {
+        *slug = "ami-unknown-action";
+        *title = "Asterisk does not know this action";
+        return 404;
+    }
+    if (!strcasecmp(msg, "No such channel") || !strncasecmp(msg, "Channel does not exist", 22)) {
+        *slug = "ami-no-such-channel";
+        *title = "No such channel";
+        return 404;
+    }
+    *slug = "ami-error";
+    *title = "Asterisk refused the action";
+    return 422;
+}
+
+int api_result_failed(struct http_req *r, const struct ami_result *res)
+{
+    switch (res->status) {
+    case AMI_OK:
+        break;
+    case AMI_ETIMEDOUT:
+        http_respond_problem(r, 504, "ami-timeout", "AMI timeout", res->detail,
+                             json_pack("{s:s}", "action_id", res->action_id));
+        return 1;
+    case AMI_ELOST:
+        http_respond_problem(r, 502, "ami-connection-lost", "AMI connection lost", res->detail,
+                             json_pack("{s:s}", "action_id", res->action_id));
+        return 1;
+    case AMI_ESHUTDOWN:
+        http_req_add_header(r, "Retry-After", "5");
+        http_respond_problem(r, 503, "shutting-down", "Service unavailable", res->detail,
+                             json_pack("{s:s}", "action_id", res->action_id));
+        return 1;
+    case AMI_ETOOBIG:
+        http_respond_problem(r, 502, "ami-list-too-long", "AMI reply too large", res->detail,
+                             json_pack("{s:s}", "action_id", res->action_id));
+        return 1;
+    }
+    const struct ami_msg *m = res->response;
+    if (!m || !ami_msg_is(m, "Response", "Error"))
+        return 0;
+    const char *msg = ami_msg_get(m, "Message");
+    const char *slug, *title;
+    int status = ami_error_status(msg, &slug, &title);
+    json_t *extra =
+        json_pack("{s:s,s:s}", "ami_message", msg ? msg : "", "action_id", res->action_id);
+    json_t *out = api_output_lines(m);
+    if (extra && out)
+        json_object_set_new(extra, "output", out);
+    else
+        json_decref(out);
+    http_respond_problem(r, status, slug, title, msg ? msg : "Asterisk answered Response: Error",
+                         extra);
+    return 1;
+}
+
+json_t *api_output_lines(const struct ami_msg *m)
+{
+    size_t n = ami_msg_count_key(m, "Output");
+    if (!n)
+        return NULL;
+    json_t *arr = json_array();
+    /* the message's own JSON form repairs bad UTF-8; reuse it */
+    json_t *all = ami_msg_to_json(m);
+    json_t *o = all ? json_object_get(all, "Output") : NULL;
+    if (json_is_array(o))
+        json_array_extend(arr, o);
+    else if (o)
+        json_array_append(arr, o);
+    json_decref(all);
+    return arr;
+}
+
+const char *api_denied_function(const struct api *a, const char *value)
+{
+    for (size_t i = 0; i < a->cfg->ndeny_funcs; i++)
+        if (strcasestr(value, a->cfg->deny_funcs[i]))
+            return a->cfg->deny_funcs[i];
+    return NULL;
+}

@@ -1,0 +1,31 @@
+/* api: the HTTP routes of amibridge.
+ *
+ * api_handle() is the http_server handler: it routes, authenticates,
+ * checks scopes and calls the route's handler. Handlers turn requests into
+ * AMI actions on the right server's pool and AMI replies into JSON.
+ */
+#ifndef AMIBRIDGE_API_API_H
+#define AMIBRIDGE_API_API_H
+
+#include <stddef.h>
+#include <uv.h>
+
+#include "ami/pool.h"
+#include "core/config.h"
+#include "http/server.h"
+
+struct api;
+
+/* `cfg` and the pools are borrowed and must outlive the api. pools[i]
+ * serves cfg->servers[i]. */
+struct api *api_new(uv_loop_t *loop, const struct cfg *cfg, struct ami_pool *const *pools,
+                    size_t npools);
+void api_free(struct api *a);
+
+/* The http_handler. */
+void api_handle(struct http_req *r, void *ud);
+
+/* Refuse new work with 503 while shutting down. */
+void api_set_draining(struct api *a, int draining);
+
+#endif

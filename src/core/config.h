@@ -1,0 +1,101 @@
+/* config: the service's settings, from the environment and a JSON file.
+ *
+ * Environment first (AMIBRIDGE_*), with *_FILE variants for secrets; the
+ * optional JSON file (AMIBRIDGE_CONFIG or --config) for what the environment
+ * cannot say well: several AMI servers, many keys, deny lists. A bad value
+ * stops start-up with a message naming the key; secret values never appear
+ * in a message.
+ */
+#ifndef AMIBRIDGE_CORE_CONFIG_H
+#define AMIBRIDGE_CORE_CONFIG_H
+
+#include <stddef.h>
+
+enum cfg_scope {
+    CFG_SCOPE_READ = 1 << 0,
+    CFG_SCOPE_CALL = 1 << 1,
+    CFG_SCOPE_CONTROL = 1 << 2,
+    CFG_SCOPE_ACTIONS = 1 << 3,
+    CFG_SCOPE_ADMIN = 1 << 4,
+};
+#define CFG_SCOPE_ALL 0x1f
+
+enum cfg_auth { CFG_AUTH_MD5 = 0, CFG_AUTH_PLAIN };
+
+#define CFG_NAME_MAX       64 /* server and key names */
+#define CFG_MAX_SERVERS    32
+#define CFG_MAX_KEYS       1024
+#define CFG_POOL_SIZE_MAX  64
+#define CFG_TIMEOUT_MS_MIN 100
+#define CFG_TIMEOUT_MS_MAX 600000
+#define CFG_MAX_BODY_MAX   (16 * 1024 * 1024)
+#define CFG_FILE_MAX       (4 * 1024 * 1024)
+
+struct cfg_server {
+    char *name;
+    char *host;
+    int port;
+    char *username;
+    char *secret; /* never logged */
+    enum cfg_auth auth;
+    int pool_size;
+    int timeout_ms;
+    int max_inflight;          /* per server, all action connections */
+    int max_inflight_per_conn; /* per action connection */
+    int keepalive_ms;
+    int connect_timeout_ms;
+};
+
+struct cfg_api_key {
+    char *name;
+    char *token; /* never logged */
+    unsigned scopes;
+};
+
+struct cfg {
+    char listen_host[80]; /* numeric address */
+    int listen_port;
+    int listen_loopback; /* the listen address is a loopback address */
+    struct cfg_server *servers;
+    size_t nservers;
+    struct cfg_api_key *keys;
+    size_t nkeys;
+    char *redis_url;
+    int log_level;
+    char **deny_actions; /* names refused on the generic route */
+    size_t ndeny_actions;
+    char **deny_apps; /* Originate Application globs refused */
+    size_t ndeny_apps;
+    char **deny_funcs; /* dialplan functions refused in any value, e.g. "SHELL(" */
+    size_t ndeny_funcs;
+    size_t max_body;
+    unsigned http_max_connections;
+    unsigned http_timeout_s;
+    char instance_id[33];
+    char *config_path; /* the file used, or NULL */
+};
+
+/* One documented setting, for --help and the README check. */
+struct cfg_doc {
+    const char *env;
+    const char *def;
+    const char *help;
+};
+extern const struct cfg_doc cfg_docs[];
+
+/* Load from `envp` (an environ-style NULL-terminated array; NULL means the
+ * process environment) and the JSON file named by `config_path`, or by
+ * AMIBRIDGE_CONFIG when `config_path` is NULL. Returns 0, or -1 with a
+ * message naming the bad key in err. On error nothing needs freeing; on
+ * success release with cfg_free(). */
+int cfg_load(struct cfg *c, char *const *envp, const char *config_path, char *err, size_t errlen);
+void cfg_free(struct cfg *c);
+
+/* Parse "read,call" into a scope mask; -1 on an unknown scope name. */
+int cfg_parse_scopes(const char *s, unsigned *out, char *bad, size_t badlen);
+const char *cfg_scope_name(unsigned scope_bit);
+
+/* The server named `name`, or the first one when name is NULL. */
+const struct cfg_server *cfg_server_find(const struct cfg *c, const char *name);
+
+#endif

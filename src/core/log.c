@@ -1,0 +1,93 @@
+#include "core/log.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <time.h>
+
+static enum log_level log_min = LOG_INFO;
+
+int log_level_parse(const char *s)
+{
+    if (!strcasecmp(s, "debug"))
+        return LOG_DEBUG;
+    if (!strcasecmp(s, "info"))
+        return LOG_INFO;
+    if (!strcasecmp(s, "warn") || !strcasecmp(s, "warning"))
+        return LOG_WARN;
+    if (!strcasecmp(s, "error"))
+        return LOG_ERROR;
+    return -1;
+}
+
+const char *log_level_name(enum log_level lvl)
+{
+    static const char *names[] = {"debug", "info", "warn", "error"};
+    return (unsigned)lvl < 4 ? names[lvl] : "info";
+}
+
+void log_set_level(enum log_level lvl)
+{
+    log_min = lvl;
+}
+
+int log_enabled(enum log_level lvl)
+{
+    return lvl >= log_min;
+}
+
+void log_timestamp(char *buf, size_t len)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    struct tm tm;
+    gmtime_r(&tv.tv_sec, &tm);
+    char base[24];
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, len, "%s.%06ldZ", base, (long)tv.tv_usec);
+}
+
+void log_emit(enum log_level lvl, const char *msg, json_t *fields)
+{
+    if (!log_enabled(lvl)) {
+        json_decref(fields);
+        return;
+    }
+    char ts[40];
+    log_timestamp(ts, sizeof(ts));
+    json_t *line = json_pack("{s:s,s:s,s:s}", "time", ts, "level", log_level_name(lvl), "msg", msg);
+    if (!line) {
+        json_decref(fields);
+        return;
+    }
+    if (json_is_object(fields))
+        json_object_update(line, fields);
+    json_decref(fields);
+    char *s = json_dumps(line, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    if (s) {
+        /* one write per line so lines from several processes do not interleave */
+        size_t n = strlen(s);
+        s[n] = '\n';
+        fwrite(s, 1, n + 1, stderr);
+        free(s);
+    }
+    json_decref(line);
+}
+
+void log_kv(enum log_level lvl, const char *msg, const char *fmt, ...)
+{
+    if (!log_enabled(lvl))
+        return;
+    json_t *fields = NULL;
+    if (fmt) {
+        va_list ap;
+        va_start(ap, fmt);
+        json_error_t err;
+        fields = json_vpack_ex(&err, 0, fmt, ap);
+        va_end(ap);
+    }
+    log_emit(lvl, msg, fields);
+}

@@ -1,0 +1,47 @@
+/* http/router: match a method and a raw path against a route table.
+ *
+ * Patterns are literal segments and {name} captures, e.g.
+ * "/v1/channels/{channel}/redirect". Matching happens on the path as sent;
+ * each captured segment is then percent-decoded on its own, so a channel
+ * name sent as "Local%2F100%40demo-00000001%3B1" arrives whole.
+ */
+#ifndef AMIBRIDGE_HTTP_ROUTER_H
+#define AMIBRIDGE_HTTP_ROUTER_H
+
+#include <stddef.h>
+
+#define HTTP_ROUTE_MAX_PARAMS  4
+#define HTTP_PATH_MAX_SEGMENTS 16
+
+struct http_route {
+    const char *method;
+    const char *pattern;
+    const char *name; /* for logs and metrics */
+    unsigned scope;   /* required scope bits; 0 = public */
+    void *handler;    /* opaque to the router */
+};
+
+struct http_params {
+    size_t n;
+    char names[HTTP_ROUTE_MAX_PARAMS][32];
+    char *values[HTTP_ROUTE_MAX_PARAMS]; /* decoded, owned */
+};
+
+enum http_match {
+    HTTP_MATCH_OK = 0,
+    HTTP_MATCH_NOT_FOUND,  /* no pattern fits the path: 404 */
+    HTTP_MATCH_BAD_METHOD, /* a pattern fits, not with this method: 405 */
+    HTTP_MATCH_BAD_ESCAPE, /* a captured segment is badly percent-encoded: 400 */
+};
+
+/* Find the route. On HTTP_MATCH_OK *out is set and params filled (release
+ * with http_params_release). On HTTP_MATCH_BAD_METHOD, `allow` receives the
+ * methods that would fit, comma-separated. */
+enum http_match http_route_match(const struct http_route *routes, size_t n, const char *method,
+                                 const char *path, const struct http_route **out,
+                                 struct http_params *params, char *allow, size_t allowlen);
+void http_params_release(struct http_params *p);
+/* Decoded value of a capture, or NULL. */
+const char *http_param(const struct http_params *p, const char *name);
+
+#endif

@@ -1,0 +1,641 @@
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "core/strbuf.h"
+
+struct http_header {
+    char *name, *value;
+    struct http_header *next;
+};
+
+struct http_req {
+    struct http_server *srv;
+    struct MHD_Connection *conn;
+    char *method;
+    char *path; /* raw, without the query */
+    struct strbuf body;
+    int too_big;
+    int dispatched;
+    int suspended;
+    int answered;
+    struct MHD_Response *response;
+    unsigned status;
+    size_t bytes_out;
+    struct http_header *headers;
+    char id[HTTP_REQUEST_ID_MAX + 1];
+    char peer[INET6_ADDRSTRLEN];
+    int peer_loopback;
+    const char *route;
+    char key[72];
+    uint64_t started_us;
+    void *data;
+    void (*data_free)(void *);
+};
+
+struct http_server {
+    uv_loop_t *loop;
+    struct MHD_Daemon *mhd;
+    int listen_fd;
+    int port;
+    struct http_server_opts o;
+    http_handler handler;
+    void *ud;
+    uv_poll_t poll;
+    uv_timer_t timer;
+    size_t waiting;
+    int running; /* inside MHD_run */
+    int kick;    /* a connection was resumed: run MHD again soon */
+    int closing;
+    int closes_pending;
+    void (*done)(void *);
+    void *done_arg;
+};
+
+static void server_run(struct http_server *s);
+static void on_timer(uv_timer_t *t);
+
+/* --- helpers ------------------------------------------------------------------- */
+
+static uint64_t now_us(void)
+{
+    return uv_hrtime() / 1000;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+char *http_percent_decode(const char *s, size_t len, int plus_is_space)
+{
+    char *out = malloc(len + 1);
+    if (!out)
+        return NULL;
+    size_t o = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '%') {
+            if (i + 2 >= len) {
+                free(out);
+                return NULL;
+            }
+            int a = hexval(s[i + 1]), b = hexval(s[i + 2]);
+            if (a < 0 || b < 0 || (a == 0 && b == 0)) {
+                free(out);
+                return NULL;
+            }
+            out[o++] = (char)(a * 16 + b);
+            i += 2;
+        } else if (c == '+' && plus_is_space) {
+            out[o++] = ' ';
+        } else {
+            out[o++] = c;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+/* MHD must not unescape anything: a channel name's %2F would otherwise turn
+ * into a path separator before routing. Segments and query values are
+ * decoded by us, after matching. */
+static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s)
+{
+    (void)cls;
+    (void)c;
+    return strlen(s);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    char buf[512];
+    vsnprintf(buf, sizeof(buf), fmt, ap);
+    size_t n = strlen(buf);
+    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+        buf[--n] = '\0';
+    log_warn("http server", "{s:s}", "detail", buf);
+}
+
+static int request_id_ok(const char *s)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > HTTP_REQUEST_ID_MAX)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '-' || *s == '_' || *s == '.' || *s == ':'))
+            return 0;
+    return 1;
+}
+
+static void new_request_id(char *out, size_t len)
+{
+    unsigned char r[12];
+    if (getrandom(r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
+        uint64_t t = uv_hrtime();
+        memcpy(r, &t, sizeof(t));
+        memset(r + sizeof(t), 0x5a, sizeof(r) - sizeof(t));
+    }
+    size_t o = 0;
+    for (size_t i = 0; i < sizeof(r) && o + 2 < len; i++, o += 2)
+        snprintf(out + o, 3, "%02x", r[i]);
+}
+
+/* --- responses --------------------------------------------------------------------- */
+
+int http_req_add_header(struct http_req *r, const char *name, const char *value)
+{
+    struct http_header *h = calloc(1, sizeof(*h));
+    if (!h || !(h->name = strdup(name)) || !(h->value = strdup(value))) {
+        if (h) {
+            free(h->name);
+            free(h);
+        }
+        return -ENOMEM;
+    }
+    h->next = r->headers;
+    r->headers = h;
+    return 0;
+}
+
+void http_respond(struct http_req *r, int status, const char *content_type, const char *body,
+                  size_t len)
+{
+    if (r->answered)
+        return;
+    r->answered = 1;
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp) {
+        log_error("out of memory building a response", NULL);
+        status = 500;
+        resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    }
+    if (resp) {
+        if (content_type)
+            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+        MHD_add_response_header(resp, "X-Request-Id", r->id);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+        for (struct http_header *h = r->headers; h; h = h->next)
+            MHD_add_response_header(resp, h->name, h->value);
+    }
+    r->response = resp;
+    r->status = (unsigned)status;
+    r->bytes_out = len;
+    if (r->suspended) {
+        r->suspended = 0;
+        r->srv->waiting--;
+        MHD_resume_connection(r->conn);
+        /* MHD must run to pick the connection up again; never from inside
+         * MHD_run itself, and soon rather than at once so that many replies
+         * arriving together are sent in one pass */
+        r->srv->kick = 1;
+        if (!r->srv->running)
+            uv_timer_start(&r->srv->timer, on_timer, 0, 0);
+    }
+}
+
+void http_respond_json(struct http_req *r, int status, json_t *body)
+{
+    char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!s) {
+        http_respond(r, 500, "application/problem+json",
+                     "{\"type\":\"" HTTP_PROBLEM_TYPE_PREFIX "internal\",\"title\":\"Internal "
+                     "error\",\"status\":500}",
+                     strlen("{\"type\":\"" HTTP_PROBLEM_TYPE_PREFIX
+                            "internal\",\"title\":\"Internal error\",\"status\":500}"));
+        return;
+    }
+    http_respond(r, status, "application/json", s, strlen(s));
+    free(s);
+}
+
+void http_respond_problem(struct http_req *r, int status, const char *slug, const char *title,
+                          const char *detail, json_t *extra)
+{
+    char type[128];
+    snprintf(type, sizeof(type), "%s%s", HTTP_PROBLEM_TYPE_PREFIX, slug);
+    json_t *p = json_pack("{s:s,s:s,s:i}", "type", type, "title", title, "status", status);
+    if (p && detail)
+        json_object_set_new(p, "detail", json_string(detail));
+    if (p) {
+        json_object_set_new(p, "instance", json_string(r->path));
+        json_object_set_new(p, "request_id", json_string(r->id));
+        if (json_is_object(extra))
+            json_object_update(p, extra);
+    }
+    json_decref(extra);
+    char *s = p ? json_dumps(p, JSON_COMPACT) : NULL;
+    json_decref(p);
+    if (!s) {
+        http_respond(r, 500, "application/problem+json", "{}", 2);
+        return;
+    }
+    http_respond(r, status, "application/problem+json", s, strlen(s));
+    free(s);
+}
+
+/* --- request accessors ---------------------------------------------------------------- */
+
+const char *http_req_method(const struct http_req *r)
+{
+    return r->method;
+}
+
+const char *http_req_path(const struct http_req *r)
+{
+    return r->path;
+}
+
+const char *http_req_header(const struct http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+int http_req_query(const struct http_req *r, const char *name, char **out)
+{
+    *out = NULL;
+    /* the value is still escaped (keep_escaped); names are compared as sent */
+    const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+    if (!v)
+        return 0;
+    *out = http_percent_decode(v, strlen(v), 1);
+    return *out ? 1 : -1;
+}
+
+const char *http_req_body(const struct http_req *r, size_t *len)
+{
+    if (len)
+        *len = r->body.len;
+    return r->body.data ? r->body.data : "";
+}
+
+const char *http_req_id(const struct http_req *r)
+{
+    return r->id;
+}
+
+const char *http_req_peer(const struct http_req *r)
+{
+    return r->peer;
+}
+
+int http_req_peer_loopback(const struct http_req *r)
+{
+    return r->peer_loopback;
+}
+
+void http_req_set_route(struct http_req *r, const char *route)
+{
+    r->route = route;
+}
+
+void http_req_set_key(struct http_req *r, const char *key_name)
+{
+    snprintf(r->key, sizeof(r->key), "%s", key_name ? key_name : "");
+}
+
+void http_req_set_data(struct http_req *r, void *data, void (*free_fn)(void *))
+{
+    r->data = data;
+    r->data_free = free_fn;
+}
+
+void *http_req_data(const struct http_req *r)
+{
+    return r->data;
+}
+
+/* --- MHD callbacks ------------------------------------------------------------------- */
+
+static void fill_peer(struct http_req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        inet_ntop(AF_INET, &in->sin_addr, r->peer, sizeof(r->peer));
+        r->peer_loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    } else if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        inet_ntop(AF_INET6, &in6->sin6_addr, r->peer, sizeof(r->peer));
+        r->peer_loopback =
+            IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
+            (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127);
+    }
+}
+
+static int is_json_type(const char *ct)
+{
+    if (!ct)
+        return 0;
+    while (*ct == ' ')
+        ct++;
+    size_t n = strcspn(ct, "; ");
+    if (n == 16 && !strncasecmp(ct, "application/json", 16))
+        return 1;
+    /* application/<something>+json */
+    return n > 17 && !strncasecmp(ct, "application/", 12) && !strncasecmp(ct + n - 5, "+json", 5);
+}
+
+static enum MHD_Result queue_answer(struct http_req *r)
+{
+    enum MHD_Result rc = MHD_NO;
+    if (r->response) {
+        rc = MHD_queue_response(r->conn, r->status, r->response);
+        MHD_destroy_response(r->response);
+        r->response = NULL;
+    }
+    return rc;
+}
+
+static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version, const char *upload,
+                                 size_t *upload_size, void **con_cls)
+{
+    (void)version;
+    struct http_server *s = cls;
+    struct http_req *r = *con_cls;
+    if (!r) {
+        r = calloc(1, sizeof(*r));
+        if (!r)
+            return MHD_NO;
+        r->srv = s;
+        r->conn = conn;
+        r->started_us = now_us();
+        r->method = strdup(method);
+        r->path = strdup(url);
+        strbuf_init(&r->body, s->o.max_body);
+        fill_peer(r);
+        const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
+        if (rid && request_id_ok(rid))
+            snprintf(r->id, sizeof(r->id), "%s", rid);
+        else
+            new_request_id(r->id, sizeof(r->id));
+        *con_cls = r;
+        if (!r->method || !r->path)
+            return MHD_NO;
+        /* refuse a declared oversized body before reading it */
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > s->o.max_body)
+            r->too_big = 1;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!r->too_big && strbuf_append(&r->body, upload, *upload_size) != 0) {
+            r->too_big = 1;
+            strbuf_release(&r->body);
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (r->answered)
+        return queue_answer(r);
+    if (r->dispatched)
+        return MHD_YES; /* resumed without an answer: should not happen */
+    r->dispatched = 1;
+    if (r->too_big) {
+        char d[96];
+        snprintf(d, sizeof(d), "the request body is larger than %zu bytes", s->o.max_body);
+        http_respond_problem(r, 413, "payload-too-large", "Payload too large", d,
+                             json_pack("{s:I}", "max_body", (json_int_t)s->o.max_body));
+    } else if (r->body.len > 0 && !is_json_type(http_req_header(r, "Content-Type"))) {
+        http_respond_problem(r, 415, "unsupported-media-type", "Unsupported media type",
+                             "request bodies must be JSON (Content-Type: application/json)", NULL);
+    } else {
+        s->handler(r, s->ud);
+    }
+    if (r->answered)
+        return queue_answer(r);
+    r->suspended = 1;
+    s->waiting++;
+    MHD_suspend_connection(conn);
+    return MHD_YES;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)cls;
+    (void)conn;
+    struct http_req *r = *con_cls;
+    if (!r)
+        return;
+    *con_cls = NULL;
+    uint64_t us = now_us() - r->started_us;
+    if (log_enabled(LOG_INFO)) {
+        json_t *f =
+            json_pack("{s:s,s:s,s:i,s:f,s:I,s:I,s:s,s:s}", "method", r->method ? r->method : "",
+                      "path", r->path ? r->path : "", "status", (int)r->status, "ms",
+                      (double)us / 1000.0, "bytes_in", (json_int_t)r->body.len, "bytes_out",
+                      (json_int_t)r->bytes_out, "request_id", r->id, "peer", r->peer);
+        if (f && r->route)
+            json_object_set_new(f, "route", json_string(r->route));
+        if (f && r->key[0])
+            json_object_set_new(f, "key", json_string(r->key));
+        if (f && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
+            json_object_set_new(f, "aborted", json_true());
+        log_emit(LOG_INFO, "http request", f);
+    }
+    if (r->response)
+        MHD_destroy_response(r->response);
+    if (r->data_free)
+        r->data_free(r->data);
+    while (r->headers) {
+        struct http_header *h = r->headers;
+        r->headers = h->next;
+        free(h->name);
+        free(h->value);
+        free(h);
+    }
+    strbuf_release(&r->body);
+    free(r->method);
+    free(r->path);
+    free(r);
+}
+
+/* --- loop glue ------------------------------------------------------------------------- */
+
+static void on_timer(uv_timer_t *t)
+{
+    server_run(t->data);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    (void)status;
+    (void)events;
+    server_run(p->data);
+}
+
+static void server_run(struct http_server *s)
+{
+    if (!s->mhd)
+        return;
+    s->running = 1;
+    s->kick = 0;
+    MHD_run(s->mhd);
+    s->running = 0;
+    MHD_UNSIGNED_LONG_LONG ms = 0;
+    if (s->kick)
+        uv_timer_start(&s->timer, on_timer, 0, 0);
+    else if (MHD_get_timeout(s->mhd, &ms) == MHD_YES)
+        uv_timer_start(&s->timer, on_timer, ms, 0);
+    else
+        uv_timer_stop(&s->timer);
+}
+
+static int open_listener(const struct http_server_opts *o, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    memset(&ss, 0, sizeof(ss));
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, o->host, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)o->port);
+        sl = sizeof(*in);
+    } else if (inet_pton(AF_INET6, o->host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)o->port);
+        sl = sizeof(*in6);
+    } else {
+        snprintf(err, errlen, "AMIBRIDGE_LISTEN: '%s' is not an IP address", o->host);
+        return -1;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    /* several processes may share the port to use more cores */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, HTTP_LISTEN_BACKLOG) < 0) {
+        snprintf(err, errlen, "AMIBRIDGE_LISTEN: cannot listen on %s:%d: %s", o->host, o->port,
+                 strerror(errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_opts *o,
+                                    http_handler handler, void *ud, char *err, size_t errlen)
+{
+    struct http_server *s = calloc(1, sizeof(*s));
+    if (!s) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    s->loop = loop;
+    s->o = *o;
+    s->handler = handler;
+    s->ud = ud;
+    s->listen_fd = open_listener(o, err, errlen);
+    if (s->listen_fd < 0) {
+        free(s);
+        return NULL;
+    }
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    getsockname(s->listen_fd, (struct sockaddr *)&ss, &sl);
+    s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                             : ((struct sockaddr_in *)&ss)->sin_port);
+    s->mhd = MHD_start_daemon(
+        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access, s,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)o->max_connections,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o->timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY_LIMIT, MHD_OPTION_NOTIFY_COMPLETED,
+        on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, s, MHD_OPTION_END);
+    if (!s->mhd) {
+        snprintf(err, errlen, "cannot start the HTTP server on %s:%d", o->host, s->port);
+        close(s->listen_fd);
+        free(s);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+    uv_poll_init(loop, &s->poll, di->epoll_fd);
+    uv_timer_init(loop, &s->timer);
+    s->poll.data = s;
+    s->timer.data = s;
+    uv_poll_start(&s->poll, UV_READABLE, on_poll);
+    server_run(s);
+    return s;
+}
+
+int http_server_port(const struct http_server *s)
+{
+    return s->port;
+}
+
+size_t http_server_waiting(const struct http_server *s)
+{
+    return s->waiting;
+}
+
+void http_server_quiesce(struct http_server *s)
+{
+    if (s->mhd && s->listen_fd >= 0) {
+        MHD_socket fd = MHD_quiesce_daemon(s->mhd);
+        if (fd != MHD_INVALID_SOCKET)
+            close(fd);
+        s->listen_fd = -1;
+    }
+}
+
+static void server_closed(uv_handle_t *h)
+{
+    struct http_server *s = h->data;
+    if (--s->closes_pending > 0)
+        return;
+    void (*done)(void *) = s->done;
+    void *arg = s->done_arg;
+    free(s);
+    if (done)
+        done(arg);
+}
+
+void http_server_close(struct http_server *s, void (*done)(void *arg), void *arg)
+{
+    s->done = done;
+    s->done_arg = arg;
+    uv_poll_stop(&s->poll);
+    uv_timer_stop(&s->timer);
+    if (s->mhd) {
+        MHD_stop_daemon(s->mhd);
+        s->mhd = NULL;
+    }
+    if (s->listen_fd >= 0)
+        close(s->listen_fd);
+    s->closes_pending = 2;
+    uv_close((uv_handle_t *)&s->poll, server_closed);
+    uv_close((uv_handle_t *)&s->timer, server_closed);
+}

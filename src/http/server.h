@@ -1,0 +1,90 @@
+/* http/server: libmicrohttpd driven by the libuv loop.
+ *
+ * MHD runs in external epoll mode: a uv_poll watches its epoll fd, a
+ * uv_timer follows MHD_get_timeout(), and MHD_run() is called after every
+ * wake and after every resume. A handler that cannot answer at once simply
+ * returns: the connection is suspended and resumed when the handler calls
+ * one of the http_respond*() functions later, from any loop callback.
+ *
+ * The server owns request framing: bodies are collected up to max_body
+ * (413 past it), a body must be JSON (415 otherwise), every reply carries
+ * X-Request-Id (echoed when the client sent a sane one), and every request
+ * ends with one JSON access-log line.
+ */
+#ifndef AMIBRIDGE_HTTP_SERVER_H
+#define AMIBRIDGE_HTTP_SERVER_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <uv.h>
+
+#define HTTP_REQUEST_ID_MAX      64
+#define HTTP_MEMORY_LIMIT        (64 * 1024) /* per connection: request line and headers */
+#define HTTP_LISTEN_BACKLOG      1024
+#define HTTP_PROBLEM_TYPE_PREFIX "urn:amibridge:problem:"
+
+struct http_server;
+struct http_req;
+
+typedef void (*http_handler)(struct http_req *req, void *ud);
+
+struct http_server_opts {
+    const char *host; /* numeric address */
+    int port;         /* 0: any free port, see http_server_port() */
+    size_t max_body;
+    unsigned max_connections;
+    unsigned timeout_s;
+};
+
+/* Bind, listen and start serving on `loop`. Returns NULL with a message in
+ * err on failure. */
+struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_opts *o,
+                                    http_handler handler, void *ud, char *err, size_t errlen);
+int http_server_port(const struct http_server *s);
+/* Requests whose handler has not answered yet. */
+size_t http_server_waiting(const struct http_server *s);
+/* Stop accepting connections; requests in progress go on. */
+void http_server_quiesce(struct http_server *s);
+/* Stop and free. Every request must have been answered. `done` runs when
+ * the uv handles are closed. */
+void http_server_close(struct http_server *s, void (*done)(void *arg), void *arg);
+
+/* --- the request, valid until it has been answered ------------------------------ */
+
+const char *http_req_method(const struct http_req *r);
+/* The path as sent, still percent-encoded, without the query. */
+const char *http_req_path(const struct http_req *r);
+/* A query parameter, percent-decoded ('+' is a space). Returns 1 and sets
+ * *out (malloc'd, caller frees), 0 when absent, -1 when badly encoded. */
+int http_req_query(const struct http_req *r, const char *name, char **out);
+const char *http_req_header(const struct http_req *r, const char *name);
+const char *http_req_body(const struct http_req *r, size_t *len);
+const char *http_req_id(const struct http_req *r);
+const char *http_req_peer(const struct http_req *r);
+int http_req_peer_loopback(const struct http_req *r);
+/* Names for the access log. */
+void http_req_set_route(struct http_req *r, const char *route);
+void http_req_set_key(struct http_req *r, const char *key_name);
+/* Per-request data of the handler, freed with `free_fn` when the request ends. */
+void http_req_set_data(struct http_req *r, void *data, void (*free_fn)(void *));
+void *http_req_data(const struct http_req *r);
+
+/* Add a response header (before responding). 0 or -ENOMEM. */
+int http_req_add_header(struct http_req *r, const char *name, const char *value);
+
+/* Answer, exactly once. The body is copied. After this the request may be
+ * gone: do not touch it again. */
+void http_respond(struct http_req *r, int status, const char *content_type, const char *body,
+                  size_t len);
+/* JSON body (stolen). */
+void http_respond_json(struct http_req *r, int status, json_t *body);
+/* RFC 9457 problem+json: type is HTTP_PROBLEM_TYPE_PREFIX + slug; `extra`
+ * (stolen, may be NULL) adds members such as "field". */
+void http_respond_problem(struct http_req *r, int status, const char *slug, const char *title,
+                          const char *detail, json_t *extra);
+
+/* Percent-decode s[0..len) into a new string. '+' becomes a space when
+ * plus_is_space. Returns NULL on a bad escape or an encoded NUL. */
+char *http_percent_decode(const char *s, size_t len, int plus_is_space);
+
+#endif

@@ -1,0 +1,349 @@
+/* Unit tests for src/core/config: every key, its defaults, and the errors
+ * that must name the key without echoing secrets. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/config.h"
+#include "core/log.h"
+
+#define BASE "AMIBRIDGE_AMI_USERNAME=bridge", "AMIBRIDGE_AMI_SECRET=s3cret-value"
+
+static char errbuf[512];
+
+static int load(struct cfg *c, char *const *env)
+{
+    return cfg_load(c, env, NULL, errbuf, sizeof(errbuf));
+}
+
+static void assert_fails_naming(char *const *env, const char *key)
+{
+    struct cfg c;
+    assert_int_equal(load(&c, env), -1);
+    if (!strstr(errbuf, key))
+        fail_msg("error '%s' does not name '%s'", errbuf, key);
+    assert_null(strstr(errbuf, "s3cret-value"));
+}
+
+static char *write_tmp(const char *content)
+{
+    static int n;
+    char *path = malloc(64);
+    snprintf(path, 64, "/tmp/amibridge-test-%d-%d.json", (int)getpid(), n++);
+    FILE *f = fopen(path, "w");
+    fputs(content, f);
+    fclose(f);
+    return path;
+}
+
+static void defaults_come_from_the_documented_values(void **state)
+{
+    (void)state;
+    char *env[] = {BASE, NULL};
+    struct cfg c;
+    assert_int_equal(load(&c, env), 0);
+    assert_string_equal(c.listen_host, "127.0.0.1");
+    assert_int_equal(c.listen_port, 8080);
+    assert_true(c.listen_loopback);
+    assert_int_equal(c.nservers, 1);
+    assert_string_equal(c.servers[0].name, "default");
+    assert_string_equal(c.servers[0].host, "127.0.0.1");
+    assert_int_equal(c.servers[0].port, 5038);
+    assert_int_equal(c.servers[0].pool_size, 4);
+    assert_int_equal(c.servers[0].timeout_ms, 10000);
+    assert_int_equal(c.servers[0].auth, CFG_AUTH_MD5);
+    assert_int_equal(c.nkeys, 0);
+    assert_int_equal(c.max_body, 65536);
+    assert_int_equal(c.log_level, LOG_INFO);
+    assert_int_equal(c.ndeny_actions, 12);
+    assert_true(strlen(c.instance_id) >= 8);
+    /* every documented default that is a plain value matches the code */
+    for (const struct cfg_doc *d = cfg_docs; d->env; d++)
+        assert_non_null(d->help);
+    cfg_free(&c);
+}
+
+static void environment_sets_every_key(void **state)
+{
+    (void)state;
+    char *env[] = {BASE,
+                   "AMIBRIDGE_LISTEN=[::1]:9000",
+                   "AMIBRIDGE_AMI_HOST=pbx.example",
+                   "AMIBRIDGE_AMI_PORT=15038",
+                   "AMIBRIDGE_AMI_NAME=pbx1",
+                   "AMIBRIDGE_AMI_AUTH=plain",
+                   "AMIBRIDGE_AMI_POOL_SIZE=8",
+                   "AMIBRIDGE_AMI_TIMEOUT_MS=2500",
+                   "AMIBRIDGE_AMI_MAX_INFLIGHT=50",
+                   "AMIBRIDGE_AMI_MAX_INFLIGHT_PER_CONN=7",
+                   "AMIBRIDGE_AMI_KEEPALIVE_MS=3000",
+                   "AMIBRIDGE_AMI_CONNECT_TIMEOUT_MS=900",
+                   "AMIBRIDGE_API_KEYS=crm:c0ffee0123456789:call,read  "
+                   "ops:f00d0123456789ab:read,actions,control,admin",
+                   "AMIBRIDGE_LOG_LEVEL=warn",
+                   "AMIBRIDGE_MAX_BODY=1024",
+                   "AMIBRIDGE_HTTP_MAX_CONNECTIONS=77",
+                   "AMIBRIDGE_HTTP_TIMEOUT_S=9",
+                   "AMIBRIDGE_REDIS_URL=redis://127.0.0.1:6379/2",
+                   "AMIBRIDGE_INSTANCE_ID=replica-a",
+                   "AMIBRIDGE_ALLOW_ACTIONS=Command,GetConfig",
+                   NULL};
+    struct cfg c;
+    assert_int_equal(load(&c, env), 0);
+    assert_string_equal(c.listen_host, "::1");
+    assert_int_equal(c.listen_port, 9000);
+    assert_true(c.listen_loopback);
+    struct cfg_server *s = &c.servers[0];
+    assert_string_equal(s->name, "pbx1");
+    assert_string_equal(s->host, "pbx.example");
+    assert_int_equal(s->port, 15038);
+    assert_int_equal(s->auth, CFG_AUTH_PLAIN);
+    assert_int_equal(s->pool_size, 8);
+    assert_int_equal(s->timeout_ms, 2500);
+    assert_int_equal(s->max_inflight, 50);
+    assert_int_equal(s->max_inflight_per_conn, 7);
+    assert_int_equal(s->keepalive_ms, 3000);
+    assert_int_equal(s->connect_timeout_ms, 900);
+    assert_string_equal(s->secret, "s3cret-value");
+    assert_int_equal(c.nkeys, 2);
+    assert_string_equal(c.keys[0].name, "crm");
+    assert_int_equal(c.keys[0].scopes, CFG_SCOPE_CALL | CFG_SCOPE_READ);
+    assert_int_equal(c.keys[1].scopes,
+                     CFG_SCOPE_READ | CFG_SCOPE_ACTIONS | CFG_SCOPE_CONTROL | CFG_SCOPE_ADMIN);
+    assert_int_equal(c.log_level, LOG_WARN);
+    assert_int_equal(c.max_body, 1024);
+    assert_int_equal(c.http_max_connections, 77);
+    assert_int_equal(c.http_timeout_s, 9);
+    assert_string_equal(c.redis_url, "redis://127.0.0.1:6379/2");
+    assert_string_equal(c.instance_id, "replica-a");
+    assert_int_equal(c.ndeny_actions, 10);
+    for (size_t i = 0; i < c.ndeny_actions; i++) {
+        assert_string_not_equal(c.deny_actions[i], "Command");
+        assert_string_not_equal(c.deny_actions[i], "GetConfig");
+    }
+    cfg_free(&c);
+}
+
+static void bad_values_name_the_key(void **state)
+{
+    (void)state;
+    {
+        char *env[] = {BASE, "AMIBRIDGE_AMI_PORT=abc", NULL};
+        assert_fails_naming(env, "AMIBRIDGE_AMI_PORT");
+    }
+    {
+        char *env[] = {BASE, "AMIBRIDGE_AMI_PORT=70000", NULL};
+        assert_fails_naming(env, "AMIBRIDGE_AMI_PORT");
+    }
+    {
+        char *env[] = {BASE, "AMIBRIDGE_AMI_POOL_SIZE=0", NULL};
+        assert_fails_naming(env, "AMIBRIDGE_AMI_POOL_SIZE");
+    }
+    {
+        char *env[] = {BASE, "AMIBRIDGE_AMI_TIMEOUT_MS=10", NULL};
+        assert_fails_naming(env, "AMIBRIDGE_AMI_TIMEOUT_MS");
+    }
+    {
+        char *env[] = {BASE, "AMIBRIDGE_LISTEN=not-an-address", NULL};
+        assert_fails_naming(env, "AMIBRIDGE_LISTEN");
+    }
+    {
+        char *env[] = {BASE, "AMIBRIDGE_LISTEN=example.com:80", NULL};
+        assert_fails_naming(env, "AMIBRIDGE_LISTEN");
+    }
+    {
+        char *env[] = {BASE, "AMIBRIDGE_LOG_LEVEL=loud", NULL};
+        assert_fails_naming(env, "AMIBRIDGE_LOG_LEVEL");
+    }
+    {
+        char *env[] = {BASE, "AMIBRIDGE_AMI_AUTH=sha1", NULL};
+        assert_fails_naming(env, "AMIBRIDGE_AMI_AUTH");
+    }
+    {
+        char *env[] = {BASE, "AMIBRIDGE_REDIS_URL=http://x", NULL};
+        assert_fails_naming(env, "AMIBRIDGE_REDIS_URL");
+    }
+    {
+        char *env[] = {BASE, "AMIBRIDGE_AMI_NAME=has space", NULL};
+        assert_fails_naming(env, "AMIBRIDGE_AMI_NAME");
+    }
+    {
+        char *env[] = {"AMIBRIDGE_AMI_SECRET=s3cret-value", NULL};
+        assert_fails_naming(env, "AMIBRIDGE_AMI_USERNAME");
+    }
+    {
+        char *env[] = {"AMIBRIDGE_AMI_USERNAME=bridge", NULL};
+        assert_fails_naming(env, "AMIBRIDGE_AMI_SECRET");
+    }
+    {
+        char *env[] = {BASE, "AMIBRIDGE_AMI_SECRET_FILE=/nonexistent", NULL};
+        assert_fails_naming(env, "AMIBRIDGE_AMI_SECRET");
+    }
+}
+
+static void api_key_errors_never_echo_tokens(void **state)
+{
+    (void)state;
+    {
+        char *env[] = {BASE, "AMIBRIDGE_API_KEYS=crm:s3cret-value", NULL};
+        assert_fails_naming(env, "AMIBRIDGE_API_KEYS");
+    }
+    {
+        char *env[] = {BASE, "AMIBRIDGE_API_KEYS=crm:s3cret-value:call,fly", NULL};
+        assert_fails_naming(env, "fly");
+    }
+    {
+        char *env[] = {BASE, "AMIBRIDGE_API_KEYS=a:s3cret-value:read b:s3cret-value:read", NULL};
+        assert_fails_naming(env, "same token");
+    }
+    {
+        char *env[] = {
+            BASE, "AMIBRIDGE_API_KEYS=a:t1aaaaaaaaaaaaaaaa:read a:t2aaaaaaaaaaaaaaa:read", NULL};
+        assert_fails_naming(env, "used twice");
+    }
+}
+
+static void non_loopback_listen_requires_keys(void **state)
+{
+    (void)state;
+    char *env[] = {BASE, "AMIBRIDGE_LISTEN=0.0.0.0:8080", NULL};
+    assert_fails_naming(env, "AMIBRIDGE_LISTEN");
+    assert_non_null(strstr(errbuf, "AMIBRIDGE_API_KEYS"));
+    char *ok[] = {BASE, "AMIBRIDGE_LISTEN=0.0.0.0:8080",
+                  "AMIBRIDGE_API_KEYS=crm:c0ffee0123456789:call", NULL};
+    struct cfg c;
+    assert_int_equal(load(&c, ok), 0);
+    assert_false(c.listen_loopback);
+    cfg_free(&c);
+}
+
+static void secret_file_is_read_and_trimmed(void **state)
+{
+    (void)state;
+    char *path = write_tmp("from-a-file\n");
+    char var[128];
+    snprintf(var, sizeof(var), "AMIBRIDGE_AMI_SECRET_FILE=%s", path);
+    char *env[] = {"AMIBRIDGE_AMI_USERNAME=bridge", var, NULL};
+    struct cfg c;
+    assert_int_equal(load(&c, env), 0);
+    assert_string_equal(c.servers[0].secret, "from-a-file");
+    cfg_free(&c);
+    char *both[] = {BASE, var, NULL};
+    assert_fails_naming(both, "AMIBRIDGE_AMI_SECRET_FILE");
+    unlink(path);
+    free(path);
+}
+
+static void config_file_gives_several_servers_and_keys(void **state)
+{
+    (void)state;
+    char *path =
+        write_tmp("{\"listen\":\"127.0.0.1:0\",\n"
+                  " \"servers\":[{\"name\":\"pbx1\",\"host\":\"10.0.0.1\",\"username\":\"u\","
+                  "\"secret\":\"s3cret-value\"},\n"
+                  "  {\"name\":\"pbx2\",\"port\":5039,\"username\":\"u\",\"secret\":\"x\","
+                  "\"auth\":\"plain\",\"pool_size\":2}],\n"
+                  " \"api_keys\":[{\"name\":\"crm\",\"token\":\"tok-0123456789abcdef\","
+                  "\"scopes\":[\"call\",\"read\"]}],\n"
+                  " \"deny_actions\":[\"Originate\"],\n"
+                  " \"max_body\":2048}");
+    char *env[] = {"AMIBRIDGE_API_KEYS=ops:ops-0123456789abcdef:admin", NULL};
+    struct cfg c;
+    assert_int_equal(cfg_load(&c, env, path, errbuf, sizeof(errbuf)), 0);
+    assert_int_equal(c.nservers, 2);
+    assert_string_equal(c.servers[0].name, "pbx1");
+    assert_string_equal(c.servers[0].host, "10.0.0.1");
+    assert_int_equal(c.servers[1].port, 5039);
+    assert_int_equal(c.servers[1].pool_size, 2);
+    assert_int_equal(c.servers[1].auth, CFG_AUTH_PLAIN);
+    assert_int_equal(c.nkeys, 2);
+    assert_int_equal(c.ndeny_actions, 1);
+    assert_int_equal(c.max_body, 2048);
+    assert_int_equal(c.listen_port, 0);
+    assert_ptr_equal(cfg_server_find(&c, "pbx2"), &c.servers[1]);
+    assert_null(cfg_server_find(&c, "nope"));
+    cfg_free(&c);
+
+    /* the environment may not also describe a server */
+    char *clash[] = {"AMIBRIDGE_AMI_HOST=1.2.3.4", NULL};
+    assert_int_equal(cfg_load(&c, clash, path, errbuf, sizeof(errbuf)), -1);
+    assert_non_null(strstr(errbuf, "AMIBRIDGE_AMI_HOST"));
+    unlink(path);
+    free(path);
+}
+
+static void config_file_errors_name_the_path(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *json, *needle;
+    } cases[] = {
+        {"{\"servers\":[{\"name\":\"a\",\"username\":\"u\",\"secret\":\"s3cret-value\","
+         "\"port\":\"x\"}]}",
+         "servers[0].port"},
+        {"{\"servers\":[{\"name\":\"a\",\"username\":\"u\"}]}", "servers[0]"},
+        {"{\"servers\":[{\"name\":\"a\",\"username\":\"u\",\"secret\":\"s\"},{\"name\":\"a\","
+         "\"username\":\"u\",\"secret\":\"s\"}]}",
+         "used twice"},
+        {"{\"server\":[]}", "unknown key 'server'"},
+        {"{\"servers\":[{\"name\":\"a\",\"username\":\"u\",\"secret\":\"s\",\"colour\":1}]}",
+         "unknown key 'colour'"},
+        {"{\"api_keys\":[{\"name\":\"k\",\"token\":\"s3cret-value\",\"scopes\":[\"root\"]}]}",
+         "api_keys[0].scopes[0]"},
+        {"{\"listen\":5}", "listen"},
+        {"{ not json", "line 1"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *path = write_tmp(cases[i].json);
+        /* a file with servers may not be combined with the env's server */
+        char *env[] = {BASE, NULL};
+        if (strstr(cases[i].json, "\"servers\""))
+            env[0] = NULL;
+        struct cfg c;
+        assert_int_equal(cfg_load(&c, env, path, errbuf, sizeof(errbuf)), -1);
+        if (!strstr(errbuf, cases[i].needle))
+            fail_msg("case %zu: '%s' does not contain '%s'", i, errbuf, cases[i].needle);
+        assert_null(strstr(errbuf, "s3cret-value"));
+        unlink(path);
+        free(path);
+    }
+}
+
+static void scopes_parse_and_refuse_unknown_names(void **state)
+{
+    (void)state;
+    unsigned m;
+    char bad[32];
+    assert_int_equal(cfg_parse_scopes("read,call,control,actions,admin", &m, bad, sizeof(bad)), 0);
+    assert_int_equal(m, CFG_SCOPE_ALL);
+    assert_int_equal(cfg_parse_scopes("READ", &m, bad, sizeof(bad)), 0);
+    assert_int_equal(m, CFG_SCOPE_READ);
+    assert_int_equal(cfg_parse_scopes("read,root", &m, bad, sizeof(bad)), -1);
+    assert_string_equal(bad, "root");
+    assert_int_equal(cfg_parse_scopes("", &m, bad, sizeof(bad)), -1);
+    assert_string_equal(cfg_scope_name(CFG_SCOPE_CONTROL), "control");
+}
+
+int main(void)
+{
+    log_set_level(LOG_ERROR); /* short-token warnings are expected here */
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(defaults_come_from_the_documented_values),
+        cmocka_unit_test(environment_sets_every_key),
+        cmocka_unit_test(bad_values_name_the_key),
+        cmocka_unit_test(api_key_errors_never_echo_tokens),
+        cmocka_unit_test(non_loopback_listen_requires_keys),
+        cmocka_unit_test(secret_file_is_read_and_trimmed),
+        cmocka_unit_test(config_file_gives_several_servers_and_keys),
+        cmocka_unit_test(config_file_errors_name_the_path),
+        cmocka_unit_test(scopes_parse_and_refuse_unknown_names),
+    };
+    return cmocka_run_group_tests_name("config", tests, NULL, NULL);
+}

@@ -1,0 +1,134 @@
+/* Unit tests for src/http/router and percent-decoding. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/router.h"
+#include "http/server.h"
+
+static const struct http_route routes[] = {
+    {"GET", "/healthz", "healthz", 0, NULL},
+    {"POST", "/v1/actions/{action}", "actions", 8, NULL},
+    {"GET", "/v1/channels/{channel}", "channel", 1, NULL},
+    {"DELETE", "/v1/channels/{channel}", "hangup", 4, NULL},
+    {"POST", "/v1/channels/{channel}/redirect", "redirect", 4, NULL},
+    {"DELETE", "/v1/queues/{queue}/members/{interface}", "member", 4, NULL},
+};
+#define N (sizeof(routes) / sizeof(routes[0]))
+
+static void literal_and_captured_segments_match(void **state)
+{
+    (void)state;
+    const struct http_route *rt;
+    struct http_params p;
+    char allow[64];
+    assert_int_equal(http_route_match(routes, N, "GET", "/healthz", &rt, &p, allow, sizeof(allow)),
+                     HTTP_MATCH_OK);
+    assert_string_equal(rt->name, "healthz");
+    assert_int_equal(p.n, 0);
+    assert_int_equal(
+        http_route_match(routes, N, "POST", "/v1/actions/Ping", &rt, &p, allow, sizeof(allow)),
+        HTTP_MATCH_OK);
+    assert_string_equal(http_param(&p, "action"), "Ping");
+    assert_null(http_param(&p, "nope"));
+    http_params_release(&p);
+    assert_int_equal(http_route_match(routes, N, "DELETE",
+                                      "/v1/queues/sales/members/Local%2F202%40demo", &rt, &p, allow,
+                                      sizeof(allow)),
+                     HTTP_MATCH_OK);
+    assert_string_equal(http_param(&p, "queue"), "sales");
+    assert_string_equal(http_param(&p, "interface"), "Local/202@demo");
+    http_params_release(&p);
+}
+
+static void encoded_slash_stays_inside_the_segment(void **state)
+{
+    (void)state;
+    const struct http_route *rt;
+    struct http_params p;
+    assert_int_equal(http_route_match(routes, N, "POST",
+                                      "/v1/channels/Local%2F100%40demo-00000006%3B1/redirect", &rt,
+                                      &p, NULL, 0),
+                     HTTP_MATCH_OK);
+    assert_string_equal(rt->name, "redirect");
+    assert_string_equal(http_param(&p, "channel"), "Local/100@demo-00000006;1");
+    http_params_release(&p);
+    /* an unencoded slash is a separator: this path has too many segments */
+    assert_int_equal(
+        http_route_match(routes, N, "GET", "/v1/channels/Local/100@demo-1;1", &rt, &p, NULL, 0),
+        HTTP_MATCH_NOT_FOUND);
+}
+
+static void wrong_method_reports_the_allowed_ones(void **state)
+{
+    (void)state;
+    const struct http_route *rt;
+    struct http_params p;
+    char allow[64];
+    assert_int_equal(
+        http_route_match(routes, N, "PUT", "/v1/channels/x", &rt, &p, allow, sizeof(allow)),
+        HTTP_MATCH_BAD_METHOD);
+    assert_string_equal(allow, "GET, DELETE");
+    assert_null(rt);
+}
+
+static void bad_paths_and_escapes_are_refused(void **state)
+{
+    (void)state;
+    const struct http_route *rt;
+    struct http_params p;
+    static const char *notfound[] = {
+        "",          "healthz", "/healthz/", "/v1/actions/", "/v1/actions", "/v1/actions/Ping/x",
+        "//healthz", NULL};
+    for (const char **s = notfound; *s; s++)
+        assert_int_equal(http_route_match(routes, N, "POST", *s, &rt, &p, NULL, 0) != HTTP_MATCH_OK,
+                         1);
+    static const char *bad[] = {"/v1/actions/%", "/v1/actions/%4", "/v1/actions/%zz",
+                                "/v1/actions/a%00b", NULL};
+    for (const char **s = bad; *s; s++)
+        assert_int_equal(http_route_match(routes, N, "POST", *s, &rt, &p, NULL, 0),
+                         HTTP_MATCH_BAD_ESCAPE);
+    /* deep paths do not overflow */
+    char deep[2048] = "";
+    for (int i = 0; i < 100; i++)
+        strcat(deep, "/a");
+    assert_int_equal(http_route_match(routes, N, "GET", deep, &rt, &p, NULL, 0),
+                     HTTP_MATCH_NOT_FOUND);
+}
+
+static void percent_decoding_rules(void **state)
+{
+    (void)state;
+    char *s = http_percent_decode("a%20b+c%2B", 10, 1);
+    assert_string_equal(s, "a b c+");
+    free(s);
+    s = http_percent_decode("a+b", 3, 0);
+    assert_string_equal(s, "a+b");
+    free(s);
+    s = http_percent_decode("%e2%82%ac", 9, 0);
+    assert_string_equal(s, "\xe2\x82\xac");
+    free(s);
+    assert_null(http_percent_decode("%0", 2, 0));
+    assert_null(http_percent_decode("%g0", 3, 0));
+    assert_null(http_percent_decode("x%00", 4, 0));
+    s = http_percent_decode("", 0, 0);
+    assert_string_equal(s, "");
+    free(s);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(literal_and_captured_segments_match),
+        cmocka_unit_test(encoded_slash_stays_inside_the_segment),
+        cmocka_unit_test(wrong_method_reports_the_allowed_ones),
+        cmocka_unit_test(bad_paths_and_escapes_are_refused),
+        cmocka_unit_test(percent_decoding_rules),
+    };
+    return cmocka_run_group_tests_name("http_router", tests, NULL, NULL);
+}
