@@ -6,6 +6,7 @@
 #   make asan       the whole test suite under ASan + UBSan (build/asan)
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (default 60)
 #   make lint       clang-format check + cppcheck
+#   make bench      benchmarks (bench/*.sh), figures printed and kept in bench/
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make clean
 
@@ -21,7 +22,7 @@ TEST_PKGS := cmocka
 # Debian packages that provide the above, plus the tools the tests start.
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libjansson-dev \
             libhiredis-dev libcurl4-openssl-dev libuv1-dev libssl-dev \
-            libcmocka-dev redis-server
+            libcmocka-dev redis-server curl
 DEB_FUZZ_PKGS := clang libclang-rt-14-dev
 DEB_LINT_PKGS := clang-format cppcheck
 
@@ -50,6 +51,8 @@ SIM := $(if $(SIM_SRCS),$(BUILD)/ami-sim)
 BRIDGE_SRCS := $(wildcard src/main.c)
 BRIDGE := $(if $(BRIDGE_SRCS),$(BUILD)/amibridge)
 
+BENCH_TOOL := $(BUILD)/ami-bench
+
 SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
 SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(BUILD)/obj/%.o)
 TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c tests/integration/test_*.c))
@@ -59,9 +62,9 @@ FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIB_SRCS := src/core/strbuf.c src/core/utf8.c src/ami/parser.c src/ami/message.c
 
-.PHONY: all deps ensure-deps check-deps test test-build run asan fuzz lint install clean
+.PHONY: all deps ensure-deps check-deps test test-build run asan fuzz lint install clean bench
 
-all: check-deps $(LIB) $(SIM) $(BRIDGE)
+all: check-deps $(LIB) $(SIM) $(BRIDGE) $(BENCH_TOOL)
 
 # --- dependencies ----------------------------------------------------------
 
@@ -98,6 +101,9 @@ $(LIB): $(LIB_OBJS)
 $(BUILD)/ami-sim: $(SIM_OBJS) $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(SIM_OBJS) $(LIB) $(PKG_LIBS) -lm
 
+$(BUILD)/ami-bench: $(BUILD)/obj/bench/ami_bench.o $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) -lm
+
 $(BUILD)/amibridge: $(BUILD)/obj/src/main.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) -lm
 
@@ -106,6 +112,12 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJS) $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(SUPPORT_OBJS) $(LIB) $(PKG_LIBS) $(TEST_LIBS) -lm
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# --- run -------------------------------------------------------------------
+
+run: ensure-deps
+	@$(MAKE) --no-print-directory all
+	@bash tools/run.sh $(BUILD)
 
 # --- test ------------------------------------------------------------------
 
@@ -118,6 +130,13 @@ test: ensure-deps
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g" \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+
+# --- benchmarks ------------------------------------------------------------
+
+bench: ensure-deps
+	@command -v wrk >/dev/null 2>&1 || sh tools/deps.sh wrk
+	@$(MAKE) --no-print-directory all
+	@bash bench/actions.sh $(BUILD)
 
 # --- fuzz ------------------------------------------------------------------
 

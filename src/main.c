@@ -40,11 +40,22 @@ static void usage(FILE *f)
                "  --config FILE    JSON config file (also AMIBRIDGE_CONFIG)\n"
                "  --check-config   load and validate the configuration, then exit\n"
                "  --version        print the version and the library versions\n"
+               "  --config-table   print the settings as a Markdown table\n"
                "  --help           this text\n\n"
                "Settings come from the environment:\n\n");
     for (const struct cfg_doc *d = cfg_docs; d->env; d++)
         fprintf(f, "  %-36s %s\n  %-36s default: %s\n", d->env, d->help, "",
                 d->def[0] ? d->def : "(none)");
+}
+
+/* The configuration reference as the README shows it (a test checks that
+ * the README holds exactly this table, so the two cannot drift). */
+static void config_table(void)
+{
+    printf("| variable | default | meaning |\n| --- | --- | --- |\n");
+    for (const struct cfg_doc *d = cfg_docs; d->env; d++)
+        printf("| `%s` | %s%s%s | %s |\n", d->env, d->def[0] && d->def[0] != '(' ? "`" : "",
+               d->def[0] ? d->def : "", d->def[0] && d->def[0] != '(' ? "`" : "", d->help);
 }
 
 static void version(void)
@@ -137,11 +148,9 @@ static void on_signal(uv_signal_t *s, int signum)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"check-config", no_argument, NULL, 'k'},
-        {"version", no_argument, NULL, 'v'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'k'},
+        {"version", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
+        {"config-table", no_argument, NULL, 't'}, {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL;
     int check_only = 0, opt;
@@ -158,6 +167,9 @@ int main(int argc, char **argv)
             return 0;
         case 'h':
             usage(stdout);
+            return 0;
+        case 't':
+            config_table();
             return 0;
         default:
             usage(stderr);

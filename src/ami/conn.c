@@ -104,14 +104,14 @@ void ami_md5_key(const char *challenge, const char *secret, char out[33])
     EVP_MD_CTX_free(ctx);
 }
 
-/* A random delay in [base/2, base], so that many connections (and many
- * replicas) do not reconnect in lockstep. */
-static int jitter(int base)
+/* A random delay in [lo, hi], so that many connections (and many replicas)
+ * do not reconnect in lockstep. */
+static int jitter(int lo, int hi)
 {
     unsigned r = 0;
     if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
         r = (unsigned)uv_hrtime();
-    return base / 2 + (int)(r % (unsigned)(base / 2 + 1));
+    return lo + (int)(r % (unsigned)(hi - lo + 1));
 }
 
 static void conn_maybe_free(struct ami_conn *c);
@@ -539,7 +539,10 @@ static void conn_fail(struct ami_conn *c, const char *reason, int auth)
                             : (c->backoff_ms * 2 > AMI_CONN_BACKOFF_MAX_MS ? AMI_CONN_BACKOFF_MAX_MS
                                                                            : c->backoff_ms * 2);
     }
-    int delay = jitter(c->backoff_ms);
+    /* after a rejected login never retry sooner than the minimum: the jitter
+     * only spreads retries later */
+    int delay = auth ? jitter(c->backoff_ms, c->backoff_ms + c->backoff_ms / 4)
+                     : jitter(c->backoff_ms / 2, c->backoff_ms);
     c->state = AMI_CONN_BACKOFF;
     c->reconnects++;
     log_failure(c, reason, auth, was_up, delay);

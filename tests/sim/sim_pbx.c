@@ -1,0 +1,2786 @@
+/* sim_pbx: channels, the demo dialplan, Dial(), Queue(), Originate and the
+ * events they produce.
+ *
+ * Each flow emits its events in the order of the capture that shows it:
+ *   Originate of a Local channel          04c, 04d, 08a
+ *   busy / congestion                     04d
+ *   Queue(sales) with ringall              06a
+ *   Dial(Local/600@demo) + UserEvent       06b
+ *   AMI Hangup, Redirect                   05e, 05d
+ *   core restart now                       08a
+ * Cross-thread races in Asterisk (where OriginateResponse and
+ * DeviceStateChange land) are resolved to one fixed order.
+ */
+#include "sim/sim_pbx.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define PBX_ANSWER_MEDIA_MS 500.0 /* Answer() waits this long for media on a Local channel */
+#define PBX_CAUSE_NORMAL 16
+#define PBX_CAUSE_BUSY 17
+#define PBX_CAUSE_ANSWERED_ELSEWHERE 26
+#define PBX_CAUSE_CONGESTION 34
+#define PBX_REASON_FAILED 0
+#define PBX_REASON_HANGUP 1
+#define PBX_REASON_RINGING 3
+#define PBX_REASON_ANSWERED 4
+#define PBX_REASON_BUSY 5
+#define PBX_REASON_CONGESTION 8
+
+/* ---- the dialplan of asterisk-conf/extensions.conf ----------------------- */
+
+struct dp_prio {
+    const char *exten;
+    int prio;
+    const char *app;
+    const char *data;
+    int line;
+};
+
+static const struct dp_prio dp_demo[] = {
+    {"100", 1, "NoOp", "short call", 12},
+    {"100", 2, "Answer", "", 13},
+    {"100", 3, "Wait", "3", 14},
+    {"100", 4, "Hangup", "", 15},
+    {"150", 1, "Answer", "", 18},
+    {"150", 2, "Hangup", "", 19},
+    {"200", 1, "NoOp", "long call", 22},
+    {"200", 2, "Answer", "", 23},
+    {"200", 3, "Wait", "30", 24},
+    {"200", 4, "Hangup", "", 25},
+    {"201", 1, "Ringing", "", 29},
+    {"201", 2, "Wait", "2", 30},
+    {"201", 3, "Answer", "", 31},
+    {"201", 4, "Wait", "30", 32},
+    {"201", 5, "Hangup", "", 33},
+    {"202", 1, "Answer", "", 36},
+    {"202", 2, "Wait", "30", 37},
+    {"202", 3, "Hangup", "", 38},
+    {"250", 1, "NoOp", "redirected here", 81},
+    {"250", 2, "Answer", "", 82},
+    {"250", 3, "Wait", "10", 83},
+    {"250", 4, "Hangup", "", 84},
+    {"300", 1, "Busy", "5", 41},
+    {"301", 1, "Congestion", "5", 44},
+    {"302", 1, "Ringing", "", 47},
+    {"302", 2, "Wait", "60", 48},
+    {"302", 3, "Hangup", "", 49},
+    {"400", 1, "NoOp", "queue caller", 52},
+    {"400", 2, "Answer", "", 53},
+    {"400", 3, "Queue", "sales,t,,,60", 54},
+    {"400", 4, "Hangup", "", 55},
+    {"401", 1, "Queue", "sales,t,,,60", 58},
+    {"401", 2, "Hangup", "", 59},
+    {"600", 1, "Ringing", "", 62},
+    {"600", 2, "Wait", "2", 63},
+    {"600", 3, "Answer", "", 64},
+    {"600", 4, "Wait", "5", 65},
+    {"600", 5, "Hangup", "", 66},
+    {"700", 1, "NoOp", "dial test", 69},
+    {"700", 2, "Dial", "Local/600@demo,20", 70},
+    {"700", 3, "Hangup", "", 71},
+    {"900", 1, "Answer", "", 74},
+    {"900", 2, "Set", "DEMO_VAR=foo", 75},
+    {"900", 3, "UserEvent", "DemoEvent,Foo: bar,Answer: 42", 76},
+    {"900", 4, "Wait", "1", 77},
+    {"900", 5, "Hangup", "", 78},
+    {"h", 1, "NoOp", "hangup handler ${CHANNEL} cause ${HANGUPCAUSE}", 86},
+};
+#define DP_N (sizeof(dp_demo) / sizeof(dp_demo[0]))
+#define DP_CONTEXT "demo"
+
+static const struct dp_prio *dp_find(const char *ctx, const char *exten, int prio)
+{
+    if (strcmp(ctx, DP_CONTEXT))
+        return NULL;
+    for (size_t i = 0; i < DP_N; i++)
+        if (!strcmp(dp_demo[i].exten, exten) && dp_demo[i].prio == prio)
+            return &dp_demo[i];
+    return NULL;
+}
+
+int pbx_context_exists(const char *ctx)
+{
+    return !strcmp(ctx, DP_CONTEXT);
+}
+
+int pbx_exten_exists(const char *ctx, const char *exten, int prio)
+{
+    return dp_find(ctx, exten, prio) != NULL;
+}
+
+/* ---- small helpers ------------------------------------------------------------- */
+
+long pbx_now_s(void)
+{
+    return (long)time(NULL);
+}
+
+static uint64_t now_ms(struct sim_pbx *p)
+{
+    return uv_now(sim_loop(p->sim));
+}
+
+static const char *or_unknown(const char *s)
+{
+    return (s && *s) ? s : "<unknown>";
+}
+
+static void cpy(char *dst, size_t len, const char *src)
+{
+    snprintf(dst, len, "%s", src ? src : "");
+}
+#define CPY(dst, src) cpy((dst), sizeof(dst), (src))
+
+const char *pbx_state_desc(int state)
+{
+    switch (state) {
+    case 0:
+        return "Down";
+    case 1:
+        return "Rsrvd";
+    case 2:
+        return "OffHook";
+    case 3:
+        return "Dialing";
+    case 4:
+        return "Ring";
+    case 5:
+        return "Ringing";
+    case 6:
+        return "Up";
+    case 7:
+        return "Busy";
+    case 8:
+        return "Dialing Offhook";
+    case 9:
+        return "Pre-ring";
+    default:
+        return "Unknown";
+    }
+}
+
+static const char *cause_txt(int cause)
+{
+    switch (cause) {
+    case 0:
+        return "Unknown";
+    case 1:
+        return "Unallocated (unassigned) number";
+    case 16:
+        return "Normal Clearing";
+    case 17:
+        return "User busy";
+    case 18:
+        return "No user responding";
+    case 19:
+        return "User alerting, no answer";
+    case 21:
+        return "Call Rejected";
+    case 26:
+        return "Answered elsewhere";
+    case 27:
+        return "Destination out of order";
+    case 31:
+        return "Normal, unspecified";
+    case 34:
+        return "Circuit/channel congestion";
+    case 38:
+        return "Network out of order";
+    case 41:
+        return "Temporary failure";
+    case 127:
+        return "Interworking, unspecified";
+    default:
+        return "Unknown";
+    }
+}
+
+/* ---- timers that outlive nothing they point to -------------------------------- */
+
+typedef void (*pbx_timer_fn)(struct sim_pbx *p, void *arg);
+
+struct pbx_timer {
+    uv_timer_t h;
+    struct sim_pbx *p;
+    pbx_timer_fn cb;
+    void *arg;
+    struct pbx_timer **owner;
+};
+
+static void ptimer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void ptimer_fire(uv_timer_t *h)
+{
+    struct pbx_timer *t = h->data;
+    if (t->owner)
+        *t->owner = NULL;
+    struct sim_pbx *p = t->p;
+    pbx_timer_fn cb = t->cb;
+    void *arg = t->arg;
+    uv_close((uv_handle_t *)h, ptimer_closed);
+    cb(p, arg);
+    pbx_drain(p);
+}
+
+static void ptimer_cancel(struct pbx_timer **owner)
+{
+    struct pbx_timer *t = *owner;
+    if (!t)
+        return;
+    *owner = NULL;
+    t->owner = NULL;
+    uv_timer_stop(&t->h);
+    uv_close((uv_handle_t *)&t->h, ptimer_closed);
+}
+
+static void ptimer_start(struct sim_pbx *p, struct pbx_timer **owner, uint64_t ms, pbx_timer_fn cb,
+                         void *arg)
+{
+    ptimer_cancel(owner);
+    struct pbx_timer *t = calloc(1, sizeof(*t));
+    if (!t)
+        return;
+    t->p = p;
+    t->cb = cb;
+    t->arg = arg;
+    t->owner = owner;
+    t->h.data = t;
+    uv_timer_init(sim_loop(p->sim), &t->h);
+    uv_timer_start(&t->h, ptimer_fire, ms, 0);
+    *owner = t;
+}
+
+static uint64_t scaled(struct sim_pbx *p, double ms)
+{
+    return sim_scaled_ms(p->sim, ms);
+}
+
+/* ---- deferred work ---------------------------------------------------------------- */
+
+typedef void (*pbx_soon_fn)(struct sim_pbx *p, struct pbx_chan *c);
+
+struct pbx_soon {
+    struct pbx_soon *next;
+    pbx_soon_fn fn;
+    struct pbx_chan *c;
+    struct sim_session *s;
+};
+
+static void chan_ref(struct pbx_chan *c)
+{
+    if (c)
+        c->refs++;
+}
+
+static void reaper_kick(struct sim_pbx *p);
+
+static void chan_unref(struct pbx_chan *c)
+{
+    if (c && --c->refs == 0 && c->dead)
+        reaper_kick(c->p);
+}
+
+/* Run `fn(c)` once the current flow has finished (Asterisk would have done
+ * it on another thread a moment later). */
+static void soon(struct sim_pbx *p, pbx_soon_fn fn, struct pbx_chan *c)
+{
+    struct pbx_soon *w = calloc(1, sizeof(*w));
+    if (!w)
+        return;
+    w->fn = fn;
+    w->c = c;
+    chan_ref(c);
+    if (p->soon_tail)
+        p->soon_tail->next = w;
+    else
+        p->soon_head = w;
+    p->soon_tail = w;
+}
+
+/* A sync Originate's session resumes only after the flow that answered it. */
+static void soon_unblock(struct sim_pbx *p, struct sim_session *s)
+{
+    struct pbx_soon *w = calloc(1, sizeof(*w));
+    if (!w)
+        return;
+    w->s = s;
+    sim_session_ref(s);
+    if (p->soon_tail)
+        p->soon_tail->next = w;
+    else
+        p->soon_head = w;
+    p->soon_tail = w;
+}
+
+void pbx_drain(struct sim_pbx *p)
+{
+    if (!p || p->draining)
+        return;
+    p->draining = 1;
+    while (p->soon_head) {
+        struct pbx_soon *w = p->soon_head;
+        p->soon_head = w->next;
+        if (!p->soon_head)
+            p->soon_tail = NULL;
+        if (w->s) {
+            sim_session_unblock(w->s);
+            sim_session_unref(w->s);
+        } else {
+            if (!w->c || !w->c->dead)
+                w->fn(p, w->c);
+            chan_unref(w->c);
+        }
+        free(w);
+    }
+    p->draining = 0;
+}
+
+/* ---- events ------------------------------------------------------------------------- */
+
+static void blk(struct sim_ev *e, const char *pfx, const struct pbx_chan *c)
+{
+    char k[64];
+#define K(name) (snprintf(k, sizeof(k), "%s%s", pfx, name), k)
+    sim_ev_kv(e, K("Channel"), c->name);
+    sim_ev_kvf(e, K("ChannelState"), "%d", c->state);
+    sim_ev_kv(e, K("ChannelStateDesc"), pbx_state_desc(c->state));
+    sim_ev_kv(e, K("CallerIDNum"), or_unknown(c->cid_num));
+    sim_ev_kv(e, K("CallerIDName"), or_unknown(c->cid_name));
+    sim_ev_kv(e, K("ConnectedLineNum"), or_unknown(c->col_num));
+    sim_ev_kv(e, K("ConnectedLineName"), or_unknown(c->col_name));
+    sim_ev_kv(e, K("Language"), "en");
+    sim_ev_kv(e, K("AccountCode"), "");
+    sim_ev_kv(e, K("Context"), c->context);
+    sim_ev_kv(e, K("Exten"), c->exten);
+    sim_ev_kvf(e, K("Priority"), "%d", c->priority);
+    sim_ev_kv(e, K("Uniqueid"), c->uniqueid);
+    sim_ev_kv(e, K("Linkedid"), c->linkedid);
+#undef K
+}
+
+static void ev_chan(struct sim_pbx *p, const char *name, const struct pbx_chan *c)
+{
+    struct sim_ev e;
+    sim_ev_begin(&e, name, SIM_EV_CALL);
+    blk(&e, "", c);
+    sim_ev_end(p->sim, &e);
+}
+
+static void ev_newcallerid(struct sim_pbx *p, const struct pbx_chan *c)
+{
+    struct sim_ev e;
+    sim_ev_begin(&e, "NewCallerid", SIM_EV_CALL);
+    blk(&e, "", c);
+    sim_ev_kv(&e, "CID-CallingPres", "0 (Presentation Allowed, Not Screened)");
+    sim_ev_end(p->sim, &e);
+}
+
+static void ev_cause(struct sim_pbx *p, const char *name, const struct pbx_chan *c, int cause)
+{
+    struct sim_ev e;
+    sim_ev_begin(&e, name, SIM_EV_CALL);
+    blk(&e, "", c);
+    sim_ev_kvf(&e, "Cause", "%d", cause);
+    sim_ev_end(p->sim, &e);
+}
+
+static void ev_hangup(struct sim_pbx *p, const struct pbx_chan *c, int cause)
+{
+    struct sim_ev e;
+    sim_ev_begin(&e, "Hangup", SIM_EV_CALL);
+    blk(&e, "", c);
+    sim_ev_kvf(&e, "Cause", "%d", cause);
+    sim_ev_kv(&e, "Cause-txt", cause_txt(cause));
+    sim_ev_end(p->sim, &e);
+}
+
+static void ev_varset(struct sim_pbx *p, const struct pbx_chan *c, const char *var,
+                      const char *value)
+{
+    struct sim_ev e;
+    sim_ev_begin(&e, "VarSet", SIM_EV_DIALPLAN);
+    if (c) {
+        blk(&e, "", c);
+    } else {
+        sim_ev_kv(&e, "Channel", "none");
+        sim_ev_kv(&e, "Uniqueid", "none");
+    }
+    sim_ev_kv(&e, "Variable", var);
+    sim_ev_kv(&e, "Value", value);
+    sim_ev_end(p->sim, &e);
+}
+
+static void ev_varset_num(struct sim_pbx *p, const struct pbx_chan *c, const char *var, long v)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%ld", v);
+    ev_varset(p, c, var, buf);
+}
+
+static void ev_dial(struct sim_pbx *p, const char *name, const struct pbx_chan *caller,
+                    const struct pbx_chan *dest, const char *key, const char *value)
+{
+    struct sim_ev e;
+    sim_ev_begin(&e, name, SIM_EV_CALL);
+    if (caller)
+        blk(&e, "", caller);
+    blk(&e, "Dest", dest);
+    sim_ev_kv(&e, key, value);
+    sim_ev_end(p->sim, &e);
+}
+
+static void ev_localbridge(struct sim_pbx *p, const struct pbx_chan *l1, const struct pbx_chan *l2)
+{
+    struct sim_ev e;
+    sim_ev_begin(&e, "LocalBridge", SIM_EV_CALL);
+    blk(&e, "LocalOne", l1);
+    blk(&e, "LocalTwo", l2);
+    sim_ev_kv(&e, "Context", l1->lctx);
+    sim_ev_kv(&e, "Exten", l1->lexten);
+    sim_ev_kv(&e, "LocalOptimization", "Yes");
+    sim_ev_end(p->sim, &e);
+}
+
+static void ev_bridge(struct sim_pbx *p, const char *name, const struct pbx_bridge *b, int n,
+                      const struct pbx_chan *c)
+{
+    struct sim_ev e;
+    sim_ev_begin(&e, name, SIM_EV_CALL);
+    sim_ev_kv(&e, "BridgeUniqueid", b->uuid);
+    sim_ev_kv(&e, "BridgeType", "basic");
+    sim_ev_kv(&e, "BridgeTechnology", "simple_bridge");
+    sim_ev_kv(&e, "BridgeCreator", "<unknown>");
+    sim_ev_kv(&e, "BridgeName", "<unknown>");
+    sim_ev_kvf(&e, "BridgeNumChannels", "%d", n);
+    sim_ev_kv(&e, "BridgeVideoSourceMode", "none");
+    if (c)
+        blk(&e, "", c);
+    sim_ev_end(p->sim, &e);
+}
+
+static void ev_newexten(struct sim_pbx *p, struct pbx_chan *c)
+{
+    struct sim_ev e;
+    sim_ev_begin(&e, "Newexten", SIM_EV_DIALPLAN);
+    blk(&e, "", c);
+    sim_ev_kv(&e, "Extension", c->exten);
+    sim_ev_kv(&e, "Application", c->appl);
+    sim_ev_kv(&e, "AppData", c->data);
+    sim_ev_end(p->sim, &e);
+}
+
+/* Newexten goes out when the application is set for the first time or the
+ * context/extension/priority changed since the last one (stasis' CEP rule). */
+static void publish_exten(struct pbx_chan *c)
+{
+    if (!c->appl[0])
+        return;
+    if (c->pub_appl_set && !strcmp(c->pub_context, c->context) &&
+        !strcmp(c->pub_exten, c->exten) && c->pub_priority == c->priority)
+        return;
+    c->pub_appl_set = 1;
+    CPY(c->pub_context, c->context);
+    CPY(c->pub_exten, c->exten);
+    c->pub_priority = c->priority;
+    ev_newexten(c->p, c);
+}
+
+void pbx_ev_member(struct sim_pbx *p, const char *event, const struct pbx_queue *q,
+                   const struct pbx_member *m)
+{
+    struct sim_ev e;
+    sim_ev_begin(&e, event, SIM_EV_AGENT);
+    sim_ev_kv(&e, "Queue", q->name);
+    sim_ev_kv(&e, "MemberName", m->membername);
+    sim_ev_kv(&e, "Interface", m->interface);
+    sim_ev_kv(&e, "StateInterface", m->state_interface);
+    sim_ev_kv(&e, "Membership", m->dynamic ? "dynamic" : "static");
+    sim_ev_kvf(&e, "Penalty", "%d", m->penalty);
+    sim_ev_kvf(&e, "CallsTaken", "%d", m->calls);
+    sim_ev_kvf(&e, "LastCall", "%ld", m->lastcall);
+    sim_ev_kvf(&e, "LastPause", "%ld", m->lastpause);
+    sim_ev_kvf(&e, "LoginTime", "%ld", m->logintime);
+    sim_ev_kvf(&e, "InCall", "%d", m->incall);
+    sim_ev_kvf(&e, "Status", "%d", m->status);
+    sim_ev_kvf(&e, "Paused", "%d", m->paused);
+    sim_ev_kv(&e, "PausedReason", m->reason);
+    sim_ev_kvf(&e, "Ringinuse", "%d", m->ringinuse);
+    sim_ev_kvf(&e, "Wrapuptime", "%d", m->wrapuptime);
+    sim_ev_end(p->sim, &e);
+}
+
+/* ---- device states ------------------------------------------------------------------ */
+
+void pbx_devstate_set(struct sim_pbx *p, const char *device, const char *state, int emit)
+{
+    struct pbx_devstate_entry *d;
+    for (d = p->devstates; d; d = d->next)
+        if (!strcmp(d->device, device))
+            break;
+    if (!d) {
+        d = calloc(1, sizeof(*d));
+        if (!d)
+            return;
+        CPY(d->device, device);
+        d->next = p->devstates; /* the capture lists newer entries first */
+        p->devstates = d;
+    }
+    CPY(d->state, state);
+    if (emit) {
+        struct sim_ev e;
+        sim_ev_begin(&e, "DeviceStateChange", SIM_EV_CALL);
+        sim_ev_kv(&e, "Device", device);
+        sim_ev_kv(&e, "State", state);
+        sim_ev_end(p->sim, &e);
+    }
+}
+
+int pbx_member_available(const struct pbx_queue *q, const struct pbx_member *m)
+{
+    (void)q;
+    if (m->paused)
+        return 0;
+    switch (m->status) {
+    case PBX_DEV_NOT_INUSE:
+    case PBX_DEV_UNKNOWN:
+        return 1;
+    case PBX_DEV_INUSE:
+    case PBX_DEV_BUSY:
+    case PBX_DEV_RINGING:
+        return m->ringinuse;
+    default:
+        return 0;
+    }
+}
+
+/* Queue:NAME_avail as the captures show it: INUSE once no member is free. */
+void pbx_queue_update_avail(struct sim_pbx *p, struct pbx_queue *q)
+{
+    int any = 0;
+    for (int i = 0; i < q->nmembers; i++)
+        any |= pbx_member_available(q, &q->members[i]);
+    int inuse = !any;
+    if (inuse == q->avail_inuse)
+        return;
+    q->avail_inuse = inuse;
+    char dev[PBX_NAME];
+    snprintf(dev, sizeof(dev), "Queue:%s_avail", q->name);
+    pbx_devstate_set(p, dev, inuse ? "INUSE" : "NOT_INUSE", 1);
+}
+
+static int devstate_num(const char *state)
+{
+    if (!strcmp(state, "NOT_INUSE"))
+        return PBX_DEV_NOT_INUSE;
+    if (!strcmp(state, "INUSE"))
+        return PBX_DEV_INUSE;
+    if (!strcmp(state, "BUSY"))
+        return PBX_DEV_BUSY;
+    if (!strcmp(state, "RINGING"))
+        return PBX_DEV_RINGING;
+    if (!strcmp(state, "UNAVAILABLE"))
+        return PBX_DEV_UNAVAILABLE;
+    return PBX_DEV_UNKNOWN;
+}
+
+/* A Local device changed: DeviceStateChange, then the queue members that
+ * follow it (QueueMemberStatus) and their queue's availability. */
+static void dsc(struct sim_pbx *p, const char *device, const char *state)
+{
+    struct sim_ev e;
+    sim_ev_begin(&e, "DeviceStateChange", SIM_EV_CALL);
+    sim_ev_kv(&e, "Device", device);
+    sim_ev_kv(&e, "State", state);
+    sim_ev_end(p->sim, &e);
+    int st = devstate_num(state);
+    for (int qi = 0; qi < p->nqueues; qi++) {
+        struct pbx_queue *q = &p->queues[qi];
+        for (int i = 0; i < q->nmembers; i++) {
+            struct pbx_member *m = &q->members[i];
+            if (strcasecmp(m->state_interface, device) || m->status == st)
+                continue;
+            m->status = st;
+            pbx_ev_member(p, "QueueMemberStatus", q, m);
+            pbx_queue_update_avail(p, q);
+        }
+    }
+}
+
+/* ---- channels --------------------------------------------------------------------------- */
+
+static void reaper_fire(uv_timer_t *t)
+{
+    struct sim_pbx *p = t->data;
+    struct pbx_chan **pp = &p->dead;
+    while (*pp) {
+        struct pbx_chan *c = *pp;
+        if (c->refs > 0) {
+            pp = &c->dead_next;
+            continue;
+        }
+        *pp = c->dead_next;
+        pbx_var_free_all(&c->vars);
+        free(c);
+    }
+}
+
+static void reaper_kick(struct sim_pbx *p)
+{
+    if (p->reaper)
+        uv_timer_start(p->reaper, reaper_fire, 0, 0);
+}
+
+void pbx_var_free_all(struct pbx_var **list)
+{
+    while (*list) {
+        struct pbx_var *v = *list;
+        *list = v->next;
+        free(v->name);
+        free(v->value);
+        free(v);
+    }
+}
+
+static struct pbx_var *var_find(struct pbx_var *list, const char *name)
+{
+    for (; list; list = list->next)
+        if (!strcmp(list->name, name))
+            return list;
+    return NULL;
+}
+
+static void var_put(struct pbx_var **list, const char *name, const char *value)
+{
+    struct pbx_var *v = var_find(*list, name);
+    if (v) {
+        char *nv = strdup(value);
+        if (!nv)
+            return;
+        free(v->value);
+        v->value = nv;
+        return;
+    }
+    v = calloc(1, sizeof(*v));
+    if (!v)
+        return;
+    v->name = strdup(name);
+    v->value = strdup(value);
+    if (!v->name || !v->value) {
+        free(v->name);
+        free(v->value);
+        free(v);
+        return;
+    }
+    v->next = *list;
+    *list = v;
+}
+
+struct pbx_chan *pbx_chan_find(struct sim_pbx *p, const char *name)
+{
+    for (struct pbx_chan *c = p->chans; c; c = c->next)
+        if (!strcasecmp(c->name, name))
+            return c;
+    return NULL;
+}
+
+static void new_uniqueid(struct sim_pbx *p, char *buf, size_t len, const char *given)
+{
+    if (given && *given)
+        snprintf(buf, len, "%s", given);
+    else
+        snprintf(buf, len, "%ld.%lu", pbx_now_s(), p->uid_seq++);
+}
+
+static struct pbx_chan *chan_alloc(struct sim_pbx *p)
+{
+    struct pbx_chan *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->p = p;
+    c->created = sim_now_tv();
+    c->prev = p->chans_tail;
+    if (p->chans_tail)
+        p->chans_tail->next = c;
+    else
+        p->chans = c;
+    p->chans_tail = c;
+    p->nchans++;
+    return c;
+}
+
+/* A Local pair for EXT@CTX; both halves start at CTX/EXT/1. */
+static int pair_new(struct sim_pbx *p, const char *exten, const char *ctx, const char *uid1,
+                    const char *uid2, const char *linkedid, struct pbx_chan **o1,
+                    struct pbx_chan **o2)
+{
+    struct pbx_chan *l1 = chan_alloc(p);
+    struct pbx_chan *l2 = l1 ? chan_alloc(p) : NULL;
+    if (!l1 || !l2) {
+        if (l1) {
+            p->chans_tail = l1->prev;
+            if (l1->prev)
+                l1->prev->next = NULL;
+            else
+                p->chans = NULL;
+            p->nchans--;
+            free(l1);
+        }
+        return -ENOMEM;
+    }
+    unsigned long seq = p->chan_seq++;
+    struct pbx_chan *legs[2] = {l1, l2};
+    for (int i = 0; i < 2; i++) {
+        struct pbx_chan *c = legs[i];
+        snprintf(c->name, sizeof(c->name), "Local/%s@%s-%08lx;%d", exten, ctx, seq, i + 1);
+        c->leg = i + 1;
+        c->partner = legs[1 - i];
+        c->state = i ? PBX_CS_RING : PBX_CS_DOWN;
+        CPY(c->context, ctx);
+        CPY(c->exten, exten);
+        c->priority = 1;
+        CPY(c->lctx, ctx);
+        CPY(c->lexten, exten);
+        snprintf(c->device, sizeof(c->device), "Local/%s@%s", exten, ctx);
+        new_uniqueid(p, c->uniqueid, sizeof(c->uniqueid), i ? uid2 : uid1);
+    }
+    CPY(l1->linkedid, linkedid && *linkedid ? linkedid : l1->uniqueid);
+    CPY(l2->linkedid, l1->linkedid);
+    *o1 = l1;
+    *o2 = l2;
+    return 0;
+}
+
+static void orig_free(struct pbx_orig *o);
+static void dial_free(struct pbx_dial *op);
+
+/* Forget the channel: it is gone from every list, its timers are off;
+ * the memory stays until the flow that killed it has finished. */
+static void chan_destroy(struct pbx_chan *c)
+{
+    struct sim_pbx *p = c->p;
+    if (c->dead)
+        return;
+    c->dead = 1;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        p->chans = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    else
+        p->chans_tail = c->prev;
+    c->prev = c->next = NULL;
+    p->nchans--;
+    ptimer_cancel(&c->timer);
+    ptimer_cancel(&c->abs_timer);
+    if (c->running) {
+        c->running = 0;
+        p->active_calls--;
+    }
+    if (c->partner && c->partner->partner == c)
+        c->partner->partner = NULL;
+    c->partner = NULL;
+    if (c->dialed_by) {
+        struct pbx_dial *op = c->dialed_by;
+        for (int i = 0; i < op->ndests; i++) {
+            if (op->dests[i].l1 == c) {
+                if (op->dests[i].member)
+                    op->dests[i].member->ringing = 0;
+                op->dests[i] = op->dests[--op->ndests];
+                break;
+            }
+        }
+        if (op->peer == c)
+            op->peer = NULL;
+        c->dialed_by = NULL;
+    }
+    if (c->orig) {
+        struct pbx_orig *o = c->orig;
+        c->orig = NULL;
+        o->chan = NULL;
+        if (o->done)
+            orig_free(o);
+    }
+    if (c->bridge) {
+        struct pbx_bridge *b = c->bridge;
+        for (int i = 0; i < b->n; i++) {
+            if (b->chans[i] == c) {
+                b->chans[i] = b->chans[--b->n];
+                break;
+            }
+        }
+        c->bridge = NULL;
+        if (b->n == 0)
+            free(b);
+    }
+    if (c->dialop) {
+        struct pbx_dial *op = c->dialop;
+        c->dialop = NULL;
+        dial_free(op);
+    }
+    c->dead_next = p->dead;
+    p->dead = c;
+    reaper_kick(p);
+}
+
+static void chan_set_app(struct pbx_chan *c, const char *app, const char *data)
+{
+    CPY(c->appl, app);
+    CPY(c->data, data);
+}
+
+/* ${CHANNEL} and ${HANGUPCAUSE}: all the demo dialplan needs. */
+static void substitute(const struct pbx_chan *c, const char *in, char *out, size_t len)
+{
+    size_t o = 0;
+    while (*in && o + 1 < len) {
+        if (in[0] == '$' && in[1] == '{') {
+            const char *end = strchr(in, '}');
+            if (end) {
+                char name[64];
+                snprintf(name, sizeof(name), "%.*s", (int)(end - in - 2), in + 2);
+                char val[PBX_DATA] = "";
+                if (!strcmp(name, "CHANNEL"))
+                    CPY(val, c->name);
+                else if (!strcmp(name, "HANGUPCAUSE"))
+                    snprintf(val, sizeof(val), "%d", c->hangupcause);
+                else {
+                    struct pbx_var *v = var_find(c->vars, name);
+                    if (!v)
+                        v = var_find(c->p->globals, name);
+                    if (v)
+                        CPY(val, v->value);
+                }
+                o += (size_t)snprintf(out + o, len - o, "%s", val);
+                if (o >= len)
+                    o = len - 1;
+                in = end + 1;
+                continue;
+            }
+        }
+        out[o++] = *in++;
+    }
+    out[o] = '\0';
+}
+
+/* The h extension of the demo context, then the channel sits at h/2. */
+static void run_h(struct pbx_chan *c)
+{
+    if (!c->ran_pbx)
+        return;
+    const struct dp_prio *h = dp_find(c->context[0] ? c->context : DP_CONTEXT, "h", 1);
+    if (!h)
+        h = dp_find(DP_CONTEXT, "h", 1);
+    if (!h)
+        return;
+    CPY(c->context, DP_CONTEXT);
+    CPY(c->exten, "h");
+    c->priority = 1;
+    char data[PBX_DATA];
+    substitute(c, h->data, data, sizeof(data));
+    chan_set_app(c, h->app, data);
+    publish_exten(c);
+    c->priority = 2;
+}
+
+/* ---- forward declarations of the flows ------------------------------------------------------ */
+
+static void runner_start(struct pbx_chan *c, const char *ctx, const char *exten, int prio);
+static void runner_exec(struct pbx_chan *c);
+static void pair_hangup(struct pbx_chan *x, int cause, int shr_cause, int do_shr);
+static void orig_success(struct pbx_orig *o);
+static void orig_fail(struct pbx_orig *o, int reason);
+static void orig_start_l1(struct pbx_chan *l1);
+static void dial_start(struct pbx_chan *c, const char *data);
+static void queue_start(struct pbx_chan *c, const char *data);
+static void queue_answered(struct sim_pbx *p, struct pbx_chan *l1);
+static void dial_answered(struct pbx_chan *l1);
+static void dial_ringing_deferred(struct sim_pbx *p, struct pbx_chan *l1);
+static void dest_failed(struct pbx_chan *l1, const char *status);
+static void stop_activity(struct pbx_chan *c);
+static void bridge_peer_gone(struct pbx_chan *z, const char *x_dev, int style_queue);
+static void dial_finish_vars(struct pbx_dial *op);
+static void queue_leave(struct pbx_dial *op, int abandoned);
+
+/* ---- the state changes -------------------------------------------------------------------- */
+
+/* Apply what app_queue set on an outgoing leg; publishing it shows as
+ * Newexten and NewConnectedLine after the state change (06a). */
+static void publish_pending(struct pbx_chan *l1)
+{
+    if (!l1->pending_pub)
+        return;
+    l1->pending_pub = 0;
+    CPY(l1->context, l1->pend_context);
+    CPY(l1->exten, l1->pend_exten);
+    l1->priority = 1;
+    CPY(l1->col_num, l1->pend_col_num);
+    CPY(l1->col_name, l1->pend_col_name);
+    publish_exten(l1);
+    ev_chan(l1->p, "NewConnectedLine", l1);
+}
+
+/* Answer() on a channel that is not up yet. */
+static void chan_answer(struct pbx_chan *c)
+{
+    struct sim_pbx *p = c->p;
+    c->state = PBX_CS_UP;
+    ev_chan(p, "Newstate", c);
+    struct pbx_chan *l1 = c->leg == 2 ? c->partner : NULL;
+    if (!l1 || l1->dead || l1->state == PBX_CS_UP)
+        return;
+    if (l1->orig && !l1->orig->done) {
+        /* 04c: DeviceStateChange, OriginateResponse, Newstate, DialEnd, DeviceStateChange */
+        dsc(p, l1->device, "INUSE");
+        struct pbx_orig *o = l1->orig;
+        if (o->async && !o->or_sent)
+            orig_success(o);
+        l1->state = PBX_CS_UP;
+        ev_chan(p, "Newstate", l1);
+        ev_dial(p, "DialEnd", NULL, l1, "DialStatus", "ANSWER");
+        dsc(p, l1->device, "INUSE");
+        if (!o->done)
+            orig_success(o);
+        orig_start_l1(l1);
+    } else if (l1->dialed_by && l1->dialed_by->kind == PBX_DIAL_QUEUE) {
+        if (l1->dialed_by->starting) {
+            if (!l1->dialed_by->pending_answer)
+                l1->dialed_by->pending_answer = l1;
+        } else {
+            queue_answered(p, l1);
+        }
+    } else if (l1->dialed_by) {
+        l1->state = PBX_CS_UP;
+        ev_chan(p, "Newstate", l1);
+        dsc(p, l1->device, "INUSE");
+        dial_answered(l1);
+    } else {
+        l1->state = PBX_CS_UP;
+        ev_chan(p, "Newstate", l1);
+    }
+}
+
+static void orig_ringing_deferred(struct sim_pbx *p, struct pbx_chan *l1)
+{
+    if (!l1->orig || l1->orig->done)
+        return;
+    ev_dial(p, "DialState", NULL, l1, "DialStatus", "RINGING");
+    dsc(p, l1->device, "INUSE");
+}
+
+/* Ringing() on a ;2: the ;1 rings and whoever dials it hears about it. */
+static void chan_ringing(struct pbx_chan *c)
+{
+    struct sim_pbx *p = c->p;
+    struct pbx_chan *l1 = c->leg == 2 ? c->partner : NULL;
+    if (!l1 || l1->dead || l1->state == PBX_CS_UP || l1->state == PBX_CS_RINGING)
+        return;
+    l1->state = PBX_CS_RINGING;
+    ev_chan(p, "Newstate", l1);
+    if (l1->dialed_by && l1->dialed_by->kind == PBX_DIAL_QUEUE) {
+        publish_pending(l1);
+    } else if (l1->dialed_by) {
+        soon(p, dial_ringing_deferred, l1);
+    } else if (l1->orig && !l1->orig->done) {
+        soon(p, orig_ringing_deferred, l1);
+    }
+}
+
+/* The ;2 of an Originate's pair that failed (busy, congestion, no answer):
+ * the originate side drops its ;1 and the ;2 follows (04d). */
+static void orig_abandon_pair(struct pbx_chan *l1)
+{
+    struct sim_pbx *p = l1->p;
+    struct pbx_chan *l2 = l1->partner;
+    chan_ref(l1);
+    chan_ref(l2);
+    char dev[PBX_NAME];
+    CPY(dev, l1->device);
+    if (l2 && !l2->dead) {
+        stop_activity(l2);
+        ev_cause(p, "HangupRequest", l2, 0);
+        ev_cause(p, "SoftHangupRequest", l2, PBX_CAUSE_NORMAL);
+        run_h(l2);
+        ev_hangup(p, l2, l2->hangupcause);
+        chan_destroy(l2);
+        dsc(p, dev, "INUSE");
+    }
+    stop_activity(l1);
+    ev_hangup(p, l1, 0);
+    chan_destroy(l1);
+    dsc(p, dev, "NOT_INUSE");
+    dsc(p, dev, "NOT_INUSE");
+    chan_unref(l1);
+    chan_unref(l2);
+}
+
+/* Busy()/Congestion() on a ;2. */
+static void chan_fail_signal(struct pbx_chan *c, int busy)
+{
+    struct sim_pbx *p = c->p;
+    c->hangupcause = busy ? PBX_CAUSE_BUSY : PBX_CAUSE_CONGESTION;
+    if (busy) {
+        c->state = PBX_CS_BUSY;
+        ev_chan(p, "Newstate", c);
+    }
+    struct pbx_chan *l1 = c->leg == 2 ? c->partner : NULL;
+    if (!l1 || l1->dead || l1->state == PBX_CS_UP)
+        return;
+    if (l1->orig && !l1->orig->done) {
+        orig_fail(l1->orig, busy ? PBX_REASON_BUSY : PBX_REASON_CONGESTION);
+        ev_dial(p, "DialEnd", NULL, l1, "DialStatus", busy ? "BUSY" : "CONGESTION");
+        orig_abandon_pair(l1);
+    } else if (l1->dialed_by) {
+        dest_failed(l1, busy ? "BUSY" : "CONGESTION");
+    }
+}
+
+/* ---- the dialplan runner --------------------------------------------------------------------- */
+
+static void runner_next(struct sim_pbx *p, void *arg)
+{
+    (void)p;
+    struct pbx_chan *c = arg;
+    c->media_wait = 0;
+    c->priority++;
+    runner_exec(c);
+}
+
+static void runner_start(struct pbx_chan *c, const char *ctx, const char *exten, int prio)
+{
+    struct sim_pbx *p = c->p;
+    if (!c->running) {
+        c->running = 1;
+        p->active_calls++;
+    }
+    if (!c->ran_pbx) {
+        c->ran_pbx = 1;
+        p->processed_calls++;
+    }
+    CPY(c->context, ctx);
+    CPY(c->exten, exten);
+    c->priority = prio;
+    runner_exec(c);
+}
+
+/* Execute priorities until one waits or the channel is gone. */
+static void runner_exec(struct pbx_chan *c)
+{
+    struct sim_pbx *p = c->p;
+    chan_ref(c);
+    while (!c->dead && c->running) {
+        const struct dp_prio *e = dp_find(c->context, c->exten, c->priority);
+        if (!e) {
+            /* fell off the end of the extension: hang up */
+            pair_hangup(c, c->hangupcause ? c->hangupcause : PBX_CAUSE_NORMAL, PBX_CAUSE_NORMAL,
+                        1);
+            break;
+        }
+        char data[PBX_DATA];
+        substitute(c, e->data, data, sizeof(data));
+        chan_set_app(c, e->app, data);
+        publish_exten(c);
+        if (!strcmp(e->app, "NoOp")) {
+            c->priority++;
+        } else if (!strcmp(e->app, "Answer")) {
+            if (c->state == PBX_CS_UP) {
+                c->priority++;
+                continue;
+            }
+            chan_answer(c);
+            if (c->dead)
+                break;
+            c->media_wait = 1;
+            ptimer_start(p, &c->timer, scaled(p, PBX_ANSWER_MEDIA_MS), runner_next, c);
+            break;
+        } else if (!strcmp(e->app, "Wait")) {
+            ptimer_start(p, &c->timer, scaled(p, atof(data) * 1000.0), runner_next, c);
+            break;
+        } else if (!strcmp(e->app, "Hangup")) {
+            pair_hangup(c, PBX_CAUSE_NORMAL, PBX_CAUSE_NORMAL, 1);
+            break;
+        } else if (!strcmp(e->app, "Ringing")) {
+            chan_ringing(c);
+            c->priority++;
+        } else if (!strcmp(e->app, "Busy") || !strcmp(e->app, "Congestion")) {
+            int busy = !strcmp(e->app, "Busy");
+            chan_fail_signal(c, busy);
+            if (c->dead)
+                break;
+            ptimer_start(p, &c->timer, scaled(p, atof(data) * 1000.0), runner_next, c);
+            break;
+        } else if (!strcmp(e->app, "Set")) {
+            char name[PBX_STR];
+            const char *eq = strchr(data, '=');
+            if (eq) {
+                snprintf(name, sizeof(name), "%.*s", (int)(eq - data), data);
+                pbx_setvar(p, c, name, eq + 1);
+            }
+            c->priority++;
+        } else if (!strcmp(e->app, "UserEvent")) {
+            char copy[PBX_DATA];
+            CPY(copy, data);
+            char *save = NULL;
+            char *name = strtok_r(copy, ",", &save);
+            struct sim_ev ev;
+            sim_ev_begin(&ev, "UserEvent", SIM_EV_USER);
+            blk(&ev, "", c);
+            sim_ev_kv(&ev, "UserEvent", name ? name : "");
+            for (char *kv = strtok_r(NULL, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+                char *colon = strchr(kv, ':');
+                if (!colon)
+                    continue;
+                *colon = '\0';
+                const char *v = colon + 1;
+                while (*v == ' ')
+                    v++;
+                sim_ev_kv(&ev, kv, v);
+            }
+            sim_ev_end(p->sim, &ev);
+            c->priority++;
+        } else if (!strcmp(e->app, "Dial")) {
+            dial_start(c, data);
+            break;
+        } else if (!strcmp(e->app, "Queue")) {
+            queue_start(c, data);
+            break;
+        } else {
+            c->priority++;
+        }
+    }
+    chan_unref(c);
+}
+
+/* ---- Originate ---------------------------------------------------------------------------- */
+
+static void orig_emit_response(struct pbx_orig *o, int ok, int reason)
+{
+    struct sim_pbx *p = o->p;
+    struct sim_ev e;
+    sim_ev_begin(&e, "OriginateResponse", SIM_EV_CALL);
+    if (o->actionid[0])
+        sim_ev_kv(&e, "ActionID", o->actionid);
+    sim_ev_kv(&e, "Response", ok ? "Success" : "Failure");
+    sim_ev_kv(&e, "Channel", ok && o->chan ? o->chan->name : o->channel);
+    if (o->app[0]) {
+        sim_ev_kv(&e, "Application", o->app);
+        sim_ev_kv(&e, "Data", o->appdata);
+    } else {
+        sim_ev_kv(&e, "Context", o->context);
+        sim_ev_kv(&e, "Exten", o->exten);
+    }
+    sim_ev_kvf(&e, "Reason", "%d", reason);
+    sim_ev_kv(&e, "Uniqueid",
+              ok && o->chan ? o->chan->uniqueid : (o->chanid[0] ? o->chanid : "<unknown>"));
+    sim_ev_kv(&e, "CallerIDNum", or_unknown(o->cid_num));
+    sim_ev_kv(&e, "CallerIDName", or_unknown(o->cid_name));
+    sim_ev_end(p->sim, &e);
+    o->or_sent = 1;
+}
+
+static void orig_unlink(struct pbx_orig *o)
+{
+    struct pbx_orig **pp = &o->p->origs;
+    while (*pp && *pp != o)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = o->next;
+}
+
+static void orig_free(struct pbx_orig *o)
+{
+    orig_unlink(o);
+    ptimer_cancel(&o->timer);
+    if (o->session)
+        sim_session_unref(o->session);
+    pbx_var_free_all(&o->vars);
+    free(o);
+}
+
+/* The outcome is known: OriginateResponse or the sync reply, counters. */
+static void orig_finish(struct pbx_orig *o, int ok, int reason)
+{
+    struct sim_pbx *p = o->p;
+    if (o->done)
+        return;
+    o->done = 1;
+    ptimer_cancel(&o->timer);
+    struct sim_stats *st = sim_stats(p->sim);
+    if (st->originates_inflight)
+        st->originates_inflight--;
+    if (o->async) {
+        if (!o->or_sent)
+            orig_emit_response(o, ok, reason);
+    } else if (o->session) {
+        struct sim_session *s = o->session;
+        o->session = NULL;
+        if (!sim_session_closed(s)) {
+            struct strbuf sb;
+            strbuf_init(&sb, 0);
+            sim_kv(&sb, "Response", ok ? "Success" : "Error");
+            if (o->actionid[0])
+                sim_kv(&sb, "ActionID", o->actionid);
+            sim_kv(&sb, "Message", ok ? "Originate successfully queued" : "Originate failed");
+            sim_reply_send(s, &sb);
+            soon_unblock(p, s);
+        }
+        sim_session_unref(s);
+    }
+    if (!o->chan)
+        orig_free(o);
+}
+
+static void orig_success(struct pbx_orig *o)
+{
+    if (!o->done && o->async && !o->or_sent) {
+        orig_emit_response(o, 1, PBX_REASON_ANSWERED);
+        return;
+    }
+    orig_finish(o, 1, PBX_REASON_ANSWERED);
+}
+
+static void orig_fail(struct pbx_orig *o, int reason)
+{
+    orig_finish(o, 0, reason);
+}
+
+static void l1_app_done(struct sim_pbx *p, void *arg)
+{
+    (void)p;
+    struct pbx_chan *l1 = arg;
+    l1->in_app = 0;
+    pair_hangup(l1, l1->hangupcause, 0, 0);
+}
+
+/* The answered ;1 runs the Originate's destination. */
+static void orig_start_l1(struct pbx_chan *l1)
+{
+    struct pbx_orig *o = l1->orig;
+    struct sim_pbx *p = l1->p;
+    if (!o)
+        return;
+    if (o->app[0]) {
+        l1->in_app = 1;
+        chan_set_app(l1, o->app, o->appdata);
+        double secs = !strcasecmp(o->app, "Wait") ? atof(o->appdata) : 0;
+        ptimer_start(p, &l1->timer, scaled(p, secs * 1000.0), l1_app_done, l1);
+    } else {
+        runner_start(l1, o->context, o->exten, o->priority);
+    }
+}
+
+static void orig_timeout(struct sim_pbx *p, void *arg)
+{
+    struct pbx_orig *o = arg;
+    struct pbx_chan *l1 = o->chan;
+    if (o->done || !l1)
+        return;
+    int ringing = l1->state == PBX_CS_RINGING;
+    orig_fail(o, ringing ? PBX_REASON_RINGING : PBX_REASON_FAILED);
+    ev_dial(p, "DialEnd", NULL, l1, "DialStatus", "NOANSWER");
+    orig_abandon_pair(l1);
+}
+
+/* Parse "Local/EXT@CTX[/opts]". 0 ok. */
+static int parse_local(const char *chan, char *exten, size_t elen, char *ctx, size_t clen)
+{
+    if (strncasecmp(chan, "Local/", 6))
+        return -1;
+    const char *d = chan + 6;
+    const char *at = strchr(d, '@');
+    const char *slash = strchr(d, '/');
+    if (at && (!slash || at < slash)) {
+        snprintf(exten, elen, "%.*s", (int)(at - d), d);
+        const char *cend = slash ? slash : at + strlen(at);
+        snprintf(ctx, clen, "%.*s", (int)(cend - at - 1), at + 1);
+    } else {
+        const char *end = slash ? slash : d + strlen(d);
+        snprintf(exten, elen, "%.*s", (int)(end - d), d);
+        snprintf(ctx, clen, "default");
+    }
+    return *exten ? 0 : -1;
+}
+
+void pbx_originate_start(struct sim_pbx *p, struct pbx_orig *o)
+{
+    o->p = p;
+    o->next = p->origs;
+    p->origs = o;
+    struct sim_stats *st = sim_stats(p->sim);
+    st->originates_total++;
+    st->originates_inflight++;
+    if (st->originates_inflight > st->originates_inflight_max)
+        st->originates_inflight_max = st->originates_inflight;
+    if (o->session)
+        sim_session_block(o->session);
+    char exten[PBX_STR], ctx[PBX_STR];
+    if (parse_local(o->channel, exten, sizeof(exten), ctx, sizeof(ctx)) < 0 ||
+        !pbx_exten_exists(ctx, exten, 1)) {
+        /* no such channel driver / extension: the request fails at once */
+        orig_fail(o, PBX_REASON_FAILED);
+        return;
+    }
+    struct pbx_chan *l1, *l2;
+    if (pair_new(p, exten, ctx, o->chanid, o->otherchanid, NULL, &l1, &l2) < 0) {
+        orig_fail(o, PBX_REASON_FAILED);
+        return;
+    }
+    chan_ref(l1);
+    ev_chan(p, "Newchannel", l1);
+    ev_chan(p, "Newchannel", l2);
+    chan_set_app(l1, "AppDial2", "(Outgoing Line)");
+    publish_exten(l1);
+    if (o->has_cid) {
+        CPY(l1->cid_num, o->cid_num);
+        CPY(l1->cid_name, o->cid_name);
+        ev_newcallerid(p, l1);
+        CPY(l1->col_num, o->cid_num);
+        CPY(l1->col_name, o->cid_name);
+        ev_chan(p, "NewConnectedLine", l1);
+        CPY(l2->cid_num, o->cid_num);
+        CPY(l2->cid_name, o->cid_name);
+        CPY(l2->col_num, o->cid_num);
+        CPY(l2->col_name, o->cid_name);
+        ev_newcallerid(p, l2);
+        ev_chan(p, "NewConnectedLine", l2);
+    }
+    ev_localbridge(p, l1, l2);
+    char ds[PBX_DATA];
+    snprintf(ds, sizeof(ds), "%s@%s", exten, ctx);
+    ev_dial(p, "DialBegin", NULL, l1, "DialString", ds);
+    l1->orig = o;
+    o->chan = l1;
+    for (struct pbx_var *v = o->vars; v; v = v->next)
+        var_put(&l1->vars, v->name, v->value);
+    ptimer_start(p, &o->timer, scaled(p, (double)o->timeout_ms), orig_timeout, o);
+    runner_start(l2, ctx, exten, 1);
+    chan_unref(l1);
+}
+
+/* ---- hangups ----------------------------------------------------------------------------- */
+
+/* Stop what the channel was doing (timers, Dial/Queue, a pending
+ * Originate), before its hangup events. */
+static void stop_activity(struct pbx_chan *c)
+{
+    struct sim_pbx *p = c->p;
+    ptimer_cancel(&c->timer);
+    ptimer_cancel(&c->abs_timer);
+    c->media_wait = 0;
+    c->in_app = 0;
+    if (c->running) {
+        c->running = 0;
+        p->active_calls--;
+    }
+    struct pbx_dial *op = c->dialop;
+    if (op && !op->answered) {
+        /* the caller went away while its outgoing legs were ringing */
+        while (op->ndests) {
+            struct pbx_chan *d = op->dests[0].l1;
+            ev_dial(p, "DialEnd", c, d, "DialStatus", "CANCEL");
+            chan_ref(d);
+            d->dialed_by = NULL;
+            if (op->dests[0].member)
+                op->dests[0].member->ringing = 0;
+            op->dests[0] = op->dests[--op->ndests];
+            pair_hangup(d, 0, 0, 0);
+            chan_unref(d);
+        }
+        if (op->kind == PBX_DIAL_QUEUE)
+            queue_leave(op, 1);
+        c->dialop = NULL;
+        dial_free(op);
+    }
+    if (c->orig && !c->orig->done)
+        orig_fail(c->orig, PBX_REASON_HANGUP);
+}
+
+static void agent_complete(struct pbx_dial *op, const char *reason)
+{
+    struct sim_pbx *p = op->p;
+    if (!op->peer || !op->member)
+        return;
+    long talk = (long)((now_ms(p) - op->answer_ms) / 1000);
+    long hold = (long)((op->answer_ms - op->start_ms) / 1000);
+    struct sim_ev e;
+    sim_ev_begin(&e, "AgentComplete", SIM_EV_AGENT);
+    blk(&e, "", op->caller);
+    blk(&e, "Dest", op->peer);
+    sim_ev_kv(&e, "Queue", op->queue->name);
+    sim_ev_kv(&e, "Interface", op->member->interface);
+    sim_ev_kv(&e, "MemberName", op->member->membername);
+    sim_ev_kvf(&e, "HoldTime", "%ld", hold);
+    sim_ev_kvf(&e, "TalkTime", "%ld", talk);
+    sim_ev_kv(&e, "Reason", reason);
+    sim_ev_end(p->sim, &e);
+    op->member->calls++;
+    op->member->lastcall = pbx_now_s();
+    op->member->incall = 0;
+    op->queue->completed++;
+    op->queue->talktime = talk;
+    op->queue->holdtime = hold;
+    op->member = NULL;
+}
+
+/* Dial()/Queue() return: the variables they leave behind (06a, 06b). */
+static void dial_finish_vars(struct pbx_dial *op)
+{
+    struct sim_pbx *p = op->p;
+    struct pbx_chan *y = op->caller;
+    uint64_t now = now_ms(p);
+    uint64_t ans = op->answered ? now - op->answer_ms : 0;
+    struct timeval tv = sim_now_tv();
+    long dialed = (long)((tv.tv_sec - y->created.tv_sec) * 1000 +
+                         (tv.tv_usec - y->created.tv_usec) / 1000);
+    ev_varset_num(p, y, "ANSWEREDTIME", (long)(ans / 1000));
+    ev_varset_num(p, y, "ANSWEREDTIME_MS", (long)ans);
+    ev_varset_num(p, y, "DIALEDTIME", dialed / 1000);
+    ev_varset_num(p, y, "DIALEDTIME_MS", dialed);
+    if (op->kind == PBX_DIAL_APP)
+        ev_varset(p, y, "DIALSTATUS", op->answered ? "ANSWER" : "NOANSWER");
+}
+
+/* The other side of the bridge is gone and `z` is the last one in it
+ * (06a, 06b): the bridge goes; an outgoing leg hangs up with its Local
+ * partner, a caller returns from Dial()/Queue() to its dialplan. */
+static void bridge_peer_gone(struct pbx_chan *z, const char *x_dev, int style_queue)
+{
+    struct sim_pbx *p = z->p;
+    struct pbx_bridge *b = z->bridge;
+    if (!b)
+        return;
+    ev_bridge(p, "BridgeLeave", b, 0, z);
+    ev_bridge(p, "BridgeDestroy", b, 0, NULL);
+    b->n = 0;
+    z->bridge = NULL;
+    free(b);
+    chan_ref(z);
+    if (!z->ran_pbx) {
+        struct pbx_chan *w = z->partner;
+        chan_ref(w);
+        char zdev[PBX_NAME];
+        CPY(zdev, z->device);
+        if (w)
+            ev_cause(p, "HangupRequest", w, PBX_CAUSE_NORMAL);
+        stop_activity(z);
+        ev_hangup(p, z, PBX_CAUSE_NORMAL);
+        chan_destroy(z);
+        if (!style_queue) {
+            dsc(p, x_dev, "NOT_INUSE");
+            dsc(p, x_dev, "NOT_INUSE");
+        }
+        if (w && !w->dead) {
+            ev_cause(p, "SoftHangupRequest", w, PBX_CAUSE_NORMAL);
+            w->hangupcause = PBX_CAUSE_NORMAL;
+            stop_activity(w);
+            run_h(w);
+            ev_hangup(p, w, PBX_CAUSE_NORMAL);
+            chan_destroy(w);
+        }
+        if (style_queue)
+            dsc(p, x_dev, "NOT_INUSE");
+        dsc(p, zdev, "NOT_INUSE");
+        dsc(p, zdev, "NOT_INUSE");
+        chan_unref(w);
+    } else {
+        struct pbx_dial *op = z->dialop;
+        if (op) {
+            if (op->kind == PBX_DIAL_QUEUE)
+                agent_complete(op, "agent");
+            dial_finish_vars(op);
+            z->dialop = NULL;
+            dial_free(op);
+        }
+        dsc(p, x_dev, "NOT_INUSE");
+        if (z->running && !z->dead) {
+            z->priority++;
+            runner_exec(z);
+        }
+    }
+    chan_unref(z);
+}
+
+/* x hangs up (Hangup(), AMI, end of dialplan, end of its Originate app);
+ * its Local partner follows, and a bridge it is in comes apart. */
+static void pair_hangup(struct pbx_chan *x, int cause, int shr_cause, int do_shr)
+{
+    struct sim_pbx *p = x->p;
+    if (x->dead)
+        return;
+    struct pbx_chan *y = x->partner;
+    if (y && y->dead)
+        y = NULL;
+    chan_ref(x);
+    chan_ref(y);
+    if (do_shr)
+        ev_cause(p, "SoftHangupRequest", x, shr_cause);
+    x->hangupcause = cause;
+    stop_activity(x);
+    if (x->dialed_by) {
+        /* an outgoing leg that is still ringing: its dialer loses it */
+        struct pbx_dial *op = x->dialed_by;
+        for (int i = 0; i < op->ndests; i++)
+            if (op->dests[i].l1 == x && op->dests[i].member)
+                op->dests[i].member->ringing = 0;
+    }
+    struct pbx_bridge *xb = x->bridge;
+    struct pbx_chan *xz = NULL;
+    if (xb) {
+        /* x itself is bridged: it leaves first */
+        xz = xb->chans[0] == x ? (xb->n > 1 ? xb->chans[1] : NULL) : xb->chans[0];
+        chan_ref(xz);
+        struct pbx_dial *op = x->dialop;
+        if (op && op->kind == PBX_DIAL_QUEUE)
+            agent_complete(op, "caller");
+        ev_varset(p, x, "BRIDGEPEER", "");
+        if (xz)
+            ev_varset(p, xz, "BRIDGEPEER", "");
+        ev_bridge(p, "BridgeLeave", xb, xb->n - 1, x);
+        if (op) {
+            dial_finish_vars(op);
+            x->dialop = NULL;
+            dial_free(op);
+        }
+    }
+    run_h(x);
+    if (y) {
+        ev_cause(p, "HangupRequest", y, cause);
+        if (y->dialop && y->dialop->kind == PBX_DIAL_QUEUE && y->dialop->answered && y->bridge)
+            agent_complete(y->dialop, "caller");
+    }
+    ev_hangup(p, x, cause);
+    char xdev[PBX_NAME];
+    CPY(xdev, x->device);
+    chan_destroy(x);
+    if (xz && !xz->dead)
+        bridge_peer_gone(xz, xdev, 0);
+    chan_unref(xz);
+    if (y && !y->dead) {
+        if (y->bridge && y->bridge->n == 2) {
+            struct pbx_bridge *b = y->bridge;
+            int style = b->queue_style;
+            struct pbx_chan *z = b->chans[0] == y ? b->chans[1] : b->chans[0];
+            chan_ref(z);
+            if (style)
+                dsc(p, xdev, "NOT_INUSE");
+            ev_varset(p, y, "BRIDGEPEER", "");
+            ev_varset(p, z, "BRIDGEPEER", "");
+            ev_bridge(p, "BridgeLeave", b, 1, y);
+            if (y->dialop) {
+                dial_finish_vars(y->dialop);
+                struct pbx_dial *op = y->dialop;
+                y->dialop = NULL;
+                dial_free(op);
+            }
+            ev_cause(p, "SoftHangupRequest", y, PBX_CAUSE_NORMAL);
+            y->hangupcause = PBX_CAUSE_NORMAL;
+            stop_activity(y);
+            run_h(y);
+            ev_hangup(p, y, PBX_CAUSE_NORMAL);
+            chan_destroy(y);
+            bridge_peer_gone(z, xdev, style);
+            chan_unref(z);
+        } else {
+            ev_cause(p, "SoftHangupRequest", y, PBX_CAUSE_NORMAL);
+            y->hangupcause = cause;
+            stop_activity(y);
+            run_h(y);
+            ev_hangup(p, y, cause);
+            chan_destroy(y);
+            dsc(p, xdev, "NOT_INUSE");
+            dsc(p, xdev, "NOT_INUSE");
+        }
+    } else if (!xb) {
+        dsc(p, xdev, "NOT_INUSE");
+    }
+    chan_unref(x);
+    chan_unref(y);
+}
+
+/* ---- bridges ------------------------------------------------------------------------------ */
+
+static struct pbx_bridge *bridge_new(struct sim_pbx *p, int queue_style)
+{
+    struct pbx_bridge *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    unsigned char r[16];
+    for (size_t i = 0; i < sizeof(r); i++)
+        r[i] = (unsigned char)(random() & 0xff);
+    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
+    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+    snprintf(b->uuid, sizeof(b->uuid),
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0], r[1],
+             r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13], r[14],
+             r[15]);
+    b->queue_style = queue_style;
+    ev_bridge(p, "BridgeCreate", b, 0, NULL);
+    return b;
+}
+
+static void bridge_enter(struct sim_pbx *p, struct pbx_bridge *b, struct pbx_chan *c)
+{
+    if (!b || b->n >= 2)
+        return;
+    b->chans[b->n++] = c;
+    c->bridge = b;
+    ev_bridge(p, "BridgeEnter", b, b->n, c);
+}
+
+/* ---- Dial() -------------------------------------------------------------------------------- */
+
+static void dial_free(struct pbx_dial *op)
+{
+    ptimer_cancel(&op->timer);
+    ptimer_cancel(&op->qtimer);
+    for (int i = 0; i < op->ndests; i++) {
+        if (op->dests[i].l1)
+            op->dests[i].l1->dialed_by = NULL;
+        if (op->dests[i].member)
+            op->dests[i].member->ringing = 0;
+    }
+    if (op->queue) {
+        struct pbx_queue *q = op->queue;
+        for (int i = 0; i < q->ncallers; i++) {
+            if (q->callers[i] == op) {
+                for (int j = i; j + 1 < q->ncallers; j++)
+                    q->callers[j] = q->callers[j + 1];
+                q->ncallers--;
+                break;
+            }
+        }
+    }
+    if (op->caller && op->caller->dialop == op)
+        op->caller->dialop = NULL;
+    free(op);
+}
+
+static const char *dial_number(const struct pbx_dial *op)
+{
+    return strncasecmp(op->target, "Local/", 6) ? op->target : op->target + 6;
+}
+
+/* The caller's Dial() is over without an answer: DIALSTATUS and on. */
+static void dial_end_unanswered(struct pbx_dial *op, const char *status)
+{
+    struct sim_pbx *p = op->p;
+    struct pbx_chan *y = op->caller;
+    chan_ref(y);
+    ev_varset(p, y, "DIALSTATUS", status);
+    y->dialop = NULL;
+    dial_free(op);
+    if (!y->dead && y->running) {
+        y->priority++;
+        runner_exec(y);
+    }
+    chan_unref(y);
+}
+
+/* An outgoing leg of a Dial() that will not answer: its pair goes. */
+static void dest_drop(struct pbx_chan *d)
+{
+    chan_ref(d);
+    if (d->dialed_by) {
+        struct pbx_dial *op = d->dialed_by;
+        for (int i = 0; i < op->ndests; i++) {
+            if (op->dests[i].l1 == d) {
+                if (op->dests[i].member)
+                    op->dests[i].member->ringing = 0;
+                op->dests[i] = op->dests[--op->ndests];
+                break;
+            }
+        }
+        d->dialed_by = NULL;
+    }
+    pair_hangup(d, 0, 0, 0);
+    chan_unref(d);
+}
+
+static void dest_failed(struct pbx_chan *l1, const char *status)
+{
+    struct sim_pbx *p = l1->p;
+    struct pbx_dial *op = l1->dialed_by;
+    if (!op)
+        return;
+    ev_dial(p, "DialEnd", op->caller, l1, "DialStatus", status);
+    dest_drop(l1);
+    if (op->kind == PBX_DIAL_APP && op->ndests == 0)
+        dial_end_unanswered(op, status);
+}
+
+static void dial_timeout(struct sim_pbx *p, void *arg)
+{
+    struct pbx_dial *op = arg;
+    while (op->ndests) {
+        struct pbx_chan *d = op->dests[0].l1;
+        ev_dial(p, "DialEnd", op->caller, d, "DialStatus", "NOANSWER");
+        dest_drop(d);
+    }
+    dial_end_unanswered(op, "NOANSWER");
+}
+
+/* Dial(Local/EXT@CTX,timeout) as in 06b. */
+static void dial_start(struct pbx_chan *c, const char *data)
+{
+    struct sim_pbx *p = c->p;
+    char target[PBX_DATA];
+    CPY(target, data);
+    char *comma = strchr(target, ',');
+    double timeout_s = 0;
+    if (comma) {
+        *comma = '\0';
+        timeout_s = atof(comma + 1);
+    }
+    char *amp = strchr(target, '&');
+    if (amp)
+        *amp = '\0';
+    struct pbx_dial *op = calloc(1, sizeof(*op));
+    if (!op) {
+        c->priority++;
+        return;
+    }
+    op->p = p;
+    op->kind = PBX_DIAL_APP;
+    op->caller = c;
+    op->start_ms = now_ms(p);
+    CPY(op->target, target);
+    c->dialop = op;
+    static const char *const vars[] = {
+        "DIALSTATUS",      "DIALEDPEERNUMBER", "DIALEDPEERNAME", "ANSWEREDTIME",
+        "ANSWEREDTIME_MS", "DIALEDTIME",       "DIALEDTIME_MS",  "RINGTIME",
+        "RINGTIME_MS",     "PROGRESSTIME",     "PROGRESSTIME_MS"};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        ev_varset(p, c, vars[i], "");
+    char exten[PBX_STR], ctx[PBX_STR];
+    struct pbx_chan *d1, *d2;
+    if (parse_local(target, exten, sizeof(exten), ctx, sizeof(ctx)) < 0 ||
+        !pbx_exten_exists(ctx, exten, 1) ||
+        pair_new(p, exten, ctx, NULL, NULL, c->linkedid, &d1, &d2) < 0) {
+        dial_end_unanswered(op, "CHANUNAVAIL");
+        return;
+    }
+    chan_ref(c);
+    ev_chan(p, "Newchannel", d1);
+    ev_chan(p, "Newchannel", d2);
+    char num[PBX_DATA];
+    snprintf(num, sizeof(num), "%s@%s", exten, ctx);
+    ev_varset(p, d1, "DIALEDPEERNUMBER", num);
+    CPY(d1->cid_num, c->cid_num[0] ? c->cid_num : c->exten);
+    CPY(d1->cid_name, c->cid_name);
+    CPY(d1->context, c->context);
+    CPY(d1->exten, c->exten);
+    chan_set_app(d1, "AppDial", "(Outgoing Line)");
+    publish_exten(d1);
+    ev_newcallerid(p, d1);
+    ev_varset(p, d2, "DIALEDPEERNUMBER", num);
+    CPY(d2->col_num, d1->cid_num);
+    CPY(d2->col_name, d1->cid_name);
+    ev_chan(p, "NewConnectedLine", d2);
+    ev_localbridge(p, d1, d2);
+    ev_dial(p, "DialBegin", c, d1, "DialString", dial_number(op));
+    d1->dialed_by = op;
+    op->dests[op->ndests++] = (struct pbx_dest){.l1 = d1, .state = PBX_DEST_RINGING};
+    if (timeout_s > 0)
+        ptimer_start(p, &op->timer, scaled(p, timeout_s * 1000.0), dial_timeout, op);
+    runner_start(d2, ctx, exten, 1);
+    chan_unref(c);
+}
+
+/* The dialed leg rings: the caller side learns it a moment later (06b). */
+static void dial_ringing_deferred(struct sim_pbx *p, struct pbx_chan *d1)
+{
+    struct pbx_dial *op = d1->dialed_by;
+    if (!op || op->ringing_seen)
+        return;
+    op->ringing_seen = 1;
+    op->ring_start_ms = now_ms(p);
+    struct pbx_chan *y = op->caller;
+    struct pbx_chan *yp = y->leg == 2 ? y->partner : NULL;
+    if (yp && yp->state != PBX_CS_UP && yp->state != PBX_CS_RINGING) {
+        yp->state = PBX_CS_RINGING;
+        ev_chan(p, "Newstate", yp);
+    }
+    uint64_t ms = op->ring_start_ms - op->start_ms;
+    ev_varset_num(p, y, "RINGTIME", (long)(ms / 1000));
+    ev_varset_num(p, y, "RINGTIME_MS", (long)ms);
+    ev_dial(p, "DialState", y, d1, "DialStatus", "RINGING");
+    if (yp && yp->orig && !yp->orig->done)
+        ev_dial(p, "DialState", NULL, yp, "DialStatus", "RINGING");
+    dsc(p, d1->device, "INUSE");
+    dsc(p, y->device, "INUSE");
+}
+
+/* The dialed leg answered (06b): the caller is answered and bridged. */
+static void dial_answered(struct pbx_chan *d1)
+{
+    struct sim_pbx *p = d1->p;
+    struct pbx_dial *op = d1->dialed_by;
+    if (!op)
+        return;
+    struct pbx_chan *y = op->caller;
+    struct pbx_chan *yp = y->leg == 2 ? y->partner : NULL;
+    chan_ref(y);
+    chan_ref(yp);
+    ptimer_cancel(&op->timer);
+    if (yp && yp->orig && !yp->orig->done && yp->orig->async && !yp->orig->or_sent)
+        orig_success(yp->orig);
+    ev_varset(p, y, "DIALSTATUS", "ANSWER");
+    ev_varset(p, y, "DIALEDPEERNAME", d1->name);
+    ev_varset(p, y, "DIALEDPEERNUMBER", dial_number(op));
+    d1->exten[0] = '\0';
+    ev_dial(p, "DialEnd", y, d1, "DialStatus", "ANSWER");
+    op->answered = 1;
+    op->answer_ms = now_ms(p);
+    op->peer = d1;
+    d1->dialed_by = NULL;
+    op->ndests = 0;
+    if (y->state != PBX_CS_UP) {
+        y->state = PBX_CS_UP;
+        ev_chan(p, "Newstate", y);
+    }
+    struct pbx_bridge *b = bridge_new(p, 0);
+    publish_exten(d1);
+    if (yp && !yp->dead && yp->state != PBX_CS_UP) {
+        yp->state = PBX_CS_UP;
+        ev_chan(p, "Newstate", yp);
+        if (yp->orig && !yp->orig->done) {
+            ev_dial(p, "DialEnd", NULL, yp, "DialStatus", "ANSWER");
+            orig_success(yp->orig);
+            orig_start_l1(yp);
+        }
+    }
+    if (b && !d1->dead && !y->dead) {
+        bridge_enter(p, b, d1);
+        dsc(p, d1->device, "INUSE");
+        dsc(p, y->device, "INUSE");
+        dsc(p, y->device, "INUSE");
+        bridge_enter(p, b, y);
+        ev_varset(p, d1, "BRIDGEPEER", y->name);
+        ev_varset(p, y, "BRIDGEPEER", d1->name);
+    } else {
+        free(b);
+    }
+    chan_unref(y);
+    chan_unref(yp);
+}
+
+/* ---- Queue() -------------------------------------------------------------------------------- */
+
+struct pbx_queue *pbx_queue_find(struct sim_pbx *p, const char *name)
+{
+    for (int i = 0; i < p->nqueues; i++)
+        if (!strcmp(p->queues[i].name, name))
+            return &p->queues[i];
+    return NULL;
+}
+
+struct pbx_member *pbx_member_find(struct pbx_queue *q, const char *iface)
+{
+    for (int i = 0; i < q->nmembers; i++)
+        if (!strcasecmp(q->members[i].interface, iface))
+            return &q->members[i];
+    return NULL;
+}
+
+int pbx_queue_calls(const struct pbx_queue *q)
+{
+    return q->ncallers;
+}
+
+static void ev_queue_caller(struct sim_pbx *p, const char *name, const struct pbx_chan *y,
+                            const struct pbx_queue *q, int pos, int count)
+{
+    struct sim_ev e;
+    sim_ev_begin(&e, name, SIM_EV_AGENT);
+    blk(&e, "", y);
+    sim_ev_kv(&e, "Queue", q->name);
+    sim_ev_kvf(&e, "Position", "%d", pos);
+    sim_ev_kvf(&e, "Count", "%d", count);
+    sim_ev_end(p->sim, &e);
+}
+
+/* The caller leaves the queue's waiting list (answered, timed out or gone). */
+static void queue_leave(struct pbx_dial *op, int abandoned)
+{
+    struct sim_pbx *p = op->p;
+    struct pbx_queue *q = op->queue;
+    struct pbx_chan *y = op->caller;
+    int pos = 0;
+    for (int i = 0; i < q->ncallers; i++) {
+        if (q->callers[i] == op) {
+            pos = i + 1;
+            for (int j = i; j + 1 < q->ncallers; j++)
+                q->callers[j] = q->callers[j + 1];
+            q->ncallers--;
+            break;
+        }
+    }
+    if (!pos)
+        return;
+    if (abandoned) {
+        struct sim_ev e;
+        sim_ev_begin(&e, "QueueCallerAbandon", SIM_EV_AGENT);
+        blk(&e, "", y);
+        sim_ev_kv(&e, "Queue", q->name);
+        sim_ev_kvf(&e, "Position", "%d", pos);
+        sim_ev_kvf(&e, "OriginalPosition", "%d", op->position);
+        sim_ev_kvf(&e, "HoldTime", "%ld", (long)((now_ms(p) - op->start_ms) / 1000));
+        sim_ev_end(p->sim, &e);
+        q->abandoned++;
+    }
+    if (q->ncallers == 0) {
+        char dev[PBX_NAME];
+        snprintf(dev, sizeof(dev), "Queue:%s", q->name);
+        pbx_devstate_set(p, dev, "NOT_INUSE", 1);
+    }
+    ev_queue_caller(p, "QueueCallerLeave", y, q, pos, q->ncallers);
+    if (!abandoned)
+        ev_varset_num(p, y, "QUEUEPOSITION", pos);
+}
+
+static void queue_ring(struct sim_pbx *p, void *arg);
+
+/* Ring one member: its Local pair, AgentCalled and DialBegin (06a). */
+static void queue_call_member(struct pbx_dial *op, struct pbx_member *m)
+{
+    struct sim_pbx *p = op->p;
+    struct pbx_chan *y = op->caller;
+    char exten[PBX_STR], ctx[PBX_STR];
+    if (op->ndests >= PBX_MAX_DESTS ||
+        parse_local(m->interface, exten, sizeof(exten), ctx, sizeof(ctx)) < 0 ||
+        !pbx_exten_exists(ctx, exten, 1))
+        return;
+    struct pbx_chan *l1, *l2;
+    if (pair_new(p, exten, ctx, NULL, NULL, y->linkedid, &l1, &l2) < 0)
+        return;
+    ev_chan(p, "Newchannel", l1);
+    ev_chan(p, "Newchannel", l2);
+    CPY(l1->cid_num, y->cid_num);
+    CPY(l1->cid_name, y->cid_name);
+    chan_set_app(l1, "AppQueue", "(Outgoing Line)");
+    publish_exten(l1);
+    ev_newcallerid(p, l1);
+    char num[PBX_DATA];
+    snprintf(num, sizeof(num), "%s@%s", exten, ctx);
+    ev_varset(p, l1, "DIALEDPEERNUMBER", num);
+    ev_varset(p, l2, "DIALEDPEERNUMBER", num);
+    CPY(l2->cid_num, y->cid_num);
+    CPY(l2->cid_name, y->cid_name);
+    CPY(l2->col_num, y->cid_num);
+    CPY(l2->col_name, y->cid_name);
+    ev_newcallerid(p, l2);
+    ev_chan(p, "NewConnectedLine", l2);
+    ev_localbridge(p, l1, l2);
+    l1->pending_pub = 1;
+    CPY(l1->pend_context, y->context);
+    CPY(l1->pend_exten, y->exten);
+    CPY(l1->pend_col_num, y->cid_num);
+    CPY(l1->pend_col_name, y->cid_name);
+    struct pbx_chan view = *l1;
+    CPY(view.context, l1->pend_context);
+    CPY(view.exten, l1->pend_exten);
+    view.priority = 1;
+    CPY(view.col_num, l1->pend_col_num);
+    CPY(view.col_name, l1->pend_col_name);
+    struct sim_ev e;
+    sim_ev_begin(&e, "AgentCalled", SIM_EV_AGENT);
+    blk(&e, "", y);
+    blk(&e, "Dest", &view);
+    sim_ev_kv(&e, "Queue", op->queue->name);
+    sim_ev_kv(&e, "Interface", m->interface);
+    sim_ev_kv(&e, "MemberName", m->membername);
+    sim_ev_end(p->sim, &e);
+    ev_dial(p, "DialBegin", y, l1, "DialString", m->interface);
+    l1->dialed_by = op;
+    op->dests[op->ndests++] = (struct pbx_dest){.l1 = l1, .member = m, .state = PBX_DEST_RINGING};
+    m->ringing = 1;
+}
+
+static void queue_ring_timeout(struct sim_pbx *p, void *arg)
+{
+    struct pbx_dial *op = arg;
+    while (op->ndests) {
+        struct pbx_chan *d = op->dests[0].l1;
+        ev_dial(p, "DialEnd", op->caller, d, "DialStatus", "NOANSWER");
+        dest_drop(d);
+    }
+    ptimer_start(p, &op->timer, scaled(p, op->queue->retry_s * 1000.0), queue_ring, op);
+}
+
+/* Ring the members the strategy picks. */
+static void queue_ring(struct sim_pbx *p, void *arg)
+{
+    struct pbx_dial *op = arg;
+    struct pbx_queue *q = op->queue;
+    struct pbx_member *pick[PBX_MAX_MEMBERS];
+    int n = 0;
+    if (!strcmp(q->strategy, "ringall")) {
+        /* app_queue builds its outgoing list by prepending */
+        for (int i = q->nmembers - 1; i >= 0; i--)
+            if (pbx_member_available(q, &q->members[i]) && !q->members[i].ringing)
+                pick[n++] = &q->members[i];
+    } else {
+        for (int k = 0; k < q->nmembers && !n; k++) {
+            int i = (q->rr_next + k) % q->nmembers;
+            if (pbx_member_available(q, &q->members[i]) && !q->members[i].ringing) {
+                pick[n++] = &q->members[i];
+                q->rr_next = i + 1;
+            }
+        }
+    }
+    if (!n) {
+        ptimer_start(p, &op->timer, scaled(p, q->retry_s * 1000.0), queue_ring, op);
+        return;
+    }
+    struct pbx_chan *caller = op->caller;
+    chan_ref(caller);
+    op->starting = 1;
+    op->pending_answer = NULL;
+    for (int i = 0; i < n; i++)
+        queue_call_member(op, pick[i]);
+    struct pbx_chan *legs[PBX_MAX_DESTS];
+    int nl = op->ndests;
+    for (int i = 0; i < nl; i++) {
+        legs[i] = op->dests[i].l1;
+        chan_ref(legs[i]);
+    }
+    for (int i = 0; i < nl; i++)
+        if (!legs[i]->dead && legs[i]->partner)
+            runner_start(legs[i]->partner, legs[i]->lctx, legs[i]->lexten, 1);
+    for (int i = 0; i < nl; i++)
+        if (!legs[i]->dead)
+            dsc(p, legs[i]->device, "INUSE");
+    if (!caller->dead && caller->dialop == op) {
+        op->starting = 0;
+        ptimer_start(p, &op->timer, scaled(p, q->ring_timeout_s * 1000.0), queue_ring_timeout,
+                     op);
+        struct pbx_chan *ans = op->pending_answer;
+        op->pending_answer = NULL;
+        if (ans && !ans->dead && ans->dialed_by == op)
+            queue_answered(p, ans);
+    }
+    for (int i = 0; i < nl; i++)
+        chan_unref(legs[i]);
+    chan_unref(caller);
+}
+
+/* Queue(): the overall timeout ran out; the caller goes on in the dialplan. */
+static void queue_timeout(struct sim_pbx *p, void *arg)
+{
+    struct pbx_dial *op = arg;
+    struct pbx_chan *y = op->caller;
+    chan_ref(y);
+    while (op->ndests) {
+        struct pbx_chan *d = op->dests[0].l1;
+        ev_dial(p, "DialEnd", y, d, "DialStatus", "CANCEL");
+        dest_drop(d);
+    }
+    queue_leave(op, 0);
+    ev_varset(p, y, "QUEUESTATUS", "TIMEOUT");
+    y->dialop = NULL;
+    dial_free(op);
+    if (!y->dead && y->running) {
+        y->priority++;
+        runner_exec(y);
+    }
+    chan_unref(y);
+}
+
+/* Queue(name,options,URL,announce,timeout). */
+static void queue_start(struct pbx_chan *c, const char *data)
+{
+    struct sim_pbx *p = c->p;
+    char copy[PBX_DATA];
+    CPY(copy, data);
+    char *fields[5] = {0};
+    char *s = copy;
+    for (int i = 0; i < 5 && s; i++) {
+        fields[i] = s;
+        char *comma = strchr(s, ',');
+        if (comma)
+            *comma = '\0';
+        s = comma ? comma + 1 : NULL;
+    }
+    struct pbx_queue *q = pbx_queue_find(p, fields[0] ? fields[0] : "");
+    struct pbx_dial *op = q ? calloc(1, sizeof(*op)) : NULL;
+    if (!op) {
+        ev_varset(p, c, "QUEUESTATUS", "UNKNOWN");
+        c->priority++;
+        runner_exec(c);
+        return;
+    }
+    op->p = p;
+    op->kind = PBX_DIAL_QUEUE;
+    op->caller = c;
+    op->queue = q;
+    op->start_ms = now_ms(p);
+    CPY(op->target, q->name);
+    c->dialop = op;
+    static const char *const vars[] = {"ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME",
+                                       "DIALEDTIME_MS", "QUEUEWAIT",       "QUEUEWAIT_MS"};
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+        ev_varset(p, c, vars[i], "");
+    if (q->ncallers >= PBX_MAX_MEMBERS) {
+        ev_varset(p, c, "QUEUESTATUS", "FULL");
+        c->dialop = NULL;
+        dial_free(op);
+        c->priority++;
+        runner_exec(c);
+        return;
+    }
+    q->callers[q->ncallers++] = op;
+    op->position = q->ncallers;
+    if (q->ncallers == 1) {
+        char dev[PBX_NAME];
+        snprintf(dev, sizeof(dev), "Queue:%s", q->name);
+        pbx_devstate_set(p, dev, "RINGING", 1);
+    }
+    ev_queue_caller(p, "QueueCallerJoin", c, q, op->position, q->ncallers);
+    double timeout = fields[4] ? atof(fields[4]) : 0;
+    if (timeout > 0)
+        ptimer_start(p, &op->qtimer, scaled(p, timeout * 1000.0), queue_timeout, op);
+    if (op->position == 1)
+        queue_ring(p, op);
+    else
+        ptimer_start(p, &op->timer, scaled(p, q->retry_s * 1000.0), queue_ring, op);
+}
+
+/* A member answered (06a): the others are cancelled, the caller leaves
+ * the queue and is bridged with the member. */
+static void queue_answered(struct sim_pbx *p, struct pbx_chan *l1)
+{
+    struct pbx_dial *op = l1->dialed_by;
+    if (!op)
+        return;
+    struct pbx_chan *y = op->caller;
+    struct pbx_member *m = NULL;
+    for (int i = 0; i < op->ndests; i++)
+        if (op->dests[i].l1 == l1)
+            m = op->dests[i].member;
+    chan_ref(y);
+    chan_ref(l1);
+    ptimer_cancel(&op->timer);
+    ptimer_cancel(&op->qtimer);
+    l1->state = PBX_CS_UP;
+    ev_chan(p, "Newstate", l1);
+    publish_pending(l1);
+    dsc(p, l1->device, "INUSE");
+    ev_dial(p, "DialEnd", y, l1, "DialStatus", "ANSWER");
+    struct pbx_chan *others[PBX_MAX_DESTS];
+    int no = 0;
+    for (int i = 0; i < op->ndests; i++) {
+        struct pbx_chan *d = op->dests[i].l1;
+        if (d == l1)
+            continue;
+        /* app_queue reports the cancelled leg twice (06a) */
+        ev_dial(p, "DialEnd", y, d, "DialStatus", "CANCEL");
+        ev_dial(p, "DialEnd", y, d, "DialStatus", "CANCEL");
+        others[no++] = d;
+        chan_ref(d);
+    }
+    for (int i = 0; i < op->ndests; i++)
+        if (op->dests[i].member)
+            op->dests[i].member->ringing = 0;
+    for (int i = 0; i < no; i++)
+        others[i]->dialed_by = NULL;
+    l1->dialed_by = NULL;
+    op->ndests = 0;
+    op->answered = 1;
+    op->peer = l1;
+    op->member = m;
+    char devs[PBX_MAX_DESTS][PBX_NAME];
+    for (int i = 0; i < no; i++) {
+        struct pbx_chan *d = others[i];
+        struct pbx_chan *w = d->partner;
+        CPY(devs[i], d->device);
+        chan_ref(w);
+        if (w)
+            ev_cause(p, "HangupRequest", w, PBX_CAUSE_ANSWERED_ELSEWHERE);
+        stop_activity(d);
+        ev_hangup(p, d, PBX_CAUSE_ANSWERED_ELSEWHERE);
+        chan_destroy(d);
+        if (w && !w->dead) {
+            ev_cause(p, "SoftHangupRequest", w, PBX_CAUSE_NORMAL);
+            dsc(p, devs[i], "NOT_INUSE");
+            w->hangupcause = PBX_CAUSE_ANSWERED_ELSEWHERE;
+            stop_activity(w);
+            run_h(w);
+            ev_hangup(p, w, PBX_CAUSE_ANSWERED_ELSEWHERE);
+            chan_destroy(w);
+        }
+        chan_unref(w);
+        chan_unref(d);
+    }
+    queue_leave(op, 0);
+    for (int i = 0; i < no; i++)
+        dsc(p, devs[i], "NOT_INUSE");
+    uint64_t now = now_ms(p);
+    uint64_t wait = now - op->start_ms;
+    ev_varset_num(p, y, "QUEUEWAIT", (long)(wait / 1000));
+    ev_varset_num(p, y, "QUEUEWAIT_MS", (long)wait);
+    struct sim_ev e;
+    sim_ev_begin(&e, "AgentConnect", SIM_EV_AGENT);
+    blk(&e, "", y);
+    blk(&e, "Dest", l1);
+    sim_ev_kv(&e, "Queue", op->queue->name);
+    sim_ev_kv(&e, "Interface", m ? m->interface : "");
+    sim_ev_kv(&e, "MemberName", m ? m->membername : "");
+    sim_ev_kvf(&e, "HoldTime", "%ld", (long)(wait / 1000));
+    sim_ev_kvf(&e, "RingTime", "%ld", (long)((now - op->start_ms) / 1000));
+    sim_ev_end(p->sim, &e);
+    if (m)
+        m->incall = 1;
+    op->answer_ms = now;
+    struct pbx_bridge *b = bridge_new(p, 1);
+    if (b && !l1->dead && !y->dead) {
+        bridge_enter(p, b, l1);
+        bridge_enter(p, b, y);
+        ev_varset(p, l1, "BRIDGEPEER", y->name);
+        ev_varset(p, y, "BRIDGEPEER", l1->name);
+    } else {
+        free(b);
+    }
+    chan_unref(l1);
+    chan_unref(y);
+}
+
+/* ---- AMI-driven changes -------------------------------------------------------------------------- */
+
+void pbx_chan_softhangup(struct pbx_chan *c, int cause)
+{
+    if (cause <= 0)
+        cause = PBX_CAUSE_NORMAL;
+    pair_hangup(c, cause, cause, 1);
+}
+
+static void abs_timeout_fire(struct sim_pbx *p, void *arg)
+{
+    (void)p;
+    struct pbx_chan *c = arg;
+    pair_hangup(c, PBX_CAUSE_NORMAL, PBX_CAUSE_NORMAL, 1);
+}
+
+void pbx_chan_abs_timeout(struct pbx_chan *c, long secs)
+{
+    if (secs <= 0) {
+        ptimer_cancel(&c->abs_timer);
+        return;
+    }
+    ptimer_start(c->p, &c->abs_timer, scaled(c->p, (double)secs * 1000.0), abs_timeout_fire, c);
+}
+
+int pbx_chan_redirect(struct pbx_chan *c, const char *ctx, const char *exten, int prio)
+{
+    struct sim_pbx *p = c->p;
+    chan_ref(c);
+    if (c->bridge) {
+        struct pbx_bridge *b = c->bridge;
+        struct pbx_chan *z = b->chans[0] == c ? (b->n > 1 ? b->chans[1] : NULL) : b->chans[0];
+        chan_ref(z);
+        ev_varset(p, c, "BRIDGEPEER", "");
+        if (z)
+            ev_varset(p, z, "BRIDGEPEER", "");
+        ev_bridge(p, "BridgeLeave", b, b->n - 1, c);
+        for (int i = 0; i < b->n; i++)
+            if (b->chans[i] == c)
+                b->chans[i] = b->chans[--b->n];
+        c->bridge = NULL;
+        if (c->dialop) {
+            struct pbx_dial *op = c->dialop;
+            if (op->kind == PBX_DIAL_QUEUE)
+                agent_complete(op, "transfer");
+            dial_finish_vars(op);
+            c->dialop = NULL;
+            dial_free(op);
+        }
+        if (z && !z->dead)
+            bridge_peer_gone(z, c->device, 0);
+        else if (b->n == 0)
+            free(b);
+        chan_unref(z);
+    }
+    if (c->dead) {
+        chan_unref(c);
+        return -1;
+    }
+    ptimer_cancel(&c->timer);
+    c->media_wait = 0;
+    c->in_app = 0;
+    if (c->dialop) {
+        struct pbx_dial *op = c->dialop;
+        while (op->ndests) {
+            struct pbx_chan *d = op->dests[0].l1;
+            ev_dial(p, "DialEnd", c, d, "DialStatus", "CANCEL");
+            dest_drop(d);
+        }
+        if (op->kind == PBX_DIAL_QUEUE)
+            queue_leave(op, 1);
+        c->dialop = NULL;
+        dial_free(op);
+    }
+    if (!c->dead)
+        runner_start(c, ctx, exten, prio);
+    chan_unref(c);
+    return 0;
+}
+
+/* ---- variables ----------------------------------------------------------------------------------- */
+
+void pbx_setvar(struct sim_pbx *p, struct pbx_chan *c, const char *name, const char *value)
+{
+    var_put(c ? &c->vars : &p->globals, name, value);
+    ev_varset(p, c, name, value);
+}
+
+static const char *func_read(struct sim_pbx *p, struct pbx_chan *c, const char *fn,
+                             const char *arg, char *buf, size_t len, int *found)
+{
+    (void)p;
+    *found = 1;
+    if (!strcasecmp(fn, "CHANNEL")) {
+        if (!strcasecmp(arg, "state"))
+            snprintf(buf, len, "%s", pbx_state_desc(c ? c->state : PBX_CS_DOWN));
+        else if (!strcasecmp(arg, "language"))
+            snprintf(buf, len, "en");
+        else if (!strcasecmp(arg, "name"))
+            snprintf(buf, len, "%s", c ? c->name : "");
+        else if (!strcasecmp(arg, "uniqueid"))
+            snprintf(buf, len, "%s", c ? c->uniqueid : "");
+        else if (!strcasecmp(arg, "linkedid"))
+            snprintf(buf, len, "%s", c ? c->linkedid : "");
+        else if (!strcasecmp(arg, "channeltype"))
+            snprintf(buf, len, "Local");
+        else if (!strcasecmp(arg, "context"))
+            snprintf(buf, len, "%s", c ? c->context : "");
+        else if (!strcasecmp(arg, "exten"))
+            snprintf(buf, len, "%s", c ? c->exten : "");
+        else {
+            *found = 0;
+            buf[0] = '\0';
+        }
+        return buf;
+    }
+    if (!strcasecmp(fn, "CALLERID")) {
+        if (!strcasecmp(arg, "num") || !strcasecmp(arg, "number"))
+            snprintf(buf, len, "%s", c ? c->cid_num : "");
+        else if (!strcasecmp(arg, "name"))
+            snprintf(buf, len, "%s", c ? c->cid_name : "");
+        else if (!strcasecmp(arg, "all"))
+            snprintf(buf, len, "\"%s\" <%s>", c ? c->cid_name : "", c ? c->cid_num : "");
+        else {
+            *found = 0;
+            buf[0] = '\0';
+        }
+        return buf;
+    }
+    *found = 0;
+    buf[0] = '\0';
+    return buf;
+}
+
+const char *pbx_getvar(struct sim_pbx *p, struct pbx_chan *c, const char *name, char *buf,
+                       size_t len, int *found)
+{
+    size_t n = strlen(name);
+    *found = 0;
+    buf[0] = '\0';
+    if (n && name[n - 1] == ')') {
+        const char *open = strchr(name, '(');
+        if (!open)
+            return buf;
+        char fn[PBX_STR], arg[PBX_STR];
+        snprintf(fn, sizeof(fn), "%.*s", (int)(open - name), name);
+        snprintf(arg, sizeof(arg), "%.*s", (int)(name + n - 1 - open - 1), open + 1);
+        return func_read(p, c, fn, arg, buf, len, found);
+    }
+    struct pbx_var *v = c ? var_find(c->vars, name) : NULL;
+    if (!v)
+        v = var_find(p->globals, name);
+    if (v) {
+        *found = 1;
+        snprintf(buf, len, "%s", v->value);
+        return buf;
+    }
+    *found = 1;
+    if (c && !strcmp(name, "CHANNEL"))
+        snprintf(buf, len, "%s", c->name);
+    else if (c && !strcmp(name, "UNIQUEID"))
+        snprintf(buf, len, "%s", c->uniqueid);
+    else if (c && !strcmp(name, "CONTEXT"))
+        snprintf(buf, len, "%s", c->context);
+    else if (c && !strcmp(name, "EXTEN"))
+        snprintf(buf, len, "%s", c->exten);
+    else if (c && !strcmp(name, "PRIORITY"))
+        snprintf(buf, len, "%d", c->priority);
+    else if (c && !strcmp(name, "HANGUPCAUSE"))
+        snprintf(buf, len, "%d", c->hangupcause);
+    else if (!strcmp(name, "EPOCH"))
+        snprintf(buf, len, "%ld", pbx_now_s());
+    else
+        *found = 0;
+    return buf;
+}
+
+/* ---- CLI ------------------------------------------------------------------------------------------- */
+
+static void cli(struct strbuf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void cli(struct strbuf *out, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    strbuf_vprintf(out, fmt, ap);
+    va_end(ap);
+}
+
+static const char *ess(long n)
+{
+    return n == 1 ? "" : "s";
+}
+
+static void cli_channels(struct sim_pbx *p, struct strbuf *out)
+{
+    cli(out, "%-64.64s %-32.32s %-7.7s %-30.30s\n", "Channel", "Location", "State",
+        "Application(Data)");
+    for (struct pbx_chan *c = p->chans; c; c = c->next) {
+        char loc[PBX_DATA], app[PBX_DATA + PBX_STR + 4];
+        if (c->context[0] && c->exten[0])
+            snprintf(loc, sizeof(loc), "%s@%s:%d", c->exten, c->context, c->priority);
+        else
+            snprintf(loc, sizeof(loc), "(None)");
+        if (c->appl[0])
+            snprintf(app, sizeof(app), "%s(%s)", c->appl, c->data);
+        else
+            snprintf(app, sizeof(app), "(None)");
+        cli(out, "%-64.64s %-32.32s %-7.7s %-30.30s\n", c->name, loc, pbx_state_desc(c->state),
+            app);
+    }
+    cli(out, "%zu active channel%s\n", p->nchans, ess((long)p->nchans));
+    cli(out, "%lu active call%s\n", p->active_calls, ess((long)p->active_calls));
+    cli(out, "%lu call%s processed\n", p->processed_calls, ess((long)p->processed_calls));
+}
+
+static const char *devstate_str(int st)
+{
+    switch (st) {
+    case PBX_DEV_NOT_INUSE:
+        return "Not in use";
+    case PBX_DEV_INUSE:
+        return "In use";
+    case PBX_DEV_BUSY:
+        return "Busy";
+    case PBX_DEV_INVALID:
+        return "Invalid";
+    case PBX_DEV_UNAVAILABLE:
+        return "Unavailable";
+    case PBX_DEV_RINGING:
+        return "Ringing";
+    default:
+        return "Unknown";
+    }
+}
+
+static void cli_queue(struct sim_pbx *p, const struct pbx_queue *q, struct strbuf *out)
+{
+    long now = pbx_now_s();
+    char max[32];
+    if (q->maxlen)
+        snprintf(max, sizeof(max), "%d", q->maxlen);
+    else
+        snprintf(max, sizeof(max), "unlimited");
+    cli(out,
+        "%s has %d calls (max %s) in '%s' strategy (%lds holdtime, %lds talktime), W:%d, C:%d, "
+        "A:%d, SL:%2.1f%%, SL2:%2.1f%% within %ds\n",
+        q->name, q->ncallers, max, q->strategy, q->holdtime, q->talktime, q->weight, q->completed,
+        q->abandoned, 0.0, 0.0, 0);
+    if (q->nmembers) {
+        cli(out, "   Members: \n");
+        for (int i = 0; i < q->nmembers; i++) {
+            const struct pbx_member *m = &q->members[i];
+            cli(out, "      %s", m->membername);
+            if (strcasecmp(m->membername, m->interface)) {
+                cli(out, " (%s", m->interface);
+                if (strcmp(m->state_interface, m->interface))
+                    cli(out, " from %s", m->state_interface);
+                cli(out, ")");
+            }
+            if (m->penalty)
+                cli(out, " with penalty %d", m->penalty);
+            cli(out, " (ringinuse %s)", m->ringinuse ? "enabled" : "disabled");
+            if (m->dynamic)
+                cli(out, " (dynamic)");
+            if (m->incall)
+                cli(out, " (in call)");
+            if (m->paused)
+                cli(out, " (paused%s%s was %ld secs ago)", m->reason[0] ? ":" : "", m->reason,
+                    now - m->lastpause);
+            cli(out, " (%s)", devstate_str(m->status));
+            if (m->calls)
+                cli(out, " has taken %d calls (last was %ld secs ago)", m->calls,
+                    now - m->lastcall);
+            else
+                cli(out, " has taken no calls yet");
+            cli(out, " (login was %ld secs ago)\n", now - m->logintime);
+        }
+    } else {
+        cli(out, "   No Members\n");
+    }
+    if (q->ncallers) {
+        cli(out, "   Callers: \n");
+        for (int i = 0; i < q->ncallers; i++) {
+            const struct pbx_dial *op = q->callers[i];
+            long wait = (long)((uv_now(sim_loop(p->sim)) - op->start_ms) / 1000);
+            cli(out, "      %d. %s (wait: %ld:%2.2ld, prio: 0)\n", i + 1, op->caller->name,
+                wait / 60, wait % 60);
+        }
+    } else {
+        cli(out, "   No Callers\n");
+    }
+    cli(out, "\n");
+}
+
+static void cli_dialplan(const char *what, struct strbuf *out, int *ok)
+{
+    char exten[PBX_STR] = "", ctx[PBX_STR] = "";
+    const char *at = strchr(what, '@');
+    if (at) {
+        snprintf(exten, sizeof(exten), "%.*s", (int)(at - what), what);
+        snprintf(ctx, sizeof(ctx), "%.*s", (int)sizeof(ctx) - 1, at + 1);
+    } else {
+        snprintf(ctx, sizeof(ctx), "%.*s", (int)sizeof(ctx) - 1, what);
+    }
+    if (ctx[0] && !pbx_context_exists(ctx)) {
+        cli(out, "There is no existence of '%s' context\n", ctx);
+        *ok = 0;
+        return;
+    }
+    if (exten[0] && !dp_find(DP_CONTEXT, exten, 1)) {
+        cli(out, "There is no existence of %s@%s extension\n", exten, ctx);
+        *ok = 0;
+        return;
+    }
+    cli(out, "[ Context '%s' created by 'pbx_config' ]\n", DP_CONTEXT);
+    int nexten = 0, nprio = 0;
+    const char *last = NULL;
+    for (size_t i = 0; i < DP_N; i++) {
+        const struct dp_prio *e = &dp_demo[i];
+        if (exten[0] && strcmp(e->exten, exten))
+            continue;
+        char first[PBX_STR] = "";
+        if (!last || strcmp(last, e->exten)) {
+            snprintf(first, sizeof(first), "'%s' =>", e->exten);
+            nexten++;
+            last = e->exten;
+        }
+        char app[PBX_DATA];
+        snprintf(app, sizeof(app), "%d. %s(%s)", e->prio, e->app, e->data);
+        cli(out, "  %-17s %-45s [extensions.conf:%d]\n", first, app, e->line);
+        nprio++;
+    }
+    cli(out, "\n");
+    cli(out, "-= %d extension%s (%d priorit%s) in 1 context. =-\n", nexten, ess(nexten), nprio,
+        nprio == 1 ? "y" : "ies");
+}
+
+int sim_pbx_cli(struct sim_pbx *p, const char *cmd, struct strbuf *out, int *ok)
+{
+    char words[4][PBX_DATA];
+    int n = 0;
+    const char *s = cmd;
+    while (*s && n < 4) {
+        while (*s == ' ')
+            s++;
+        const char *e = s;
+        while (*e && *e != ' ')
+            e++;
+        if (e == s)
+            break;
+        snprintf(words[n++], PBX_DATA, "%.*s", (int)(e - s), s);
+        s = e;
+    }
+    while (*s == ' ')
+        s++;
+    if (*s)
+        return 0;
+    if (n == 3 && !strcmp(words[0], "core") && !strcmp(words[1], "show") &&
+        !strcmp(words[2], "channels")) {
+        cli_channels(p, out);
+        return 1;
+    }
+    if (n >= 2 && !strcmp(words[0], "queue") && !strcmp(words[1], "show") && n <= 3) {
+        if (n == 3) {
+            const struct pbx_queue *q = pbx_queue_find(p, words[2]);
+            if (!q) {
+                cli(out, "No such queue: %s.\n", words[2]);
+                *ok = 0;
+            } else {
+                cli_queue(p, q, out);
+            }
+        } else {
+            for (int i = 0; i < p->nqueues; i++)
+                cli_queue(p, &p->queues[i], out);
+        }
+        return 1;
+    }
+    if (n >= 2 && n <= 3 && !strcmp(words[0], "dialplan") && !strcmp(words[1], "show")) {
+        cli_dialplan(n == 3 ? words[2] : DP_CONTEXT, out, ok);
+        return 1;
+    }
+    return 0;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------------------- */
+
+size_t sim_pbx_live_channels(const struct sim_pbx *p)
+{
+    return p ? p->nchans : 0;
+}
+
+unsigned long sim_pbx_active_calls(const struct sim_pbx *p)
+{
+    return p ? p->active_calls : 0;
+}
+
+unsigned long sim_pbx_processed_calls(const struct sim_pbx *p)
+{
+    return p ? p->processed_calls : 0;
+}
+
+void sim_pbx_session_gone(struct sim_pbx *p, struct sim_session *s)
+{
+    if (!p)
+        return;
+    for (struct pbx_orig *o = p->origs; o; o = o->next) {
+        if (o->session == s) {
+            o->session = NULL;
+            sim_session_unref(s);
+        }
+    }
+}
+
+/* `core restart now` / `core stop`: every call is hung up with its events
+ * (08a): shutdown soft-hangup (cause 4) on both halves, then the pair. */
+void sim_pbx_hangup_all(struct sim_pbx *p, int restarting)
+{
+    (void)restarting;
+    while (p->chans) {
+        struct pbx_chan *c = p->chans;
+        struct pbx_chan *x = (c->leg == 2 && c->partner) ? c->partner : c;
+        ev_cause(p, "SoftHangupRequest", x, 4);
+        if (x->partner)
+            ev_cause(p, "SoftHangupRequest", x->partner, 4);
+        pair_hangup(x, 0, PBX_CAUSE_NORMAL, 1);
+        if (!x->dead)
+            chan_destroy(x);
+    }
+    pbx_drain(p);
+}
+
+static void queue_add_static(struct pbx_queue *q, const char *iface, const char *name, int ringinuse)
+{
+    struct pbx_member *m = &q->members[q->nmembers++];
+    memset(m, 0, sizeof(*m));
+    CPY(m->interface, iface);
+    CPY(m->membername, name);
+    CPY(m->state_interface, iface);
+    m->status = PBX_DEV_NOT_INUSE;
+    m->logintime = pbx_now_s();
+    m->ringinuse = ringinuse;
+}
+
+struct sim_pbx *sim_pbx_new(struct sim *sim)
+{
+    struct sim_pbx *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->sim = sim;
+    p->chan_seq = sim_opts(sim)->channel_seq;
+    p->uid_seq = sim_opts(sim)->uniqueid_seq;
+    p->reaper = calloc(1, sizeof(*p->reaper));
+    if (!p->reaper) {
+        free(p);
+        return NULL;
+    }
+    uv_timer_init(sim_loop(sim), p->reaper);
+    p->reaper->data = p;
+    /* QueueStatus lists support before sales on the capture machine */
+    struct pbx_queue *q = &p->queues[p->nqueues++];
+    CPY(q->name, "support");
+    CPY(q->strategy, "rrmemory");
+    q->ring_timeout_s = 10;
+    q->retry_s = 5;
+    q->ringinuse = 1;
+    q->avail_inuse = 1;
+    queue_add_static(q, "Local/202@demo", "Agent202", 1);
+    q = &p->queues[p->nqueues++];
+    CPY(q->name, "sales");
+    CPY(q->strategy, "ringall");
+    q->ring_timeout_s = 15;
+    q->retry_s = 2;
+    q->ringinuse = 0;
+    q->avail_inuse = 0;
+    queue_add_static(q, "Local/200@demo", "Agent200", 0);
+    queue_add_static(q, "Local/201@demo", "Agent201", 0);
+    /* DeviceStateList order of 05j (newest first) */
+    pbx_devstate_set(p, "Queue:sales_pause_Local/201@demo", "NOT_INUSE", 0);
+    pbx_devstate_set(p, "Queue:sales_avail", "NOT_INUSE", 0);
+    pbx_devstate_set(p, "Queue:support_avail", "INUSE", 0);
+    pbx_devstate_set(p, "Queue:support_pause_Local/202@demo", "NOT_INUSE", 0);
+    pbx_devstate_set(p, "Queue:sales_pause_Local/200@demo", "NOT_INUSE", 0);
+    var_put(&p->globals, "DEMO_GLOBAL", "hello");
+    return p;
+}
+
+static void reaper_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+void sim_pbx_free(struct sim_pbx *p)
+{
+    if (!p)
+        return;
+    while (p->soon_head) {
+        struct pbx_soon *w = p->soon_head;
+        p->soon_head = w->next;
+        if (w->s)
+            sim_session_unref(w->s);
+        if (w->c)
+            w->c->refs--;
+        free(w);
+    }
+    p->soon_tail = NULL;
+    while (p->chans)
+        chan_destroy(p->chans);
+    while (p->origs) {
+        struct pbx_orig *o = p->origs;
+        if (o->chan)
+            o->chan->orig = NULL;
+        orig_free(o);
+    }
+    while (p->dead) {
+        struct pbx_chan *c = p->dead;
+        p->dead = c->dead_next;
+        pbx_var_free_all(&c->vars);
+        free(c);
+    }
+    while (p->devstates) {
+        struct pbx_devstate_entry *d = p->devstates;
+        p->devstates = d->next;
+        free(d);
+    }
+    pbx_var_free_all(&p->globals);
+    uv_timer_stop(p->reaper);
+    uv_close((uv_handle_t *)p->reaper, reaper_closed);
+    free(p);
+}

@@ -1,0 +1,160 @@
+#include "support/proc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROC_MAX_ARGS 64
+#define PROC_MAX_ENV 256
+#define PROC_POLL_MS 5
+
+extern char **environ;
+
+static int redirect(const char *path, int fd)
+{
+    if (!path)
+        return 0;
+    int f = open(*path ? path : "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0644);
+    if (f < 0)
+        return -1;
+    dup2(f, fd);
+    close(f);
+    return 0;
+}
+
+int proc_spawn(struct proc *p, const char *const argv[], const struct proc_opts *opts)
+{
+    const char *args[PROC_MAX_ARGS + 1];
+    char *wrap_copy = NULL;
+    size_t n = 0;
+    memset(p, 0, sizeof(*p));
+    const char *wrapper = getenv("AMIBRIDGE_TEST_WRAPPER");
+    if (opts && opts->use_wrapper && wrapper && *wrapper) {
+        wrap_copy = strdup(wrapper);
+        if (!wrap_copy)
+            return -ENOMEM;
+        char *save = NULL;
+        for (char *w = strtok_r(wrap_copy, " ", &save); w && n < PROC_MAX_ARGS;
+             w = strtok_r(NULL, " ", &save))
+            args[n++] = w;
+    }
+    for (size_t i = 0; argv[i] && n < PROC_MAX_ARGS; i++)
+        args[n++] = argv[i];
+    args[n] = NULL;
+    const char *envp[PROC_MAX_ENV + 1];
+    size_t ne = 0;
+    for (char **e = environ; *e && ne < PROC_MAX_ENV; e++)
+        envp[ne++] = *e;
+    if (opts && opts->env)
+        for (size_t i = 0; opts->env[i] && ne < PROC_MAX_ENV; i++)
+            envp[ne++] = opts->env[i];
+    envp[ne] = NULL;
+    pid_t pid = fork();
+    if (pid < 0) {
+        int e = errno;
+        free(wrap_copy);
+        return -e;
+    }
+    if (pid == 0) {
+        setpgid(0, 0);
+        if (opts) {
+            redirect(opts->stdout_path, STDOUT_FILENO);
+            redirect(opts->stderr_path, STDERR_FILENO);
+        }
+        execve(args[0], (char *const *)args, (char *const *)envp);
+        if (strchr(args[0], '/') == NULL)
+            execvpe(args[0], (char *const *)args, (char *const *)envp);
+        fprintf(stderr, "proc: cannot run %s: %s\n", args[0], strerror(errno));
+        _exit(127);
+    }
+    setpgid(pid, pid);
+    free(wrap_copy);
+    p->pid = pid;
+    return 0;
+}
+
+int proc_signal(struct proc *p, int sig)
+{
+    if (!p->pid || p->reaped)
+        return -ESRCH;
+    if (kill(-p->pid, sig) < 0 && kill(p->pid, sig) < 0)
+        return -errno;
+    return 0;
+}
+
+int proc_wait(struct proc *p, int timeout_ms)
+{
+    if (!p->pid)
+        return -ECHILD;
+    if (p->reaped)
+        return 1;
+    struct timespec start;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        int st;
+        pid_t r = waitpid(p->pid, &st, timeout_ms < 0 ? 0 : WNOHANG);
+        if (r == p->pid) {
+            p->status = st;
+            p->reaped = 1;
+            return 1;
+        }
+        if (r < 0 && errno != EINTR)
+            return -errno;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long el = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
+        if (timeout_ms >= 0 && el >= timeout_ms)
+            return 0;
+        struct timespec d = {0, PROC_POLL_MS * 1000000L};
+        nanosleep(&d, NULL);
+    }
+}
+
+int proc_exit_code(const struct proc *p)
+{
+    if (!p->reaped)
+        return -ECHILD;
+    if (WIFEXITED(p->status))
+        return WEXITSTATUS(p->status);
+    if (WIFSIGNALED(p->status))
+        return 128 + WTERMSIG(p->status);
+    return -EINVAL;
+}
+
+int proc_stop(struct proc *p, int timeout_ms)
+{
+    if (!p->pid)
+        return -ECHILD;
+    if (!p->reaped) {
+        proc_signal(p, SIGTERM);
+        if (proc_wait(p, timeout_ms) == 0) {
+            proc_signal(p, SIGKILL);
+            proc_wait(p, -1);
+        }
+    }
+    return proc_exit_code(p);
+}
+
+int proc_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t l = sizeof(a);
+    int port = 0;
+    if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &l) == 0)
+        port = ntohs(a.sin_port);
+    close(fd);
+    return port;
+}
