@@ -62,7 +62,7 @@ FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIB_SRCS := src/core/strbuf.c src/core/utf8.c src/ami/parser.c src/ami/message.c
 
-.PHONY: all deps ensure-deps check-deps test test-build run asan fuzz lint install clean bench
+.PHONY: all deps ensure-deps check-deps test test-build contract run asan fuzz lint install clean bench
 
 all: check-deps $(LIB) $(SIM) $(BRIDGE) $(BENCH_TOOL)
 
@@ -126,6 +126,14 @@ test-build: check-deps $(LIB) $(SIM) $(BRIDGE) $(TEST_BINS)
 test: ensure-deps
 	@$(MAKE) --no-print-directory test-build
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
+	@$(MAKE) --no-print-directory contract
+
+# OpenAPI lint (@redocly/cli) and the contract test of the real binary;
+# Node.js comes from Debian when the machine has none
+contract: ensure-deps
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || sh tools/deps.sh nodejs npm
+	@$(MAKE) --no-print-directory $(SIM) $(BRIDGE)
+	@sh tests/contract/run.sh $(BUILD)
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g" \

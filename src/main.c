@@ -220,6 +220,7 @@ int main(int argc, char **argv)
         .max_body = app.cfg.max_body,
         .max_connections = app.cfg.http_max_connections,
         .timeout_s = app.cfg.http_timeout_s,
+        .reuseport = app.cfg.http_reuseport,
     };
     app.http =
         app.api ? http_server_new(app.loop, &ho, api_handle, app.api, err, sizeof(err)) : NULL;

@@ -339,8 +339,18 @@ static int json_scalar_text(const json_t *v, struct strbuf *sb)
         return strbuf_append(sb, json_string_value(v), json_string_length(v));
     case JSON_INTEGER:
         return strbuf_printf(sb, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-    case JSON_REAL:
-        return strbuf_printf(sb, "%.17g", json_real_value(v));
+    case JSON_REAL: {
+        /* the shortest form that reads back as the same double: 0.1, not
+         * 0.10000000000000001 */
+        char buf[40];
+        double d = json_real_value(v);
+        for (int prec = 15; prec <= 17; prec++) {
+            snprintf(buf, sizeof(buf), "%.*g", prec, d);
+            if (strtod(buf, NULL) == d)
+                break;
+        }
+        return strbuf_append_str(sb, buf);
+    }
     case JSON_TRUE:
         return strbuf_append_str(sb, "true");
     case JSON_FALSE:

@@ -61,7 +61,6 @@ struct ami_pool {
     int nactions;
     struct pconn event;
     struct idmap reqs;
-    uint64_t seq;
     size_t live; /* requests whose callback has not fired */
     uint64_t event_epoch;
     struct ami_req *dl_head, *dl_tail;
@@ -75,6 +74,11 @@ struct ami_pool {
     void (*done)(void *);
     void *done_arg;
 };
+
+/* One sequence for every pool of the process: ActionIDs are unique per
+ * process (and, with the instance id, per replica), whichever server an
+ * action goes to. Everything runs on one loop, so no lock. */
+static uint64_t ami_seq;
 
 const char *ami_status_name(enum ami_status s)
 {
@@ -608,7 +612,7 @@ int ami_pool_submit(struct ami_pool *p, struct ami_msg *action, const struct ami
         goto fail;
     }
     r->pool = p;
-    r->seq = ++p->seq;
+    r->seq = ++ami_seq;
     snprintf(r->action_id, sizeof(r->action_id), "%s%" PRIu64, p->prefix, r->seq);
     if ((rc = ami_msg_set(action, "ActionID", r->action_id)) != 0)
         goto fail;

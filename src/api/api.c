@@ -106,11 +106,15 @@ void api_handle(struct http_req *r, void *ud)
     case HTTP_MATCH_NOT_FOUND:
         http_respond_problem(r, 404, "not-found", "Not found", "no such route", NULL);
         return;
-    case HTTP_MATCH_BAD_METHOD:
+    case HTTP_MATCH_BAD_METHOD: {
+        char detail[128];
+        snprintf(detail, sizeof(detail), "%s is not allowed here; use %s", http_req_method(r),
+                 allow);
         http_req_add_header(r, "Allow", allow);
-        http_respond_problem(r, 405, "method-not-allowed", "Method not allowed", NULL,
+        http_respond_problem(r, 405, "method-not-allowed", "Method not allowed", detail,
                              json_pack("{s:s}", "allow", allow));
         return;
+    }
     case HTTP_MATCH_BAD_ESCAPE:
         http_respond_problem(r, 400, "invalid-path", "Bad request",
                              "a path segment is not valid percent-encoding", NULL);
@@ -120,6 +124,21 @@ void api_handle(struct http_req *r, void *ud)
     }
     http_req_set_route(r, rt->name);
     if (rt->scope && !authorize(a, r, rt)) {
+        http_params_release(&params);
+        return;
+    }
+    if (http_req_too_big(r)) {
+        char d[96];
+        snprintf(d, sizeof(d), "the request body is larger than %zu bytes", http_req_max_body(r));
+        http_respond_problem(r, 413, "payload-too-large", "Payload too large", d,
+                             json_pack("{s:I}", "max_body", (json_int_t)http_req_max_body(r)));
+        http_params_release(&params);
+        return;
+    }
+    /* only routes that take a body look at it; a GET's body is ignored */
+    if (!strcmp(rt->method, "POST") && !http_req_body_is_json(r)) {
+        http_respond_problem(r, 415, "unsupported-media-type", "Unsupported media type",
+                             "request bodies must be JSON (Content-Type: application/json)", NULL);
         http_params_release(&params);
         return;
     }

@@ -26,7 +26,10 @@ static const char *const default_deny_actions[] = {
     "DBDel",         "DBDelTree",    NULL,
 };
 static const char *const default_deny_apps[] = {"*system*", "*exec*", "*agi*", "MixMonitor", NULL};
-static const char *const default_deny_funcs[] = {"SHELL(", "SYSTEM(", "EVAL(", NULL};
+/* SHELL/SYSTEM run commands, EVAL re-evaluates its argument, FILE reads and
+ * writes files: Asterisk's live_dangerously=no blocks some of these from
+ * AMI, but a PBX configured otherwise must not become a shell */
+static const char *const default_deny_funcs[] = {"SHELL(", "SYSTEM(", "EVAL(", "FILE(", NULL};
 
 const struct cfg_doc cfg_docs[] = {
     {"AMIBRIDGE_LISTEN", "127.0.0.1:8080",
@@ -54,11 +57,13 @@ const struct cfg_doc cfg_docs[] = {
     {"AMIBRIDGE_ALLOW_ACTIONS", "", "Actions removed from the deny list (e.g. Command for ops)."},
     {"AMIBRIDGE_DENY_ORIGINATE_APPS", "*system* *exec* *agi* MixMonitor",
      "Originate Application globs refused (case-insensitive)."},
-    {"AMIBRIDGE_DENY_FUNCTIONS", "SHELL( SYSTEM( EVAL(",
+    {"AMIBRIDGE_DENY_FUNCTIONS", "SHELL( SYSTEM( EVAL( FILE(",
      "Dialplan functions refused inside any header value of any action."},
     {"AMIBRIDGE_MAX_BODY", "65536", "Largest request body in bytes; past it 413."},
     {"AMIBRIDGE_HTTP_MAX_CONNECTIONS", "2048", "Concurrent HTTP connections."},
     {"AMIBRIDGE_HTTP_TIMEOUT_S", "60", "Idle HTTP connection timeout in seconds."},
+    {"AMIBRIDGE_HTTP_REUSEPORT", "0",
+     "1: bind with SO_REUSEPORT so several processes share the port (scale up)."},
     {"AMIBRIDGE_REDIS_URL", "", "redis://[user:pass@]host:port[/db] or unix:/path."},
     {"AMIBRIDGE_INSTANCE_ID", "(random)", "Prefix of every ActionID; unique per replica."},
     {"AMIBRIDGE_LOG_LEVEL", "info", "debug, info, warn or error."},
@@ -866,7 +871,8 @@ int cfg_load(struct cfg *c, char *const *envp, const char *config_path, char *er
         }
         if (env_int(&x, "AMIBRIDGE_MAX_BODY", 1, CFG_MAX_BODY_MAX, &maxbody) ||
             env_int(&x, "AMIBRIDGE_HTTP_MAX_CONNECTIONS", 1, 1000000, &maxconn) ||
-            env_int(&x, "AMIBRIDGE_HTTP_TIMEOUT_S", 1, 86400, &tmo))
+            env_int(&x, "AMIBRIDGE_HTTP_TIMEOUT_S", 1, 86400, &tmo) ||
+            env_int(&x, "AMIBRIDGE_HTTP_REUSEPORT", 0, 1, &c->http_reuseport))
             goto out;
         c->log_level = lvl;
         c->max_body = (size_t)maxbody;

@@ -71,6 +71,7 @@ struct cfg {
     size_t max_body;
     unsigned http_max_connections;
     unsigned http_timeout_s;
+    int http_reuseport; /* share the port with other processes (SO_REUSEPORT) */
     char instance_id[33];
     char *config_path; /* the file used, or NULL */
 };

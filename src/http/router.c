@@ -85,13 +85,17 @@ enum http_match http_route_match(const struct http_route *routes, size_t n, cons
     *out = NULL;
     if (!np)
         return HTTP_MATCH_NOT_FOUND;
+    /* HEAD is GET without a body (libmicrohttpd leaves the body out) */
+    if (!strcmp(method, "HEAD"))
+        method = "GET";
     for (size_t i = 0; i < n; i++) {
         if (!fits(routes[i].pattern, ps, np, NULL, &bad))
             continue;
         if (strcmp(routes[i].method, method) != 0) {
             if (allow && !strstr(allow, routes[i].method)) {
                 size_t l = strlen(allow);
-                snprintf(allow + l, allowlen - l, "%s%s", l ? ", " : "", routes[i].method);
+                snprintf(allow + l, allowlen - l, "%s%s%s", l ? ", " : "", routes[i].method,
+                         strcmp(routes[i].method, "GET") ? "" : ", HEAD");
             }
             path_known = 1;
             continue;

@@ -15,6 +15,7 @@
 
 #include "core/log.h"
 #include "core/strbuf.h"
+#include "core/utf8.h"
 
 struct http_header {
     char *name, *value;
@@ -240,7 +241,11 @@ void http_respond_problem(struct http_req *r, int status, const char *slug, cons
     if (p && detail)
         json_object_set_new(p, "detail", json_string(detail));
     if (p) {
-        json_object_set_new(p, "instance", json_string(r->path));
+        struct strbuf path;
+        strbuf_init(&path, 0);
+        if (utf8_repair(r->path, strlen(r->path), &path) == 0)
+            json_object_set_new(p, "instance", json_stringn(path.data ? path.data : "", path.len));
+        strbuf_release(&path);
         json_object_set_new(p, "request_id", json_string(r->id));
         if (json_is_object(extra))
             json_object_update(p, extra);
@@ -329,6 +334,8 @@ void *http_req_data(const struct http_req *r)
 
 /* --- MHD callbacks ------------------------------------------------------------------- */
 
+static int is_json_type(const char *ct);
+
 static void fill_peer(struct http_req *r)
 {
     const union MHD_ConnectionInfo *ci =
@@ -347,6 +354,21 @@ static void fill_peer(struct http_req *r)
             IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
             (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127);
     }
+}
+
+int http_req_too_big(const struct http_req *r)
+{
+    return r->too_big;
+}
+
+size_t http_req_max_body(const struct http_req *r)
+{
+    return r->srv->o.max_body;
+}
+
+int http_req_body_is_json(const struct http_req *r)
+{
+    return r->body.len == 0 || is_json_type(http_req_header(r, "Content-Type"));
 }
 
 static int is_json_type(const char *ct)
@@ -401,9 +423,16 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
             return MHD_NO;
         /* refuse a declared oversized body before reading it */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > s->o.max_body)
-            r->too_big = 1;
-        return MHD_YES;
+        if (!cl || strtoull(cl, NULL, 10) <= s->o.max_body)
+            return MHD_YES;
+        /* a declared oversized body: answer from the headers alone (routing
+         * and auth still come first), without reading the body */
+        r->too_big = 1;
+        r->dispatched = 1;
+        s->handler(r, s->ud);
+        if (!r->answered)
+            http_respond_problem(r, 413, "payload-too-large", "Payload too large", NULL, NULL);
+        return queue_answer(r);
     }
     if (*upload_size) {
         if (!r->too_big && strbuf_append(&r->body, upload, *upload_size) != 0) {
@@ -418,17 +447,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     if (r->dispatched)
         return MHD_YES; /* resumed without an answer: should not happen */
     r->dispatched = 1;
-    if (r->too_big) {
-        char d[96];
-        snprintf(d, sizeof(d), "the request body is larger than %zu bytes", s->o.max_body);
-        http_respond_problem(r, 413, "payload-too-large", "Payload too large", d,
-                             json_pack("{s:I}", "max_body", (json_int_t)s->o.max_body));
-    } else if (r->body.len > 0 && !is_json_type(http_req_header(r, "Content-Type"))) {
-        http_respond_problem(r, 415, "unsupported-media-type", "Unsupported media type",
-                             "request bodies must be JSON (Content-Type: application/json)", NULL);
-    } else {
-        s->handler(r, s->ud);
-    }
+    s->handler(r, s->ud);
     if (r->answered)
         return queue_answer(r);
     r->suspended = 1;
@@ -535,8 +554,10 @@ static int open_listener(const struct http_server_opts *o, char *err, size_t err
     }
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    /* several processes may share the port to use more cores */
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    /* several processes may share the port to use more cores, but only when
+     * asked: silently sharing a port with a stray process is a surprise */
+    if (o->reuseport)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, HTTP_LISTEN_BACKLOG) < 0) {
         snprintf(err, errlen, "AMIBRIDGE_LISTEN: cannot listen on %s:%d: %s", o->host, o->port,
                  strerror(errno));

@@ -7,7 +7,8 @@
  * one of the http_respond*() functions later, from any loop callback.
  *
  * The server owns request framing: bodies are collected up to max_body
- * (413 past it), a body must be JSON (415 otherwise), every reply carries
+ * (past it the body is dropped and http_req_too_big() says so, for the
+ * handler to answer 413 after routing and auth), every reply carries
  * X-Request-Id (echoed when the client sent a sane one), and every request
  * ends with one JSON access-log line.
  */
@@ -34,6 +35,7 @@ struct http_server_opts {
     size_t max_body;
     unsigned max_connections;
     unsigned timeout_s;
+    int reuseport; /* SO_REUSEPORT: several processes share the port */
 };
 
 /* Bind, listen and start serving on `loop`. Returns NULL with a message in
@@ -59,6 +61,13 @@ const char *http_req_path(const struct http_req *r);
 int http_req_query(const struct http_req *r, const char *name, char **out);
 const char *http_req_header(const struct http_req *r, const char *name);
 const char *http_req_body(const struct http_req *r, size_t *len);
+/* The body was larger than max_body (and was not kept). The handler answers
+ * 413 after its own routing and authentication. */
+int http_req_too_big(const struct http_req *r);
+size_t http_req_max_body(const struct http_req *r);
+/* True when the body is empty or declared as JSON (application/json or
+ * application/...+json). */
+int http_req_body_is_json(const struct http_req *r);
 const char *http_req_id(const struct http_req *r);
 const char *http_req_peer(const struct http_req *r);
 int http_req_peer_loopback(const struct http_req *r);

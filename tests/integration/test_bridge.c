@@ -128,6 +128,13 @@ static void generic_route_returns_responses_lists_and_errors(void **state)
     free(rid);
     http_resp_free(&r);
 
+    char hurl[128];
+    snprintf(hurl, sizeof(hurl), "%s/healthz", e.bridge.url);
+    http_call("HEAD", hurl, NULL, NULL, NULL, 5000, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.len, 0);
+    http_resp_free(&r);
+
     get(&e.bridge, "/readyz", &r);
     assert_int_equal(r.status, 200);
     json_t *srv = json_array_get(json_object_get(r.json, "servers"), 0);
@@ -294,6 +301,22 @@ static void auth_scopes_and_deny_lists(void **state)
     http_resp_free(&r);
     post(&e.bridge, "wrong-token-0123456789", "Ping", NULL, &r);
     assert_problem(&r, 401, "unauthorized");
+    http_resp_free(&r);
+    /* authentication comes before the body limit and the media type */
+    static char big[70000];
+    memset(big, ' ', sizeof(big) - 1);
+    big[0] = '{';
+    big[sizeof(big) - 2] = '}';
+    post(&e.bridge, NULL, "Ping", big, &r);
+    assert_problem(&r, 401, "unauthorized");
+    http_resp_free(&r);
+    char purl[128];
+    snprintf(purl, sizeof(purl), "%s/v1/actions/Ping", e.bridge.url);
+    http_call("POST", purl, NULL, "x", "text/plain", 5000, &r);
+    assert_problem(&r, 401, "unauthorized");
+    http_resp_free(&r);
+    post(&e.bridge, OPS, "Ping", big, &r);
+    assert_problem(&r, 413, "payload-too-large");
     http_resp_free(&r);
     post(&e.bridge, CRM, "Ping", NULL, &r);
     assert_problem(&r, 403, "forbidden");

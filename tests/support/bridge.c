@@ -45,7 +45,8 @@ int bridge_start(struct bridge *b, int ami_port, const char *const *env)
     char bin[1024];
     testenv_build_path(bin, sizeof(bin), "amibridge");
     const char *argv[] = {bin, NULL};
-    struct proc_opts po = {.env = all, .stderr_path = b->log, .use_wrapper = 1};
+    struct proc_opts po = {
+        .env = all, .stdout_path = b->log, .stderr_path = b->log, .use_wrapper = 1};
     if ((rc = proc_spawn(&b->proc, argv, &po)) < 0) {
         testenv_rmdir(b->dir);
         return rc;

@@ -158,13 +158,16 @@ static void json_object_becomes_headers_with_typed_values(void **state)
     (void)state;
     json_error_t e;
     json_t *j = json_loads("{\"Channel\":\"Local/100@demo\",\"Priority\":1,\"Async\":true,"
-                           "\"Early\":false,\"Ratio\":0.5,\"Variable\":[\"A=1\",\"B=2\",3]}",
+                           "\"Early\":false,\"Ratio\":0.5,\"Tenth\":0.1,\"Third\":0."
+                           "3333333333333333,\"Variable\":[\"A=1\",\"B=2\",3]}",
                            0, &e);
     struct ami_msg *m;
     struct ami_error err;
     assert_int_equal(ami_msg_from_json(j, &m, &err), 0);
-    assert_int_equal(ami_msg_count(m), 8);
+    assert_int_equal(ami_msg_count(m), 10);
     assert_string_equal(ami_msg_get(m, "Priority"), "1");
+    assert_string_equal(ami_msg_get(m, "Tenth"), "0.1"); /* not 0.10000000000000001 */
+    assert_string_equal(ami_msg_get(m, "Third"), "0.3333333333333333");
     assert_string_equal(ami_msg_get(m, "Async"), "true");
     assert_string_equal(ami_msg_get(m, "Early"), "false");
     assert_string_equal(ami_msg_get(m, "Ratio"), "0.5");

@@ -73,8 +73,12 @@ static void wrong_method_reports_the_allowed_ones(void **state)
     assert_int_equal(
         http_route_match(routes, N, "PUT", "/v1/channels/x", &rt, &p, allow, sizeof(allow)),
         HTTP_MATCH_BAD_METHOD);
-    assert_string_equal(allow, "GET, DELETE");
+    assert_string_equal(allow, "GET, HEAD, DELETE");
     assert_null(rt);
+    /* HEAD is served wherever GET is */
+    assert_int_equal(http_route_match(routes, N, "HEAD", "/healthz", &rt, &p, allow, sizeof(allow)),
+                     HTTP_MATCH_OK);
+    assert_string_equal(rt->name, "healthz");
 }
 
 static void bad_paths_and_escapes_are_refused(void **state)
