@@ -109,7 +109,7 @@ $(BUILD)/amibridge: $(BUILD)/obj/src/main.o $(LIB)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJS) $(LIB)
 	@mkdir -p $(@D)
-	$(CC) $(LDFLAGS_ALL) -o $@ $< $(SUPPORT_OBJS) $(LIB) $(PKG_LIBS) $(TEST_LIBS) -lm
+	$(CC) $(LDFLAGS_ALL) -pthread -o $@ $< $(SUPPORT_OBJS) $(LIB) $(PKG_LIBS) $(TEST_LIBS) -lm
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

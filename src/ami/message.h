@@ -18,9 +18,11 @@
 #include "core/strbuf.h"
 
 /* Limits a real Asterisk puts on what it reads from a client (manager.c:
- * a 1025-byte input buffer per line and AST_MAX_MANHEADERS headers; longer
- * lines are dumped and extra headers silently dropped). Actions that would
- * cross them are refused before they are sent. */
+ * a 1025-byte input buffer per line and AST_MAX_MANHEADERS lines per
+ * message; Asterisk 22 answers such an action "Failed to parse message:
+ * line too long" or "Too many lines in message", older versions silently
+ * cut the line or dropped the extra headers). Actions that would cross them
+ * are refused here, naming the field, before anything is sent. */
 #define AMI_ACTION_MAX_LINE    1024 /* bytes per "Key: value\r\n" line */
 #define AMI_ACTION_MAX_HEADERS 128
 #define AMI_KEY_MAX            64 /* longest key we accept in an action */

@@ -2,13 +2,45 @@
  *
  *   ami-sim --listen 127.0.0.1:0 --ready-file /tmp/port --time-scale 0.1
  *
- * See usage() for the knobs; the same knobs change at runtime with the
- * simulator-only action "Action: SimControl", and "Action: SimStats" reads
- * the counters. SIGTERM/SIGINT stop like `core stop gracefully`, SIGUSR1
- * restarts like `core restart now`.
+ * It speaks AMI as the captures in tests/data/transcripts show (banner,
+ * plain and MD5 logins, permissions, event lists, Originate with the demo
+ * dialplan and queues, errors) and adds fault knobs; see usage() below.
+ *
+ * Runtime control, simulator-only actions (not in ListCommands):
+ *
+ *   Action: SimControl            (needs write class "system")
+ *     DropAfter: N      close new connections after N messages (0 off)
+ *     GarbageAfter: N   new connections get a garbage burst after N messages
+ *     StallReadAfter: N new connections stop being read after N actions
+ *                       (alias StallRead)
+ *     DelayMs: N        delay every action of every session by N ms
+ *     Flood: RATE       SimFlood events per second (0 stops; restarts Seq at 1)
+ *     FloodCount: N     stop the flood after N events (0 unlimited)
+ *     RejectLogins: B   every Login fails like a wrong secret (true/false)
+ *     TimeScale: F      new waits use this factor
+ *     RestartDownMs: N  how long a restart keeps the port closed
+ *     AuthLimit: N, MaxOutbuf: BYTES
+ *     Restart: now      like 'core restart now'
+ *     Shutdown: now     like 'core stop gracefully'
+ *   -> "Response: Success / Message: SimControl applied", or an error naming
+ *      the first bad key.
+ *
+ *   Action: SimStats              (any logged-in user)
+ *   -> Response: Success, then ConnectionsNow, ConnectionsTotal, LoginsOk,
+ *      LoginsFailed, ActionsTotal, OriginatesTotal, OriginatesInFlight,
+ *      OriginatesInFlightMax, LiveChannels, ActiveCalls, ProcessedCalls,
+ *      EventsGenerated, EventsSent, MessagesSent, BytesIn, BytesOut,
+ *      DroppedSlow, Restarts, Uptime, and one "Action-<Name>: count" per
+ *      action name seen (Action-Unknown, Action-Missing, Action-Denied for
+ *      unknown, empty and pre-login actions).
+ *
+ * Signals: SIGTERM/SIGINT stop like 'core stop gracefully' (Shutdown event,
+ * Restart: False, connections closed, exit 0); SIGUSR1 restarts like
+ * 'core restart now'.
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,12 +49,12 @@
 
 #include "sim/sim.h"
 
-#define SIM_DEFAULT_HOST "127.0.0.1"
-#define SIM_DEFAULT_PORT 5038
+#define SIM_DEFAULT_HOST            "127.0.0.1"
+#define SIM_DEFAULT_PORT            5038
 #define SIM_DEFAULT_RESTART_DOWN_MS 1200
-#define SIM_DEFAULT_AUTH_LIMIT 50        /* manager.conf authlimit */
+#define SIM_DEFAULT_AUTH_LIMIT      50    /* manager.conf authlimit */
 #define SIM_DEFAULT_AUTH_TIMEOUT_MS 30000 /* manager.conf authtimeout */
-#define SIM_DEFAULT_MAX_OUTBUF (64L * 1024 * 1024)
+#define SIM_DEFAULT_MAX_OUTBUF      (64L * 1024 * 1024)
 
 static void usage(FILE *f)
 {
@@ -51,9 +83,13 @@ static void usage(FILE *f)
             "  --record FILE            append every byte received from clients to FILE\n"
             "  --ready-file FILE        write the bound port to FILE once listening\n"
             "  --quiet                  no log lines\n"
-            "  --help\n");
+            "  --help\n"
+            "runtime: 'Action: SimControl' (DropAfter, GarbageAfter, StallReadAfter, DelayMs,\n"
+            "Flood, FloodCount, RejectLogins, TimeScale, RestartDownMs, AuthLimit, MaxOutbuf,\n"
+            "Restart: now, Shutdown: now) and 'Action: SimStats'.\n");
 }
 
+/* Non-negative integers only: a knob of -1 is always a typo. */
 static int parse_num(const char *opt, const char *v, long *out)
 {
     char *end;
@@ -80,6 +116,7 @@ static int parse_real(const char *opt, const char *v, double *out)
     return 0;
 }
 
+/* HOST:PORT, also [v6]:PORT. */
 static int parse_listen(const char *v, struct sim_opts *o)
 {
     const char *colon = strrchr(v, ':');
@@ -242,6 +279,8 @@ int main(int argc, char **argv)
         return 2;
     }
     srandom((unsigned)time(NULL) ^ (unsigned)getpid());
+    /* a peer that resets its connection must cost that session, not us */
+    signal(SIGPIPE, SIG_IGN);
 
     uv_loop_t loop;
     uv_loop_init(&loop);

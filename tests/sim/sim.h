@@ -22,16 +22,21 @@
 #include "ami/parser.h"
 #include "core/strbuf.h"
 
-#define SIM_BANNER "Asterisk Call Manager/11.0.0\r\n"
-#define SIM_AMI_VERSION "11.0.0"
+#define SIM_BANNER           "Asterisk Call Manager/11.0.0\r\n"
+#define SIM_AMI_VERSION      "11.0.0"
 #define SIM_ASTERISK_VERSION "22.10.1"
 
 /* manager.c input limits: 1025-byte line buffer, AST_MAX_MANHEADERS. */
-#define SIM_MAX_LINE 1024
+#define SIM_MAX_LINE    1024
 #define SIM_MAX_HEADERS 128
+/* manager.c's answers to a message that broke those limits */
+#define SIM_ERR_LINE_TOO_LONG  "Failed to parse message: line too long"
+#define SIM_ERR_TOO_MANY_LINES "Too many lines in message or allocation failure"
+/* internal mark on a queued message that is answered with such an error */
+#define SIM_PARSE_ERROR_KEY "X-Sim-Parse-Error"
 
-#define SIM_NAME_MAX 80
-#define SIM_SECRET_MAX 128
+#define SIM_NAME_MAX      80
+#define SIM_SECRET_MAX    128
 #define SIM_CHALLENGE_MAX 16
 
 /* Event classes, in manager.h order (authority_to_str prints them so). */

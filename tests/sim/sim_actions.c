@@ -16,9 +16,9 @@
 #include <strings.h>
 #include <time.h>
 
-#define SIM_AUTH_FAIL_MS 1000.0 /* manager.c sleep(1) after a failed login */
-#define SIM_CHALLENGE_DIGITS 9  /* challenge[10] in struct mansession */
-#define SIM_INT_MAX_MASK ((uint32_t)INT_MAX) /* "all" in manager.c's perms[] */
+#define SIM_AUTH_FAIL_MS     1000.0              /* manager.c sleep(1) after a failed login */
+#define SIM_CHALLENGE_DIGITS 9                   /* challenge[10] in struct mansession */
+#define SIM_INT_MAX_MASK     ((uint32_t)INT_MAX) /* "all" in manager.c's perms[] */
 
 /* ListCommands of the capture (05j), verbatim. */
 static const char *const sim_listcommands[] = {
@@ -118,12 +118,24 @@ static const struct {
     uint32_t bit;
     const char *name;
 } sim_classes[] = {
-    {SIM_EV_SYSTEM, "system"},   {SIM_EV_CALL, "call"},         {SIM_EV_LOG, "log"},
-    {SIM_EV_VERBOSE, "verbose"}, {SIM_EV_COMMAND, "command"},   {SIM_EV_AGENT, "agent"},
-    {SIM_EV_USER, "user"},       {SIM_EV_CONFIG, "config"},     {SIM_EV_DTMF, "dtmf"},
-    {SIM_EV_REPORTING, "reporting"}, {SIM_EV_CDR, "cdr"},       {SIM_EV_DIALPLAN, "dialplan"},
-    {SIM_EV_ORIGINATE, "originate"}, {SIM_EV_AGI, "agi"},       {SIM_EV_CC, "cc"},
-    {SIM_EV_AOC, "aoc"},         {SIM_EV_TEST, "test"},         {SIM_EV_SECURITY, "security"},
+    {SIM_EV_SYSTEM, "system"},
+    {SIM_EV_CALL, "call"},
+    {SIM_EV_LOG, "log"},
+    {SIM_EV_VERBOSE, "verbose"},
+    {SIM_EV_COMMAND, "command"},
+    {SIM_EV_AGENT, "agent"},
+    {SIM_EV_USER, "user"},
+    {SIM_EV_CONFIG, "config"},
+    {SIM_EV_DTMF, "dtmf"},
+    {SIM_EV_REPORTING, "reporting"},
+    {SIM_EV_CDR, "cdr"},
+    {SIM_EV_DIALPLAN, "dialplan"},
+    {SIM_EV_ORIGINATE, "originate"},
+    {SIM_EV_AGI, "agi"},
+    {SIM_EV_CC, "cc"},
+    {SIM_EV_AOC, "aoc"},
+    {SIM_EV_TEST, "test"},
+    {SIM_EV_SECURITY, "security"},
     {SIM_EV_MESSAGE, "message"},
 };
 #define SIM_NCLASSES (sizeof(sim_classes) / sizeof(sim_classes[0]))
@@ -154,12 +166,14 @@ static uint32_t classes_from_words(const char *list, int with_all)
     return mask;
 }
 
+/* ast_true() */
 static int word_true(const char *s)
 {
     return !strcasecmp(s, "yes") || !strcasecmp(s, "true") || !strcasecmp(s, "y") ||
            !strcasecmp(s, "t") || !strcasecmp(s, "1") || !strcasecmp(s, "on");
 }
 
+/* ast_false() */
 static int word_false(const char *s)
 {
     return !strcasecmp(s, "no") || !strcasecmp(s, "false") || !strcasecmp(s, "n") ||
@@ -355,6 +369,8 @@ void sim_md5_hex(const char *s, size_t len, char out[33])
 
 /* ---- Login / Challenge / Logoff ------------------------------------------------------ */
 
+/* report_auth_success(): a security event for every session that reads security, this one
+ * included. */
 static void security_success_event(struct sim_session *s, const char *user)
 {
     struct sim *sim = sim_session_sim(s);
@@ -394,6 +410,8 @@ static void login_failed_reply(struct sim_session *s)
     a->fail_actionid = NULL;
 }
 
+/* authenticate() and action_login(): a failure is answered after ~1 s and the session is
+ * closed; a success may be followed by FullyBooted (direct) and SuccessfulAuth (broadcast). */
 static void act_login(struct sim_session *s, const struct ami_msg *m)
 {
     struct sim *sim = sim_session_sim(s);
@@ -451,6 +469,7 @@ static void act_login(struct sim_session *s, const struct ami_msg *m)
     security_success_event(s, u->name);
 }
 
+/* The challenge is made once per session and kept, as manager.c does. */
 static void act_challenge(struct sim_session *s, const struct ami_msg *m)
 {
     struct sim_auth *a = sim_session_auth(s);
@@ -471,6 +490,7 @@ static void act_challenge(struct sim_session *s, const struct ami_msg *m)
     sim_reply_send(s, &sb);
 }
 
+/* "Goodbye" and the close, also before a login. */
 static void act_logoff(struct sim_session *s, const struct ami_msg *m)
 {
     struct strbuf sb;
@@ -492,6 +512,7 @@ static void act_ping(struct sim_session *s, const struct ami_msg *m)
     sim_reply_send(s, &sb);
 }
 
+/* action_events(): an empty mask is an error, anything else switches events. */
 static void act_events(struct sim_session *s, const struct ami_msg *m)
 {
     long mask = strings_to_mask(sim_hdr(m, "EventMask"));
@@ -506,6 +527,7 @@ static void act_events(struct sim_session *s, const struct ami_msg *m)
     sim_reply_send(s, &sb);
 }
 
+/* Only "Operation: Add" exists; a leading ! makes an exclude filter. */
 static void act_filter(struct sim_session *s, const struct ami_msg *m)
 {
     if (strcasecmp(sim_hdr(m, "Operation"), "Add")) {
@@ -542,6 +564,7 @@ static void act_coresettings(struct sim_session *s, const struct ami_msg *m)
     sim_reply_send(s, &sb);
 }
 
+/* CoreCurrentCalls counts channels, CoreProcessedCalls dialplan starts. */
 static void act_corestatus(struct sim_session *s, const struct ami_msg *m)
 {
     struct sim *sim = sim_session_sim(s);
@@ -563,6 +586,7 @@ static void act_corestatus(struct sim_session *s, const struct ami_msg *m)
     sim_reply_send(s, &sb);
 }
 
+/* The reply first, then the event with every other header copied. */
 static void act_userevent(struct sim_session *s, const struct ami_msg *m)
 {
     struct sim *sim = sim_session_sim(s);
@@ -581,13 +605,17 @@ static void act_userevent(struct sim_session *s, const struct ami_msg *m)
 
 /* ---- Command -------------------------------------------------------------------------- */
 
+/* print_uptimestr() of cli.c. */
 static void uptime_str(long secs, char *buf, size_t len)
 {
     static const struct {
         long unit;
         const char *name;
-    } units[] = {{365L * 86400, "year"}, {7L * 86400, "week"}, {86400, "day"},
-                 {3600, "hour"},         {60, "minute"}};
+    } units[] = {{365L * 86400, "year"},
+                 {7L * 86400, "week"},
+                 {86400, "day"},
+                 {3600, "hour"},
+                 {60, "minute"}};
     size_t o = 0;
     buf[0] = '\0';
     for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
@@ -626,6 +654,7 @@ static void best_guess(const char *cmd, char *buf, size_t len)
         buf[0] = '\0';
 }
 
+/* CLI words compare with any amount of blanks between them. */
 static int cmd_is(const char *cmd, const char *want)
 {
     /* compare word by word, ignoring repeated blanks */
@@ -650,7 +679,10 @@ static int cmd_is(const char *cmd, const char *want)
     return !*cmd && !*want;
 }
 
-static void out_line(struct strbuf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One CLI output line. */
+static void out_line(struct strbuf *out, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* One CLI output line. */
 static void out_line(struct strbuf *out, const char *fmt, ...)
 {
     va_list ap;
@@ -660,6 +692,7 @@ static void out_line(struct strbuf *out, const char *fmt, ...)
     strbuf_append(out, "\n", 1);
 }
 
+/* action_command(): one Output header per CLI line, no --END COMMAND--. */
 static void act_command(struct sim_session *s, const struct ami_msg *m)
 {
     struct sim *sim = sim_session_sim(s);
@@ -677,8 +710,9 @@ static void act_command(struct sim_session *s, const struct ami_msg *m)
     strbuf_init(&out, 0);
     int ok = 1;
     if (cmd_is(cmd, "core show version")) {
-        out_line(&out, "Asterisk %s built by root @ vm on a x86_64 running Linux on 2026-11-27 "
-                       "14:10:52 UTC",
+        out_line(&out,
+                 "Asterisk %s built by root @ vm on a x86_64 running Linux on 2026-11-27 "
+                 "14:10:52 UTC",
                  SIM_ASTERISK_VERSION);
     } else if (cmd_is(cmd, "core show uptime")) {
         char up[128];
@@ -691,8 +725,9 @@ static void act_command(struct sim_session *s, const struct ami_msg *m)
     } else if (!sim_pbx_cli(sim_pbx(sim), cmd, &out, &ok)) {
         char best[128];
         best_guess(cmd, best, sizeof(best));
-        out_line(&out, "No such command '%s' (type 'core show help %s' for other possible commands)",
-                 cmd, best);
+        out_line(&out,
+                 "No such command '%s' (type 'core show help %s' for other possible commands)", cmd,
+                 best);
         ok = 0;
     }
     struct strbuf sb;
@@ -717,6 +752,7 @@ static void act_command(struct sim_session *s, const struct ami_msg *m)
 
 /* ---- SimControl / SimStats ---------------------------------------------------------------- */
 
+/* SimControl values: non-negative numbers only. */
 static int parse_long(const char *v, long *out)
 {
     char *end;
@@ -816,6 +852,7 @@ static void act_simcontrol(struct sim_session *s, const struct ami_msg *m)
         sim_shutdown(sim);
 }
 
+/* Counters for tests and benchmarks; cumulative across restarts. */
 static void act_simstats(struct sim_session *s, const struct ami_msg *m)
 {
     struct sim *sim = sim_session_sim(s);
@@ -932,6 +969,7 @@ long sim_action_authority(const char *name, const char **canonical)
     return -1;
 }
 
+/* Only the actions this user may write are listed (manager.c). */
 static void act_listcommands(struct sim_session *s, const struct ami_msg *m)
 {
     uint32_t wp = sim_session_auth(s)->writeperm;
@@ -948,6 +986,7 @@ static void act_listcommands(struct sim_session *s, const struct ami_msg *m)
     sim_reply_send(s, &sb);
 }
 
+/* Known to Asterisk 22 but not simulated: say so plainly. */
 static void act_not_implemented(struct sim_session *s, const struct ami_msg *m, const char *name)
 {
     char msg[160];
@@ -960,6 +999,12 @@ void sim_action_dispatch(struct sim_session *s, struct ami_msg *m)
     struct sim *sim = sim_session_sim(s);
     struct sim_auth *a = sim_session_auth(s);
     const char *action = "";
+    const char *parse_error = ami_msg_get(m, SIM_PARSE_ERROR_KEY);
+    if (parse_error) {
+        sim_count_action(sim, "ParseError");
+        sim_reply_error(s, m, parse_error);
+        return;
+    }
     /* GET_HEADER_SKIP_EMPTY: the first non-empty Action header */
     for (size_t i = 0; i < ami_msg_count(m); i++) {
         if (!strcasecmp(ami_msg_key_at(m, i), "Action")) {

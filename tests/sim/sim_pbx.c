@@ -22,17 +22,17 @@
 #include <strings.h>
 #include <time.h>
 
-#define PBX_ANSWER_MEDIA_MS 500.0 /* Answer() waits this long for media on a Local channel */
-#define PBX_CAUSE_NORMAL 16
-#define PBX_CAUSE_BUSY 17
+#define PBX_ANSWER_MEDIA_MS          500.0 /* Answer() waits this long for media on a Local channel */
+#define PBX_CAUSE_NORMAL             16
+#define PBX_CAUSE_BUSY               17
 #define PBX_CAUSE_ANSWERED_ELSEWHERE 26
-#define PBX_CAUSE_CONGESTION 34
-#define PBX_REASON_FAILED 0
-#define PBX_REASON_HANGUP 1
-#define PBX_REASON_RINGING 3
-#define PBX_REASON_ANSWERED 4
-#define PBX_REASON_BUSY 5
-#define PBX_REASON_CONGESTION 8
+#define PBX_CAUSE_CONGESTION         34
+#define PBX_REASON_FAILED            0
+#define PBX_REASON_HANGUP            1
+#define PBX_REASON_RINGING           3
+#define PBX_REASON_ANSWERED          4
+#define PBX_REASON_BUSY              5
+#define PBX_REASON_CONGESTION        8
 
 /* ---- the dialplan of asterisk-conf/extensions.conf ----------------------- */
 
@@ -93,9 +93,10 @@ static const struct dp_prio dp_demo[] = {
     {"900", 5, "Hangup", "", 78},
     {"h", 1, "NoOp", "hangup handler ${CHANNEL} cause ${HANGUPCAUSE}", 86},
 };
-#define DP_N (sizeof(dp_demo) / sizeof(dp_demo[0]))
+#define DP_N       (sizeof(dp_demo) / sizeof(dp_demo[0]))
 #define DP_CONTEXT "demo"
 
+/* The only context is demo; h is an extension like the others. */
 static const struct dp_prio *dp_find(const char *ctx, const char *exten, int prio)
 {
     if (strcmp(ctx, DP_CONTEXT))
@@ -133,6 +134,7 @@ static const char *or_unknown(const char *s)
     return (s && *s) ? s : "<unknown>";
 }
 
+/* Bounded copy that never complains about truncation. */
 static void cpy(char *dst, size_t len, const char *src)
 {
     snprintf(dst, len, "%s", src ? src : "");
@@ -167,6 +169,7 @@ const char *pbx_state_desc(int state)
     }
 }
 
+/* ast_cause2str() for the causes the flows use. */
 static const char *cause_txt(int cause)
 {
     switch (cause) {
@@ -215,11 +218,13 @@ struct pbx_timer {
     struct pbx_timer **owner;
 };
 
+/* Timer memory goes when libuv is done with the handle. */
 static void ptimer_closed(uv_handle_t *h)
 {
     free(h->data);
 }
 
+/* One-shot: the owner forgets the timer before the callback runs; deferred work runs after it. */
 static void ptimer_fire(uv_timer_t *h)
 {
     struct pbx_timer *t = h->data;
@@ -233,6 +238,7 @@ static void ptimer_fire(uv_timer_t *h)
     pbx_drain(p);
 }
 
+/* Safe on a NULL slot; the owner's pointer is cleared. */
 static void ptimer_cancel(struct pbx_timer **owner)
 {
     struct pbx_timer *t = *owner;
@@ -261,6 +267,7 @@ static void ptimer_start(struct sim_pbx *p, struct pbx_timer **owner, uint64_t m
     *owner = t;
 }
 
+/* Every dialplan wait, ring and timeout goes through --time-scale. */
 static uint64_t scaled(struct sim_pbx *p, double ms)
 {
     return sim_scaled_ms(p->sim, ms);
@@ -277,6 +284,7 @@ struct pbx_soon {
     struct sim_session *s;
 };
 
+/* Flows keep a channel alive while they still print it, even after its hangup. */
 static void chan_ref(struct pbx_chan *c)
 {
     if (c)
@@ -348,6 +356,8 @@ void pbx_drain(struct sim_pbx *p)
 
 /* ---- events ------------------------------------------------------------------------- */
 
+/* The 14 channel keys of ast_manager_build_channel_state_string(), with an optional prefix
+ * (Dest, LocalOne, LocalTwo). */
 static void blk(struct sim_ev *e, const char *pfx, const struct pbx_chan *c)
 {
     char k[64];
@@ -369,6 +379,7 @@ static void blk(struct sim_ev *e, const char *pfx, const struct pbx_chan *c)
 #undef K
 }
 
+/* Newchannel, Newstate, NewConnectedLine: the channel block and nothing else. */
 static void ev_chan(struct sim_pbx *p, const char *name, const struct pbx_chan *c)
 {
     struct sim_ev e;
@@ -405,6 +416,7 @@ static void ev_hangup(struct sim_pbx *p, const struct pbx_chan *c, int cause)
     sim_ev_end(p->sim, &e);
 }
 
+/* A global (no channel) prints "Channel: none" and "Uniqueid: none". */
 static void ev_varset(struct sim_pbx *p, const struct pbx_chan *c, const char *var,
                       const char *value)
 {
@@ -428,6 +440,7 @@ static void ev_varset_num(struct sim_pbx *p, const struct pbx_chan *c, const cha
     ev_varset(p, c, var, buf);
 }
 
+/* DialBegin/DialState/DialEnd; an Originate has no caller block. */
 static void ev_dial(struct sim_pbx *p, const char *name, const struct pbx_chan *caller,
                     const struct pbx_chan *dest, const char *key, const char *value)
 {
@@ -486,8 +499,8 @@ static void publish_exten(struct pbx_chan *c)
 {
     if (!c->appl[0])
         return;
-    if (c->pub_appl_set && !strcmp(c->pub_context, c->context) &&
-        !strcmp(c->pub_exten, c->exten) && c->pub_priority == c->priority)
+    if (c->pub_appl_set && !strcmp(c->pub_context, c->context) && !strcmp(c->pub_exten, c->exten) &&
+        c->pub_priority == c->priority)
         return;
     c->pub_appl_set = 1;
     CPY(c->pub_context, c->context);
@@ -522,6 +535,7 @@ void pbx_ev_member(struct sim_pbx *p, const char *event, const struct pbx_queue 
 
 /* ---- device states ------------------------------------------------------------------ */
 
+/* Cached device states (Queue:*), listed by DeviceStateList. */
 void pbx_devstate_set(struct sim_pbx *p, const char *device, const char *state, int emit)
 {
     struct pbx_devstate_entry *d;
@@ -579,6 +593,7 @@ void pbx_queue_update_avail(struct sim_pbx *p, struct pbx_queue *q)
     pbx_devstate_set(p, dev, inuse ? "INUSE" : "NOT_INUSE", 1);
 }
 
+/* Device state name to the number QueueMember prints. */
 static int devstate_num(const char *state)
 {
     if (!strcmp(state, "NOT_INUSE"))
@@ -619,6 +634,7 @@ static void dsc(struct sim_pbx *p, const char *device, const char *state)
 
 /* ---- channels --------------------------------------------------------------------------- */
 
+/* Dead channels are freed once no flow holds them. */
 static void reaper_fire(uv_timer_t *t)
 {
     struct sim_pbx *p = t->data;
@@ -660,6 +676,7 @@ static struct pbx_var *var_find(struct pbx_var *list, const char *name)
     return NULL;
 }
 
+/* Newest first, as Asterisk keeps channel variables. */
 static void var_put(struct pbx_var **list, const char *name, const char *value)
 {
     struct pbx_var *v = var_find(*list, name);
@@ -694,6 +711,7 @@ struct pbx_chan *pbx_chan_find(struct sim_pbx *p, const char *name)
     return NULL;
 }
 
+/* "epoch.counter", or the ChannelId the Originate gave. */
 static void new_uniqueid(struct sim_pbx *p, char *buf, size_t len, const char *given)
 {
     if (given && *given)
@@ -702,6 +720,7 @@ static void new_uniqueid(struct sim_pbx *p, char *buf, size_t len, const char *g
         snprintf(buf, len, "%ld.%lu", pbx_now_s(), p->uid_seq++);
 }
 
+/* Live channels stay in creation order: Status and CoreShowChannels list them so. */
 static struct pbx_chan *chan_alloc(struct sim_pbx *p)
 {
     struct pbx_chan *c = calloc(1, sizeof(*c));
@@ -915,20 +934,26 @@ static void queue_leave(struct pbx_dial *op, int abandoned);
 
 /* ---- the state changes -------------------------------------------------------------------- */
 
-/* Apply what app_queue set on an outgoing leg; publishing it shows as
- * Newexten and NewConnectedLine after the state change (06a). */
-static void publish_pending(struct pbx_chan *l1)
+/* A queue leg changes state: app_queue's unpublished changes (context,
+ * extension, connected line) go out in the same snapshot, so Newstate shows
+ * them and Newexten and NewConnectedLine follow (06a). */
+static void queue_leg_newstate(struct pbx_chan *l1, int state)
 {
-    if (!l1->pending_pub)
-        return;
-    l1->pending_pub = 0;
-    CPY(l1->context, l1->pend_context);
-    CPY(l1->exten, l1->pend_exten);
-    l1->priority = 1;
-    CPY(l1->col_num, l1->pend_col_num);
-    CPY(l1->col_name, l1->pend_col_name);
-    publish_exten(l1);
-    ev_chan(l1->p, "NewConnectedLine", l1);
+    l1->state = state;
+    int pending = l1->pending_pub;
+    if (pending) {
+        l1->pending_pub = 0;
+        CPY(l1->context, l1->pend_context);
+        CPY(l1->exten, l1->pend_exten);
+        l1->priority = 1;
+        CPY(l1->col_num, l1->pend_col_num);
+        CPY(l1->col_name, l1->pend_col_name);
+    }
+    ev_chan(l1->p, "Newstate", l1);
+    if (pending) {
+        publish_exten(l1);
+        ev_chan(l1->p, "NewConnectedLine", l1);
+    }
 }
 
 /* Answer() on a channel that is not up yet. */
@@ -971,6 +996,7 @@ static void chan_answer(struct pbx_chan *c)
     }
 }
 
+/* An originated ;1 rings: the Originate's own DialState. */
 static void orig_ringing_deferred(struct sim_pbx *p, struct pbx_chan *l1)
 {
     if (!l1->orig || l1->orig->done)
@@ -986,11 +1012,13 @@ static void chan_ringing(struct pbx_chan *c)
     struct pbx_chan *l1 = c->leg == 2 ? c->partner : NULL;
     if (!l1 || l1->dead || l1->state == PBX_CS_UP || l1->state == PBX_CS_RINGING)
         return;
+    if (l1->dialed_by && l1->dialed_by->kind == PBX_DIAL_QUEUE) {
+        queue_leg_newstate(l1, PBX_CS_RINGING);
+        return;
+    }
     l1->state = PBX_CS_RINGING;
     ev_chan(p, "Newstate", l1);
-    if (l1->dialed_by && l1->dialed_by->kind == PBX_DIAL_QUEUE) {
-        publish_pending(l1);
-    } else if (l1->dialed_by) {
+    if (l1->dialed_by) {
         soon(p, dial_ringing_deferred, l1);
     } else if (l1->orig && !l1->orig->done) {
         soon(p, orig_ringing_deferred, l1);
@@ -1048,6 +1076,7 @@ static void chan_fail_signal(struct pbx_chan *c, int busy)
 
 /* ---- the dialplan runner --------------------------------------------------------------------- */
 
+/* A wait is over: next priority. */
 static void runner_next(struct sim_pbx *p, void *arg)
 {
     (void)p;
@@ -1057,6 +1086,7 @@ static void runner_next(struct sim_pbx *p, void *arg)
     runner_exec(c);
 }
 
+/* The channel enters the dialplan: it counts as an active and a processed call. */
 static void runner_start(struct pbx_chan *c, const char *ctx, const char *exten, int prio)
 {
     struct sim_pbx *p = c->p;
@@ -1083,8 +1113,7 @@ static void runner_exec(struct pbx_chan *c)
         const struct dp_prio *e = dp_find(c->context, c->exten, c->priority);
         if (!e) {
             /* fell off the end of the extension: hang up */
-            pair_hangup(c, c->hangupcause ? c->hangupcause : PBX_CAUSE_NORMAL, PBX_CAUSE_NORMAL,
-                        1);
+            pair_hangup(c, c->hangupcause ? c->hangupcause : PBX_CAUSE_NORMAL, PBX_CAUSE_NORMAL, 1);
             break;
         }
         char data[PBX_DATA];
@@ -1164,6 +1193,7 @@ static void runner_exec(struct pbx_chan *c)
 
 /* ---- Originate ---------------------------------------------------------------------------- */
 
+/* On failure Channel is the requested string and Uniqueid <unknown> (04d). */
 static void orig_emit_response(struct pbx_orig *o, int ok, int reason)
 {
     struct sim_pbx *p = o->p;
@@ -1198,6 +1228,7 @@ static void orig_unlink(struct pbx_orig *o)
         *pp = o->next;
 }
 
+/* The Originate is over and no channel points at it any more. */
 static void orig_free(struct pbx_orig *o)
 {
     orig_unlink(o);
@@ -1241,6 +1272,7 @@ static void orig_finish(struct pbx_orig *o, int ok, int reason)
         orig_free(o);
 }
 
+/* Async: the OriginateResponse may go out before the Originate is finished (06b). */
 static void orig_success(struct pbx_orig *o)
 {
     if (!o->done && o->async && !o->or_sent) {
@@ -1255,6 +1287,7 @@ static void orig_fail(struct pbx_orig *o, int reason)
     orig_finish(o, 0, reason);
 }
 
+/* The Originate's Application returned: the ;1 hangs up without a soft hangup (06a). */
 static void l1_app_done(struct sim_pbx *p, void *arg)
 {
     (void)p;
@@ -1280,6 +1313,7 @@ static void orig_start_l1(struct pbx_chan *l1)
     }
 }
 
+/* Nobody answered within Timeout: Reason 3 while ringing, else 0. */
 static void orig_timeout(struct sim_pbx *p, void *arg)
 {
     struct pbx_orig *o = arg;
@@ -1312,6 +1346,7 @@ static int parse_local(const char *chan, char *exten, size_t elen, char *ctx, si
     return *exten ? 0 : -1;
 }
 
+/* Local/EXT@CTX only: the capture machine had no other channel driver. */
 void pbx_originate_start(struct sim_pbx *p, struct pbx_orig *o)
 {
     o->p = p;
@@ -1406,6 +1441,7 @@ static void stop_activity(struct pbx_chan *c)
         orig_fail(c->orig, PBX_REASON_HANGUP);
 }
 
+/* The member's call is over: AgentComplete and the member's counters. */
 static void agent_complete(struct pbx_dial *op, const char *reason)
 {
     struct sim_pbx *p = op->p;
@@ -1441,8 +1477,8 @@ static void dial_finish_vars(struct pbx_dial *op)
     uint64_t now = now_ms(p);
     uint64_t ans = op->answered ? now - op->answer_ms : 0;
     struct timeval tv = sim_now_tv();
-    long dialed = (long)((tv.tv_sec - y->created.tv_sec) * 1000 +
-                         (tv.tv_usec - y->created.tv_usec) / 1000);
+    long dialed =
+        (long)((tv.tv_sec - y->created.tv_sec) * 1000 + (tv.tv_usec - y->created.tv_usec) / 1000);
     ev_varset_num(p, y, "ANSWEREDTIME", (long)(ans / 1000));
     ev_varset_num(p, y, "ANSWEREDTIME_MS", (long)ans);
     ev_varset_num(p, y, "DIALEDTIME", dialed / 1000);
@@ -1610,6 +1646,7 @@ static void pair_hangup(struct pbx_chan *x, int cause, int shr_cause, int do_shr
 
 /* ---- bridges ------------------------------------------------------------------------------ */
 
+/* A basic bridge with a random v4 uuid. */
 static struct pbx_bridge *bridge_new(struct sim_pbx *p, int queue_style)
 {
     struct pbx_bridge *b = calloc(1, sizeof(*b));
@@ -1640,6 +1677,7 @@ static void bridge_enter(struct sim_pbx *p, struct pbx_bridge *b, struct pbx_cha
 
 /* ---- Dial() -------------------------------------------------------------------------------- */
 
+/* Forget the dial everywhere it is referenced. */
 static void dial_free(struct pbx_dial *op)
 {
     ptimer_cancel(&op->timer);
@@ -1666,6 +1704,7 @@ static void dial_free(struct pbx_dial *op)
     free(op);
 }
 
+/* Dial() strips "Local/" from what it reports. */
 static const char *dial_number(const struct pbx_dial *op)
 {
     return strncasecmp(op->target, "Local/", 6) ? op->target : op->target + 6;
@@ -1707,6 +1746,7 @@ static void dest_drop(struct pbx_chan *d)
     chan_unref(d);
 }
 
+/* A dialed leg is busy or congested. */
 static void dest_failed(struct pbx_chan *l1, const char *status)
 {
     struct sim_pbx *p = l1->p;
@@ -1719,6 +1759,7 @@ static void dest_failed(struct pbx_chan *l1, const char *status)
         dial_end_unanswered(op, status);
 }
 
+/* Dial()'s own timeout ran out. */
 static void dial_timeout(struct sim_pbx *p, void *arg)
 {
     struct pbx_dial *op = arg;
@@ -1756,10 +1797,10 @@ static void dial_start(struct pbx_chan *c, const char *data)
     op->start_ms = now_ms(p);
     CPY(op->target, target);
     c->dialop = op;
-    static const char *const vars[] = {
-        "DIALSTATUS",      "DIALEDPEERNUMBER", "DIALEDPEERNAME", "ANSWEREDTIME",
-        "ANSWEREDTIME_MS", "DIALEDTIME",       "DIALEDTIME_MS",  "RINGTIME",
-        "RINGTIME_MS",     "PROGRESSTIME",     "PROGRESSTIME_MS"};
+    static const char *const vars[] = {"DIALSTATUS",    "DIALEDPEERNUMBER", "DIALEDPEERNAME",
+                                       "ANSWEREDTIME",  "ANSWEREDTIME_MS",  "DIALEDTIME",
+                                       "DIALEDTIME_MS", "RINGTIME",         "RINGTIME_MS",
+                                       "PROGRESSTIME",  "PROGRESSTIME_MS"};
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
         ev_varset(p, c, vars[i], "");
     char exten[PBX_STR], ctx[PBX_STR];
@@ -2007,6 +2048,7 @@ static void queue_call_member(struct pbx_dial *op, struct pbx_member *m)
     m->ringing = 1;
 }
 
+/* The members did not answer in the queue's timeout: retry later. */
 static void queue_ring_timeout(struct sim_pbx *p, void *arg)
 {
     struct pbx_dial *op = arg;
@@ -2063,8 +2105,7 @@ static void queue_ring(struct sim_pbx *p, void *arg)
             dsc(p, legs[i]->device, "INUSE");
     if (!caller->dead && caller->dialop == op) {
         op->starting = 0;
-        ptimer_start(p, &op->timer, scaled(p, q->ring_timeout_s * 1000.0), queue_ring_timeout,
-                     op);
+        ptimer_start(p, &op->timer, scaled(p, q->ring_timeout_s * 1000.0), queue_ring_timeout, op);
         struct pbx_chan *ans = op->pending_answer;
         op->pending_answer = NULL;
         if (ans && !ans->dead && ans->dialed_by == op)
@@ -2127,7 +2168,7 @@ static void queue_start(struct pbx_chan *c, const char *data)
     op->start_ms = now_ms(p);
     CPY(op->target, q->name);
     c->dialop = op;
-    static const char *const vars[] = {"ANSWEREDTIME", "ANSWEREDTIME_MS", "DIALEDTIME",
+    static const char *const vars[] = {"ANSWEREDTIME",  "ANSWEREDTIME_MS", "DIALEDTIME",
                                        "DIALEDTIME_MS", "QUEUEWAIT",       "QUEUEWAIT_MS"};
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
         ev_varset(p, c, vars[i], "");
@@ -2172,9 +2213,7 @@ static void queue_answered(struct sim_pbx *p, struct pbx_chan *l1)
     chan_ref(l1);
     ptimer_cancel(&op->timer);
     ptimer_cancel(&op->qtimer);
-    l1->state = PBX_CS_UP;
-    ev_chan(p, "Newstate", l1);
-    publish_pending(l1);
+    queue_leg_newstate(l1, PBX_CS_UP);
     dsc(p, l1->device, "INUSE");
     ev_dial(p, "DialEnd", y, l1, "DialStatus", "ANSWER");
     struct pbx_chan *others[PBX_MAX_DESTS];
@@ -2242,6 +2281,15 @@ static void queue_answered(struct sim_pbx *p, struct pbx_chan *l1)
     if (m)
         m->incall = 1;
     op->answer_ms = now;
+    if (y->state != PBX_CS_UP) {
+        /* Queue() without Answer() (exten 401): connecting answers the caller */
+        chan_answer(y);
+        if (y->dead || l1->dead) {
+            chan_unref(l1);
+            chan_unref(y);
+            return;
+        }
+    }
     struct pbx_bridge *b = bridge_new(p, 1);
     if (b && !l1->dead && !y->dead) {
         bridge_enter(p, b, l1);
@@ -2255,8 +2303,10 @@ static void queue_answered(struct sim_pbx *p, struct pbx_chan *l1)
     chan_unref(y);
 }
 
-/* ---- AMI-driven changes -------------------------------------------------------------------------- */
+/* ---- AMI-driven changes
+ * -------------------------------------------------------------------------- */
 
+/* AMI Hangup: the pair hangs up from this side (05e). */
 void pbx_chan_softhangup(struct pbx_chan *c, int cause)
 {
     if (cause <= 0)
@@ -2264,6 +2314,7 @@ void pbx_chan_softhangup(struct pbx_chan *c, int cause)
     pair_hangup(c, cause, cause, 1);
 }
 
+/* AbsoluteTimeout reached. */
 static void abs_timeout_fire(struct sim_pbx *p, void *arg)
 {
     (void)p;
@@ -2280,6 +2331,7 @@ void pbx_chan_abs_timeout(struct pbx_chan *c, long secs)
     ptimer_start(c->p, &c->abs_timer, scaled(c->p, (double)secs * 1000.0), abs_timeout_fire, c);
 }
 
+/* AMI Redirect: the channel leaves what it was doing and runs ctx/exten/prio (05d). */
 int pbx_chan_redirect(struct pbx_chan *c, const char *ctx, const char *exten, int prio)
 {
     struct sim_pbx *p = c->p;
@@ -2335,7 +2387,8 @@ int pbx_chan_redirect(struct pbx_chan *c, const char *ctx, const char *exten, in
     return 0;
 }
 
-/* ---- variables ----------------------------------------------------------------------------------- */
+/* ---- variables
+ * ----------------------------------------------------------------------------------- */
 
 void pbx_setvar(struct sim_pbx *p, struct pbx_chan *c, const char *name, const char *value)
 {
@@ -2343,8 +2396,8 @@ void pbx_setvar(struct sim_pbx *p, struct pbx_chan *c, const char *name, const c
     ev_varset(p, c, name, value);
 }
 
-static const char *func_read(struct sim_pbx *p, struct pbx_chan *c, const char *fn,
-                             const char *arg, char *buf, size_t len, int *found)
+static const char *func_read(struct sim_pbx *p, struct pbx_chan *c, const char *fn, const char *arg,
+                             char *buf, size_t len, int *found)
 {
     (void)p;
     *found = 1;
@@ -2432,9 +2485,11 @@ const char *pbx_getvar(struct sim_pbx *p, struct pbx_chan *c, const char *name, 
     return buf;
 }
 
-/* ---- CLI ------------------------------------------------------------------------------------------- */
+/* ---- CLI
+ * ------------------------------------------------------------------------------------------- */
 
 static void cli(struct strbuf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* printf into the CLI output. */
 static void cli(struct strbuf *out, const char *fmt, ...)
 {
     va_list ap;
@@ -2448,6 +2503,7 @@ static const char *ess(long n)
     return n == 1 ? "" : "s";
 }
 
+/* handle_chanlist() of cli.c, default format. */
 static void cli_channels(struct sim_pbx *p, struct strbuf *out)
 {
     cli(out, "%-64.64s %-32.32s %-7.7s %-30.30s\n", "Channel", "Location", "State",
@@ -2470,6 +2526,7 @@ static void cli_channels(struct sim_pbx *p, struct strbuf *out)
     cli(out, "%lu call%s processed\n", p->processed_calls, ess((long)p->processed_calls));
 }
 
+/* ast_devstate2str() */
 static const char *devstate_str(int st)
 {
     switch (st) {
@@ -2490,6 +2547,7 @@ static const char *devstate_str(int st)
     }
 }
 
+/* __queues_show() of app_queue.c, colours stripped. */
 static void cli_queue(struct sim_pbx *p, const struct pbx_queue *q, struct strbuf *out)
 {
     long now = pbx_now_s();
@@ -2546,9 +2604,11 @@ static void cli_queue(struct sim_pbx *p, const struct pbx_queue *q, struct strbu
     } else {
         cli(out, "   No Callers\n");
     }
-    cli(out, "\n");
+    /* app_queue ends each queue with two empty lines (05g) */
+    cli(out, "\n\n");
 }
 
+/* show_dialplan_helper() for one extension or the demo context. */
 static void cli_dialplan(const char *what, struct strbuf *out, int *ok)
 {
     char exten[PBX_STR] = "", ctx[PBX_STR] = "";
@@ -2639,7 +2699,8 @@ int sim_pbx_cli(struct sim_pbx *p, const char *cmd, struct strbuf *out, int *ok)
     return 0;
 }
 
-/* ---- lifecycle ---------------------------------------------------------------------------------------- */
+/* ---- lifecycle
+ * ---------------------------------------------------------------------------------------- */
 
 size_t sim_pbx_live_channels(const struct sim_pbx *p)
 {
@@ -2686,7 +2747,9 @@ void sim_pbx_hangup_all(struct sim_pbx *p, int restarting)
     pbx_drain(p);
 }
 
-static void queue_add_static(struct pbx_queue *q, const char *iface, const char *name, int ringinuse)
+/* A member from queues.conf. */
+static void queue_add_static(struct pbx_queue *q, const char *iface, const char *name,
+                             int ringinuse)
 {
     struct pbx_member *m = &q->members[q->nmembers++];
     memset(m, 0, sizeof(*m));
@@ -2741,6 +2804,7 @@ struct sim_pbx *sim_pbx_new(struct sim *sim)
     return p;
 }
 
+/* The reaper timer is heap-allocated so it can outlive the PBX briefly. */
 static void reaper_closed(uv_handle_t *h)
 {
     free(h);

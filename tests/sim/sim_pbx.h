@@ -14,12 +14,12 @@
 
 #include "sim/sim.h"
 
-#define PBX_NAME 96
-#define PBX_STR 80
-#define PBX_DATA 256
-#define PBX_MAX_DESTS 8
+#define PBX_NAME        96
+#define PBX_STR         80
+#define PBX_DATA        256
+#define PBX_MAX_DESTS   8
 #define PBX_MAX_MEMBERS 32
-#define PBX_UUID 40
+#define PBX_UUID        40
 
 enum pbx_state {
     PBX_CS_DOWN = 0,
@@ -80,9 +80,9 @@ struct pbx_chan {
     char lexten[PBX_STR], lctx[PBX_STR];
     struct pbx_var *vars;
     struct timeval created;
-    int running;  /* executing dialplan */
-    int ran_pbx;  /* ran dialplan: the h extension runs on hangup */
-    int in_app;   /* executing an Originate Application */
+    int running; /* executing dialplan */
+    int ran_pbx; /* ran dialplan: the h extension runs on hangup */
+    int in_app;  /* executing an Originate Application */
     int hangupcause;
     int media_wait; /* Answer()'s wait for media */
     struct pbx_timer *timer;

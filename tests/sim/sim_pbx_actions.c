@@ -12,14 +12,15 @@
 #include <strings.h>
 
 #define PBX_DEFAULT_ORIGINATE_TIMEOUT_MS 30000
-#define PBX_MAX_UNIQUEID 150 /* AST_MAX_PUBLIC_UNIQUEID */
-#define PBX_MAX_REGEX_MATCHES 1024
+#define PBX_MAX_UNIQUEID                 150 /* AST_MAX_PUBLIC_UNIQUEID */
+#define PBX_MAX_REGEX_MATCHES            1024
 
 static struct sim_pbx *pbx_of(struct sim_session *s)
 {
     return sim_pbx(sim_session_sim(s));
 }
 
+/* ast_true() */
 static int truthy(const char *v)
 {
     return !strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcasecmp(v, "y") ||
@@ -56,6 +57,7 @@ static long chan_seconds(const struct pbx_chan *c)
     return (long)(now.tv_sec - c->created.tv_sec);
 }
 
+/* Bounded copy of a part of a string. */
 static void copy_str(char *dst, size_t len, const char *src, size_t n)
 {
     if (!len)
@@ -142,10 +144,11 @@ static void originate_vars(const struct ami_msg *m, struct pbx_var **out)
     }
 }
 
+/* manager.c refuses these applications to users without system write. */
 static int forbidden_app(const char *app, const char *data, int *bad_data)
 {
-    static const char *const apps[] = {"system", "exec", "agi", "mixmonitor", "externalivr",
-                                       "originate"};
+    static const char *const apps[] = {"system",     "exec",        "agi",
+                                       "mixmonitor", "externalivr", "originate"};
     *bad_data = 0;
     for (size_t i = 0; i < sizeof(apps) / sizeof(apps[0]); i++)
         if (strcasestr(app, apps[i]))
@@ -157,6 +160,7 @@ static int forbidden_app(const char *app, const char *data, int *bad_data)
     return 0;
 }
 
+/* action_originate(): the checks in manager.c's order, then async or sync. */
 void sim_act_originate(struct sim_session *s, const struct ami_msg *m)
 {
     struct sim_pbx *p = pbx_of(s);
@@ -195,8 +199,9 @@ void sim_act_originate(struct sim_session *s, const struct ami_msg *m)
     int bad_data = 0;
     if (*app && !(sim_session_auth(s)->writeperm & SIM_EV_SYSTEM) &&
         forbidden_app(app, appdata, &bad_data)) {
-        sim_reply_error(s, m, bad_data ? "Originate Access Forbidden: Data"
-                                       : "Originate Access Forbidden: Application");
+        sim_reply_error(s, m,
+                        bad_data ? "Originate Access Forbidden: Data"
+                                 : "Originate Access Forbidden: Application");
         return;
     }
     if (pi && !pbx_exten_exists(context, exten, pi)) {
@@ -241,6 +246,7 @@ void sim_act_originate(struct sim_session *s, const struct ami_msg *m)
 
 /* ---- Status / CoreShowChannels ------------------------------------------------------------- */
 
+/* generate_status(): the ActionID comes last (05a). */
 static void status_item(struct sim_session *s, const struct ami_msg *m, struct pbx_chan *c,
                         const char *vars, int all_vars)
 {
@@ -343,8 +349,10 @@ void sim_act_coreshowchannels(struct sim_session *s, const struct ami_msg *m)
     sim_reply_send(s, &sb);
 }
 
-/* ---- Hangup / Redirect / AbsoluteTimeout ------------------------------------------------------- */
+/* ---- Hangup / Redirect / AbsoluteTimeout -------------------------------------------------------
+ */
 
+/* A bad Cause hangs up without one, as manager.c does. */
 static int parse_cause(const char *v)
 {
     if (!*v)
@@ -356,6 +364,7 @@ static int parse_cause(const char *v)
     return (int)c;
 }
 
+/* By name, or /regex/ as a list of ChannelHungup events (05e). */
 void sim_act_hangup(struct sim_session *s, const struct ami_msg *m)
 {
     struct sim_pbx *p = pbx_of(s);
@@ -472,8 +481,7 @@ void sim_act_redirect(struct sim_session *s, const struct ami_msg *m)
         int pi2 = atoi(sim_hdr(m, "ExtraPriority"));
         c2 = pbx_chan_find(p, name2);
         if (c2)
-            pbx_chan_redirect(c2, *ctx2 ? ctx2 : context, *ext2 ? ext2 : exten,
-                              pi2 > 0 ? pi2 : pi);
+            pbx_chan_redirect(c2, *ctx2 ? ctx2 : context, *ext2 ? ext2 : exten, pi2 > 0 ? pi2 : pi);
     }
     pbx_drain(p);
 }
@@ -495,7 +503,8 @@ void sim_act_absolutetimeout(struct sim_session *s, const struct ami_msg *m)
     sim_reply_ack(s, m, "Timeout Set");
 }
 
-/* ---- Getvar / Setvar ---------------------------------------------------------------------------- */
+/* ---- Getvar / Setvar ----------------------------------------------------------------------------
+ */
 
 void sim_act_getvar(struct sim_session *s, const struct ami_msg *m)
 {
@@ -541,8 +550,10 @@ void sim_act_setvar(struct sim_session *s, const struct ami_msg *m)
     pbx_drain(p);
 }
 
-/* ---- queues ----------------------------------------------------------------------------------------- */
+/* ---- queues
+ * ----------------------------------------------------------------------------------------- */
 
+/* QueueParams: ActionID last (03c). */
 static void queue_params(struct strbuf *sb, const struct pbx_queue *q, const char *id)
 {
     strbuf_init(sb, 0);
@@ -563,6 +574,7 @@ static void queue_params(struct strbuf *sb, const struct pbx_queue *q, const cha
         sim_kv(sb, "ActionID", id);
 }
 
+/* QueueMember: ActionID last (03c). */
 static void queue_member_item(struct strbuf *sb, const struct pbx_queue *q,
                               const struct pbx_member *mem, const char *id)
 {
@@ -684,6 +696,7 @@ void sim_act_queuesummary(struct sim_session *s, const struct ami_msg *m)
     sim_reply_send(s, &sb);
 }
 
+/* Queue:NAME_pause_IFACE follows the paused flag. */
 static void pause_devstate(struct sim_pbx *p, const struct pbx_queue *q,
                            const struct pbx_member *mem)
 {
@@ -820,7 +833,8 @@ void sim_act_queuepause(struct sim_session *s, const struct ami_msg *m)
         sim_reply_error(s, m, "Interface not found");
         return;
     }
-    sim_reply_ack(s, m, paused ? "Interface paused successfully" : "Interface unpaused successfully");
+    sim_reply_ack(s, m,
+                  paused ? "Interface paused successfully" : "Interface unpaused successfully");
     for (int i = 0; i < n; i++) {
         struct pbx_member *mem = mems[i];
         mem->paused = paused;
@@ -873,7 +887,8 @@ void sim_act_queuepenalty(struct sim_session *s, const struct ami_msg *m)
     pbx_drain(p);
 }
 
-/* ---- ExtensionState / DeviceStateList -------------------------------------------------------------- */
+/* ---- ExtensionState / DeviceStateList
+ * -------------------------------------------------------------- */
 
 void sim_act_extensionstate(struct sim_session *s, const struct ami_msg *m)
 {

@@ -1,8 +1,10 @@
 /* sim_server: the listener, the sessions and everything that touches bytes.
  *
- * Input is split into lines the way manager.c's get_input() does it (a
- * 1025-byte buffer: a longer line is dumped and its message ignored; CRLF or
- * bare LF; at most 128 headers kept), then each kept "Key: value" line is
+ * Input is split into lines the way manager.c's get_input() and
+ * do_message() do it (a 1025-byte buffer: a longer line is discarded and its
+ * message answered "Failed to parse message: line too long"; CRLF or bare
+ * LF; a message of more than 128 lines is answered "Too many lines in
+ * message or allocation failure"), then each kept "Key: value" line is
  * fed to the project's AMI parser, which assembles the action. Actions of one
  * session run strictly in order; a blocking one (sync Originate, the delay
  * after a failed login) holds the queue.
@@ -24,16 +26,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define SIM_READ_CHUNK 65536
-#define SIM_QUEUE_MAX 4096          /* pending actions before reading pauses */
-#define SIM_LINGER_MS 2000          /* wait for the peer's FIN after ours */
-#define SIM_SWEEP_MS 1000           /* auth timeout check period */
-#define SIM_FLOOD_TICK_MS 5         /* flood timer period */
-#define SIM_FLOOD_MAX_BURST 100000  /* events per tick at most */
+#define SIM_READ_CHUNK       65536
+#define SIM_QUEUE_MAX        4096   /* pending actions before reading pauses */
+#define SIM_LINGER_MS        2000   /* wait for the peer's FIN after ours */
+#define SIM_SWEEP_MS         1000   /* auth timeout check period */
+#define SIM_FLOOD_TICK_MS    5      /* flood timer period */
+#define SIM_FLOOD_MAX_BURST  100000 /* events per tick at most */
 #define SIM_RESTART_CLOSE_MS 1100.0 /* 08a: connections closed 1.1 s after the command */
-#define SIM_STOP_CLOSE_MS 10.0      /* 08b: closed 0.01 s after the command */
-#define SIM_EXIT_GRACE_MS 1500      /* wait this long for sessions to close on exit */
-#define SIM_GARBAGE_HUGE 70000      /* bytes of the over-long garbage line */
+#define SIM_STOP_CLOSE_MS    10.0   /* 08b: closed 0.01 s after the command */
+#define SIM_EXIT_GRACE_MS    1500   /* wait this long for sessions to close on exit */
+#define SIM_GARBAGE_HUGE     70000  /* bytes of the over-long garbage line */
 
 struct sim_filter {
     regex_t re;
@@ -64,7 +66,8 @@ struct sim_session {
     /* input */
     char inbuf[SIM_MAX_LINE + 1];
     size_t inlen;
-    int line_too_long; /* this message had a dumped line */
+    int line_too_long; /* this message had a discarded line */
+    int hdr_loss;      /* this message had more lines than manager.c keeps */
     int hdrs;          /* lines kept in this message */
     int fed;           /* lines given to the parser in this message */
     struct ami_parser *parser;
@@ -338,6 +341,7 @@ static void session_flush(struct sim_session *s)
     sim_session_ref(s);
 }
 
+/* One write in flight per session: the next buffer goes when this one is done. */
 static void on_write(uv_write_t *req, int status)
 {
     struct sim_session *s = req->data;
@@ -352,6 +356,7 @@ static void on_write(uv_write_t *req, int status)
     sim_session_unref(s);
 }
 
+/* Called before and after each poll, so a burst of replies costs one write. */
 static void flush_dirty(struct sim *sim)
 {
     while (sim->dirty) {
@@ -374,6 +379,7 @@ static void on_check(uv_check_t *h)
     flush_dirty(h->data);
 }
 
+/* Queue the session for the next flush; holds a reference until then. */
 static void session_mark_dirty(struct sim_session *s)
 {
     if (s->dirty)
@@ -388,13 +394,11 @@ static void session_mark_dirty(struct sim_session *s)
  * longer than any sane limit, and binary with NUL and high bytes. */
 static void append_garbage(struct sim_session *s)
 {
-    static const char bin[] = {'\x00', '\x01', '\xff', '\xfe', '\x1b', '[', '0', 'm', '\x7f',
-                               '\x80', '\r', '\n'};
+    static const char bin[] = {'\x00', '\x01', '\xff', '\xfe', '\x1b', '[',
+                               '0',    'm',    '\x7f', '\x80', '\r',   '\n'};
     strbuf_append_str(&s->out, "this line has no colon\r\n");
-    size_t at = s->out.len;
     for (size_t i = 0; i < SIM_GARBAGE_HUGE; i++)
         strbuf_append(&s->out, "x", 1);
-    (void)at;
     strbuf_append_str(&s->out, "\r\n");
     strbuf_append(&s->out, bin, sizeof(bin));
     strbuf_append_str(&s->out, "\r\n");
@@ -437,6 +441,7 @@ void sim_session_close_after_flush(struct sim_session *s)
 
 /* ---- events ------------------------------------------------------------------ */
 
+/* manager.c match_filter(): include filters must hit, exclude filters must not. */
 static int filters_match(const struct sim_session *s, const char *text)
 {
     if (!s->filters)
@@ -462,7 +467,9 @@ static int filters_match(const struct sim_session *s, const char *text)
 void sim_broadcast(struct sim *sim, uint32_t cls, const char *text, size_t len)
 {
     sim->stats.events_generated++;
-    for (struct sim_session *s = sim->sessions; s; s = s->next) {
+    struct sim_session *next;
+    for (struct sim_session *s = sim->sessions; s; s = next) {
+        next = s->next; /* a send may close and unlink s */
         const struct sim_auth *a = &s->auth;
         if (s->state != SESS_OPEN || !a->authenticated)
             continue;
@@ -502,6 +509,7 @@ void sim_session_ref(struct sim_session *s)
     s->refs++;
 }
 
+/* Last reference gone: nothing of the session is reachable any more. */
 static void session_free(struct sim_session *s)
 {
     free(s->auth.fail_actionid);
@@ -568,6 +576,7 @@ void sim_session_set_authed(struct sim_session *s)
     }
 }
 
+/* Both handles are closed before the memory goes. */
 static void on_handle_closed(uv_handle_t *h)
 {
     struct sim_session *s = h->data;
@@ -599,6 +608,7 @@ static void session_leave_open(struct sim_session *s)
         uv_timer_start(&sim->exit_timer, on_exit_timer, 0, 0);
 }
 
+/* Off the session list; the caller still holds the memory. */
 static void session_unlink(struct sim_session *s)
 {
     struct sim *sim = s->sim;
@@ -626,11 +636,13 @@ static void session_close_now(struct sim_session *s)
     uv_close((uv_handle_t *)&s->timer, on_handle_closed);
 }
 
+/* The peer never closed: give up on its FIN. */
 static void on_linger_timeout(uv_timer_t *t)
 {
     session_close_now(t->data);
 }
 
+/* Our FIN is out; a failure means the peer is gone already. */
 static void on_shutdown(uv_shutdown_t *req, int status)
 {
     struct sim_session *s = req->data;
@@ -667,6 +679,7 @@ static void session_close(struct sim_session *s)
 
 /* ---- action queue --------------------------------------------------------- */
 
+/* Ring buffer of parsed actions waiting for their turn. */
 static int queue_push(struct sim_session *s, struct ami_msg *m)
 {
     if (s->qlen == s->qcap) {
@@ -686,6 +699,7 @@ static int queue_push(struct sim_session *s, struct ami_msg *m)
     return 0;
 }
 
+/* The session timer serves delays (--delay-ms, failed login) and lingering. */
 static void on_session_timer(uv_timer_t *t)
 {
     struct sim_session *s = t->data;
@@ -717,6 +731,7 @@ void sim_session_unblock(struct sim_session *s)
     session_process(s);
 }
 
+/* --delay-ms is over for the head action: run it now. */
 static void delay_done(struct sim_session *s)
 {
     s->blocked = 0;
@@ -763,24 +778,20 @@ static void session_process(struct sim_session *s)
 
 /* ---- input ------------------------------------------------------------------- */
 
-/* A whole message arrived (blank line): queue it unless a line was dumped. */
+/* A whole message arrived (blank line): queue it. A message that broke a
+ * manager.c input limit is queued too, marked, so that it is answered with
+ * manager.c's error in its turn (do_message(): hdr_loss is checked first,
+ * then MESSAGE_LINE_TOO_LONG; the reply carries the kept ActionID). */
 static void message_end(struct sim_session *s)
 {
-    int dropped = s->line_too_long;
+    const char *parse_error = s->hdr_loss        ? SIM_ERR_TOO_MANY_LINES
+                              : s->line_too_long ? SIM_ERR_LINE_TOO_LONG
+                                                 : NULL;
     int fed = s->fed;
     s->line_too_long = 0;
+    s->hdr_loss = 0;
     s->hdrs = 0;
     s->fed = 0;
-    if (dropped) {
-        /* manager.c: MESSAGE_LINE_TOO_LONG, nothing to do; flush the parser */
-        if (fed) {
-            ami_parser_feed(s->parser, "\r\n", 2);
-            struct ami_msg *m = NULL;
-            while (ami_parser_next(s->parser, &m) == 1)
-                ami_msg_free(m);
-        }
-        return;
-    }
     struct ami_msg *m = NULL;
     if (fed) {
         if (ami_parser_feed(s->parser, "\r\n", 2) < 0 || ami_parser_next(s->parser, &m) != 1) {
@@ -795,6 +806,8 @@ static void message_end(struct sim_session *s)
             return;
         }
     }
+    if (parse_error)
+        ami_msg_set(m, SIM_PARSE_ERROR_KEY, parse_error);
     if (queue_push(s, m) < 0) {
         ami_msg_free(m);
         session_close(s);
@@ -818,11 +831,13 @@ static void handle_line(struct sim_session *s, const char *line, size_t len)
         message_end(s);
         return;
     }
-    if (s->hdrs >= SIM_MAX_HEADERS)
-        return; /* extra headers are silently dropped */
+    if (s->hdrs >= SIM_MAX_HEADERS) {
+        s->hdr_loss = 1; /* the whole message is refused at its end */
+        return;
+    }
     s->hdrs++;
     const char *colon = memchr(line, ':', len);
-    if (!colon || colon == line || s->line_too_long)
+    if (!colon || colon == line)
         return; /* kept by Asterisk but never matched by a header lookup */
     if (ami_parser_feed(s->parser, line, len) < 0 || ami_parser_feed(s->parser, "\r\n", 2) < 0) {
         session_close(s);
@@ -861,6 +876,7 @@ static void session_feed_input(struct sim_session *s, const char *buf, size_t le
     }
 }
 
+/* One static read buffer: reads are consumed before the next one starts. */
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     (void)h;
@@ -869,6 +885,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(chunk, sizeof(chunk));
 }
 
+/* Input: record it, split it into actions, run what is runnable. */
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     struct sim_session *s = stream->data;
@@ -902,6 +919,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     sim_session_unref(s);
 }
 
+/* Reading pauses while the action queue is full or a stall is simulated. */
 static void session_start_reading(struct sim_session *s)
 {
     if (s->reading || s->stalled)
@@ -912,6 +930,7 @@ static void session_start_reading(struct sim_session *s)
 
 /* ---- listener ---------------------------------------------------------------- */
 
+/* Accept: banner first, then nothing until the client speaks (manager.c). */
 static void on_connection(uv_stream_t *server, int status)
 {
     struct sim *sim = server->data;
@@ -981,6 +1000,7 @@ static void on_connection(uv_stream_t *server, int status)
     session_start_reading(s);
 }
 
+/* Written atomically (rename) so a test never reads half a port number. */
 static void write_ready_file(struct sim *sim)
 {
     if (!sim->opt.ready_file)
@@ -1030,12 +1050,14 @@ int sim_listen(struct sim *sim)
     return 0;
 }
 
+/* Process-level handles are counted so sim_free knows when all are gone. */
 static void on_sim_handle_closed(uv_handle_t *h)
 {
     struct sim *sim = h->data;
     sim->handles_open--;
 }
 
+/* Stop accepting (restart, shutdown); existing sessions are not touched. */
 static void listener_close(struct sim *sim)
 {
     if (!sim->listener_open)
@@ -1046,6 +1068,7 @@ static void listener_close(struct sim *sim)
 
 /* ---- restart, shutdown, signals -------------------------------------------- */
 
+/* 08a/08b: only sessions with events on and system read get it. */
 static void broadcast_shutdown(struct sim *sim, int restart)
 {
     struct sim_ev e;
@@ -1055,12 +1078,14 @@ static void broadcast_shutdown(struct sim *sim, int restart)
     sim_ev_end(sim, &e);
 }
 
+/* Every session closes once what it was sent is written. */
 static void close_all_sessions(struct sim *sim)
 {
     for (struct sim_session *s = sim->sessions; s; s = s->next)
         sim_session_close_after_flush(s);
 }
 
+/* The restarted "Asterisk" answers again, with a fresh uptime. */
 static void on_relisten(uv_timer_t *t)
 {
     struct sim *sim = t->data;
@@ -1075,6 +1100,8 @@ static void on_relisten(uv_timer_t *t)
     sim_log(sim, "restarted");
 }
 
+/* 08a: about 1.1 s after the command the Shutdown event goes out and all connections close; the
+ * PBX state starts over. */
 static void on_restart_close(uv_timer_t *t)
 {
     struct sim *sim = t->data;
@@ -1097,10 +1124,12 @@ void sim_restart(struct sim *sim)
     sim_log(sim, "core restart now");
     listener_close(sim);
     sim_pbx_hangup_all(sim->pbx, 1);
-    uv_timer_start(&sim->restart_close, on_restart_close,
-                   sim_scaled_ms(sim, SIM_RESTART_CLOSE_MS), 0);
+    uv_timer_start(&sim->restart_close, on_restart_close, sim_scaled_ms(sim, SIM_RESTART_CLOSE_MS),
+                   0);
 }
 
+/* 08b: Shutdown (Restart: False), close, then leave the loop once the sessions are gone (or
+ * after a grace period). */
 static void on_stop_close(uv_timer_t *t)
 {
     struct sim *sim = t->data;
@@ -1122,6 +1151,7 @@ void sim_shutdown(struct sim *sim)
     uv_timer_start(&sim->restart_close, on_stop_close, (uint64_t)SIM_STOP_CLOSE_MS, 0);
 }
 
+/* SIGUSR1 restarts, SIGTERM/SIGINT stop. */
 static void on_signal(uv_signal_t *h, int signum)
 {
     struct sim *sim = h->data;
@@ -1136,6 +1166,7 @@ static void on_restart_auto(uv_timer_t *t)
     sim_restart(t->data);
 }
 
+/* manager.conf authtimeout: sessions that never log in are closed. */
 static void on_sweep(uv_timer_t *t)
 {
     struct sim *sim = t->data;
@@ -1152,6 +1183,7 @@ static void on_sweep(uv_timer_t *t)
 
 /* ---- flood -------------------------------------------------------------------- */
 
+/* Catch up with RATE events per second since the flood started; Seq has no gaps. */
 static void on_flood(uv_timer_t *t)
 {
     struct sim *sim = t->data;
@@ -1191,6 +1223,7 @@ void sim_flood_update(struct sim *sim)
 
 /* ---- create / free -------------------------------------------------------------- */
 
+/* A process-level handle: counted, and its data is the sim. */
 static void init_handle(struct sim *sim, uv_handle_t *h)
 {
     h->data = sim;
@@ -1228,8 +1261,8 @@ struct sim *sim_new(uv_loop_t *loop, const struct sim_opts *opts)
     uv_check_init(loop, &sim->check);
     init_handle(sim, (uv_handle_t *)&sim->check);
     uv_check_start(&sim->check, on_check);
-    uv_timer_t *timers[] = {&sim->sweep, &sim->flood, &sim->restart_auto, &sim->restart_close,
-                            &sim->relisten, &sim->exit_timer};
+    uv_timer_t *timers[] = {&sim->sweep,         &sim->flood,    &sim->restart_auto,
+                            &sim->restart_close, &sim->relisten, &sim->exit_timer};
     for (size_t i = 0; i < sizeof(timers) / sizeof(timers[0]); i++) {
         uv_timer_init(loop, timers[i]);
         init_handle(sim, (uv_handle_t *)timers[i]);
@@ -1256,6 +1289,7 @@ fail:
     return NULL;
 }
 
+/* Close whatever is still open on the loop, so uv_loop_close succeeds. */
 static void close_walk(uv_handle_t *h, void *arg)
 {
     (void)arg;

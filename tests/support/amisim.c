@@ -9,11 +9,11 @@
 #include "support/net.h"
 #include "support/testenv.h"
 
-#define AMISIM_MAX_ARGS 48
-#define AMISIM_POLL_MS 10
-#define AMISIM_STOP_GRACE_MS 5000
+#define AMISIM_MAX_ARGS              48
+#define AMISIM_POLL_MS               10
+#define AMISIM_STOP_GRACE_MS         5000
 #define AMISIM_WRAPPED_STOP_GRACE_MS 30000
-#define AMISIM_BANNER_TRY_MS 500
+#define AMISIM_BANNER_TRY_MS         500
 
 int amisim_read_port(const struct amisim *s)
 {
@@ -27,6 +27,7 @@ int amisim_read_port(const struct amisim *s)
     return port;
 }
 
+/* Wrapped runs (valgrind) start and stop much more slowly. */
 static int wrapped(void)
 {
     const char *w = getenv("AMIBRIDGE_TEST_WRAPPER");
@@ -59,8 +60,8 @@ int amisim_start(struct amisim *s, const char *const extra[])
         testenv_rmdir(s->dir);
         return rc;
     }
-    long long deadline = testenv_now_ms() +
-                         (wrapped() ? AMISIM_WRAPPED_START_TIMEOUT_MS : AMISIM_START_TIMEOUT_MS);
+    long long deadline =
+        testenv_now_ms() + (wrapped() ? AMISIM_WRAPPED_START_TIMEOUT_MS : AMISIM_START_TIMEOUT_MS);
     while (testenv_now_ms() < deadline) {
         if ((s->port = amisim_read_port(s)) > 0)
             return 0;

@@ -14,7 +14,7 @@
 
 #include "support/proc.h"
 
-#define AMISIM_START_TIMEOUT_MS 10000
+#define AMISIM_START_TIMEOUT_MS         10000
 #define AMISIM_WRAPPED_START_TIMEOUT_MS 60000
 
 struct amisim {

@@ -260,7 +260,8 @@ int net_login(struct net_client *c, const char *user, const char *secret, const 
                        "Events: %s\r\n\r\n",
                        user, secret, events);
     else
-        rc = net_sendf(c, "Action: Login\r\nActionID: net-login\r\nUsername: %s\r\nSecret: %s\r\n\r\n",
+        rc = net_sendf(c,
+                       "Action: Login\r\nActionID: net-login\r\nUsername: %s\r\nSecret: %s\r\n\r\n",
                        user, secret);
     if (rc < 0)
         return rc;

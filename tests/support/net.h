@@ -26,10 +26,10 @@
 struct net_client {
     int fd;
     struct ami_parser *parser;
-    int eof;          /* the peer closed (read returned 0) */
-    int error;        /* a read/write error or parser error happened */
+    int eof;   /* the peer closed (read returned 0) */
+    int error; /* a read/write error or parser error happened */
     int keep_raw;
-    struct strbuf raw; /* every byte received, when keep_raw */
+    struct strbuf raw;    /* every byte received, when keep_raw */
     double last_msg_time; /* testenv_now() when the last message completed */
     double eof_time;
 };

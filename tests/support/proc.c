@@ -5,6 +5,8 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,11 +16,12 @@
 #include <unistd.h>
 
 #define PROC_MAX_ARGS 64
-#define PROC_MAX_ENV 256
-#define PROC_POLL_MS 5
+#define PROC_MAX_ENV  256
+#define PROC_POLL_MS  5
 
 extern char **environ;
 
+/* "" means /dev/null; NULL leaves the descriptor alone. */
 static int redirect(const char *path, int fd)
 {
     if (!path)
@@ -58,6 +61,10 @@ int proc_spawn(struct proc *p, const char *const argv[], const struct proc_opts 
         for (size_t i = 0; opts->env[i] && ne < PROC_MAX_ENV; i++)
             envp[ne++] = opts->env[i];
     envp[ne] = NULL;
+    pid_t parent = getpid();
+    /* the death signal follows the forking thread, not the process: only
+     * ask for it when that thread is the main one, which outlives them all */
+    int main_thread = (pid_t)syscall(SYS_gettid) == parent;
     pid_t pid = fork();
     if (pid < 0) {
         int e = errno;
@@ -65,6 +72,13 @@ int proc_spawn(struct proc *p, const char *const argv[], const struct proc_opts 
         return -e;
     }
     if (pid == 0) {
+        /* a test that dies (a failed assertion, a crash) must not leave its
+         * servers running, holding ports and the output pipe of the CI run */
+        if (main_thread) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            if (getppid() != parent)
+                _exit(127);
+        }
         setpgid(0, 0);
         if (opts) {
             redirect(opts->stdout_path, STDOUT_FILENO);

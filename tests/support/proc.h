@@ -17,14 +17,14 @@
 #include <sys/types.h>
 
 struct proc {
-    pid_t pid;   /* 0 when nothing runs */
-    int status;  /* wait status once reaped */
+    pid_t pid;  /* 0 when nothing runs */
+    int status; /* wait status once reaped */
     int reaped;
 };
 
 /* Options for proc_spawn; NULL means all defaults. */
 struct proc_opts {
-    const char *const *env; /* extra "KEY=value" entries, NULL-terminated */
+    const char *const *env;  /* extra "KEY=value" entries, NULL-terminated */
     const char *stdout_path; /* NULL: inherit; "" : /dev/null */
     const char *stderr_path;
     int use_wrapper; /* prefix argv with $AMIBRIDGE_TEST_WRAPPER (words split on spaces) */

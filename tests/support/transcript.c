@@ -10,6 +10,7 @@
 
 #define TRANSCRIPT_NO_NL "\n[no trailing newline]\n"
 
+/* Whole file, NUL-terminated. */
 static int read_file(const char *path, char **out, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -59,7 +60,8 @@ static int add_chunk(struct transcript *t, double at, enum transcript_dir dir, c
         return -ENOMEM;
     memcpy(copy, data, len);
     copy[len] = '\0';
-    t->chunks[t->nchunks++] = (struct transcript_chunk){.t = at, .dir = dir, .data = copy, .len = len};
+    t->chunks[t->nchunks++] =
+        (struct transcript_chunk){.t = at, .dir = dir, .data = copy, .len = len};
     return 0;
 }
 

@@ -36,11 +36,11 @@ struct transcript {
     char name[256];
     struct transcript_chunk *chunks;
     size_t nchunks;
-    int closed;      /* the server closed the connection */
+    int closed; /* the server closed the connection */
     double close_t;
-    char *sent;      /* .sent file, owned */
+    char *sent; /* .sent file, owned */
     size_t sent_len;
-    char *recv;      /* .recv file, owned */
+    char *recv; /* .recv file, owned */
     size_t recv_len;
 };
 
