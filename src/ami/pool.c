@@ -574,7 +574,7 @@ static int any_action_up(const struct ami_pool *p)
 int ami_pool_submit(struct ami_pool *p, struct ami_msg *action, const struct ami_submit_opts *opts,
                     ami_result_cb cb, void *ud, struct ami_req **out)
 {
-    struct ami_error dummy;
+    struct ami_error dummy = {.field = ""};
     struct ami_error *err = opts && opts->err ? opts->err : &dummy;
     unsigned flags = opts ? opts->flags : 0;
     uint32_t timeout = opts && opts->timeout_ms ? opts->timeout_ms : (uint32_t)p->srv.timeout_ms;

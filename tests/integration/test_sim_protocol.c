@@ -200,7 +200,7 @@ static void free_msgs(struct ami_msg **v, int n)
 static void banner_is_exactly_one_line(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, NULL);
+    fx_start(f, (const char *)NULL);
     struct net_client *c = fx_connect(f);
     c->keep_raw = 1;
     long long deadline = testenv_now_ms() + IO_MS;
@@ -215,7 +215,7 @@ static void banner_is_exactly_one_line(void **state)
 static void login_plain_events_on_gets_fullybooted_then_successfulauth(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, NULL);
+    fx_start(f, (const char *)NULL);
     struct net_client *c = fx_connect(f);
     struct ami_msg *m = NULL;
     assert_int_equal(net_read_msg(c, IO_MS, &m), 1);
@@ -253,7 +253,7 @@ static void login_plain_events_on_gets_fullybooted_then_successfulauth(void **st
 static void login_md5_challenge(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, NULL);
+    fx_start(f, (const char *)NULL);
     struct net_client *c = fx_connect(f);
     struct ami_msg *r =
         ask(c, "chal", "Action: Challenge\r\nActionID: chal\r\nAuthType: MD5\r\n\r\n");
@@ -291,7 +291,7 @@ static void login_md5_challenge(void **state)
 static void wrong_secret_is_answered_after_a_second_then_closed(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, NULL);
+    fx_start(f, (const char *)NULL);
     struct net_client *c = fx_connect(f);
     double t = testenv_now();
     struct ami_msg *r = ask(c, "bad",
@@ -312,7 +312,7 @@ static void wrong_secret_is_answered_after_a_second_then_closed(void **state)
 static void failed_login_delay_follows_time_scale(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, "--time-scale", FAST, NULL);
+    fx_start(f, "--time-scale", FAST, (const char *)NULL);
     struct net_client *c = fx_connect(f);
     double t = testenv_now();
     struct ami_msg *r = ask(c, NULL, "Action: Login\r\nUsername: nosuchuser\r\nSecret: x\r\n\r\n");
@@ -330,7 +330,7 @@ static void failed_login_delay_follows_time_scale(void **state)
 static void ping_reply_shape(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, NULL);
+    fx_start(f, (const char *)NULL);
     struct net_client *c = fx_login(f, "bridge", "bridgesecret", "off");
     struct ami_msg *r = ask(c, "p1", "Action: Ping\r\nActionID: p1\r\n\r\n");
     static const char *const keys[] = {"Response", "ActionID", "Ping", "Timestamp", NULL};
@@ -351,7 +351,7 @@ static void ping_reply_shape(void **state)
 static void permission_denied_before_login_and_for_viewer(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, NULL);
+    fx_start(f, (const char *)NULL);
     struct net_client *c = fx_connect(f);
     struct ami_msg *r = ask(c, "pre", "Action: Ping\r\nActionID: pre\r\n\r\n");
     assert_hdr(r, "Response", "Error");
@@ -395,7 +395,7 @@ static void permission_denied_before_login_and_for_viewer(void **state)
 static void missing_and_unknown_actions(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, NULL);
+    fx_start(f, (const char *)NULL);
     struct net_client *c = fx_login(f, "bridge", "bridgesecret", "off");
     struct ami_msg *r = ask(c, "u", "Action: NoSuchAction\r\nActionID: u\r\n\r\n");
     assert_hdr(r, "Message",
@@ -424,7 +424,7 @@ static void users_file_sets_read_and_write_classes(void **state)
     assert_non_null(uf);
     fputs("# test users\nalice:pw:call:originate\n", uf);
     fclose(uf);
-    fx_start(f, "--users", path, NULL);
+    fx_start(f, "--users", path, (const char *)NULL);
     struct net_client *bad = fx_connect(f);
     assert_int_equal(net_login(bad, "bridge", "bridgesecret", "off", IO_MS), -EACCES);
     struct net_client *c = fx_login(f, "alice", "pw", "off");
@@ -445,7 +445,7 @@ static void users_file_sets_read_and_write_classes(void **state)
 static void async_originate_events_reach_events_on_sessions_only(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, "--time-scale", FAST, NULL);
+    fx_start(f, "--time-scale", FAST, (const char *)NULL);
     struct net_client *ev = fx_login(f, "bridge", "bridgesecret", "on");
     struct net_client *act = fx_login(f, "bridge", "bridgesecret", "off");
     struct ami_msg *m = NULL;
@@ -499,7 +499,7 @@ static void async_originate_events_reach_events_on_sessions_only(void **state)
 static void async_originate_failures_report_the_reason(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, "--time-scale", FAST, NULL);
+    fx_start(f, "--time-scale", FAST, (const char *)NULL);
     struct net_client *c = fx_login(f, "bridge", "bridgesecret", "call");
     static const struct {
         const char *chan;
@@ -540,7 +540,7 @@ static void async_originate_failures_report_the_reason(void **state)
 static void sync_originate_blocks_the_session(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, "--time-scale", FAST, NULL);
+    fx_start(f, "--time-scale", FAST, (const char *)NULL);
     struct net_client *c = fx_login(f, "bridge", "bridgesecret", "off");
     double t = testenv_now();
     net_sendf(c, "Action: Originate\r\nActionID: o1\r\nChannel: Local/600@demo\r\nContext: demo\r\n"
@@ -569,7 +569,7 @@ static void sync_originate_blocks_the_session(void **state)
 static void status_lists_the_live_call(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, "--time-scale", FAST, NULL);
+    fx_start(f, "--time-scale", FAST, (const char *)NULL);
     struct net_client *c = fx_login(f, "bridge", "bridgesecret", "off");
     struct ami_msg *r = ask(c, "call",
                             "Action: Originate\r\nActionID: call\r\n"
@@ -606,7 +606,7 @@ static void status_lists_the_live_call(void **state)
 static void pipelined_actions_answer_in_order(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, NULL);
+    fx_start(f, (const char *)NULL);
     struct net_client *c = fx_login(f, "bridge", "bridgesecret", "off");
     struct strbuf sb;
     strbuf_init(&sb, 0);
@@ -634,7 +634,7 @@ static void pipelined_actions_answer_in_order(void **state)
 static void long_lines_and_extra_headers_follow_manager_limits(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, NULL);
+    fx_start(f, (const char *)NULL);
     struct net_client *c = fx_login(f, "bridge", "bridgesecret", "off");
     /* a 1025-byte line: the action is refused as manager.c does it, with the
      * ActionID that was kept */
@@ -672,7 +672,7 @@ static void long_lines_and_extra_headers_follow_manager_limits(void **state)
 static void events_mask_filter_and_userevent(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, NULL);
+    fx_start(f, (const char *)NULL);
     struct net_client *c = fx_login(f, "bridge", "bridgesecret", "off");
     struct ami_msg *r = ask(c, "ev", "Action: Events\r\nActionID: ev\r\nEventMask: user\r\n\r\n");
     static const char *const keys[] = {"Response", "ActionID", "Events", NULL};
@@ -713,7 +713,7 @@ static void events_mask_filter_and_userevent(void **state)
 static void drop_after_closes_after_n_messages(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, "--drop-after", "3", NULL);
+    fx_start(f, "--drop-after", "3", (const char *)NULL);
     struct net_client *c = fx_login(f, "bridge", "bridgesecret", "off"); /* message 1 */
     net_sendf(c, "Action: Ping\r\nActionID: a\r\n\r\nAction: Ping\r\nActionID: b\r\n\r\n"
                  "Action: Ping\r\nActionID: c\r\n\r\n");
@@ -729,7 +729,7 @@ static void drop_after_closes_after_n_messages(void **state)
 static void delay_ms_delays_every_reply_in_order(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, "--delay-ms", "150", NULL);
+    fx_start(f, "--delay-ms", "150", (const char *)NULL);
     struct net_client *c = fx_login(f, "bridge", "bridgesecret", "off");
     double t = testenv_now();
     net_sendf(c, "Action: Ping\r\nActionID: a\r\n\r\nAction: Ping\r\nActionID: b\r\n\r\n"
@@ -751,7 +751,7 @@ static void delay_ms_delays_every_reply_in_order(void **state)
 static void garbage_after_sends_non_ami_bytes(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, "--garbage-after", "2", NULL);
+    fx_start(f, "--garbage-after", "2", (const char *)NULL);
     struct net_client *c = fx_login(f, "bridge", "bridgesecret", "off");
     c->keep_raw = 1;
     net_sendf(c, "Action: Ping\r\nActionID: g\r\n\r\n");
@@ -776,7 +776,7 @@ static void garbage_after_sends_non_ami_bytes(void **state)
 static void stall_read_after_stops_reading(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, "--stall-read-after", "2", NULL);
+    fx_start(f, "--stall-read-after", "2", (const char *)NULL);
     struct net_client *c = fx_login(f, "bridge", "bridgesecret", "off");        /* action 1 */
     struct ami_msg *r = ask(c, "one", "Action: Ping\r\nActionID: one\r\n\r\n"); /* action 2 */
     ami_msg_free(r);
@@ -809,7 +809,7 @@ static void stall_read_after_stops_reading(void **state)
 static void flood_emits_gap_free_sequence(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, NULL);
+    fx_start(f, (const char *)NULL);
     struct net_client *c = fx_login(f, "bridge", "bridgesecret", "on");
     struct net_client *off = fx_login(f, "bridge", "bridgesecret", "off");
     struct ami_msg *m = NULL;
@@ -840,7 +840,7 @@ static void flood_emits_gap_free_sequence(void **state)
 static void flood_from_the_command_line(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, "--flood", "100", "--flood-count", "100", NULL);
+    fx_start(f, "--flood", "100", "--flood-count", "100", (const char *)NULL);
     struct net_client *c = fx_login(f, "bridge", "bridgesecret", "user");
     long prev = 0;
     struct ami_msg *m = NULL;
@@ -859,7 +859,7 @@ static void flood_from_the_command_line(void **state)
 static void restart_sends_shutdown_closes_and_listens_again(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, "--time-scale", FAST, "--restart-down-ms", "500", NULL);
+    fx_start(f, "--time-scale", FAST, "--restart-down-ms", "500", (const char *)NULL);
     struct net_client *on = fx_login(f, "bridge", "bridgesecret", "on");
     struct net_client *off = fx_login(f, "bridge", "bridgesecret", "off");
     struct ami_msg *r = ask(off, "call",
@@ -902,7 +902,7 @@ static void restart_sends_shutdown_closes_and_listens_again(void **state)
 static void sigusr1_restarts_and_restart_after_knob(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, "--restart-after", "0.5", "--restart-down-ms", "300", NULL);
+    fx_start(f, "--restart-after", "0.5", "--restart-down-ms", "300", (const char *)NULL);
     struct net_client *c = fx_login(f, "bridge", "bridgesecret", "system");
     struct ami_msg *m = NULL;
     assert_int_equal(net_wait_event(c, "Shutdown", IO_MS, &m), 1);
@@ -923,7 +923,7 @@ static void sigusr1_restarts_and_restart_after_knob(void **state)
 static void sigterm_stops_gracefully(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, NULL);
+    fx_start(f, (const char *)NULL);
     struct net_client *c = fx_login(f, "bridge", "bridgesecret", "on");
     struct net_client *v = fx_login(f, "viewer", "viewersecret", "on");
     struct ami_msg *m = NULL;
@@ -947,7 +947,7 @@ static void sigterm_stops_gracefully(void **state)
 static void simcontrol_changes_knobs_at_runtime(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, NULL);
+    fx_start(f, (const char *)NULL);
     struct net_client *c = fx_login(f, "bridge", "bridgesecret", "off");
     struct ami_msg *r =
         ask(c, "bad", "Action: SimControl\r\nActionID: bad\r\nNoSuchKnob: 1\r\n\r\n");
@@ -980,7 +980,7 @@ static void simcontrol_changes_knobs_at_runtime(void **state)
 static void simstats_counts(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, "--time-scale", "0.5", NULL);
+    fx_start(f, "--time-scale", "0.5", (const char *)NULL);
     struct net_client *c = fx_login(f, "bridge", "bridgesecret", "off");
     struct net_client *bad = fx_connect(f);
     assert_int_equal(net_login(bad, "bridge", "nope", "off", IO_MS), -EACCES);
@@ -1020,7 +1020,7 @@ static void record_file_has_every_byte_received(void **state)
     assert_int_equal(testenv_tmpdir(f->tmp, sizeof(f->tmp), "simrec"), 0);
     char path[700];
     snprintf(path, sizeof(path), "%s/rec", f->tmp);
-    fx_start(f, "--record", path, NULL);
+    fx_start(f, "--record", path, (const char *)NULL);
     struct net_client *c = fx_connect(f);
     const char login[] = "Action: Login\r\nUsername: bridge\r\nSecret: bridgesecret\r\n"
                          "Events: off\r\n\r\n";
@@ -1045,7 +1045,7 @@ static void record_file_has_every_byte_received(void **state)
 static void unauthenticated_sessions_time_out(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, "--auth-timeout-ms", "300", NULL);
+    fx_start(f, "--auth-timeout-ms", "300", (const char *)NULL);
     struct net_client *c = fx_connect(f);
     double t = testenv_now();
     assert_int_equal(net_read_until_close(c, IO_MS), 0);
@@ -1059,7 +1059,7 @@ static void unauthenticated_sessions_time_out(void **state)
 static void peer_gone_mid_replies_costs_only_that_session(void **state)
 {
     struct fx *f = *state;
-    fx_start(f, "--delay-ms", "20", NULL);
+    fx_start(f, "--delay-ms", "20", (const char *)NULL);
     struct net_client *c = fx_login(f, "bridge", "bridgesecret", "off");
     struct strbuf sb;
     strbuf_init(&sb, 0);
