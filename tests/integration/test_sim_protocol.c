@@ -14,11 +14,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -603,6 +605,265 @@ static void status_lists_the_live_call(void **state)
     ami_msg_free(r);
 }
 
+/* The 14 keys of a channel snapshot with a prefix, as
+ * ast_manager_build_channel_state_string_prefix() prints them, appended to keys[*n]. */
+static void chan_keys(const char **keys, int *n, const char *prefix, char store[][48])
+{
+    static const char *const base[] = {"Channel",           "ChannelState", "ChannelStateDesc",
+                                       "CallerIDNum",       "CallerIDName", "ConnectedLineNum",
+                                       "ConnectedLineName", "Language",     "AccountCode",
+                                       "Context",           "Exten",        "Priority",
+                                       "Uniqueid",          "Linkedid"};
+    for (size_t i = 0; i < sizeof(base) / sizeof(base[0]); i++) {
+        snprintf(store[*n], 48, "%s%s", prefix, base[i]);
+        keys[*n] = store[*n];
+        (*n)++;
+    }
+}
+
+static void drain(struct net_client *c)
+{
+    struct ami_msg *m = NULL;
+    while (net_read_msg(c, QUIET_MS, &m) == 1)
+        ami_msg_free(m);
+}
+
+/* action_blind_transfer(): its errors in manager.c's order, and a channel
+ * in no bridge is AST_BRIDGE_TRANSFER_INVALID, with its BlindTransfer event. */
+static void blind_transfer_errors_and_a_channel_in_no_bridge(void **state)
+{
+    struct fx *f = *state;
+    fx_start(f, "--time-scale", FAST, (const char *)NULL);
+    struct net_client *c = fx_login(f, "bridge", "bridgesecret", "off");
+    struct net_client *ev = fx_login(f, "bridge", "bridgesecret", "call");
+    drain(ev);
+    static const char *const err_keys[] = {"Response", "ActionID", "Message", NULL};
+    struct ami_msg *r = ask(c, "b1", "Action: BlindTransfer\r\nActionID: b1\r\nExten: 250\r\n\r\n");
+    assert_keys(r, err_keys);
+    assert_hdr(r, "Response", "Error");
+    assert_hdr(r, "Message", "No channel specified");
+    ami_msg_free(r);
+    r = ask(c, "b2", "Action: BlindTransfer\r\nActionID: b2\r\nChannel: Local/1@demo-1;1\r\n\r\n");
+    assert_hdr(r, "Message", "No extension specified");
+    ami_msg_free(r);
+    r = ask(c, "b3",
+            "Action: BlindTransfer\r\nActionID: b3\r\nChannel: Local/nonexistent-0000;1\r\n"
+            "Exten: 250\r\n\r\n");
+    assert_hdr(r, "Message", "Channel specified does not exist");
+    ami_msg_free(r);
+    assert_quiet(ev, QUIET_MS);
+
+    r = ask(c, "call",
+            "Action: Originate\r\nActionID: call\r\nChannel: Local/200@demo\r\nContext: demo\r\n"
+            "Exten: 200\r\nPriority: 1\r\n\r\n");
+    assert_hdr(r, "Response", "Success");
+    ami_msg_free(r);
+    drain(ev);
+    /* no Context: the channel's own */
+    r = ask(c, "b4",
+            "Action: BlindTransfer\r\nActionID: b4\r\nChannel: Local/200@demo-00000000;1\r\n"
+            "Exten: 250\r\n\r\n");
+    assert_keys(r, err_keys);
+    assert_hdr(r, "Message", "Transfer invalid");
+    ami_msg_free(r);
+    struct ami_msg *e = NULL;
+    assert_int_equal(net_wait_event(ev, "BlindTransfer", IO_MS, &e), 1);
+    const char *keys[40];
+    char store[40][48];
+    int n = 0;
+    keys[n++] = "Event";
+    keys[n++] = "Privilege";
+    keys[n++] = "Result";
+    chan_keys(keys, &n, "Transferer", store);
+    keys[n++] = "IsExternal";
+    keys[n++] = "Context";
+    keys[n++] = "Extension";
+    keys[n] = NULL;
+    assert_keys(e, keys);
+    assert_hdr(e, "Privilege", "call,all");
+    assert_hdr(e, "Result", "Invalid");
+    assert_hdr(e, "TransfererChannel", "Local/200@demo-00000000;1");
+    assert_hdr(e, "IsExternal", "Yes");
+    assert_hdr(e, "Context", "demo");
+    assert_hdr(e, "Extension", "250");
+    ami_msg_free(e);
+    /* nothing moved */
+    assert_quiet(ev, QUIET_MS);
+}
+
+/* ast_bridge_transfer_blind() in a two-party bridge: the member's leg of a
+ * queue call transfers the caller, who leaves the queue call for demo/250. */
+static void blind_transfer_sends_the_bridged_peer_to_the_extension(void **state)
+{
+    struct fx *f = *state;
+    fx_start(f, "--time-scale", FAST, (const char *)NULL);
+    struct net_client *c = fx_login(f, "bridge", "bridgesecret", "off");
+    struct net_client *ev = fx_login(f, "bridge", "bridgesecret", "on");
+    drain(ev);
+    /* Agent200 (Local/200@demo) answers at once; Agent201 rings 2 s */
+    struct ami_msg *r = ask(c, "q",
+                            "Action: Originate\r\nActionID: q\r\nChannel: Local/400@demo\r\n"
+                            "Application: Wait\r\nData: 30\r\nAsync: true\r\n\r\n");
+    ami_msg_free(r);
+    struct ami_msg *e = NULL;
+    assert_int_equal(net_wait_event(ev, "AgentConnect", IO_MS, &e), 1);
+    char agent[128], caller[128];
+    snprintf(agent, sizeof(agent), "%s", ami_msg_get(e, "DestChannel"));
+    snprintf(caller, sizeof(caller), "%s", ami_msg_get(e, "Channel"));
+    ami_msg_free(e);
+    assert_int_equal(strncmp(agent, "Local/200@demo-", 15), 0);
+    assert_int_equal(strncmp(caller, "Local/400@demo-", 15), 0);
+    assert_int_equal(net_wait_event(ev, "BridgeEnter", IO_MS, &e), 1);
+    ami_msg_free(e);
+    assert_int_equal(net_wait_event(ev, "BridgeEnter", IO_MS, &e), 1);
+    char bridge[64];
+    snprintf(bridge, sizeof(bridge), "%s", ami_msg_get(e, "BridgeUniqueid"));
+    ami_msg_free(e);
+    drain(ev);
+
+    r = ask(c, "bt",
+            "Action: BlindTransfer\r\nActionID: bt\r\nChannel: %s\r\nContext: demo\r\n"
+            "Exten: 250\r\n\r\n",
+            agent);
+    static const char *const ok_keys[] = {"Response", "ActionID", "Message", NULL};
+    assert_keys(r, ok_keys);
+    assert_hdr(r, "Response", "Success");
+    assert_hdr(r, "Message", "Transfer succeeded");
+    ami_msg_free(r);
+
+    /* everything up to the caller's first step in demo/250 */
+    struct ami_msg *got[128];
+    int n = 0;
+    long long deadline = testenv_now_ms() + IO_MS;
+    while (n < 128) {
+        long long left = deadline - testenv_now_ms();
+        if (left <= 0 || net_read_msg(ev, (int)left, &got[n]) != 1)
+            break;
+        const struct ami_msg *m = got[n++];
+        if (!strcmp(ami_msg_name(m), "Newexten") && ami_msg_is(m, "Channel", caller) &&
+            ami_msg_is(m, "Exten", "250"))
+            break;
+    }
+    assert_true(n >= 5);
+    /* set_transfer_variables_all(): the transferer gets its peer's name, the peer the transferer's
+     */
+    assert_string_equal(ami_msg_name(got[0]), "VarSet");
+    assert_hdr(got[0], "Channel", agent);
+    assert_hdr(got[0], "Variable", "BLINDTRANSFER");
+    assert_hdr(got[0], "Value", caller);
+    assert_string_equal(ami_msg_name(got[1]), "VarSet");
+    assert_hdr(got[1], "Channel", caller);
+    assert_hdr(got[1], "Value", agent);
+    const struct ami_msg *bt = got[2];
+    assert_string_equal(ami_msg_name(bt), "BlindTransfer");
+    const char *keys[60];
+    char store[60][48];
+    int k = 0;
+    keys[k++] = "Event";
+    keys[k++] = "Privilege";
+    keys[k++] = "Result";
+    chan_keys(keys, &k, "Transferer", store);
+    chan_keys(keys, &k, "Transferee", store);
+    static const char *const bkeys[] = {
+        "BridgeUniqueid", "BridgeType",        "BridgeTechnology",      "BridgeCreator",
+        "BridgeName",     "BridgeNumChannels", "BridgeVideoSourceMode", "IsExternal",
+        "Context",        "Extension"};
+    for (size_t i = 0; i < sizeof(bkeys) / sizeof(bkeys[0]); i++)
+        keys[k++] = bkeys[i];
+    keys[k] = NULL;
+    assert_keys(bt, keys);
+    assert_hdr(bt, "Result", "Success");
+    assert_hdr(bt, "TransfererChannel", agent);
+    assert_hdr(bt, "TransfereeChannel", caller);
+    assert_hdr(bt, "BridgeUniqueid", bridge);
+    assert_hdr(bt, "BridgeNumChannels", "2");
+    assert_hdr(bt, "Context", "demo");
+    assert_hdr(bt, "Extension", "250");
+    /* the caller leaves the bridge and the queue call (reason transfer),
+     * the bridge goes, and the caller runs demo/250 */
+    int left = 0, destroyed = 0, complete = 0;
+    for (int i = 3; i < n; i++) {
+        const char *name = ami_msg_name(got[i]);
+        if (!strcmp(name, "BridgeLeave") && !strcmp(ami_msg_get(got[i], "Channel"), caller))
+            left = 1;
+        if (!strcmp(name, "BridgeDestroy"))
+            destroyed = 1;
+        if (!strcmp(name, "AgentComplete")) {
+            assert_hdr(got[i], "Reason", "transfer");
+            complete = 1;
+        }
+    }
+    assert_true(left && destroyed && complete);
+    assert_hdr(got[n - 1], "Channel", caller);
+    assert_hdr(got[n - 1], "Exten", "250");
+    assert_hdr(got[n - 1], "AppData", "redirected here");
+    free_msgs(got, n);
+    /* the member's leg hung up */
+    r = ask(c, "csc", "Action: CoreShowChannels\r\nActionID: csc\r\n\r\n");
+    ami_msg_free(r);
+    struct ami_msg *items[8];
+    int ni = collect_events(c, "CoreShowChannelsComplete", IO_MS, items, 8);
+    for (int i = 0; i < ni - 1; i++)
+        assert_int_equal(strncmp(ami_msg_get(items[i], "Channel"), "Local/200@demo-", 15) != 0, 1);
+    free_msgs(items, ni);
+}
+
+/* manager_queues_status(): a caller waiting in the queue is a QueueEntry,
+ * with "unknown" (no brackets) for a caller id it does not have. */
+static void queue_status_lists_waiting_callers(void **state)
+{
+    struct fx *f = *state;
+    fx_start(f, "--time-scale", FAST, (const char *)NULL);
+    struct net_client *c = fx_login(f, "bridge", "bridgesecret", "off");
+    for (int i = 200; i <= 201; i++) {
+        struct ami_msg *r = ask(c, "p",
+                                "Action: QueuePause\r\nActionID: p\r\nQueue: sales\r\n"
+                                "Interface: Local/%d@demo\r\nPaused: true\r\n\r\n",
+                                i);
+        assert_hdr(r, "Response", "Success");
+        ami_msg_free(r);
+    }
+    struct ami_msg *r = ask(c, "q",
+                            "Action: Originate\r\nActionID: q\r\nChannel: Local/400@demo\r\n"
+                            "Application: Wait\r\nData: 30\r\nAsync: true\r\n\r\n");
+    ami_msg_free(r);
+    struct ami_msg *v[8];
+    int n = 0;
+    for (int tries = 0; tries < 40; tries++) {
+        r = ask(c, "qs", "Action: QueueStatus\r\nActionID: qs\r\nQueue: sales\r\n\r\n");
+        ami_msg_free(r);
+        n = collect_events(c, "QueueStatusComplete", IO_MS, v, 8);
+        if (n == 5)
+            break;
+        free_msgs(v, n);
+        n = 0;
+        testenv_sleep_ms(50);
+    }
+    assert_int_equal(n, 5);
+    static const char *const keys[] = {"Event",
+                                       "Queue",
+                                       "Position",
+                                       "Channel",
+                                       "Uniqueid",
+                                       "CallerIDNum",
+                                       "CallerIDName",
+                                       "ConnectedLineNum",
+                                       "ConnectedLineName",
+                                       "Wait",
+                                       "Priority",
+                                       "ActionID",
+                                       NULL};
+    assert_keys(v[3], keys);
+    assert_hdr(v[3], "Queue", "sales");
+    assert_hdr(v[3], "Position", "1");
+    assert_hdr(v[3], "Channel", "Local/400@demo-00000000;2");
+    assert_hdr(v[3], "CallerIDNum", "unknown");
+    assert_hdr(v[3], "CallerIDName", "unknown");
+    assert_hdr(v[3], "Priority", "0");
+    assert_hdr(v[4], "ListItems", "4");
+    free_msgs(v, n);
+}
+
 static void pipelined_actions_answer_in_order(void **state)
 {
     struct fx *f = *state;
@@ -824,10 +1085,15 @@ static void flood_emits_gap_free_sequence(void **state)
     long expect = 1;
     while (expect <= 500) {
         assert_int_equal(net_read_msg(c, IO_MS, &m), 1);
-        static const char *const keys[] = {"Event", "Privilege", "Seq", NULL};
+        static const char *const keys[] = {"Event", "Privilege", "Timestamp", "Seq", NULL};
         assert_keys(m, keys);
         assert_hdr(m, "Event", "SimFlood");
         assert_hdr(m, "Privilege", "user,all");
+        /* the wall clock at sending, as timestampevents=yes writes it */
+        double ts = strtod(ami_msg_get(m, "Timestamp"), NULL);
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        assert_true(fabs((double)now.tv_sec - ts) < 5.0);
         assert_int_equal(atol(ami_msg_get(m, "Seq")), expect);
         ami_msg_free(m);
         expect++;
@@ -1094,6 +1360,9 @@ int main(void)
         T(async_originate_failures_report_the_reason),
         T(sync_originate_blocks_the_session),
         T(status_lists_the_live_call),
+        T(blind_transfer_errors_and_a_channel_in_no_bridge),
+        T(blind_transfer_sends_the_bridged_peer_to_the_extension),
+        T(queue_status_lists_waiting_callers),
         T(pipelined_actions_answer_in_order),
         T(long_lines_and_extra_headers_follow_manager_limits),
         T(events_mask_filter_and_userevent),

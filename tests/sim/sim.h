@@ -256,6 +256,7 @@ void sim_act_status(struct sim_session *s, const struct ami_msg *m);
 void sim_act_coreshowchannels(struct sim_session *s, const struct ami_msg *m);
 void sim_act_hangup(struct sim_session *s, const struct ami_msg *m);
 void sim_act_redirect(struct sim_session *s, const struct ami_msg *m);
+void sim_act_blindtransfer(struct sim_session *s, const struct ami_msg *m);
 void sim_act_getvar(struct sim_session *s, const struct ami_msg *m);
 void sim_act_setvar(struct sim_session *s, const struct ami_msg *m);
 void sim_act_queuestatus(struct sim_session *s, const struct ami_msg *m);

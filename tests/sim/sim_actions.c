@@ -894,6 +894,7 @@ struct sim_action {
 
 static const struct sim_action sim_handlers[] = {
     {"AbsoluteTimeout", sim_act_absolutetimeout},
+    {"BlindTransfer", sim_act_blindtransfer},
     {"Challenge", act_challenge},
     {"Command", act_command},
     {"CoreSettings", act_coresettings},

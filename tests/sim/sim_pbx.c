@@ -465,18 +465,24 @@ static void ev_localbridge(struct sim_pbx *p, const struct pbx_chan *l1, const s
     sim_ev_end(p->sim, &e);
 }
 
+/* The 7 keys of ast_manager_build_bridge_state_string() for a basic bridge of n channels. */
+static void bridge_blk(struct sim_ev *e, const struct pbx_bridge *b, int n)
+{
+    sim_ev_kv(e, "BridgeUniqueid", b->uuid);
+    sim_ev_kv(e, "BridgeType", "basic");
+    sim_ev_kv(e, "BridgeTechnology", "simple_bridge");
+    sim_ev_kv(e, "BridgeCreator", "<unknown>");
+    sim_ev_kv(e, "BridgeName", "<unknown>");
+    sim_ev_kvf(e, "BridgeNumChannels", "%d", n);
+    sim_ev_kv(e, "BridgeVideoSourceMode", "none");
+}
+
 static void ev_bridge(struct sim_pbx *p, const char *name, const struct pbx_bridge *b, int n,
                       const struct pbx_chan *c)
 {
     struct sim_ev e;
     sim_ev_begin(&e, name, SIM_EV_CALL);
-    sim_ev_kv(&e, "BridgeUniqueid", b->uuid);
-    sim_ev_kv(&e, "BridgeType", "basic");
-    sim_ev_kv(&e, "BridgeTechnology", "simple_bridge");
-    sim_ev_kv(&e, "BridgeCreator", "<unknown>");
-    sim_ev_kv(&e, "BridgeName", "<unknown>");
-    sim_ev_kvf(&e, "BridgeNumChannels", "%d", n);
-    sim_ev_kv(&e, "BridgeVideoSourceMode", "none");
+    bridge_blk(&e, b, n);
     if (c)
         blk(&e, "", c);
     sim_ev_end(p->sim, &e);
@@ -2385,6 +2391,49 @@ int pbx_chan_redirect(struct pbx_chan *c, const char *ctx, const char *exten, in
         runner_start(c, ctx, exten, prio);
     chan_unref(c);
     return 0;
+}
+
+int pbx_chan_transferable(const struct pbx_chan *c)
+{
+    return c->bridge && c->bridge->n == 2;
+}
+
+/* ast_bridge_transfer_blind() (bridge.c) as the BlindTransfer action runs it: in a two-party
+ * bridge, BLINDTRANSFER is set on both channels (the transferer gets its peer's name, the peer
+ * the transferer's), the BlindTransfer event is published, then the peer leaves the bridge for
+ * ctx/exten/1 and the transferer is left alone: it hangs up, or returns to its dialplan when it
+ * runs one. Anything else is AST_BRIDGE_TRANSFER_INVALID: the event says so and nothing moves.
+ * The peer leaving first is the order chosen where Asterisk's depends on its bridge threads. */
+void pbx_chan_blind_transfer(struct pbx_chan *c, const char *ctx, const char *exten)
+{
+    struct sim_pbx *p = c->p;
+    struct pbx_bridge *b = pbx_chan_transferable(c) ? c->bridge : NULL;
+    struct pbx_chan *z = b ? (b->chans[0] == c ? b->chans[1] : b->chans[0]) : NULL;
+    chan_ref(c);
+    chan_ref(z);
+    if (z) {
+        /* set_transfer_variables_all(), in the bridge's order */
+        for (int i = 0; i < b->n; i++) {
+            struct pbx_chan *x = b->chans[i];
+            pbx_setvar(p, x, "BLINDTRANSFER", x == c ? z->name : c->name);
+        }
+    }
+    struct sim_ev e;
+    sim_ev_begin(&e, "BlindTransfer", SIM_EV_CALL);
+    sim_ev_kv(&e, "Result", z ? "Success" : "Invalid");
+    blk(&e, "Transferer", c);
+    if (z) {
+        blk(&e, "Transferee", z);
+        bridge_blk(&e, b, b->n);
+    }
+    sim_ev_kv(&e, "IsExternal", "Yes");
+    sim_ev_kv(&e, "Context", ctx);
+    sim_ev_kv(&e, "Extension", exten);
+    sim_ev_end(p->sim, &e);
+    if (z && !z->dead)
+        pbx_chan_redirect(z, ctx, exten, 1);
+    chan_unref(z);
+    chan_unref(c);
 }
 
 /* ---- variables

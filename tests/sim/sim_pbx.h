@@ -240,6 +240,10 @@ void pbx_originate_start(struct sim_pbx *p, struct pbx_orig *o);
 void pbx_chan_softhangup(struct pbx_chan *c, int cause);
 /* AMI Redirect. 0 ok, -1 failed. */
 int pbx_chan_redirect(struct pbx_chan *c, const char *ctx, const char *exten, int prio);
+/* In a two-party bridge: what a blind transfer needs. */
+int pbx_chan_transferable(const struct pbx_chan *c);
+/* AMI BlindTransfer of a found channel: its events, and the move when transferable. */
+void pbx_chan_blind_transfer(struct pbx_chan *c, const char *ctx, const char *exten);
 /* Dialplan lookups. */
 int pbx_exten_exists(const char *ctx, const char *exten, int prio);
 int pbx_context_exists(const char *ctx);

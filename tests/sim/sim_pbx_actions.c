@@ -486,6 +486,37 @@ void sim_act_redirect(struct sim_session *s, const struct ami_msg *m)
     pbx_drain(p);
 }
 
+/* action_blind_transfer() of manager.c: the checks in its order; Context defaults to the
+ * channel's own. The reply goes out first, the events follow (as for Redirect). */
+void sim_act_blindtransfer(struct sim_session *s, const struct ami_msg *m)
+{
+    struct sim_pbx *p = pbx_of(s);
+    const char *name = sim_hdr(m, "Channel");
+    const char *exten = sim_hdr(m, "Exten");
+    const char *context = sim_hdr(m, "Context");
+    if (!*name) {
+        sim_reply_error(s, m, "No channel specified");
+        return;
+    }
+    if (!*exten) {
+        sim_reply_error(s, m, "No extension specified");
+        return;
+    }
+    struct pbx_chan *c = pbx_chan_find(p, name);
+    if (!c) {
+        sim_reply_error(s, m, "Channel specified does not exist");
+        return;
+    }
+    char ctx[PBX_STR];
+    snprintf(ctx, sizeof(ctx), "%s", *context ? context : c->context);
+    if (pbx_chan_transferable(c))
+        sim_reply_ack(s, m, "Transfer succeeded");
+    else
+        sim_reply_error(s, m, "Transfer invalid");
+    pbx_chan_blind_transfer(c, ctx, exten);
+    pbx_drain(p);
+}
+
 void sim_act_absolutetimeout(struct sim_session *s, const struct ami_msg *m)
 {
     struct sim_pbx *p = pbx_of(s);
@@ -631,10 +662,11 @@ void sim_act_queuestatus(struct sim_session *s, const struct ami_msg *m)
             sim_kvf(&sb, "Position", "%d", i + 1);
             sim_kv(&sb, "Channel", y->name);
             sim_kv(&sb, "Uniqueid", y->uniqueid);
-            sim_kv(&sb, "CallerIDNum", or_unknown(y->cid_num));
-            sim_kv(&sb, "CallerIDName", or_unknown(y->cid_name));
-            sim_kv(&sb, "ConnectedLineNum", or_unknown(y->col_num));
-            sim_kv(&sb, "ConnectedLineName", or_unknown(y->col_name));
+            /* app_queue prints a missing caller id as "unknown", without the brackets */
+            sim_kv(&sb, "CallerIDNum", *y->cid_num ? y->cid_num : "unknown");
+            sim_kv(&sb, "CallerIDName", *y->cid_name ? y->cid_name : "unknown");
+            sim_kv(&sb, "ConnectedLineNum", *y->col_num ? y->col_num : "unknown");
+            sim_kv(&sb, "ConnectedLineName", *y->col_name ? y->col_name : "unknown");
             sim_kvf(&sb, "Wait", "%ld",
                     (long)((uv_now(sim_loop(p->sim)) - q->callers[i]->start_ms) / 1000));
             sim_kv(&sb, "Priority", "0");

@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SIM_READ_CHUNK       65536
@@ -1202,9 +1203,15 @@ static void on_flood(uv_timer_t *t)
             return;
         }
         sim->flood_seq++;
-        int len = snprintf(buf, sizeof(buf),
-                           "Event: SimFlood\r\nPrivilege: user,all\r\nSeq: %llu\r\n\r\n",
-                           (unsigned long long)sim->flood_seq);
+        /* Timestamp as manager.conf timestampevents=yes writes it: the
+         * events benchmark measures end-to-end latency from it */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int len =
+            snprintf(buf, sizeof(buf),
+                     "Event: SimFlood\r\nPrivilege: user,all\r\nTimestamp: %lld.%06ld\r\n"
+                     "Seq: %llu\r\n\r\n",
+                     (long long)ts.tv_sec, ts.tv_nsec / 1000, (unsigned long long)sim->flood_seq);
         sim_broadcast(sim, SIM_EV_USER, buf, (size_t)len);
         sim->flood_emitted++;
     }

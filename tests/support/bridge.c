@@ -32,15 +32,26 @@ int bridge_start(struct bridge *b, int ami_port, const char *const *env)
     snprintf(listen, sizeof(listen), "AMIBRIDGE_LISTEN=127.0.0.1:%d", b->port);
     snprintf(ami, sizeof(ami), "AMIBRIDGE_AMI_PORT=%d", ami_port);
     const char *all[BRIDGE_MAX_ENV + 1];
+    const char *const defaults[] = {listen,
+                                    ami,
+                                    "AMIBRIDGE_AMI_USERNAME=bridge",
+                                    "AMIBRIDGE_AMI_SECRET=bridgesecret",
+                                    "AMIBRIDGE_LOG_LEVEL=warn",
+                                    NULL};
     size_t n = 0;
-    /* amibridge takes the first value of a variable, so the test's go first */
-    for (; env && *env && n < BRIDGE_MAX_ENV - 6; env++)
-        all[n++] = *env;
-    all[n++] = listen;
-    all[n++] = ami;
-    all[n++] = "AMIBRIDGE_AMI_USERNAME=bridge";
-    all[n++] = "AMIBRIDGE_AMI_SECRET=bridgesecret";
-    all[n++] = "AMIBRIDGE_LOG_LEVEL=warn";
+    for (const char *const *e = env; e && *e && n < BRIDGE_MAX_ENV - 6; e++)
+        all[n++] = *e;
+    /* a default goes in only when the test did not set the variable: with
+     * both, which one a process sees depends on what starts it (valgrind
+     * keeps the last of duplicate variables, amibridge alone the first) */
+    for (const char *const *d = defaults; *d; d++) {
+        size_t klen = strcspn(*d, "=") + 1;
+        int given = 0;
+        for (const char *const *e = env; e && *e; e++)
+            given |= !strncmp(*e, *d, klen);
+        if (!given)
+            all[n++] = *d;
+    }
     all[n] = NULL;
     char bin[1024];
     testenv_build_path(bin, sizeof(bin), "amibridge");
