@@ -51,7 +51,7 @@ SIM := $(if $(SIM_SRCS),$(BUILD)/ami-sim)
 BRIDGE_SRCS := $(wildcard src/main.c)
 BRIDGE := $(if $(BRIDGE_SRCS),$(BUILD)/amibridge)
 
-BENCH_TOOL := $(BUILD)/ami-bench
+BENCH_TOOL := $(BUILD)/ami-bench $(BUILD)/events-bench
 
 SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
 SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -104,6 +104,9 @@ $(BUILD)/ami-sim: $(SIM_OBJS) $(LIB)
 $(BUILD)/ami-bench: $(BUILD)/obj/bench/ami_bench.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) -lm
 
+$(BUILD)/events-bench: $(BUILD)/obj/bench/events_bench.o $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) -lm
+
 $(BUILD)/amibridge: $(BUILD)/obj/src/main.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) -lm
 
@@ -145,6 +148,7 @@ bench: ensure-deps
 	@command -v wrk >/dev/null 2>&1 || sh tools/deps.sh wrk
 	@$(MAKE) --no-print-directory all
 	@bash bench/actions.sh $(BUILD)
+	@bash bench/events.sh $(BUILD)
 
 # --- fuzz ------------------------------------------------------------------
 

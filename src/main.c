@@ -1,4 +1,5 @@
 /* amibridge: flags -> config -> loop -> signals -> drain. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -8,23 +9,41 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "ami/pool.h"
 #include "api/api.h"
+#include "bus/events.h"
+#include "bus/publisher.h"
+#include "bus/redis.h"
+#include "core/metrics.h"
 #include "core/config.h"
 #include "core/log.h"
 #include "http/server.h"
 
-#define SHUTDOWN_GRACE_MS 5000 /* longest wait for in-flight requests on SIGTERM */
-#define SHUTDOWN_POLL_MS  50
+#define SHUTDOWN_GRACE_MS       5000 /* longest wait for in-flight requests on SIGTERM */
+#define SHUTDOWN_POLL_MS        50
+#define HEALTHCHECK_TIMEOUT_S   3
+#define SHUTDOWN_REDIS_FLUSH_MS 2000 /* longest wait for Redis to take buffered events */
+
+struct server_ctx {
+    struct bus *bus;
+    size_t index;
+};
 
 struct app {
     uv_loop_t *loop;
     struct cfg cfg;
     struct ami_pool **pools;
     size_t npools;
+    struct server_ctx *servers;
+    struct bus *bus;
+    struct bus_publisher *publisher;
     struct api *api;
+    struct bus_redis *redis;
     struct http_server *http;
     uv_signal_t sigterm, sigint;
     uv_timer_t drain;
@@ -41,6 +60,7 @@ static void usage(FILE *f)
                "  --check-config   load and validate the configuration, then exit\n"
                "  --version        print the version and the library versions\n"
                "  --config-table   print the settings as a Markdown table\n"
+               "  --healthcheck    GET /readyz of the configured listener; exit 0 when ready\n"
                "  --help           this text\n\n"
                "Settings come from the environment:\n\n");
     for (const struct cfg_doc *d = cfg_docs; d->env; d++)
@@ -56,6 +76,61 @@ static void config_table(void)
     for (const struct cfg_doc *d = cfg_docs; d->env; d++)
         printf("| `%s` | %s%s%s | %s |\n", d->env, d->def[0] && d->def[0] != '(' ? "`" : "",
                d->def[0] ? d->def : "", d->def[0] && d->def[0] != '(' ? "`" : "", d->help);
+}
+
+/* --healthcheck: GET /readyz on the configured address with a plain
+ * socket (container images need no curl). Exit 0 when it answers 200. */
+static int healthcheck(const struct cfg *c)
+{
+    const char *host = c->listen_host;
+    if (!strcmp(host, "0.0.0.0"))
+        host = "127.0.0.1";
+    else if (!strcmp(host, "::"))
+        host = "::1";
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof(ss));
+    socklen_t sl;
+    struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+    if (inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)c->listen_port);
+        sl = sizeof(*in);
+    } else if (inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)c->listen_port);
+        sl = sizeof(*in6);
+    } else {
+        return 1;
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct timeval tv = {HEALTHCHECK_TIMEOUT_S, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (fd < 0 || connect(fd, (struct sockaddr *)&ss, sl) < 0) {
+        fprintf(stderr, "healthcheck: cannot connect to %s:%d: %s\n", host, c->listen_port,
+                strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        return 1;
+    }
+    char req[256];
+    int n = snprintf(req, sizeof(req),
+                     "GET /readyz HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n", host);
+    char buf[4096];
+    ssize_t got = 0;
+    if (write(fd, req, (size_t)n) == n)
+        got = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (got <= 0) {
+        fprintf(stderr, "healthcheck: no answer from %s:%d\n", host, c->listen_port);
+        return 1;
+    }
+    buf[got] = '\0';
+    int ok = !strncmp(buf, "HTTP/1.1 200", 12) || !strncmp(buf, "HTTP/1.0 200", 12);
+    const char *body = strstr(buf, "\r\n\r\n");
+    printf("%s\n", body ? body + 4 : buf);
+    return ok ? 0 : 1;
 }
 
 static void version(void)
@@ -81,14 +156,39 @@ static void on_closed(uv_handle_t *h)
     (void)h;
 }
 
+/* Last step: Redis has taken what it would; close the rest. */
+static void flushed(void *arg)
+{
+    struct app *app = arg;
+    if (app->publisher) {
+        bus_publisher_free(app->publisher);
+        app->publisher = NULL;
+    }
+    if (app->redis) {
+        bus_redis_close(app->redis, NULL, NULL);
+        app->redis = NULL;
+    }
+    uv_close((uv_handle_t *)&app->sigterm, on_closed);
+    uv_close((uv_handle_t *)&app->sigint, on_closed);
+    uv_close((uv_handle_t *)&app->drain, on_closed);
+}
+
 static void pool_closed(void *arg)
 {
     struct app *app = arg;
-    if (--app->pools_open == 0) {
-        uv_close((uv_handle_t *)&app->sigterm, on_closed);
-        uv_close((uv_handle_t *)&app->sigint, on_closed);
-        uv_close((uv_handle_t *)&app->drain, on_closed);
-    }
+    if (--app->pools_open > 0)
+        return;
+    /* no more events can come: give Redis a moment for what is buffered */
+    if (app->publisher)
+        bus_publisher_drain(app->publisher, SHUTDOWN_REDIS_FLUSH_MS, flushed, app);
+    else
+        flushed(app);
+}
+
+static void on_ami_event(void *ud, const struct ami_msg *m)
+{
+    struct server_ctx *s = ud;
+    bus_publish_ami(s->bus, s->index, m);
 }
 
 static void http_closed(void *arg)
@@ -148,12 +248,16 @@ static void on_signal(uv_signal_t *s, int signum)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'k'},
-        {"version", no_argument, NULL, 'v'},      {"help", no_argument, NULL, 'h'},
-        {"config-table", no_argument, NULL, 't'}, {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'k'},
+        {"version", no_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {"config-table", no_argument, NULL, 't'},
+        {"healthcheck", no_argument, NULL, 'H'},
+        {NULL, 0, NULL, 0},
     };
     const char *config_path = NULL;
-    int check_only = 0, opt;
+    int check_only = 0, health_only = 0, opt;
     while ((opt = getopt_long(argc, argv, "c:kvh", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
@@ -171,6 +275,9 @@ int main(int argc, char **argv)
         case 't':
             config_table();
             return 0;
+        case 'H':
+            health_only = 1;
+            break;
         default:
             usage(stderr);
             return 2;
@@ -190,6 +297,11 @@ int main(int argc, char **argv)
         return 2;
     }
     log_set_level((enum log_level)app.cfg.log_level);
+    if (health_only) {
+        int rc = healthcheck(&app.cfg);
+        cfg_free(&app.cfg);
+        return rc;
+    }
     if (check_only) {
         printf("configuration OK: %zu AMI server(s), %zu API key(s), listen %s:%d\n",
                app.cfg.nservers, app.cfg.nkeys, app.cfg.listen_host, app.cfg.listen_port);
@@ -206,14 +318,35 @@ int main(int argc, char **argv)
         fprintf(stderr, "amibridge: out of memory\n");
         return 1;
     }
+    app.bus = bus_new(&app.cfg);
+    app.servers = calloc(app.npools, sizeof(*app.servers));
+    if (!app.bus || !app.servers) {
+        fprintf(stderr, "amibridge: out of memory\n");
+        return 1;
+    }
+    if (app.cfg.redis_url) {
+        app.redis = bus_redis_new(app.loop, app.cfg.redis_url, err, sizeof(err));
+        app.publisher = app.redis ? bus_publisher_new(app.loop, &app.cfg, app.redis) : NULL;
+        if (!app.redis || !app.publisher) {
+            fprintf(stderr, "amibridge: configuration error: %s\n",
+                    app.redis ? "out of memory" : err);
+            return 2;
+        }
+        bus_redis_set_state_cb(app.redis, bus_publisher_redis_state, app.publisher);
+        bus_add_sink(app.bus, bus_publisher_sink, app.publisher);
+    }
     for (size_t i = 0; i < app.npools; i++) {
-        app.pools[i] = ami_pool_new(app.loop, &app.cfg.servers[i], app.cfg.instance_id, NULL, NULL);
+        app.servers[i] = (struct server_ctx){app.bus, i};
+        app.pools[i] =
+            ami_pool_new(app.loop, &app.cfg.servers[i], app.cfg.instance_id, on_ami_event,
+                         &app.servers[i], app.cfg.ami_filters, app.cfg.nami_filters);
         if (!app.pools[i]) {
             fprintf(stderr, "amibridge: out of memory\n");
             return 1;
         }
     }
-    app.api = api_new(app.loop, &app.cfg, app.pools, app.npools);
+    metrics_set(METRIC_BUILD_INFO, AMIBRIDGE_VERSION, NULL, NULL, 1);
+    app.api = api_new(app.loop, &app.cfg, app.pools, app.npools, app.redis, app.bus, app.publisher);
     struct http_server_opts ho = {
         .host = app.cfg.listen_host,
         .port = app.cfg.listen_port,
@@ -245,6 +378,10 @@ int main(int argc, char **argv)
     uv_run(app.loop, UV_RUN_DEFAULT);
 
     api_free(app.api);
+    uv_run(app.loop, UV_RUN_NOWAIT); /* close callbacks of the api's timers */
+    bus_free(app.bus);
+    metrics_reset();
+    free(app.servers);
     free(app.pools);
     cfg_free(&app.cfg);
     uv_loop_close(app.loop);

@@ -61,6 +61,18 @@ Try:
 
   curl -s -X POST -H 'Authorization: Bearer $DEMO_TOKEN' http://$LISTEN/v1/actions/Ping
 
-Ctrl-C stops everything.
+Click-to-dial (ami-sim's exten 100 answers, 300 is busy):
+
+  curl -s -X POST -H 'Authorization: Bearer $DEMO_TOKEN' -H 'Content-Type: application/json' \\
+       -d '{"channel":"Local/100@demo","context":"demo","exten":"100"}' http://$LISTEN/v1/calls
+
+Watch the events (Server-Sent Events${REDIS_URL:+, or Redis pub/sub}):
+
+  curl -N -H 'Authorization: Bearer $DEMO_TOKEN' http://$LISTEN/v1/events
 MSG
+if [ -n "$REDIS_URL" ]; then
+    echo "  redis-cli -p $RPORT psubscribe 'ami.*'"
+fi
+echo
+echo "Ctrl-C stops everything."
 wait

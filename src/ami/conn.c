@@ -262,8 +262,26 @@ static void on_banner(struct ami_conn *c, const struct ami_msg *m)
     send_own(c, ch);
 }
 
+/* Server-side filters: Asterisk then never sends what we would drop. */
+static void send_filters(struct ami_conn *c)
+{
+    for (size_t i = 0; i < c->o.nfilters; i++) {
+        struct ami_msg *m = ami_msg_new();
+        if (!m)
+            return;
+        char id[96];
+        next_id(c, id, sizeof(id), 'F');
+        ami_msg_add(m, "Action", "Filter");
+        ami_msg_add(m, "ActionID", id);
+        ami_msg_add(m, "Operation", "Add");
+        ami_msg_add(m, "Filter", c->o.filters[i]);
+        send_own(c, m);
+    }
+}
+
 static void conn_up(struct ami_conn *c)
 {
+    send_filters(c);
     uv_timer_stop(&c->timer);
     c->state = AMI_CONN_UP;
     c->backoff_ms = 0;
@@ -355,6 +373,18 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         const char *id = ami_msg_get(m, "ActionID");
         if (id && c->ka_outstanding && !strcmp(id, c->ka_id)) {
             c->ka_outstanding = 0;
+            ami_msg_free(m);
+            continue;
+        }
+        size_t plen = strlen(c->o.id_prefix);
+        if (id && ami_msg_kind(m) == AMI_MSG_RESPONSE && !strncmp(id, c->o.id_prefix, plen) &&
+            !strncmp(id + plen, "-F", 2)) {
+            /* the reply to one of our Filter actions */
+            if (!ami_msg_is(m, "Response", "Success")) {
+                const char *why = ami_msg_get(m, "Message");
+                log_error("AMI refused an event filter: events are filtered here only", "{s:s,s:s}",
+                          "server", c->o.server, "message", why ? why : "");
+            }
             ami_msg_free(m);
             continue;
         }
@@ -629,6 +659,13 @@ struct ami_conn *ami_conn_new(uv_loop_t *loop, const struct ami_conn_opts *o,
     c->o.id_prefix = dup_or_empty(o->id_prefix);
     c->o.server = dup_or_empty(o->server);
     c->o.role = dup_or_empty(o->role);
+    if (o->nfilters) {
+        char **f = calloc(o->nfilters, sizeof(*f));
+        for (size_t i = 0; f && i < o->nfilters; i++)
+            f[i] = strdup(o->filters[i]);
+        c->o.filters = f;
+        c->o.nfilters = f ? o->nfilters : 0;
+    }
     if (c->o.connect_timeout_ms <= 0)
         c->o.connect_timeout_ms = 5000;
     if (c->o.keepalive_ms <= 0)
@@ -690,6 +727,9 @@ static void conn_maybe_free(struct ami_conn *c)
     free((char *)c->o.id_prefix);
     free((char *)c->o.server);
     free((char *)c->o.role);
+    for (size_t i = 0; i < c->o.nfilters; i++)
+        free(c->o.filters[i]);
+    free((void *)c->o.filters);
     void (*done)(void *) = c->done;
     void *arg = c->done_arg;
     free(c);

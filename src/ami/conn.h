@@ -50,6 +50,10 @@ struct ami_conn_opts {
     int index;             /* connection number, for logs */
     int connect_timeout_ms;
     int keepalive_ms;
+    /* values of Filter actions sent after login (server-side event filters,
+     * e.g. "!^Event: VarSet[[:space:]]"); copied */
+    char *const *filters;
+    size_t nfilters;
 };
 
 struct ami_conn_cbs {

@@ -10,6 +10,7 @@
 #include "ami/conn.h"
 #include "core/idmap.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/strbuf.h"
 
 enum req_state {
@@ -25,9 +26,11 @@ struct ami_req {
     struct ami_pool *pool;
     uint64_t seq;
     char action_id[72];
+    char action[AMI_KEY_MAX + 1]; /* the action's name, for metrics */
     enum req_state state;
     unsigned flags;
     ami_result_cb cb;
+    ami_result_cb on_accepted;
     void *ud;
     uint64_t started, deadline;
     uint64_t event_epoch;
@@ -212,6 +215,12 @@ static void req_complete(struct ami_req *r, enum ami_status st, const char *deta
     ami_result_cb cb = r->cb;
     void *ud = r->ud;
     r->cb = NULL;
+    static const char *const results[] = {"success", "timeout", "lost", "shutdown", "too_big"};
+    const char *result = results[st];
+    if (st == AMI_OK && r->response && ami_msg_is(r->response, "Response", "Error"))
+        result = "error";
+    metrics_inc3(METRIC_AMI_ACTIONS, p->name, r->action, result, 1);
+    metrics_observe(METRIC_AMI_ACTION_DURATION, p->name, (double)res.elapsed_ms / 1000.0);
     int keep = (st == AMI_ETIMEDOUT && r->conn != NULL);
     if (!keep) {
         idmap_del(&p->reqs, r->seq);
@@ -321,6 +330,13 @@ static void on_response(struct ami_pool *p, struct ami_req *r, struct ami_msg *m
                          "cannot be observed");
         } else {
             r->state = REQ_AWAIT_ORIG;
+            if (r->on_accepted) {
+                struct ami_result res = {.status = AMI_OK,
+                                         .action_id = r->action_id,
+                                         .response = r->response,
+                                         .elapsed_ms = uv_now(p->loop) - r->started};
+                r->on_accepted(r->ud, &res);
+            }
         }
         return;
     }
@@ -483,7 +499,8 @@ static void on_tick(uv_timer_t *t)
 /* --- public ---------------------------------------------------------------------------- */
 
 static struct ami_conn *make_conn(struct ami_pool *p, struct pconn *pc, const char *role, int index,
-                                  const char *events, const char *instance)
+                                  const char *events, const char *instance, char *const *filters,
+                                  size_t nfilters)
 {
     static const struct ami_conn_cbs action_cbs = {on_up, on_down, on_action_message, conn_busy};
     static const struct ami_conn_cbs event_cbs = {on_up, on_down, on_event_message, conn_busy};
@@ -502,6 +519,8 @@ static struct ami_conn *make_conn(struct ami_pool *p, struct pconn *pc, const ch
         .index = index,
         .connect_timeout_ms = p->srv.connect_timeout_ms,
         .keepalive_ms = p->srv.keepalive_ms,
+        .filters = filters,
+        .nfilters = nfilters,
     };
     pc->pool = p;
     pc->index = index;
@@ -509,7 +528,8 @@ static struct ami_conn *make_conn(struct ami_pool *p, struct pconn *pc, const ch
 }
 
 struct ami_pool *ami_pool_new(uv_loop_t *loop, const struct cfg_server *server,
-                              const char *instance_id, ami_event_cb on_event, void *event_ud)
+                              const char *instance_id, ami_event_cb on_event, void *event_ud,
+                              char *const *event_filters, size_t nfilters)
 {
     struct ami_pool *p = calloc(1, sizeof(*p));
     if (!p)
@@ -536,11 +556,11 @@ struct ami_pool *ami_pool_new(uv_loop_t *loop, const struct cfg_server *server,
     p->tick.data = p;
     uv_timer_start(&p->tick, on_tick, AMI_POOL_TICK_MS, AMI_POOL_TICK_MS);
     for (int i = 0; i < p->nactions; i++) {
-        p->actions[i].c = make_conn(p, &p->actions[i], "action", i, "off", instance_id);
+        p->actions[i].c = make_conn(p, &p->actions[i], "action", i, "off", instance_id, NULL, 0);
         if (p->actions[i].c)
             ami_conn_start(p->actions[i].c);
     }
-    p->event.c = make_conn(p, &p->event, "event", -1, "on", instance_id);
+    p->event.c = make_conn(p, &p->event, "event", -1, "on", instance_id, event_filters, nfilters);
     if (p->event.c)
         ami_conn_start(p->event.c);
     /* the cfg strings are borrowed from the config, which outlives the pool;
@@ -616,6 +636,7 @@ int ami_pool_submit(struct ami_pool *p, struct ami_msg *action, const struct ami
     snprintf(r->action_id, sizeof(r->action_id), "%s%" PRIu64, p->prefix, r->seq);
     if ((rc = ami_msg_set(action, "ActionID", r->action_id)) != 0)
         goto fail;
+    snprintf(r->action, sizeof(r->action), "%s", ami_msg_name(action));
     if ((rc = ami_action_serialize(action, &sb, err)) != 0)
         goto fail;
     if ((rc = ami_conn_send(pc->c, sb.data, sb.len)) != 0) {
@@ -627,6 +648,7 @@ int ami_pool_submit(struct ami_pool *p, struct ami_msg *action, const struct ami
     r->state = REQ_SENT;
     r->flags = flags;
     r->cb = cb;
+    r->on_accepted = opts ? opts->on_accepted : NULL;
     r->ud = ud;
     r->started = uv_now(p->loop);
     r->deadline = r->started + timeout;
@@ -649,6 +671,7 @@ fail:
 void ami_pool_cancel(struct ami_req *r)
 {
     r->cb = NULL;
+    r->on_accepted = NULL;
 }
 
 void ami_pool_status(const struct ami_pool *p, struct ami_pool_status *st)

@@ -60,6 +60,10 @@ struct ami_submit_opts {
     uint32_t timeout_ms; /* 0: the server's timeout_ms */
     unsigned flags;
     struct ami_error *err; /* filled when submit returns -EINVAL */
+    /* AMI_SUBMIT_ORIGINATE only: called once when the response is Success,
+     * before the wait for the OriginateResponse (so a caller can answer
+     * early); the final callback still fires later. May be NULL. */
+    ami_result_cb on_accepted;
 };
 
 struct ami_pool;
@@ -77,9 +81,11 @@ struct ami_pool_status {
     char banner[128];
 };
 
-/* `server` and `instance_id` are copied. Connections start at once. */
+/* `server` and `instance_id` are copied. Connections start at once.
+ * `event_filters` (may be NULL) are Filter values for the event connection. */
 struct ami_pool *ami_pool_new(uv_loop_t *loop, const struct cfg_server *server,
-                              const char *instance_id, ami_event_cb on_event, void *event_ud);
+                              const char *instance_id, ami_event_cb on_event, void *event_ud,
+                              char *const *event_filters, size_t nfilters);
 
 /* Send an action. The pool takes `action` in every case; its ActionID is set
  * by the pool (any given one is replaced). Returns 0 (cb fires later, once),

@@ -6,7 +6,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/guard.h"
 #include "api/internal.h"
+#include "api/policy.h"
+#include "core/metrics.h"
 
 /* Actions that would change the state of a pooled session under the feet
  * of every other request: never passed through, whatever the deny list. */
@@ -14,8 +17,15 @@ static const char *const reserved_actions[] = {"Login",     "Logoff", "Challenge
                                                "WaitEvent", "Filter", NULL};
 
 struct action_call {
+    struct api *a;
     struct http_req *r;
+    size_t server;
+    int holds_slot; /* an in-flight originate slot of the guard */
+    int answered;
 };
+
+#define ORIGINATE_DEFAULT_TIMEOUT_MS 30000 /* Asterisk's own default */
+#define ORIGINATE_OUTCOME_MARGIN_MS  15000
 
 static int is_reserved(const char *action)
 {
@@ -69,11 +79,8 @@ static int refuse_content(struct api *a, struct http_req *r, const char *action,
     return 0;
 }
 
-static void action_done(void *ud, const struct ami_result *res)
+static void reply(struct http_req *r, const struct ami_result *res)
 {
-    struct action_call *call = ud;
-    struct http_req *r = call->r;
-    free(call);
     if (api_result_failed(r, res))
         return;
     const struct ami_msg *m = res->response;
@@ -99,6 +106,69 @@ static void action_done(void *ud, const struct ami_result *res)
             json_object_set_new(body, "complete", ami_msg_to_json(res->complete));
     }
     http_respond_json(r, 200, body);
+}
+
+/* An async Originate was accepted: answer now, keep the slot until its
+ * OriginateResponse (action_done). */
+static void action_accepted(void *ud, const struct ami_result *res)
+{
+    struct action_call *call = ud;
+    if (!call->answered) {
+        call->answered = 1;
+        reply(call->r, res);
+    }
+}
+
+static void action_done(void *ud, const struct ami_result *res)
+{
+    struct action_call *call = ud;
+    if (call->holds_slot)
+        guard_release(call->a->guard, call->server);
+    if (!call->answered)
+        reply(call->r, res);
+    free(call);
+}
+
+static int is_true(const char *v)
+{
+    return v && (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "1") ||
+                 !strcasecmp(v, "on") || !strcasecmp(v, "y") || !strcasecmp(v, "t"));
+}
+
+/* Originate through the generic route obeys the same dial policy and
+ * guard as POST /v1/calls. Answers and returns -1 when refused. */
+static int guard_originate(struct api *a, struct http_req *r, struct action_call *call,
+                           const struct ami_msg *m)
+{
+    const struct cfg_api_key *key = http_req_principal(r);
+    static const char *const names[] = {"Channel", "Context", "Exten"};
+    if (api_dial_policy(r, ami_msg_get(m, "Channel"), ami_msg_get(m, "Context"),
+                        ami_msg_get(m, "Exten"), names) != 0) {
+        metrics_inc(METRIC_ORIGINATE_REJECTED, "policy", NULL, 1);
+        return -1;
+    }
+    struct guard_info gi;
+    char v[32];
+    if (guard_take(a->guard, key, uv_now(a->loop), &gi) != 0) {
+        metrics_inc(METRIC_ORIGINATE_REJECTED, "rate", NULL, 1);
+        snprintf(v, sizeof(v), "%d", gi.retry_after_s);
+        http_req_add_header(r, "Retry-After", v);
+        http_respond_problem(r, 429, "rate-limited", "Too many calls",
+                             "too many originates from this API key", NULL);
+        return -1;
+    }
+    snprintf(v, sizeof(v), "%d", gi.remaining);
+    http_req_add_header(r, "RateLimit-Remaining", v);
+    if (guard_acquire(a->guard, call->server) != 0) {
+        metrics_inc(METRIC_ORIGINATE_REJECTED, "in_flight", NULL, 1);
+        http_req_add_header(r, "Retry-After", "1");
+        http_respond_problem(r, 429, "too-many-calls-in-flight", "Too many calls in flight",
+                             "too many originates are waiting for their outcome on this server",
+                             NULL);
+        return -1;
+    }
+    call->holds_slot = 1;
+    return 0;
 }
 
 void api_actions_post(struct api *a, struct http_req *r, const struct http_params *p)
@@ -182,10 +252,47 @@ void api_actions_post(struct api *a, struct http_req *r, const struct http_param
         http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
         return;
     }
+    call->a = a;
     call->r = r;
+    for (size_t i = 0; i < a->npools; i++)
+        if (a->pools[i] == pool)
+            call->server = i;
     struct ami_submit_opts opts = {.err = &err};
+    static const char *const names[] = {"Channel", "Context", "Exten"};
+    static const char *const extra_names[] = {"ExtraChannel", "ExtraContext", "ExtraExten"};
+    if ((!strcasecmp(action, "Redirect") || !strcasecmp(action, "BlindTransfer") ||
+         !strcasecmp(action, "Atxfer")) &&
+        (api_dial_policy(r, NULL, ami_msg_get(m, "Context"), ami_msg_get(m, "Exten"), names) ||
+         api_dial_policy(r, NULL, ami_msg_get(m, "ExtraContext"), ami_msg_get(m, "ExtraExten"),
+                         extra_names))) {
+        ami_msg_free(m);
+        free(call);
+        return;
+    }
+    if (!strcasecmp(action, "Originate")) {
+        if (guard_originate(a, r, call, m) != 0) {
+            ami_msg_free(m);
+            free(call);
+            return;
+        }
+        /* it may ring for Timeout; the reply (sync) or the outcome (async) comes after */
+        const char *t = ami_msg_get(m, "Timeout");
+        long ring = t ? strtol(t, NULL, 10) : ORIGINATE_DEFAULT_TIMEOUT_MS;
+        if (ring < 0 || ring > 3600 * 1000)
+            ring = ORIGINATE_DEFAULT_TIMEOUT_MS;
+        uint32_t tmo = (uint32_t)ring + ORIGINATE_OUTCOME_MARGIN_MS;
+        if (is_true(ami_msg_get(m, "Async"))) {
+            opts.flags = AMI_SUBMIT_ORIGINATE;
+            opts.on_accepted = action_accepted;
+            opts.timeout_ms = tmo;
+        } else if (tmo > (uint32_t)cfg_server_find(a->cfg, ami_pool_name(pool))->timeout_ms) {
+            opts.timeout_ms = tmo;
+        }
+    }
     rc = ami_pool_submit(pool, m, &opts, action_done, call, NULL);
     if (rc < 0) {
+        if (call->holds_slot)
+            guard_release(a->guard, call->server);
         free(call);
         api_submit_failed(a, r, pool, rc, &err);
     }

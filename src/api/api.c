@@ -6,7 +6,10 @@
 #include <string.h>
 #include <strings.h>
 
+#include "api/guard.h"
+#include "api/idem.h"
 #include "api/internal.h"
+#include "bus/events.h"
 #include "core/log.h"
 
 static const struct http_route routes[] = {
@@ -14,11 +17,35 @@ static const struct http_route routes[] = {
     {"GET", "/readyz", "readyz", 0, (void *)api_readyz},
     {"GET", "/openapi.yaml", "openapi", 0, (void *)api_openapi},
     {"POST", "/v1/actions/{action}", "actions", CFG_SCOPE_ACTIONS, (void *)api_actions_post},
+    {"POST", "/v1/calls", "calls", CFG_SCOPE_CALL, (void *)api_calls_post},
+    {"GET", "/v1/events", "events", CFG_SCOPE_READ, (void *)api_events_get},
+    {"GET", "/metrics", "metrics", 0, (void *)api_metrics_get},
+    {"GET", "/v1/channels", "channels", CFG_SCOPE_READ, (void *)api_channels_list},
+    {"GET", "/v1/channels/{channel}", "channel", CFG_SCOPE_READ, (void *)api_channel_get},
+    {"DELETE", "/v1/channels/{channel}", "channel_hangup", CFG_SCOPE_CONTROL,
+     (void *)api_channel_hangup},
+    {"POST", "/v1/channels/{channel}/redirect", "channel_redirect", CFG_SCOPE_CONTROL,
+     (void *)api_channel_redirect},
+    {"POST", "/v1/channels/{channel}/blind-transfer", "channel_blind_transfer", CFG_SCOPE_CONTROL,
+     (void *)api_channel_blind_transfer},
+    {"POST", "/v1/channels/{channel}/variables", "channel_setvar", CFG_SCOPE_CONTROL,
+     (void *)api_channel_setvar},
+    {"GET", "/v1/channels/{channel}/variables/{name}", "channel_getvar", CFG_SCOPE_READ,
+     (void *)api_channel_getvar},
+    {"GET", "/v1/queues", "queues", CFG_SCOPE_READ, (void *)api_queues_list},
+    {"GET", "/v1/queues/{queue}", "queue", CFG_SCOPE_READ, (void *)api_queue_get},
+    {"POST", "/v1/queues/{queue}/members", "queue_member_add", CFG_SCOPE_CONTROL,
+     (void *)api_queue_member_add},
+    {"DELETE", "/v1/queues/{queue}/members/{interface}", "queue_member_remove", CFG_SCOPE_CONTROL,
+     (void *)api_queue_member_remove},
+    {"POST", "/v1/queues/{queue}/members/{interface}/pause", "queue_member_pause",
+     CFG_SCOPE_CONTROL, (void *)api_queue_member_pause},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
 struct api *api_new(uv_loop_t *loop, const struct cfg *cfg, struct ami_pool *const *pools,
-                    size_t npools)
+                    size_t npools, struct bus_redis *redis, struct bus *bus,
+                    struct bus_publisher *publisher)
 {
     struct api *a = calloc(1, sizeof(*a));
     if (!a)
@@ -28,9 +55,15 @@ struct api *api_new(uv_loop_t *loop, const struct cfg *cfg, struct ami_pool *con
     a->pools = pools;
     a->npools = npools;
     a->started_ms = uv_now(loop);
+    a->redis = redis;
+    a->bus = bus;
+    a->publisher = publisher;
     a->auth = http_auth_new(cfg);
-    if (!a->auth) {
-        free(a);
+    a->guard = guard_new(cfg, npools);
+    a->idem = idem_new(loop, cfg, redis);
+    a->sse = api_sse_new(a);
+    if (!a->auth || !a->guard || !a->idem || !a->sse || bus_add_sink(bus, api_sse_sink, a->sse)) {
+        api_free(a);
         return NULL;
     }
     return a;
@@ -41,12 +74,17 @@ void api_free(struct api *a)
     if (!a)
         return;
     http_auth_free(a->auth);
+    guard_free(a->guard);
+    idem_free(a->idem);
+    api_sse_free(a->sse);
     free(a);
 }
 
 void api_set_draining(struct api *a, int draining)
 {
     a->draining = draining;
+    if (draining && a->sse)
+        api_sse_end_all(a->sse, "amibridge is shutting down; reconnect with Last-Event-ID");
 }
 
 static void scope_names(unsigned mask, char *out, size_t len)
@@ -61,10 +99,12 @@ static void scope_names(unsigned mask, char *out, size_t len)
 
 static int authorize(struct api *a, struct http_req *r, const struct http_route *rt)
 {
-    const char *key = "";
+    const struct cfg_api_key *k = NULL;
     enum http_auth_result ar = http_auth_check(a->auth, http_req_header(r, "Authorization"),
-                                               http_req_peer_loopback(r), rt->scope, &key);
+                                               http_req_peer_loopback(r), rt->scope, &k);
+    const char *key = k ? k->name : "";
     http_req_set_key(r, key);
+    http_req_set_principal(r, k);
     char need[64], detail[200];
     switch (ar) {
     case HTTP_AUTH_OK:
@@ -94,12 +134,86 @@ static int authorize(struct api *a, struct http_req *r, const struct http_route 
     return 0;
 }
 
+/* --- CORS ---------------------------------------------------------------------------- */
+
+#define CORS_ALLOW_HEADERS "Authorization, Content-Type, Idempotency-Key, X-Request-Id"
+#define CORS_EXPOSE_HEADERS                                                                        \
+    "X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, "           \
+    "Idempotent-Replayed"
+#define CORS_MAX_AGE "600"
+
+/* 1 when the request carries an Origin that is on AMIBRIDGE_CORS_ORIGINS,
+ * -1 when it carries another one, 0 when it carries none. */
+static int cors_check(const struct api *a, struct http_req *r)
+{
+    const char *origin = http_req_header(r, "Origin");
+    if (!origin)
+        return 0;
+    for (size_t i = 0; i < a->cfg->ncors_origins; i++)
+        if (!strcmp(a->cfg->cors_origins[i], origin))
+            return 1;
+    return -1;
+}
+
+static void cors_headers(struct http_req *r)
+{
+    http_req_add_header(r, "Access-Control-Allow-Origin", http_req_header(r, "Origin"));
+    http_req_add_header(r, "Vary", "Origin");
+    http_req_add_header(r, "Access-Control-Expose-Headers", CORS_EXPOSE_HEADERS);
+}
+
+/* OPTIONS: a CORS preflight from a browser page, or a plain question about
+ * the methods of a path. */
+static void options(struct api *a, struct http_req *r)
+{
+    const struct http_route *rt;
+    struct http_params params;
+    char allow[64];
+    enum http_match m = http_route_match(routes, NROUTES, "OPTIONS", http_req_path(r), &rt, &params,
+                                         allow, sizeof(allow));
+    if (m != HTTP_MATCH_BAD_METHOD) {
+        http_respond_problem(r, 404, "not-found", "Not found", "no such route", NULL);
+        return;
+    }
+    int cors = cors_check(a, r);
+    if (cors < 0) {
+        char detail[200];
+        snprintf(detail, sizeof(detail),
+                 "the origin '%.100s' may not call this API (AMIBRIDGE_CORS_ORIGINS)",
+                 http_req_header(r, "Origin"));
+        http_respond_problem(r, 403, "cors-origin-not-allowed", "Origin not allowed", detail, NULL);
+        return;
+    }
+    http_req_add_header(r, "Allow", allow);
+    if (cors > 0) {
+        cors_headers(r);
+        http_req_add_header(r, "Access-Control-Allow-Methods", allow);
+        http_req_add_header(r, "Access-Control-Allow-Headers", CORS_ALLOW_HEADERS);
+        http_req_add_header(r, "Access-Control-Max-Age", CORS_MAX_AGE);
+    }
+    http_respond(r, 204, NULL, "", 0);
+}
+
+int api_authorize(struct api *a, struct http_req *r, unsigned scope)
+{
+    struct http_route rt = {"", "", "", scope, NULL};
+    return authorize(a, r, &rt);
+}
+
 void api_handle(struct http_req *r, void *ud)
 {
     struct api *a = ud;
     const struct http_route *rt;
     struct http_params params;
     char allow[64];
+    if (!strcmp(http_req_method(r), "OPTIONS")) {
+        options(a, r);
+        return;
+    }
+    /* every answer to an allowed browser origin, errors included, carries
+     * the CORS headers so that the page can read it */
+    if (cors_check(a, r) > 0)
+        cors_headers(r);
     enum http_match m = http_route_match(routes, NROUTES, http_req_method(r), http_req_path(r), &rt,
                                          &params, allow, sizeof(allow));
     switch (m) {

@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "api/internal.h"
+#include "bus/redis.h"
 
 extern const unsigned char openapi_yaml[];
 extern const size_t openapi_yaml_len;
@@ -40,6 +41,17 @@ void api_readyz(struct api *a, struct http_req *r, const struct http_params *p)
         json_array_append_new(servers, s);
     }
     json_t *body = json_pack("{s:b,s:o}", "ready", all, "servers", servers);
+    /* Redis down degrades (no idempotency across replicas, no publishing)
+     * but does not make the bridge unready: calls still work */
+    if (a->redis) {
+        int up = bus_redis_up(a->redis);
+        json_t *rd = json_pack("{s:s}", "state", up ? "up" : "down");
+        if (!up && bus_redis_last_error(a->redis)[0])
+            json_object_set_new(rd, "last_error", json_string(bus_redis_last_error(a->redis)));
+        json_object_set_new(body, "redis", rd);
+        if (!up)
+            json_object_set_new(body, "degraded", json_true());
+    }
     if (a->draining)
         json_object_set_new(body, "draining", json_true());
     http_respond_json(r, all ? 200 : 503, body);

@@ -10,6 +10,14 @@
 #include "http/auth.h"
 #include "http/router.h"
 
+struct guard;
+struct idem;
+struct bus_redis;
+struct bus;
+struct bus_event;
+struct bus_publisher;
+struct sse_hub;
+
 #define API_RETRY_AFTER_UNAVAILABLE "2"
 #define API_RETRY_AFTER_BUSY        "1"
 #define API_JSON_MAX_DEPTH          32
@@ -20,6 +28,12 @@ struct api {
     struct ami_pool *const *pools;
     size_t npools;
     struct http_auth *auth;
+    struct guard *guard;             /* originate rate and in-flight limits */
+    struct idem *idem;               /* Idempotency-Key store */
+    struct bus_redis *redis;         /* NULL without AMIBRIDGE_REDIS_URL */
+    struct bus *bus;                 /* the event stream */
+    struct bus_publisher *publisher; /* NULL without Redis */
+    struct sse_hub *sse;
     uint64_t started_ms;
     int draining;
 };
@@ -31,6 +45,34 @@ void api_healthz(struct api *a, struct http_req *r, const struct http_params *p)
 void api_readyz(struct api *a, struct http_req *r, const struct http_params *p);
 void api_openapi(struct api *a, struct http_req *r, const struct http_params *p);
 void api_actions_post(struct api *a, struct http_req *r, const struct http_params *p);
+/* events.c: GET /v1/events and the SSE hub (a bus sink) */
+void api_events_get(struct api *a, struct http_req *r, const struct http_params *p);
+struct sse_hub *api_sse_new(struct api *a);
+void api_sse_free(struct sse_hub *h);
+void api_sse_sink(void *hub, struct bus_event *e);
+void api_sse_end_all(struct sse_hub *h, const char *why);
+size_t api_sse_clients(const struct sse_hub *h);
+/* metrics.c: GET /metrics */
+void api_metrics_get(struct api *a, struct http_req *r, const struct http_params *p);
+/* Check the key of a request against `scope` (answers 401/403 and returns
+ * 0 when it fails), for routes whose scope depends on the config. */
+int api_authorize(struct api *a, struct http_req *r, unsigned scope);
+/* calls.c */
+void api_calls_post(struct api *a, struct http_req *r, const struct http_params *p);
+/* channels.c */
+void api_channels_list(struct api *a, struct http_req *r, const struct http_params *p);
+void api_channel_get(struct api *a, struct http_req *r, const struct http_params *p);
+void api_channel_hangup(struct api *a, struct http_req *r, const struct http_params *p);
+void api_channel_redirect(struct api *a, struct http_req *r, const struct http_params *p);
+void api_channel_blind_transfer(struct api *a, struct http_req *r, const struct http_params *p);
+void api_channel_setvar(struct api *a, struct http_req *r, const struct http_params *p);
+void api_channel_getvar(struct api *a, struct http_req *r, const struct http_params *p);
+/* queues.c */
+void api_queues_list(struct api *a, struct http_req *r, const struct http_params *p);
+void api_queue_get(struct api *a, struct http_req *r, const struct http_params *p);
+void api_queue_member_add(struct api *a, struct http_req *r, const struct http_params *p);
+void api_queue_member_remove(struct api *a, struct http_req *r, const struct http_params *p);
+void api_queue_member_pause(struct api *a, struct http_req *r, const struct http_params *p);
 
 /* The pool named by ?server= (or the first). Answers 400 and returns NULL
  * when the name is unknown or badly encoded. */
@@ -58,5 +100,118 @@ void api_bad_field(struct http_req *r, const char *field, const char *detail);
 /* Is this value allowed by the dangerous-function rules? Returns the
  * offending rule or NULL. */
 const char *api_denied_function(const struct api *a, const char *value);
+
+/* --- convert.c: AMI replies as the JSON of the channel and queue routes ---------------
+ * Pure: every function returns a new reference (NULL only when out of memory)
+ * and borrows its arguments. */
+
+/* An AMI value as a JSON string (bytes that are not UTF-8 repaired), or
+ * null when it is absent or empty. */
+json_t *api_json_text(const char *v);
+/* Seconds of a CoreShowChannel Duration "HH:MM:SS" (more hour digits are
+ * fine); -1 when the text is anything else. */
+long api_duration_seconds(const char *hms);
+/* The API's name of a channel state: ChannelStateDesc lower-cased, blanks and
+ * dashes as '_' ("Dialing Offhook" -> "dialing_offhook") when it is one of
+ * ast_state2str()'s, else the name of the ChannelState code, else
+ * "unknown". A static string. */
+const char *api_channel_state_name(const char *desc, const char *code);
+/* The name of a queue member Status (enum ast_device_state, 0 to 8:
+ * unknown, not_inuse, inuse, busy, invalid, unavailable, ringing, ringinuse,
+ * onhold); "unknown" out of range. A static string. */
+const char *api_member_state_name(long code);
+/* A CoreShowChannel event as a Channel object. */
+json_t *api_channel_json(const struct ami_msg *ev);
+/* A QueueMember event as a QueueMember object, a QueueEntry as a QueueCaller. */
+json_t *api_queue_member_json(const struct ami_msg *ev);
+json_t *api_queue_caller_json(const struct ami_msg *ev);
+/* The events of a QueueStatus list as an array of Queue objects, in list
+ * order, with their members and callers; the QueueSummary figures are null
+ * until api_queues_add_summary() fills them from a QueueSummary list. */
+json_t *api_queues_json(struct ami_msg *const *status, size_t nstatus);
+void api_queues_add_summary(json_t *queues, struct ami_msg *const *summary, size_t nsummary);
+
+/* --- resource.c: what the channel and queue handlers share ------------------------- */
+
+#define API_NO_CONTENT 204
+
+/* An AMI error message with a meaning of its own on a resource route. */
+enum api_match { API_MATCH_EXACT, API_MATCH_PREFIX, API_MATCH_CONTAINS };
+struct api_ami_error {
+    const char *text; /* NULL ends a table */
+    enum api_match match;
+    int status;
+    const char *slug;
+    const char *title;
+};
+
+/* The first rule of `map` that fits the AMI message (case-insensitive), or NULL. */
+const struct api_ami_error *api_ami_error_find(const struct api_ami_error *map, const char *msg);
+/* Answer the problem of a rule: `ami_message` (may be NULL) as detail and
+ * `ami_message`, `action_id` (may be NULL), and the members of `context`
+ * (borrowed, may be NULL: channel, queue, interface). */
+void api_respond_mapped(struct http_req *r, const struct api_ami_error *e, const char *ami_message,
+                        const char *action_id, json_t *context);
+/* As api_result_failed(), but an AMI error that a rule of `map` names is
+ * answered with that rule. Returns 1 when it answered. */
+int api_resource_failed(struct http_req *r, const struct ami_result *res,
+                        const struct api_ami_error *map, const json_t *context);
+
+/* The API's name of an AMI header, for problems about a built action. */
+struct api_field {
+    const char *ami; /* NULL ends a table */
+    const char *api;
+};
+/* Before a built action is sent: ami_action_validate() (CR, LF, NUL, line
+ * length: 400) and the dangerous-function rule (403 action-denied), naming
+ * the API field. Answers and returns -1 when refused, else 0. */
+int api_check_action(struct api *a, struct http_req *r, const struct ami_msg *m,
+                     const struct api_field *fields);
+
+/* The members a JSON body may have. */
+enum api_type { API_STRING, API_INTEGER, API_BOOLEAN };
+struct api_member {
+    const char *name; /* NULL ends a table */
+    enum api_type type;
+    int required;
+};
+/* The body as a JSON object whose members are all in `spec`, of their type,
+ * with the required ones present. Answers 400 naming the member and returns
+ * NULL otherwise. New reference. */
+json_t *api_body_members(struct http_req *r, const struct api_member *spec);
+/* A string member of `body`, when present, must not be empty: answers 400
+ * naming it and returns 0 otherwise. */
+int api_nonempty(struct http_req *r, const json_t *body, const char *name);
+/* {key: value} for problems and answers (value as api_json_text()). New reference. */
+json_t *api_context(const char *key, const char *value);
+/* Append a JSON string as an AMI header, NUL bytes included (so that
+ * api_check_action() can refuse them). 0 or -ENOMEM. */
+int api_msg_add_json(struct ami_msg *m, const char *key, const json_t *str);
+/* A captured path segment that must not be empty (borrowed from `p`), or
+ * NULL after answering 400 naming it. */
+const char *api_path_value(struct http_req *r, const struct http_params *p, const char *name);
+/* A channel name may not start with '/' (Hangup would read it as a regular
+ * expression): answers 400 naming `field` and returns 0 then. */
+int api_channel_name_ok(struct http_req *r, const char *field, const char *name);
+
+/* ami_pool_submit() that answers a refused submit itself; 0 when `cb` will
+ * fire, -1 when it will not (the action is freed either way). */
+int api_submit(struct api *a, struct http_req *r, struct ami_pool *pool, struct ami_msg *m,
+               ami_result_cb cb, void *ud);
+/* Send a change (Hangup, Redirect, QueueAdd, ...) whose reply is the
+ * answer: on success `status` (API_NO_CONTENT: no body) with `answer` plus
+ * the AMI `message` and the `action_id`; on an AMI error a rule of `errors`
+ * with `context`, or the generic mapping. Takes `m`, `answer` and `context`
+ * (both may be NULL) in every case and answers every failure itself. */
+void api_change_submit(struct api *a, struct http_req *r, struct ami_pool *pool, struct ami_msg *m,
+                       int status, json_t *answer, const struct api_ami_error *errors,
+                       json_t *context);
+
+/* The calling key's dial policy (api/policy) for a call placed on `channel`
+ * (may be NULL) or sent to `context`/`exten` (either may be NULL): 0 when
+ * allowed; otherwise answers 403 dial-policy naming names[field] (the
+ * request's own spelling of channel, context, exten) and returns -1. */
+int api_dial_policy(struct http_req *r, const char *channel, const char *context, const char *exten,
+                    const char *const names[3]);
 
 #endif

@@ -4,9 +4,11 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <fnmatch.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +66,32 @@ const struct cfg_doc cfg_docs[] = {
     {"AMIBRIDGE_HTTP_TIMEOUT_S", "60", "Idle HTTP connection timeout in seconds."},
     {"AMIBRIDGE_HTTP_REUSEPORT", "0",
      "1: bind with SO_REUSEPORT so several processes share the port (scale up)."},
+    {"AMIBRIDGE_CALLS_PER_SECOND", "5",
+     "Originates per second per API key (token bucket; also the generic Originate)."},
+    {"AMIBRIDGE_CALLS_BURST", "10", "Originates a key may place at once before the rate applies."},
+    {"AMIBRIDGE_CALLS_MAX_INFLIGHT", "50",
+     "Originates waiting for their outcome per AMI server; past it 429."},
+    {"AMIBRIDGE_CORS_ORIGINS", "",
+     "Browser origins (exact, space-separated) allowed to call the API, e.g. https://crm.example."},
+    {"AMIBRIDGE_IDEMPOTENCY_TTL_S", "86400", "How long an Idempotency-Key is remembered."},
+    {"AMIBRIDGE_IDEMPOTENCY_MAX", "100000", "Idempotency keys kept in memory (without Redis)."},
     {"AMIBRIDGE_REDIS_URL", "", "redis://[user:pass@]host:port[/db] or unix:/path."},
+    {"AMIBRIDGE_REDIS_PREFIX", "ami", "Prefix of Redis channels (ami.SERVER.EVENT) and keys."},
+    {"AMIBRIDGE_REDIS_BUFFER", "10000",
+     "Events held while Redis is slow or down; past it the oldest are dropped (counted)."},
+    {"AMIBRIDGE_REDIS_STREAM", "", "Also XADD every event to this Redis stream (for replay)."},
+    {"AMIBRIDGE_REDIS_STREAM_MAXLEN", "100000", "Approximate length the stream is trimmed to."},
+    {"AMIBRIDGE_EVENTS_INCLUDE", "", "Event name globs to publish (empty: all)."},
+    {"AMIBRIDGE_EVENTS_EXCLUDE", "VarSet Newexten RTCP*", "Event name globs never published."},
+    {"AMIBRIDGE_EVENTS_SERVER_FILTER", "0",
+     "1: also send the filters to Asterisk (Filter action) so excluded events never cross the "
+     "wire."},
+    {"AMIBRIDGE_SSE_REPLAY", "1000", "Events kept in memory for SSE Last-Event-ID replay."},
+    {"AMIBRIDGE_SSE_MAX_CLIENTS", "100", "Concurrent SSE clients; past it 503."},
+    {"AMIBRIDGE_SSE_QUEUE", "1000",
+     "Events queued per SSE client; a client that falls further behind is disconnected."},
+    {"AMIBRIDGE_SSE_HEARTBEAT_S", "15", "Seconds between SSE comment heartbeats."},
+    {"AMIBRIDGE_METRICS_AUTH", "0", "1: GET /metrics needs an API key with scope read."},
     {"AMIBRIDGE_INSTANCE_ID", "(random)", "Prefix of every ActionID; unique per replica."},
     {"AMIBRIDGE_LOG_LEVEL", "info", "debug, info, warn or error."},
     {"AMIBRIDGE_CONFIG", "", "JSON config file (servers, api_keys, deny lists, ...)."},
@@ -314,6 +341,9 @@ static int add_key(struct cfg_ctx *x, struct cfg *c, const char *where, const ch
     nk[c->nkeys].name = strdup(name);
     nk[c->nkeys].token = strdup(token);
     nk[c->nkeys].scopes = scopes;
+    memset(&nk[c->nkeys].policy, 0, sizeof(nk[c->nkeys].policy));
+    nk[c->nkeys].calls_per_second = 0;
+    nk[c->nkeys].calls_burst = 0;
     c->nkeys++;
     if (strlen(token) < 16)
         log_warn("short API key token: use at least 16 random characters", "{s:s}", "key", name);
@@ -617,9 +647,80 @@ static int servers_from_json(struct cfg_ctx *x, struct cfg *c, json_t *arr)
     return 0;
 }
 
+static void policy_free(struct cfg_policy *p)
+{
+    strv_free(p->allow_channels, p->nallow_channels);
+    strv_free(p->allow_contexts, p->nallow_contexts);
+    strv_free(p->allow_extens, p->nallow_extens);
+    strv_free(p->deny_extens, p->ndeny_extens);
+    memset(p, 0, sizeof(*p));
+}
+
+/* The dial policy and call limits of one key from its JSON object. */
+static int key_policy_from_json(struct cfg_ctx *x, struct cfg_api_key *k, json_t *o,
+                                const char *where)
+{
+    static const struct {
+        const char *name;
+        size_t off_v, off_n;
+    } lists[] = {
+        {"allow_channels", offsetof(struct cfg_policy, allow_channels),
+         offsetof(struct cfg_policy, nallow_channels)},
+        {"allow_contexts", offsetof(struct cfg_policy, allow_contexts),
+         offsetof(struct cfg_policy, nallow_contexts)},
+        {"allow_extens", offsetof(struct cfg_policy, allow_extens),
+         offsetof(struct cfg_policy, nallow_extens)},
+        {"deny_extens", offsetof(struct cfg_policy, deny_extens),
+         offsetof(struct cfg_policy, ndeny_extens)},
+    };
+    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
+        json_t *arr = json_object_get(o, lists[i].name);
+        if (!arr)
+            continue;
+        char key[160];
+        snprintf(key, sizeof(key), "%s.%s", where, lists[i].name);
+        char ***v = (char ***)((char *)&k->policy + lists[i].off_v);
+        size_t *n = (size_t *)((char *)&k->policy + lists[i].off_n);
+        const char *saved = x->file;
+        x->file = "";
+        int rc = strv_from_json(x, key, arr, v, n);
+        x->file = saved;
+        if (rc)
+            return -1;
+        for (size_t j = 0; j < *n; j++)
+            if (!**(*v + j))
+                return cfg_fail(x, "%s[%zu]: must not be empty", key, j);
+    }
+    json_t *rate = json_object_get(o, "calls_per_second");
+    if (rate && (!json_is_number(rate) || json_number_value(rate) <= 0 ||
+                 json_number_value(rate) > CFG_CALLS_RATE_MAX))
+        return cfg_fail(x, "%s.calls_per_second: must be a number above 0, at most %g", where,
+                        CFG_CALLS_RATE_MAX);
+    if (rate)
+        k->calls_per_second = json_number_value(rate);
+    json_t *burst = json_object_get(o, "calls_burst");
+    if (burst && (!json_is_integer(burst) || json_integer_value(burst) < 1 ||
+                  json_integer_value(burst) > CFG_CALLS_BURST_MAX))
+        return cfg_fail(x, "%s.calls_burst: must be an integer from 1 to %d", where,
+                        CFG_CALLS_BURST_MAX);
+    if (burst)
+        k->calls_burst = (int)json_integer_value(burst);
+    return 0;
+}
+
 static int keys_from_json(struct cfg_ctx *x, struct cfg *c, json_t *arr)
 {
-    static const char *const known[] = {"name", "token", "token_file", "scopes", NULL};
+    static const char *const known[] = {"name",
+                                        "token",
+                                        "token_file",
+                                        "scopes",
+                                        "allow_channels",
+                                        "allow_contexts",
+                                        "allow_extens",
+                                        "deny_extens",
+                                        "calls_per_second",
+                                        "calls_burst",
+                                        NULL};
     if (!json_is_array(arr))
         return cfg_fail(x, "config file %s: api_keys: must be an array of objects", x->file);
     size_t i;
@@ -662,7 +763,7 @@ static int keys_from_json(struct cfg_ctx *x, struct cfg *c, json_t *arr)
         int rc = add_key(x, c, where, json_string_value(name), tok ? tok : json_string_value(token),
                          mask);
         free(tok);
-        if (rc)
+        if (rc || key_policy_from_json(x, &c->keys[c->nkeys - 1], o, where))
             return -1;
     }
     return 0;
@@ -691,6 +792,179 @@ static int load_file(struct cfg_ctx *x, struct cfg *c, const char *path, json_t 
     }
     c->config_path = strdup(path);
     *out = root;
+    return 0;
+}
+
+static int parse_double(const char *s, double lo, double hi, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* An exact origin: scheme://host[:port], nothing after. */
+static int valid_origin(const char *o)
+{
+    const char *p;
+    if (!strncmp(o, "https://", 8))
+        p = o + 8;
+    else if (!strncmp(o, "http://", 7))
+        p = o + 7;
+    else
+        return 0;
+    if (!*p)
+        return 0;
+    for (; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '-' && *p != ':' && *p != '[' &&
+            *p != ']')
+            return 0;
+    return 1;
+}
+
+/* An event name glob as the POSIX regex Asterisk's Filter takes, anchored
+ * on the event's first line: "RTCP*" -> "^Event: RTCP.*[[:space:]]". */
+static int glob_filter(const char *glob, int exclude, char ***v, size_t *n)
+{
+    char re[256];
+    size_t o = (size_t)snprintf(re, sizeof(re), "%s^Event: ", exclude ? "!" : "");
+    for (const char *g = glob; *g && o + 16 < sizeof(re); g++) {
+        if (*g == '*') {
+            re[o++] = '.';
+            re[o++] = '*';
+        } else if (*g == '?') {
+            re[o++] = '.';
+        } else if (*g == '[' && g[1] != ']' && !(g[1] == '!' && g[2] == ']') && strchr(g, ']')) {
+            /* a bracket class carries over; fnmatch's [!..] is regex [^..] */
+            re[o++] = *g++;
+            if (*g == '!') {
+                re[o++] = '^';
+                g++;
+            }
+            while (*g != ']' && o + 16 < sizeof(re))
+                re[o++] = *g++;
+            re[o++] = ']';
+        } else if (isalnum((unsigned char)*g) || *g == '_' || *g == '-') {
+            re[o++] = *g;
+        } else {
+            re[o++] = '\\';
+            re[o++] = *g;
+        }
+    }
+    snprintf(re + o, sizeof(re) - o, "[[:space:]]");
+    return strv_push(v, n, re);
+}
+
+/* The Filter actions for the event connection. OriginateResponse always
+ * passes: calls wait for it. */
+static int server_filters(struct cfg *c)
+{
+    for (size_t i = 0; i < c->nevents_include; i++)
+        if (glob_filter(c->events_include[i], 0, &c->ami_filters, &c->nami_filters))
+            return -1;
+    if (c->nevents_include &&
+        glob_filter("OriginateResponse", 0, &c->ami_filters, &c->nami_filters))
+        return -1;
+    for (size_t i = 0; i < c->nevents_exclude; i++)
+        if (fnmatch(c->events_exclude[i], "OriginateResponse", 0) != 0 &&
+            glob_filter(c->events_exclude[i], 1, &c->ami_filters, &c->nami_filters))
+            return -1;
+    return 0;
+}
+
+/* The event stream: filters, Redis outlet, SSE. */
+static int events_config(struct cfg_ctx *x, struct cfg *c)
+{
+    const char *v;
+    if (strv_from_words(&c->events_exclude, &c->nevents_exclude, "VarSet Newexten RTCP*"))
+        return cfg_fail(x, "out of memory");
+    if ((v = env_get(x, "AMIBRIDGE_EVENTS_INCLUDE")) &&
+        strv_from_words(&c->events_include, &c->nevents_include, v))
+        return cfg_fail(x, "out of memory");
+    if ((v = env_get(x, "AMIBRIDGE_EVENTS_EXCLUDE")) &&
+        strv_from_words(&c->events_exclude, &c->nevents_exclude, v))
+        return cfg_fail(x, "out of memory");
+    for (size_t i = 0; i < c->nevents_include + c->nevents_exclude; i++) {
+        const char *g = i < c->nevents_include ? c->events_include[i]
+                                               : c->events_exclude[i - c->nevents_include];
+        for (const char *p = g; *p; p++)
+            if (!isalnum((unsigned char)*p) && !strchr("*?[]-_!", *p))
+                return cfg_fail(x, "AMIBRIDGE_EVENTS_%s: '%.64s' is not an event name glob",
+                                i < c->nevents_include ? "INCLUDE" : "EXCLUDE", g);
+    }
+    c->redis_buffer = 10000;
+    c->redis_stream_maxlen = 100000;
+    c->sse_replay = 1000;
+    c->sse_max_clients = 100;
+    c->sse_queue = 1000;
+    c->sse_heartbeat_s = 15;
+    if (env_int(x, "AMIBRIDGE_REDIS_BUFFER", 1, 10000000, &c->redis_buffer) ||
+        env_int(x, "AMIBRIDGE_REDIS_STREAM_MAXLEN", 1, 1000000000, &c->redis_stream_maxlen) ||
+        env_int(x, "AMIBRIDGE_EVENTS_SERVER_FILTER", 0, 1, &c->events_server_filter) ||
+        env_int(x, "AMIBRIDGE_SSE_REPLAY", 0, 1000000, &c->sse_replay) ||
+        env_int(x, "AMIBRIDGE_SSE_MAX_CLIENTS", 1, 100000, &c->sse_max_clients) ||
+        env_int(x, "AMIBRIDGE_SSE_QUEUE", 1, 1000000, &c->sse_queue) ||
+        env_int(x, "AMIBRIDGE_SSE_HEARTBEAT_S", 1, 3600, &c->sse_heartbeat_s) ||
+        env_int(x, "AMIBRIDGE_METRICS_AUTH", 0, 1, &c->metrics_auth))
+        return -1;
+    if (c->events_server_filter && server_filters(c))
+        return cfg_fail(x, "out of memory");
+    if ((v = env_val(x, "AMIBRIDGE_REDIS_STREAM"))) {
+        if (strlen(v) > 200)
+            return cfg_fail(x, "AMIBRIDGE_REDIS_STREAM: at most 200 characters");
+        c->redis_stream = strdup(v);
+    }
+    return 0;
+}
+
+/* The originate guard, CORS and idempotency settings. */
+static int calls_config(struct cfg_ctx *x, struct cfg *c, json_t *root)
+{
+    json_t *jv;
+    const char *v;
+    if (root && (jv = json_object_get(root, "calls_per_second"))) {
+        if (!json_is_number(jv) || json_number_value(jv) <= 0 ||
+            json_number_value(jv) > CFG_CALLS_RATE_MAX)
+            return cfg_fail(x, "config file %s: calls_per_second: must be a number above 0",
+                            x->file);
+        c->calls_per_second = json_number_value(jv);
+    }
+    if ((v = env_val(x, "AMIBRIDGE_CALLS_PER_SECOND")) &&
+        (parse_double(v, 0.001, CFG_CALLS_RATE_MAX, &c->calls_per_second)))
+        return cfg_fail(x,
+                        "AMIBRIDGE_CALLS_PER_SECOND: must be a number from 0.001 to %g, got '%s'",
+                        CFG_CALLS_RATE_MAX, v);
+    if (root && (json_int_field(x, root, "top level", "calls_burst", 1, CFG_CALLS_BURST_MAX,
+                                &c->calls_burst) ||
+                 json_int_field(x, root, "top level", "calls_max_inflight", 1, 1000000,
+                                &c->calls_max_inflight) ||
+                 json_int_field(x, root, "top level", "idempotency_ttl_s", 1, 30 * 86400,
+                                &c->idempotency_ttl_s)))
+        return -1;
+    if (env_int(x, "AMIBRIDGE_CALLS_BURST", 1, CFG_CALLS_BURST_MAX, &c->calls_burst) ||
+        env_int(x, "AMIBRIDGE_CALLS_MAX_INFLIGHT", 1, 1000000, &c->calls_max_inflight) ||
+        env_int(x, "AMIBRIDGE_IDEMPOTENCY_TTL_S", 1, 30 * 86400, &c->idempotency_ttl_s) ||
+        env_int(x, "AMIBRIDGE_IDEMPOTENCY_MAX", 1, 10000000, &c->idempotency_max))
+        return -1;
+    if (root && (jv = json_object_get(root, "cors_origins")) &&
+        strv_from_json(x, "cors_origins", jv, &c->cors_origins, &c->ncors_origins))
+        return -1;
+    if ((v = env_get(x, "AMIBRIDGE_CORS_ORIGINS")) &&
+        strv_from_words(&c->cors_origins, &c->ncors_origins, v))
+        return cfg_fail(x, "out of memory");
+    for (size_t i = 0; i < c->ncors_origins; i++) {
+        if (!strcmp(c->cors_origins[i], "*"))
+            return cfg_fail(x, "AMIBRIDGE_CORS_ORIGINS: '*' is not allowed: list the exact origins "
+                               "(https://crm.example) that may call with an API key");
+        if (!valid_origin(c->cors_origins[i]))
+            return cfg_fail(x,
+                            "AMIBRIDGE_CORS_ORIGINS: '%.100s' is not an origin "
+                            "(scheme://host[:port], no path)",
+                            c->cors_origins[i]);
+    }
     return 0;
 }
 
@@ -724,6 +998,11 @@ int cfg_load(struct cfg *c, char *const *envp, const char *config_path, char *er
                                         "max_body",
                                         "http_max_connections",
                                         "http_timeout_s",
+                                        "calls_per_second",
+                                        "calls_burst",
+                                        "calls_max_inflight",
+                                        "idempotency_ttl_s",
+                                        "cors_origins",
                                         NULL};
     struct cfg_ctx x = {envp ? envp : environ, err, errlen, ""};
     json_t *root = NULL;
@@ -734,6 +1013,11 @@ int cfg_load(struct cfg *c, char *const *envp, const char *config_path, char *er
     c->max_body = 65536;
     c->http_max_connections = 2048;
     c->http_timeout_s = 60;
+    c->calls_per_second = 5;
+    c->calls_burst = 10;
+    c->calls_max_inflight = 50;
+    c->idempotency_ttl_s = 86400;
+    c->idempotency_max = 100000;
     if (strv_from_defaults(&c->deny_actions, &c->ndeny_actions, default_deny_actions) ||
         strv_from_defaults(&c->deny_apps, &c->ndeny_apps, default_deny_apps) ||
         strv_from_defaults(&c->deny_funcs, &c->ndeny_funcs, default_deny_funcs)) {
@@ -891,6 +1175,16 @@ int cfg_load(struct cfg *c, char *const *envp, const char *config_path, char *er
         }
         c->redis_url = strdup(redis);
     }
+    snprintf(c->redis_prefix, sizeof(c->redis_prefix), "ami");
+    if ((v = env_val(&x, "AMIBRIDGE_REDIS_PREFIX"))) {
+        if (strlen(v) >= sizeof(c->redis_prefix) || !valid_name(v)) {
+            cfg_fail(&x, "AMIBRIDGE_REDIS_PREFIX: '%.64s' must be 1-63 of A-Z a-z 0-9 _ -", v);
+            goto out;
+        }
+        snprintf(c->redis_prefix, sizeof(c->redis_prefix), "%s", v);
+    }
+    if (calls_config(&x, c, root) || events_config(&x, c))
+        goto out;
     if (make_instance_id(&x, c))
         goto out;
 
@@ -918,11 +1212,17 @@ void cfg_free(struct cfg *c)
         free(c->keys[i].name);
         explicit_bzero(c->keys[i].token, strlen(c->keys[i].token));
         free(c->keys[i].token);
+        policy_free(&c->keys[i].policy);
     }
     free(c->keys);
     strv_free(c->deny_actions, c->ndeny_actions);
     strv_free(c->deny_apps, c->ndeny_apps);
     strv_free(c->deny_funcs, c->ndeny_funcs);
+    strv_free(c->cors_origins, c->ncors_origins);
+    strv_free(c->events_include, c->nevents_include);
+    strv_free(c->events_exclude, c->nevents_exclude);
+    strv_free(c->ami_filters, c->nami_filters);
+    free(c->redis_stream);
     free(c->redis_url);
     free(c->config_path);
     memset(c, 0, sizeof(*c));

@@ -22,14 +22,16 @@ enum cfg_scope {
 
 enum cfg_auth { CFG_AUTH_MD5 = 0, CFG_AUTH_PLAIN };
 
-#define CFG_NAME_MAX       64 /* server and key names */
-#define CFG_MAX_SERVERS    32
-#define CFG_MAX_KEYS       1024
-#define CFG_POOL_SIZE_MAX  64
-#define CFG_TIMEOUT_MS_MIN 100
-#define CFG_TIMEOUT_MS_MAX 600000
-#define CFG_MAX_BODY_MAX   (16 * 1024 * 1024)
-#define CFG_FILE_MAX       (4 * 1024 * 1024)
+#define CFG_NAME_MAX        64 /* server and key names */
+#define CFG_MAX_SERVERS     32
+#define CFG_MAX_KEYS        1024
+#define CFG_POOL_SIZE_MAX   64
+#define CFG_TIMEOUT_MS_MIN  100
+#define CFG_TIMEOUT_MS_MAX  600000
+#define CFG_MAX_BODY_MAX    (16 * 1024 * 1024)
+#define CFG_FILE_MAX        (4 * 1024 * 1024)
+#define CFG_CALLS_RATE_MAX  10000.0
+#define CFG_CALLS_BURST_MAX 100000
 
 struct cfg_server {
     char *name;
@@ -46,10 +48,26 @@ struct cfg_server {
     int connect_timeout_ms;
 };
 
+/* A per-key dial policy (toll-fraud guard): globs, case-insensitive. An
+ * empty allow list allows everything; a deny list wins over allow. */
+struct cfg_policy {
+    char **allow_channels;
+    size_t nallow_channels;
+    char **allow_contexts;
+    size_t nallow_contexts;
+    char **allow_extens;
+    size_t nallow_extens;
+    char **deny_extens;
+    size_t ndeny_extens;
+};
+
 struct cfg_api_key {
     char *name;
     char *token; /* never logged */
     unsigned scopes;
+    struct cfg_policy policy;
+    double calls_per_second; /* 0: the global AMIBRIDGE_CALLS_PER_SECOND */
+    int calls_burst;         /* 0: the global AMIBRIDGE_CALLS_BURST */
 };
 
 struct cfg {
@@ -61,6 +79,22 @@ struct cfg {
     struct cfg_api_key *keys;
     size_t nkeys;
     char *redis_url;
+    char redis_prefix[64]; /* channel and key prefix in Redis */
+    int redis_buffer;      /* events held while Redis is slow or down */
+    char *redis_stream;    /* XADD target, or NULL */
+    int redis_stream_maxlen;
+    char **events_include; /* event name globs; empty: all */
+    size_t nevents_include;
+    char **events_exclude;
+    size_t nevents_exclude;
+    int events_server_filter; /* also ask Asterisk to filter (Filter action) */
+    char **ami_filters;       /* the Filter values that realise it */
+    size_t nami_filters;
+    int sse_replay; /* events kept for Last-Event-ID */
+    int sse_max_clients;
+    int sse_queue; /* events queued per SSE client before it is cut off */
+    int sse_heartbeat_s;
+    int metrics_auth; /* /metrics needs a key with scope read */
     int log_level;
     char **deny_actions; /* names refused on the generic route */
     size_t ndeny_actions;
@@ -71,7 +105,14 @@ struct cfg {
     size_t max_body;
     unsigned http_max_connections;
     unsigned http_timeout_s;
-    int http_reuseport; /* share the port with other processes (SO_REUSEPORT) */
+    int http_reuseport;      /* share the port with other processes (SO_REUSEPORT) */
+    double calls_per_second; /* originate token bucket, per API key */
+    int calls_burst;
+    int calls_max_inflight; /* originates waiting for their outcome, per server */
+    char **cors_origins;    /* exact origins allowed to call from a browser */
+    size_t ncors_origins;
+    int idempotency_ttl_s;
+    int idempotency_max; /* entries kept in memory (without Redis) */
     char instance_id[33];
     char *config_path; /* the file used, or NULL */
 };

@@ -10,8 +10,7 @@
 
 struct auth_key {
     unsigned char digest[AUTH_DIGEST_LEN];
-    unsigned scopes;
-    const char *name; /* borrowed from the config */
+    const struct cfg_api_key *key; /* borrowed from the config */
 };
 
 struct http_auth {
@@ -40,8 +39,7 @@ struct http_auth *http_auth_new(const struct cfg *c)
     }
     for (size_t i = 0; i < c->nkeys; i++) {
         digest(c->keys[i].token, strlen(c->keys[i].token), a->keys[i].digest);
-        a->keys[i].scopes = c->keys[i].scopes;
-        a->keys[i].name = c->keys[i].name;
+        a->keys[i].key = &c->keys[i];
     }
     a->n = c->nkeys;
     return a;
@@ -61,9 +59,10 @@ int http_auth_open(const struct http_auth *a)
 }
 
 enum http_auth_result http_auth_check(const struct http_auth *a, const char *authorization,
-                                      int peer_loopback, unsigned need, const char **key_name)
+                                      int peer_loopback, unsigned need,
+                                      const struct cfg_api_key **key)
 {
-    *key_name = "";
+    *key = NULL;
     if (a->n == 0)
         return peer_loopback ? HTTP_AUTH_OK : HTTP_AUTH_REMOTE;
     if (!authorization || strncasecmp(authorization, "Bearer ", 7) != 0)
@@ -87,8 +86,8 @@ enum http_auth_result http_auth_check(const struct http_auth *a, const char *aut
     }
     if (!found)
         return HTTP_AUTH_INVALID;
-    *key_name = found->name;
-    if ((found->scopes & need) != need)
+    *key = found->key;
+    if ((found->key->scopes & need) != need)
         return HTTP_AUTH_SCOPE;
     return HTTP_AUTH_OK;
 }

@@ -25,9 +25,11 @@ struct http_auth *http_auth_new(const struct cfg *c);
 void http_auth_free(struct http_auth *a);
 int http_auth_open(const struct http_auth *a);
 
-/* Check a request. `key_name` receives the key's name (borrowed; "" in
- * open mode) when the token is valid, also when the scope is missing. */
+/* Check a request. `key` receives the configured key (borrowed from the
+ * config; NULL in open mode) when the token is valid, also when the scope
+ * is missing. */
 enum http_auth_result http_auth_check(const struct http_auth *a, const char *authorization,
-                                      int peer_loopback, unsigned need, const char **key_name);
+                                      int peer_loopback, unsigned need,
+                                      const struct cfg_api_key **key);
 
 #endif

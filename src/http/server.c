@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/metrics.h"
 #include "core/strbuf.h"
 #include "core/utf8.h"
 
@@ -44,6 +45,18 @@ struct http_req {
     uint64_t started_us;
     void *data;
     void (*data_free)(void *);
+    const void *principal;
+    struct http_stream *stream;
+};
+
+struct http_stream {
+    struct http_server *srv;
+    struct http_req *req; /* NULL once the request is over */
+    http_stream_read rd;
+    http_stream_closed cl;
+    void *ud;
+    int suspended;
+    struct http_stream *prev, *next; /* the server's open streams */
 };
 
 struct http_server {
@@ -57,6 +70,8 @@ struct http_server {
     uv_poll_t poll;
     uv_timer_t timer;
     size_t waiting;
+    struct http_stream *streams;
+    size_t nstreams;
     int running; /* inside MHD_run */
     int kick;    /* a connection was resumed: run MHD again soon */
     int closing;
@@ -261,6 +276,113 @@ void http_respond_problem(struct http_req *r, int status, const char *slug, cons
     free(s);
 }
 
+/* --- streams ----------------------------------------------------------------------------- */
+
+static void server_kick(struct http_server *s)
+{
+    s->kick = 1;
+    if (!s->running)
+        uv_timer_start(&s->timer, on_timer, 0, 0);
+}
+
+/* MHD asks for more of the body: hand it what the producer has, or park
+ * the connection until http_stream_wake() (MHD would otherwise call again
+ * at once, spinning). */
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    struct http_stream *st = cls;
+    if (!st->req)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    ssize_t n = st->rd(st->ud, buf, max);
+    if (n > 0) {
+        st->req->bytes_out += (size_t)n;
+        return n;
+    }
+    if (n < 0)
+        return MHD_CONTENT_READER_END_OF_STREAM;
+    st->suspended = 1;
+    MHD_suspend_connection(st->req->conn);
+    return 0;
+}
+
+static void stream_free(void *cls)
+{
+    struct http_stream *st = cls;
+    struct http_server *s = st->srv;
+    if (st->req)
+        st->req->stream = NULL;
+    if (st->prev)
+        st->prev->next = st->next;
+    else
+        s->streams = st->next;
+    if (st->next)
+        st->next->prev = st->prev;
+    s->nstreams--;
+    if (st->cl)
+        st->cl(st->ud);
+    free(st);
+}
+
+void http_respond_stream(struct http_req *r, int status, const char *content_type,
+                         http_stream_read rd, http_stream_closed cl, void *ud,
+                         struct http_stream **out)
+{
+    *out = NULL;
+    if (r->answered)
+        return;
+    struct http_stream *st = calloc(1, sizeof(*st));
+    struct MHD_Response *resp =
+        st ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, HTTP_STREAM_BLOCK, stream_reader,
+                                               st, stream_free)
+           : NULL;
+    if (!resp) {
+        free(st);
+        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        return;
+    }
+    st->srv = r->srv;
+    st->req = r;
+    st->rd = rd;
+    st->cl = cl;
+    st->ud = ud;
+    st->next = r->srv->streams;
+    if (st->next)
+        st->next->prev = st;
+    r->srv->streams = st;
+    r->srv->nstreams++;
+    r->stream = st;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, "X-Request-Id", r->id);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    for (struct http_header *h = r->headers; h; h = h->next)
+        MHD_add_response_header(resp, h->name, h->value);
+    r->answered = 1;
+    r->response = resp;
+    r->status = (unsigned)status;
+    *out = st;
+    if (r->suspended) {
+        r->suspended = 0;
+        r->srv->waiting--;
+        MHD_resume_connection(r->conn);
+        server_kick(r->srv);
+    }
+}
+
+void http_stream_wake(struct http_stream *st)
+{
+    if (!st || !st->suspended || !st->req)
+        return;
+    st->suspended = 0;
+    MHD_resume_connection(st->req->conn);
+    server_kick(st->srv);
+}
+
+size_t http_server_streams(const struct http_server *s)
+{
+    return s->nstreams;
+}
+
 /* --- request accessors ---------------------------------------------------------------- */
 
 const char *http_req_method(const struct http_req *r)
@@ -319,6 +441,16 @@ void http_req_set_route(struct http_req *r, const char *route)
 void http_req_set_key(struct http_req *r, const char *key_name)
 {
     snprintf(r->key, sizeof(r->key), "%s", key_name ? key_name : "");
+}
+
+void http_req_set_principal(struct http_req *r, const void *principal)
+{
+    r->principal = principal;
+}
+
+const void *http_req_principal(const struct http_req *r)
+{
+    return r->principal;
 }
 
 void http_req_set_data(struct http_req *r, void *data, void (*free_fn)(void *))
@@ -466,6 +598,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         return;
     *con_cls = NULL;
     uint64_t us = now_us() - r->started_us;
+    char status[8];
+    snprintf(status, sizeof(status), "%u", r->status);
+    metrics_inc(METRIC_HTTP_REQUESTS, r->route ? r->route : "none", status, 1);
+    metrics_observe(METRIC_HTTP_DURATION, r->route ? r->route : "none", (double)us / 1e6);
     if (log_enabled(LOG_INFO)) {
         json_t *f =
             json_pack("{s:s,s:s,s:i,s:f,s:I,s:I,s:s,s:s}", "method", r->method ? r->method : "",
@@ -480,6 +616,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             json_object_set_new(f, "aborted", json_true());
         log_emit(LOG_INFO, "http request", f);
     }
+    if (r->stream)
+        r->stream->req = NULL;
     if (r->response)
         MHD_destroy_response(r->response);
     if (r->data_free)
@@ -648,6 +786,12 @@ void http_server_close(struct http_server *s, void (*done)(void *arg), void *arg
 {
     s->done = done;
     s->done_arg = arg;
+    /* MHD refuses to stop with suspended connections */
+    for (struct http_stream *st = s->streams; st; st = st->next)
+        if (st->suspended && st->req) {
+            st->suspended = 0;
+            MHD_resume_connection(st->req->conn);
+        }
     uv_poll_stop(&s->poll);
     uv_timer_stop(&s->timer);
     if (s->mhd) {

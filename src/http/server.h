@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <uv.h>
 
 #define HTTP_REQUEST_ID_MAX      64
@@ -74,6 +75,10 @@ int http_req_peer_loopback(const struct http_req *r);
 /* Names for the access log. */
 void http_req_set_route(struct http_req *r, const char *route);
 void http_req_set_key(struct http_req *r, const char *key_name);
+/* Who the request authenticated as (opaque to the server; the API puts the
+ * configured key there). NULL until set. */
+void http_req_set_principal(struct http_req *r, const void *principal);
+const void *http_req_principal(const struct http_req *r);
 /* Per-request data of the handler, freed with `free_fn` when the request ends. */
 void http_req_set_data(struct http_req *r, void *data, void (*free_fn)(void *));
 void *http_req_data(const struct http_req *r);
@@ -91,6 +96,27 @@ void http_respond_json(struct http_req *r, int status, json_t *body);
  * (stolen, may be NULL) adds members such as "field". */
 void http_respond_problem(struct http_req *r, int status, const char *slug, const char *title,
                           const char *detail, json_t *extra);
+
+/* --- streamed answers (Server-Sent Events) ------------------------------------------- */
+
+#define HTTP_STREAM_BLOCK (32 * 1024)
+
+struct http_stream;
+/* Fill buf with up to max bytes of the body: return how many (> 0), 0 when
+ * there is nothing right now (the connection waits for http_stream_wake),
+ * or -1 to end the body. */
+typedef ssize_t (*http_stream_read)(void *ud, char *buf, size_t max);
+/* The stream is over (the client left or the body ended); called once. */
+typedef void (*http_stream_closed)(void *ud);
+
+/* Answer with a body of unknown length produced by `rd`. *out receives the
+ * stream handle (NULL on failure, when a 500 was sent instead). */
+void http_respond_stream(struct http_req *r, int status, const char *content_type,
+                         http_stream_read rd, http_stream_closed cl, void *ud,
+                         struct http_stream **out);
+/* New data for a stream: let the server ask `rd` again. */
+void http_stream_wake(struct http_stream *st);
+size_t http_server_streams(const struct http_server *s);
 
 /* Percent-decode s[0..len) into a new string. '+' becomes a space when
  * plus_is_space. Returns NULL on a bad escape or an encoded NUL. */

@@ -27,9 +27,13 @@ static size_t on_header(char *p, size_t sz, size_t n, void *ud)
 
 static struct curl_slist *setup(CURL *h, const char *method, const char *url, const char *token,
                                 const char *body, const char *ctype, long timeout_ms,
-                                struct sink *sink)
+                                struct sink *sink, const char *extra1, const char *extra2)
 {
     struct curl_slist *hdrs = NULL;
+    if (extra1)
+        hdrs = curl_slist_append(hdrs, extra1);
+    if (extra2)
+        hdrs = curl_slist_append(hdrs, extra2);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
@@ -79,7 +83,8 @@ int http_call(const char *method, const char *url, const char *token, const char
     struct sink sink;
     strbuf_init(&sink.body, 0);
     strbuf_init(&sink.headers, 0);
-    struct curl_slist *hdrs = setup(h, method, url, token, body, ctype, timeout_ms, &sink);
+    struct curl_slist *hdrs =
+        setup(h, method, url, token, body, ctype, timeout_ms, &sink, NULL, NULL);
     CURLcode rc = curl_easy_perform(h);
     finish(h, rc, &sink, out);
     curl_slist_free_all(hdrs);
@@ -133,7 +138,7 @@ int http_batch(struct http_batch_item *items, size_t n, const char *token, int m
         strbuf_init(&sinks[i].body, 0);
         strbuf_init(&sinks[i].headers, 0);
         hdrs[i] = setup(handles[i], items[i].method, items[i].url, token, items[i].body, NULL,
-                        timeout_ms, &sinks[i]);
+                        timeout_ms, &sinks[i], items[i].header, items[i].header2);
         curl_easy_setopt(handles[i], CURLOPT_PRIVATE, (char *)(uintptr_t)(i + 1));
         curl_multi_add_handle(m, handles[i]);
     }

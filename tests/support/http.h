@@ -32,6 +32,8 @@ struct http_batch_item {
     const char *method;
     const char *url;
     const char *body;
+    const char *header;  /* an extra "Name: value" header, may be NULL */
+    const char *header2; /* another one */
     struct http_resp resp;
 };
 

@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <regex.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -331,6 +332,124 @@ static void scopes_parse_and_refuse_unknown_names(void **state)
     assert_string_equal(cfg_scope_name(CFG_SCOPE_CONTROL), "control");
 }
 
+static void call_guard_cors_and_dial_policy_settings(void **state)
+{
+    (void)state;
+    char *env[] = {BASE,
+                   "AMIBRIDGE_CALLS_PER_SECOND=0.5",
+                   "AMIBRIDGE_CALLS_BURST=3",
+                   "AMIBRIDGE_CALLS_MAX_INFLIGHT=7",
+                   "AMIBRIDGE_CORS_ORIGINS=https://crm.example http://localhost:3000",
+                   "AMIBRIDGE_IDEMPOTENCY_TTL_S=60",
+                   "AMIBRIDGE_REDIS_PREFIX=pbx",
+                   NULL};
+    struct cfg c;
+    assert_int_equal(load(&c, env), 0);
+    assert_true(c.calls_per_second > 0.49 && c.calls_per_second < 0.51);
+    assert_int_equal(c.calls_burst, 3);
+    assert_int_equal(c.calls_max_inflight, 7);
+    assert_int_equal(c.ncors_origins, 2);
+    assert_string_equal(c.cors_origins[1], "http://localhost:3000");
+    assert_int_equal(c.idempotency_ttl_s, 60);
+    assert_string_equal(c.redis_prefix, "pbx");
+    cfg_free(&c);
+    {
+        char *bad[] = {BASE, "AMIBRIDGE_CORS_ORIGINS=*", NULL};
+        assert_fails_naming(bad, "AMIBRIDGE_CORS_ORIGINS");
+    }
+    {
+        char *bad[] = {BASE, "AMIBRIDGE_CORS_ORIGINS=https://crm.example/path", NULL};
+        assert_fails_naming(bad, "AMIBRIDGE_CORS_ORIGINS");
+    }
+    {
+        char *bad[] = {BASE, "AMIBRIDGE_CALLS_PER_SECOND=fast", NULL};
+        assert_fails_naming(bad, "AMIBRIDGE_CALLS_PER_SECOND");
+    }
+    {
+        char *bad[] = {BASE, "AMIBRIDGE_CALLS_BURST=0", NULL};
+        assert_fails_naming(bad, "AMIBRIDGE_CALLS_BURST");
+    }
+    char *path = write_tmp("{\"api_keys\":[{\"name\":\"crm\",\"token\":\"tok-0123456789abcdef\","
+                           "\"scopes\":[\"call\"],\"allow_channels\":[\"PJSIP/1???\"],"
+                           "\"deny_extens\":[\"00*\",\"900*\"],\"calls_per_second\":2,"
+                           "\"calls_burst\":4}],\"calls_per_second\":1.5,\"calls_burst\":6,"
+                           "\"calls_max_inflight\":9,\"idempotency_ttl_s\":120,"
+                           "\"cors_origins\":[\"https://crm.example\"]}");
+    char *env2[] = {BASE, NULL};
+    assert_int_equal(cfg_load(&c, env2, path, errbuf, sizeof(errbuf)), 0);
+    assert_true(c.calls_per_second > 1.49 && c.calls_per_second < 1.51);
+    assert_int_equal(c.calls_burst, 6);
+    assert_int_equal(c.calls_max_inflight, 9);
+    assert_int_equal(c.idempotency_ttl_s, 120);
+    assert_int_equal(c.ncors_origins, 1);
+    assert_int_equal(c.keys[0].policy.nallow_channels, 1);
+    assert_string_equal(c.keys[0].policy.allow_channels[0], "PJSIP/1???");
+    assert_int_equal(c.keys[0].policy.ndeny_extens, 2);
+    assert_int_equal(c.keys[0].calls_burst, 4);
+    cfg_free(&c);
+    unlink(path);
+    free(path);
+    path = write_tmp("{\"api_keys\":[{\"name\":\"crm\",\"token\":\"tok-0123456789abcdef\","
+                     "\"scopes\":[\"call\"],\"deny_extens\":[\"00*\",5]}]}");
+    assert_int_equal(cfg_load(&c, env2, path, errbuf, sizeof(errbuf)), -1);
+    assert_non_null(strstr(errbuf, "deny_extens[1]"));
+    unlink(path);
+    free(path);
+}
+
+/* Does the Filter set, applied the way manager.c match_filter() does
+ * (REG_EXTENDED over the whole event text), let this event through? */
+static int filters_pass(const struct cfg *c, const char *event)
+{
+    char text[160];
+    snprintf(text, sizeof(text), "Event: %s\r\nPrivilege: call,all\r\n", event);
+    int have_include = 0, included = 0;
+    for (size_t i = 0; i < c->nami_filters; i++) {
+        const char *f = c->ami_filters[i];
+        int exclude = f[0] == '!';
+        regex_t re;
+        if (regcomp(&re, f + exclude, REG_EXTENDED | REG_NOSUB))
+            fail_msg("filter '%s' does not compile", f);
+        int hit = regexec(&re, text, 0, NULL, 0) == 0;
+        regfree(&re);
+        if (exclude && hit)
+            return 0;
+        if (!exclude) {
+            have_include = 1;
+            included |= hit;
+        }
+    }
+    return !have_include || included;
+}
+
+static void server_filters_match_the_event_globs(void **state)
+{
+    (void)state;
+    char *off[] = {BASE, NULL};
+    struct cfg c;
+    assert_int_equal(load(&c, off), 0);
+    assert_int_equal(c.nami_filters, 0); /* only asked for */
+    cfg_free(&c);
+
+    char *env[] = {BASE, "AMIBRIDGE_EVENTS_SERVER_FILTER=1",
+                   "AMIBRIDGE_EVENTS_INCLUDE=Newchannel Hangup* Queue[MC]*",
+                   "AMIBRIDGE_EVENTS_EXCLUDE=HangupRequest QueueMember[!A]*", NULL};
+    assert_int_equal(load(&c, env), 0);
+    assert_true(c.nami_filters > 0);
+    assert_true(filters_pass(&c, "Newchannel"));
+    assert_false(filters_pass(&c, "Newchannelx")); /* a glob names the whole event */
+    assert_true(filters_pass(&c, "Hangup"));
+    assert_false(filters_pass(&c, "HangupRequest"));
+    assert_false(filters_pass(&c, "SoftHangupRequest"));
+    assert_true(filters_pass(&c, "QueueCallerJoin"));
+    assert_true(filters_pass(&c, "QueueMemberAdded"));
+    assert_false(filters_pass(&c, "QueueMemberStatus"));
+    assert_false(filters_pass(&c, "QueueEntry"));
+    assert_true(filters_pass(&c, "OriginateResponse")); /* calls wait for it */
+    assert_false(filters_pass(&c, "VarSet"));
+    cfg_free(&c);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR); /* short-token warnings are expected here */
@@ -344,6 +463,8 @@ int main(void)
         cmocka_unit_test(config_file_gives_several_servers_and_keys),
         cmocka_unit_test(config_file_errors_name_the_path),
         cmocka_unit_test(scopes_parse_and_refuse_unknown_names),
+        cmocka_unit_test(call_guard_cors_and_dial_policy_settings),
+        cmocka_unit_test(server_filters_match_the_event_globs),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

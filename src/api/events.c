@@ -1,0 +1,377 @@
+/* GET /v1/events: the event stream as Server-Sent Events.
+ *
+ * Each client has its own bounded queue of events (references to the one
+ * encoded copy); a client that falls AMIBRIDGE_SSE_QUEUE events behind is
+ * sent a final comment saying so and disconnected, so it never slows the
+ * others or the loop. A comment heartbeat goes out every
+ * AMIBRIDGE_SSE_HEARTBEAT_S; Last-Event-ID replays from the bus's ring.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/internal.h"
+#include "bus/events.h"
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/strbuf.h"
+
+#define SSE_NAMES_MAX   64
+#define SSE_FILTERS_MAX 8
+#define SSE_FILL_BYTES  (64 * 1024) /* events formatted per refill */
+#define SSE_RETRY_MS    2000
+
+struct sse_filter {
+    char *key, *value;
+};
+
+struct sse_client {
+    struct sse_hub *hub;
+    struct http_stream *st;
+    long server; /* -1: every server */
+    char *names[SSE_NAMES_MAX];
+    size_t nnames;
+    struct sse_filter filters[SSE_FILTERS_MAX];
+    size_t nfilters;
+    struct bus_event **q; /* ring */
+    size_t qcap, qhead, qn;
+    struct strbuf out;
+    size_t out_pos;
+    int ending;
+    struct sse_client *prev, *next;
+};
+
+struct sse_hub {
+    struct api *a;
+    struct sse_client *clients;
+    size_t n;
+    uv_timer_t heartbeat;
+    uint64_t evicted;
+};
+
+/* --- matching and formatting ------------------------------------------------------------ */
+
+static int client_wants(const struct sse_client *c, const struct bus_event *e)
+{
+    if (c->server >= 0 && (size_t)c->server != e->server)
+        return 0;
+    if (c->nnames && !bus_glob_any(c->names, c->nnames, e->name))
+        return 0;
+    for (size_t i = 0; i < c->nfilters; i++) {
+        const char *v = ami_msg_get(e->msg, c->filters[i].key);
+        if (!v || strcmp(v, c->filters[i].value))
+            return 0;
+    }
+    return 1;
+}
+
+static void format_event(const struct sse_hub *h, const struct bus_event *e, struct strbuf *out)
+{
+    if (h->a->npools > 1)
+        strbuf_printf(out, "id: %s:%llu\n", e->server_name, (unsigned long long)e->seq);
+    else
+        strbuf_printf(out, "id: %llu\n", (unsigned long long)e->seq);
+    strbuf_printf(out, "event: %s\ndata: ", e->name);
+    strbuf_append(out, e->json, e->len); /* compact JSON: no newline inside */
+    strbuf_append(out, "\n\n", 2);
+}
+
+static void client_end(struct sse_client *c, const char *comment)
+{
+    if (c->ending)
+        return;
+    c->ending = 1;
+    while (c->qn) {
+        bus_event_unref(c->q[c->qhead]);
+        c->qhead = (c->qhead + 1) % c->qcap;
+        c->qn--;
+    }
+    strbuf_printf(&c->out, ": %s\n\n", comment);
+    http_stream_wake(c->st);
+}
+
+static void enqueue(void *ud, struct bus_event *e)
+{
+    struct sse_client *c = ud;
+    if (c->ending || !client_wants(c, e))
+        return;
+    if (c->qn == c->qcap) {
+        char why[160];
+        snprintf(why, sizeof(why),
+                 "disconnected: this client fell more than %zu events behind; reconnect with "
+                 "Last-Event-ID",
+                 c->qcap);
+        c->hub->evicted++;
+        metrics_inc(METRIC_EVENTS_DROPPED, "sse", "slow_client", 1);
+        log_warn("SSE client too slow: disconnected", "{s:I}", "queue", (json_int_t)c->qcap);
+        client_end(c, why);
+        return;
+    }
+    bus_event_ref(e);
+    c->q[(c->qhead + c->qn) % c->qcap] = e;
+    c->qn++;
+    metrics_inc(METRIC_EVENTS_PUBLISHED, "sse", NULL, 1);
+    http_stream_wake(c->st);
+}
+
+/* --- the stream ---------------------------------------------------------------------------- */
+
+static ssize_t client_read(void *ud, char *buf, size_t max)
+{
+    struct sse_client *c = ud;
+    if (c->out_pos == c->out.len) {
+        strbuf_reset(&c->out);
+        c->out_pos = 0;
+        while (c->qn && c->out.len < SSE_FILL_BYTES) {
+            struct bus_event *e = c->q[c->qhead];
+            c->qhead = (c->qhead + 1) % c->qcap;
+            c->qn--;
+            format_event(c->hub, e, &c->out);
+            bus_event_unref(e);
+        }
+    }
+    size_t left = c->out.len - c->out_pos;
+    if (left) {
+        size_t n = left < max ? left : max;
+        memcpy(buf, c->out.data + c->out_pos, n);
+        c->out_pos += n;
+        return (ssize_t)n;
+    }
+    return c->ending ? -1 : 0;
+}
+
+static void client_closed(void *ud)
+{
+    struct sse_client *c = ud;
+    struct sse_hub *h = c->hub;
+    if (h) { /* NULL when the hub went first, at shutdown */
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            h->clients = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        h->n--;
+        metrics_set(METRIC_SSE_CLIENTS, NULL, NULL, NULL, (double)h->n);
+    }
+    while (c->qn) {
+        bus_event_unref(c->q[c->qhead]);
+        c->qhead = (c->qhead + 1) % c->qcap;
+        c->qn--;
+    }
+    free(c->q);
+    for (size_t i = 0; i < c->nnames; i++)
+        free(c->names[i]);
+    for (size_t i = 0; i < c->nfilters; i++) {
+        free(c->filters[i].key);
+        free(c->filters[i].value);
+    }
+    strbuf_release(&c->out);
+    free(c);
+}
+
+static void on_heartbeat(uv_timer_t *t)
+{
+    struct sse_hub *h = t->data;
+    for (struct sse_client *c = h->clients; c; c = c->next) {
+        if (c->ending)
+            continue;
+        strbuf_append_str(&c->out, ": keepalive\n\n");
+        http_stream_wake(c->st);
+    }
+}
+
+/* --- the hub ----------------------------------------------------------------------------- */
+
+void api_sse_sink(void *ud, struct bus_event *e)
+{
+    struct sse_hub *h = ud;
+    for (struct sse_client *c = h->clients, *next; c; c = next) {
+        next = c->next;
+        enqueue(c, e);
+    }
+}
+
+struct sse_hub *api_sse_new(struct api *a)
+{
+    struct sse_hub *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->a = a;
+    uv_timer_init(a->loop, &h->heartbeat);
+    h->heartbeat.data = h;
+    uint64_t ms = (uint64_t)a->cfg->sse_heartbeat_s * 1000;
+    uv_timer_start(&h->heartbeat, on_heartbeat, ms, ms);
+    uv_unref((uv_handle_t *)&h->heartbeat);
+    return h;
+}
+
+void api_sse_end_all(struct sse_hub *h, const char *why)
+{
+    for (struct sse_client *c = h->clients; c; c = c->next)
+        client_end(c, why);
+}
+
+static void hub_closed(uv_handle_t *t)
+{
+    free(t->data);
+}
+
+void api_sse_free(struct sse_hub *h)
+{
+    if (!h)
+        return;
+    /* streams still open belong to the HTTP server, which ends them */
+    for (struct sse_client *c = h->clients; c; c = c->next)
+        c->hub = NULL;
+    uv_close((uv_handle_t *)&h->heartbeat, hub_closed);
+}
+
+size_t api_sse_clients(const struct sse_hub *h)
+{
+    return h ? h->n : 0;
+}
+
+/* --- the route --------------------------------------------------------------------------- */
+
+/* "A,B,C" into a list of copies (at most max). */
+static int split_list(const char *s, char **out, size_t max, size_t *n)
+{
+    *n = 0;
+    while (*s) {
+        size_t len = strcspn(s, ",");
+        if (len) {
+            if (*n == max)
+                return -1;
+            if (!(out[*n] = strndup(s, len)))
+                return -1;
+            (*n)++;
+        }
+        s += len;
+        if (*s == ',')
+            s++;
+    }
+    return 0;
+}
+
+/* The events after the client's Last-Event-ID, then a gap notice if the
+ * ring no longer holds them all. */
+static void replay(struct api *a, struct sse_client *c, const char *last)
+{
+    long server = -1;
+    const char *num = last;
+    const char *colon = strrchr(last, ':');
+    if (colon) {
+        for (size_t i = 0; i < a->npools; i++)
+            if (strlen(ami_pool_name(a->pools[i])) == (size_t)(colon - last) &&
+                !strncmp(ami_pool_name(a->pools[i]), last, (size_t)(colon - last)))
+                server = (long)i;
+        num = colon + 1;
+    } else if (a->npools == 1) {
+        server = 0;
+    }
+    char *end;
+    unsigned long long after = strtoull(num, &end, 10);
+    if (server < 0 || *end || end == num) {
+        strbuf_printf(&c->out, ": Last-Event-ID '%.64s' is not one of ours; no replay\n\n", last);
+        return;
+    }
+    uint64_t oldest = bus_replay(a->bus, (size_t)server, after, enqueue, c);
+    if (oldest > after + 1)
+        strbuf_printf(
+            &c->out,
+            ": replay gap: events %llu to %llu are no longer kept (AMIBRIDGE_SSE_REPLAY)\n\n",
+            after + 1, (unsigned long long)oldest - 1);
+}
+
+void api_events_get(struct api *a, struct http_req *r, const struct http_params *p)
+{
+    (void)p;
+    struct sse_hub *h = a->sse;
+    if (!h || h->n >= (size_t)a->cfg->sse_max_clients) {
+        char detail[96];
+        snprintf(detail, sizeof(detail), "at most %d event stream clients at once",
+                 a->cfg->sse_max_clients);
+        http_req_add_header(r, "Retry-After", "5");
+        http_respond_problem(r, 503, "too-many-stream-clients", "Too many stream clients", detail,
+                             NULL);
+        return;
+    }
+    struct sse_client *c = calloc(1, sizeof(*c));
+    if (!c) {
+        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        return;
+    }
+    c->hub = h;
+    c->server = -1;
+    strbuf_init(&c->out, 0);
+    c->qcap = (size_t)a->cfg->sse_queue;
+    c->q = calloc(c->qcap, sizeof(*c->q));
+    char *events = NULL, *filter = NULL, *server = NULL;
+    int bad = !c->q || http_req_query(r, "events", &events) < 0 ||
+              http_req_query(r, "filter", &filter) < 0 || http_req_query(r, "server", &server) < 0;
+    const char *field = "events";
+    if (!bad && events && split_list(events, c->names, SSE_NAMES_MAX, &c->nnames) != 0)
+        bad = 1;
+    if (!bad && filter) {
+        char *pairs[SSE_FILTERS_MAX];
+        size_t np = 0;
+        field = "filter";
+        bad = split_list(filter, pairs, SSE_FILTERS_MAX, &np) != 0;
+        for (size_t i = 0; i < np; i++) {
+            char *colon = strchr(pairs[i], ':');
+            if (!bad && colon && colon != pairs[i]) {
+                c->filters[c->nfilters].key = strndup(pairs[i], (size_t)(colon - pairs[i]));
+                c->filters[c->nfilters].value = strdup(colon + 1);
+                c->nfilters++;
+            } else {
+                bad = 1;
+            }
+            free(pairs[i]);
+        }
+    }
+    if (!bad && server) {
+        field = "server";
+        bad = 1;
+        for (size_t i = 0; i < a->npools; i++)
+            if (!strcmp(ami_pool_name(a->pools[i]), server)) {
+                c->server = (long)i;
+                bad = 0;
+            }
+    }
+    free(events);
+    free(filter);
+    free(server);
+    if (bad) {
+        char detail[160];
+        snprintf(detail, sizeof(detail),
+                 "bad '%s' parameter: events=Name,Glob*; filter=Key:value,...; server=NAME", field);
+        for (size_t i = 0; i < c->nnames; i++)
+            free(c->names[i]);
+        for (size_t i = 0; i < c->nfilters; i++) {
+            free(c->filters[i].key);
+            free(c->filters[i].value);
+        }
+        free(c->q);
+        strbuf_release(&c->out);
+        free(c);
+        api_bad_field(r, field, detail);
+        return;
+    }
+    strbuf_printf(&c->out, "retry: %d\n: connected to amibridge\n\n", SSE_RETRY_MS);
+    const char *last = http_req_header(r, "Last-Event-ID");
+    if (last && *last)
+        replay(a, c, last);
+    c->next = h->clients;
+    if (c->next)
+        c->next->prev = c;
+    h->clients = c;
+    h->n++;
+    metrics_set(METRIC_SSE_CLIENTS, NULL, NULL, NULL, (double)h->n);
+    http_req_add_header(r, "X-Accel-Buffering", "no"); /* proxies: do not buffer the stream */
+    http_respond_stream(r, 200, "text/event-stream", client_read, client_closed, c, &c->st);
+    if (!c->st)
+        client_closed(c);
+}

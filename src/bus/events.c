@@ -1,0 +1,204 @@
+#include "bus/events.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/metrics.h"
+#include "core/strbuf.h"
+
+struct sink {
+    bus_sink_fn fn;
+    void *ud;
+};
+
+/* The replay ring of one server. */
+struct ring {
+    struct bus_event **v;
+    size_t cap, head, n; /* head: oldest */
+};
+
+struct bus {
+    const struct cfg *cfg;
+    struct sink sinks[BUS_MAX_SINKS];
+    size_t nsinks;
+    uint64_t *seq; /* per server */
+    struct ring *rings;
+    size_t nservers;
+    struct bus_stats st;
+};
+
+void bus_event_ref(struct bus_event *e)
+{
+    e->refs++;
+}
+
+void bus_event_unref(struct bus_event *e)
+{
+    if (!e || --e->refs > 0)
+        return;
+    free(e->json);
+    ami_msg_free(e->msg);
+    free(e);
+}
+
+int bus_glob_any(char *const *globs, size_t n, const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (fnmatch(globs[i], name, 0) == 0)
+            return 1;
+    return 0;
+}
+
+int bus_wants(const struct bus *b, const char *name)
+{
+    const struct cfg *c = b->cfg;
+    if (c->nevents_include && !bus_glob_any(c->events_include, c->nevents_include, name))
+        return 0;
+    return !bus_glob_any(c->events_exclude, c->nevents_exclude, name);
+}
+
+struct bus *bus_new(const struct cfg *c)
+{
+    struct bus *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    b->cfg = c;
+    b->nservers = c->nservers;
+    b->seq = calloc(c->nservers ? c->nservers : 1, sizeof(*b->seq));
+    b->rings = calloc(c->nservers ? c->nservers : 1, sizeof(*b->rings));
+    if (!b->seq || !b->rings) {
+        bus_free(b);
+        return NULL;
+    }
+    for (size_t i = 0; i < c->nservers && c->sse_replay > 0; i++) {
+        b->rings[i].cap = (size_t)c->sse_replay;
+        b->rings[i].v = calloc(b->rings[i].cap, sizeof(*b->rings[i].v));
+        if (!b->rings[i].v) {
+            bus_free(b);
+            return NULL;
+        }
+    }
+    return b;
+}
+
+void bus_free(struct bus *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->nservers && b->rings; i++) {
+        struct ring *r = &b->rings[i];
+        for (size_t k = 0; k < r->n; k++)
+            bus_event_unref(r->v[(r->head + k) % r->cap]);
+        free(r->v);
+    }
+    free(b->rings);
+    free(b->seq);
+    free(b);
+}
+
+int bus_add_sink(struct bus *b, bus_sink_fn fn, void *ud)
+{
+    if (b->nsinks == BUS_MAX_SINKS)
+        return -ENOSPC;
+    b->sinks[b->nsinks++] = (struct sink){fn, ud};
+    return 0;
+}
+
+/* The JSON of an event: written by hand around the fields object, so the
+ * envelope keeps its order and the fields are dumped once. */
+static char *encode(const char *server, const char *name, uint64_t seq, const char *when,
+                    const struct ami_msg *m, size_t *len)
+{
+    json_t *fields = ami_msg_to_json(m);
+    json_t *env = json_pack("{s:s,s:s,s:I,s:s,s:o}", "server", server, "event", name, "seq",
+                            (json_int_t)seq, "time", when, "fields", fields);
+    if (!env)
+        return NULL;
+    char *s = json_dumps(env, JSON_COMPACT);
+    json_decref(env);
+    if (s)
+        *len = strlen(s);
+    return s;
+}
+
+static void ring_push(struct ring *r, struct bus_event *e)
+{
+    if (!r->cap)
+        return;
+    bus_event_ref(e);
+    if (r->n == r->cap) {
+        bus_event_unref(r->v[r->head]);
+        r->v[r->head] = e;
+        r->head = (r->head + 1) % r->cap;
+    } else {
+        r->v[(r->head + r->n) % r->cap] = e;
+        r->n++;
+    }
+}
+
+void bus_publish_ami(struct bus *b, size_t server, const struct ami_msg *m)
+{
+    const char *name = ami_msg_name(m);
+    b->st.received++;
+    metrics_inc(METRIC_EVENTS_RECEIVED, b->cfg->servers[server].name, NULL, 1);
+    if (server >= b->nservers || !bus_wants(b, name)) {
+        b->st.filtered++;
+        metrics_inc(METRIC_EVENTS_FILTERED, b->cfg->servers[server].name, NULL, 1);
+        return;
+    }
+    struct bus_event *e = calloc(1, sizeof(*e));
+    if (!e)
+        return;
+    e->refs = 1;
+    e->server = server;
+    e->server_name = b->cfg->servers[server].name;
+    snprintf(e->name, sizeof(e->name), "%s", name);
+    char when[40];
+    log_timestamp(when, sizeof(when));
+    e->seq = ++b->seq[server];
+    e->json = encode(e->server_name, e->name, e->seq, when, m, &e->len);
+    e->msg = ami_msg_new();
+    if (!e->json || !e->msg) {
+        bus_event_unref(e);
+        b->seq[server]--; /* keep the sequence gap-free */
+        log_error("out of memory encoding an event", NULL);
+        return;
+    }
+    for (size_t i = 0; i < ami_msg_count(m); i++)
+        ami_msg_addn(e->msg, ami_msg_key_at(m, i), strlen(ami_msg_key_at(m, i)),
+                     ami_msg_value_at(m, i), ami_msg_value_len_at(m, i));
+    b->st.delivered++;
+    ring_push(&b->rings[server], e);
+    for (size_t i = 0; i < b->nsinks; i++)
+        b->sinks[i].fn(b->sinks[i].ud, e);
+    bus_event_unref(e);
+}
+
+uint64_t bus_replay(struct bus *b, size_t server, uint64_t after, bus_sink_fn fn, void *ud)
+{
+    if (server >= b->nservers)
+        return 0;
+    struct ring *r = &b->rings[server];
+    if (!r->n)
+        return 0;
+    uint64_t oldest = r->v[r->head]->seq;
+    for (size_t k = 0; k < r->n; k++) {
+        struct bus_event *e = r->v[(r->head + k) % r->cap];
+        if (e->seq > after)
+            fn(ud, e);
+    }
+    return oldest;
+}
+
+uint64_t bus_last_seq(const struct bus *b, size_t server)
+{
+    return server < b->nservers ? b->seq[server] : 0;
+}
+
+void bus_stats(const struct bus *b, struct bus_stats *st)
+{
+    *st = b->st;
+}

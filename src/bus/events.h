@@ -1,0 +1,75 @@
+/* bus/events: the AMI event stream, shaped once and shared by every outlet.
+ *
+ * Every event from an event connection passes the include/exclude filters
+ * (event name globs) before anything else is done with it, then gets its
+ * per-server sequence number and the time the bridge received it, and is
+ * encoded once as
+ *
+ *   {"server":"pbx1","event":"Hangup","seq":1234,"time":"...Z","fields":{...}}
+ *
+ * The encoded event is reference counted and handed to each sink (Redis,
+ * SSE clients, webhooks), which keep a reference for as long as they need
+ * it. The last AMIBRIDGE_SSE_REPLAY events are kept for replay.
+ */
+#ifndef AMIBRIDGE_BUS_EVENTS_H
+#define AMIBRIDGE_BUS_EVENTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ami/message.h"
+#include "core/config.h"
+
+#define BUS_MAX_SINKS      8
+#define BUS_EVENT_NAME_MAX 64
+
+struct bus_event {
+    int refs;
+    size_t server; /* index into cfg->servers */
+    const char *server_name;
+    char name[BUS_EVENT_NAME_MAX];
+    uint64_t seq; /* per server, from 1, no gaps among delivered events */
+    char *json;   /* the encoded event, NUL-terminated */
+    size_t len;
+    struct ami_msg *msg; /* the fields, for filters that look inside */
+};
+
+void bus_event_ref(struct bus_event *e);
+void bus_event_unref(struct bus_event *e);
+
+/* A sink gets every event; `e` is borrowed (take a reference to keep it). */
+typedef void (*bus_sink_fn)(void *ud, struct bus_event *e);
+
+struct bus;
+
+struct bus_stats {
+    uint64_t received; /* from AMI, before the filters */
+    uint64_t filtered; /* dropped by the filters */
+    uint64_t delivered;
+};
+
+/* `c` is borrowed and must outlive the bus. */
+struct bus *bus_new(const struct cfg *c);
+void bus_free(struct bus *b);
+/* 0 or -ENOSPC (more than BUS_MAX_SINKS). */
+int bus_add_sink(struct bus *b, bus_sink_fn fn, void *ud);
+
+/* Feed one AMI event of server `server` (the pool's event callback). */
+void bus_publish_ami(struct bus *b, size_t server, const struct ami_msg *m);
+
+/* Does the event name pass the include/exclude filters? */
+int bus_wants(const struct bus *b, const char *event_name);
+
+/* Call fn for every kept event of `server` with seq > after, oldest first.
+ * Returns the seq of the oldest kept event of that server (0 when none), so
+ * that a caller can tell a gap from a complete replay. */
+uint64_t bus_replay(struct bus *b, size_t server, uint64_t after, bus_sink_fn fn, void *ud);
+/* The last seq given out for `server` (0 before the first event). */
+uint64_t bus_last_seq(const struct bus *b, size_t server);
+
+void bus_stats(const struct bus *b, struct bus_stats *st);
+
+/* Glob list matching (fnmatch, case-sensitive like AMI event names). */
+int bus_glob_any(char *const *globs, size_t n, const char *name);
+
+#endif

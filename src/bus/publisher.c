@@ -1,0 +1,280 @@
+#include "bus/publisher.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/metrics.h"
+
+/* A FIFO of events: buffer (not yet sent) and in flight (sent, replies
+ * pending, in send order since Redis answers in order). */
+enum cmd_kind { CMD_PUBLISH = 0, CMD_XADD };
+
+struct slot {
+    struct bus_event *e;
+    enum cmd_kind kind;
+};
+
+struct fifo {
+    struct slot *v;
+    size_t cap, head, n;
+};
+
+static int fifo_init(struct fifo *f, size_t cap)
+{
+    f->v = calloc(cap, sizeof(*f->v));
+    f->cap = cap;
+    f->head = f->n = 0;
+    return f->v ? 0 : -ENOMEM;
+}
+
+static void fifo_push(struct fifo *f, struct bus_event *e, enum cmd_kind k)
+{
+    f->v[(f->head + f->n) % f->cap] = (struct slot){e, k};
+    f->n++;
+}
+
+static void fifo_push_front(struct fifo *f, struct bus_event *e)
+{
+    f->head = (f->head + f->cap - 1) % f->cap;
+    f->v[f->head] = (struct slot){e, CMD_PUBLISH};
+    f->n++;
+}
+
+static struct slot fifo_pop(struct fifo *f)
+{
+    struct slot s = f->v[f->head];
+    f->head = (f->head + 1) % f->cap;
+    f->n--;
+    return s;
+}
+
+static struct slot fifo_pop_back(struct fifo *f)
+{
+    f->n--;
+    return f->v[(f->head + f->n) % f->cap];
+}
+
+struct bus_publisher {
+    uv_loop_t *loop;
+    const struct cfg *cfg;
+    struct bus_redis *redis;
+    struct fifo buf;      /* waiting */
+    struct fifo inflight; /* one entry per command sent */
+    int cmds_per_event;   /* 1 (PUBLISH) or 2 (PUBLISH + XADD) */
+    int sent_half;        /* XADD of the head event still to send */
+    struct bus_publisher_stats st;
+    uint64_t drops_unlogged;
+    uint64_t last_drop_log;
+    int draining;
+    uv_timer_t drain_timer;
+    void (*drain_done)(void *);
+    void *drain_arg;
+    int closing;
+};
+
+static void pump(struct bus_publisher *p);
+
+static void maybe_drained(struct bus_publisher *p)
+{
+    if (!p->draining || !p->drain_done)
+        return;
+    if (p->buf.n == 0 && p->inflight.n == 0) {
+        void (*done)(void *) = p->drain_done;
+        p->drain_done = NULL;
+        uv_timer_stop(&p->drain_timer);
+        done(p->drain_arg);
+    }
+}
+
+static void on_reply(void *ud, const redisReply *rep)
+{
+    struct bus_publisher *p = ud;
+    if (!rep) {
+        /* the connection is gone: the replies that will not come are
+         * handled in bus_publisher_redis_state(0), which requeues */
+        return;
+    }
+    if (!p->inflight.n)
+        return;
+    struct slot sl = fifo_pop(&p->inflight);
+    if (rep->type == REDIS_REPLY_ERROR) {
+        p->st.errors++;
+        metrics_inc(METRIC_EVENTS_DROPPED, "redis", "refused", 1);
+        log_warn("Redis refused an event command", "{s:s,s:s}", "command",
+                 sl.kind == CMD_XADD ? "XADD" : "PUBLISH", "error", rep->str ? rep->str : "");
+    } else if (sl.kind == CMD_PUBLISH) { /* an event counts once */
+        p->st.published++;
+        metrics_inc(METRIC_EVENTS_PUBLISHED, "redis", NULL, 1);
+    }
+    bus_event_unref(sl.e);
+    pump(p);
+    maybe_drained(p);
+}
+
+static int send_publish(struct bus_publisher *p, struct bus_event *e)
+{
+    char channel[256];
+    snprintf(channel, sizeof(channel), "%s.%s.%s", p->cfg->redis_prefix, e->server_name, e->name);
+    return bus_redis_command(p->redis, on_reply, p, "PUBLISH %s %b", channel, e->json, e->len);
+}
+
+static int send_xadd(struct bus_publisher *p, struct bus_event *e)
+{
+    return bus_redis_command(p->redis, on_reply, p, "XADD %s MAXLEN ~ %d * event %b",
+                             p->cfg->redis_stream, p->cfg->redis_stream_maxlen, e->json, e->len);
+}
+
+/* Send what the window allows, oldest first. */
+static void pump(struct bus_publisher *p)
+{
+    while (p->buf.n && p->inflight.n + 2 <= PUBLISHER_WINDOW && bus_redis_up(p->redis)) {
+        struct bus_event *e = p->buf.v[p->buf.head].e;
+        if (send_publish(p, e) != 0)
+            break;
+        bus_event_ref(e);
+        fifo_push(&p->inflight, e, CMD_PUBLISH);
+        if (p->cmds_per_event == 2 && send_xadd(p, e) == 0) {
+            bus_event_ref(e);
+            fifo_push(&p->inflight, e, CMD_XADD);
+        }
+        bus_event_unref(fifo_pop(&p->buf).e);
+    }
+    metrics_set(METRIC_REDIS_BUFFER, NULL, NULL, NULL, (double)p->buf.n);
+}
+
+static void log_drops(struct bus_publisher *p)
+{
+    uint64_t now = uv_now(p->loop);
+    if (!p->drops_unlogged || now - p->last_drop_log < PUBLISHER_DROP_LOG_MS)
+        return;
+    log_warn("Redis event buffer full: oldest events dropped", "{s:I,s:I,s:i}", "dropped",
+             (json_int_t)p->drops_unlogged, "dropped_total", (json_int_t)p->st.dropped, "buffer",
+             p->cfg->redis_buffer);
+    p->drops_unlogged = 0;
+    p->last_drop_log = now;
+}
+
+void bus_publisher_sink(void *ud, struct bus_event *e)
+{
+    struct bus_publisher *p = ud;
+    if (p->closing)
+        return;
+    if (p->buf.n == p->buf.cap) {
+        bus_event_unref(fifo_pop(&p->buf).e);
+        p->st.dropped++;
+        p->drops_unlogged++;
+        metrics_inc(METRIC_EVENTS_DROPPED, "redis", "buffer_full", 1);
+        log_drops(p);
+    }
+    bus_event_ref(e);
+    fifo_push(&p->buf, e, CMD_PUBLISH);
+    pump(p);
+}
+
+void bus_publisher_redis_state(void *ud, int up)
+{
+    struct bus_publisher *p = ud;
+    metrics_set(METRIC_REDIS_UP, NULL, NULL, NULL, up);
+    if (up) {
+        pump(p);
+        return;
+    }
+    /* whatever was in flight may not have been published: send it again,
+     * in order, ahead of what was waiting (duplicates over loss) */
+    while (p->inflight.n) {
+        struct slot sl = fifo_pop_back(&p->inflight);
+        struct bus_event *e = sl.e;
+        if (sl.kind == CMD_XADD) { /* its PUBLISH entry requeues the event */
+            bus_event_unref(e);
+            continue;
+        }
+        if (p->buf.n == p->buf.cap) {
+            bus_event_unref(e);
+            p->st.dropped++;
+            p->drops_unlogged++;
+            metrics_inc(METRIC_EVENTS_DROPPED, "redis", "buffer_full", 1);
+            continue;
+        }
+        fifo_push_front(&p->buf, e);
+        p->st.resent++;
+    }
+    log_drops(p);
+    metrics_set(METRIC_REDIS_BUFFER, NULL, NULL, NULL, (double)p->buf.n);
+    maybe_drained(p);
+}
+
+struct bus_publisher *bus_publisher_new(uv_loop_t *loop, const struct cfg *c,
+                                        struct bus_redis *redis)
+{
+    struct bus_publisher *p = calloc(1, sizeof(*p));
+    if (!p)
+        return NULL;
+    p->loop = loop;
+    p->cfg = c;
+    p->redis = redis;
+    p->cmds_per_event = c->redis_stream ? 2 : 1;
+    if (fifo_init(&p->buf, (size_t)c->redis_buffer) ||
+        fifo_init(&p->inflight, PUBLISHER_WINDOW + 2)) {
+        free(p->buf.v);
+        free(p->inflight.v);
+        free(p);
+        return NULL;
+    }
+    uv_timer_init(loop, &p->drain_timer);
+    p->drain_timer.data = p;
+    return p;
+}
+
+static void drain_timeout(uv_timer_t *t)
+{
+    struct bus_publisher *p = t->data;
+    if (p->drain_done) {
+        log_warn("shutdown: Redis did not take every event in time", "{s:I,s:I}", "buffered",
+                 (json_int_t)p->buf.n, "in_flight", (json_int_t)p->inflight.n);
+        void (*done)(void *) = p->drain_done;
+        p->drain_done = NULL;
+        done(p->drain_arg);
+    }
+}
+
+void bus_publisher_drain(struct bus_publisher *p, uint64_t deadline_ms, void (*done)(void *),
+                         void *arg)
+{
+    p->draining = 1;
+    p->drain_done = done;
+    p->drain_arg = arg;
+    uv_timer_start(&p->drain_timer, drain_timeout, deadline_ms, 0);
+    pump(p);
+    maybe_drained(p);
+}
+
+static void drain_timer_closed(uv_handle_t *h)
+{
+    struct bus_publisher *p = h->data;
+    while (p->buf.n)
+        bus_event_unref(fifo_pop(&p->buf).e);
+    while (p->inflight.n)
+        bus_event_unref(fifo_pop(&p->inflight).e);
+    free(p->buf.v);
+    free(p->inflight.v);
+    free(p);
+}
+
+void bus_publisher_free(struct bus_publisher *p)
+{
+    if (!p)
+        return;
+    p->closing = 1;
+    uv_timer_stop(&p->drain_timer);
+    uv_close((uv_handle_t *)&p->drain_timer, drain_timer_closed);
+}
+
+void bus_publisher_stats(const struct bus_publisher *p, struct bus_publisher_stats *st)
+{
+    *st = p->st;
+    st->buffered = p->buf.n;
+    st->inflight = p->inflight.n;
+}

@@ -1,0 +1,51 @@
+/* bus/publisher: the Redis outlet of the event stream.
+ *
+ * Each event becomes `PUBLISH <prefix>.<server>.<Event> <json>` (and, with
+ * AMIBRIDGE_REDIS_STREAM, `XADD <stream> MAXLEN ~ N * event <json>`),
+ * pipelined in order on the one Redis connection. While Redis is slow or
+ * down, events wait in a bounded buffer (AMIBRIDGE_REDIS_BUFFER); when it
+ * is full the oldest are dropped, every drop counted and logged at most
+ * once a second. Commands that were in flight when the connection dropped
+ * are sent again after the reconnect (at-least-once: a subscriber may see
+ * such an event twice, with the same seq). The loop never blocks on Redis.
+ */
+#ifndef AMIBRIDGE_BUS_PUBLISHER_H
+#define AMIBRIDGE_BUS_PUBLISHER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "bus/events.h"
+#include "bus/redis.h"
+#include "core/config.h"
+
+#define PUBLISHER_WINDOW      1024 /* commands in flight on the connection */
+#define PUBLISHER_DROP_LOG_MS 1000
+
+struct bus_publisher;
+
+struct bus_publisher_stats {
+    uint64_t published; /* acknowledged by Redis */
+    uint64_t dropped;   /* pushed out of a full buffer */
+    uint64_t errors;    /* commands Redis refused */
+    uint64_t resent;    /* sent again after a lost connection */
+    size_t buffered;    /* waiting to be sent */
+    size_t inflight;    /* sent, not acknowledged */
+};
+
+/* `c` and `redis` are borrowed. */
+struct bus_publisher *bus_publisher_new(uv_loop_t *loop, const struct cfg *c,
+                                        struct bus_redis *redis);
+void bus_publisher_free(struct bus_publisher *p);
+/* The bus sink (bus_sink_fn): queue one event. */
+void bus_publisher_sink(void *p, struct bus_event *e);
+/* Redis came up or went down (wire to bus_redis_set_state_cb). */
+void bus_publisher_redis_state(void *p, int up);
+void bus_publisher_stats(const struct bus_publisher *p, struct bus_publisher_stats *st);
+/* Shutdown: call `done` when everything queued is acknowledged, or after
+ * `deadline_ms`, whichever comes first. Events pushed later are dropped. */
+void bus_publisher_drain(struct bus_publisher *p, uint64_t deadline_ms, void (*done)(void *),
+                         void *arg);
+
+#endif

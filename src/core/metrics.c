@@ -1,0 +1,296 @@
+#include "core/metrics.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum metric_type { M_COUNTER, M_GAUGE, M_HISTOGRAM };
+
+static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+                                 0.1,    0.25,  0.5,    1,     2.5,  5,     10};
+#define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
+
+struct family_def {
+    const char *name;
+    const char *help;
+    enum metric_type type;
+    const char *labels[METRICS_MAX_LABELS];
+};
+
+static const struct family_def defs[METRIC_COUNT] = {
+    [METRIC_HTTP_REQUESTS] = {"amibridge_http_requests_total",
+                              "HTTP requests answered.",
+                              M_COUNTER,
+                              {"route", "status"}},
+    [METRIC_HTTP_DURATION] = {"amibridge_http_request_duration_seconds",
+                              "Time from request to answer.",
+                              M_HISTOGRAM,
+                              {"route"}},
+    [METRIC_AMI_ACTIONS] = {"amibridge_ami_actions_total",
+                            "AMI actions by their result.",
+                            M_COUNTER,
+                            {"server", "action", "result"}},
+    [METRIC_AMI_ACTION_DURATION] = {"amibridge_ami_action_duration_seconds",
+                                    "Time from sending an action to its complete reply.",
+                                    M_HISTOGRAM,
+                                    {"server"}},
+    [METRIC_AMI_CONNECTIONS] = {"amibridge_ami_connections",
+                                "AMI connections by state.",
+                                M_GAUGE,
+                                {"server", "role", "state"}},
+    [METRIC_AMI_RECONNECTS] = {"amibridge_ami_reconnects_total",
+                               "AMI connection attempts that failed or connections lost.",
+                               M_COUNTER,
+                               {"server"}},
+    [METRIC_EVENTS_RECEIVED] = {"amibridge_events_received_total",
+                                "AMI events received on the event connection.",
+                                M_COUNTER,
+                                {"server"}},
+    [METRIC_EVENTS_FILTERED] = {"amibridge_events_filtered_total",
+                                "Events dropped by the include/exclude filters.",
+                                M_COUNTER,
+                                {"server"}},
+    [METRIC_EVENTS_PUBLISHED] = {"amibridge_events_published_total",
+                                 "Events handed to an outlet.",
+                                 M_COUNTER,
+                                 {"outlet"}},
+    [METRIC_EVENTS_DROPPED] = {"amibridge_events_dropped_total",
+                               "Events an outlet lost.",
+                               M_COUNTER,
+                               {"outlet", "reason"}},
+    [METRIC_REDIS_BUFFER] = {"amibridge_redis_buffer_events",
+                             "Events waiting to be published to Redis.",
+                             M_GAUGE,
+                             {NULL}},
+    [METRIC_REDIS_UP] = {"amibridge_redis_up",
+                         "1 when the Redis connection is up.",
+                         M_GAUGE,
+                         {NULL}},
+    [METRIC_SSE_CLIENTS] = {"amibridge_sse_clients",
+                            "Connected Server-Sent Events clients.",
+                            M_GAUGE,
+                            {NULL}},
+    [METRIC_ORIGINATE_REJECTED] = {"amibridge_originate_rejected_total",
+                                   "Originates refused by the guard or the dial policy.",
+                                   M_COUNTER,
+                                   {"reason"}},
+    [METRIC_ORIGINATES_IN_FLIGHT] = {"amibridge_originates_in_flight",
+                                     "Originates waiting for their outcome.",
+                                     M_GAUGE,
+                                     {"server"}},
+    [METRIC_IDEMPOTENCY_KEYS] = {"amibridge_idempotency_keys",
+                                 "Idempotency keys held in memory.",
+                                 M_GAUGE,
+                                 {NULL}},
+    [METRIC_PROCESS_RSS] = {"amibridge_process_resident_memory_bytes",
+                            "Resident memory.",
+                            M_GAUGE,
+                            {NULL}},
+    [METRIC_PROCESS_FDS] = {"amibridge_process_open_fds",
+                            "Open file descriptors.",
+                            M_GAUGE,
+                            {NULL}},
+    [METRIC_BUILD_INFO] = {"amibridge_build_info",
+                           "Always 1; the version is a label.",
+                           M_GAUGE,
+                           {"version"}},
+};
+
+struct series {
+    char *labels[METRICS_MAX_LABELS];
+    double value;             /* counter, gauge; histogram: sum */
+    unsigned long long count; /* histogram */
+    unsigned long long b[NBUCKETS];
+};
+
+struct family {
+    struct series *s;
+    size_t n, cap;
+};
+
+static struct family fams[METRIC_COUNT];
+
+static int label_eq(const char *a, const char *b)
+{
+    if (!a || !b)
+        return a == b;
+    return !strcmp(a, b);
+}
+
+static struct series *lookup(struct family *f, const char *const l[METRICS_MAX_LABELS])
+{
+    for (size_t i = 0; i < f->n; i++) {
+        int eq = 1;
+        for (int k = 0; k < METRICS_MAX_LABELS && eq; k++)
+            eq = label_eq(f->s[i].labels[k], l[k]);
+        if (eq)
+            return &f->s[i];
+    }
+    return NULL;
+}
+
+static struct series *find(enum metric_id id, const char *const l[METRICS_MAX_LABELS])
+{
+    struct family *f = &fams[id];
+    struct series *s = lookup(f, l);
+    if (s)
+        return s;
+    const char *other[METRICS_MAX_LABELS];
+    if (f->n >= METRICS_MAX_SERIES) {
+        /* too many combinations: the rest is counted under "other" */
+        for (int k = 0; k < METRICS_MAX_LABELS; k++)
+            other[k] = l[k] ? "other" : NULL;
+        if ((s = lookup(f, other)) != NULL || f->n > METRICS_MAX_SERIES)
+            return s;
+        l = other;
+    }
+    if (f->n == f->cap) {
+        size_t ncap = f->cap ? f->cap * 2 : 8;
+        struct series *ns = realloc(f->s, ncap * sizeof(*ns));
+        if (!ns)
+            return NULL;
+        f->s = ns;
+        f->cap = ncap;
+    }
+    s = &f->s[f->n];
+    memset(s, 0, sizeof(*s));
+    for (int k = 0; k < METRICS_MAX_LABELS; k++)
+        if (l[k] && !(s->labels[k] = strdup(l[k]))) {
+            for (int j = 0; j < k; j++)
+                free(s->labels[j]);
+            return NULL;
+        }
+    f->n++;
+    return s;
+}
+
+void metrics_inc3(enum metric_id id, const char *l1, const char *l2, const char *l3, double v)
+{
+    const char *l[METRICS_MAX_LABELS] = {l1, l2, l3};
+    struct series *s = find(id, l);
+    if (s)
+        s->value += v;
+}
+
+void metrics_inc(enum metric_id id, const char *l1, const char *l2, double v)
+{
+    metrics_inc3(id, l1, l2, NULL, v);
+}
+
+void metrics_set(enum metric_id id, const char *l1, const char *l2, const char *l3, double v)
+{
+    const char *l[METRICS_MAX_LABELS] = {l1, l2, l3};
+    struct series *s = find(id, l);
+    if (s)
+        s->value = v;
+}
+
+void metrics_observe(enum metric_id id, const char *l1, double seconds)
+{
+    const char *l[METRICS_MAX_LABELS] = {l1, NULL, NULL};
+    struct series *s = find(id, l);
+    if (!s)
+        return;
+    s->value += seconds;
+    s->count++;
+    for (size_t i = 0; i < NBUCKETS; i++)
+        if (seconds <= buckets[i])
+            s->b[i]++;
+}
+
+void metrics_clear(enum metric_id id)
+{
+    struct family *f = &fams[id];
+    for (size_t i = 0; i < f->n; i++)
+        for (int k = 0; k < METRICS_MAX_LABELS; k++)
+            free(f->s[i].labels[k]);
+    f->n = 0;
+}
+
+void metrics_reset(void)
+{
+    for (int i = 0; i < METRIC_COUNT; i++) {
+        metrics_clear((enum metric_id)i);
+        free(fams[i].s);
+        fams[i].s = NULL;
+        fams[i].cap = 0;
+    }
+}
+
+/* Label values escaped as the text format wants: backslash, quote, newline. */
+static int put_labels(struct strbuf *out, const struct family_def *d, const struct series *s,
+                      const char *extra_name, const char *extra_value)
+{
+    int any = 0, rc = 0;
+    for (int k = 0; k < METRICS_MAX_LABELS && !rc; k++) {
+        if (!d->labels[k] || !s->labels[k])
+            continue;
+        rc |= strbuf_append_str(out, any ? "," : "{");
+        rc |= strbuf_printf(out, "%s=\"", d->labels[k]);
+        for (const char *p = s->labels[k]; *p && !rc; p++) {
+            if (*p == '\\' || *p == '"')
+                rc |= strbuf_printf(out, "\\%c", *p);
+            else if (*p == '\n')
+                rc |= strbuf_append_str(out, "\\n");
+            else
+                rc |= strbuf_append(out, p, 1);
+        }
+        rc |= strbuf_append_str(out, "\"");
+        any = 1;
+    }
+    if (extra_name) {
+        rc |= strbuf_append_str(out, any ? "," : "{");
+        rc |= strbuf_printf(out, "%s=\"%s\"", extra_name, extra_value);
+        any = 1;
+    }
+    if (any)
+        rc |= strbuf_append_str(out, "}");
+    return rc;
+}
+
+static int put_value(struct strbuf *out, double v)
+{
+    if (v == floor(v) && fabs(v) < 1e15)
+        return strbuf_printf(out, " %.0f\n", v);
+    return strbuf_printf(out, " %.9g\n", v);
+}
+
+int metrics_render(struct strbuf *out)
+{
+    static const char *const types[] = {"counter", "gauge", "histogram"};
+    int rc = 0;
+    for (int i = 0; i < METRIC_COUNT && !rc; i++) {
+        const struct family_def *d = &defs[i];
+        const struct family *f = &fams[i];
+        rc |= strbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", d->name, d->help, d->name,
+                            types[d->type]);
+        for (size_t j = 0; j < f->n && !rc; j++) {
+            const struct series *s = &f->s[j];
+            if (d->type != M_HISTOGRAM) {
+                rc |= strbuf_append_str(out, d->name);
+                rc |= put_labels(out, d, s, NULL, NULL);
+                rc |= put_value(out, s->value);
+                continue;
+            }
+            char le[32];
+            for (size_t b = 0; b < NBUCKETS && !rc; b++) {
+                snprintf(le, sizeof(le), "%g", buckets[b]);
+                rc |= strbuf_printf(out, "%s_bucket", d->name);
+                rc |= put_labels(out, d, s, "le", le);
+                rc |= put_value(out, (double)s->b[b]);
+            }
+            rc |= strbuf_printf(out, "%s_bucket", d->name);
+            rc |= put_labels(out, d, s, "le", "+Inf");
+            rc |= put_value(out, (double)s->count);
+            rc |= strbuf_printf(out, "%s_sum", d->name);
+            rc |= put_labels(out, d, s, NULL, NULL);
+            rc |= put_value(out, s->value);
+            rc |= strbuf_printf(out, "%s_count", d->name);
+            rc |= put_labels(out, d, s, NULL, NULL);
+            rc |= put_value(out, (double)s->count);
+        }
+    }
+    return rc ? -ENOMEM : 0;
+}

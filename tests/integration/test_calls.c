@@ -1,0 +1,690 @@
+/* Integration tests for POST /v1/calls, the originate guard, idempotency,
+ * the per-key dial policy and CORS: the real amibridge against the real
+ * ami-sim, which counts the originates it receives. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "support/amisim.h"
+#include "support/bridge.h"
+#include "support/http.h"
+#include "support/net.h"
+#include "support/redis.h"
+#include "support/testenv.h"
+
+#define CRM  "crm-token-0123456789abcdef"
+#define OPS  "ops-token-0123456789abcdef"
+#define KEYS "AMIBRIDGE_API_KEYS=crm:" CRM ":call,read ops:" OPS ":read,call,control,actions,admin"
+
+struct env {
+    struct amisim sim;
+    struct bridge bridge;
+};
+
+static int start(struct env *e, const char *const *env)
+{
+    memset(e, 0, sizeof(*e));
+    if (amisim_start(&e->sim, NULL) || bridge_start(&e->bridge, e->sim.port, env))
+        return -1;
+    return bridge_wait_status(&e->bridge, "/readyz", 200, 5000) >= 0 ? 0 : -1;
+}
+
+static void stop(struct env *e)
+{
+    bridge_stop(&e->bridge, 0);
+    amisim_stop(&e->sim);
+}
+
+static void call(const struct env *e, const char *token, const char *body, const char *idem,
+                 struct http_resp *r)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "%s/v1/calls", e->bridge.url);
+    if (!idem) {
+        http_call("POST", url, token, body, NULL, 60000, r);
+        return;
+    }
+    /* libcurl easy with an extra header: build it by hand */
+    char hdr[300];
+    snprintf(hdr, sizeof(hdr), "Idempotency-Key: %s", idem);
+    struct http_batch_item it = {.method = "POST", .url = url, .body = body, .header = hdr};
+    http_batch(&it, 1, token, 1, 60000);
+    *r = it.resp;
+}
+
+/* A SimStats counter of the PBX. */
+static long sim_stat(const struct env *e, const char *key)
+{
+    struct net_client c;
+    if (net_connect(&c, "127.0.0.1", e->sim.port, 2000) ||
+        net_login(&c, "bridge", "bridgesecret", "off", 2000))
+        return -1;
+    net_sendf(&c, "Action: SimStats\r\nActionID: st\r\n\r\n");
+    struct ami_msg *m = NULL;
+    long v = -1;
+    if (net_wait_response(&c, "st", 2000, &m) == 1 && ami_msg_get(m, key))
+        v = strtol(ami_msg_get(m, key), NULL, 10);
+    ami_msg_free(m);
+    net_close(&c);
+    return v;
+}
+
+static void assert_status(const struct http_resp *r, long status)
+{
+    if (r->status != status)
+        fail_msg("expected %ld, got %ld: %s", status, r->status, r->body ? r->body : r->error);
+}
+
+static void assert_problem(const struct http_resp *r, long status, const char *slug,
+                           const char *field)
+{
+    assert_status(r, status);
+    char type[128];
+    snprintf(type, sizeof(type), "urn:amibridge:problem:%s", slug);
+    if (!http_json_str(r, "type") || strcmp(http_json_str(r, "type"), type))
+        fail_msg("expected %s: %s", type, r->body);
+    if (field && (!http_json_str(r, "field") || strcmp(http_json_str(r, "field"), field)))
+        fail_msg("expected field %s: %s", field, r->body);
+}
+
+/* --- outcomes ----------------------------------------------------------------------------- */
+
+static void every_outcome_of_a_call(void **state)
+{
+    (void)state;
+    struct env e;
+    assert_int_equal(start(&e, NULL), 0);
+    static const struct {
+        const char *body, *status;
+        int answered;
+        long reason;
+    } cases[] = {
+        {"{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"100\"}", "answered", 1,
+         4},
+        {"{\"channel\":\"Local/600@demo\",\"context\":\"demo\",\"exten\":\"100\",\"priority\":1,"
+         "\"caller_id\":\"\\\"Sales\\\" <100>\",\"variables\":{\"CRM_ID\":\"42\"},\"timeout\":30,"
+         "\"account\":\"crm\",\"wait\":true}",
+         "answered", 1, 4},
+        {"{\"channel\":\"Local/100@demo\",\"application\":\"Wait\",\"data\":\"1\"}", "answered", 1,
+         4},
+        {"{\"channel\":\"Local/300@demo\",\"context\":\"demo\",\"exten\":\"100\"}", "busy", 0, 5},
+        {"{\"channel\":\"Local/301@demo\",\"context\":\"demo\",\"exten\":\"100\"}", "congestion", 0,
+         8},
+        {"{\"channel\":\"Local/100@nosuchcontext\",\"context\":\"demo\",\"exten\":\"100\"}",
+         "failed", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct http_resp r;
+        call(&e, NULL, cases[i].body, NULL, &r);
+        assert_status(&r, 200);
+        assert_string_equal(http_json_str(&r, "status"), cases[i].status);
+        assert_int_equal(json_is_true(json_object_get(r.json, "answered")), cases[i].answered);
+        assert_int_equal(json_integer_value(json_object_get(r.json, "reason_code")),
+                         cases[i].reason);
+        const char *id = http_json_str(&r, "id");
+        assert_non_null(id);
+        if (cases[i].answered) {
+            assert_non_null(strstr(http_json_str(&r, "channel"), ";1"));
+            assert_non_null(http_json_str(&r, "uniqueid"));
+            assert_string_equal(http_json_str(&r, "linkedid"), http_json_str(&r, "uniqueid"));
+        } else {
+            assert_true(json_is_null(json_object_get(r.json, "uniqueid")));
+        }
+        char *rl = http_resp_header(&r, "RateLimit-Remaining");
+        assert_non_null(rl);
+        free(rl);
+        http_resp_free(&r);
+    }
+    stop(&e);
+}
+
+static void wait_true_returns_no_answer_after_the_ring_timeout(void **state)
+{
+    (void)state;
+    struct env e;
+    assert_int_equal(start(&e, NULL), 0);
+    struct http_resp r;
+    long long t0 = testenv_now_ms();
+    call(&e, NULL,
+         "{\"channel\":\"Local/302@demo\",\"context\":\"demo\",\"exten\":\"100\",\"timeout\":2}",
+         NULL, &r);
+    long long ms = testenv_now_ms() - t0;
+    assert_status(&r, 200);
+    assert_string_equal(http_json_str(&r, "status"), "no_answer");
+    assert_false(json_is_true(json_object_get(r.json, "answered")));
+    print_message("no_answer after %lld ms (ring timeout 2 s)\n", ms);
+    assert_true(ms >= 1800 && ms < 5000);
+    http_resp_free(&r);
+    stop(&e);
+}
+
+/* wait:false answers 202 at once; the outcome is the OriginateResponse
+ * event carrying the same id, seen here by any events-on AMI session. */
+static void wait_false_answers_202_and_the_event_carries_the_id(void **state)
+{
+    (void)state;
+    struct env e;
+    assert_int_equal(start(&e, NULL), 0);
+    struct net_client ev;
+    assert_int_equal(net_connect(&ev, "127.0.0.1", e.sim.port, 2000), 0);
+    assert_int_equal(net_login(&ev, "bridge", "bridgesecret", "call", 2000), 0);
+    struct http_resp r;
+    long long t0 = testenv_now_ms();
+    call(&e, NULL,
+         "{\"channel\":\"Local/600@demo\",\"context\":\"demo\",\"exten\":\"100\",\"wait\":false}",
+         NULL, &r);
+    long long ms = testenv_now_ms() - t0;
+    assert_status(&r, 202);
+    assert_true(ms < 1000); /* 600 rings for 2 s: the reply did not wait */
+    assert_string_equal(http_json_str(&r, "status"), "queued");
+    char id[64];
+    snprintf(id, sizeof(id), "%s", http_json_str(&r, "id"));
+    http_resp_free(&r);
+    struct ami_msg *m = NULL;
+    assert_int_equal(net_wait_event(&ev, "OriginateResponse", 5000, &m), 1);
+    assert_string_equal(ami_msg_get(m, "ActionID"), id);
+    assert_string_equal(ami_msg_get(m, "Response"), "Success");
+    ami_msg_free(m);
+    net_close(&ev);
+    stop(&e);
+}
+
+/* --- validation ----------------------------------------------------------------------------- */
+
+static void every_validation_error_names_its_field(void **state)
+{
+    (void)state;
+    struct env e;
+    assert_int_equal(start(&e, NULL), 0);
+    long before = sim_stat(&e, "OriginatesTotal");
+    static const struct {
+        const char *body, *field;
+    } cases[] = {
+        {"{\"context\":\"demo\",\"exten\":\"100\"}", "channel"},
+        {"{\"channel\":5,\"context\":\"demo\",\"exten\":\"100\"}", "channel"},
+        {"{\"channel\":\"\",\"context\":\"demo\",\"exten\":\"100\"}", "channel"},
+        {"{\"channel\":\"Local/100@demo\",\"exten\":\"100\"}", "context"},
+        {"{\"channel\":\"Local/100@demo\",\"context\":\"demo\"}", "exten"},
+        {"{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"1\",\"priority\":0}",
+         "priority"},
+        {"{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"1\",\"priority\":\"1\"}",
+         "priority"},
+        {"{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"1\",\"timeout\":0}",
+         "timeout"},
+        {"{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"1\",\"timeout\":601}",
+         "timeout"},
+        {"{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"1\",\"wait\":1}",
+         "wait"},
+        {"{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"1\",\"variables\":[]}",
+         "variables"},
+        {"{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"1\","
+         "\"variables\":{\"A\":1}}",
+         "variables.A"},
+        {"{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"1\","
+         "\"variables\":{\"A=B\":\"1\"}}",
+         "variables.A=B"},
+        {"{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"1\","
+         "\"variables\":{\"A\":\"x\\r\\nAction: Command\"}}",
+         "variables"},
+        {"{\"channel\":\"Local/100@demo\",\"application\":\"Wait\",\"context\":\"demo\"}",
+         "context"},
+        {"{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"1\",\"data\":\"x\"}",
+         "data"},
+        {"{\"channel\":\"Local/100@demo\\nAction: Logoff\",\"context\":\"demo\",\"exten\":\"1\"}",
+         "channel"},
+        {"{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"1\",\"colour\":1}",
+         "colour"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct http_resp r;
+        call(&e, NULL, cases[i].body, NULL, &r);
+        assert_problem(&r, 400, "invalid-field", cases[i].field);
+        http_resp_free(&r);
+    }
+    struct http_resp r;
+    call(&e, NULL, "{\"channel\":\"Local/100@demo\",\"application\":\"System\",\"data\":\"id\"}",
+         NULL, &r);
+    assert_problem(&r, 403, "action-denied", "application");
+    http_resp_free(&r);
+    call(&e, NULL,
+         "{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"1\","
+         "\"variables\":{\"X\":\"${SHELL(id)}\"}}",
+         NULL, &r);
+    assert_problem(&r, 403, "action-denied", "variables");
+    http_resp_free(&r);
+    call(&e, NULL, "{\"channel\":\"Local/100@demo\"}", "bad key with spaces", &r);
+    assert_problem(&r, 400, "invalid-field", "Idempotency-Key");
+    http_resp_free(&r);
+    /* nothing of the above reached the PBX */
+    assert_int_equal(sim_stat(&e, "OriginatesTotal"), before);
+    stop(&e);
+}
+
+/* --- idempotency ---------------------------------------------------------------------------- */
+
+static void same_idempotency_key_fifty_times_places_one_call(void **state)
+{
+    (void)state;
+    struct env e;
+    const char *env[] = {KEYS, NULL};
+    assert_int_equal(start(&e, env), 0);
+    long before = sim_stat(&e, "OriginatesTotal");
+    enum { N = 50 };
+    static struct http_batch_item items[N];
+    char url[128];
+    snprintf(url, sizeof(url), "%s/v1/calls", e.bridge.url);
+    const char *body = "{\"channel\":\"Local/600@demo\",\"context\":\"demo\",\"exten\":\"100\"}";
+    for (int i = 0; i < N; i++) {
+        items[i].method = "POST";
+        items[i].url = url;
+        items[i].body = body;
+        items[i].header = "Idempotency-Key: click-42";
+    }
+    assert_int_equal(http_batch(items, N, CRM, N, 30000), 0);
+    const char *first = NULL;
+    int replayed = 0;
+    for (int i = 0; i < N; i++) {
+        assert_status(&items[i].resp, 200);
+        const char *id = http_json_str(&items[i].resp, "id");
+        if (!first)
+            first = id;
+        assert_string_equal(id, first);
+        char *h = http_resp_header(&items[i].resp, "Idempotent-Replayed");
+        replayed += h != NULL;
+        free(h);
+    }
+    assert_int_equal(replayed, N - 1);
+    assert_int_equal(sim_stat(&e, "OriginatesTotal") - before, 1);
+    for (int i = 0; i < N; i++)
+        http_resp_free(&items[i].resp);
+
+    /* later: the stored reply; another body: refused; another API key: its own call */
+    struct http_resp r;
+    call(&e, CRM, body, "click-42", &r);
+    assert_status(&r, 200);
+    http_resp_free(&r);
+    call(&e, CRM, "{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"100\"}",
+         "click-42", &r);
+    assert_problem(&r, 422, "idempotency-key-reused", "Idempotency-Key");
+    http_resp_free(&r);
+    call(&e, OPS, body, "click-42", &r);
+    assert_status(&r, 200);
+    assert_null(http_resp_header(&r, "Idempotent-Replayed"));
+    http_resp_free(&r);
+    assert_int_equal(sim_stat(&e, "OriginatesTotal") - before, 2);
+    stop(&e);
+}
+
+/* --- the originate guard ------------------------------------------------------------------ */
+
+static void a_burst_of_clicks_is_rate_limited(void **state)
+{
+    (void)state;
+    struct env e;
+    const char *env[] = {KEYS, "AMIBRIDGE_CALLS_PER_SECOND=5", "AMIBRIDGE_CALLS_BURST=10", NULL};
+    assert_int_equal(start(&e, env), 0);
+    enum { N = 2000 };
+    static struct http_batch_item items[N];
+    char url[128];
+    snprintf(url, sizeof(url), "%s/v1/calls", e.bridge.url);
+    for (int i = 0; i < N; i++) {
+        items[i].method = "POST";
+        items[i].url = url;
+        items[i].body = "{\"channel\":\"Local/150@demo\",\"context\":\"demo\",\"exten\":\"150\","
+                        "\"wait\":false}";
+    }
+    long long t0 = testenv_now_ms();
+    assert_int_equal(http_batch(items, N, CRM, 64, 60000), 0);
+    double secs = (double)(testenv_now_ms() - t0) / 1000.0;
+    int ok = 0, limited = 0;
+    for (int i = 0; i < N; i++) {
+        if (items[i].resp.status == 202) {
+            ok++;
+        } else {
+            assert_status(&items[i].resp, 429);
+            char *ra = http_resp_header(&items[i].resp, "Retry-After");
+            assert_non_null(ra);
+            assert_true(atoi(ra) >= 1);
+            free(ra);
+            limited++;
+        }
+        http_resp_free(&items[i].resp);
+    }
+    print_message("%d placed, %d refused in %.2f s\n", ok, limited, secs);
+    /* the burst, plus the rate over the time the clicks took */
+    assert_true(ok >= 10 && ok <= 10 + (int)(5 * secs) + 2);
+    assert_int_equal(ok + limited, N);
+    stop(&e);
+}
+
+static void originates_in_flight_never_exceed_the_cap(void **state)
+{
+    (void)state;
+    struct env e;
+    const char *env[] = {KEYS, "AMIBRIDGE_CALLS_PER_SECOND=10000", "AMIBRIDGE_CALLS_BURST=10000",
+                         "AMIBRIDGE_CALLS_MAX_INFLIGHT=5", NULL};
+    assert_int_equal(start(&e, env), 0);
+    enum { N = 300 };
+    static struct http_batch_item items[N];
+    char url[128];
+    snprintf(url, sizeof(url), "%s/v1/calls", e.bridge.url);
+    for (int i = 0; i < N; i++) {
+        items[i].method = "POST";
+        items[i].url = url;
+        /* 600 rings for 2 s: each originate stays in flight a while */
+        items[i].body = "{\"channel\":\"Local/600@demo\",\"context\":\"demo\",\"exten\":\"100\","
+                        "\"wait\":false}";
+    }
+    assert_int_equal(http_batch(items, N, CRM, 64, 60000), 0);
+    int ok = 0, capped = 0;
+    for (int i = 0; i < N; i++) {
+        if (items[i].resp.status == 202)
+            ok++;
+        else if (items[i].resp.status == 429 &&
+                 !strcmp(http_json_str(&items[i].resp, "type"),
+                         "urn:amibridge:problem:too-many-calls-in-flight"))
+            capped++;
+        else
+            fail_msg("request %d: %ld %s", i, items[i].resp.status, items[i].resp.body);
+        http_resp_free(&items[i].resp);
+    }
+    long max = sim_stat(&e, "OriginatesInFlightMax");
+    print_message("%d placed, %d capped; the PBX saw at most %ld in flight\n", ok, capped, max);
+    assert_true(ok >= 5);
+    assert_true(capped > 0);
+    assert_true(max >= 1 && max <= 5);
+    /* the generic route counts too */
+    struct http_resp r;
+    char aurl[128];
+    snprintf(aurl, sizeof(aurl), "%s/v1/actions/Originate", e.bridge.url);
+    int seen429 = 0;
+    for (int i = 0; i < 10 && !seen429; i++) {
+        http_call("POST", aurl, OPS,
+                  "{\"Channel\":\"Local/600@demo\",\"Context\":\"demo\",\"Exten\":\"100\","
+                  "\"Priority\":1,\"Async\":\"true\"}",
+                  NULL, 10000, &r);
+        seen429 = r.status == 429;
+        assert_true(r.status == 200 || r.status == 429);
+        http_resp_free(&r);
+    }
+    assert_true(seen429);
+    assert_true(sim_stat(&e, "OriginatesInFlightMax") <= 5);
+    stop(&e);
+}
+
+/* --- dial policy ------------------------------------------------------------------------------ */
+
+static void the_dial_policy_refuses_before_the_pbx_sees_anything(void **state)
+{
+    (void)state;
+    char dir[512], path[600];
+    assert_int_equal(testenv_tmpdir(dir, sizeof(dir), "policy"), 0);
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    fputs("{\"api_keys\":[{\"name\":\"crm\",\"token\":\"" CRM
+          "\",\"scopes\":[\"call\",\"actions\",\"control\"],"
+          "\"allow_channels\":[\"Local/1??@demo\",\"Local/0*@demo\",\"PJSIP/1???\"],"
+          "\"allow_contexts\":[\"demo\"],\"deny_extens\":[\"00*\",\"900*\"]}]}",
+          f);
+    fclose(f);
+    char cfgvar[700];
+    snprintf(cfgvar, sizeof(cfgvar), "AMIBRIDGE_CONFIG=%s", path);
+    struct env e;
+    const char *env[] = {cfgvar, NULL};
+    assert_int_equal(start(&e, env), 0);
+    long before = sim_stat(&e, "OriginatesTotal");
+    static const struct {
+        const char *body, *field, *rule;
+    } cases[] = {
+        {"{\"channel\":\"PJSIP/99999\",\"context\":\"demo\",\"exten\":\"100\"}", "channel",
+         "allow_channels"},
+        {"{\"channel\":\"Local/100@demo\",\"context\":\"other\",\"exten\":\"100\"}", "context",
+         "allow_contexts"},
+        {"{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"0044123456\"}", "exten",
+         "deny_extens: 00*"},
+        {"{\"channel\":\"Local/0044123@demo\",\"application\":\"Wait\",\"data\":\"1\"}", "channel",
+         "deny_extens: 00*"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct http_resp r;
+        call(&e, CRM, cases[i].body, NULL, &r);
+        assert_problem(&r, 403, "dial-policy", cases[i].field);
+        assert_string_equal(http_json_str(&r, "rule"), cases[i].rule);
+        http_resp_free(&r);
+    }
+    /* the generic Originate obeys the same policy */
+    struct http_resp r;
+    char aurl[128];
+    snprintf(aurl, sizeof(aurl), "%s/v1/actions/Originate", e.bridge.url);
+    http_call("POST", aurl, CRM,
+              "{\"Channel\":\"Local/100@demo\",\"Context\":\"demo\",\"Exten\":\"9001\","
+              "\"Priority\":1,\"Async\":\"true\"}",
+              NULL, 10000, &r);
+    assert_problem(&r, 403, "dial-policy", "Exten");
+    http_resp_free(&r);
+    assert_int_equal(sim_stat(&e, "OriginatesTotal"), before);
+    /* moving a live call elsewhere is dialling too: redirect, blind
+     * transfer and their generic actions obey the policy */
+    static const struct {
+        const char *path, *body, *field;
+    } moves[] = {
+        {"/v1/channels/Local%2F200%40demo-00000000%3B1/redirect",
+         "{\"context\":\"other\",\"exten\":\"100\",\"priority\":1}", "context"},
+        {"/v1/channels/Local%2F200%40demo-00000000%3B1/blind-transfer",
+         "{\"context\":\"demo\",\"exten\":\"0044123\"}", "exten"},
+        {"/v1/actions/Redirect",
+         "{\"Channel\":\"Local/200@demo-00000000;1\",\"Context\":\"demo\",\"Exten\":\"100\","
+         "\"Priority\":1,\"ExtraChannel\":\"Local/200@demo-00000000;2\",\"ExtraContext\":\"x\","
+         "\"ExtraExten\":\"100\",\"ExtraPriority\":1}",
+         "ExtraContext"},
+        {"/v1/actions/BlindTransfer",
+         "{\"Channel\":\"Local/200@demo-00000000;1\",\"Context\":\"demo\",\"Exten\":\"9005\"}",
+         "Exten"},
+    };
+    for (size_t i = 0; i < sizeof(moves) / sizeof(moves[0]); i++) {
+        snprintf(aurl, sizeof(aurl), "%s%s", e.bridge.url, moves[i].path);
+        http_call("POST", aurl, CRM, moves[i].body, NULL, 10000, &r);
+        assert_problem(&r, 403, "dial-policy", moves[i].field);
+        http_resp_free(&r);
+    }
+    assert_true(sim_stat(&e, "Action-Redirect") <= 0); /* -1: never seen */
+    assert_true(sim_stat(&e, "Action-BlindTransfer") <= 0);
+    /* an allowed destination reaches the PBX (which has no such channel) */
+    snprintf(aurl, sizeof(aurl), "%s%s", e.bridge.url, moves[0].path);
+    http_call("POST", aurl, CRM, "{\"context\":\"demo\",\"exten\":\"100\",\"priority\":1}", NULL,
+              10000, &r);
+    assert_problem(&r, 404, "no-such-channel", NULL);
+    http_resp_free(&r);
+    assert_int_equal(sim_stat(&e, "Action-Redirect"), 1);
+    /* and what it allows goes through */
+    call(&e, CRM, "{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"100\"}", NULL,
+         &r);
+    assert_status(&r, 200);
+    http_resp_free(&r);
+    stop(&e);
+    testenv_rmdir(dir);
+}
+
+/* --- browsers ------------------------------------------------------------------------------- */
+
+static void cors_preflight_from_allowed_and_foreign_origins(void **state)
+{
+    (void)state;
+    struct env e;
+    const char *env[] = {KEYS, "AMIBRIDGE_CORS_ORIGINS=https://crm.example https://other.example",
+                         NULL};
+    assert_int_equal(start(&e, env), 0);
+    char url[128];
+    snprintf(url, sizeof(url), "%s/v1/calls", e.bridge.url);
+    struct http_batch_item pre = {.method = "OPTIONS",
+                                  .url = url,
+                                  .header = "Origin: https://crm.example",
+                                  .header2 = "Access-Control-Request-Method: POST"};
+    http_batch(&pre, 1, NULL, 1, 5000);
+    assert_status(&pre.resp, 204);
+    char *h = http_resp_header(&pre.resp, "Access-Control-Allow-Origin");
+    assert_string_equal(h, "https://crm.example");
+    free(h);
+    h = http_resp_header(&pre.resp, "Access-Control-Allow-Headers");
+    assert_non_null(strstr(h, "Authorization"));
+    assert_non_null(strstr(h, "Idempotency-Key"));
+    free(h);
+    h = http_resp_header(&pre.resp, "Access-Control-Allow-Methods");
+    assert_string_equal(h, "POST");
+    free(h);
+    http_resp_free(&pre.resp);
+
+    struct http_batch_item foreign = {.method = "OPTIONS",
+                                      .url = url,
+                                      .header = "Origin: https://evil.example",
+                                      .header2 = "Access-Control-Request-Method: POST"};
+    http_batch(&foreign, 1, NULL, 1, 5000);
+    assert_problem(&foreign.resp, 403, "cors-origin-not-allowed", NULL);
+    h = http_resp_header(&foreign.resp, "Access-Control-Allow-Origin");
+    assert_null(h);
+    http_resp_free(&foreign.resp);
+
+    /* the real request from the page: a call-only key, CORS headers on the reply */
+    struct http_batch_item post = {
+        .method = "POST",
+        .url = url,
+        .body = "{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"100\"}",
+        .header = "Origin: https://crm.example"};
+    http_batch(&post, 1, CRM, 1, 10000);
+    assert_status(&post.resp, 200);
+    h = http_resp_header(&post.resp, "Access-Control-Allow-Origin");
+    assert_string_equal(h, "https://crm.example");
+    free(h);
+    h = http_resp_header(&post.resp, "Access-Control-Expose-Headers");
+    assert_non_null(strstr(h, "RateLimit-Remaining"));
+    free(h);
+    http_resp_free(&post.resp);
+    stop(&e);
+}
+
+static void scopes_apply_to_calls(void **state)
+{
+    (void)state;
+    struct env e;
+    const char *env[] = {"AMIBRIDGE_API_KEYS=crm:" CRM ":call ro:ro-token-0123456789abcd:read",
+                         NULL};
+    assert_int_equal(start(&e, env), 0);
+    const char *body = "{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"100\"}";
+    struct http_resp r;
+    call(&e, NULL, body, NULL, &r);
+    assert_problem(&r, 401, "unauthorized", NULL);
+    http_resp_free(&r);
+    call(&e, "ro-token-0123456789abcd", body, NULL, &r);
+    assert_problem(&r, 403, "forbidden", NULL);
+    assert_string_equal(http_json_str(&r, "required_scope"), "call");
+    http_resp_free(&r);
+    call(&e, CRM, body, NULL, &r);
+    assert_status(&r, 200);
+    http_resp_free(&r);
+    stop(&e);
+}
+
+/* Two replicas share one Redis: the same key sent to both places one call. */
+static void idempotency_holds_across_replicas_with_redis(void **state)
+{
+    (void)state;
+    struct redis_srv rs;
+    assert_int_equal(redis_start(&rs, 0), 0);
+    struct amisim sim;
+    assert_int_equal(amisim_start(&sim, NULL), 0);
+    char rurl[96];
+    snprintf(rurl, sizeof(rurl), "AMIBRIDGE_REDIS_URL=%s", rs.url);
+    const char *env1[] = {KEYS, rurl, "AMIBRIDGE_INSTANCE_ID=replica-a", NULL};
+    const char *env2[] = {KEYS, rurl, "AMIBRIDGE_INSTANCE_ID=replica-b", NULL};
+    struct bridge b[2];
+    assert_int_equal(bridge_start(&b[0], sim.port, env1), 0);
+    assert_int_equal(bridge_start(&b[1], sim.port, env2), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_true(bridge_wait_status(&b[i], "/readyz", 200, 5000) >= 0);
+        /* ready is about AMI; wait for Redis too */
+        int up = 0;
+        for (int t = 0; t < 100 && !up; t++) {
+            struct http_resp r;
+            char url[128];
+            snprintf(url, sizeof(url), "%s/readyz", b[i].url);
+            http_call("GET", url, NULL, NULL, NULL, 2000, &r);
+            json_t *rd = json_object_get(r.json, "redis");
+            up = rd && !strcmp(json_string_value(json_object_get(rd, "state")), "up");
+            http_resp_free(&r);
+            if (!up)
+                testenv_sleep_ms(50);
+        }
+        assert_true(up);
+    }
+    struct env e = {.sim = sim, .bridge = b[0]};
+    long before = sim_stat(&e, "OriginatesTotal");
+    enum { N = 40 };
+    static struct http_batch_item items[N];
+    char url[2][128];
+    snprintf(url[0], sizeof(url[0]), "%s/v1/calls", b[0].url);
+    snprintf(url[1], sizeof(url[1]), "%s/v1/calls", b[1].url);
+    for (int i = 0; i < N; i++) {
+        items[i].method = "POST";
+        items[i].url = url[i % 2];
+        items[i].body = "{\"channel\":\"Local/600@demo\",\"context\":\"demo\",\"exten\":\"100\"}";
+        items[i].header = "Idempotency-Key: replicated-1";
+    }
+    assert_int_equal(http_batch(items, N, CRM, N, 30000), 0);
+    const char *first = http_json_str(&items[0].resp, "id");
+    assert_non_null(first);
+    for (int i = 0; i < N; i++) {
+        assert_status(&items[i].resp, 200);
+        assert_string_equal(http_json_str(&items[i].resp, "id"), first);
+    }
+    for (int i = 0; i < N; i++)
+        http_resp_free(&items[i].resp);
+    assert_int_equal(sim_stat(&e, "OriginatesTotal") - before, 1);
+    const char *keys[] = {"--scan", "--pattern", "ami:idem:*", NULL};
+    char *out = redis_cli(&rs, keys);
+    assert_non_null(out);
+    assert_int_equal(strlen(out) > 0 && strchr(out, '\n') == strrchr(out, '\n'), 1);
+    free(out);
+
+    /* Redis gone: a keyed call is refused rather than risk a duplicate,
+     * a call without a key still goes through */
+    redis_stop(&rs);
+    testenv_sleep_ms(300);
+    struct http_resp r;
+    call(&e, CRM, "{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"100\"}",
+         "replicated-2", &r);
+    assert_problem(&r, 503, "idempotency-unavailable", NULL);
+    http_resp_free(&r);
+    call(&e, CRM, "{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"100\"}", NULL,
+         &r);
+    assert_status(&r, 200);
+    http_resp_free(&r);
+    bridge_stop(&b[0], 0);
+    bridge_stop(&b[1], 0);
+    amisim_stop(&sim);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(every_outcome_of_a_call),
+        cmocka_unit_test(wait_true_returns_no_answer_after_the_ring_timeout),
+        cmocka_unit_test(wait_false_answers_202_and_the_event_carries_the_id),
+        cmocka_unit_test(every_validation_error_names_its_field),
+        cmocka_unit_test(same_idempotency_key_fifty_times_places_one_call),
+        cmocka_unit_test(a_burst_of_clicks_is_rate_limited),
+        cmocka_unit_test(originates_in_flight_never_exceed_the_cap),
+        cmocka_unit_test(the_dial_policy_refuses_before_the_pbx_sees_anything),
+        cmocka_unit_test(cors_preflight_from_allowed_and_foreign_origins),
+        cmocka_unit_test(scopes_apply_to_calls),
+        cmocka_unit_test(idempotency_holds_across_replicas_with_redis),
+    };
+    return cmocka_run_group_tests_name("calls", tests, NULL, NULL);
+}

@@ -1,0 +1,705 @@
+/* Integration tests for the event stream: Redis pub/sub and streams, SSE
+ * and /metrics, with a real redis-server, the real ami-sim and the real
+ * binary. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <ctype.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ami/parser.h"
+#include "support/amisim.h"
+#include "support/bridge.h"
+#include "support/http.h"
+#include "support/redis.h"
+#include "support/sse.h"
+#include "support/sub.h"
+#include "support/testenv.h"
+
+struct env {
+    struct redis_srv redis;
+    struct amisim sim;
+    struct bridge bridge;
+    int have_redis;
+};
+
+static void wait_redis_up(const struct bridge *b)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "%s/readyz", b->url);
+    for (int t = 0; t < 200; t++) {
+        struct http_resp r;
+        http_call("GET", url, NULL, NULL, NULL, 2000, &r);
+        json_t *rd = json_object_get(r.json, "redis");
+        int up = rd && !strcmp(json_string_value(json_object_get(rd, "state")), "up");
+        http_resp_free(&r);
+        if (up)
+            return;
+        testenv_sleep_ms(25);
+    }
+    fail_msg("the bridge never saw Redis up");
+}
+
+/* env entries beyond the Redis URL may be given. */
+static void start(struct env *e, int with_redis, const char *const *extra)
+{
+    memset(e, 0, sizeof(*e));
+    const char *env[32];
+    size_t n = 0;
+    char rurl[96];
+    if (with_redis) {
+        assert_int_equal(redis_start(&e->redis, 0), 0);
+        e->have_redis = 1;
+        snprintf(rurl, sizeof(rurl), "AMIBRIDGE_REDIS_URL=%s", e->redis.url);
+        env[n++] = rurl;
+    }
+    for (; extra && *extra && n < 30; extra++)
+        env[n++] = *extra;
+    env[n] = NULL;
+    assert_int_equal(amisim_start(&e->sim, NULL), 0);
+    assert_int_equal(bridge_start(&e->bridge, e->sim.port, env), 0);
+    assert_true(bridge_wait_status(&e->bridge, "/readyz", 200, 5000) >= 0);
+    if (with_redis)
+        wait_redis_up(&e->bridge);
+}
+
+static void stop(struct env *e)
+{
+    bridge_stop(&e->bridge, 0);
+    amisim_stop(&e->sim);
+    if (e->have_redis)
+        redis_stop(&e->redis);
+}
+
+static long post(const struct env *e, const char *path, const char *body)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s%s", e->bridge.url, path);
+    struct http_resp r;
+    http_call("POST", url, NULL, body, NULL, 30000, &r);
+    long st = r.status;
+    if (st >= 300)
+        print_message("POST %s -> %ld %s\n", path, st, r.body);
+    http_resp_free(&r);
+    return st;
+}
+
+static void flood(const struct env *e, int rate, int count)
+{
+    char body[128];
+    snprintf(body, sizeof(body), "{\"Flood\":\"%d\",\"FloodCount\":\"%d\"}", rate, count);
+    assert_int_equal(post(e, "/v1/actions/SimControl", body), 200);
+}
+
+/* A metric value from /metrics (the whole "name{labels}" as it is printed). */
+static double metric(const struct env *e, const char *series)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "%s/metrics", e->bridge.url);
+    struct http_resp r;
+    http_call("GET", url, NULL, NULL, NULL, 5000, &r);
+    double v = -1;
+    size_t n = strlen(series);
+    for (const char *p = r.body; p && *p;) {
+        if (!strncmp(p, series, n) && p[n] == ' ')
+            v = strtod(p + n + 1, NULL);
+        const char *nl = strchr(p, '\n');
+        p = nl ? nl + 1 : NULL;
+    }
+    http_resp_free(&r);
+    return v < 0 ? 0 : v;
+}
+
+/* --- Redis ------------------------------------------------------------------------------- */
+
+static int floating(const char *name)
+{
+    return !strcmp(name, "OriginateResponse") || !strcmp(name, "DeviceStateChange");
+}
+
+static int excluded_by_default(const char *name)
+{
+    return !strcmp(name, "VarSet") || !strcmp(name, "Newexten") || !strncmp(name, "RTCP", 4);
+}
+
+/* The call events of capture 04c (from the first Newchannel on), minus
+ * what the default filters drop: what a subscriber must see for the same
+ * Originate. */
+static size_t expected_from_capture(char names[][64], size_t max)
+{
+    char path[1024];
+    testenv_data_path(path, sizeof(path),
+                      "transcripts/04c-originate-async-two-connections.events.recv");
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static char buf[1 << 16];
+    size_t len = fread(buf, 1, sizeof(buf), f);
+    fclose(f);
+    struct ami_parser *p = ami_parser_new(NULL, AMI_PARSER_EXPECT_BANNER);
+    ami_parser_feed(p, buf, len);
+    struct ami_msg *m;
+    size_t n = 0;
+    int started = 0;
+    while (ami_parser_next(p, &m) == 1) {
+        const char *name = ami_msg_name(m);
+        if (ami_msg_kind(m) == AMI_MSG_EVENT) {
+            started |= !strcmp(name, "Newchannel");
+            if (started && !excluded_by_default(name) && n < max)
+                snprintf(names[n++], 64, "%s", name);
+        }
+        ami_msg_free(m);
+    }
+    ami_parser_free(p);
+    return n;
+}
+
+static void redis_subscriber_gets_a_call_in_order_as_in_the_capture(void **state)
+{
+    (void)state;
+    struct env e;
+    start(&e, 1, NULL);
+    struct sub s;
+    assert_int_equal(sub_start(&s, e.redis.port, "ami.*"), 0);
+    assert_int_equal(post(&e, "/v1/calls",
+                          "{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"100\","
+                          "\"caller_id\":\"\\\"Async Test\\\" <5552000>\"}"),
+                     200);
+    static char want[256][64];
+    size_t nwant = expected_from_capture(want, 256);
+    assert_true(nwant > 15);
+    /* exten 100 hangs up after 3 s */
+    long long deadline = testenv_now_ms() + 10000;
+    size_t got_call = 0;
+    static char got[256][64];
+    uint64_t prev_seq = 0;
+    size_t seen = 0;
+    while (testenv_now_ms() < deadline) {
+        size_t n = sub_wait(&s, seen + 1, 200);
+        for (; seen < n; seen++) {
+            json_error_t je;
+            json_t *j = json_loads(s.v[seen].payload, 0, &je);
+            if (!j)
+                fail_msg("not JSON: %s", s.v[seen].payload);
+            const char *name = json_string_value(json_object_get(j, "event"));
+            uint64_t seq = (uint64_t)json_integer_value(json_object_get(j, "seq"));
+            const char *when = json_string_value(json_object_get(j, "time"));
+            json_t *fields = json_object_get(j, "fields");
+            assert_string_equal(json_string_value(json_object_get(j, "server")), "default");
+            assert_non_null(name);
+            /* the channel is <prefix>.<server>.<Event> */
+            char chan[128];
+            snprintf(chan, sizeof(chan), "ami.default.%s", name);
+            assert_string_equal(s.v[seen].channel, chan);
+            assert_string_equal(json_string_value(json_object_get(fields, "Event")), name);
+            assert_true(when && strlen(when) == 27 && when[10] == 'T' && when[26] == 'Z');
+            if (prev_seq)
+                assert_int_equal(seq, prev_seq + 1); /* in order, no gap */
+            prev_seq = seq;
+            if (strcmp(name, "SuccessfulAuth") && strcmp(name, "FullyBooted") && got_call < 256)
+                snprintf(got[got_call++], 64, "%s", name);
+            json_decref(j);
+        }
+        if (got_call >= nwant)
+            break;
+    }
+    /* the same events in the same order, the floating ones wherever they fell */
+    size_t i = 0, k = 0, fw = 0, fg = 0;
+    for (size_t a = 0; a < nwant; a++)
+        fw += floating(want[a]);
+    for (size_t a = 0; a < got_call; a++)
+        fg += floating(got[a]);
+    assert_int_equal(fw, fg);
+    while (i < nwant || k < got_call) {
+        while (i < nwant && floating(want[i]))
+            i++;
+        while (k < got_call && floating(got[k]))
+            k++;
+        if (i == nwant || k == got_call)
+            break;
+        if (strcmp(want[i], got[k]))
+            fail_msg("event %zu: capture has %s, the subscriber got %s", i, want[i], got[k]);
+        i++;
+        k++;
+    }
+    assert_int_equal(i, nwant);
+    assert_int_equal(k, got_call);
+    print_message("%zu call events, same order as the capture\n", got_call);
+    sub_stop(&s);
+    stop(&e);
+}
+
+static void hundred_thousand_flood_events_arrive_without_a_gap(void **state)
+{
+    (void)state;
+    struct env e;
+    const char *extra[] = {"AMIBRIDGE_LOG_LEVEL=warn", NULL};
+    start(&e, 1, extra);
+    struct sub s;
+    assert_int_equal(sub_start(&s, e.redis.port, "ami.default.SimFlood"), 0);
+    enum { N = 100000 };
+    long long t0 = testenv_now_ms();
+    flood(&e, 20000, N);
+    size_t got = sub_wait(&s, N, 60000);
+    double secs = (double)(testenv_now_ms() - t0) / 1000.0;
+    print_message("%zu flood events through Redis in %.1f s\n", got, secs);
+    assert_int_equal(got, N);
+    uint64_t prev = 0;
+    for (size_t i = 0; i < N; i++) {
+        json_t *j = json_loads(s.v[i].payload, 0, NULL);
+        uint64_t seq = (uint64_t)json_integer_value(json_object_get(j, "seq"));
+        long fseq = strtol(json_string_value(json_object_get(json_object_get(j, "fields"), "Seq")),
+                           NULL, 10);
+        assert_int_equal(fseq, (long)i + 1);
+        if (prev)
+            assert_int_equal(seq, prev + 1);
+        prev = seq;
+        json_decref(j);
+    }
+    assert_true(metric(&e, "amibridge_events_published_total{outlet=\"redis\"}") >= N);
+    assert_int_equal(
+        metric(&e, "amibridge_events_dropped_total{outlet=\"redis\",reason=\"buffer_full\"}"), 0);
+    sub_stop(&s);
+    stop(&e);
+}
+
+static void redis_down_drops_are_counted_nothing_blocks_and_publishing_resumes(void **state)
+{
+    (void)state;
+    struct env e;
+    const char *extra[] = {"AMIBRIDGE_REDIS_BUFFER=300", NULL};
+    start(&e, 1, extra);
+    int port = e.redis.port;
+    struct sub s;
+    assert_int_equal(sub_start(&s, port, "ami.default.SimFlood"), 0);
+    flood(&e, 1000, 8000);
+    assert_true(sub_wait(&s, 500, 5000) >= 500);
+    proc_signal(&e.redis.proc, SIGKILL);
+    proc_wait(&e.redis.proc, -1);
+    /* while Redis is away the bridge answers at once and SSE still flows */
+    struct sse_client c;
+    assert_int_equal(sse_open(&c, e.bridge.port, "/v1/events?events=SimFlood", NULL, NULL, 0), 0);
+    assert_int_equal(c.status, 200);
+    int flowing = 0;
+    for (int i = 0; i < 50 && !flowing; i++) {
+        struct sse_frame f;
+        if (sse_next(&c, 1000, &f) == 1) {
+            flowing = !strcmp(f.event, "SimFlood");
+            sse_frame_free(&f);
+        }
+    }
+    assert_true(flowing);
+    sse_close(&c);
+    for (int i = 0; i < 5; i++) {
+        long long t0 = testenv_now_ms();
+        char url[128];
+        snprintf(url, sizeof(url), "%s/healthz", e.bridge.url);
+        struct http_resp r;
+        http_call("GET", url, NULL, NULL, NULL, 2000, &r);
+        assert_int_equal(r.status, 200);
+        assert_true(testenv_now_ms() - t0 < 500);
+        http_resp_free(&r);
+        testenv_sleep_ms(200);
+    }
+    testenv_sleep_ms(1000);
+    double dropped =
+        metric(&e, "amibridge_events_dropped_total{outlet=\"redis\",reason=\"buffer_full\"}");
+    print_message("%.0f events dropped while Redis was down (buffer 300)\n", dropped);
+    assert_true(dropped > 0);
+    assert_true(bridge_log_count(&e.bridge, "Redis event buffer full") >= 1);
+    /* Redis back on the same port: publishing resumes by itself */
+    struct redis_srv again;
+    assert_int_equal(redis_start(&again, port), 0);
+    size_t before = sub_count(&s);
+    assert_true(sub_wait(&s, before + 200, 15000) >= before + 200);
+    wait_redis_up(&e.bridge);
+    sub_stop(&s);
+    redis_stop(&again);
+    e.have_redis = 0;
+    testenv_rmdir(e.redis.dir);
+    stop(&e);
+}
+
+static void xadd_keeps_a_trimmed_stream(void **state)
+{
+    (void)state;
+    struct env e;
+    const char *extra[] = {"AMIBRIDGE_REDIS_STREAM=amibridge-test-stream",
+                           "AMIBRIDGE_REDIS_STREAM_MAXLEN=100", NULL};
+    start(&e, 1, extra);
+    struct sub s;
+    assert_int_equal(sub_start(&s, e.redis.port, "ami.default.SimFlood"), 0);
+    flood(&e, 5000, 3000);
+    assert_int_equal(sub_wait(&s, 3000, 20000), 3000);
+    testenv_sleep_ms(200);
+    const char *xlen[] = {"XLEN", "amibridge-test-stream", NULL};
+    char *out = redis_cli(&e.redis, xlen);
+    long n = out ? strtol(out, NULL, 10) : -1;
+    free(out);
+    print_message("stream length after 3000 events with MAXLEN ~ 100: %ld\n", n);
+    assert_true(n >= 100 && n < 1000);
+    const char *last[] = {"XREVRANGE", "amibridge-test-stream", "+", "-", "COUNT", "1", NULL};
+    out = redis_cli(&e.redis, last);
+    assert_non_null(strstr(out, "\"Seq\":\"3000\""));
+    free(out);
+    sub_stop(&s);
+    stop(&e);
+}
+
+/* --- SSE --------------------------------------------------------------------------------- */
+
+static void sse_filters_replay_and_heartbeat(void **state)
+{
+    (void)state;
+    struct env e;
+    const char *extra[] = {"AMIBRIDGE_SSE_HEARTBEAT_S=1", NULL};
+    start(&e, 0, extra);
+    struct sse_client byname, byfield, all;
+    assert_int_equal(
+        sse_open(&byname, e.bridge.port, "/v1/events?events=Newchannel,Hangup", NULL, NULL, 0), 0);
+    assert_int_equal(byname.status, 200);
+    assert_string_equal(byname.content_type, "text/event-stream");
+    assert_int_equal(
+        sse_open(&byfield, e.bridge.port, "/v1/events?filter=Exten:150", NULL, NULL, 0), 0);
+    assert_int_equal(sse_open(&all, e.bridge.port, "/v1/events", NULL, NULL, 0), 0);
+    assert_int_equal(
+        post(&e, "/v1/calls",
+             "{\"channel\":\"Local/150@demo\",\"context\":\"demo\",\"exten\":\"150\"}"),
+        200);
+    int newch = 0, hang = 0, other = 0, heartbeat = 0;
+    long long deadline = testenv_now_ms() + 3000;
+    while (testenv_now_ms() < deadline) {
+        struct sse_frame f;
+        if (sse_next(&byname, 200, &f) != 1)
+            continue;
+        if (f.comment && !strcmp(f.comment, "keepalive"))
+            heartbeat++;
+        else if (!strcmp(f.event, "Newchannel"))
+            newch++;
+        else if (!strcmp(f.event, "Hangup"))
+            hang++;
+        else if (f.event[0])
+            other++;
+        if (f.data) {
+            json_t *j = json_loads(f.data, 0, NULL);
+            assert_non_null(j);
+            char id[32];
+            snprintf(id, sizeof(id), "%lld",
+                     (long long)json_integer_value(json_object_get(j, "seq")));
+            assert_string_equal(f.id, id);
+            json_decref(j);
+        }
+        sse_frame_free(&f);
+    }
+    assert_int_equal(newch, 2);
+    assert_int_equal(hang, 2);
+    assert_int_equal(other, 0);
+    assert_true(heartbeat >= 1);
+    /* the field filter: only events whose Exten is 150 */
+    int matched = 0;
+    struct sse_frame f;
+    while (sse_next(&byfield, 300, &f) == 1) {
+        if (f.data) {
+            json_t *j = json_loads(f.data, 0, NULL);
+            assert_string_equal(
+                json_string_value(json_object_get(json_object_get(j, "fields"), "Exten")), "150");
+            matched++;
+            json_decref(j);
+        }
+        sse_frame_free(&f);
+    }
+    assert_true(matched >= 4);
+    /* replay: a reconnect with Last-Event-ID gets exactly what came after */
+    char ids[64][64];
+    size_t nid = 0;
+    while (sse_next(&all, 300, &f) == 1) {
+        if (f.id[0] && nid < 64)
+            snprintf(ids[nid++], sizeof(ids[0]), "%s", f.id);
+        sse_frame_free(&f);
+    }
+    assert_true(nid > 10);
+    struct sse_client again;
+    assert_int_equal(sse_open(&again, e.bridge.port, "/v1/events", NULL, ids[4], 0), 0);
+    size_t k = 5;
+    while (k < nid && sse_next(&again, 1000, &f) == 1) {
+        if (f.id[0]) {
+            assert_string_equal(f.id, ids[k]);
+            k++;
+        }
+        sse_frame_free(&f);
+    }
+    assert_int_equal(k, nid);
+    sse_close(&again);
+    /* an id older than the ring: a gap notice, not a silent hole */
+    struct sse_client old;
+    assert_int_equal(sse_open(&old, e.bridge.port, "/v1/events", NULL, "999999", 0), 0);
+    sse_close(&old);
+    sse_close(&byname);
+    sse_close(&byfield);
+    sse_close(&all);
+    /* bad parameters */
+    struct sse_client bad;
+    assert_int_equal(sse_open(&bad, e.bridge.port, "/v1/events?filter=nocolon", NULL, NULL, 0), 0);
+    assert_int_equal(bad.status, 400);
+    sse_close(&bad);
+    stop(&e);
+}
+
+static void a_slow_sse_client_is_cut_off_without_slowing_others(void **state)
+{
+    (void)state;
+    struct env e;
+    const char *extra[] = {"AMIBRIDGE_SSE_QUEUE=100", "AMIBRIDGE_LOG_LEVEL=error", NULL};
+    start(&e, 0, extra);
+    struct sse_client slow, fast;
+    /* a tiny receive buffer and no reading: the slow client falls behind */
+    assert_int_equal(sse_open(&slow, e.bridge.port, "/v1/events?events=SimFlood", NULL, NULL, 2048),
+                     0);
+    assert_int_equal(sse_open(&fast, e.bridge.port, "/v1/events?events=SimFlood", NULL, NULL, 0),
+                     0);
+    enum { N = 20000 };
+    flood(&e, 10000, N);
+    long expect = 1;
+    long long deadline = testenv_now_ms() + 30000;
+    struct sse_frame f;
+    while (expect <= N && testenv_now_ms() < deadline) {
+        if (sse_next(&fast, 1000, &f) != 1)
+            continue;
+        if (f.data) {
+            json_t *j = json_loads(f.data, 0, NULL);
+            long seq = strtol(
+                json_string_value(json_object_get(json_object_get(j, "fields"), "Seq")), NULL, 10);
+            assert_int_equal(seq, expect);
+            expect++;
+            json_decref(j);
+        }
+        sse_frame_free(&f);
+    }
+    assert_int_equal(expect, N + 1); /* the reading client got every event, in order */
+    /* now read the slow one: some events, then the notice, then the end */
+    int notice = 0, ended = 0;
+    for (int i = 0; i < 100000 && !ended; i++) {
+        int rc = sse_next(&slow, 2000, &f);
+        if (rc < 0) {
+            ended = 1;
+        } else if (rc == 1) {
+            notice |= f.comment && strstr(f.comment, "disconnected") != NULL;
+            sse_frame_free(&f);
+        } else {
+            break;
+        }
+    }
+    assert_true(notice);
+    assert_true(ended);
+    assert_true(
+        metric(&e, "amibridge_events_dropped_total{outlet=\"sse\",reason=\"slow_client\"}") >= 1);
+    sse_close(&slow);
+    sse_close(&fast);
+    stop(&e);
+}
+
+static void sse_client_cap_and_scope(void **state)
+{
+    (void)state;
+    struct env e;
+    const char *extra[] = {"AMIBRIDGE_SSE_MAX_CLIENTS=2", "AMIBRIDGE_SSE_HEARTBEAT_S=1",
+                           "AMIBRIDGE_API_KEYS=dash:dash-token-0123456789ab:read "
+                           "crm:crm-token-0123456789abc:call",
+                           NULL};
+    start(&e, 0, extra);
+    struct sse_client a, b, c, d;
+    assert_int_equal(sse_open(&a, e.bridge.port, "/v1/events", NULL, NULL, 0), 0);
+    assert_int_equal(a.status, 401);
+    sse_close(&a);
+    assert_int_equal(sse_open(&a, e.bridge.port, "/v1/events", "crm-token-0123456789abc", NULL, 0),
+                     0);
+    assert_int_equal(a.status, 403);
+    sse_close(&a);
+    assert_int_equal(sse_open(&a, e.bridge.port, "/v1/events", "dash-token-0123456789ab", NULL, 0),
+                     0);
+    assert_int_equal(sse_open(&b, e.bridge.port, "/v1/events", "dash-token-0123456789ab", NULL, 0),
+                     0);
+    assert_int_equal(sse_open(&c, e.bridge.port, "/v1/events", "dash-token-0123456789ab", NULL, 0),
+                     0);
+    assert_int_equal(a.status, 200);
+    assert_int_equal(b.status, 200);
+    assert_int_equal(c.status, 503);
+    sse_close(&c);
+    sse_close(&a);
+    testenv_sleep_ms(2500); /* the heartbeats (1 s) notice the closed client */
+    assert_int_equal(sse_open(&d, e.bridge.port, "/v1/events", "dash-token-0123456789ab", NULL, 0),
+                     0);
+    assert_int_equal(d.status, 200);
+    sse_close(&b);
+    sse_close(&d);
+    stop(&e);
+}
+
+/* --- metrics ----------------------------------------------------------------------------- */
+
+/* Every line is a comment or "name{labels} value" of the text format. */
+static void assert_prometheus_text(const char *body)
+{
+    for (const char *p = body; *p;) {
+        const char *nl = strchr(p, '\n');
+        assert_non_null(nl);
+        if (*p != '#') {
+            const char *q = p;
+            assert_true(isalpha((unsigned char)*q) || *q == '_');
+            while (isalnum((unsigned char)*q) || *q == '_' || *q == ':')
+                q++;
+            if (*q == '{') {
+                while (*q != '}') {
+                    q++;
+                    while (isalnum((unsigned char)*q) || *q == '_')
+                        q++;
+                    assert_int_equal(*q++, '=');
+                    assert_int_equal(*q++, '"');
+                    while (*q != '"') {
+                        if (*q == '\\')
+                            q++;
+                        q++;
+                    }
+                    q++;
+                    assert_true(*q == ',' || *q == '}');
+                }
+                q++;
+            }
+            assert_int_equal(*q++, ' ');
+            char *end;
+            strtod(q, &end);
+            assert_ptr_equal(end, nl);
+        }
+        p = nl + 1;
+    }
+}
+
+static void metrics_parse_and_count_what_happened(void **state)
+{
+    (void)state;
+    struct env e;
+    start(&e, 1, NULL);
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(post(&e, "/v1/actions/Ping", NULL), 200);
+    assert_int_equal(post(&e, "/v1/actions/NoSuchAction", NULL), 404);
+    char url[128];
+    snprintf(url, sizeof(url), "%s/metrics", e.bridge.url);
+    struct http_resp r;
+    http_call("GET", url, NULL, NULL, NULL, 5000, &r);
+    assert_int_equal(r.status, 200);
+    char *ct = http_resp_header(&r, "Content-Type");
+    assert_non_null(strstr(ct, "text/plain; version=0.0.4"));
+    free(ct);
+    assert_prometheus_text(r.body);
+    http_resp_free(&r);
+    assert_int_equal(metric(&e, "amibridge_http_requests_total{route=\"actions\",status=\"200\"}"),
+                     7);
+    assert_int_equal(metric(&e, "amibridge_http_requests_total{route=\"actions\",status=\"404\"}"),
+                     1);
+    assert_int_equal(
+        metric(
+            &e,
+            "amibridge_ami_actions_total{server=\"default\",action=\"Ping\",result=\"success\"}"),
+        7);
+    assert_int_equal(metric(&e, "amibridge_ami_actions_total{server=\"default\","
+                                "action=\"NoSuchAction\",result=\"error\"}"),
+                     1);
+    assert_int_equal(metric(&e, "amibridge_ami_connections{server=\"default\",role=\"action\","
+                                "state=\"up\"}"),
+                     4);
+    assert_int_equal(metric(&e, "amibridge_redis_up"), 1);
+    assert_true(metric(&e, "amibridge_process_resident_memory_bytes") > 1e6);
+    assert_true(metric(&e, "amibridge_process_open_fds") > 5);
+    /* the events counters agree with a subscriber */
+    struct sub s;
+    assert_int_equal(sub_start(&s, e.redis.port, "ami.default.SimFlood"), 0);
+    double before = metric(&e, "amibridge_events_published_total{outlet=\"redis\"}");
+    flood(&e, 2000, 500);
+    assert_int_equal(sub_wait(&s, 500, 10000), 500);
+    testenv_sleep_ms(100);
+    assert_int_equal(metric(&e, "amibridge_events_published_total{outlet=\"redis\"}") - before,
+                     500);
+    sub_stop(&s);
+    stop(&e);
+}
+
+/* AMIBRIDGE_EVENTS_SERVER_FILTER=1 has Asterisk drop the excluded events
+ * (Filter actions on the event connection): they never reach the bridge.
+ * Without it the bridge receives them and drops them itself. */
+static void server_side_filter_keeps_excluded_events_off_the_wire(void **state)
+{
+    (void)state;
+    for (int server = 0; server <= 1; server++) {
+        const char *extra[] = {
+            "AMIBRIDGE_EVENTS_EXCLUDE=SimFlood",
+            server ? "AMIBRIDGE_EVENTS_SERVER_FILTER=1" : "AMIBRIDGE_EVENTS_SERVER_FILTER=0", NULL};
+        struct env e;
+        start(&e, 1, extra);
+        struct sub s;
+        assert_int_equal(sub_start(&s, e.redis.port, "ami.default.UserEvent"), 0);
+        double recv0 = metric(&e, "amibridge_events_received_total{server=\"default\"}");
+        double filt0 = metric(&e, "amibridge_events_filtered_total{server=\"default\"}");
+        flood(&e, 100000, 300);
+        testenv_sleep_ms(400);
+        /* one connection, one order: once the marker is in, the flood is too */
+        assert_int_equal(post(&e, "/v1/actions/UserEvent", "{\"UserEvent\":\"marker\"}"), 200);
+        assert_int_equal(sub_wait(&s, 1, 10000), 1);
+        double recv = metric(&e, "amibridge_events_received_total{server=\"default\"}") - recv0;
+        double filt = metric(&e, "amibridge_events_filtered_total{server=\"default\"}") - filt0;
+        if (server) {
+            assert_true(recv < 300);
+            assert_true(filt < 300);
+        } else {
+            assert_true(recv >= 301);
+            assert_true(filt >= 300);
+        }
+        sub_stop(&s);
+        stop(&e);
+    }
+}
+
+static void sigterm_flushes_and_exits_zero(void **state)
+{
+    (void)state;
+    struct env e;
+    start(&e, 1, NULL);
+    struct sse_client c;
+    assert_int_equal(sse_open(&c, e.bridge.port, "/v1/events", NULL, NULL, 0), 0);
+    long long t0 = testenv_now_ms();
+    assert_int_equal(bridge_stop(&e.bridge, SIGTERM), 0);
+    assert_true(testenv_now_ms() - t0 < 5000);
+    /* the SSE client was told and the stream ended */
+    int told = 0, rc;
+    struct sse_frame f;
+    while ((rc = sse_next(&c, 1000, &f)) == 1) {
+        told |= f.comment && strstr(f.comment, "shutting down") != NULL;
+        sse_frame_free(&f);
+    }
+    assert_true(told);
+    assert_int_equal(rc, -1);
+    sse_close(&c);
+    amisim_stop(&e.sim);
+    redis_stop(&e.redis);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(redis_subscriber_gets_a_call_in_order_as_in_the_capture),
+        cmocka_unit_test(hundred_thousand_flood_events_arrive_without_a_gap),
+        cmocka_unit_test(redis_down_drops_are_counted_nothing_blocks_and_publishing_resumes),
+        cmocka_unit_test(xadd_keeps_a_trimmed_stream),
+        cmocka_unit_test(sse_filters_replay_and_heartbeat),
+        cmocka_unit_test(a_slow_sse_client_is_cut_off_without_slowing_others),
+        cmocka_unit_test(sse_client_cap_and_scope),
+        cmocka_unit_test(metrics_parse_and_count_what_happened),
+        cmocka_unit_test(server_side_filter_keeps_excluded_events_off_the_wire),
+        cmocka_unit_test(sigterm_flushes_and_exits_zero),
+    };
+    return cmocka_run_group_tests_name("events", tests, NULL, NULL);
+}
