@@ -148,25 +148,33 @@ static int guard_originate(struct api *a, struct http_req *r, struct action_call
         return -1;
     }
     struct guard_info gi;
-    char v[32];
     if (guard_take(a->guard, key, uv_now(a->loop), &gi) != 0) {
         metrics_inc(METRIC_ORIGINATE_REJECTED, "rate", NULL, 1);
+        char v[32], detail[160];
         snprintf(v, sizeof(v), "%d", gi.retry_after_s);
+        snprintf(detail, sizeof(detail),
+                 "too many originates from this API key: at most %d at once, then the "
+                 "configured rate per second",
+                 gi.limit);
         http_req_add_header(r, "Retry-After", v);
-        http_respond_problem(r, 429, "rate-limited", "Too many calls",
-                             "too many originates from this API key", NULL);
+        api_rate_headers(r, &gi);
+        http_respond_problem(r, 429, "rate-limited", "Too many calls", detail, NULL);
         return -1;
     }
-    snprintf(v, sizeof(v), "%d", gi.remaining);
-    http_req_add_header(r, "RateLimit-Remaining", v);
     if (guard_acquire(a->guard, call->server) != 0) {
+        guard_refund(a->guard, key, &gi); /* nothing was dialled */
         metrics_inc(METRIC_ORIGINATE_REJECTED, "in_flight", NULL, 1);
+        const char *server = ami_pool_name(a->pools[call->server]);
+        char detail[160];
+        snprintf(detail, sizeof(detail), "%d calls to server '%s' are waiting for their outcome",
+                 guard_max_inflight(a->guard), server);
         http_req_add_header(r, "Retry-After", "1");
-        http_respond_problem(r, 429, "too-many-calls-in-flight", "Too many calls in flight",
-                             "too many originates are waiting for their outcome on this server",
-                             NULL);
+        api_rate_headers(r, &gi);
+        http_respond_problem(r, 429, "too-many-calls-in-flight", "Too many calls in flight", detail,
+                             json_pack("{s:s}", "server", server));
         return -1;
     }
+    api_rate_headers(r, &gi);
     call->holds_slot = 1;
     return 0;
 }

@@ -29,6 +29,7 @@
 #define CALL_DATA_MAX          900   /* application data: one AMI line */
 #define CALL_VARIABLES_MAX     100   /* Asterisk keeps 128 lines per action */
 #define CALL_OUTCOME_MARGIN_MS 15000 /* after the ring timeout, for the PBX to report */
+#define IDEM_CLAIM_SLACK_MS    30000 /* an idempotency claim outlives the call by this */
 
 struct call {
     struct api *a;
@@ -76,17 +77,6 @@ static const char *reason_status(long code)
     }
 }
 
-static void add_rate_headers(struct http_req *r, const struct guard_info *g)
-{
-    char v[32];
-    snprintf(v, sizeof(v), "%d", g->limit);
-    http_req_add_header(r, "RateLimit-Limit", v);
-    snprintf(v, sizeof(v), "%d", g->remaining);
-    http_req_add_header(r, "RateLimit-Remaining", v);
-    snprintf(v, sizeof(v), "%d", g->reset_s);
-    http_req_add_header(r, "RateLimit-Reset", v);
-}
-
 /* Answer with a JSON body, and remember it for the Idempotency-Key. */
 static void call_reply(struct call *c, int status, json_t *body)
 {
@@ -99,7 +89,7 @@ static void call_reply(struct call *c, int status, json_t *body)
     if (c->idem_key[0])
         idem_finish(c->a->idem, c->key ? c->key->name : "", c->idem_key, c->hash, status, s,
                     strlen(s));
-    add_rate_headers(c->r, &c->rate);
+    api_rate_headers(c->r, &c->rate);
     http_respond(c->r, status, "application/json", s, strlen(s));
     free(s);
 }
@@ -226,12 +216,13 @@ static void call_place(struct call *c)
         if (c->idem_key[0])
             idem_abandon(c->a->idem, scope, c->idem_key);
         http_req_add_header(c->r, "Retry-After", ra);
-        add_rate_headers(c->r, &c->rate);
+        api_rate_headers(c->r, &c->rate);
         http_respond_problem(c->r, 429, "rate-limited", "Too many calls", detail, NULL);
         call_free(c);
         return;
     }
     if (guard_acquire(c->a->guard, c->server) != 0) {
+        guard_refund(c->a->guard, c->key, &c->rate); /* nothing was dialled */
         metrics_inc(METRIC_ORIGINATE_REJECTED, "in_flight", NULL, 1);
         char detail[160];
         snprintf(detail, sizeof(detail), "%d calls to server '%s' are waiting for their outcome",
@@ -239,7 +230,7 @@ static void call_place(struct call *c)
         if (c->idem_key[0])
             idem_abandon(c->a->idem, scope, c->idem_key);
         http_req_add_header(c->r, "Retry-After", "1");
-        add_rate_headers(c->r, &c->rate);
+        api_rate_headers(c->r, &c->rate);
         http_respond_problem(c->r, 429, "too-many-calls-in-flight", "Too many calls in flight",
                              detail, json_pack("{s:s}", "server", ami_pool_name(c->pool)));
         call_free(c);
@@ -271,12 +262,27 @@ static void call_idem(void *ud, enum idem_outcome o, const struct idem_reply *re
     case IDEM_NEW:
         call_place(c);
         return;
-    case IDEM_REPLAY:
+    case IDEM_REPLAY: {
         http_req_add_header(c->r, "Idempotent-Replayed", "true");
-        http_respond(c->r, reply->status,
-                     reply->status >= 400 ? "application/problem+json" : "application/json",
-                     reply->body, reply->len);
+        if (reply->status < 400) {
+            http_respond(c->r, reply->status, "application/json", reply->body, reply->len);
+            break;
+        }
+        /* the first outcome, told to this request: its own request_id */
+        json_t *p = json_loadb(reply->body, reply->len, 0, NULL);
+        char *s = NULL;
+        if (p) {
+            json_object_set_new(p, "request_id", json_string(http_req_id(c->r)));
+            s = json_dumps(p, JSON_COMPACT);
+            json_decref(p);
+        }
+        if (reply->status == 503)
+            http_req_add_header(c->r, "Retry-After", "5");
+        http_respond(c->r, reply->status, "application/problem+json", s ? s : reply->body,
+                     s ? strlen(s) : reply->len);
+        free(s);
         break;
+    }
     case IDEM_MISMATCH:
         http_respond_problem(c->r, 422, "idempotency-key-reused", "Idempotency-Key reused",
                              "this Idempotency-Key was used with a different request body",
@@ -543,5 +549,8 @@ void api_calls_post(struct api *a, struct http_req *r, const struct http_params 
     }
     free(canon);
     snprintf(c->idem_key, sizeof(c->idem_key), "%s", idk);
-    idem_begin(a->idem, c->key ? c->key->name : "", idk, c->hash, call_idem, c);
+    /* the claim outlives the call's own bound: ring timeout, outcome margin */
+    idem_begin(a->idem, c->key ? c->key->name : "", idk, c->hash,
+               (uint32_t)c->timeout_s * 1000 + CALL_OUTCOME_MARGIN_MS + IDEM_CLAIM_SLACK_MS,
+               call_idem, c);
 }

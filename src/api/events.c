@@ -310,9 +310,16 @@ void api_events_get(struct api *a, struct http_req *r, const struct http_params 
     c->qcap = (size_t)a->cfg->sse_queue;
     c->q = calloc(c->qcap, sizeof(*c->q));
     char *events = NULL, *filter = NULL, *server = NULL;
-    int bad = !c->q || http_req_query(r, "events", &events) < 0 ||
-              http_req_query(r, "filter", &filter) < 0 || http_req_query(r, "server", &server) < 0;
     const char *field = "events";
+    int bad = !c->q || http_req_query(r, "events", &events) < 0;
+    if (!bad && http_req_query(r, "filter", &filter) < 0) {
+        field = "filter";
+        bad = 1;
+    }
+    if (!bad && http_req_query(r, "server", &server) < 0) {
+        field = "server";
+        bad = 1;
+    }
     if (!bad && events && split_list(events, c->names, SSE_NAMES_MAX, &c->nnames) != 0)
         bad = 1;
     if (!bad && filter) {

@@ -86,6 +86,16 @@ int guard_take(struct guard *g, const struct cfg_api_key *key, uint64_t now_ms,
     return ok ? 0 : -EAGAIN;
 }
 
+void guard_refund(struct guard *g, const struct cfg_api_key *key, struct guard_info *info)
+{
+    struct bucket *b = bucket_of(g, key);
+    b->tokens += 1.0;
+    if (b->tokens > b->burst)
+        b->tokens = b->burst;
+    info->remaining = (int)floor(b->tokens);
+    info->reset_s = (int)ceil((b->burst - b->tokens) / b->rate);
+}
+
 int guard_acquire(struct guard *g, size_t server)
 {
     if (server >= g->nservers)

@@ -32,6 +32,10 @@ void guard_free(struct guard *g);
 int guard_take(struct guard *g, const struct cfg_api_key *key, uint64_t now_ms,
                struct guard_info *info);
 
+/* Give back the token guard_take() took, for a call refused for another
+ * reason before it reached the PBX; `info` is brought up to date. */
+void guard_refund(struct guard *g, const struct cfg_api_key *key, struct guard_info *info);
+
 /* Reserve / release an in-flight originate on server `i`. acquire returns
  * 0 or -EBUSY when the cap is reached. */
 int guard_acquire(struct guard *g, size_t server);

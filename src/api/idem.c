@@ -259,8 +259,6 @@ static void mem_abandon(struct idem *s, const char *id)
  * poll a pending key until it is done or gone.
  */
 
-#define IDEM_PENDING_TTL_MS (15 * 60 * 1000)
-
 struct rop {
     struct idem *s;
     char rkey[160];
@@ -269,6 +267,7 @@ struct rop {
     void *ud;
     uv_timer_t timer;
     int tries;
+    uint32_t pending_ms;
 };
 
 static void hex(const unsigned char *b, size_t n, char *out)
@@ -370,12 +369,12 @@ static void on_set(void *ud, const redisReply *rep)
 static void rop_claim(struct rop *op)
 {
     if (bus_redis_command(op->s->redis, on_set, op, "SET %s P:%s NX PX %d", op->rkey, op->hashhex,
-                          IDEM_PENDING_TTL_MS) != 0)
+                          (int)op->pending_ms) != 0)
         rop_done(op, IDEM_ERROR, NULL);
 }
 
 static void redis_begin(struct idem *s, const char *id, const unsigned char hash[IDEM_HASH_LEN],
-                        idem_cb cb, void *ud)
+                        uint32_t pending_ms, idem_cb cb, void *ud)
 {
     struct rop *op = calloc(1, sizeof(*op));
     if (!op) {
@@ -383,6 +382,7 @@ static void redis_begin(struct idem *s, const char *id, const unsigned char hash
         return;
     }
     op->s = s;
+    op->pending_ms = pending_ms ? pending_ms : 1;
     op->cb = cb;
     op->ud = ud;
     redis_key(s, id, op->rkey, sizeof(op->rkey));
@@ -469,7 +469,7 @@ size_t idem_count(const struct idem *s)
 }
 
 void idem_begin(struct idem *s, const char *scope, const char *key,
-                const unsigned char hash[IDEM_HASH_LEN], idem_cb cb, void *ud)
+                const unsigned char hash[IDEM_HASH_LEN], uint32_t pending_ms, idem_cb cb, void *ud)
 {
     char *id = make_id(scope, key);
     if (!id) {
@@ -477,7 +477,7 @@ void idem_begin(struct idem *s, const char *scope, const char *key,
         return;
     }
     if (s->redis)
-        redis_begin(s, id, hash, cb, ud);
+        redis_begin(s, id, hash, pending_ms, cb, ud);
     else
         mem_begin(s, id, hash, cb, ud);
     free(id);

@@ -15,6 +15,7 @@
 #define AMIBRIDGE_API_IDEM_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "core/config.h"
@@ -48,9 +49,11 @@ struct idem *idem_new(uv_loop_t *loop, const struct cfg *c, struct bus_redis *re
 void idem_free(struct idem *s);
 
 /* Look up or claim `key` of API key `scope` for a body whose SHA-256 is
- * `hash`. `cb` fires exactly once, maybe before this returns. */
+ * `hash`. `cb` fires exactly once, maybe before this returns. In Redis a
+ * claim holds for `pending_ms` (how long the request may take): a replica
+ * that dies mid-call frees the key then, not a day later. */
 void idem_begin(struct idem *s, const char *scope, const char *key,
-                const unsigned char hash[IDEM_HASH_LEN], idem_cb cb, void *ud);
+                const unsigned char hash[IDEM_HASH_LEN], uint32_t pending_ms, idem_cb cb, void *ud);
 /* Store the reply of the request that owns the key and release waiters. */
 void idem_finish(struct idem *s, const char *scope, const char *key,
                  const unsigned char hash[IDEM_HASH_LEN], int status, const char *body, size_t len);

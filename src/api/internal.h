@@ -7,6 +7,7 @@
 
 #include "ami/pool.h"
 #include "api/api.h"
+#include "api/guard.h"
 #include "http/auth.h"
 #include "http/router.h"
 
@@ -206,6 +207,9 @@ int api_submit(struct api *a, struct http_req *r, struct ami_pool *pool, struct 
 void api_change_submit(struct api *a, struct http_req *r, struct ami_pool *pool, struct ami_msg *m,
                        int status, json_t *answer, const struct api_ami_error *errors,
                        json_t *context);
+
+/* RateLimit-Limit, -Remaining and -Reset from the originate guard. */
+void api_rate_headers(struct http_req *r, const struct guard_info *g);
 
 /* The calling key's dial policy (api/policy) for a call placed on `channel`
  * (may be NULL) or sent to `context`/`exten` (either may be NULL): 0 when

@@ -311,3 +311,14 @@ int api_dial_policy(struct http_req *r, const char *channel, const char *context
                          json_pack("{s:s,s:s}", "field", names[pr.field], "rule", pr.rule));
     return -1;
 }
+
+void api_rate_headers(struct http_req *r, const struct guard_info *g)
+{
+    char v[32];
+    snprintf(v, sizeof(v), "%d", g->limit);
+    http_req_add_header(r, "RateLimit-Limit", v);
+    snprintf(v, sizeof(v), "%d", g->remaining);
+    http_req_add_header(r, "RateLimit-Remaining", v);
+    snprintf(v, sizeof(v), "%d", g->reset_s);
+    http_req_add_header(r, "RateLimit-Reset", v);
+}

@@ -56,6 +56,9 @@ struct http_stream {
     http_stream_closed cl;
     void *ud;
     int suspended;
+    int gone; /* the client hung up while the stream was parked */
+    /* while parked MHD does not watch the socket: we do, for a hang-up */
+    struct hup_watch *hup;
     struct http_stream *prev, *next; /* the server's open streams */
 };
 
@@ -149,7 +152,11 @@ static void mhd_log(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(buf);
     while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
         buf[--n] = '\0';
-    log_warn("http server", "{s:s}", "detail", buf);
+    /* a stream whose client hung up is ended this way: routine, not a warning */
+    if (strstr(buf, "application error generating response"))
+        log_debug("http server", "{s:s}", "detail", buf);
+    else
+        log_warn("http server", "{s:s}", "detail", buf);
 }
 
 static int request_id_ok(const char *s)
@@ -285,6 +292,73 @@ static void server_kick(struct http_server *s)
         uv_timer_start(&s->timer, on_timer, 0, 0);
 }
 
+/* Watching a parked stream's socket for a hang-up. The handle only lives
+ * while the stream is parked, so it is always closed while MHD still owns
+ * the descriptor (libuv drops a closed handle's descriptor from its epoll
+ * set, which must never hit a reused number). */
+struct hup_watch {
+    uv_poll_t poll;
+    struct http_stream *st; /* NULL once closing */
+};
+
+static void hup_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void hup_stop(struct http_stream *st)
+{
+    if (!st->hup)
+        return;
+    st->hup->st = NULL;
+    uv_close((uv_handle_t *)&st->hup->poll, hup_closed);
+    st->hup = NULL;
+}
+
+/* The parked client's socket woke up: a hang-up (or a reset) ends the
+ * stream now, not at the next heartbeat; bytes the client sent are left
+ * alone (only a hang-up is watched from then on). */
+static void on_hup(uv_poll_t *h, int status, int events)
+{
+    struct hup_watch *w = h->data;
+    struct http_stream *st = w->st;
+    if (!st)
+        return;
+    char c;
+    int fd = -1;
+    uv_fileno((uv_handle_t *)h, &fd);
+    ssize_t n = status < 0 ? -1 : recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n > 0 && !(events & UV_DISCONNECT)) {
+        uv_poll_start(h, UV_DISCONNECT, on_hup);
+        return;
+    }
+    if (n < 0 && status == 0 && (errno == EAGAIN || errno == EINTR))
+        return;
+    hup_stop(st);
+    st->gone = 1;
+    http_stream_wake(st);
+}
+
+static void hup_watch(struct http_stream *st)
+{
+    if (!st->req || st->hup)
+        return;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(st->req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    struct hup_watch *w = ci ? calloc(1, sizeof(*w)) : NULL;
+    if (!w)
+        return; /* the heartbeat finds a gone client instead */
+    if (uv_poll_init_socket(st->srv->loop, &w->poll, ci->connect_fd) != 0) {
+        free(w);
+        return;
+    }
+    w->poll.data = w;
+    w->st = st;
+    st->hup = w;
+    if (uv_poll_start(&w->poll, UV_READABLE | UV_DISCONNECT, on_hup) != 0)
+        hup_stop(st);
+}
+
 /* MHD asks for more of the body: hand it what the producer has, or park
  * the connection until http_stream_wake() (MHD would otherwise call again
  * at once, spinning). */
@@ -294,6 +368,8 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
     struct http_stream *st = cls;
     if (!st->req)
         return MHD_CONTENT_READER_END_OF_STREAM;
+    if (st->gone)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
     ssize_t n = st->rd(st->ud, buf, max);
     if (n > 0) {
         st->req->bytes_out += (size_t)n;
@@ -303,6 +379,7 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
         return MHD_CONTENT_READER_END_OF_STREAM;
     st->suspended = 1;
     MHD_suspend_connection(st->req->conn);
+    hup_watch(st);
     return 0;
 }
 
@@ -321,6 +398,7 @@ static void stream_free(void *cls)
     s->nstreams--;
     if (st->cl)
         st->cl(st->ud);
+    hup_stop(st);
     free(st);
 }
 
@@ -373,6 +451,7 @@ void http_stream_wake(struct http_stream *st)
 {
     if (!st || !st->suspended || !st->req)
         return;
+    hup_stop(st);
     st->suspended = 0;
     MHD_resume_connection(st->req->conn);
     server_kick(st->srv);
@@ -789,6 +868,7 @@ void http_server_close(struct http_server *s, void (*done)(void *arg), void *arg
     /* MHD refuses to stop with suspended connections */
     for (struct http_stream *st = s->streams; st; st = st->next)
         if (st->suspended && st->req) {
+            hup_stop(st);
             st->suspended = 0;
             MHD_resume_connection(st->req->conn);
         }

@@ -90,6 +90,28 @@ static void in_flight_cap_per_server(void **state)
     cfg_free(&c);
 }
 
+/* A call refused for another reason (in-flight cap) gets its token back. */
+static void refund_returns_the_token(void **state)
+{
+    (void)state;
+    char *env[] = {"AMIBRIDGE_AMI_USERNAME=u", "AMIBRIDGE_AMI_SECRET=s",
+                   "AMIBRIDGE_CALLS_PER_SECOND=1", "AMIBRIDGE_CALLS_BURST=2", NULL};
+    struct cfg c = make_cfg(env);
+    struct guard *g = guard_new(&c, 1);
+    struct guard_info gi;
+    assert_int_equal(guard_take(g, NULL, 1000, &gi), 0);
+    assert_int_equal(gi.remaining, 1);
+    guard_refund(g, NULL, &gi);
+    assert_int_equal(gi.remaining, 2);
+    guard_refund(g, NULL, &gi); /* never beyond the burst */
+    assert_int_equal(gi.remaining, 2);
+    assert_int_equal(guard_take(g, NULL, 1000, &gi), 0);
+    assert_int_equal(guard_take(g, NULL, 1000, &gi), 0);
+    assert_int_equal(guard_take(g, NULL, 1000, &gi), -EAGAIN);
+    guard_free(g);
+    cfg_free(&c);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR);
@@ -97,6 +119,7 @@ int main(void)
         cmocka_unit_test(bucket_gives_the_burst_then_the_rate),
         cmocka_unit_test(keys_have_their_own_buckets_and_limits),
         cmocka_unit_test(in_flight_cap_per_server),
+        cmocka_unit_test(refund_returns_the_token),
     };
     return cmocka_run_group_tests_name("guard", tests, NULL, NULL);
 }

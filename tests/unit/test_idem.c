@@ -50,20 +50,20 @@ static void first_owns_later_ones_wait_then_replay(void **state)
     struct cfg c = cfg_with("AMIBRIDGE_IDEMPOTENCY_MAX=100");
     struct idem *s = idem_new(&loop, &c, NULL);
     struct seen a = {0}, b = {0}, d = {0}, m = {0}, other = {0};
-    idem_begin(s, "crm", "k1", H1, record, &a);
+    idem_begin(s, "crm", "k1", H1, 60000, record, &a);
     assert_int_equal(a.last, IDEM_NEW);
-    idem_begin(s, "crm", "k1", H1, record, &b); /* in flight: waits */
+    idem_begin(s, "crm", "k1", H1, 60000, record, &b); /* in flight: waits */
     assert_int_equal(b.n, 0);
-    idem_begin(s, "crm", "k1", H2, record, &m);
+    idem_begin(s, "crm", "k1", H2, 60000, record, &m);
     assert_int_equal(m.last, IDEM_MISMATCH);
-    idem_begin(s, "ops", "k1", H1, record, &other); /* another API key */
+    idem_begin(s, "ops", "k1", H1, 60000, record, &other); /* another API key */
     assert_int_equal(other.last, IDEM_NEW);
     idem_finish(s, "crm", "k1", H1, 200, "{\"id\":\"x\"}", 10);
     assert_int_equal(b.n, 1);
     assert_int_equal(b.last, IDEM_REPLAY);
     assert_int_equal(b.status, 200);
     assert_string_equal(b.body, "{\"id\":\"x\"}");
-    idem_begin(s, "crm", "k1", H1, record, &d);
+    idem_begin(s, "crm", "k1", H1, 60000, record, &d);
     assert_int_equal(d.last, IDEM_REPLAY);
     assert_int_equal(idem_count(s), 2);
     idem_free(s);
@@ -80,9 +80,9 @@ static void abandoned_key_passes_to_the_first_waiter(void **state)
     struct cfg c = cfg_with("AMIBRIDGE_IDEMPOTENCY_MAX=100");
     struct idem *s = idem_new(&loop, &c, NULL);
     struct seen a = {0}, b = {0}, d = {0}, e = {0};
-    idem_begin(s, "", "k", H1, record, &a);
-    idem_begin(s, "", "k", H1, record, &b);
-    idem_begin(s, "", "k", H1, record, &d);
+    idem_begin(s, "", "k", H1, 60000, record, &a);
+    idem_begin(s, "", "k", H1, 60000, record, &b);
+    idem_begin(s, "", "k", H1, 60000, record, &d);
     idem_abandon(s, "", "k"); /* e.g. the first was rate limited */
     assert_int_equal(b.last, IDEM_NEW);
     assert_int_equal(d.n, 0);
@@ -91,10 +91,10 @@ static void abandoned_key_passes_to_the_first_waiter(void **state)
     assert_int_equal(d.status, 202);
     idem_abandon(s, "", "nothing"); /* unknown: harmless */
     /* abandoned without waiters: the key is free again */
-    idem_begin(s, "", "k2", H1, record, &e);
+    idem_begin(s, "", "k2", H1, 60000, record, &e);
     idem_abandon(s, "", "k2");
     struct seen f = {0};
-    idem_begin(s, "", "k2", H2, record, &f);
+    idem_begin(s, "", "k2", H2, 60000, record, &f);
     assert_int_equal(f.last, IDEM_NEW);
     idem_free(s);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -114,15 +114,15 @@ static void memory_is_bounded_by_evicting_the_oldest_finished(void **state)
         char k[16];
         snprintf(k, sizeof(k), "k%d", i);
         struct seen x = {0};
-        idem_begin(s, "", k, H1, record, &x);
+        idem_begin(s, "", k, H1, 60000, record, &x);
         assert_int_equal(x.last, IDEM_NEW);
         idem_finish(s, "", k, H1, 200, "ok", 2);
     }
     assert_true(idem_count(s) <= 51);
     struct seen last = {0}, first = {0};
-    idem_begin(s, "", "k499", H1, record, &last);
+    idem_begin(s, "", "k499", H1, 60000, record, &last);
     assert_int_equal(last.last, IDEM_REPLAY);
-    idem_begin(s, "", "k0", H1, record, &first); /* evicted */
+    idem_begin(s, "", "k0", H1, 60000, record, &first); /* evicted */
     assert_int_equal(first.last, IDEM_NEW);
     idem_free(s);
     uv_run(&loop, UV_RUN_DEFAULT);
