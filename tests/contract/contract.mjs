@@ -3,7 +3,7 @@
 //
 //   node tests/contract/contract.mjs BUILD_DIR
 //
-// Starts BUILD_DIR/ami-sim and three BUILD_DIR/amibridge processes on
+// Starts BUILD_DIR/ami-sim and five BUILD_DIR/amibridge processes on
 // loopback ports the kernel picks, drives every operation of the spec and
 // every error the binary can be made to give, and checks each reply: the
 // status is documented for the operation, the Content-Type is a documented
@@ -40,8 +40,14 @@ const API_KEYS = `ops:${OPS_TOKEN}:read,call,control,actions,admin crm:${CRM_TOK
 const OPS = { Authorization: `Bearer ${OPS_TOKEN}` };
 const CRM = { Authorization: `Bearer ${CRM_TOKEN}` };
 const JSON_CT = { 'Content-Type': 'application/json' };
+// amibridge-d's keys (its config file): a dialer with a dial policy and a
+// call rate of one, and a read-only key
+const DIALER = { Authorization: 'Bearer dialer-token-0123456789' };
+const READER = { Authorization: 'Bearer reader-token-0123456789' };
+const CORS_ORIGIN = 'https://crm.example';
 
 const START_TIMEOUT_MS = 15000;
+const STREAM_WAIT_MS = 8000; // how long to wait for something on an event stream
 const SLOW_TIMEOUT_MS = 300; // AMI timeout of amibridge-b's server 'slow'
 const SIM_DELAY_MS = 3000; // the simulator's delay before each action, for 502/503/504
 const REQUEST_TIMEOUT_MS = 15000;
@@ -119,6 +125,18 @@ function logOf(child) {
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// A loopback port nothing listens on (the kernel picked it; we closed it).
+function closedPort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
 
 async function startSim() {
   const ready = path.join(tmpDir, 'sim.port');
@@ -236,6 +254,67 @@ function request(bridge, { method, path: p, headers = {}, body }) {
       if (buf) sock.write(buf);
     });
   });
+}
+
+// A request whose reply does not end (an event stream): the reply so far
+// can be awaited with `wait(pred)` (the reply parsed so far when `pred`
+// holds for it, or after `ms`) and is returned by `close()`, which hangs up.
+function openStream(bridge, { method, path: p, headers = {} }) {
+  const sock = net.connect(bridge.port, '127.0.0.1');
+  const chunks = [];
+  let ended = false;
+  let waiters = [];
+  const sofar = () => {
+    try {
+      return parseReply(Buffer.concat(chunks));
+    } catch {
+      return null;
+    }
+  };
+  const poke = () => {
+    const r = sofar();
+    waiters = waiters.filter((w) => {
+      if (!ended && !(r && w.pred(r))) return true;
+      clearTimeout(w.timer);
+      w.resolve(r);
+      return false;
+    });
+  };
+  sock.on('data', (d) => {
+    chunks.push(d);
+    poke();
+  });
+  sock.on('close', () => {
+    ended = true;
+    poke();
+  });
+  sock.on('error', () => {
+    /* 'close' follows */
+  });
+  sock.on('connect', () => {
+    const h = { Host: `127.0.0.1:${bridge.port}`, ...headers };
+    let head = `${method} ${p} HTTP/1.1\r\n`;
+    for (const [k, v] of Object.entries(h)) head += `${k}: ${v}\r\n`;
+    sock.write(Buffer.from(`${head}\r\n`, 'latin1'));
+  });
+  return {
+    wait(pred, ms = STREAM_WAIT_MS) {
+      return new Promise((resolve) => {
+        const w = { pred, resolve };
+        w.timer = setTimeout(() => {
+          waiters = waiters.filter((x) => x !== w);
+          resolve(sofar());
+        }, ms);
+        waiters.push(w);
+        poke();
+      });
+    },
+    close() {
+      const r = sofar();
+      sock.destroy();
+      return r;
+    },
+  };
 }
 
 function parseReply(raw) {
@@ -378,7 +457,8 @@ function documentedResponses(method, rawPath) {
     exercised.add(op.operationId);
     return { label: op.operationId, responses: op.responses ?? {} };
   }
-  const others = METHODS.filter((m) => match.item[m]).map((m) => match.item[m]);
+  // OPTIONS is answered on every path: it has no 405 to document
+  const others = METHODS.filter((m) => m !== 'options' && match.item[m]).map((m) => match.item[m]);
   const r405 = others.map((o) => o.responses?.['405']).filter(Boolean);
   return {
     label: `${match.template} without ${method}`,
@@ -443,7 +523,9 @@ function specProblems(req, res) {
   if (ctype === 'application/problem+json' && value && typeof value === 'object') {
     if (value.status !== undefined && value.status !== res.status)
       out.push(`problem status ${value.status} differs from the HTTP status ${res.status}`);
-    if (value.request_id !== undefined && value.request_id !== res.headers['x-request-id'])
+    // a replayed reply (Idempotency-Key) is the first one byte for byte
+    const replayed = res.headers['idempotent-replayed'] === 'true';
+    if (!replayed && value.request_id !== undefined && value.request_id !== res.headers['x-request-id'])
       out.push(`problem request_id ${value.request_id} differs from X-Request-Id ${res.headers['x-request-id']}`);
     // the path as sent; bytes that are not UTF-8 show as U+FFFD
     const sentPath = Buffer.from(req.path.split('?')[0], 'latin1').toString('utf8');
@@ -486,7 +568,9 @@ function requestViolations(req) {
       if (p.required) out.push(`${p.in} parameter ${p.name} is missing`);
       continue;
     }
-    for (const e of schemaErrors(p.schema, v)) out.push(`${p.in} parameter ${p.name}: ${e.replace(/^body /, '')}`);
+    // path and query values are text: an integer parameter is checked as the number it spells
+    const value = p.in === 'header' ? v : headerValue(deref(p.schema), v);
+    for (const e of schemaErrors(p.schema, value)) out.push(`${p.in} parameter ${p.name}: ${e.replace(/^body /, '')}`);
   }
   const rb = deref(op.requestBody);
   if (req.body !== undefined && req.body.length) {
@@ -513,7 +597,7 @@ const dump = [];
 
 function report(ok, title, problems = []) {
   results.push(ok);
-  const n = String(results.length).padStart(2);
+  const n = String(results.length).padStart(3);
   console.log(`${ok ? 'ok  ' : 'FAIL'} ${n}  ${title}`);
   for (const p of problems) console.log(`         - ${p}`);
 }
@@ -528,12 +612,25 @@ function show(req) {
 // request must get (`want.status`, `want.type` slug, and `want.more(res)`,
 // which returns a list of problems). Returns the reply.
 async function check(name, bridge, req, want) {
-  const title = `${name}: ${show(req)} -> ${want.status}${want.type ? ` ${want.type}` : ''}`;
   let res;
   try {
     res = await request(bridge, req);
   } catch (e) {
-    report(false, title, [`request failed: ${e.message}`]);
+    report(false, checkTitle(name, req, want), [`request failed: ${e.message}`]);
+    return null;
+  }
+  return verify(name, req, res, want);
+}
+
+function checkTitle(name, req, want) {
+  return `${name}: ${show(req)} -> ${want.status}${want.type ? ` ${want.type}` : ''}`;
+}
+
+// Check a reply as check() does; `res` may be null (nothing came).
+function verify(name, req, res, want) {
+  const title = checkTitle(name, req, want);
+  if (!res) {
+    report(false, title, ['no reply']);
     return null;
   }
   const { label, problems } = specProblems(req, res);
@@ -580,6 +677,127 @@ const post = (action, body, headers = OPS, query = '') => ({
   headers: body === undefined ? headers : { ...headers, ...JSON_CT },
   body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
 });
+
+const postTo = (p, body, headers = OPS) => ({
+  method: 'POST',
+  path: p,
+  headers: { ...headers, ...JSON_CT },
+  body: typeof body === 'string' ? body : JSON.stringify(body),
+});
+const get = (p, headers = OPS) => ({ method: 'GET', path: p, headers });
+const options = (p, headers = {}) => ({ method: 'OPTIONS', path: p, headers });
+
+// A streamed request: `until(pred, ms)` waits for the reply so far to
+// satisfy `pred`; `done(want)` hangs up and checks what came as check() does.
+function stream(name, bridge, req) {
+  const st = openStream(bridge, req);
+  return {
+    until: (pred, ms) => st.wait(pred, ms),
+    done: (want) => verify(name, req, st.close(), want),
+  };
+}
+
+// The blocks of an event stream: { id, event, data (parsed), retry, comments }.
+function sseBlocks(text) {
+  return text
+    .split('\n\n')
+    .filter((b) => b.length)
+    .map((b) => {
+      const out = { comments: [] };
+      for (const line of b.split('\n')) {
+        if (line.startsWith(':')) out.comments.push(line.slice(1).trim());
+        else if (line.startsWith('id: ')) out.id = line.slice(4);
+        else if (line.startsWith('event: ')) out.event = line.slice(7);
+        else if (line.startsWith('retry: ')) out.retry = Number(line.slice(7));
+        else if (line.startsWith('data: ')) {
+          out.raw = line.slice(6);
+          try {
+            out.data = JSON.parse(out.raw);
+          } catch {
+            out.data = null;
+          }
+        } else out.other = line;
+      }
+      return out;
+    });
+}
+
+// Every way an event stream departs from the spec: the opening, each event's
+// lines, and its data against the Event schema. `idRe` is the form of `id`.
+const EVENT_SCHEMA = { $ref: '#/components/schemas/Event' };
+function streamProblems(text, idRe) {
+  const out = [];
+  const blocks = sseBlocks(text);
+  if (blocks[0]?.retry !== 2000 || !blocks[0]?.comments.includes('connected to amibridge'))
+    out.push(`the stream does not open with retry: 2000 and ': connected to amibridge': ${JSON.stringify(text.slice(0, 80))}`);
+  // the last block may be cut short by the hang-up
+  for (const b of (text.endsWith('\n\n') ? blocks : blocks.slice(0, -1)).slice(1)) {
+    if (b.other !== undefined) out.push(`a line that is not SSE: ${JSON.stringify(b.other)}`);
+    if (b.raw === undefined) continue;
+    if (!b.data) {
+      out.push(`data is not JSON: ${b.raw.slice(0, 80)}`);
+      continue;
+    }
+    out.push(...schemaErrors(EVENT_SCHEMA, b.data).map((e) => `event ${b.id}: ${e}`));
+    if (b.event !== b.data.event) out.push(`event: ${b.event} but data.event ${b.data.event}`);
+    if (!idRe.test(b.id ?? '')) {
+      out.push(`id ${JSON.stringify(b.id)} does not match ${idRe}`);
+      continue;
+    }
+    const [server, seq] = b.id.includes(':') ? b.id.split(':') : [b.data.server, b.id];
+    if (Number(seq) !== b.data.seq || server !== b.data.server)
+      out.push(`id ${b.id} is not the server and seq of its data (${b.data.server}, ${b.data.seq})`);
+  }
+  return out;
+}
+const del = (p, headers = OPS) => ({ method: 'DELETE', path: p, headers });
+
+// Poll until `cond()` is true (it may be async); false after `ms`.
+async function waitFor(cond, ms = 8000) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await cond()) return true;
+    await sleep(50);
+  }
+  return false;
+}
+
+// Poll GET /v1/channels until `pick(channels)` returns something; that, or null.
+async function waitChannels(bridge, pick, ms = 8000) {
+  let found = null;
+  await waitFor(async () => {
+    const r = await request(bridge, get('/v1/channels'));
+    found = r.status === 200 ? pick(JSON.parse(r.text).channels) : null;
+    return found !== null;
+  }, ms);
+  return found;
+}
+
+// Every way a Prometheus text (0.0.4) departs from the format, and the
+// families of `want` that it lacks.
+function metricsProblems(text, want) {
+  const out = [];
+  const typed = new Map();
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    let m;
+    if ((m = /^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) .+$/.exec(line))) continue;
+    if ((m = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$/.exec(line))) {
+      typed.set(m[1], m[2]);
+      continue;
+    }
+    m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*\})? (-?[0-9.e+-]+|[+-]Inf|NaN)$/.exec(line);
+    if (!m) {
+      out.push(`not a metrics line: ${JSON.stringify(line.slice(0, 80))}`);
+      continue;
+    }
+    const family = typed.has(m[1]) ? m[1] : m[1].replace(/_(bucket|sum|count)$/, '');
+    if (!typed.has(family)) out.push(`sample ${m[1]} before its # TYPE`);
+  }
+  if (!text.endsWith('\n')) out.push('the text does not end with a newline');
+  for (const f of want) if (!typed.has(f)) out.push(`no family ${f}`);
+  return out.slice(0, 8);
+}
 
 const expectEq = (what, got, want) =>
   got === want ? [] : [`${what} is ${JSON.stringify(got)}, want ${JSON.stringify(want)}`];
@@ -639,6 +857,44 @@ async function run() {
     { ...ami, AMIBRIDGE_AMI_SECRET: 'wrong-secret', AMIBRIDGE_API_KEYS: API_KEYS },
     (r) => r.status === 503 && /"auth_failed":true/.test(r.text),
   );
+  // d: keys with a dial policy and a call rate of one, one call in flight
+  // per server, a browser origin, one event stream at a time (its
+  // heartbeat notices a client gone within seconds), /metrics behind a key;
+  // a second server that logs in as the AMI user without write classes
+  const dConfig = path.join(tmpDir, 'd.json');
+  writeFileSync(
+    dConfig,
+    JSON.stringify({
+      servers: [
+        { name: 'pbx1', ...server },
+        { name: 'viewer', ...server, username: 'viewer', secret: 'viewersecret' },
+      ],
+      api_keys: [
+        { name: 'ops', token: OPS_TOKEN, scopes: ['read', 'call', 'control', 'actions', 'admin'] },
+        {
+          name: 'dialer',
+          token: DIALER.Authorization.slice(7),
+          scopes: ['call', 'control', 'actions'],
+          allow_channels: ['Local/*'],
+          allow_contexts: ['demo'],
+          deny_extens: ['9*'],
+          calls_burst: 1,
+          calls_per_second: 0.01,
+        },
+        { name: 'reader', token: READER.Authorization.slice(7), scopes: ['read'] },
+      ],
+      calls_max_inflight: 1,
+      cors_origins: [CORS_ORIGIN],
+    }),
+  );
+  const d = await startBridge('amibridge-d', {
+    AMIBRIDGE_CONFIG: dConfig,
+    AMIBRIDGE_SSE_MAX_CLIENTS: '1',
+    AMIBRIDGE_SSE_HEARTBEAT_S: '1',
+    AMIBRIDGE_METRICS_AUTH: '1',
+  });
+  // e: no API keys, Redis for the Idempotency-Key store, but no Redis there
+  const e = await startBridge('amibridge-e', { ...ami, AMIBRIDGE_REDIS_URL: `redis://127.0.0.1:${await closedPort()}` });
 
   /* public routes */
   await check('liveness', a, { method: 'GET', path: '/healthz' }, {
@@ -720,7 +976,13 @@ async function run() {
       CallerID: 'Contract <5550100>',
       Variable: ['CONTRACT_A=1', 'CONTRACT_B=2'],
     }),
-    { status: 200, more: (r) => expectEq('response', r.json.response, 'Success') },
+    {
+      status: 200,
+      more: (r) => [
+        ...expectEq('response', r.json.response, 'Success'),
+        ...expectMatch('RateLimit-Remaining', r.headers['ratelimit-remaining'], /^[0-9]+$/),
+      ],
+    },
   );
   // the call shows up in Status once the simulator has set it up
   let channel = null;
@@ -769,6 +1031,198 @@ async function run() {
       ...('Output' in r.json.fields ? ['fields still holds Output'] : []),
     ],
   });
+
+  /* channels and queues: a call, then every route and its documented errors */
+  await request(
+    a,
+    post('Originate', {
+      Channel: 'Local/200@demo',
+      Context: 'demo',
+      Exten: '200',
+      Priority: 1,
+      Async: true,
+      CallerID: 'Contract <5550100>',
+    }),
+  );
+  const legs = await waitChannels(a, (chs) => {
+    const l1 = chs.find((c) => /^Local\/200@demo-.*;1$/.test(c.channel) && c.application === 'Wait');
+    const l2 = chs.find((c) => /^Local\/200@demo-.*;2$/.test(c.channel));
+    return l1 && l2 ? [l1.channel, l2.channel] : null;
+  });
+  if (!legs) report(false, 'the call for the channel routes never showed up in GET /v1/channels');
+  const [leg1, leg2] = legs ?? ['Local/200@demo-00000001;1', 'Local/200@demo-00000001;2'];
+  const chPath = (name, rest = '') => `/v1/channels/${encodeURIComponent(name)}${rest}`;
+  await check('GET /v1/channels with a call up', a, get('/v1/channels', CRM), {
+    status: 200,
+    more: (r) => (r.json.channels.length >= 2 ? [] : ['fewer than two channels']),
+  });
+  await check('GET one channel', a, get(chPath(leg1), CRM), {
+    status: 200,
+    more: (r) => [...expectEq('channel', r.json.channel, leg1), ...expectEq('state', r.json.state, 'up')],
+  });
+  await check('GET a channel that is gone', a, get(chPath('Local/200@demo-0000ffff;1')), {
+    status: 404,
+    type: 'no-such-channel',
+  });
+  await check(
+    'POST a channel variable',
+    a,
+    postTo(chPath(leg1, '/variables'), { name: 'DEMO_VAR', value: 'hello world' }),
+    { status: 200, more: (r) => expectEq('message', r.json.message, 'Variable Set') },
+  );
+  await check('GET a channel variable', a, get(chPath(leg1, '/variables/DEMO_VAR'), CRM), {
+    status: 200,
+    more: (r) => expectEq('value', r.json.value, 'hello world'),
+  });
+  await check('GET a function of a channel', a, get(chPath(leg1, '/variables/CHANNEL%28state%29')), {
+    status: 200,
+    more: (r) => expectEq('value', r.json.value, 'Up'),
+  });
+  await check(
+    'a channel variable that calls SHELL(',
+    a,
+    postTo(chPath(leg1, '/variables'), { name: 'SHELL(id)', value: '1' }),
+    { status: 403, type: 'action-denied', more: (r) => expectEq('field', r.json.field, 'name') },
+  );
+  await check(
+    'blind transfer of a channel in no bridge',
+    a,
+    postTo(chPath(leg1, '/blind-transfer'), { context: 'demo', exten: '250' }),
+    { status: 409, type: 'channel-not-bridged' },
+  );
+  await check(
+    'redirect a channel',
+    a,
+    postTo(chPath(leg1, '/redirect'), { context: 'demo', exten: '250', priority: 1 }),
+    { status: 200, more: (r) => expectEq('message', r.json.message, 'Redirect successful') },
+  );
+  await check(
+    'redirect, priority 0',
+    a,
+    postTo(chPath(leg1, '/redirect'), { context: 'demo', exten: '250', priority: 0 }),
+    { status: 400, type: 'invalid-field', invalidRequest: true, more: (r) => expectEq('field', r.json.field, 'priority') },
+  );
+  await check(
+    'redirect, an unknown member',
+    a,
+    postTo(chPath(leg1, '/redirect'), { context: 'demo', exten: '250', priority: 1, Channel: 'x' }),
+    { status: 400, type: 'invalid-field', invalidRequest: true, more: (r) => expectEq('field', r.json.field, 'Channel') },
+  );
+  await check(
+    'redirect of a channel that is gone',
+    a,
+    postTo(chPath('Local/nonexistent-0000;1', '/redirect'), { context: 'demo', exten: '250', priority: 1 }),
+    { status: 404, type: 'no-such-channel' },
+  );
+  await check('a channel name that is a regular expression', a, del(chPath('/.*/')), {
+    status: 400,
+    type: 'invalid-field',
+    invalidRequest: true,
+    more: (r) => expectEq('field', r.json.field, 'channel'),
+  });
+  await check('hangup, bad cause', a, del(chPath(leg2, '?cause=abc')), {
+    status: 400,
+    type: 'invalid-field',
+    invalidRequest: true,
+    more: (r) => expectEq('field', r.json.field, 'cause'),
+  });
+  await check('hangup with a read-only key', a, del(chPath(leg2), CRM), {
+    status: 403,
+    type: 'forbidden',
+    more: (r) => expectEq('required_scope', r.json.required_scope, 'control'),
+  });
+  await check('hangup with a cause', a, del(chPath(leg2, '?cause=16')), { status: 204 });
+  await check('hangup of a channel that is gone', a, del(chPath(leg2)), { status: 404, type: 'no-such-channel' });
+  await check('POST on the channel route', a, postTo(chPath(leg2), {}), {
+    status: 405,
+    type: 'method-not-allowed',
+    more: (r) => expectEq('Allow', r.headers.allow, 'GET, HEAD, DELETE'),
+  });
+
+  await check('GET /v1/queues', a, get('/v1/queues', CRM), {
+    status: 200,
+    more: (r) => expectEq('queues', r.json.queues.map((q) => q.name).join(','), 'support,sales'),
+  });
+  await check('GET a queue that does not exist', a, get('/v1/queues/nope'), { status: 404, type: 'no-such-queue' });
+  const member = '/v1/queues/sales/members/Local%2F202%40demo';
+  await check(
+    'add a queue member',
+    a,
+    postTo('/v1/queues/sales/members', { interface: 'Local/202@demo', name: 'Agent202', penalty: 2 }),
+    { status: 201, more: (r) => expectEq('message', r.json.message, 'Added interface to queue') },
+  );
+  await check('add a member twice', a, postTo('/v1/queues/sales/members', { interface: 'Local/202@demo' }), {
+    status: 409,
+    type: 'member-exists',
+  });
+  await check('add a member to a queue that does not exist', a, postTo('/v1/queues/nope/members', { interface: 'Local/202@demo' }), {
+    status: 404,
+    type: 'no-such-queue',
+  });
+  await check('add a member with a negative penalty', a, postTo('/v1/queues/sales/members', { interface: 'Local/203@demo', penalty: -1 }), {
+    status: 400,
+    type: 'invalid-field',
+    invalidRequest: true,
+    more: (r) => expectEq('field', r.json.field, 'penalty'),
+  });
+  await check('GET on the members route', a, get('/v1/queues/sales/members'), {
+    status: 405,
+    type: 'method-not-allowed',
+    more: (r) => expectEq('Allow', r.headers.allow, 'POST'),
+  });
+  await check('pause a queue member', a, postTo(`${member}/pause`, { paused: true, reason: 'lunch' }), {
+    status: 200,
+    more: (r) => expectEq('message', r.json.message, 'Interface paused successfully'),
+  });
+  await check('pause, paused is not a boolean', a, postTo(`${member}/pause`, { paused: 'yes' }), {
+    status: 400,
+    type: 'invalid-field',
+    invalidRequest: true,
+    more: (r) => expectEq('field', r.json.field, 'paused'),
+  });
+  await check(
+    'pause a member that is not there',
+    a,
+    postTo('/v1/queues/sales/members/Local%2F999%40demo/pause', { paused: true }),
+    { status: 404, type: 'no-such-member' },
+  );
+  await check('pause in a queue that does not exist', a, postTo('/v1/queues/nope/members/Local%2F202%40demo/pause', { paused: true }), {
+    status: 404,
+    type: 'no-such-queue',
+  });
+  await check('remove a queue member', a, del(member), { status: 204 });
+  await check('remove a member that is not there', a, del(member), { status: 404, type: 'no-such-member' });
+  await check('remove a member from queues.conf', a, del('/v1/queues/sales/members/Local%2F200%40demo'), {
+    status: 409,
+    type: 'member-not-dynamic',
+  });
+
+  // a caller waits in sales while both members are paused; one comes back,
+  // takes the call and blind-transfers the caller
+  for (const m of ['Local%2F200%40demo', 'Local%2F201%40demo'])
+    await request(a, postTo(`/v1/queues/sales/members/${m}/pause`, { paused: true }));
+  await request(a, post('Originate', { Channel: 'Local/400@demo', Application: 'Wait', Data: '30', Async: true }));
+  const waiting = await waitFor(async () => {
+    const r = await request(a, get('/v1/queues/sales'));
+    return r.status === 200 && JSON.parse(r.text).callers.length === 1;
+  });
+  if (!waiting) report(false, 'no caller ever waited in the queue sales');
+  await check('GET one queue with a caller waiting', a, get('/v1/queues/sales', CRM), {
+    status: 200,
+    more: (r) => expectEq('callers', r.json.callers.length, 1),
+  });
+  await request(a, postTo('/v1/queues/sales/members/Local%2F201%40demo/pause', { paused: false }));
+  const agentLeg = await waitChannels(a, (chs) =>
+    chs.find((c) => /^Local\/201@demo-.*;1$/.test(c.channel) && c.bridge_id)?.channel ?? null,
+  );
+  if (!agentLeg) report(false, 'the queue call was never answered');
+  await check(
+    'blind transfer of a bridged channel',
+    a,
+    postTo(chPath(agentLeg ?? 'Local/201@demo-00000003;1', '/blind-transfer'), { context: 'demo', exten: '250' }),
+    { status: 200, more: (r) => expectEq('message', r.json.message, 'Transfer succeeded') },
+  );
+  await request(a, postTo('/v1/queues/sales/members/Local%2F200%40demo/pause', { paused: false }));
 
   /* 400 */
   await check('invalid JSON', a, post('Ping', '{"Variable":'), {
@@ -926,6 +1380,346 @@ async function run() {
     more: (r) => (r.json.output?.length ? [] : ['no output lines']),
   });
 
+  /* POST /v1/calls */
+  const call = (body, headers = OPS, query = '') => postTo(`/v1/calls${query}`, body, headers);
+  const demo100 = { channel: 'Local/100@demo', context: 'demo', exten: '100' };
+  const rateHeaders = (r) =>
+    ['ratelimit-limit', 'ratelimit-remaining', 'ratelimit-reset'].filter((h) => r.headers[h] === undefined).map((h) => `no ${h} header`);
+  await check('call answered', a, call(demo100), {
+    status: 200,
+    more: (r) => [
+      ...expectEq('status', r.json.status, 'answered'),
+      ...expectEq('answered', r.json.answered, true),
+      ...expectEq('reason_code', r.json.reason_code, 4),
+      ...expectMatch('channel', r.json.channel, /^Local\/100@demo-[0-9a-f]+;1$/),
+      ...expectEq('linkedid', r.json.linkedid, r.json.uniqueid),
+      ...rateHeaders(r),
+    ],
+  });
+  await check('call to a busy line', a, call({ channel: 'Local/300@demo', context: 'demo', exten: '100' }), {
+    status: 200,
+    more: (r) => [
+      ...expectEq('status', r.json.status, 'busy'),
+      ...expectEq('reason_code', r.json.reason_code, 5),
+      ...expectEq('uniqueid', r.json.uniqueid, null),
+    ],
+  });
+  await check('call nobody answers', a, call({ channel: 'Local/302@demo', context: 'demo', exten: '100', timeout: 1 }), {
+    status: 200,
+    more: (r) => [...expectEq('status', r.json.status, 'no_answer'), ...expectEq('answered', r.json.answered, false)],
+  });
+  await check(
+    'call connected to an application',
+    a,
+    call({ channel: 'Local/100@demo', application: 'Wait', data: '1', caller_id: 'Contract <5550100>', variables: { CONTRACT_VAR: 'x' } }),
+    { status: 200, more: (r) => expectEq('status', r.json.status, 'answered') },
+  );
+  // wait:false: the outcome is the OriginateResponse with the call's id on the event stream
+  const events = stream('the event stream', a, get('/v1/events?events=OriginateResponse,Hangup', CRM));
+  await events.until((r) => r.text.includes(': connected to amibridge'));
+  const queued = await check('call, wait:false', a, call({ ...demo100, wait: false }, CRM), {
+    status: 202,
+    more: (r) => [...expectEq('status', r.json.status, 'queued'), ...expectEq('channel', r.json.channel, 'Local/100@demo'), ...rateHeaders(r)],
+  });
+  const outcomeOf = (text) => sseBlocks(text).find((b) => b.event === 'OriginateResponse' && b.data?.fields?.ActionID === queued?.json?.id);
+  await events.until((r) => outcomeOf(r.text));
+  await events.done({
+    status: 200,
+    more: (r) => {
+      const o = outcomeOf(r.text);
+      return [
+        ...streamProblems(r.text, /^[0-9]+$/),
+        ...expectEq('X-Accel-Buffering', r.headers['x-accel-buffering'], 'no'),
+        ...(o ? [] : [`no OriginateResponse with ActionID ${queued?.json?.id}`]),
+        ...(o ? [...expectEq('Response', o.data.fields.Response, 'Success'), ...expectEq('Reason', o.data.fields.Reason, '4')] : []),
+      ];
+    },
+  });
+
+  // Idempotency-Key: the first reply again, once; another body is refused
+  const keyed = { ...CRM, 'Idempotency-Key': 'contract-call-1' };
+  const first = await check('call with an Idempotency-Key', a, call(demo100, keyed), {
+    status: 200,
+    more: (r) => expectEq('Idempotent-Replayed', r.headers['idempotent-replayed'], undefined),
+  });
+  await check(
+    'the same call again, members in another order',
+    a,
+    call({ exten: '100', context: 'demo', channel: 'Local/100@demo' }, keyed),
+    {
+      status: 200,
+      more: (r) => [
+        ...expectEq('Idempotent-Replayed', r.headers['idempotent-replayed'], 'true'),
+        ...expectEq('body', r.text, first?.text),
+        ...expectEq('RateLimit-Limit', r.headers['ratelimit-limit'], undefined),
+      ],
+    },
+  );
+  await check('the Idempotency-Key with another body', a, call({ ...demo100, exten: '150' }, keyed), {
+    status: 422,
+    type: 'idempotency-key-reused',
+    more: (r) => expectEq('field', r.json.field, 'Idempotency-Key'),
+  });
+
+  await check('call without exten', a, call({ channel: 'Local/100@demo', context: 'demo' }), {
+    status: 400,
+    type: 'invalid-field',
+    invalidRequest: true,
+    more: (r) => expectEq('field', r.json.field, 'exten'),
+  });
+  await check('call with an unknown member', a, call({ ...demo100, Channel: 'x' }), {
+    status: 400,
+    type: 'invalid-field',
+    invalidRequest: true,
+    more: (r) => expectEq('field', r.json.field, 'Channel'),
+  });
+  await check('call with both a destination and an application', a, call({ ...demo100, application: 'Wait' }), {
+    status: 400,
+    type: 'invalid-field',
+    invalidRequest: true,
+    more: (r) => expectEq('field', r.json.field, 'context'),
+  });
+  await check('call with a bad variable name', a, call({ ...demo100, variables: { 'A B': 'x' } }), {
+    status: 400,
+    type: 'invalid-field',
+    invalidRequest: true,
+    more: (r) => expectEq('field', r.json.field, 'variables.A B'),
+  });
+  await check('call with a null member', a, call({ ...demo100, caller_id: null }), {
+    status: 400,
+    type: 'invalid-field',
+    invalidRequest: true,
+    more: (r) => expectEq('field', r.json.field, 'caller_id'),
+  });
+  await check('call with a bad Idempotency-Key', a, call(demo100, { ...OPS, 'Idempotency-Key': 'two words' }), {
+    status: 400,
+    type: 'invalid-field',
+    invalidRequest: true,
+    more: (r) => expectEq('field', r.json.field, 'Idempotency-Key'),
+  });
+  await check('call, invalid JSON', a, call('{"channel":'), { status: 400, type: 'invalid-json', invalidRequest: true });
+  await check('call without a token', a, call(demo100, {}), { status: 401, type: 'unauthorized' });
+  await check('call with a key without the call scope', d, call(demo100, READER), {
+    status: 403,
+    type: 'forbidden',
+    more: (r) => expectEq('required_scope', r.json.required_scope, 'call'),
+  });
+  await check('call to Application System', a, call({ channel: 'Local/100@demo', application: 'System', data: 'id' }), {
+    status: 403,
+    type: 'action-denied',
+    more: (r) => [...expectEq('field', r.json.field, 'application'), ...expectEq('rule', r.json.rule, '*system*')],
+  });
+  await check('call with a caller id that calls SHELL(', a, call({ ...demo100, caller_id: '${SHELL(id)}' }), {
+    status: 403,
+    type: 'action-denied',
+    more: (r) => [...expectEq('field', r.json.field, 'caller_id'), ...expectEq('rule', r.json.rule, 'SHELL(')],
+  });
+  await check('dial policy: a channel outside allow_channels', d, call({ ...demo100, channel: 'PJSIP/1001' }, DIALER), {
+    status: 403,
+    type: 'dial-policy',
+    more: (r) => [...expectEq('field', r.json.field, 'channel'), ...expectEq('rule', r.json.rule, 'allow_channels')],
+  });
+  await check('dial policy: a context outside allow_contexts', d, call({ ...demo100, context: 'other' }, DIALER), {
+    status: 403,
+    type: 'dial-policy',
+    more: (r) => [...expectEq('field', r.json.field, 'context'), ...expectEq('rule', r.json.rule, 'allow_contexts')],
+  });
+  await check('dial policy: a Local channel to a denied exten', d, call({ ...demo100, channel: 'Local/900@demo' }, DIALER), {
+    status: 403,
+    type: 'dial-policy',
+    more: (r) => [...expectEq('field', r.json.field, 'channel'), ...expectEq('rule', r.json.rule, 'deny_extens: 9*')],
+  });
+  await check('generic Originate, dial policy', d, post('Originate', { Channel: 'Local/100@demo', Context: 'other', Exten: '100', Priority: 1 }, DIALER), {
+    status: 403,
+    type: 'dial-policy',
+    more: (r) => [...expectEq('field', r.json.field, 'Context'), ...expectEq('rule', r.json.rule, 'allow_contexts')],
+  });
+  const someChannel = `/v1/channels/${encodeURIComponent('Local/200@demo-00000000;1')}`;
+  await check('redirect, dial policy', d, postTo(`${someChannel}/redirect`, { context: 'other', exten: '250', priority: 1 }, DIALER), {
+    status: 403,
+    type: 'dial-policy',
+    more: (r) => expectEq('field', r.json.field, 'context'),
+  });
+  await check('blind transfer, dial policy', d, postTo(`${someChannel}/blind-transfer`, { context: 'demo', exten: '999' }, DIALER), {
+    status: 403,
+    type: 'dial-policy',
+    more: (r) => [...expectEq('field', r.json.field, 'exten'), ...expectEq('rule', r.json.rule, 'deny_extens: 9*')],
+  });
+  await check('call within the dial policy', d, call(demo100, DIALER), {
+    status: 200,
+    more: (r) => [
+      ...expectEq('status', r.json.status, 'answered'),
+      ...expectEq('RateLimit-Limit', r.headers['ratelimit-limit'], '1'),
+      ...expectEq('RateLimit-Remaining', r.headers['ratelimit-remaining'], '0'),
+    ],
+  });
+  await check('call over the key\'s rate', d, call(demo100, DIALER), {
+    status: 429,
+    type: 'rate-limited',
+    more: (r) => [
+      ...expectEq('RateLimit-Remaining', r.headers['ratelimit-remaining'], '0'),
+      ...(Number(r.headers['retry-after']) >= 50 ? [] : [`Retry-After ${r.headers['retry-after']}, want about 100`]),
+    ],
+  });
+  await check(
+    'generic Originate over the key\'s rate',
+    d,
+    post('Originate', { Channel: 'Local/100@demo', Context: 'demo', Exten: '100', Priority: 1, Async: true }, DIALER),
+    { status: 429, type: 'rate-limited', more: (r) => (Number(r.headers['retry-after']) >= 50 ? [] : ['Retry-After is not about 100']) },
+  );
+  await check('Originate refused to the AMI user', d, call(demo100, OPS, '?server=viewer'), {
+    status: 403,
+    type: 'ami-permission-denied',
+    more: (r) => expectEq('ami_message', r.json.ami_message, 'Permission denied'),
+  });
+  await check('call to an extension that does not exist', a, call({ ...demo100, exten: '999' }), {
+    status: 422,
+    type: 'ami-error',
+    more: (r) => expectEq('ami_message', r.json.ami_message, 'Extension does not exist.'),
+  });
+  // amibridge-d takes one call in flight per server: a ringing one fills it
+  await check('call, wait:false, still ringing', d, call({ channel: 'Local/302@demo', context: 'demo', exten: '100', timeout: 2, wait: false }), {
+    status: 202,
+  });
+  await check('call while another waits for its outcome', d, call(demo100), {
+    status: 429,
+    type: 'too-many-calls-in-flight',
+    more: (r) => [...expectEq('server', r.json.server, 'pbx1'), ...expectEq('Retry-After', r.headers['retry-after'], '1'), ...rateHeaders(r)],
+  });
+  await check(
+    'generic Originate while a call waits for its outcome',
+    d,
+    post('Originate', { Channel: 'Local/100@demo', Context: 'demo', Exten: '100', Priority: 1, Async: true }),
+    { status: 429, type: 'too-many-calls-in-flight', more: (r) => expectMatch('RateLimit-Remaining', r.headers['ratelimit-remaining'], /^[0-9]+$/) },
+  );
+  await check('call with a body over AMIBRIDGE_MAX_BODY', b, call({ ...demo100, variables: { X: 'x'.repeat(1100) } }, {}), {
+    status: 413,
+    type: 'payload-too-large',
+  });
+  await check(
+    'call with a text/plain body',
+    a,
+    { method: 'POST', path: '/v1/calls', headers: { ...OPS, 'Content-Type': 'text/plain' }, body: 'call 100' },
+    { status: 415, type: 'unsupported-media-type' },
+  );
+  await check('call, AMI login rejected', c, call(demo100), {
+    status: 503,
+    type: 'ami-unavailable',
+    more: (r) => expectEq('Retry-After', r.headers['retry-after'], '2'),
+  });
+  await check('call with an Idempotency-Key, Redis unreachable', e, call(demo100, { 'Idempotency-Key': 'contract-call-2' }), {
+    status: 503,
+    type: 'idempotency-unavailable',
+    more: (r) => expectEq('Retry-After', r.headers['retry-after'], '2'),
+  });
+  await check('call without a key, Redis unreachable', e, call(demo100, {}), { status: 200 });
+
+  /* GET /v1/events */
+  await check('event stream, a filter without a key', a, get('/v1/events?filter=Channel', CRM), {
+    status: 400,
+    type: 'invalid-field',
+    invalidRequest: true,
+    more: (r) => expectEq('field', r.json.field, 'filter'),
+  });
+  await check('event stream of an unknown server', a, get('/v1/events?server=nope', CRM), {
+    status: 400,
+    type: 'invalid-field',
+    more: (r) => expectEq('field', r.json.field, 'server'),
+  });
+  await check('event stream without a token', d, get('/v1/events', {}), { status: 401, type: 'unauthorized' });
+  await check('event stream with a key without read', d, get('/v1/events', DIALER), {
+    status: 403,
+    type: 'forbidden',
+    more: (r) => expectEq('required_scope', r.json.required_scope, 'read'),
+  });
+  // several servers: ids are SERVER:SEQ; Last-Event-ID replays what is kept
+  const dEvents = stream(
+    'the event stream, several servers, Last-Event-ID',
+    d,
+    get('/v1/events?events=OriginateResponse&server=pbx1', { ...READER, 'Last-Event-ID': 'pbx1:0' }),
+  );
+  await dEvents.until((r) => sseBlocks(r.text).some((bl) => bl.event === 'OriginateResponse'));
+  await check('a second event stream over AMIBRIDGE_SSE_MAX_CLIENTS', d, get('/v1/events', READER), {
+    status: 503,
+    type: 'too-many-stream-clients',
+    more: (r) => expectEq('Retry-After', r.headers['retry-after'], '5'),
+  });
+  await dEvents.done({
+    status: 200,
+    more: (r) => [
+      ...streamProblems(r.text, /^pbx1:[0-9]+$/),
+      ...(sseBlocks(r.text).some((bl) => bl.event === 'OriginateResponse') ? [] : ['no OriginateResponse replayed']),
+    ],
+  });
+
+  /* GET /metrics */
+  await check('metrics, no key needed', a, get('/metrics', {}), {
+    status: 200,
+    more: (r) => [
+      ...expectEq('Content-Type', r.headers['content-type'], 'text/plain; version=0.0.4; charset=utf-8'),
+      ...metricsProblems(r.text, ['amibridge_build_info', 'amibridge_http_requests_total', 'amibridge_sse_clients']),
+      ...(/^amibridge_http_requests_total\{route="calls",status="200"\} [1-9]/m.test(r.text) ? [] : ['no 200 of /v1/calls counted']),
+    ],
+  });
+  await check('metrics with AMIBRIDGE_METRICS_AUTH=1, no token', d, get('/metrics', {}), { status: 401, type: 'unauthorized' });
+  await check('metrics with AMIBRIDGE_METRICS_AUTH=1, a key without read', d, get('/metrics', DIALER), {
+    status: 403,
+    type: 'forbidden',
+    more: (r) => expectEq('required_scope', r.json.required_scope, 'read'),
+  });
+  await check('metrics with AMIBRIDGE_METRICS_AUTH=1', d, get('/metrics', READER), {
+    status: 200,
+    more: (r) => [
+      ...metricsProblems(r.text, ['amibridge_originate_rejected_total']),
+      // three calls and one generic Originate; moving a call is no originate
+      ...(/^amibridge_originate_rejected_total\{reason="policy"\} 4$/m.test(r.text) ? [] : ['not 4 dial policy refusals counted']),
+    ],
+  });
+
+  /* OPTIONS: every path, as a CORS preflight from an allowed origin */
+  for (const template of Object.keys(spec.paths)) {
+    const p = template
+      .replace('{action}', 'Ping')
+      .replace('{channel}', encodeURIComponent('Local/200@demo-00000000;1'))
+      .replace('{name}', 'DEMO_VAR')
+      .replace('{queue}', 'sales')
+      .replace('{interface}', encodeURIComponent('Local/202@demo'));
+    const methods = METHODS.filter((m) => m !== 'options' && spec.paths[template][m]).map((m) => m.toUpperCase());
+    if (methods.includes('GET')) methods.push('HEAD');
+    const want = methods.sort().join(', ');
+    await check(
+      `preflight of ${template}`,
+      d,
+      options(p, { Origin: CORS_ORIGIN, 'Access-Control-Request-Method': methods[0], 'Access-Control-Request-Headers': 'authorization' }),
+      {
+        status: 204,
+        more: (r) => [
+          ...expectEq('Allow (sorted) against the spec', (r.headers.allow ?? '').split(', ').sort().join(', '), want),
+          ...expectEq('Access-Control-Allow-Origin', r.headers['access-control-allow-origin'], CORS_ORIGIN),
+          ...expectEq('Access-Control-Allow-Methods', r.headers['access-control-allow-methods'], r.headers.allow),
+          ...expectEq('Vary', r.headers.vary, 'Origin'),
+        ],
+      },
+    );
+  }
+  await check('OPTIONS without an Origin', a, options('/v1/calls'), {
+    status: 204,
+    more: (r) => [...expectEq('Allow', r.headers.allow, 'POST'), ...expectEq('Access-Control-Allow-Origin', r.headers['access-control-allow-origin'], undefined)],
+  });
+  await check('preflight from an origin not on AMIBRIDGE_CORS_ORIGINS', d, options('/v1/calls', { Origin: 'https://elsewhere.example', 'Access-Control-Request-Method': 'POST' }), {
+    status: 403,
+    type: 'cors-origin-not-allowed',
+  });
+  await check('a refusal for an allowed origin carries CORS headers', d, call({}, { ...OPS, Origin: CORS_ORIGIN }), {
+    status: 400,
+    type: 'invalid-field',
+    invalidRequest: true,
+    more: (r) => [
+      ...expectEq('Access-Control-Allow-Origin', r.headers['access-control-allow-origin'], CORS_ORIGIN),
+      ...expectMatch('Access-Control-Expose-Headers', r.headers['access-control-expose-headers'], /RateLimit-Remaining/),
+    ],
+  });
+
   /* 503 */
   await check('AMI login rejected', c, post('Ping'), {
     status: 503,
@@ -951,14 +1745,34 @@ async function run() {
     more: (r) => expectEq('Retry-After', r.headers['retry-after'], '1'),
   });
   await timedOut;
-  // an action still waiting when Asterisk goes away
+  // an action and a call still waiting when Asterisk goes away
   const lost = check('AMI connection dropped mid-action', a, post('Ping'), {
     status: 502,
     type: 'ami-connection-lost',
   });
-  if (!(await waitReadyz(a, inFlight('default')))) report(false, 'the Ping to server default never was in flight');
+  const lostCall = { channel: 'Local/100@demo', context: 'demo', exten: '100', timeout: 5 };
+  const lostKey = { ...OPS, 'Idempotency-Key': 'contract-call-lost' };
+  const lostCallReply = check('call, AMI connection dropped before the outcome', a, postTo('/v1/calls', lostCall, lostKey), {
+    status: 502,
+    type: 'ami-connection-lost',
+    more: (r) => expectMatch('id', r.json.id, /-[0-9]+$/),
+  });
+  const twoInFlight = (body) => (body.servers.find((sv) => sv.name === 'default')?.in_flight ?? 0) >= 2;
+  if (!(await waitReadyz(a, twoInFlight))) report(false, 'the Ping and the call to server default never were in flight');
   await stop(sim);
   await lost;
+  const dropped = await lostCallReply;
+  await check('the dropped call again, same Idempotency-Key', a, postTo('/v1/calls', lostCall, lostKey), {
+    status: 502,
+    type: 'ami-connection-lost',
+    more: (r) => [
+      ...expectEq('Idempotent-Replayed', r.headers['idempotent-replayed'], 'true'),
+      // the first outcome, told to this request: only request_id differs
+      ...expectEq('body', JSON.stringify({ ...JSON.parse(r.text), request_id: undefined }),
+        JSON.stringify({ ...JSON.parse(dropped?.text ?? '{}'), request_id: undefined })),
+      ...expectEq('request_id', r.json?.request_id, r.headers['x-request-id']),
+    ],
+  });
   // Asterisk is gone: once amibridge has noticed, it fails fast
   await waitReadyz(a, (body) => body.servers[0].action_connections.up === 0 && body.servers[0].event_connection === 'down');
   await check('readiness, AMI down', a, { method: 'GET', path: '/readyz' }, {
@@ -977,6 +1791,12 @@ async function run() {
     ],
   });
 
+  await check('call, AMI down', a, postTo('/v1/calls', { channel: 'Local/100@demo', context: 'demo', exten: '100' }), {
+    status: 503,
+    type: 'ami-unavailable',
+    more: (r) => expectEq('server', r.json.server, 'default'),
+  });
+
   /* coverage */
   const missing = [...operations.keys()].filter((id) => !exercised.has(id));
   report(
@@ -985,7 +1805,7 @@ async function run() {
     missing.map((id) => `not exercised: ${id}`),
   );
 
-  for (const child of [a, b, c]) {
+  for (const child of [a, b, c, d, e]) {
     if (!running(child)) report(false, `${child.label} stayed up`, [`it exited:\n${logOf(child)}`]);
     await stop(child);
   }

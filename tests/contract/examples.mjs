@@ -19,7 +19,23 @@ import YAML from 'yaml';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const SPEC_PATH = path.resolve(HERE, '..', '..', 'openapi', 'openapi.yaml');
 
-// example name -> [check name in contract.mjs, summary]
+// Prometheus text cut down for the spec: at most two samples per family,
+// no histogram buckets.
+function abridgeMetrics(text) {
+  const seen = new Map();
+  return text
+    .split('\n')
+    .filter((line) => {
+      if (!line || line.startsWith('#')) return true;
+      if (/_bucket\{/.test(line)) return false;
+      const name = line.split(/[{ ]/)[0];
+      seen.set(name, (seen.get(name) ?? 0) + 1);
+      return seen.get(name) <= 2;
+    })
+    .join('\n');
+}
+
+// example name -> [check name in contract.mjs, summary, optional shaping of the body]
 const EXAMPLES = {
   health: ['liveness', 'Alive'],
   'readiness-ready': ['readiness, AMI up', 'Ready'],
@@ -65,6 +81,73 @@ const EXAMPLES = {
   'problem-overloaded': ['too many actions in flight', 'Too many actions in flight (max_inflight 1)'],
   'problem-ami-connection-lost': ['AMI connection dropped mid-action', 'The AMI connection dropped'],
   'problem-ami-timeout': ['no AMI reply in time', 'No reply within AMIBRIDGE_AMI_TIMEOUT_MS'],
+  'channels-list': ['GET /v1/channels with a call up', 'One call: the two halves of a Local channel'],
+  channel: ['GET one channel', 'A channel that is up'],
+  'channel-variable': ['GET a channel variable', 'A channel variable'],
+  'channel-variable-set': ['POST a channel variable', 'A channel variable set'],
+  'channel-redirect': ['redirect a channel', 'Redirected to demo, 250'],
+  'channel-blind-transfer': ['blind transfer of a bridged channel', 'A queue member transferred its caller'],
+  'queues-list': ['GET /v1/queues', 'Two queues'],
+  queue: ['GET one queue with a caller waiting', 'A caller waiting while the members are paused'],
+  'queue-member-add': ['add a queue member', 'A member added'],
+  'queue-member-pause': ['pause a queue member', 'A member paused for lunch'],
+  'problem-invalid-field-cause': ['hangup, bad cause', 'A cause that is not a number'],
+  'problem-invalid-field-member': ['redirect, priority 0', 'A body member out of range'],
+  'problem-forbidden-control': ['hangup with a read-only key', 'A key without the control scope'],
+  'problem-no-such-channel': ['hangup of a channel that is gone', 'No such channel'],
+  'problem-channel-not-bridged': ['blind transfer of a channel in no bridge', 'A channel in no bridge'],
+  'problem-no-such-queue': ['GET a queue that does not exist', 'No such queue'],
+  'problem-no-such-member': ['pause a member that is not there', 'No such member'],
+  'problem-member-exists': ['add a member twice', 'Already a member'],
+  'problem-member-not-dynamic': ['remove a member from queues.conf', 'A member from queues.conf'],
+  'call-answered': ['call answered', 'Answered'],
+  'call-busy': ['call to a busy line', 'Busy'],
+  'call-no-answer': ['call nobody answers', 'Not answered within the timeout'],
+  'call-replayed': [
+    'the same call again, members in another order',
+    'The first reply again (Idempotency-Key; Idempotent-Replayed: true)',
+  ],
+  'call-queued': ['call, wait:false', 'Queued (wait: false)'],
+  'problem-invalid-field-call': ['call without exten', 'A destination without exten'],
+  'problem-invalid-field-variable': ['call with a bad variable name', 'A variable name with a blank'],
+  'problem-forbidden-call': ['call with a key without the call scope', 'A key without the call scope'],
+  'problem-dial-policy': ['dial policy: a channel outside allow_channels', 'A channel outside allow_channels'],
+  'problem-dial-policy-context': ['dial policy: a context outside allow_contexts', 'A context outside allow_contexts'],
+  'problem-action-denied-call': ['call to Application System', 'Application System'],
+  'problem-ami-permission-denied-call': [
+    'Originate refused to the AMI user',
+    'An AMI user without the originate write class',
+  ],
+  'problem-idempotency-key-reused': ['the Idempotency-Key with another body', 'An Idempotency-Key reused with another body'],
+  'problem-ami-error-call': ['call to an extension that does not exist', 'No such extension'],
+  'problem-rate-limited': ['call over the key\'s rate', 'calls_burst 1, calls_per_second 0.01'],
+  'problem-too-many-calls-in-flight': ['call while another waits for its outcome', 'AMIBRIDGE_CALLS_MAX_INFLIGHT=1'],
+  'problem-call-connection-lost': ['call, AMI connection dropped before the outcome', 'The AMI connection dropped'],
+  'problem-ami-unavailable-call': ['call, AMI login rejected', 'Asterisk rejects the AMI login'],
+  'problem-idempotency-unavailable': ['call with an Idempotency-Key, Redis unreachable', 'Redis unreachable'],
+  'event-stream': ['the event stream', 'One server: an OriginateResponse'],
+  'event-stream-servers': [
+    'the event stream, several servers, Last-Event-ID',
+    'Two servers, ?server=pbx1, replayed after Last-Event-ID: pbx1:0',
+  ],
+  'problem-invalid-field-events': ['event stream, a filter without a key', 'A filter without Key:'],
+  'problem-forbidden-read': ['event stream with a key without read', 'A key without the read scope'],
+  'problem-too-many-stream-clients': [
+    'a second event stream over AMIBRIDGE_SSE_MAX_CLIENTS',
+    'AMIBRIDGE_SSE_MAX_CLIENTS=1',
+  ],
+  metrics: ['metrics, no key needed', 'Metrics (abridged: two samples per family, no buckets)', abridgeMetrics],
+  'problem-forbidden-metrics': [
+    'metrics with AMIBRIDGE_METRICS_AUTH=1, a key without read',
+    'AMIBRIDGE_METRICS_AUTH=1, a key without read',
+  ],
+  'problem-dial-policy-action': ['generic Originate, dial policy', 'A Context outside allow_contexts'],
+  'problem-dial-policy-redirect': ['redirect, dial policy', 'A redirect to a context outside allow_contexts'],
+  'problem-rate-limited-action': ['generic Originate over the key\'s rate', 'calls_burst 1, calls_per_second 0.01'],
+  'problem-cors-origin-not-allowed': [
+    'preflight from an origin not on AMIBRIDGE_CORS_ORIGINS',
+    'An origin not on AMIBRIDGE_CORS_ORIGINS',
+  ],
 };
 
 const dumpFile = process.argv[2];
@@ -77,7 +160,7 @@ const byName = new Map(dump.map((e) => [e.name, e]));
 
 const examples = {};
 const missing = [];
-for (const [name, [check, summary]] of Object.entries(EXAMPLES)) {
+for (const [name, [check, summary, shape]] of Object.entries(EXAMPLES)) {
   const e = byName.get(check);
   if (!e) {
     missing.push(`${name} (check '${check}')`);
@@ -89,7 +172,7 @@ for (const [name, [check, summary]] of Object.entries(EXAMPLES)) {
   examples[name] = {
     summary,
     description: `Reply ${e.response.status} to \`${request}\`.`,
-    value: e.response.body,
+    value: shape ? shape(e.response.body) : e.response.body,
   };
 }
 if (missing.length) {
