@@ -62,7 +62,8 @@ FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_LIB_SRCS := src/core/strbuf.c src/core/utf8.c src/ami/parser.c src/ami/message.c
 
-.PHONY: all deps ensure-deps check-deps test test-build contract run asan fuzz lint install clean bench
+.PHONY: all deps ensure-deps check-deps test test-build contract run asan fuzz lint install clean bench \
+        docker-test
 
 all: check-deps $(LIB) $(SIM) $(BRIDGE) $(BENCH_TOOL)
 
@@ -141,6 +142,14 @@ contract: ensure-deps
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g" \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+
+# --- containers ------------------------------------------------------------
+
+# docker/Dockerfile and docker/compose.yaml for real (root, Debian 12): a
+# private dockerd, debootstrapped base images (cached in build/docker-base),
+# the compose stack up, a smoke test from the host, everything torn down.
+docker-test:
+	@bash docker/test.sh
 
 # --- benchmarks ------------------------------------------------------------
 
