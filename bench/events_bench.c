@@ -131,8 +131,8 @@ int main(int argc, char **argv)
                 disorder++;
             else if (seq != last_seq + 1)
                 gaps += (long)(seq - last_seq - 1);
-            if (last_bridge_seq && (unsigned long long)bseq != last_bridge_seq + 1)
-                disorder++;
+            if (last_bridge_seq && (unsigned long long)bseq <= last_bridge_seq)
+                disorder++; /* a jump forward is a drop, counted by seq_gaps */
             last_seq = seq > last_seq ? seq : last_seq;
             last_bridge_seq = (unsigned long long)bseq;
             lat[got] = (t - strtod(ts_s, NULL)) * 1000.0;
