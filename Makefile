@@ -196,6 +196,7 @@ install: all
 	$(if $(SIM),install -D -m 0755 $(SIM) $(DESTDIR)$(PREFIX)/bin/ami-sim)
 	$(if $(BRIDGE),install -D -m 0755 $(BRIDGE) $(DESTDIR)$(PREFIX)/bin/amibridge)
 	$(if $(wildcard openapi/openapi.yaml),install -D -m 0644 openapi/openapi.yaml $(DESTDIR)$(PREFIX)/share/amibridge/openapi.yaml)
+	install -D -m 0644 docs/amibridge.service $(DESTDIR)$(PREFIX)/share/amibridge/amibridge.service
 
 clean:
 	rm -rf build

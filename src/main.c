@@ -2,8 +2,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
+#include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <microhttpd.h>
+#include <openssl/crypto.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,8 +138,10 @@ static int healthcheck(const struct cfg *c)
 static void version(void)
 {
     printf("amibridge %s\n", AMIBRIDGE_VERSION);
-    printf("libuv %s, libmicrohttpd %s, jansson %s\n", uv_version_string(), MHD_get_version(),
-           JANSSON_VERSION);
+    /* the libraries as loaded at run time (hiredis has compile-time numbers only) */
+    printf("libuv %s, libmicrohttpd %s, jansson %s, hiredis %d.%d.%d, %s\n", uv_version_string(),
+           MHD_get_version(), jansson_version_str(), HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH,
+           OpenSSL_version(OPENSSL_VERSION));
 }
 
 /* Many keep-alive clients need many descriptors: take what the hard limit

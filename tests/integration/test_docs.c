@@ -1,5 +1,5 @@
 /* The README's configuration table is the one the binary prints, so the
- * documentation cannot drift from the code. */
+ * documentation cannot drift from the code; --version tells what runs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -51,10 +51,31 @@ static void readme_config_table_matches_the_binary(void **state)
     free(readme);
 }
 
+/* --version names the release and every library as it runs, for bug reports. */
+static void version_names_the_release_and_the_libraries(void **state)
+{
+    (void)state;
+    char bin[1024], cmd[1100];
+    testenv_build_path(bin, sizeof(bin), "amibridge");
+    snprintf(cmd, sizeof(cmd), "%s --version", bin);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char *out = read_all(p);
+    assert_int_equal(pclose(p), 0);
+    assert_true(!strncmp(out, "amibridge " AMIBRIDGE_VERSION "\n", strlen(AMIBRIDGE_VERSION) + 11));
+    static const char *const libs[] = {"libuv 1.", "libmicrohttpd 0.", "jansson 2.", "hiredis ",
+                                       "OpenSSL "};
+    for (size_t i = 0; i < sizeof(libs) / sizeof(libs[0]); i++)
+        if (!strstr(out, libs[i]))
+            fail_msg("--version does not name '%s': %s", libs[i], out);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(readme_config_table_matches_the_binary),
+        cmocka_unit_test(version_names_the_release_and_the_libraries),
     };
     return cmocka_run_group_tests_name("docs", tests, NULL, NULL);
 }
