@@ -263,6 +263,13 @@ static void on_banner(struct ami_conn *c, const struct ami_msg *m)
 }
 
 /* Server-side filters: Asterisk then never sends what we would drop. */
+/* An ActionID of ours from send_filters() ("<prefix>-F<n>", see next_id). */
+static int is_filter_id(const struct ami_conn *c, const char *id)
+{
+    size_t plen = strlen(c->o.id_prefix);
+    return !strncmp(id, c->o.id_prefix, plen) && id[plen] == '-' && id[plen + 1] == 'F';
+}
+
 static void send_filters(struct ami_conn *c)
 {
     for (size_t i = 0; i < c->o.nfilters; i++) {
@@ -376,9 +383,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             ami_msg_free(m);
             continue;
         }
-        size_t plen = strlen(c->o.id_prefix);
-        if (id && ami_msg_kind(m) == AMI_MSG_RESPONSE && !strncmp(id, c->o.id_prefix, plen) &&
-            !strncmp(id + plen, "-F", 2)) {
+        if (id && ami_msg_kind(m) == AMI_MSG_RESPONSE && is_filter_id(c, id)) {
             /* the reply to one of our Filter actions */
             if (!ami_msg_is(m, "Response", "Success")) {
                 const char *why = ami_msg_get(m, "Message");

@@ -34,6 +34,24 @@ struct ami_msg *ami_msg_new(void)
     return m;
 }
 
+struct ami_msg *ami_msg_dup(const struct ami_msg *m)
+{
+    struct ami_msg *d = ami_msg_new();
+    if (!d)
+        return NULL;
+    d->kind = m->kind;
+    if (m->npairs) {
+        d->pairs = malloc(m->npairs * sizeof(*d->pairs));
+        if (!d->pairs || strbuf_append(&d->arena, m->arena.data, m->arena.len)) {
+            ami_msg_free(d);
+            return NULL;
+        }
+        memcpy(d->pairs, m->pairs, m->npairs * sizeof(*d->pairs));
+        d->npairs = d->cap = m->npairs;
+    }
+    return d;
+}
+
 void ami_msg_free(struct ami_msg *m)
 {
     if (!m)

@@ -47,6 +47,8 @@ struct ami_msg;
 
 /* A new empty message, or NULL when out of memory. */
 struct ami_msg *ami_msg_new(void);
+/* A copy (two allocations), or NULL when out of memory. */
+struct ami_msg *ami_msg_dup(const struct ami_msg *m);
 void ami_msg_free(struct ami_msg *m);
 
 /* Append a pair; both strings are copied. Lengths allow values that carry

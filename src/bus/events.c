@@ -107,8 +107,8 @@ int bus_add_sink(struct bus *b, bus_sink_fn fn, void *ud)
     return 0;
 }
 
-/* The JSON of an event: written by hand around the fields object, so the
- * envelope keeps its order and the fields are dumped once. */
+/* The JSON of an event, dumped once for every outlet (json_pack keeps the
+ * envelope's member order). */
 static char *encode(const char *server, const char *name, uint64_t seq, const char *when,
                     const struct ami_msg *m, size_t *len)
 {
@@ -142,9 +142,11 @@ static void ring_push(struct ring *r, struct bus_event *e)
 void bus_publish_ami(struct bus *b, size_t server, const struct ami_msg *m)
 {
     const char *name = ami_msg_name(m);
+    if (server >= b->nservers || !name)
+        return;
     b->st.received++;
     metrics_inc(METRIC_EVENTS_RECEIVED, b->cfg->servers[server].name, NULL, 1);
-    if (server >= b->nservers || !bus_wants(b, name)) {
+    if (!bus_wants(b, name)) {
         b->st.filtered++;
         metrics_inc(METRIC_EVENTS_FILTERED, b->cfg->servers[server].name, NULL, 1);
         return;
@@ -160,16 +162,13 @@ void bus_publish_ami(struct bus *b, size_t server, const struct ami_msg *m)
     log_timestamp(when, sizeof(when));
     e->seq = ++b->seq[server];
     e->json = encode(e->server_name, e->name, e->seq, when, m, &e->len);
-    e->msg = ami_msg_new();
+    e->msg = ami_msg_dup(m);
     if (!e->json || !e->msg) {
         bus_event_unref(e);
         b->seq[server]--; /* keep the sequence gap-free */
         log_error("out of memory encoding an event", NULL);
         return;
     }
-    for (size_t i = 0; i < ami_msg_count(m); i++)
-        ami_msg_addn(e->msg, ami_msg_key_at(m, i), strlen(ami_msg_key_at(m, i)),
-                     ami_msg_value_at(m, i), ami_msg_value_len_at(m, i));
     b->st.delivered++;
     ring_push(&b->rings[server], e);
     for (size_t i = 0; i < b->nsinks; i++)

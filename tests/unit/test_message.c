@@ -380,10 +380,35 @@ static void action_must_come_first_and_be_named(void **state)
     assert_false(ami_key_valid("a b", 3));
 }
 
+/* A copy stands on its own: same pairs in order, and it outlives (and can
+ * grow apart from) the original. */
+static void dup_copies_every_pair_and_stands_alone(void **state)
+{
+    (void)state;
+    const char *kv[] = {"Event", "Hangup", "Channel", "Local/1@x-1;1", "Cause", "16", NULL};
+    struct ami_msg *m = msg_of(kv);
+    struct ami_msg *d = ami_msg_dup(m);
+    assert_non_null(d);
+    ami_msg_free(m);
+    assert_int_equal(ami_msg_count(d), 3);
+    assert_int_equal(ami_msg_kind(d), AMI_MSG_EVENT);
+    assert_string_equal(ami_msg_key_at(d, 1), "Channel");
+    assert_string_equal(ami_msg_get(d, "cause"), "16");
+    assert_int_equal(ami_msg_add(d, "Extra", "x"), 0);
+    assert_string_equal(ami_msg_get(d, "Extra"), "x");
+    ami_msg_free(d);
+    struct ami_msg *empty = ami_msg_new();
+    d = ami_msg_dup(empty);
+    assert_int_equal(ami_msg_count(d), 0);
+    ami_msg_free(d);
+    ami_msg_free(empty);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(repeated_keys_keep_every_value_in_order),
+        cmocka_unit_test(dup_copies_every_pair_and_stands_alone),
         cmocka_unit_test(set_replaces_first_and_drops_duplicates),
         cmocka_unit_test(kinds_come_from_the_first_key),
         cmocka_unit_test(json_turns_repeated_keys_into_arrays),
