@@ -1,6 +1,5 @@
 /* POST /v1/actions/{Action}: run any allowed AMI action. */
 #include <errno.h>
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,42 +39,6 @@ static int is_denied(const struct api *a, const char *action)
     for (size_t i = 0; i < a->cfg->ndeny_actions; i++)
         if (!strcasecmp(a->cfg->deny_actions[i], action))
             return 1;
-    return 0;
-}
-
-/* The deny rules that look inside an action. Answers 403 and returns 1 when
- * the action is refused. */
-static int refuse_content(struct api *a, struct http_req *r, const char *action,
-                          const struct ami_msg *m)
-{
-    char detail[320];
-    if (!strcasecmp(action, "Originate")) {
-        const char *app = ami_msg_get(m, "Application");
-        for (size_t i = 0; app && i < a->cfg->ndeny_apps; i++) {
-            if (fnmatch(a->cfg->deny_apps[i], app, FNM_CASEFOLD) == 0) {
-                snprintf(detail, sizeof(detail),
-                         "Originate of application '%.64s' is denied (rule '%s', "
-                         "AMIBRIDGE_DENY_ORIGINATE_APPS)",
-                         app, a->cfg->deny_apps[i]);
-                http_respond_problem(
-                    r, 403, "action-denied", "Action denied", detail,
-                    json_pack("{s:s,s:s}", "field", "Application", "rule", a->cfg->deny_apps[i]));
-                return 1;
-            }
-        }
-    }
-    for (size_t i = 0; i < ami_msg_count(m); i++) {
-        const char *rule = api_denied_function(a, ami_msg_value_at(m, i));
-        if (rule) {
-            snprintf(detail, sizeof(detail),
-                     "the value of '%.64s' calls %s, which is denied (AMIBRIDGE_DENY_FUNCTIONS)",
-                     ami_msg_key_at(m, i), rule);
-            http_respond_problem(
-                r, 403, "action-denied", "Action denied", detail,
-                json_pack("{s:s,s:s}", "field", ami_msg_key_at(m, i), "rule", rule));
-            return 1;
-        }
-    }
     return 0;
 }
 
@@ -230,14 +193,14 @@ void api_actions_post(struct api *a, struct http_req *r, const struct http_param
         if (rc == -EINVAL)
             api_bad_field(r, err.field, err.detail);
         else
-            http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+            http_respond_oom(r);
         return;
     }
     struct ami_msg *m = ami_msg_new();
     if (!m || ami_msg_add(m, "Action", action)) {
         ami_msg_free(headers);
         ami_msg_free(m);
-        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        http_respond_oom(r);
         return;
     }
     for (size_t i = 0; i < ami_msg_count(headers); i++)
@@ -250,21 +213,19 @@ void api_actions_post(struct api *a, struct http_req *r, const struct http_param
         ami_msg_free(m);
         return;
     }
-    if (refuse_content(a, r, action, m)) {
+    if (api_refuse_content(a, r, m, NULL) != 0) {
         ami_msg_free(m);
         return;
     }
     struct action_call *call = calloc(1, sizeof(*call));
     if (!call) {
         ami_msg_free(m);
-        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        http_respond_oom(r);
         return;
     }
     call->a = a;
     call->r = r;
-    for (size_t i = 0; i < a->npools; i++)
-        if (a->pools[i] == pool)
-            call->server = i;
+    call->server = api_pool_index(a, pool);
     struct ami_submit_opts opts = {.err = &err};
     static const char *const names[] = {"Channel", "Context", "Exten"};
     static const char *const extra_names[] = {"ExtraChannel", "ExtraContext", "ExtraExten"};

@@ -297,6 +297,14 @@ struct ami_pool *api_pool_for(struct api *a, struct http_req *r)
     return NULL;
 }
 
+size_t api_pool_index(const struct api *a, const struct ami_pool *pool)
+{
+    for (size_t i = 0; i < a->npools; i++)
+        if (a->pools[i] == pool)
+            return i;
+    return 0;
+}
+
 json_t *api_body_object(struct http_req *r)
 {
     size_t len;

@@ -9,7 +9,6 @@
  * sends one, the Idempotency-Key.
  */
 #include <errno.h>
-#include <fnmatch.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,9 +46,9 @@ struct call {
     struct guard_info rate;
 };
 
-static const char *const call_fields[] = {"channel",     "context", "exten",     "priority",
-                                          "application", "data",    "caller_id", "variables",
-                                          "timeout",     "account", "wait",      NULL};
+static const char *const call_members[] = {"channel",     "context", "exten",     "priority",
+                                           "application", "data",    "caller_id", "variables",
+                                           "timeout",     "account", "wait",      NULL};
 
 static void call_free(struct call *c)
 {
@@ -83,7 +82,7 @@ static void call_reply(struct call *c, int status, json_t *body)
     char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
     json_decref(body);
     if (!s) {
-        http_respond_problem(c->r, 500, "internal", "Internal error", "out of memory", NULL);
+        http_respond_oom(c->r);
         return;
     }
     if (c->idem_key[0])
@@ -332,19 +331,20 @@ static int str_field(struct http_req *r, json_t *body, const char *name, size_t 
 }
 
 /* JSON field name for an AMI header, for errors found by the AMI checks. */
-static const char *json_name(const char *ami_key)
-{
-    static const struct {
-        const char *ami, *json;
-    } map[] = {{"Channel", "channel"},    {"Context", "context"},         {"Exten", "exten"},
-               {"Priority", "priority"},  {"Application", "application"}, {"Data", "data"},
-               {"CallerID", "caller_id"}, {"Variable", "variables"},      {"Account", "account"},
-               {"Timeout", "timeout"}};
-    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
-        if (!strcasecmp(map[i].ami, ami_key))
-            return map[i].json;
-    return ami_key;
-}
+/* The body's names of the Originate headers, for problems. */
+static const struct api_field call_headers[] = {
+    {"Channel", "channel"},
+    {"Context", "context"},
+    {"Exten", "exten"},
+    {"Priority", "priority"},
+    {"Application", "application"},
+    {"Data", "data"},
+    {"CallerID", "caller_id"},
+    {"Variable", "variables"},
+    {"Account", "account"},
+    {"Timeout", "timeout"},
+    {NULL, NULL},
+};
 
 static int valid_var_name(const char *s)
 {
@@ -367,7 +367,7 @@ static int build_originate(struct call *c, json_t *body)
     json_t *v;
     json_object_foreach (body, k, v) {
         const char *const *f;
-        for (f = call_fields; *f && strcmp(*f, k); f++)
+        for (f = call_members; *f && strcmp(*f, k); f++)
             ;
         if (!*f)
             return bad(r, k, "unknown field '%s'", k);
@@ -425,7 +425,7 @@ static int build_originate(struct call *c, json_t *body)
 
     struct ami_msg *m = c->action = ami_msg_new();
     if (!m) {
-        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        http_respond_oom(r);
         return -1;
     }
     snprintf(c->channel, sizeof(c->channel), "%s", channel);
@@ -462,7 +462,7 @@ static int build_originate(struct call *c, json_t *body)
     }
     struct ami_error err;
     if (ami_action_validate(m, &err) != 0) {
-        api_bad_field(r, json_name(err.field), err.detail);
+        api_bad_field(r, api_field_name(call_headers, err.field), err.detail);
         return -1;
     }
 
@@ -472,31 +472,7 @@ static int build_originate(struct call *c, json_t *body)
         metrics_inc(METRIC_ORIGINATE_REJECTED, "policy", NULL, 1);
         return -1;
     }
-    for (size_t i = 0; app && i < c->a->cfg->ndeny_apps; i++)
-        if (fnmatch(c->a->cfg->deny_apps[i], app, FNM_CASEFOLD) == 0) {
-            char detail[256];
-            snprintf(detail, sizeof(detail),
-                     "application '%.64s' is denied (rule '%s', AMIBRIDGE_DENY_ORIGINATE_APPS)",
-                     app, c->a->cfg->deny_apps[i]);
-            http_respond_problem(
-                r, 403, "action-denied", "Action denied", detail,
-                json_pack("{s:s,s:s}", "field", "application", "rule", c->a->cfg->deny_apps[i]));
-            return -1;
-        }
-    for (size_t i = 0; i < ami_msg_count(m); i++) {
-        const char *rule = api_denied_function(c->a, ami_msg_value_at(m, i));
-        if (rule) {
-            char detail[256];
-            snprintf(detail, sizeof(detail),
-                     "'%s' calls %s, which is denied (AMIBRIDGE_DENY_FUNCTIONS)",
-                     json_name(ami_msg_key_at(m, i)), rule);
-            http_respond_problem(
-                r, 403, "action-denied", "Action denied", detail,
-                json_pack("{s:s,s:s}", "field", json_name(ami_msg_key_at(m, i)), "rule", rule));
-            return -1;
-        }
-    }
-    return 0;
+    return api_refuse_content(c->a, r, m, call_headers);
 }
 
 void api_calls_post(struct api *a, struct http_req *r, const struct http_params *p)
@@ -517,16 +493,14 @@ void api_calls_post(struct api *a, struct http_req *r, const struct http_params 
     struct call *c = calloc(1, sizeof(*c));
     if (!c) {
         json_decref(body);
-        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        http_respond_oom(r);
         return;
     }
     c->a = a;
     c->r = r;
     c->key = http_req_principal(r);
     c->pool = pool;
-    for (size_t i = 0; i < a->npools; i++)
-        if (a->pools[i] == pool)
-            c->server = i;
+    c->server = api_pool_index(a, pool);
     if (build_originate(c, body) != 0) {
         json_decref(body);
         call_free(c);
@@ -544,7 +518,7 @@ void api_calls_post(struct api *a, struct http_req *r, const struct http_params 
     if (!canon || EVP_Digest(canon, strlen(canon), c->hash, &n, EVP_sha256(), NULL) != 1) {
         free(canon);
         call_free(c);
-        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        http_respond_oom(r);
         return;
     }
     free(canon);

@@ -57,7 +57,7 @@ static struct ami_msg *new_action(struct http_req *r, const char *action, const 
     struct ami_msg *m = ami_msg_new();
     if (!m || ami_msg_add(m, "Action", action) || ami_msg_add(m, "Channel", channel)) {
         ami_msg_free(m);
-        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        http_respond_oom(r);
         return NULL;
     }
     return m;
@@ -129,7 +129,7 @@ static void read_channels(struct api *a, struct http_req *r, const char *channel
         ami_msg_free(m);
         if (c)
             read_free(c);
-        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        http_respond_oom(r);
         return;
     }
     c->r = r;
@@ -180,7 +180,7 @@ void api_channel_getvar(struct api *a, struct http_req *r, const struct http_par
         return;
     if (ami_msg_add(m, "Variable", name)) {
         ami_msg_free(m);
-        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        http_respond_oom(r);
         return;
     }
     if (api_check_action(a, r, m, channel_fields) < 0) {
@@ -192,7 +192,7 @@ void api_channel_getvar(struct api *a, struct http_req *r, const struct http_par
         ami_msg_free(m);
         if (c)
             read_free(c);
-        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        http_respond_oom(r);
         return;
     }
     c->r = r;
@@ -202,15 +202,18 @@ void api_channel_getvar(struct api *a, struct http_req *r, const struct http_par
 
 /* --- changes ------------------------------------------------------------------------ */
 
-/* Check and send a change built for `channel`; the answer echoes `answer`. */
+/* Check and send a change built for `channel` (takes `m`); the answer
+ * echoes the request `body` with the channel (no body: NULL). */
 static void send_change(struct api *a, struct http_req *r, struct ami_pool *pool, struct ami_msg *m,
-                        const char *channel, int status, json_t *answer)
+                        const char *channel, int status, const json_t *body)
 {
     if (api_check_action(a, r, m, channel_fields) < 0) {
         ami_msg_free(m);
-        json_decref(answer);
         return;
     }
+    json_t *answer = body ? json_deep_copy(body) : NULL;
+    if (answer)
+        json_object_set_new(answer, "channel", api_json_text(channel));
     api_change_submit(a, r, pool, m, status, answer, channel_errors,
                       api_context("channel", channel));
 }
@@ -242,7 +245,7 @@ void api_channel_hangup(struct api *a, struct http_req *r, const struct http_par
     if (m && rc == 1 && ami_msg_addf(m, "Cause", "%ld", n)) {
         ami_msg_free(m);
         m = NULL;
-        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        http_respond_oom(r);
     }
     free(cause);
     if (m)
@@ -286,12 +289,10 @@ void api_channel_redirect(struct api *a, struct http_req *r, const struct http_p
         api_msg_add_json(m, "Exten", json_object_get(body, "exten")) ||
         ami_msg_addf(m, "Priority", "%lld", (long long)prio) ||
         (extra && api_msg_add_json(m, "ExtraChannel", extra))) {
-        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        http_respond_oom(r);
         goto out;
     }
-    json_t *answer = json_deep_copy(body);
-    json_object_set_new(answer, "channel", api_json_text(channel));
-    send_change(a, r, pool, m, channel, 200, answer);
+    send_change(a, r, pool, m, channel, 200, body);
     m = NULL;
 out:
     ami_msg_free(m);
@@ -325,12 +326,10 @@ void api_channel_blind_transfer(struct api *a, struct http_req *r, const struct 
         goto out;
     if (api_msg_add_json(m, "Exten", json_object_get(body, "exten")) ||
         api_msg_add_json(m, "Context", json_object_get(body, "context"))) {
-        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        http_respond_oom(r);
         goto out;
     }
-    json_t *answer = json_deep_copy(body);
-    json_object_set_new(answer, "channel", api_json_text(channel));
-    send_change(a, r, pool, m, channel, 200, answer);
+    send_change(a, r, pool, m, channel, 200, body);
     m = NULL;
 out:
     ami_msg_free(m);
@@ -360,12 +359,10 @@ void api_channel_setvar(struct api *a, struct http_req *r, const struct http_par
         goto out;
     if (api_msg_add_json(m, "Variable", json_object_get(body, "name")) ||
         api_msg_add_json(m, "Value", json_object_get(body, "value"))) {
-        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        http_respond_oom(r);
         goto out;
     }
-    json_t *answer = json_deep_copy(body);
-    json_object_set_new(answer, "channel", api_json_text(channel));
-    send_change(a, r, pool, m, channel, 200, answer);
+    send_change(a, r, pool, m, channel, 200, body);
     m = NULL;
 out:
     ami_msg_free(m);

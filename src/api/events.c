@@ -301,7 +301,7 @@ void api_events_get(struct api *a, struct http_req *r, const struct http_params 
     }
     struct sse_client *c = calloc(1, sizeof(*c));
     if (!c) {
-        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        http_respond_oom(r);
         return;
     }
     c->hub = h;

@@ -78,6 +78,8 @@ void api_queue_member_pause(struct api *a, struct http_req *r, const struct http
 /* The pool named by ?server= (or the first). Answers 400 and returns NULL
  * when the name is unknown or badly encoded. */
 struct ami_pool *api_pool_for(struct api *a, struct http_req *r);
+/* The index of one of our pools (the guard counts per server by index). */
+size_t api_pool_index(const struct api *a, const struct ami_pool *pool);
 
 /* Parse the body as a JSON object ({} when empty). Answers 400 and returns
  * NULL when it is not one. New reference. */
@@ -163,9 +165,17 @@ struct api_field {
     const char *ami; /* NULL ends a table */
     const char *api;
 };
+/* The API's name for an AMI header (itself when `fields` has none). */
+const char *api_field_name(const struct api_field *fields, const char *ami);
+/* The deny rules that look inside an action, for every route: an Originate
+ * of a denied application and a denied dialplan function in any value (403
+ * action-denied naming the field as `fields` spells it). Answers and
+ * returns -1 when refused, else 0. */
+int api_refuse_content(struct api *a, struct http_req *r, const struct ami_msg *m,
+                       const struct api_field *fields);
 /* Before a built action is sent: ami_action_validate() (CR, LF, NUL, line
- * length: 400) and the dangerous-function rule (403 action-denied), naming
- * the API field. Answers and returns -1 when refused, else 0. */
+ * length: 400) and api_refuse_content(), naming the API field. Answers and
+ * returns -1 when refused, else 0. */
 int api_check_action(struct api *a, struct http_req *r, const struct ami_msg *m,
                      const struct api_field *fields);
 

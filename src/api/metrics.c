@@ -74,7 +74,7 @@ void api_metrics_get(struct api *a, struct http_req *r, const struct http_params
     strbuf_init(&sb, 0);
     if (metrics_render(&sb) != 0) {
         strbuf_release(&sb);
-        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        http_respond_oom(r);
         return;
     }
     http_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", sb.data, sb.len);

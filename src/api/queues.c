@@ -67,7 +67,7 @@ static struct queue_call *call_new(struct api *a, struct http_req *r, struct ami
         c = NULL;
     }
     if (!c) {
-        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        http_respond_oom(r);
         return NULL;
     }
     c->a = a;
@@ -90,7 +90,7 @@ static struct ami_msg *queue_action(const char *action, const char *queue)
 /* Out of memory: answer 500 and say so to the caller. */
 static int respond_nomem(struct http_req *r)
 {
-    http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+    http_respond_oom(r);
     return -1;
 }
 

@@ -6,6 +6,7 @@
  * get their own problem types instead of the generic route's catch-all.
  */
 #include <errno.h>
+#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,8 +67,7 @@ int api_resource_failed(struct http_req *r, const struct ami_result *res,
     return api_result_failed(r, res);
 }
 
-/* The API's name for an AMI header of a built action. */
-static const char *field_name(const struct api_field *fields, const char *ami)
+const char *api_field_name(const struct api_field *fields, const char *ami)
 {
     for (; fields && fields->ami; fields++)
         if (!strcasecmp(fields->ami, ami))
@@ -81,7 +81,7 @@ int api_check_action(struct api *a, struct http_req *r, const struct ami_msg *m,
     struct ami_error err;
     char detail[DETAIL_MAX];
     if (ami_action_validate(m, &err) != 0) {
-        const char *f = field_name(fields, err.field);
+        const char *f = api_field_name(fields, err.field);
         /* ami_action_validate speaks of headers: say what the client sent */
         if (strstr(err.detail, " contains a "))
             snprintf(detail, sizeof(detail), "'%s'%s", f, strstr(err.detail, " contains a "));
@@ -93,10 +93,29 @@ int api_check_action(struct api *a, struct http_req *r, const struct ami_msg *m,
         api_bad_field(r, f, detail);
         return -1;
     }
+    return api_refuse_content(a, r, m, fields);
+}
+
+int api_refuse_content(struct api *a, struct http_req *r, const struct ami_msg *m,
+                       const struct api_field *fields)
+{
+    char detail[DETAIL_MAX];
+    const char *app = ami_msg_is(m, "Action", "Originate") ? ami_msg_get(m, "Application") : NULL;
+    for (size_t i = 0; app && i < a->cfg->ndeny_apps; i++)
+        if (fnmatch(a->cfg->deny_apps[i], app, FNM_CASEFOLD) == 0) {
+            const char *f = api_field_name(fields, "Application");
+            snprintf(detail, sizeof(detail),
+                     "Originate of application '%.64s' is denied (rule '%s', "
+                     "AMIBRIDGE_DENY_ORIGINATE_APPS)",
+                     app, a->cfg->deny_apps[i]);
+            http_respond_problem(r, 403, "action-denied", "Action denied", detail,
+                                 json_pack("{s:s,s:s}", "field", f, "rule", a->cfg->deny_apps[i]));
+            return -1;
+        }
     for (size_t i = 0; i < ami_msg_count(m); i++) {
         const char *rule = api_denied_function(a, ami_msg_value_at(m, i));
         if (rule) {
-            const char *f = field_name(fields, ami_msg_key_at(m, i));
+            const char *f = api_field_name(fields, ami_msg_key_at(m, i));
             snprintf(detail, sizeof(detail),
                      "the value of '%.64s' calls %s, which is denied (AMIBRIDGE_DENY_FUNCTIONS)", f,
                      rule);
@@ -285,7 +304,7 @@ void api_change_submit(struct api *a, struct http_req *r, struct ami_pool *pool,
         json_decref(answer);
         json_decref(context);
         ami_msg_free(m);
-        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        http_respond_oom(r);
         return;
     }
     c->r = r;

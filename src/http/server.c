@@ -283,6 +283,11 @@ void http_respond_problem(struct http_req *r, int status, const char *slug, cons
     free(s);
 }
 
+void http_respond_oom(struct http_req *r)
+{
+    http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+}
+
 /* --- streams ----------------------------------------------------------------------------- */
 
 static void server_kick(struct http_server *s)
@@ -416,7 +421,7 @@ void http_respond_stream(struct http_req *r, int status, const char *content_typ
            : NULL;
     if (!resp) {
         free(st);
-        http_respond_problem(r, 500, "internal", "Internal error", "out of memory", NULL);
+        http_respond_oom(r);
         return;
     }
     st->srv = r->srv;

@@ -96,6 +96,8 @@ void http_respond_json(struct http_req *r, int status, json_t *body);
  * (stolen, may be NULL) adds members such as "field". */
 void http_respond_problem(struct http_req *r, int status, const char *slug, const char *title,
                           const char *detail, json_t *extra);
+/* 500 "out of memory": the one answer when an allocation fails. */
+void http_respond_oom(struct http_req *r);
 
 /* --- streamed answers (Server-Sent Events) ------------------------------------------- */
 
