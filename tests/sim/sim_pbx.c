@@ -791,6 +791,26 @@ static void dial_free(struct pbx_dial *op);
 
 /* Forget the channel: it is gone from every list, its timers are off;
  * the memory stays until the flow that killed it has finished. */
+/* A leg leaves the Dial() that placed it: no longer a destination (its
+ * queue member stops ringing) nor the dial's peer. */
+static void dial_forget(struct pbx_chan *c)
+{
+    struct pbx_dial *op = c->dialed_by;
+    if (!op)
+        return;
+    for (int i = 0; i < op->ndests; i++) {
+        if (op->dests[i].l1 == c) {
+            if (op->dests[i].member)
+                op->dests[i].member->ringing = 0;
+            op->dests[i] = op->dests[--op->ndests];
+            break;
+        }
+    }
+    if (op->peer == c)
+        op->peer = NULL;
+    c->dialed_by = NULL;
+}
+
 static void chan_destroy(struct pbx_chan *c)
 {
     struct sim_pbx *p = c->p;
@@ -816,20 +836,7 @@ static void chan_destroy(struct pbx_chan *c)
     if (c->partner && c->partner->partner == c)
         c->partner->partner = NULL;
     c->partner = NULL;
-    if (c->dialed_by) {
-        struct pbx_dial *op = c->dialed_by;
-        for (int i = 0; i < op->ndests; i++) {
-            if (op->dests[i].l1 == c) {
-                if (op->dests[i].member)
-                    op->dests[i].member->ringing = 0;
-                op->dests[i] = op->dests[--op->ndests];
-                break;
-            }
-        }
-        if (op->peer == c)
-            op->peer = NULL;
-        c->dialed_by = NULL;
-    }
+    dial_forget(c);
     if (c->orig) {
         struct pbx_orig *o = c->orig;
         c->orig = NULL;
@@ -1736,18 +1743,7 @@ static void dial_end_unanswered(struct pbx_dial *op, const char *status)
 static void dest_drop(struct pbx_chan *d)
 {
     chan_ref(d);
-    if (d->dialed_by) {
-        struct pbx_dial *op = d->dialed_by;
-        for (int i = 0; i < op->ndests; i++) {
-            if (op->dests[i].l1 == d) {
-                if (op->dests[i].member)
-                    op->dests[i].member->ringing = 0;
-                op->dests[i] = op->dests[--op->ndests];
-                break;
-            }
-        }
-        d->dialed_by = NULL;
-    }
+    dial_forget(d);
     pair_hangup(d, 0, 0, 0);
     chan_unref(d);
 }

@@ -836,6 +836,28 @@ void sim_act_queueremove(struct sim_session *s, const struct ami_msg *m)
     pbx_drain(p);
 }
 
+#define MEMBER_HITS_MAX 4
+
+/* The member `iface` of queue `qname`, or of every queue when qname is
+ * empty (as app_queue's pause and penalty actions do). */
+static int members_named(struct sim_pbx *p, const char *qname, const char *iface,
+                         struct pbx_queue *hits[MEMBER_HITS_MAX],
+                         struct pbx_member *mems[MEMBER_HITS_MAX])
+{
+    int n = 0;
+    for (int qi = 0; qi < p->nqueues && n < MEMBER_HITS_MAX; qi++) {
+        struct pbx_queue *q = &p->queues[qi];
+        if (*qname && strcasecmp(q->name, qname))
+            continue;
+        struct pbx_member *mem = pbx_member_find(q, iface);
+        if (mem) {
+            hits[n] = q;
+            mems[n++] = mem;
+        }
+    }
+    return n;
+}
+
 void sim_act_queuepause(struct sim_session *s, const struct ami_msg *m)
 {
     struct sim_pbx *p = pbx_of(s);
@@ -848,19 +870,9 @@ void sim_act_queuepause(struct sim_session *s, const struct ami_msg *m)
         return;
     }
     int paused = truthy(paused_s);
-    struct pbx_queue *hits[4];
-    struct pbx_member *mems[4];
-    int n = 0;
-    for (int qi = 0; qi < p->nqueues && n < 4; qi++) {
-        struct pbx_queue *q = &p->queues[qi];
-        if (*qname && strcasecmp(q->name, qname))
-            continue;
-        struct pbx_member *mem = pbx_member_find(q, iface);
-        if (mem) {
-            hits[n] = q;
-            mems[n++] = mem;
-        }
-    }
+    struct pbx_queue *hits[MEMBER_HITS_MAX];
+    struct pbx_member *mems[MEMBER_HITS_MAX];
+    int n = members_named(p, qname, iface, hits, mems);
     if (!n) {
         sim_reply_error(s, m, "Interface not found");
         return;
@@ -894,19 +906,9 @@ void sim_act_queuepenalty(struct sim_session *s, const struct ami_msg *m)
         return;
     }
     int pen = atoi(pen_s);
-    struct pbx_queue *hits[4];
-    struct pbx_member *mems[4];
-    int n = 0;
-    for (int qi = 0; qi < p->nqueues && n < 4; qi++) {
-        struct pbx_queue *q = &p->queues[qi];
-        if (*qname && strcasecmp(q->name, qname))
-            continue;
-        struct pbx_member *mem = pbx_member_find(q, iface);
-        if (mem) {
-            hits[n] = q;
-            mems[n++] = mem;
-        }
-    }
+    struct pbx_queue *hits[MEMBER_HITS_MAX];
+    struct pbx_member *mems[MEMBER_HITS_MAX];
+    int n = members_named(p, qname, iface, hits, mems);
     if (!n || pen < 0) {
         sim_reply_error(s, m, "Invalid interface, queuename or penalty");
         return;
