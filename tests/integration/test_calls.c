@@ -18,32 +18,14 @@
 #include "support/http.h"
 #include "support/net.h"
 #include "support/redis.h"
+#include "support/stack.h"
 #include "support/testenv.h"
 
 #define CRM  "crm-token-0123456789abcdef"
 #define OPS  "ops-token-0123456789abcdef"
 #define KEYS "AMIBRIDGE_API_KEYS=crm:" CRM ":call,read ops:" OPS ":read,call,control,actions,admin"
 
-struct env {
-    struct amisim sim;
-    struct bridge bridge;
-};
-
-static int start(struct env *e, const char *const *env)
-{
-    memset(e, 0, sizeof(*e));
-    if (amisim_start(&e->sim, NULL) || bridge_start(&e->bridge, e->sim.port, env))
-        return -1;
-    return bridge_wait_status(&e->bridge, "/readyz", 200, 5000) >= 0 ? 0 : -1;
-}
-
-static void stop(struct env *e)
-{
-    bridge_stop(&e->bridge, 0);
-    amisim_stop(&e->sim);
-}
-
-static void call(const struct env *e, const char *token, const char *body, const char *idem,
+static void call(const struct stack *e, const char *token, const char *body, const char *idem,
                  struct http_resp *r)
 {
     char url[128];
@@ -58,23 +40,6 @@ static void call(const struct env *e, const char *token, const char *body, const
     struct http_batch_item it = {.method = "POST", .url = url, .body = body, .header = hdr};
     http_batch(&it, 1, token, 1, 60000);
     *r = it.resp;
-}
-
-/* A SimStats counter of the PBX. */
-static long sim_stat(const struct env *e, const char *key)
-{
-    struct net_client c;
-    if (net_connect(&c, "127.0.0.1", e->sim.port, 2000) ||
-        net_login(&c, "bridge", "bridgesecret", "off", 2000))
-        return -1;
-    net_sendf(&c, "Action: SimStats\r\nActionID: st\r\n\r\n");
-    struct ami_msg *m = NULL;
-    long v = -1;
-    if (net_wait_response(&c, "st", 2000, &m) == 1 && ami_msg_get(m, key))
-        v = strtol(ami_msg_get(m, key), NULL, 10);
-    ami_msg_free(m);
-    net_close(&c);
-    return v;
 }
 
 static void assert_status(const struct http_resp *r, long status)
@@ -100,8 +65,8 @@ static void assert_problem(const struct http_resp *r, long status, const char *s
 static void every_outcome_of_a_call(void **state)
 {
     (void)state;
-    struct env e;
-    assert_int_equal(start(&e, NULL), 0);
+    struct stack e;
+    assert_int_equal(stack_start(&e, NULL), 0);
     static const struct {
         const char *body, *status;
         int answered;
@@ -143,14 +108,14 @@ static void every_outcome_of_a_call(void **state)
         free(rl);
         http_resp_free(&r);
     }
-    stop(&e);
+    stack_stop(&e);
 }
 
 static void wait_true_returns_no_answer_after_the_ring_timeout(void **state)
 {
     (void)state;
-    struct env e;
-    assert_int_equal(start(&e, NULL), 0);
+    struct stack e;
+    assert_int_equal(stack_start(&e, NULL), 0);
     struct http_resp r;
     long long t0 = testenv_now_ms();
     call(&e, NULL,
@@ -163,7 +128,7 @@ static void wait_true_returns_no_answer_after_the_ring_timeout(void **state)
     print_message("no_answer after %lld ms (ring timeout 2 s)\n", ms);
     assert_true(ms >= 1800 && ms < 5000);
     http_resp_free(&r);
-    stop(&e);
+    stack_stop(&e);
 }
 
 /* wait:false answers 202 at once; the outcome is the OriginateResponse
@@ -171,8 +136,8 @@ static void wait_true_returns_no_answer_after_the_ring_timeout(void **state)
 static void wait_false_answers_202_and_the_event_carries_the_id(void **state)
 {
     (void)state;
-    struct env e;
-    assert_int_equal(start(&e, NULL), 0);
+    struct stack e;
+    assert_int_equal(stack_start(&e, NULL), 0);
     struct net_client ev;
     assert_int_equal(net_connect(&ev, "127.0.0.1", e.sim.port, 2000), 0);
     assert_int_equal(net_login(&ev, "bridge", "bridgesecret", "call", 2000), 0);
@@ -194,7 +159,7 @@ static void wait_false_answers_202_and_the_event_carries_the_id(void **state)
     assert_string_equal(ami_msg_get(m, "Response"), "Success");
     ami_msg_free(m);
     net_close(&ev);
-    stop(&e);
+    stack_stop(&e);
 }
 
 /* --- validation ----------------------------------------------------------------------------- */
@@ -202,9 +167,9 @@ static void wait_false_answers_202_and_the_event_carries_the_id(void **state)
 static void every_validation_error_names_its_field(void **state)
 {
     (void)state;
-    struct env e;
-    assert_int_equal(start(&e, NULL), 0);
-    long before = sim_stat(&e, "OriginatesTotal");
+    struct stack e;
+    assert_int_equal(stack_start(&e, NULL), 0);
+    long before = amisim_stat(e.sim.port, "OriginatesTotal");
     static const struct {
         const char *body, *field;
     } cases[] = {
@@ -264,8 +229,8 @@ static void every_validation_error_names_its_field(void **state)
     assert_problem(&r, 400, "invalid-field", "Idempotency-Key");
     http_resp_free(&r);
     /* nothing of the above reached the PBX */
-    assert_int_equal(sim_stat(&e, "OriginatesTotal"), before);
-    stop(&e);
+    assert_int_equal(amisim_stat(e.sim.port, "OriginatesTotal"), before);
+    stack_stop(&e);
 }
 
 /* --- idempotency ---------------------------------------------------------------------------- */
@@ -273,10 +238,10 @@ static void every_validation_error_names_its_field(void **state)
 static void same_idempotency_key_fifty_times_places_one_call(void **state)
 {
     (void)state;
-    struct env e;
+    struct stack e;
     const char *env[] = {KEYS, NULL};
-    assert_int_equal(start(&e, env), 0);
-    long before = sim_stat(&e, "OriginatesTotal");
+    assert_int_equal(stack_start(&e, env), 0);
+    long before = amisim_stat(e.sim.port, "OriginatesTotal");
     enum { N = 50 };
     static struct http_batch_item items[N];
     char url[128];
@@ -302,7 +267,7 @@ static void same_idempotency_key_fifty_times_places_one_call(void **state)
         free(h);
     }
     assert_int_equal(replayed, N - 1);
-    assert_int_equal(sim_stat(&e, "OriginatesTotal") - before, 1);
+    assert_int_equal(amisim_stat(e.sim.port, "OriginatesTotal") - before, 1);
     for (int i = 0; i < N; i++)
         http_resp_free(&items[i].resp);
 
@@ -319,8 +284,8 @@ static void same_idempotency_key_fifty_times_places_one_call(void **state)
     assert_status(&r, 200);
     assert_null(http_resp_header(&r, "Idempotent-Replayed"));
     http_resp_free(&r);
-    assert_int_equal(sim_stat(&e, "OriginatesTotal") - before, 2);
-    stop(&e);
+    assert_int_equal(amisim_stat(e.sim.port, "OriginatesTotal") - before, 2);
+    stack_stop(&e);
 }
 
 /* --- the originate guard ------------------------------------------------------------------ */
@@ -328,9 +293,9 @@ static void same_idempotency_key_fifty_times_places_one_call(void **state)
 static void a_burst_of_clicks_is_rate_limited(void **state)
 {
     (void)state;
-    struct env e;
+    struct stack e;
     const char *env[] = {KEYS, "AMIBRIDGE_CALLS_PER_SECOND=5", "AMIBRIDGE_CALLS_BURST=10", NULL};
-    assert_int_equal(start(&e, env), 0);
+    assert_int_equal(stack_start(&e, env), 0);
     enum { N = 2000 };
     static struct http_batch_item items[N];
     char url[128];
@@ -362,16 +327,16 @@ static void a_burst_of_clicks_is_rate_limited(void **state)
     /* the burst, plus the rate over the time the clicks took */
     assert_true(ok >= 10 && ok <= 10 + (int)(5 * secs) + 2);
     assert_int_equal(ok + limited, N);
-    stop(&e);
+    stack_stop(&e);
 }
 
 static void originates_in_flight_never_exceed_the_cap(void **state)
 {
     (void)state;
-    struct env e;
+    struct stack e;
     const char *env[] = {KEYS, "AMIBRIDGE_CALLS_PER_SECOND=10000", "AMIBRIDGE_CALLS_BURST=10000",
                          "AMIBRIDGE_CALLS_MAX_INFLIGHT=5", NULL};
-    assert_int_equal(start(&e, env), 0);
+    assert_int_equal(stack_start(&e, env), 0);
     enum { N = 300 };
     static struct http_batch_item items[N];
     char url[128];
@@ -396,7 +361,7 @@ static void originates_in_flight_never_exceed_the_cap(void **state)
             fail_msg("request %d: %ld %s", i, items[i].resp.status, items[i].resp.body);
         http_resp_free(&items[i].resp);
     }
-    long max = sim_stat(&e, "OriginatesInFlightMax");
+    long max = amisim_stat(e.sim.port, "OriginatesInFlightMax");
     print_message("%d placed, %d capped; the PBX saw at most %ld in flight\n", ok, capped, max);
     assert_true(ok >= 5);
     assert_true(capped > 0);
@@ -416,8 +381,8 @@ static void originates_in_flight_never_exceed_the_cap(void **state)
         http_resp_free(&r);
     }
     assert_true(seen429);
-    assert_true(sim_stat(&e, "OriginatesInFlightMax") <= 5);
-    stop(&e);
+    assert_true(amisim_stat(e.sim.port, "OriginatesInFlightMax") <= 5);
+    stack_stop(&e);
 }
 
 /* --- dial policy ------------------------------------------------------------------------------ */
@@ -437,10 +402,10 @@ static void the_dial_policy_refuses_before_the_pbx_sees_anything(void **state)
     fclose(f);
     char cfgvar[700];
     snprintf(cfgvar, sizeof(cfgvar), "AMIBRIDGE_CONFIG=%s", path);
-    struct env e;
+    struct stack e;
     const char *env[] = {cfgvar, NULL};
-    assert_int_equal(start(&e, env), 0);
-    long before = sim_stat(&e, "OriginatesTotal");
+    assert_int_equal(stack_start(&e, env), 0);
+    long before = amisim_stat(e.sim.port, "OriginatesTotal");
     static const struct {
         const char *body, *field, *rule;
     } cases[] = {
@@ -470,7 +435,7 @@ static void the_dial_policy_refuses_before_the_pbx_sees_anything(void **state)
               NULL, 10000, &r);
     assert_problem(&r, 403, "dial-policy", "Exten");
     http_resp_free(&r);
-    assert_int_equal(sim_stat(&e, "OriginatesTotal"), before);
+    assert_int_equal(amisim_stat(e.sim.port, "OriginatesTotal"), before);
     /* moving a live call elsewhere is dialling too: redirect, blind
      * transfer and their generic actions obey the policy */
     static const struct {
@@ -495,21 +460,21 @@ static void the_dial_policy_refuses_before_the_pbx_sees_anything(void **state)
         assert_problem(&r, 403, "dial-policy", moves[i].field);
         http_resp_free(&r);
     }
-    assert_true(sim_stat(&e, "Action-Redirect") <= 0); /* -1: never seen */
-    assert_true(sim_stat(&e, "Action-BlindTransfer") <= 0);
+    assert_true(amisim_stat(e.sim.port, "Action-Redirect") <= 0); /* -1: never seen */
+    assert_true(amisim_stat(e.sim.port, "Action-BlindTransfer") <= 0);
     /* an allowed destination reaches the PBX (which has no such channel) */
     snprintf(aurl, sizeof(aurl), "%s%s", e.bridge.url, moves[0].path);
     http_call("POST", aurl, CRM, "{\"context\":\"demo\",\"exten\":\"100\",\"priority\":1}", NULL,
               10000, &r);
     assert_problem(&r, 404, "no-such-channel", NULL);
     http_resp_free(&r);
-    assert_int_equal(sim_stat(&e, "Action-Redirect"), 1);
+    assert_int_equal(amisim_stat(e.sim.port, "Action-Redirect"), 1);
     /* and what it allows goes through */
     call(&e, CRM, "{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"100\"}", NULL,
          &r);
     assert_status(&r, 200);
     http_resp_free(&r);
-    stop(&e);
+    stack_stop(&e);
     testenv_rmdir(dir);
 }
 
@@ -518,10 +483,10 @@ static void the_dial_policy_refuses_before_the_pbx_sees_anything(void **state)
 static void cors_preflight_from_allowed_and_foreign_origins(void **state)
 {
     (void)state;
-    struct env e;
+    struct stack e;
     const char *env[] = {KEYS, "AMIBRIDGE_CORS_ORIGINS=https://crm.example https://other.example",
                          NULL};
-    assert_int_equal(start(&e, env), 0);
+    assert_int_equal(stack_start(&e, env), 0);
     char url[128];
     snprintf(url, sizeof(url), "%s/v1/calls", e.bridge.url);
     struct http_batch_item pre = {.method = "OPTIONS",
@@ -567,16 +532,16 @@ static void cors_preflight_from_allowed_and_foreign_origins(void **state)
     assert_non_null(strstr(h, "RateLimit-Remaining"));
     free(h);
     http_resp_free(&post.resp);
-    stop(&e);
+    stack_stop(&e);
 }
 
 static void scopes_apply_to_calls(void **state)
 {
     (void)state;
-    struct env e;
+    struct stack e;
     const char *env[] = {"AMIBRIDGE_API_KEYS=crm:" CRM ":call ro:ro-token-0123456789abcd:read",
                          NULL};
-    assert_int_equal(start(&e, env), 0);
+    assert_int_equal(stack_start(&e, env), 0);
     const char *body = "{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"100\"}";
     struct http_resp r;
     call(&e, NULL, body, NULL, &r);
@@ -589,7 +554,7 @@ static void scopes_apply_to_calls(void **state)
     call(&e, CRM, body, NULL, &r);
     assert_status(&r, 200);
     http_resp_free(&r);
-    stop(&e);
+    stack_stop(&e);
 }
 
 /* Two replicas share one Redis: the same key sent to both places one call. */
@@ -610,22 +575,10 @@ static void idempotency_holds_across_replicas_with_redis(void **state)
     for (int i = 0; i < 2; i++) {
         assert_true(bridge_wait_status(&b[i], "/readyz", 200, 5000) >= 0);
         /* ready is about AMI; wait for Redis too */
-        int up = 0;
-        for (int t = 0; t < 100 && !up; t++) {
-            struct http_resp r;
-            char url[128];
-            snprintf(url, sizeof(url), "%s/readyz", b[i].url);
-            http_call("GET", url, NULL, NULL, NULL, 2000, &r);
-            json_t *rd = json_object_get(r.json, "redis");
-            up = rd && !strcmp(json_string_value(json_object_get(rd, "state")), "up");
-            http_resp_free(&r);
-            if (!up)
-                testenv_sleep_ms(50);
-        }
-        assert_true(up);
+        assert_int_equal(bridge_wait_redis(&b[i], 5000), 0);
     }
-    struct env e = {.sim = sim, .bridge = b[0]};
-    long before = sim_stat(&e, "OriginatesTotal");
+    struct stack e = {.sim = sim, .bridge = b[0]};
+    long before = amisim_stat(e.sim.port, "OriginatesTotal");
     enum { N = 40 };
     static struct http_batch_item items[N];
     char url[2][128];
@@ -646,7 +599,7 @@ static void idempotency_holds_across_replicas_with_redis(void **state)
     }
     for (int i = 0; i < N; i++)
         http_resp_free(&items[i].resp);
-    assert_int_equal(sim_stat(&e, "OriginatesTotal") - before, 1);
+    assert_int_equal(amisim_stat(e.sim.port, "OriginatesTotal") - before, 1);
     const char *keys[] = {"--scan", "--pattern", "ami:idem:*", NULL};
     char *out = redis_cli(&rs, keys);
     assert_non_null(out);

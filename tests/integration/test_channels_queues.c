@@ -16,6 +16,7 @@
 #include "support/amisim.h"
 #include "support/bridge.h"
 #include "support/http.h"
+#include "support/stack.h"
 #include "support/testenv.h"
 
 #define OPS "ops-token-0123456789abcdef"
@@ -29,27 +30,8 @@
 #define POLL_MS   50
 #define NAME_MAX_ 128
 
-struct env {
-    struct amisim sim;
-    struct bridge bridge;
-};
-
-static int start(struct env *e, const char *const *env)
-{
-    memset(e, 0, sizeof(*e));
-    if (amisim_start(&e->sim, NULL) || bridge_start(&e->bridge, e->sim.port, env))
-        return -1;
-    return bridge_wait_status(&e->bridge, "/readyz", 200, 5000) >= 0 ? 0 : -1;
-}
-
-static void stop(struct env *e)
-{
-    bridge_stop(&e->bridge, 0);
-    amisim_stop(&e->sim);
-}
-
 /* One request; `path` may carry a query. */
-static void req(const struct env *e, const char *method, const char *path, const char *token,
+static void req(const struct stack *e, const char *method, const char *path, const char *token,
                 const char *body, struct http_resp *r)
 {
     char url[2048];
@@ -97,8 +79,8 @@ static void assert_str(const json_t *o, const char *key, const char *want)
 }
 
 /* A 400 naming `field`, and the request never reached the PBX as such. */
-static void expect_bad(const struct env *e, const char *method, const char *path, const char *body,
-                       const char *field)
+static void expect_bad(const struct stack *e, const char *method, const char *path,
+                       const char *body, const char *field)
 {
     struct http_resp r;
     req(e, method, path, OPS, body, &r);
@@ -109,7 +91,7 @@ static void expect_bad(const struct env *e, const char *method, const char *path
     http_resp_free(&r);
 }
 
-static void expect_problem(const struct env *e, const char *method, const char *path,
+static void expect_problem(const struct stack *e, const char *method, const char *path,
                            const char *token, const char *body, long status, const char *slug)
 {
     struct http_resp r;
@@ -120,7 +102,7 @@ static void expect_problem(const struct env *e, const char *method, const char *
 
 /* --- calls ------------------------------------------------------------------------------- */
 
-static void originate(const struct env *e, const char *body)
+static void originate(const struct stack *e, const char *body)
 {
     struct http_resp r;
     req(e, "POST", "/v1/actions/Originate", OPS, body, &r);
@@ -131,7 +113,7 @@ static void originate(const struct env *e, const char *body)
 
 /* The channel whose name starts with `prefix` and ends with `leg` (";1"), when
  * `pred` (may be NULL) holds for it; a new reference or NULL after WAIT_MS. */
-static json_t *wait_channel(const struct env *e, const char *prefix, const char *leg,
+static json_t *wait_channel(const struct stack *e, const char *prefix, const char *leg,
                             int (*pred)(const json_t *ch))
 {
     long long until = testenv_now_ms() + WAIT_MS;
@@ -165,7 +147,7 @@ static int runs_wait(const json_t *ch)
 
 /* The 30 s call of the demo dialplan (Local/200@demo, answered, Wait(30)):
  * both legs' names, once its ;1 runs Wait. */
-static void long_call(const struct env *e, char *l1, char *l2)
+static void long_call(const struct stack *e, char *l1, char *l2)
 {
     originate(e, "{\"Channel\":\"Local/200@demo\",\"Context\":\"demo\",\"Exten\":\"200\","
                  "\"Priority\":1,\"Async\":\"true\",\"CallerID\":\"Long Call <5553000>\"}");
@@ -180,7 +162,7 @@ static void long_call(const struct env *e, char *l1, char *l2)
 }
 
 /* GET path until its status is `status`; 1 when it came within WAIT_MS. */
-static int wait_status(const struct env *e, const char *path, long status)
+static int wait_status(const struct stack *e, const char *path, long status)
 {
     long long until = testenv_now_ms() + WAIT_MS;
     do {
@@ -200,8 +182,8 @@ static int wait_status(const struct env *e, const char *path, long status)
 static void channels_are_listed_and_read_with_typed_fields(void **state)
 {
     (void)state;
-    struct env e;
-    assert_int_equal(start(&e, NULL), 0);
+    struct stack e;
+    assert_int_equal(stack_start(&e, NULL), 0);
     struct http_resp r;
     req(&e, "GET", "/v1/channels", OPS, NULL, &r);
     assert_int_equal(r.status, 200);
@@ -262,14 +244,14 @@ static void channels_are_listed_and_read_with_typed_fields(void **state)
     assert_int_equal(r.status, 200);
     http_resp_free(&r);
     expect_problem(&e, "PUT", "/v1/channels", OPS, NULL, 405, "method-not-allowed");
-    stop(&e);
+    stack_stop(&e);
 }
 
 static void channel_variables_are_set_and_read(void **state)
 {
     (void)state;
-    struct env e;
-    assert_int_equal(start(&e, NULL), 0);
+    struct stack e;
+    assert_int_equal(stack_start(&e, NULL), 0);
     char l1[NAME_MAX_], l2[NAME_MAX_], p1[256], vars[512], path[1024];
     long_call(&e, l1, l2);
     snprintf(vars, sizeof(vars), "/v1/channels/%s/variables", enc(l1, p1, sizeof(p1)));
@@ -352,7 +334,7 @@ static void channel_variables_are_set_and_read(void **state)
     assert_problem(&r, 403, "action-denied");
     assert_str(r.json, "field", "name");
     http_resp_free(&r);
-    stop(&e);
+    stack_stop(&e);
 }
 
 static int at_250(const json_t *ch)
@@ -364,8 +346,8 @@ static int at_250(const json_t *ch)
 static void redirect_sends_the_channel_elsewhere(void **state)
 {
     (void)state;
-    struct env e;
-    assert_int_equal(start(&e, NULL), 0);
+    struct stack e;
+    assert_int_equal(stack_start(&e, NULL), 0);
     char l1[NAME_MAX_], l2[NAME_MAX_], p1[256], p2[256], path[512], body[512];
     long_call(&e, l1, l2);
     snprintf(path, sizeof(path), "/v1/channels/%s/redirect", enc(l1, p1, sizeof(p1)));
@@ -443,14 +425,14 @@ static void redirect_sends_the_channel_elsewhere(void **state)
              enc(l1, p2, sizeof(p2)));
     expect_bad(&e, "POST", path, "{\"context\":\"demo\",\"exten\":\"250\",\"priority\":1}",
                "channel");
-    stop(&e);
+    stack_stop(&e);
 }
 
 static void hangup_with_a_cause_and_then_it_is_gone(void **state)
 {
     (void)state;
-    struct env e;
-    assert_int_equal(start(&e, NULL), 0);
+    struct stack e;
+    assert_int_equal(stack_start(&e, NULL), 0);
     char l1[NAME_MAX_], l2[NAME_MAX_], p2[256], path[512], q[1024];
     long_call(&e, l1, l2);
     snprintf(path, sizeof(path), "/v1/channels/%s", enc(l2, p2, sizeof(p2)));
@@ -492,12 +474,12 @@ static void hangup_with_a_cause_and_then_it_is_gone(void **state)
     assert_str(r.json, "ami_message", "No such channel");
     assert_str(r.json, "channel", l2);
     http_resp_free(&r);
-    stop(&e);
+    stack_stop(&e);
 }
 
 /* --- queues ------------------------------------------------------------------------------ */
 
-static json_t *get_queue(const struct env *e, const char *name)
+static json_t *get_queue(const struct stack *e, const char *name)
 {
     char path[256];
     snprintf(path, sizeof(path), "/v1/queues/%s", name);
@@ -520,7 +502,8 @@ static json_t *member_of(const json_t *q, const char *interface)
     return NULL;
 }
 
-static void pause_member(const struct env *e, const char *queue, const char *iface_enc, int paused)
+static void pause_member(const struct stack *e, const char *queue, const char *iface_enc,
+                         int paused)
 {
     char path[256];
     snprintf(path, sizeof(path), "/v1/queues/%s/members/%s/pause", queue, iface_enc);
@@ -534,8 +517,8 @@ static void pause_member(const struct env *e, const char *queue, const char *ifa
 static void queues_are_listed_and_read_with_typed_fields(void **state)
 {
     (void)state;
-    struct env e;
-    assert_int_equal(start(&e, NULL), 0);
+    struct stack e;
+    assert_int_equal(stack_start(&e, NULL), 0);
     struct http_resp r;
     req(&e, "GET", "/v1/queues", RO, NULL, &r);
     assert_int_equal(r.status, 200);
@@ -594,14 +577,14 @@ static void queues_are_listed_and_read_with_typed_fields(void **state)
     expect_bad(&e, "GET", "/v1/queues/sa%0Ales", NULL, "queue");
     expect_bad(&e, "GET", "/v1/queues?server=nope", NULL, "server");
     expect_problem(&e, "DELETE", "/v1/queues/sales", OPS, NULL, 405, "method-not-allowed");
-    stop(&e);
+    stack_stop(&e);
 }
 
 static void queue_members_are_added_paused_and_removed(void **state)
 {
     (void)state;
-    struct env e;
-    assert_int_equal(start(&e, NULL), 0);
+    struct stack e;
+    assert_int_equal(stack_start(&e, NULL), 0);
     static const char members[] = "/v1/queues/sales/members";
     static const char a202[] = "/v1/queues/sales/members/Local%2F202%40demo";
     static const char a202p[] = "/v1/queues/sales/members/Local%2F202%40demo/pause";
@@ -733,7 +716,7 @@ static void queue_members_are_added_paused_and_removed(void **state)
                "interface");
     expect_bad(&e, "DELETE", "/v1/queues/sales/members/Local%0D202", NULL, "interface");
     expect_problem(&e, "GET", a202, OPS, NULL, 405, "method-not-allowed");
-    stop(&e);
+    stack_stop(&e);
 }
 
 static int bridged(const json_t *ch)
@@ -746,8 +729,8 @@ static int bridged(const json_t *ch)
 static void queue_call_waits_connects_and_is_blind_transferred(void **state)
 {
     (void)state;
-    struct env e;
-    assert_int_equal(start(&e, NULL), 0);
+    struct stack e;
+    assert_int_equal(stack_start(&e, NULL), 0);
     pause_member(&e, "sales", "Local%2F200%40demo", 1);
     pause_member(&e, "sales", "Local%2F201%40demo", 1);
     originate(&e, "{\"Channel\":\"Local/400@demo\",\"Application\":\"Wait\",\"Data\":\"30\","
@@ -835,7 +818,7 @@ static void queue_call_waits_connects_and_is_blind_transferred(void **state)
     assert_problem(&r, 404, "no-such-channel");
     assert_str(r.json, "ami_message", "Channel specified does not exist");
     http_resp_free(&r);
-    stop(&e);
+    stack_stop(&e);
 }
 
 /* --- auth and AMI state ------------------------------------------------------------------ */
@@ -843,9 +826,9 @@ static void queue_call_waits_connects_and_is_blind_transferred(void **state)
 static void keys_and_scopes_are_enforced(void **state)
 {
     (void)state;
-    struct env e;
+    struct stack e;
     const char *env[] = {KEYS, NULL};
-    assert_int_equal(start(&e, env), 0);
+    assert_int_equal(stack_start(&e, env), 0);
     static const char ch[] = "/v1/channels/Local%2F200%40demo-00000000%3B1";
     static const struct {
         const char *method, *path, *body, *scope;
@@ -892,18 +875,18 @@ static void keys_and_scopes_are_enforced(void **state)
                      routes[i].scope, r.status, r.body);
         http_resp_free(&r);
     }
-    stop(&e);
+    stack_stop(&e);
 }
 
 static void ami_errors_of_the_pbx_map_like_the_generic_route(void **state)
 {
     (void)state;
-    struct env e;
+    struct stack e;
     /* the read-only AMI user may run QueueStatus and QueueSummary, but not
      * CoreShowChannels (it needs the system or reporting write class) */
     const char *env[] = {"AMIBRIDGE_AMI_USERNAME=viewer", "AMIBRIDGE_AMI_SECRET=viewersecret",
                          NULL};
-    assert_int_equal(start(&e, env), 0);
+    assert_int_equal(stack_start(&e, env), 0);
     struct http_resp r;
     req(&e, "GET", "/v1/queues/sales", NULL, NULL, &r);
     assert_int_equal(r.status, 200);
@@ -928,7 +911,7 @@ static void ami_errors_of_the_pbx_map_like_the_generic_route(void **state)
     expect_problem(&e, "GET", "/v1/channels", NULL, NULL, 503, "ami-unavailable");
     expect_problem(&e, "POST", "/v1/queues/sales/members", NULL,
                    "{\"interface\":\"Local/202@demo\"}", 503, "ami-unavailable");
-    stop(&e);
+    stack_stop(&e);
 }
 
 int main(void)

@@ -29,23 +29,6 @@ struct env {
     int have_redis;
 };
 
-static void wait_redis_up(const struct bridge *b)
-{
-    char url[128];
-    snprintf(url, sizeof(url), "%s/readyz", b->url);
-    for (int t = 0; t < 200; t++) {
-        struct http_resp r;
-        http_call("GET", url, NULL, NULL, NULL, 2000, &r);
-        json_t *rd = json_object_get(r.json, "redis");
-        int up = rd && !strcmp(json_string_value(json_object_get(rd, "state")), "up");
-        http_resp_free(&r);
-        if (up)
-            return;
-        testenv_sleep_ms(25);
-    }
-    fail_msg("the bridge never saw Redis up");
-}
-
 /* env entries beyond the Redis URL may be given. */
 static void start(struct env *e, int with_redis, const char *const *extra)
 {
@@ -65,8 +48,8 @@ static void start(struct env *e, int with_redis, const char *const *extra)
     assert_int_equal(amisim_start(&e->sim, NULL), 0);
     assert_int_equal(bridge_start(&e->bridge, e->sim.port, env), 0);
     assert_true(bridge_wait_status(&e->bridge, "/readyz", 200, 5000) >= 0);
-    if (with_redis)
-        wait_redis_up(&e->bridge);
+    if (with_redis && bridge_wait_redis(&e->bridge, 5000) != 0)
+        fail_msg("the bridge never saw Redis up");
 }
 
 static void stop(struct env *e)
@@ -319,7 +302,7 @@ static void redis_down_drops_are_counted_nothing_blocks_and_publishing_resumes(v
     assert_int_equal(redis_start(&again, port), 0);
     size_t before = sub_count(&s);
     assert_true(sub_wait(&s, before + 200, 15000) >= before + 200);
-    wait_redis_up(&e.bridge);
+    assert_int_equal(bridge_wait_redis(&e.bridge, 5000), 0);
     sub_stop(&s);
     redis_stop(&again);
     e.have_redis = 0;

@@ -101,6 +101,26 @@ long bridge_wait_status(const struct bridge *b, const char *path, long status, l
     }
 }
 
+int bridge_wait_redis(const struct bridge *b, long timeout_ms)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%s/readyz", b->url);
+    long long t0 = testenv_now_ms();
+    for (;;) {
+        struct http_resp r;
+        http_call("GET", url, NULL, NULL, NULL, 2000, &r);
+        json_t *rd = json_object_get(r.json, "redis");
+        const char *state = json_string_value(json_object_get(rd, "state"));
+        int up = state && !strcmp(state, "up");
+        http_resp_free(&r);
+        if (up)
+            return 0;
+        if (testenv_now_ms() - t0 > timeout_ms)
+            return -1;
+        testenv_sleep_ms(BRIDGE_POLL_MS);
+    }
+}
+
 int bridge_log_count(const struct bridge *b, const char *needle)
 {
     FILE *f = fopen(b->log, "r");

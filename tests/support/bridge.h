@@ -26,6 +26,8 @@ int bridge_start(struct bridge *b, int ami_port, const char *const *env);
 int bridge_stop(struct bridge *b, int sig);
 /* Wait until GET b->url + path answers `status`; ms waited, or -1. */
 long bridge_wait_status(const struct bridge *b, const char *path, long status, long timeout_ms);
+/* Poll /readyz until it reports Redis up; 0, or -1 after timeout_ms. */
+int bridge_wait_redis(const struct bridge *b, long timeout_ms);
 /* Lines of the log that contain `needle`. */
 int bridge_log_count(const struct bridge *b, const char *needle);
 
