@@ -21,6 +21,7 @@
 #include "bus/events.h"
 #include "bus/publisher.h"
 #include "bus/redis.h"
+#include "bus/webhooks.h"
 #include "core/metrics.h"
 #include "core/config.h"
 #include "core/log.h"
@@ -46,6 +47,7 @@ struct app {
     struct bus_publisher *publisher;
     struct api *api;
     struct bus_redis *redis;
+    struct webhooks *webhooks;
     struct http_server *http;
     uv_signal_t sigterm, sigint;
     uv_timer_t drain;
@@ -164,6 +166,8 @@ static void on_closed(uv_handle_t *h)
 static void flushed(void *arg)
 {
     struct app *app = arg;
+    if (app->webhooks)
+        webhooks_close(app->webhooks);
     if (app->publisher) {
         bus_publisher_free(app->publisher);
         app->publisher = NULL;
@@ -187,6 +191,16 @@ static void pool_closed(void *arg)
         bus_publisher_drain(app->publisher, SHUTDOWN_REDIS_FLUSH_MS, flushed, app);
     else
         flushed(app);
+}
+
+/* Redis came up or went down: both of its users want to know. */
+static void redis_state(void *ud, int up)
+{
+    struct app *app = ud;
+    if (app->publisher)
+        bus_publisher_redis_state(app->publisher, up);
+    if (app->webhooks)
+        webhooks_redis_state(app->webhooks, up);
 }
 
 static void on_ami_event(void *ud, const struct ami_msg *m)
@@ -222,6 +236,8 @@ static void on_drain(uv_timer_t *t)
         log_warn("shutdown grace period over; failing requests still waiting", "{s:I}", "waiting",
                  (json_int_t)http_server_waiting(app->http));
         /* closing the pools answers them with 503; give MHD a moment to send */
+        if (app->webhooks)
+            webhooks_quiesce(app->webhooks);
         for (size_t i = 0; i < app->npools; i++) {
             struct ami_pool *p = app->pools[i];
             app->pools[i] = NULL;
@@ -336,9 +352,24 @@ int main(int argc, char **argv)
                     app.redis ? "out of memory" : err);
             return 2;
         }
-        bus_redis_set_state_cb(app.redis, bus_publisher_redis_state, app.publisher);
+        bus_redis_set_state_cb(app.redis, redis_state, &app);
         bus_add_sink(app.bus, bus_publisher_sink, app.publisher);
     }
+    app.webhooks = webhooks_new(app.loop, &app.cfg, app.redis, err, sizeof(err));
+    if (!app.webhooks) {
+        fprintf(stderr, "amibridge: configuration error: %s\n", err);
+        if (app.publisher)
+            bus_publisher_free(app.publisher);
+        if (app.redis)
+            bus_redis_close(app.redis, NULL, NULL);
+        uv_run(app.loop, UV_RUN_NOWAIT);
+        bus_free(app.bus);
+        free(app.servers);
+        free(app.pools);
+        cfg_free(&app.cfg);
+        return 2;
+    }
+    bus_add_sink(app.bus, webhooks_sink, app.webhooks);
     for (size_t i = 0; i < app.npools; i++) {
         app.servers[i] = (struct server_ctx){app.bus, i};
         app.pools[i] =
@@ -350,7 +381,8 @@ int main(int argc, char **argv)
         }
     }
     metrics_set(METRIC_BUILD_INFO, AMIBRIDGE_VERSION, NULL, NULL, 1);
-    app.api = api_new(app.loop, &app.cfg, app.pools, app.npools, app.redis, app.bus, app.publisher);
+    app.api = api_new(app.loop, &app.cfg, app.pools, app.npools, app.redis, app.bus, app.publisher,
+                      app.webhooks);
     struct http_server_opts ho = {
         .host = app.cfg.listen_host,
         .port = app.cfg.listen_port,
@@ -383,6 +415,7 @@ int main(int argc, char **argv)
 
     api_free(app.api);
     uv_run(app.loop, UV_RUN_NOWAIT); /* close callbacks of the api's timers */
+    webhooks_free(app.webhooks);
     bus_free(app.bus);
     metrics_reset();
     free(app.servers);

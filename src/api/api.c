@@ -40,12 +40,21 @@ static const struct http_route routes[] = {
      (void *)api_queue_member_remove},
     {"POST", "/v1/queues/{queue}/members/{interface}/pause", "queue_member_pause",
      CFG_SCOPE_CONTROL, (void *)api_queue_member_pause},
+    {"GET", "/v1/webhooks", "webhooks", CFG_SCOPE_ADMIN, (void *)api_webhooks_list},
+    {"POST", "/v1/webhooks", "webhook_create", CFG_SCOPE_ADMIN, (void *)api_webhooks_create},
+    {"GET", "/v1/webhooks/{id}", "webhook", CFG_SCOPE_ADMIN, (void *)api_webhook_get},
+    {"PATCH", "/v1/webhooks/{id}", "webhook_patch", CFG_SCOPE_ADMIN, (void *)api_webhook_patch},
+    {"DELETE", "/v1/webhooks/{id}", "webhook_delete", CFG_SCOPE_ADMIN,
+     (void *)api_webhook_delete},
+    {"POST", "/v1/webhooks/{id}/test", "webhook_test", CFG_SCOPE_ADMIN, (void *)api_webhook_test},
+    {"GET", "/v1/webhooks/{id}/deliveries", "webhook_deliveries", CFG_SCOPE_ADMIN,
+     (void *)api_webhook_deliveries},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
 
 struct api *api_new(uv_loop_t *loop, const struct cfg *cfg, struct ami_pool *const *pools,
                     size_t npools, struct bus_redis *redis, struct bus *bus,
-                    struct bus_publisher *publisher)
+                    struct bus_publisher *publisher, struct webhooks *webhooks)
 {
     struct api *a = calloc(1, sizeof(*a));
     if (!a)
@@ -58,6 +67,7 @@ struct api *api_new(uv_loop_t *loop, const struct cfg *cfg, struct ami_pool *con
     a->redis = redis;
     a->bus = bus;
     a->publisher = publisher;
+    a->webhooks = webhooks;
     a->auth = http_auth_new(cfg);
     a->guard = guard_new(cfg, npools);
     a->idem = idem_new(loop, cfg, redis);

@@ -19,13 +19,14 @@ struct api;
 struct bus_redis;
 struct bus;
 struct bus_publisher;
+struct webhooks;
 
-/* `cfg`, the pools, `redis` and `publisher` (both NULL without Redis) and
- * `bus` are borrowed and must outlive the api. pools[i] serves
+/* `cfg`, the pools, `redis` and `publisher` (both NULL without Redis),
+ * `bus` and `webhooks` (may be NULL) are borrowed and must outlive the api. pools[i] serves
  * cfg->servers[i]. The api adds its SSE hub as a sink of the bus. */
 struct api *api_new(uv_loop_t *loop, const struct cfg *cfg, struct ami_pool *const *pools,
                     size_t npools, struct bus_redis *redis, struct bus *bus,
-                    struct bus_publisher *publisher);
+                    struct bus_publisher *publisher, struct webhooks *webhooks);
 void api_free(struct api *a);
 
 /* The http_handler. */

@@ -18,6 +18,7 @@ struct bus;
 struct bus_event;
 struct bus_publisher;
 struct sse_hub;
+struct webhooks;
 
 #define API_RETRY_AFTER_UNAVAILABLE "2"
 #define API_RETRY_AFTER_BUSY        "1"
@@ -35,6 +36,7 @@ struct api {
     struct bus *bus;                 /* the event stream */
     struct bus_publisher *publisher; /* NULL without Redis */
     struct sse_hub *sse;
+    struct webhooks *webhooks; /* NULL when not running (tests of the api alone) */
     uint64_t started_ms;
     int draining;
 };
@@ -74,6 +76,15 @@ void api_queue_get(struct api *a, struct http_req *r, const struct http_params *
 void api_queue_member_add(struct api *a, struct http_req *r, const struct http_params *p);
 void api_queue_member_remove(struct api *a, struct http_req *r, const struct http_params *p);
 void api_queue_member_pause(struct api *a, struct http_req *r, const struct http_params *p);
+
+/* webhooks.c */
+void api_webhooks_list(struct api *a, struct http_req *r, const struct http_params *p);
+void api_webhooks_create(struct api *a, struct http_req *r, const struct http_params *p);
+void api_webhook_get(struct api *a, struct http_req *r, const struct http_params *p);
+void api_webhook_patch(struct api *a, struct http_req *r, const struct http_params *p);
+void api_webhook_delete(struct api *a, struct http_req *r, const struct http_params *p);
+void api_webhook_test(struct api *a, struct http_req *r, const struct http_params *p);
+void api_webhook_deliveries(struct api *a, struct http_req *r, const struct http_params *p);
 
 /* The pool named by ?server= (or the first). Answers 400 and returns NULL
  * when the name is unknown or badly encoded. */

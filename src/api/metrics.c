@@ -9,6 +9,7 @@
 #include "api/internal.h"
 #include "bus/publisher.h"
 #include "bus/redis.h"
+#include "bus/webhooks.h"
 #include "core/metrics.h"
 
 static double process_rss(void)
@@ -56,6 +57,14 @@ static void scrape_gauges(struct api *a)
         bus_publisher_stats(a->publisher, &ps);
         metrics_set(METRIC_REDIS_BUFFER, NULL, NULL, NULL, (double)ps.buffered);
         metrics_set(METRIC_REDIS_UP, NULL, NULL, NULL, bus_redis_up(a->redis));
+    }
+    if (a->webhooks) {
+        struct webhooks_stats ws;
+        webhooks_stats(a->webhooks, &ws);
+        metrics_set(METRIC_WEBHOOK_QUEUE, NULL, NULL, NULL, (double)ws.queued);
+        metrics_set(METRIC_WEBHOOK_SUBSCRIPTIONS, "enabled", NULL, NULL,
+                    (double)(ws.subscriptions - ws.disabled));
+        metrics_set(METRIC_WEBHOOK_SUBSCRIPTIONS, "disabled", NULL, NULL, (double)ws.disabled);
     }
     metrics_set(METRIC_SSE_CLIENTS, NULL, NULL, NULL, (double)api_sse_clients(a->sse));
     metrics_set(METRIC_IDEMPOTENCY_KEYS, NULL, NULL, NULL, (double)idem_count(a->idem));

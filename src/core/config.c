@@ -91,6 +91,23 @@ const struct cfg_doc cfg_docs[] = {
     {"AMIBRIDGE_SSE_QUEUE", "1000",
      "Events queued per SSE client; a client that falls further behind is disconnected."},
     {"AMIBRIDGE_SSE_HEARTBEAT_S", "15", "Seconds between SSE comment heartbeats."},
+    {"AMIBRIDGE_WEBHOOK_ALLOW_NETS", "",
+     "Networks (CIDR, space-separated) webhooks may reach although the SSRF guard refuses "
+     "loopback, private, link-local, CGNAT and unique-local addresses, e.g. 10.20.0.0/16."},
+    {"AMIBRIDGE_WEBHOOK_MAX_ATTEMPTS", "12",
+     "Attempts per delivery before it is recorded as failed."},
+    {"AMIBRIDGE_WEBHOOK_MAX_AGE_S", "86400",
+     "A delivery older than this is not retried again (recorded as failed)."},
+    {"AMIBRIDGE_WEBHOOK_TIMEOUT_MS", "10000", "Time allowed for one delivery attempt."},
+    {"AMIBRIDGE_WEBHOOK_RETRY_BASE_MS", "1000",
+     "First retry delay; doubled per attempt, with jitter (a random 50-100% of it)."},
+    {"AMIBRIDGE_WEBHOOK_RETRY_MAX_MS", "600000", "Longest retry delay."},
+    {"AMIBRIDGE_WEBHOOK_QUEUE", "10000",
+     "Deliveries waiting per subscription; past it new events are dropped (counted, logged)."},
+    {"AMIBRIDGE_WEBHOOK_MAX_SUBSCRIPTIONS", "100", "Webhook subscriptions, static ones included."},
+    {"AMIBRIDGE_STATE_DIR", "",
+     "Without Redis: directory of the webhook subscriptions file (webhooks.json). Empty: "
+     "subscriptions made through the API last until the process ends."},
     {"AMIBRIDGE_METRICS_AUTH", "0", "1: GET /metrics needs an API key with scope read."},
     {"AMIBRIDGE_INSTANCE_ID", "(random)", "Prefix of every ActionID; unique per replica."},
     {"AMIBRIDGE_LOG_LEVEL", "info", "debug, info, warn or error."},
@@ -968,6 +985,44 @@ static int calls_config(struct cfg_ctx *x, struct cfg *c, json_t *root)
     return 0;
 }
 
+static int webhooks_config(struct cfg_ctx *x, struct cfg *c, json_t *root)
+{
+    const char *v;
+    json_t *jv;
+    c->webhook_max_attempts = 12;
+    c->webhook_max_age_s = 86400;
+    c->webhook_timeout_ms = 10000;
+    c->webhook_retry_base_ms = 1000;
+    c->webhook_retry_max_ms = 600000;
+    c->webhook_queue = 10000;
+    c->webhook_max_subscriptions = 100;
+    if (env_int(x, "AMIBRIDGE_WEBHOOK_MAX_ATTEMPTS", 1, 1000, &c->webhook_max_attempts) ||
+        env_int(x, "AMIBRIDGE_WEBHOOK_MAX_AGE_S", 1, 30 * 86400, &c->webhook_max_age_s) ||
+        env_int(x, "AMIBRIDGE_WEBHOOK_TIMEOUT_MS", CFG_TIMEOUT_MS_MIN, CFG_TIMEOUT_MS_MAX,
+                &c->webhook_timeout_ms) ||
+        env_int(x, "AMIBRIDGE_WEBHOOK_RETRY_BASE_MS", 10, 3600000, &c->webhook_retry_base_ms) ||
+        env_int(x, "AMIBRIDGE_WEBHOOK_RETRY_MAX_MS", 10, 86400000, &c->webhook_retry_max_ms) ||
+        env_int(x, "AMIBRIDGE_WEBHOOK_QUEUE", 1, 1000000, &c->webhook_queue) ||
+        env_int(x, "AMIBRIDGE_WEBHOOK_MAX_SUBSCRIPTIONS", 1, 10000, &c->webhook_max_subscriptions))
+        return -1;
+    if (c->webhook_retry_max_ms < c->webhook_retry_base_ms)
+        return cfg_fail(x, "AMIBRIDGE_WEBHOOK_RETRY_MAX_MS: %d is below "
+                           "AMIBRIDGE_WEBHOOK_RETRY_BASE_MS (%d)",
+                        c->webhook_retry_max_ms, c->webhook_retry_base_ms);
+    if ((v = env_val(x, "AMIBRIDGE_WEBHOOK_ALLOW_NETS")) && !(c->webhook_allow_nets = strdup(v)))
+        return cfg_fail(x, "out of memory");
+    if ((v = env_val(x, "AMIBRIDGE_STATE_DIR")) && !(c->state_dir = strdup(v)))
+        return cfg_fail(x, "out of memory");
+    if (root && (jv = json_object_get(root, "webhooks"))) {
+        if (!json_is_array(jv))
+            return cfg_fail(x, "config file %s: webhooks: must be an array of subscriptions",
+                            x->file);
+        if (!(c->webhooks_json = json_dumps(jv, JSON_COMPACT)))
+            return cfg_fail(x, "out of memory");
+    }
+    return 0;
+}
+
 static int make_instance_id(struct cfg_ctx *x, struct cfg *c)
 {
     const char *v = env_val(x, "AMIBRIDGE_INSTANCE_ID");
@@ -1003,6 +1058,7 @@ int cfg_load(struct cfg *c, char *const *envp, const char *config_path, char *er
                                         "calls_max_inflight",
                                         "idempotency_ttl_s",
                                         "cors_origins",
+                                        "webhooks",
                                         NULL};
     struct cfg_ctx x = {envp ? envp : environ, err, errlen, ""};
     json_t *root = NULL;
@@ -1183,7 +1239,7 @@ int cfg_load(struct cfg *c, char *const *envp, const char *config_path, char *er
         }
         snprintf(c->redis_prefix, sizeof(c->redis_prefix), "%s", v);
     }
-    if (calls_config(&x, c, root) || events_config(&x, c))
+    if (calls_config(&x, c, root) || events_config(&x, c) || webhooks_config(&x, c, root))
         goto out;
     if (make_instance_id(&x, c))
         goto out;
@@ -1224,6 +1280,11 @@ void cfg_free(struct cfg *c)
     strv_free(c->ami_filters, c->nami_filters);
     free(c->redis_stream);
     free(c->redis_url);
+    free(c->webhook_allow_nets);
+    if (c->webhooks_json)
+        explicit_bzero(c->webhooks_json, strlen(c->webhooks_json)); /* static secrets */
+    free(c->webhooks_json);
+    free(c->state_dir);
     free(c->config_path);
     memset(c, 0, sizeof(*c));
 }

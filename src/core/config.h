@@ -113,6 +113,16 @@ struct cfg {
     size_t ncors_origins;
     int idempotency_ttl_s;
     int idempotency_max; /* entries kept in memory (without Redis) */
+    char *webhook_allow_nets; /* networks webhooks may reach despite the SSRF guard */
+    int webhook_max_attempts;
+    int webhook_max_age_s;
+    int webhook_timeout_ms; /* per attempt */
+    int webhook_retry_base_ms;
+    int webhook_retry_max_ms;
+    int webhook_queue; /* deliveries waiting per subscription */
+    int webhook_max_subscriptions;
+    char *webhooks_json; /* static subscriptions from the config file (a JSON array) */
+    char *state_dir;     /* webhook subscriptions without Redis, or NULL */
     char instance_id[33];
     char *config_path; /* the file used, or NULL */
 };

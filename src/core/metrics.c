@@ -96,6 +96,28 @@ static const struct family_def defs[METRIC_COUNT] = {
                            "Always 1; the version is a label.",
                            M_GAUGE,
                            {"version"}},
+    [METRIC_WEBHOOK_DELIVERIES] = {"amibridge_webhook_deliveries_total",
+                                   "Webhook deliveries by how they ended (delivered, failed, "
+                                   "dropped, disabled).",
+                                   M_COUNTER,
+                                   {"result"}},
+    [METRIC_WEBHOOK_ATTEMPTS] = {"amibridge_webhook_attempts_total",
+                                 "Webhook delivery attempts by outcome (2xx, 4xx, 5xx, timeout, "
+                                 "refused, error).",
+                                 M_COUNTER,
+                                 {"outcome"}},
+    [METRIC_WEBHOOK_LATENCY] = {"amibridge_webhook_attempt_duration_seconds",
+                                "Time from starting a webhook attempt to its answer.",
+                                M_HISTOGRAM,
+                                {NULL}},
+    [METRIC_WEBHOOK_QUEUE] = {"amibridge_webhook_queue_deliveries",
+                              "Webhook deliveries waiting, all subscriptions.",
+                              M_GAUGE,
+                              {NULL}},
+    [METRIC_WEBHOOK_SUBSCRIPTIONS] = {"amibridge_webhook_subscriptions",
+                                      "Webhook subscriptions by state (enabled, disabled).",
+                                      M_GAUGE,
+                                      {"state"}},
 };
 
 struct series {

@@ -35,6 +35,11 @@ enum metric_id {
     METRIC_PROCESS_RSS,          /* gauge */
     METRIC_PROCESS_FDS,          /* gauge */
     METRIC_BUILD_INFO,           /* gauge {version} */
+    METRIC_WEBHOOK_DELIVERIES,   /* counter {result} */
+    METRIC_WEBHOOK_ATTEMPTS,     /* counter {outcome} */
+    METRIC_WEBHOOK_LATENCY,      /* histogram */
+    METRIC_WEBHOOK_QUEUE,        /* gauge (set at scrape) */
+    METRIC_WEBHOOK_SUBSCRIPTIONS, /* gauge {state} (set at scrape) */
     METRIC_COUNT
 };
 

@@ -240,7 +240,8 @@ void http_respond(struct http_req *r, int status, const char *content_type, cons
 
 void http_respond_json(struct http_req *r, int status, json_t *body)
 {
-    char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    /* 9 significant digits: latencies and rates read well, integers are exact */
+    char *s = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(9)) : NULL;
     json_decref(body);
     if (!s) {
         http_respond(r, 500, "application/problem+json",
