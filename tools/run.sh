@@ -48,6 +48,7 @@ AMIBRIDGE_AMI_HOST=127.0.0.1 AMIBRIDGE_AMI_PORT=$SIM_PORT \
 AMIBRIDGE_AMI_USERNAME=bridge AMIBRIDGE_AMI_SECRET=bridgesecret \
 AMIBRIDGE_API_KEYS="demo:$DEMO_TOKEN:read,call,control,actions,admin" \
 AMIBRIDGE_REDIS_URL=$REDIS_URL \
+AMIBRIDGE_WEBHOOK_ALLOW_NETS=${AMIBRIDGE_WEBHOOK_ALLOW_NETS:-127.0.0.0/8} \
     "$BUILD/amibridge" &
 pids="$pids $!"
 
@@ -73,6 +74,15 @@ MSG
 if [ -n "$REDIS_URL" ]; then
     echo "  redis-cli -p $RPORT psubscribe 'ami.*'"
 fi
+cat <<MSG
+
+Webhooks to a local receiver (this demo allows 127.0.0.0/8; see the README):
+
+  AMIBRIDGE_WEBHOOK_SECRET=demo-webhook-secret-0123 python3 docs/examples/webhook_receiver.py 9000 &
+  curl -s -X POST -H 'Authorization: Bearer $DEMO_TOKEN' -H 'Content-Type: application/json' \\
+       -d '{"url":"http://127.0.0.1:9000/hook","events":["Hangup"],"secret":"demo-webhook-secret-0123"}' \\
+       http://$LISTEN/v1/webhooks
+MSG
 echo
 echo "Ctrl-C stops everything."
 wait
