@@ -9,6 +9,9 @@
 #include "api/guard.h"
 #include "api/idem.h"
 #include "api/internal.h"
+#include "api/lockout.h"
+#include "bus/ssrf.h"
+#include "core/metrics.h"
 #include "bus/events.h"
 #include "core/log.h"
 
@@ -16,6 +19,10 @@ static const struct http_route routes[] = {
     {"GET", "/healthz", "healthz", 0, (void *)api_healthz},
     {"GET", "/readyz", "readyz", 0, (void *)api_readyz},
     {"GET", "/openapi.yaml", "openapi", 0, (void *)api_openapi},
+    {"GET", "/", "dashboard", 0, (void *)api_dashboard_page},
+    {"GET", "/dashboard", "dashboard", 0, (void *)api_dashboard_page},
+    {"GET", "/dashboard/app.js", "dashboard_asset", 0, (void *)api_dashboard_js},
+    {"GET", "/dashboard/style.css", "dashboard_asset", 0, (void *)api_dashboard_css},
     {"POST", "/v1/actions/{action}", "actions", CFG_SCOPE_ACTIONS, (void *)api_actions_post},
     {"POST", "/v1/calls", "calls", CFG_SCOPE_CALL, (void *)api_calls_post},
     {"GET", "/v1/events", "events", CFG_SCOPE_READ, (void *)api_events_get},
@@ -44,8 +51,7 @@ static const struct http_route routes[] = {
     {"POST", "/v1/webhooks", "webhook_create", CFG_SCOPE_ADMIN, (void *)api_webhooks_create},
     {"GET", "/v1/webhooks/{id}", "webhook", CFG_SCOPE_ADMIN, (void *)api_webhook_get},
     {"PATCH", "/v1/webhooks/{id}", "webhook_patch", CFG_SCOPE_ADMIN, (void *)api_webhook_patch},
-    {"DELETE", "/v1/webhooks/{id}", "webhook_delete", CFG_SCOPE_ADMIN,
-     (void *)api_webhook_delete},
+    {"DELETE", "/v1/webhooks/{id}", "webhook_delete", CFG_SCOPE_ADMIN, (void *)api_webhook_delete},
     {"POST", "/v1/webhooks/{id}/test", "webhook_test", CFG_SCOPE_ADMIN, (void *)api_webhook_test},
     {"GET", "/v1/webhooks/{id}/deliveries", "webhook_deliveries", CFG_SCOPE_ADMIN,
      (void *)api_webhook_deliveries},
@@ -71,8 +77,10 @@ struct api *api_new(uv_loop_t *loop, const struct cfg *cfg, struct ami_pool *con
     a->auth = http_auth_new(cfg);
     a->guard = guard_new(cfg, npools);
     a->idem = idem_new(loop, cfg, redis);
+    a->lockout = lockout_new(cfg->auth_fail_limit, cfg->auth_fail_window_s);
     a->sse = api_sse_new(a);
-    if (!a->auth || !a->guard || !a->idem || !a->sse || bus_add_sink(bus, api_sse_sink, a->sse)) {
+    if (!a->auth || !a->guard || !a->idem || !a->lockout || !a->sse ||
+        bus_add_sink(bus, api_sse_sink, a->sse)) {
         api_free(a);
         return NULL;
     }
@@ -86,6 +94,7 @@ void api_free(struct api *a)
     http_auth_free(a->auth);
     guard_free(a->guard);
     idem_free(a->idem);
+    lockout_free(a->lockout);
     api_sse_free(a->sse);
     free(a);
 }
@@ -107,8 +116,69 @@ static void scope_names(unsigned mask, char *out, size_t len)
         }
 }
 
+/* A wrong key's 401, held back for a while (api/lockout). */
+struct held_401 {
+    uv_timer_t timer;
+    struct http_req *r;
+};
+
+static void respond_401_invalid(struct http_req *r)
+{
+    http_req_add_header(r, "WWW-Authenticate",
+                        "Bearer realm=\"amibridge\", error=\"invalid_token\"");
+    http_respond_problem(r, 401, "unauthorized", "Unauthorized", "the API key is not valid", NULL);
+}
+
+static void held_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void held_fire(uv_timer_t *t)
+{
+    struct held_401 *h = t->data;
+    respond_401_invalid(h->r);
+    uv_close((uv_handle_t *)&h->timer, held_closed);
+}
+
+/* Count a wrong key from the client; answer it now or a little later. */
+static void wrong_key(struct api *a, struct http_req *r)
+{
+    int locked = 0;
+    const char *peer = http_req_peer(r);
+    int n = lockout_fail(a->lockout, peer, uv_now(a->loop), &locked);
+    metrics_inc(METRIC_AUTH_FAILURES, "invalid", NULL, 1);
+    if (locked)
+        log_warn("client locked out after too many wrong API keys", "{s:s,s:i,s:i}", "peer", peer,
+                 "failures", n, "window_s", a->cfg->auth_fail_window_s);
+    else if (n == 1)
+        log_warn("wrong API key", "{s:s}", "peer", peer);
+    unsigned delay = lockout_delay_ms(n);
+    struct held_401 *h = delay ? calloc(1, sizeof(*h)) : NULL;
+    if (!h) {
+        respond_401_invalid(r);
+        return;
+    }
+    h->r = r;
+    h->timer.data = h;
+    uv_timer_init(a->loop, &h->timer);
+    uv_timer_start(&h->timer, held_fire, delay, 0);
+}
+
 static int authorize(struct api *a, struct http_req *r, const struct http_route *rt)
 {
+    int wait_s = lockout_blocked(a->lockout, http_req_peer(r), uv_now(a->loop));
+    if (wait_s > 0) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%d", wait_s);
+        http_req_add_header(r, "Retry-After", ra);
+        metrics_inc(METRIC_AUTH_FAILURES, "locked_out", NULL, 1);
+        http_respond_problem(r, 429, "auth-locked-out", "Too many wrong API keys",
+                             "this address sent too many wrong API keys; it may try again after "
+                             "Retry-After seconds",
+                             NULL);
+        return 0;
+    }
     const struct cfg_api_key *k = NULL;
     enum http_auth_result ar = http_auth_check(a->auth, http_req_header(r, "Authorization"),
                                                http_req_peer_loopback(r), rt->scope, &k);
@@ -120,23 +190,23 @@ static int authorize(struct api *a, struct http_req *r, const struct http_route 
     case HTTP_AUTH_OK:
         return 1;
     case HTTP_AUTH_MISSING:
+        metrics_inc(METRIC_AUTH_FAILURES, "missing", NULL, 1);
         http_req_add_header(r, "WWW-Authenticate", "Bearer realm=\"amibridge\"");
         http_respond_problem(r, 401, "unauthorized", "Unauthorized",
                              "send an API key as 'Authorization: Bearer TOKEN'", NULL);
         return 0;
     case HTTP_AUTH_INVALID:
-        http_req_add_header(r, "WWW-Authenticate",
-                            "Bearer realm=\"amibridge\", error=\"invalid_token\"");
-        http_respond_problem(r, 401, "unauthorized", "Unauthorized", "the API key is not valid",
-                             NULL);
+        wrong_key(a, r);
         return 0;
     case HTTP_AUTH_SCOPE:
+        metrics_inc(METRIC_AUTH_FAILURES, "scope", NULL, 1);
         scope_names(rt->scope, need, sizeof(need));
         snprintf(detail, sizeof(detail), "the API key '%s' lacks the '%s' scope", key, need);
         http_respond_problem(r, 403, "forbidden", "Forbidden", detail,
                              json_pack("{s:s}", "required_scope", need));
         return 0;
     case HTTP_AUTH_REMOTE:
+        metrics_inc(METRIC_AUTH_FAILURES, "remote", NULL, 1);
         http_respond_problem(r, 403, "forbidden", "Forbidden",
                              "no API keys are configured: only loopback clients are served", NULL);
         return 0;
@@ -144,12 +214,22 @@ static int authorize(struct api *a, struct http_req *r, const struct http_route 
     return 0;
 }
 
+/* AMIBRIDGE_TRUSTED_NETS: 1 when the client may call at all. */
+static int trusted(const struct api *a, struct http_req *r)
+{
+    if (!a->cfg->ntrusted_nets || http_req_peer_loopback(r))
+        return 1;
+    socklen_t len = 0;
+    const struct sockaddr *sa = http_req_peer_addr(r, &len);
+    return len && ssrf_in_nets(sa, len, a->cfg->trusted_nets, a->cfg->ntrusted_nets);
+}
+
 /* --- CORS ---------------------------------------------------------------------------- */
 
 #define CORS_ALLOW_HEADERS "Authorization, Content-Type, Idempotency-Key, X-Request-Id"
 #define CORS_EXPOSE_HEADERS                                                                        \
     "X-Request-Id, Retry-After, RateLimit-Limit, RateLimit-Remaining, RateLimit-Reset, "           \
-    "Idempotent-Replayed"
+    "Idempotent-Replayed, Location"
 #define CORS_MAX_AGE "600"
 
 /* 1 when the request carries an Origin that is on AMIBRIDGE_CORS_ORIGINS,
@@ -216,6 +296,13 @@ void api_handle(struct http_req *r, void *ud)
     const struct http_route *rt;
     struct http_params params;
     char allow[64];
+    if (!trusted(a, r)) {
+        metrics_inc(METRIC_AUTH_FAILURES, "untrusted", NULL, 1);
+        http_respond_problem(r, 403, "untrusted-network", "Forbidden",
+                             "this client's network may not call this API (AMIBRIDGE_TRUSTED_NETS)",
+                             NULL);
+        return;
+    }
     if (!strcmp(http_req_method(r), "OPTIONS")) {
         options(a, r);
         return;
@@ -260,7 +347,8 @@ void api_handle(struct http_req *r, void *ud)
         return;
     }
     /* only routes that take a body look at it; a GET's body is ignored */
-    if (!strcmp(rt->method, "POST") && !http_req_body_is_json(r)) {
+    if ((!strcmp(rt->method, "POST") || !strcmp(rt->method, "PATCH")) &&
+        !http_req_body_is_json(r)) {
         http_respond_problem(r, 415, "unsupported-media-type", "Unsupported media type",
                              "request bodies must be JSON (Content-Type: application/json)", NULL);
         http_params_release(&params);

@@ -16,6 +16,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "bus/ssrf.h" /* network lists: one parser for the SSRF guard and trusted nets */
 #include "core/log.h"
 
 extern char **environ;
@@ -108,6 +109,16 @@ const struct cfg_doc cfg_docs[] = {
     {"AMIBRIDGE_STATE_DIR", "",
      "Without Redis: directory of the webhook subscriptions file (webhooks.json). Empty: "
      "subscriptions made through the API last until the process ends."},
+    {"AMIBRIDGE_TRUSTED_NETS", "",
+     "Client networks (CIDR, space-separated) allowed to call at all; others get 403 before "
+     "any key is looked at. Loopback is always allowed. Empty: every client."},
+    {"AMIBRIDGE_AUTH_FAIL_LIMIT", "30",
+     "Wrong API keys one client address may send per window; past it every request from it "
+     "that needs a key gets 429 until the window ends. Earlier failures are answered slower."},
+    {"AMIBRIDGE_AUTH_FAIL_WINDOW_S", "60", "The window of AMIBRIDGE_AUTH_FAIL_LIMIT, in seconds."},
+    {"AMIBRIDGE_TLS_CERT", "",
+     "PEM certificate chain: serve HTTPS on AMIBRIDGE_LISTEN (with AMIBRIDGE_TLS_KEY)."},
+    {"AMIBRIDGE_TLS_KEY", "", "PEM private key of AMIBRIDGE_TLS_CERT."},
     {"AMIBRIDGE_METRICS_AUTH", "0", "1: GET /metrics needs an API key with scope read."},
     {"AMIBRIDGE_INSTANCE_ID", "(random)", "Prefix of every ActionID; unique per replica."},
     {"AMIBRIDGE_LOG_LEVEL", "info", "debug, info, warn or error."},
@@ -1006,8 +1017,9 @@ static int webhooks_config(struct cfg_ctx *x, struct cfg *c, json_t *root)
         env_int(x, "AMIBRIDGE_WEBHOOK_MAX_SUBSCRIPTIONS", 1, 10000, &c->webhook_max_subscriptions))
         return -1;
     if (c->webhook_retry_max_ms < c->webhook_retry_base_ms)
-        return cfg_fail(x, "AMIBRIDGE_WEBHOOK_RETRY_MAX_MS: %d is below "
-                           "AMIBRIDGE_WEBHOOK_RETRY_BASE_MS (%d)",
+        return cfg_fail(x,
+                        "AMIBRIDGE_WEBHOOK_RETRY_MAX_MS: %d is below "
+                        "AMIBRIDGE_WEBHOOK_RETRY_BASE_MS (%d)",
                         c->webhook_retry_max_ms, c->webhook_retry_base_ms);
     if ((v = env_val(x, "AMIBRIDGE_WEBHOOK_ALLOW_NETS")) && !(c->webhook_allow_nets = strdup(v)))
         return cfg_fail(x, "out of memory");
@@ -1020,6 +1032,68 @@ static int webhooks_config(struct cfg_ctx *x, struct cfg *c, json_t *root)
         if (!(c->webhooks_json = json_dumps(jv, JSON_COMPACT)))
             return cfg_fail(x, "out of memory");
     }
+    return 0;
+}
+
+static int security_config(struct cfg_ctx *x, struct cfg *c)
+{
+    const char *v;
+    char err[200];
+    c->auth_fail_limit = 30;
+    c->auth_fail_window_s = 60;
+    if (env_int(x, "AMIBRIDGE_AUTH_FAIL_LIMIT", 1, 1000000, &c->auth_fail_limit) ||
+        env_int(x, "AMIBRIDGE_AUTH_FAIL_WINDOW_S", 1, 86400, &c->auth_fail_window_s))
+        return -1;
+    if ((v = env_val(x, "AMIBRIDGE_TRUSTED_NETS")) &&
+        ssrf_parse_nets(v, &c->trusted_nets, &c->ntrusted_nets, err, sizeof(err)))
+        return cfg_fail(x, "AMIBRIDGE_TRUSTED_NETS: %s", err);
+    return 0;
+}
+
+/* A PEM file, whole (certificate chains are longer than a secret). */
+static char *read_pem_file(struct cfg_ctx *x, const char *key, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        cfg_fail(x, "%s: cannot read '%s': %s", key, path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(CFG_PEM_MAX + 1);
+    size_t n = buf ? fread(buf, 1, CFG_PEM_MAX, f) : 0;
+    int big = buf && !feof(f);
+    fclose(f);
+    if (!buf || big || !n) {
+        if (buf)
+            explicit_bzero(buf, n);
+        free(buf);
+        cfg_fail(x, "%s: '%s' is %s", key, path,
+                 !buf  ? "not readable (out of memory)"
+                 : big ? "larger than 1 MiB"
+                       : "empty");
+        return NULL;
+    }
+    buf[n] = '\0';
+    if (!strstr(buf, "-----BEGIN ")) {
+        explicit_bzero(buf, n);
+        free(buf);
+        cfg_fail(x, "%s: '%s' is not PEM (no -----BEGIN line)", key, path);
+        return NULL;
+    }
+    return buf;
+}
+
+static int tls_config(struct cfg_ctx *x, struct cfg *c)
+{
+    const char *cert = env_val(x, "AMIBRIDGE_TLS_CERT"), *key = env_val(x, "AMIBRIDGE_TLS_KEY");
+    if (!cert && !key)
+        return 0;
+    if (!cert || !key)
+        return cfg_fail(x, "%s: set, but %s is not: HTTPS needs both",
+                        cert ? "AMIBRIDGE_TLS_CERT" : "AMIBRIDGE_TLS_KEY",
+                        cert ? "AMIBRIDGE_TLS_KEY" : "AMIBRIDGE_TLS_CERT");
+    if (!(c->tls_cert_pem = read_pem_file(x, "AMIBRIDGE_TLS_CERT", cert)) ||
+        !(c->tls_key_pem = read_pem_file(x, "AMIBRIDGE_TLS_KEY", key)))
+        return -1;
     return 0;
 }
 
@@ -1178,8 +1252,10 @@ int cfg_load(struct cfg *c, char *const *envp, const char *config_path, char *er
         char **allow = NULL;
         size_t nallow = 0;
         if (root && (jv = json_object_get(root, "allow_actions")) &&
-            strv_from_json(&x, "allow_actions", jv, &allow, &nallow))
+            strv_from_json(&x, "allow_actions", jv, &allow, &nallow)) {
+            strv_free(allow, nallow); /* what was taken before the bad entry */
             goto out;
+        }
         if ((v = env_val(&x, "AMIBRIDGE_ALLOW_ACTIONS")))
             strv_from_words(&allow, &nallow, v);
         for (size_t i = 0; i < nallow; i++)
@@ -1239,7 +1315,8 @@ int cfg_load(struct cfg *c, char *const *envp, const char *config_path, char *er
         }
         snprintf(c->redis_prefix, sizeof(c->redis_prefix), "%s", v);
     }
-    if (calls_config(&x, c, root) || events_config(&x, c) || webhooks_config(&x, c, root))
+    if (calls_config(&x, c, root) || events_config(&x, c) || webhooks_config(&x, c, root) ||
+        security_config(&x, c) || tls_config(&x, c))
         goto out;
     if (make_instance_id(&x, c))
         goto out;
@@ -1285,6 +1362,11 @@ void cfg_free(struct cfg *c)
         explicit_bzero(c->webhooks_json, strlen(c->webhooks_json)); /* static secrets */
     free(c->webhooks_json);
     free(c->state_dir);
+    free(c->trusted_nets);
+    free(c->tls_cert_pem);
+    if (c->tls_key_pem)
+        explicit_bzero(c->tls_key_pem, strlen(c->tls_key_pem));
+    free(c->tls_key_pem);
     free(c->config_path);
     memset(c, 0, sizeof(*c));
 }

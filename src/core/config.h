@@ -11,6 +11,8 @@
 
 #include <stddef.h>
 
+struct ssrf_net;
+
 enum cfg_scope {
     CFG_SCOPE_READ = 1 << 0,
     CFG_SCOPE_CALL = 1 << 1,
@@ -30,6 +32,7 @@ enum cfg_auth { CFG_AUTH_MD5 = 0, CFG_AUTH_PLAIN };
 #define CFG_TIMEOUT_MS_MAX  600000
 #define CFG_MAX_BODY_MAX    (16 * 1024 * 1024)
 #define CFG_FILE_MAX        (4 * 1024 * 1024)
+#define CFG_PEM_MAX         (1024 * 1024)
 #define CFG_CALLS_RATE_MAX  10000.0
 #define CFG_CALLS_BURST_MAX 100000
 
@@ -112,7 +115,7 @@ struct cfg {
     char **cors_origins;    /* exact origins allowed to call from a browser */
     size_t ncors_origins;
     int idempotency_ttl_s;
-    int idempotency_max; /* entries kept in memory (without Redis) */
+    int idempotency_max;      /* entries kept in memory (without Redis) */
     char *webhook_allow_nets; /* networks webhooks may reach despite the SSRF guard */
     int webhook_max_attempts;
     int webhook_max_age_s;
@@ -121,8 +124,14 @@ struct cfg {
     int webhook_retry_max_ms;
     int webhook_queue; /* deliveries waiting per subscription */
     int webhook_max_subscriptions;
-    char *webhooks_json; /* static subscriptions from the config file (a JSON array) */
-    char *state_dir;     /* webhook subscriptions without Redis, or NULL */
+    char *webhooks_json;           /* static subscriptions from the config file (a JSON array) */
+    char *state_dir;               /* webhook subscriptions without Redis, or NULL */
+    struct ssrf_net *trusted_nets; /* clients allowed at all (loopback always is); none: all */
+    size_t ntrusted_nets;
+    int auth_fail_limit; /* bad tokens per client address per window before it is locked out */
+    int auth_fail_window_s;
+    char *tls_cert_pem; /* HTTPS on the listener: certificate chain and key, PEM */
+    char *tls_key_pem;  /* never logged */
     char instance_id[33];
     char *config_path; /* the file used, or NULL */
 };

@@ -118,6 +118,11 @@ static const struct family_def defs[METRIC_COUNT] = {
                                       "Webhook subscriptions by state (enabled, disabled).",
                                       M_GAUGE,
                                       {"state"}},
+    [METRIC_AUTH_FAILURES] = {"amibridge_auth_failures_total",
+                              "Requests refused before their handler: missing, invalid (wrong "
+                              "key), scope, remote, locked_out, untrusted.",
+                              M_COUNTER,
+                              {"reason"}},
 };
 
 struct series {

@@ -16,30 +16,31 @@
 #define METRICS_MAX_LABELS 3
 
 enum metric_id {
-    METRIC_HTTP_REQUESTS = 0,    /* counter {route,status} */
-    METRIC_HTTP_DURATION,        /* histogram {route} */
-    METRIC_AMI_ACTIONS,          /* counter {server,action,result} */
-    METRIC_AMI_ACTION_DURATION,  /* histogram {server} */
-    METRIC_AMI_CONNECTIONS,      /* gauge {server,role,state} (set at scrape) */
-    METRIC_AMI_RECONNECTS,       /* counter {server} (set at scrape) */
-    METRIC_EVENTS_RECEIVED,      /* counter {server} */
-    METRIC_EVENTS_FILTERED,      /* counter {server} */
-    METRIC_EVENTS_PUBLISHED,     /* counter {outlet} */
-    METRIC_EVENTS_DROPPED,       /* counter {outlet,reason} */
-    METRIC_REDIS_BUFFER,         /* gauge */
-    METRIC_REDIS_UP,             /* gauge */
-    METRIC_SSE_CLIENTS,          /* gauge */
-    METRIC_ORIGINATE_REJECTED,   /* counter {reason} */
-    METRIC_ORIGINATES_IN_FLIGHT, /* gauge {server} */
-    METRIC_IDEMPOTENCY_KEYS,     /* gauge */
-    METRIC_PROCESS_RSS,          /* gauge */
-    METRIC_PROCESS_FDS,          /* gauge */
-    METRIC_BUILD_INFO,           /* gauge {version} */
-    METRIC_WEBHOOK_DELIVERIES,   /* counter {result} */
-    METRIC_WEBHOOK_ATTEMPTS,     /* counter {outcome} */
-    METRIC_WEBHOOK_LATENCY,      /* histogram */
-    METRIC_WEBHOOK_QUEUE,        /* gauge (set at scrape) */
+    METRIC_HTTP_REQUESTS = 0,     /* counter {route,status} */
+    METRIC_HTTP_DURATION,         /* histogram {route} */
+    METRIC_AMI_ACTIONS,           /* counter {server,action,result} */
+    METRIC_AMI_ACTION_DURATION,   /* histogram {server} */
+    METRIC_AMI_CONNECTIONS,       /* gauge {server,role,state} (set at scrape) */
+    METRIC_AMI_RECONNECTS,        /* counter {server} (set at scrape) */
+    METRIC_EVENTS_RECEIVED,       /* counter {server} */
+    METRIC_EVENTS_FILTERED,       /* counter {server} */
+    METRIC_EVENTS_PUBLISHED,      /* counter {outlet} */
+    METRIC_EVENTS_DROPPED,        /* counter {outlet,reason} */
+    METRIC_REDIS_BUFFER,          /* gauge */
+    METRIC_REDIS_UP,              /* gauge */
+    METRIC_SSE_CLIENTS,           /* gauge */
+    METRIC_ORIGINATE_REJECTED,    /* counter {reason} */
+    METRIC_ORIGINATES_IN_FLIGHT,  /* gauge {server} */
+    METRIC_IDEMPOTENCY_KEYS,      /* gauge */
+    METRIC_PROCESS_RSS,           /* gauge */
+    METRIC_PROCESS_FDS,           /* gauge */
+    METRIC_BUILD_INFO,            /* gauge {version} */
+    METRIC_WEBHOOK_DELIVERIES,    /* counter {result} */
+    METRIC_WEBHOOK_ATTEMPTS,      /* counter {outcome} */
+    METRIC_WEBHOOK_LATENCY,       /* histogram */
+    METRIC_WEBHOOK_QUEUE,         /* gauge (set at scrape) */
     METRIC_WEBHOOK_SUBSCRIPTIONS, /* gauge {state} (set at scrape) */
+    METRIC_AUTH_FAILURES,         /* counter {reason} */
     METRIC_COUNT
 };
 

@@ -40,6 +40,8 @@ struct http_req {
     char id[HTTP_REQUEST_ID_MAX + 1];
     char peer[INET6_ADDRSTRLEN];
     int peer_loopback;
+    struct sockaddr_storage peer_addr;
+    socklen_t peer_len;
     const char *route;
     char key[72];
     uint64_t started_us;
@@ -513,6 +515,12 @@ const char *http_req_peer(const struct http_req *r)
     return r->peer;
 }
 
+const struct sockaddr *http_req_peer_addr(const struct http_req *r, socklen_t *len)
+{
+    *len = r->peer_len;
+    return (const struct sockaddr *)&r->peer_addr;
+}
+
 int http_req_peer_loopback(const struct http_req *r)
 {
     return r->peer_loopback;
@@ -560,6 +568,9 @@ static void fill_peer(struct http_req *r)
     if (!ci || !ci->client_addr)
         return;
     const struct sockaddr *sa = ci->client_addr;
+    r->peer_len =
+        sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    memcpy(&r->peer_addr, sa, r->peer_len);
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
         inet_ntop(AF_INET, &in->sin_addr, r->peer, sizeof(r->peer));
@@ -812,15 +823,29 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_op
     getsockname(s->listen_fd, (struct sockaddr *)&ss, &sl);
     s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                              : ((struct sockaddr_in *)&ss)->sin_port);
+    struct MHD_OptionItem tls[] = {
+        {MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
+    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (o->tls_cert && o->tls_key) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            snprintf(err, errlen, "this libmicrohttpd was built without TLS support");
+            close(s->listen_fd);
+            free(s);
+            return NULL;
+        }
+        flags |= MHD_USE_TLS;
+        tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)o->tls_key};
+        tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)o->tls_cert};
+    }
     s->mhd = MHD_start_daemon(
-        MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_access, s,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned int)o->max_connections,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o->timeout_s,
+        flags, 0, NULL, NULL, on_access, s, MHD_OPTION_ARRAY, tls, MHD_OPTION_EXTERNAL_LOGGER,
+        mhd_log, s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned int)o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o->timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY_LIMIT, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, s, MHD_OPTION_END);
     if (!s->mhd) {
-        snprintf(err, errlen, "cannot start the HTTP server on %s:%d", o->host, s->port);
+        snprintf(err, errlen, "cannot start the HTTP server on %s:%d%s", o->host, s->port,
+                 o->tls_cert ? " (is AMIBRIDGE_TLS_KEY the key of AMIBRIDGE_TLS_CERT?)" : "");
         close(s->listen_fd);
         free(s);
         return NULL;

@@ -17,6 +17,7 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <uv.h>
 
@@ -36,7 +37,9 @@ struct http_server_opts {
     size_t max_body;
     unsigned max_connections;
     unsigned timeout_s;
-    int reuseport; /* SO_REUSEPORT: several processes share the port */
+    int reuseport;        /* SO_REUSEPORT: several processes share the port */
+    const char *tls_cert; /* PEM: serve HTTPS (GnuTLS in libmicrohttpd); NULL: plain HTTP */
+    const char *tls_key;
 };
 
 /* Bind, listen and start serving on `loop`. Returns NULL with a message in
@@ -72,6 +75,8 @@ int http_req_body_is_json(const struct http_req *r);
 const char *http_req_id(const struct http_req *r);
 const char *http_req_peer(const struct http_req *r);
 int http_req_peer_loopback(const struct http_req *r);
+/* The client's address (*len 0 when unknown). */
+const struct sockaddr *http_req_peer_addr(const struct http_req *r, socklen_t *len);
 /* Names for the access log. */
 void http_req_set_route(struct http_req *r, const char *route);
 void http_req_set_key(struct http_req *r, const char *key_name);

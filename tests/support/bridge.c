@@ -28,6 +28,18 @@ int bridge_start(struct bridge *b, int ami_port, const char *const *env)
     snprintf(b->log, sizeof(b->log), "%s/stderr.log", b->dir);
     b->port = proc_free_port();
     snprintf(b->url, sizeof(b->url), "http://127.0.0.1:%d", b->port);
+    /* a test that names its own listen address (0.0.0.0:PORT, TLS, ...) is
+     * reached on that port, over loopback, with https when it has a cert */
+    const char *scheme = "http";
+    for (const char *const *e = env; e && *e; e++)
+        if (!strncmp(*e, "AMIBRIDGE_TLS_CERT=", 19))
+            scheme = "https";
+    for (const char *const *e = env; e && *e; e++)
+        if (!strncmp(*e, "AMIBRIDGE_LISTEN=", 17)) {
+            const char *colon = strrchr(*e, ':');
+            b->port = colon ? atoi(colon + 1) : 0;
+        }
+    snprintf(b->url, sizeof(b->url), "%s://127.0.0.1:%d", scheme, b->port);
     char listen[64], ami[64];
     snprintf(listen, sizeof(listen), "AMIBRIDGE_LISTEN=127.0.0.1:%d", b->port);
     snprintf(ami, sizeof(ami), "AMIBRIDGE_AMI_PORT=%d", ami_port);

@@ -300,6 +300,9 @@ static void config_file_errors_name_the_path(void **state)
          "api_keys[0].scopes[0]"},
         {"{\"listen\":5}", "listen"},
         {"{ not json", "line 1"},
+        /* found by fuzz_config: the entries before the bad one leaked */
+        {"{\"allow_actions\":[\"Command\",\"Originate\",7]}", "allow_actions"},
+        {"{\"webhooks\":{\"id\":\"crm\"}}", "webhooks"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *path = write_tmp(cases[i].json);

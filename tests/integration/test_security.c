@@ -1,0 +1,298 @@
+/* Integration tests for what guards the door: HTTPS on the listener
+ * (a certificate made here with libcrypto), AMIBRIDGE_TRUSTED_NETS and the
+ * lockout after wrong API keys. The real binary and the real ami-sim. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "support/amisim.h"
+#include "support/bridge.h"
+#include "support/http.h"
+#include "support/net.h"
+#include "support/proc.h"
+#include "support/testenv.h"
+
+#define ADMIN "tok-admin-0123456789"
+
+/* --- helpers ------------------------------------------------------------------------------ */
+
+/* A self-signed certificate for 127.0.0.1 (P-256), written as PEM. */
+static void make_cert(const char *cert_path, const char *key_path)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    assert_non_null(k);
+    X509 *x = X509_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), 1);
+    X509_gmtime_adj(X509_getm_notBefore(x), -60);
+    X509_gmtime_adj(X509_getm_notAfter(x), 86400);
+    X509_set_pubkey(x, k);
+    X509_NAME *n = X509_get_subject_name(x);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_ASC, (const unsigned char *)"127.0.0.1", -1, -1,
+                               0);
+    X509_set_issuer_name(x, n);
+    X509V3_CTX ctx;
+    X509V3_set_ctx_nodb(&ctx);
+    X509V3_set_ctx(&ctx, x, x, NULL, NULL, 0);
+    X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, &ctx, NID_subject_alt_name, "IP:127.0.0.1");
+    assert_non_null(ext);
+    X509_add_ext(x, ext, -1);
+    X509_EXTENSION_free(ext);
+    assert_true(X509_sign(x, k, EVP_sha256()) > 0);
+    FILE *f = fopen(cert_path, "w");
+    assert_non_null(f);
+    PEM_write_X509(f, x);
+    fclose(f);
+    f = fopen(key_path, "w");
+    assert_non_null(f);
+    PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL);
+    fclose(f);
+    X509_free(x);
+    EVP_PKEY_free(k);
+}
+
+static long get(const char *url, const char *token, struct http_resp *r)
+{
+    http_call("GET", url, token, NULL, NULL, 10000, r);
+    return r->status;
+}
+
+/* A local IPv4 address that is not loopback, or 0 when the machine has none. */
+static int local_address(char *out, size_t len)
+{
+    struct ifaddrs *ifa = NULL, *i;
+    int found = 0;
+    if (getifaddrs(&ifa) != 0)
+        return 0;
+    for (i = ifa; i && !found; i = i->ifa_next) {
+        if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+            continue;
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)i->ifa_addr;
+        if ((ntohl(in->sin_addr.s_addr) >> 24) == 127)
+            continue;
+        inet_ntop(AF_INET, &in->sin_addr, out, (socklen_t)len);
+        found = 1;
+    }
+    freeifaddrs(ifa);
+    return found;
+}
+
+/* --- HTTPS --------------------------------------------------------------------------------- */
+
+static void https_is_served_with_the_configured_certificate(void **state)
+{
+    (void)state;
+    char dir[256], cert[300], key[300], env_cert[320], env_key[320], listen[64];
+    assert_int_equal(testenv_tmpdir(dir, sizeof(dir), "tls"), 0);
+    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
+    snprintf(key, sizeof(key), "%s/key.pem", dir);
+    make_cert(cert, key);
+    snprintf(env_cert, sizeof(env_cert), "AMIBRIDGE_TLS_CERT=%s", cert);
+    snprintf(env_key, sizeof(env_key), "AMIBRIDGE_TLS_KEY=%s", key);
+    int port = proc_free_port();
+    snprintf(listen, sizeof(listen), "AMIBRIDGE_LISTEN=127.0.0.1:%d", port);
+    setenv("AMIBRIDGE_TEST_CA", cert, 1);
+
+    struct amisim sim;
+    assert_int_equal(amisim_start(&sim, NULL), 0);
+    struct bridge b;
+    const char *env[] = {env_cert, env_key, listen, "AMIBRIDGE_API_KEYS=ops:" ADMIN ":read,actions",
+                         NULL};
+    assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    assert_true(!strncmp(b.url, "https://", 8));
+    assert_true(bridge_wait_status(&b, "/readyz", 200, 5000) >= 0);
+
+    /* verified against our CA: the certificate is the one configured */
+    struct http_resp r;
+    char url[128];
+    snprintf(url, sizeof(url), "%s/v1/actions/Ping", b.url);
+    http_call("POST", url, ADMIN, "{}", NULL, 10000, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(http_json_str(&r, "response"), "Success");
+    http_resp_free(&r);
+
+    /* an unknown CA is refused by the client: TLS really is in the way */
+    setenv("AMIBRIDGE_TEST_CA", "/dev/null", 1);
+    snprintf(url, sizeof(url), "%s/healthz", b.url);
+    assert_int_equal(get(url, NULL, &r), 0);
+    http_resp_free(&r);
+    unsetenv("AMIBRIDGE_TEST_CA");
+
+    /* plain HTTP on the TLS port gets no HTTP answer */
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/healthz", port);
+    get(url, NULL, &r);
+    assert_true(r.status == 0 || r.status >= 400);
+    http_resp_free(&r);
+
+    /* the container health probe speaks TLS too */
+    char cmd[1200];
+    snprintf(cmd, sizeof(cmd),
+             "AMIBRIDGE_TLS_CERT=%s AMIBRIDGE_TLS_KEY=%s AMIBRIDGE_LISTEN=127.0.0.1:%d "
+             "AMIBRIDGE_AMI_USERNAME=u AMIBRIDGE_AMI_SECRET=s %s/amibridge --healthcheck "
+             ">/dev/null 2>&1",
+             cert, key, port, testenv_build_dir());
+    assert_int_equal(WEXITSTATUS(system(cmd)), 0);
+    bridge_stop(&b, 0);
+
+    /* half a TLS setup stops the start, naming what is missing */
+    snprintf(cmd, sizeof(cmd),
+             "AMIBRIDGE_TLS_CERT=%s AMIBRIDGE_AMI_USERNAME=u AMIBRIDGE_AMI_SECRET=s "
+             "%s/amibridge --check-config 2>&1 | grep -q AMIBRIDGE_TLS_KEY",
+             cert, testenv_build_dir());
+    assert_int_equal(WEXITSTATUS(system(cmd)), 0);
+    snprintf(cmd, sizeof(cmd),
+             "AMIBRIDGE_TLS_CERT=/etc/hostname AMIBRIDGE_TLS_KEY=%s AMIBRIDGE_AMI_USERNAME=u "
+             "AMIBRIDGE_AMI_SECRET=s %s/amibridge --check-config 2>&1 | grep -q 'not PEM'",
+             key, testenv_build_dir());
+    assert_int_equal(WEXITSTATUS(system(cmd)), 0);
+    amisim_stop(&sim);
+    testenv_rmdir(dir);
+}
+
+/* --- trusted networks ---------------------------------------------------------------------- */
+
+static void clients_outside_the_trusted_networks_are_refused_before_auth(void **state)
+{
+    (void)state;
+    char ip[64];
+    if (!local_address(ip, sizeof(ip))) {
+        print_message("no non-loopback IPv4 address on this machine: nothing to test from\n");
+        skip();
+    }
+    struct amisim sim;
+    assert_int_equal(amisim_start(&sim, NULL), 0);
+    int port = proc_free_port();
+    char listen[64], nets[128], url[128];
+    snprintf(listen, sizeof(listen), "AMIBRIDGE_LISTEN=0.0.0.0:%d", port);
+    const char *env[] = {listen, "AMIBRIDGE_API_KEYS=ops:" ADMIN ":read",
+                         "AMIBRIDGE_TRUSTED_NETS=203.0.113.0/24 2001:db8::/32", NULL};
+    struct bridge b;
+    assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    struct http_resp r;
+    /* from the machine's own address, which is not on the list */
+    snprintf(url, sizeof(url), "http://%s:%d/v1/channels", ip, port);
+    assert_int_equal(get(url, ADMIN, &r), 403);
+    assert_string_equal(http_json_str(&r, "type"), "urn:amibridge:problem:untrusted-network");
+    http_resp_free(&r);
+    snprintf(url, sizeof(url), "http://%s:%d/healthz", ip, port);
+    assert_int_equal(get(url, NULL, &r), 403);
+    http_resp_free(&r);
+    /* loopback always passes (the container health probe) */
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/channels", port);
+    assert_int_equal(get(url, ADMIN, &r), 200);
+    http_resp_free(&r);
+    bridge_stop(&b, 0);
+
+    /* with the address's network on the list it gets as far as auth */
+    snprintf(nets, sizeof(nets), "AMIBRIDGE_TRUSTED_NETS=%s/32", ip);
+    env[2] = nets;
+    assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    snprintf(url, sizeof(url), "http://%s:%d/v1/channels", ip, port);
+    assert_int_equal(get(url, NULL, &r), 401);
+    http_resp_free(&r);
+    assert_int_equal(get(url, ADMIN, &r), 200);
+    http_resp_free(&r);
+    bridge_stop(&b, 0);
+    amisim_stop(&sim);
+}
+
+/* --- wrong keys ---------------------------------------------------------------------------- */
+
+static double metric(const char *base, const char *series)
+{
+    char url[160];
+    snprintf(url, sizeof(url), "%s/metrics", base);
+    struct http_resp r;
+    http_call("GET", url, NULL, NULL, NULL, 5000, &r);
+    double v = 0;
+    size_t n = strlen(series);
+    for (const char *p = r.body; p && *p;) {
+        if (!strncmp(p, series, n) && p[n] == ' ')
+            v = strtod(p + n + 1, NULL);
+        const char *nl = strchr(p, '\n');
+        p = nl ? nl + 1 : NULL;
+    }
+    http_resp_free(&r);
+    return v;
+}
+
+static void wrong_keys_slow_down_then_lock_the_address_out(void **state)
+{
+    (void)state;
+    struct amisim sim;
+    assert_int_equal(amisim_start(&sim, NULL), 0);
+    const char *env[] = {"AMIBRIDGE_API_KEYS=ops:" ADMIN ":read", "AMIBRIDGE_AUTH_FAIL_LIMIT=6",
+                         "AMIBRIDGE_AUTH_FAIL_WINDOW_S=3", "AMIBRIDGE_LOG_LEVEL=info", NULL};
+    struct bridge b;
+    assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    char url[128], detail0[256] = "";
+    snprintf(url, sizeof(url), "%s/v1/channels", b.url);
+    struct http_resp r;
+    double took[6];
+    for (int i = 0; i < 6; i++) {
+        char bad[64];
+        /* near misses and nonsense alike: the answer never says what was wrong */
+        snprintf(bad, sizeof(bad), i % 2 ? "tok-admin-012345678%d" : "x%d", i);
+        double t0 = testenv_now();
+        assert_int_equal(get(url, bad, &r), 401);
+        took[i] = testenv_now() - t0;
+        if (i == 0)
+            snprintf(detail0, sizeof(detail0), "%s", http_json_str(&r, "detail"));
+        else
+            assert_string_equal(http_json_str(&r, "detail"), detail0);
+        http_resp_free(&r);
+    }
+    print_message("wrong keys answered after %.0f %.0f %.0f %.0f %.0f %.0f ms\n", took[0] * 1000,
+                  took[1] * 1000, took[2] * 1000, took[3] * 1000, took[4] * 1000, took[5] * 1000);
+    assert_true(took[0] < 0.09 && took[2] < 0.09); /* the first ones at once */
+    assert_true(took[3] >= 0.09);                  /* then 100 ms, 200 ms, 400 ms */
+    assert_true(took[4] >= 0.19);
+    assert_true(took[5] >= 0.39);
+    /* locked out: even the right key gets 429 now, with when to come back */
+    assert_int_equal(get(url, ADMIN, &r), 429);
+    assert_string_equal(http_json_str(&r, "type"), "urn:amibridge:problem:auth-locked-out");
+    char *ra = http_resp_header(&r, "Retry-After");
+    assert_non_null(ra);
+    assert_true(atoi(ra) >= 1 && atoi(ra) <= 3);
+    free(ra);
+    http_resp_free(&r);
+    /* routes that need no key still answer */
+    snprintf(url, sizeof(url), "%s/healthz", b.url);
+    assert_int_equal(get(url, NULL, &r), 200);
+    http_resp_free(&r);
+    assert_true(metric(b.url, "amibridge_auth_failures_total{reason=\"invalid\"}") == 6);
+    assert_true(metric(b.url, "amibridge_auth_failures_total{reason=\"locked_out\"}") >= 1);
+    assert_true(bridge_log_count(&b, "locked out") == 1);
+    assert_true(bridge_log_count(&b, ADMIN) == 0); /* keys never reach the log */
+    /* the window ends and the right key works again */
+    usleep(3200 * 1000);
+    snprintf(url, sizeof(url), "%s/v1/channels", b.url);
+    assert_int_equal(get(url, ADMIN, &r), 200);
+    http_resp_free(&r);
+    bridge_stop(&b, 0);
+    amisim_stop(&sim);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(https_is_served_with_the_configured_certificate),
+        cmocka_unit_test(clients_outside_the_trusted_networks_are_refused_before_auth),
+        cmocka_unit_test(wrong_keys_slow_down_then_lock_the_address_out),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
