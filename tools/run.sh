@@ -55,9 +55,27 @@ pids="$pids $!"
 i=0
 until curl -fs "http://$LISTEN/readyz" >/dev/null 2>&1 || [ $i -ge 50 ]; do sleep 0.1; i=$((i + 1)); done
 
+# demo traffic, so that the dashboard has something to show (DEMO_TRAFFIC=0: none)
+if [ "${DEMO_TRAFFIC:-1}" != 0 ]; then
+    (
+        while :; do
+            for x in 200 400 700 100 401 600 300; do
+                body=$(printf '{"channel":"Local/%s@demo","context":"demo","exten":"%s","wait":false,"caller_id":"\\"Demo %s\\" <555%s>"}' "$x" "$x" "$x" "$x")
+                curl -fs -o /dev/null -X POST -H "Authorization: Bearer $DEMO_TOKEN" \
+                    -H 'Content-Type: application/json' -d "$body" "http://$LISTEN/v1/calls"
+                sleep 4
+            done
+        done
+    ) &
+    pids="$pids $!"
+fi
+
 cat <<MSG
 
 amibridge is up on http://$LISTEN (AMI: ami-sim on 127.0.0.1:$SIM_PORT${REDIS_URL:+, Redis: $REDIS_URL})
+Dashboard: open http://$LISTEN/ and type the API key $DEMO_TOKEN
+(demo calls are placed every few seconds; DEMO_TRAFFIC=0 make run for none)
+
 Try:
 
   curl -s -X POST -H 'Authorization: Bearer $DEMO_TOKEN' http://$LISTEN/v1/actions/Ping

@@ -19,6 +19,7 @@ struct bus_event;
 struct bus_publisher;
 struct sse_hub;
 struct webhooks;
+struct lockout;
 
 #define API_RETRY_AFTER_UNAVAILABLE "2"
 #define API_RETRY_AFTER_BUSY        "1"
@@ -32,6 +33,7 @@ struct api {
     struct http_auth *auth;
     struct guard *guard;             /* originate rate and in-flight limits */
     struct idem *idem;               /* Idempotency-Key store */
+    struct lockout *lockout;         /* wrong API keys per client address */
     struct bus_redis *redis;         /* NULL without AMIBRIDGE_REDIS_URL */
     struct bus *bus;                 /* the event stream */
     struct bus_publisher *publisher; /* NULL without Redis */
@@ -77,6 +79,10 @@ void api_queue_member_add(struct api *a, struct http_req *r, const struct http_p
 void api_queue_member_remove(struct api *a, struct http_req *r, const struct http_params *p);
 void api_queue_member_pause(struct api *a, struct http_req *r, const struct http_params *p);
 
+/* dashboard.c: the page and its two assets */
+void api_dashboard_page(struct api *a, struct http_req *r, const struct http_params *p);
+void api_dashboard_js(struct api *a, struct http_req *r, const struct http_params *p);
+void api_dashboard_css(struct api *a, struct http_req *r, const struct http_params *p);
 /* webhooks.c */
 void api_webhooks_list(struct api *a, struct http_req *r, const struct http_params *p);
 void api_webhooks_create(struct api *a, struct http_req *r, const struct http_params *p);

@@ -3,8 +3,9 @@
 //
 //   node tests/contract/contract.mjs BUILD_DIR
 //
-// Starts BUILD_DIR/ami-sim and five BUILD_DIR/amibridge processes on
-// loopback ports the kernel picks, drives every operation of the spec and
+// Starts BUILD_DIR/ami-sim, five BUILD_DIR/amibridge processes and an HTTP
+// receiver for webhook deliveries on loopback ports the kernel picks,
+// drives every operation of the spec and
 // every error the binary can be made to give, and checks each reply: the
 // status is documented for the operation, the Content-Type is a documented
 // media type, the documented headers are there, and the body validates
@@ -17,7 +18,9 @@
 // refresh the examples of the spec from real replies.
 
 import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,6 +48,8 @@ const JSON_CT = { 'Content-Type': 'application/json' };
 const DIALER = { Authorization: 'Bearer dialer-token-0123456789' };
 const READER = { Authorization: 'Bearer reader-token-0123456789' };
 const CORS_ORIGIN = 'https://crm.example';
+// the secret of amibridge-d's static webhook subscription
+const STATIC_SECRET = 'static-crm-secret-0123456789';
 
 const START_TIMEOUT_MS = 15000;
 const STREAM_WAIT_MS = 8000; // how long to wait for something on an event stream
@@ -58,6 +63,7 @@ const LOG_LINES_KEPT = 60;
 
 const children = new Set();
 let tmpDir = null;
+let receiver = null;
 
 // The environment of a child: ours, without any AMIBRIDGE_* setting of the
 // caller's shell, which would change what is tested.
@@ -110,6 +116,7 @@ async function stop(child) {
 }
 
 function killAll() {
+  receiver?.close();
   for (const c of children) {
     try {
       c.kill('SIGKILL');
@@ -213,6 +220,39 @@ async function waitReadyz(bridge, cond, ms = 5000) {
     await sleep(20);
   }
   return false;
+}
+
+// The webhook receiver: an HTTP server on a loopback port the kernel picks
+// that keeps every request it gets ({ method, path, headers, body }) and
+// answers 410 Gone under /gone, 200 elsewhere.
+function startReceiver() {
+  return new Promise((resolve, reject) => {
+    const requests = [];
+    const srv = http.createServer((req, res) => {
+      const chunks = [];
+      req.on('data', (d) => chunks.push(d));
+      req.on('end', () => {
+        requests.push({ method: req.method, path: req.url, headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+        const gone = req.url.startsWith('/gone');
+        res.writeHead(gone ? 410 : 200, { 'Content-Type': 'text/plain' });
+        res.end(gone ? 'gone' : 'ok');
+      });
+    });
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      let open = true;
+      resolve({
+        port: srv.address().port,
+        requests,
+        close() {
+          if (!open) return;
+          open = false;
+          srv.close();
+          srv.closeAllConnections();
+        },
+      });
+    });
+  });
 }
 
 const inFlight = (name) => (body) => (body.servers.find((s) => s.name === name)?.in_flight ?? 0) >= 1;
@@ -751,6 +791,41 @@ function streamProblems(text, idRe) {
   return out;
 }
 const del = (p, headers = OPS) => ({ method: 'DELETE', path: p, headers });
+const patch = (p, body, headers = OPS) => ({
+  method: 'PATCH',
+  path: p,
+  headers: { ...headers, ...JSON_CT },
+  body: typeof body === 'string' ? body : JSON.stringify(body),
+});
+
+// Every way a request the receiver got departs from a webhook delivery of
+// `event` to subscription `id` signed with `secret` (see the webhooks tag);
+// and its body, parsed.
+function deliveryProblems(q, secret, id, event) {
+  const h = q.headers;
+  const out = [
+    ...expectEq('method', q.method, 'POST'),
+    ...expectEq('Content-Type', h['content-type'], 'application/json'),
+    ...expectMatch('User-Agent', h['user-agent'], /^amibridge\/[^ ]+$/),
+    ...expectEq('X-Amibridge-Event', h['x-amibridge-event'], event),
+    ...expectEq('X-Amibridge-Webhook', h['x-amibridge-webhook'], id),
+    ...expectMatch('X-Amibridge-Delivery', h['x-amibridge-delivery'], /^[0-9a-f]{32}$/),
+    ...expectMatch('X-Amibridge-Attempt', h['x-amibridge-attempt'], /^[1-9][0-9]*$/),
+  ];
+  const ts = h['x-amibridge-timestamp'] ?? '';
+  if (!/^[0-9]+$/.test(ts) || Math.abs(Number(ts) - Date.now() / 1000) > 300)
+    out.push(`X-Amibridge-Timestamp ${JSON.stringify(ts)} is not the Unix time now`);
+  const mac = createHmac('sha256', secret).update(`${ts}.${q.body}`).digest('hex');
+  out.push(...expectEq('X-Amibridge-Signature', h['x-amibridge-signature'], `sha256=${mac}`));
+  let body = null;
+  try {
+    body = JSON.parse(q.body);
+  } catch {
+    out.push('the body is not JSON');
+  }
+  if (body) out.push(...expectEq('body.event', body.event, event));
+  return { out, body };
+}
 
 // Poll until `cond()` is true (it may be async); false after `ms`.
 async function waitFor(cond, ms = 8000) {
@@ -829,8 +904,14 @@ async function run() {
     AMIBRIDGE_AMI_USERNAME: 'bridge',
     AMIBRIDGE_AMI_SECRET: 'bridgesecret',
   };
-  // a: API keys, defaults
-  const a = await startBridge('amibridge-a', { ...ami, AMIBRIDGE_API_KEYS: API_KEYS });
+  // the receiver of webhook deliveries, on loopback: the bridges that
+  // deliver to it allow 127.0.0.0/8 past the SSRF guard
+  receiver = await startReceiver();
+  const rx = receiver;
+  const rxUrl = (p) => `http://127.0.0.1:${rx.port}${p}`;
+  const WEBHOOK_NETS = '127.0.0.0/8';
+  // a: API keys, defaults; webhooks may reach loopback
+  const a = await startBridge('amibridge-a', { ...ami, AMIBRIDGE_API_KEYS: API_KEYS, AMIBRIDGE_WEBHOOK_ALLOW_NETS: WEBHOOK_NETS });
   // b: no API keys (loopback only, no token), Command allowed, small bodies,
   // a server that logs in as the read-only AMI user and one with a short
   // timeout and room for one action in flight
@@ -860,7 +941,9 @@ async function run() {
   // d: keys with a dial policy and a call rate of one, one call in flight
   // per server, a browser origin, one event stream at a time (its
   // heartbeat notices a client gone within seconds), /metrics behind a key;
-  // a second server that logs in as the AMI user without write classes
+  // a second server that logs in as the AMI user without write classes;
+  // a static webhook subscription (the config file's) to the receiver, and
+  // room for no other
   const dConfig = path.join(tmpDir, 'd.json');
   writeFileSync(
     dConfig,
@@ -885,6 +968,15 @@ async function run() {
       ],
       calls_max_inflight: 1,
       cors_origins: [CORS_ORIGIN],
+      webhooks: [
+        {
+          id: 'static-crm',
+          url: rxUrl('/static-crm'),
+          events: ['OriginateResponse'],
+          secret: STATIC_SECRET,
+          description: 'CRM (config file)',
+        },
+      ],
     }),
   );
   const d = await startBridge('amibridge-d', {
@@ -892,8 +984,11 @@ async function run() {
     AMIBRIDGE_SSE_MAX_CLIENTS: '1',
     AMIBRIDGE_SSE_HEARTBEAT_S: '1',
     AMIBRIDGE_METRICS_AUTH: '1',
+    AMIBRIDGE_WEBHOOK_ALLOW_NETS: WEBHOOK_NETS,
+    AMIBRIDGE_WEBHOOK_MAX_SUBSCRIPTIONS: '1',
   });
-  // e: no API keys, Redis for the Idempotency-Key store, but no Redis there
+  // e: no API keys, Redis for the Idempotency-Key and webhook stores, but
+  // no Redis there
   const e = await startBridge('amibridge-e', { ...ami, AMIBRIDGE_REDIS_URL: `redis://127.0.0.1:${await closedPort()}` });
 
   /* public routes */
@@ -914,6 +1009,18 @@ async function run() {
       r.text === SPEC_TEXT
         ? []
         : [`${BRIDGE_BIN} serves a different openapi.yaml than ${SPEC_PATH}: rebuild it (make)`],
+  });
+  /* the dashboard: the embedded files, byte for byte, with their own types */
+  const WEB = (f) => readFileSync(path.join(ROOT, 'web', f), 'utf8');
+  for (const [p, file] of [['/', 'index.html'], ['/dashboard', 'index.html'], ['/dashboard/app.js', 'app.js'], ['/dashboard/style.css', 'style.css']]) {
+    await check(`the dashboard: ${p}`, a, { method: 'GET', path: p }, {
+      status: 200,
+      more: (r) => (r.text === WEB(file) ? [] : [`${p} is not web/${file}: rebuild (make)`]),
+    });
+  }
+  await check('wrong method on the dashboard', a, { method: 'POST', path: '/dashboard', headers: JSON_CT, body: '{}' }, {
+    status: 405,
+    type: 'method-not-allowed',
   });
   await check('readiness with several AMI servers', b, { method: 'GET', path: '/readyz' }, {
     status: 200,
@@ -1676,6 +1783,246 @@ async function run() {
     ],
   });
 
+  /* /v1/webhooks: subscriptions on amibridge-a delivering to the receiver */
+  const whPath = (id, rest = '') => `/v1/webhooks/${id}${rest}`;
+  const created = await check(
+    'create a webhook subscription',
+    a,
+    postTo('/v1/webhooks', {
+      url: rxUrl('/crm'),
+      events: ['OriginateResponse', 'Hangup'],
+      filter: { Context: 'demo' },
+      description: 'CRM: call outcomes',
+    }),
+    {
+      status: 201,
+      more: (r) => [
+        ...expectMatch('id', r.json.id, /^wh_[0-9a-f]{16}$/),
+        ...expectEq('Location', r.headers.location, whPath(r.json.id)),
+        ...expectMatch('secret', r.json.secret, /^[0-9a-f]{64}$/),
+        ...expectEq('enabled', r.json.enabled, true),
+        ...expectEq('static', r.json.static, false),
+        ...expectEq('reason', r.json.reason, null),
+        ...(Math.abs(r.json.created - Date.now() / 1000) < 300 ? [] : [`created ${r.json.created} is not now`]),
+      ],
+    },
+  );
+  const crm = created?.json ?? { id: 'wh_0000000000000001', secret: 'x' };
+  // a receiver that answers 410 Gone: the first event disables it
+  const goneSecret = 'contract-gone-secret-0123';
+  const goneCreated = await check(
+    'create a webhook subscription with its own secret',
+    a,
+    postTo('/v1/webhooks', { url: rxUrl('/gone'), events: ['OriginateResponse'], secret: goneSecret }),
+    { status: 201, more: (r) => [...expectEq('secret', r.json.secret, goneSecret), ...expectEq('description', r.json.description, null)] },
+  );
+  const gone = goneCreated?.json ?? { id: 'wh_0000000000000002' };
+  await check('create a webhook, ftp URL', a, postTo('/v1/webhooks', { url: 'ftp://x', events: ['*'] }), {
+    status: 400,
+    type: 'invalid-field',
+    invalidRequest: true,
+    more: (r) => expectEq('field', r.json.field, 'url'),
+  });
+  await check('create a webhook, private address', a, postTo('/v1/webhooks', { url: 'http://10.1.2.3/hook', events: ['*'] }), {
+    status: 400,
+    type: 'invalid-field',
+    more: (r) => [...expectEq('field', r.json.field, 'url'), ...expectMatch('detail', r.json.detail, /AMIBRIDGE_WEBHOOK_ALLOW_NETS/)],
+  });
+  await check('create a webhook, a glob with a blank', a, postTo('/v1/webhooks', { url: rxUrl('/x'), events: ['Hangup', 'Queue Member*'] }), {
+    status: 400,
+    type: 'invalid-field',
+    invalidRequest: true,
+    more: (r) => expectEq('field', r.json.field, 'events[1]'),
+  });
+  await check('create a webhook, unknown member', a, postTo('/v1/webhooks', { url: rxUrl('/x'), events: ['*'], headers: { 'X-Token': 'abc' } }), {
+    status: 400,
+    type: 'invalid-field',
+    invalidRequest: true,
+    more: (r) => expectEq('field', r.json.field, 'headers'),
+  });
+  await check('create a webhook, short secret', a, postTo('/v1/webhooks', { url: rxUrl('/x'), events: ['*'], secret: 'short' }), {
+    status: 400,
+    type: 'invalid-field',
+    invalidRequest: true,
+    more: (r) => expectEq('field', r.json.field, 'secret'),
+  });
+  await check('create a webhook, invalid JSON', a, postTo('/v1/webhooks', '{"url":'), { status: 400, type: 'invalid-json', invalidRequest: true });
+  await check('list webhook subscriptions', a, get('/v1/webhooks'), {
+    status: 200,
+    more: (r) => [
+      ...expectEq('ids', r.json.webhooks.map((w) => w.id).join(','), `${crm.id},${gone.id}`),
+      ...r.json.webhooks.filter((w) => 'secret' in w).map((w) => `${w.id} shows its secret`),
+    ],
+  });
+  await check(
+    'PATCH a webhook subscription',
+    a,
+    patch(whPath(crm.id), { description: 'CRM: answered calls', filter: { Context: 'demo', Response: 'Success' } }),
+    {
+      status: 200,
+      more: (r) => [
+        ...expectEq('description', r.json.description, 'CRM: answered calls'),
+        ...expectEq('filter', JSON.stringify(r.json.filter), '{"Context":"demo","Response":"Success"}'),
+        ...expectEq('events', r.json.events.join(','), 'OriginateResponse,Hangup'),
+        ...('secret' in r.json ? ['the reply shows the secret'] : []),
+      ],
+    },
+  );
+  await check('PATCH a webhook subscription, enabled is not a boolean', a, patch(whPath(crm.id), { enabled: 'yes' }), {
+    status: 400,
+    type: 'invalid-field',
+    invalidRequest: true,
+    more: (r) => expectEq('field', r.json.field, 'enabled'),
+  });
+  // a test delivery: the receiver gets a signed ping
+  await check('test delivery', a, { method: 'POST', path: whPath(crm.id, '/test'), headers: OPS }, {
+    status: 200,
+    more: (r) => {
+      const q = rx.requests.find((x) => x.headers['x-amibridge-delivery'] === r.json.delivery_id);
+      if (!q) return [`the receiver got no request with X-Amibridge-Delivery ${r.json.delivery_id}`];
+      const { out, body } = deliveryProblems(q, crm.secret, crm.id, 'ping');
+      return [
+        ...expectEq('result', r.json.result, 'delivered'),
+        ...expectEq('status', r.json.status, 200),
+        ...expectEq('error', r.json.error, null),
+        ...expectEq('path', q.path, '/crm'),
+        ...expectEq('X-Amibridge-Attempt', q.headers['x-amibridge-attempt'], '1'),
+        ...out,
+        ...expectEq('body.webhook', body?.webhook, crm.id),
+      ];
+    },
+  });
+  // an event: a call's OriginateResponse goes to both subscriptions; /gone
+  // answers 410, which disables its subscription
+  await request(a, call(demo100));
+  const delivered = (id, event) => async () => {
+    const r = await request(a, get(whPath(id, '/deliveries')));
+    return r.status === 200 && JSON.parse(r.text).deliveries.some((x) => x.event === event);
+  };
+  if (!(await waitFor(delivered(crm.id, 'OriginateResponse'))))
+    report(false, 'the OriginateResponse of a call was never delivered to the webhook receiver');
+  await waitFor(async () => {
+    const r = await request(a, get(whPath(gone.id)));
+    return r.status === 200 && JSON.parse(r.text).enabled === false;
+  });
+  {
+    const q = rx.requests.find((x) => x.path === '/crm' && x.headers['x-amibridge-event'] === 'OriginateResponse');
+    const problems = [];
+    if (!q) problems.push('the receiver got no OriginateResponse at /crm');
+    else {
+      const { out, body } = deliveryProblems(q, crm.secret, crm.id, 'OriginateResponse');
+      problems.push(...out, ...(body ? schemaErrors(EVENT_SCHEMA, body) : []), ...expectEq('fields.Response', body?.fields?.Response, 'Success'));
+    }
+    report(!problems.length, 'an event delivered by a webhook: signed, the body an Event', problems);
+  }
+  await check('GET a webhook subscription', a, get(whPath(crm.id)), {
+    status: 200,
+    more: (r) => [
+      ...expectEq('stats.delivered', r.json.stats.delivered, 1),
+      ...expectEq('stats.queued', r.json.stats.queued, 0),
+      ...expectEq('enabled', r.json.enabled, true),
+      ...('secret' in r.json ? ['the reply shows the secret'] : []),
+    ],
+  });
+  await check('GET a webhook subscription disabled by a 410', a, get(whPath(gone.id)), {
+    status: 200,
+    more: (r) => [...expectEq('enabled', r.json.enabled, false), ...expectMatch('reason', r.json.reason, /410 Gone/)],
+  });
+  await check('GET the deliveries of a subscription', a, get(whPath(crm.id, '/deliveries')), {
+    status: 200,
+    more: (r) => {
+      const d = r.json.deliveries;
+      const times = d.map((x) => x.time);
+      return [
+        ...expectEq('webhook', r.json.webhook, crm.id),
+        ...expectEq('events', d.map((x) => `${x.event} ${x.result}`).join(', '), 'OriginateResponse delivered, ping delivered'),
+        ...(times.every((t, i) => i === 0 || times[i - 1] >= t) ? [] : ['not newest first']),
+      ];
+    },
+  });
+  await check('GET the deliveries of a subscription disabled by a 410', a, get(whPath(gone.id, '/deliveries')), {
+    status: 200,
+    more: (r) => [
+      ...expectEq('deliveries[0].result', r.json.deliveries[0]?.result, 'disabled'),
+      ...expectEq('deliveries[0].status', r.json.deliveries[0]?.status, 410),
+    ],
+  });
+  // resume it, at a URL where nobody listens: the test fails
+  const nobody = `http://127.0.0.1:${await closedPort()}/hook`;
+  await check('PATCH a webhook subscription: resume, new URL', a, patch(whPath(gone.id), { url: nobody, enabled: true }), {
+    status: 200,
+    more: (r) => [...expectEq('enabled', r.json.enabled, true), ...expectEq('reason', r.json.reason, null)],
+  });
+  await check('test delivery to a closed port', a, { method: 'POST', path: whPath(gone.id, '/test'), headers: OPS }, {
+    status: 200,
+    more: (r) => [
+      ...expectEq('result', r.json.result, 'failed'),
+      ...expectEq('status', r.json.status, null),
+      ...(typeof r.json.error === 'string' && r.json.error ? [] : ['no error']),
+    ],
+  });
+  await check('DELETE a webhook subscription', a, del(whPath(gone.id)), { status: 204 });
+  await check('DELETE a webhook subscription twice', a, del(whPath(gone.id)), {
+    status: 404,
+    type: 'webhook-not-found',
+    more: (r) => expectEq('field', r.json.field, 'id'),
+  });
+  const nope = whPath('wh_0000000000000000');
+  await check('GET a webhook subscription that does not exist', a, get(nope), {
+    status: 404,
+    type: 'webhook-not-found',
+    more: (r) => expectEq('field', r.json.field, 'id'),
+  });
+  await check('PATCH a webhook subscription that does not exist', a, patch(nope, { enabled: false }), { status: 404, type: 'webhook-not-found' });
+  await check('test delivery of a subscription that does not exist', a, { method: 'POST', path: `${nope}/test`, headers: OPS }, {
+    status: 404,
+    type: 'webhook-not-found',
+  });
+  await check('GET the deliveries of a subscription that does not exist', a, get(`${nope}/deliveries`), { status: 404, type: 'webhook-not-found' });
+  await check('webhooks without a token', a, get('/v1/webhooks', {}), { status: 401, type: 'unauthorized' });
+  await check('webhooks with a key without admin', a, get('/v1/webhooks', CRM), {
+    status: 403,
+    type: 'forbidden',
+    more: (r) => expectEq('required_scope', r.json.required_scope, 'admin'),
+  });
+  await check('PUT on a webhook subscription', a, { method: 'PUT', path: whPath(crm.id), headers: OPS }, {
+    status: 405,
+    type: 'method-not-allowed',
+    more: (r) => expectEq('Allow', r.headers.allow, 'GET, HEAD, PATCH, DELETE'),
+  });
+  // amibridge-d: a static subscription (read-only), and room for no other
+  await check('GET a static webhook subscription', d, get(whPath('static-crm')), {
+    status: 200,
+    more: (r) => [...expectEq('static', r.json.static, true), ...expectEq('url', r.json.url, rxUrl('/static-crm'))],
+  });
+  await check('PATCH a static webhook subscription', d, patch(whPath('static-crm'), { enabled: false }), {
+    status: 409,
+    type: 'webhook-static',
+    more: (r) => expectEq('field', r.json.field, 'id'),
+  });
+  await check('DELETE a static webhook subscription', d, del(whPath('static-crm')), { status: 409, type: 'webhook-static' });
+  await check(
+    'create a webhook over AMIBRIDGE_WEBHOOK_MAX_SUBSCRIPTIONS',
+    d,
+    postTo('/v1/webhooks', { url: rxUrl('/more'), events: ['*'] }),
+    { status: 409, type: 'webhook-limit' },
+  );
+  await check('test delivery of a static subscription', d, { method: 'POST', path: whPath('static-crm', '/test'), headers: OPS }, {
+    status: 200,
+    more: (r) => expectEq('result', r.json.result, 'delivered'),
+  });
+  {
+    // amibridge-d placed calls earlier: their outcomes went to the static subscription
+    const q = rx.requests.find((x) => x.path === '/static-crm' && x.headers['x-amibridge-event'] === 'OriginateResponse');
+    const problems = q ? deliveryProblems(q, STATIC_SECRET, 'static-crm', 'OriginateResponse').out : ['the receiver got no OriginateResponse at /static-crm'];
+    report(!problems.length, 'a static webhook subscription delivers, signed with the config file\'s secret', problems);
+  }
+  await check('create a webhook, Redis unreachable', e, postTo('/v1/webhooks', { url: 'https://crm.example/hooks/asterisk', events: ['Hangup'] }, {}), {
+    status: 503,
+    type: 'store-unavailable',
+    more: (r) => expectEq('Retry-After', r.headers['retry-after'], '2'),
+  });
+
   /* OPTIONS: every path, as a CORS preflight from an allowed origin */
   for (const template of Object.keys(spec.paths)) {
     const p = template
@@ -1683,7 +2030,8 @@ async function run() {
       .replace('{channel}', encodeURIComponent('Local/200@demo-00000000;1'))
       .replace('{name}', 'DEMO_VAR')
       .replace('{queue}', 'sales')
-      .replace('{interface}', encodeURIComponent('Local/202@demo'));
+      .replace('{interface}', encodeURIComponent('Local/202@demo'))
+      .replace('{id}', 'static-crm');
     const methods = METHODS.filter((m) => m !== 'options' && spec.paths[template][m]).map((m) => m.toUpperCase());
     if (methods.includes('GET')) methods.push('HEAD');
     const want = methods.sort().join(', ');
@@ -1809,6 +2157,7 @@ async function run() {
     if (!running(child)) report(false, `${child.label} stayed up`, [`it exited:\n${logOf(child)}`]);
     await stop(child);
   }
+  rx.close();
   return true;
 }
 

@@ -1,0 +1,275 @@
+// The live dashboard in a real browser: Debian's Chromium, headless, driven
+// by playwright-core, against the real amibridge and ami-sim on free ports.
+//
+//   node tests/browser/dashboard.mjs BUILD_DIR [SCREENSHOT_DIR]
+//
+// One line per check; exit status 0 only when every check passed.
+import { spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, existsSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { chromium } from "playwright-core";
+
+const build = resolve(process.argv[2] || "build");
+const shots = resolve(process.argv[3] || join(build, "screenshots"));
+const CHROMIUM = process.env.CHROMIUM || "/usr/bin/chromium";
+const TOKEN = "dash-token-0123456789";
+const tmp = mkdtempSync(join(tmpdir(), "amibridge-browser."));
+const children = new Set();
+let failures = 0, checks = 0;
+
+function check(name, ok, detail) {
+  checks++;
+  if (!ok) failures++;
+  console.log(`${ok ? "ok  " : "FAIL"} ${name}${detail ? ` (${detail})` : ""}`);
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function freePort() {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.once("error", rej);
+    s.listen(0, "127.0.0.1", () => { const p = s.address().port; s.close(() => res(p)); });
+  });
+}
+
+function start(cmd, args, env, log) {
+  const c = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+  c.stderr.on("data", (d) => { if (process.env.VERBOSE) process.stderr.write(`[${log}] ${d}`); });
+  children.add(c);
+  c.on("exit", () => children.delete(c));
+  return c;
+}
+
+async function stop(c, sig = "SIGTERM") {
+  if (c.exitCode !== null || c.signalCode !== null) return;
+  const done = new Promise((r) => c.once("exit", r));
+  c.kill(sig);
+  const t = setTimeout(() => c.kill("SIGKILL"), 5000);
+  await done;
+  clearTimeout(t);
+}
+
+async function until(what, fn, ms = 10000, every = 50) {
+  const t0 = Date.now();
+  for (;;) {
+    try { const v = await fn(); if (v) return v; } catch (e) { /* not yet */ }
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await sleep(every);
+  }
+}
+
+let simPort, httpPort, bridge;
+const base = () => `http://127.0.0.1:${httpPort}`;
+
+async function api(method, path, body) {
+  const res = await fetch(base() + path, {
+    method,
+    headers: { Authorization: `Bearer ${TOKEN}`, ...(body ? { "Content-Type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch (e) { json = null; }
+  return { status: res.status, json, text };
+}
+
+async function startBridge() {
+  bridge = start(join(build, "amibridge"), [], {
+    AMIBRIDGE_LISTEN: `127.0.0.1:${httpPort}`,
+    AMIBRIDGE_AMI_HOST: "127.0.0.1",
+    AMIBRIDGE_AMI_PORT: String(simPort),
+    AMIBRIDGE_AMI_USERNAME: "bridge",
+    AMIBRIDGE_AMI_SECRET: "bridgesecret",
+    AMIBRIDGE_API_KEYS: `dash:${TOKEN}:read,call,control,actions`,
+    AMIBRIDGE_CALLS_PER_SECOND: "1000",
+    AMIBRIDGE_CALLS_BURST: "1000",
+    AMIBRIDGE_CALLS_MAX_INFLIGHT: "1000",
+    AMIBRIDGE_LOG_LEVEL: "warn",
+  }, "amibridge");
+  await until("amibridge ready", async () => (await fetch(base() + "/readyz")).status === 200);
+}
+
+async function simStat(key) {
+  const r = await api("POST", "/v1/actions/SimStats", {});
+  const v = r.json && r.json.fields && r.json.fields[key];
+  return v === undefined ? 0 : Number(v);
+}
+
+async function main() {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing (Debian package chromium)`);
+  mkdirSync(shots, { recursive: true });
+  const ready = join(tmp, "sim.port");
+  start(join(build, "ami-sim"), ["--listen", "127.0.0.1:0", "--ready-file", ready, "--quiet"], {}, "ami-sim");
+  simPort = Number(await until("ami-sim", () => existsSync(ready) && readFileSync(ready, "utf8").trim()));
+  httpPort = await freePort();
+  await startBridge();
+
+  const browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: ["--no-sandbox"] });
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await ctx.newPage();
+  const problems = [];
+  page.on("console", (m) => { if (m.type() === "error") problems.push(m.text()); });
+  page.on("pageerror", (e) => problems.push(String(e)));
+
+  // 1. loads, says what it needs, then works with a key typed in
+  await page.goto(base() + "/");
+  await until("the key notice", () => page.locator("#notice").isVisible(), 5000);
+  const notice = await page.locator("#notice").textContent();
+  check("without a key the page says it needs one", /API key/.test(notice), notice.slice(0, 60));
+  await page.fill("#key", TOKEN);
+  await page.press("#key", "Enter");
+  await until("stream live", async () => (await page.locator("#st-stream").textContent()).includes("live"), 5000);
+  check("with the key the event stream is live", true);
+  // without a key the first requests were 401s (the browser logs those);
+  // with the key in the tab, a fresh load must log nothing at all
+  problems.length = 0;
+  await page.reload();
+  await until("stream live after a reload", async () => (await page.locator("#st-stream").textContent()).includes("live"), 5000);
+  await page.waitForTimeout(2500); // a round of /readyz and /metrics
+  check("the page loads with no console errors", problems.length === 0, problems.slice(0, 3).join(" | "));
+  await until("AMI up", async () => (await page.locator("#st-ami").textContent()).includes("up"), 5000);
+  check("AMI state from /readyz shows up", true);
+  check("the key is kept in session storage only",
+    (await page.evaluate(() => [sessionStorage.getItem("amibridge.key"), localStorage.length])).join() === `${TOKEN},0`);
+
+  // 2. an originated call appears within 1 s and goes away after hangup
+  const t0 = Date.now();
+  const call = await api("POST", "/v1/calls", { channel: "Local/200@demo", context: "demo", exten: "200", wait: false });
+  check("call placed through the API", call.status === 202, `${call.status}`);
+  // the channel name is Local/200@demo-<n>;1: find the row by its prefix
+  const row0 = page.locator('tr[data-channel^="Local/200@demo-"][data-channel$=";1"]').first();
+  await until("the call on the page", () => row0.count(), 3000, 20);
+  const appeared = Date.now() - t0;
+  const chan = await row0.getAttribute("data-channel");
+  check("an originated call appears within 1 s", appeared <= 1000, `${appeared} ms`);
+  await page.screenshot({ path: join(shots, "dashboard-call.png") });
+  const hang = await api("DELETE", `/v1/channels/${encodeURIComponent(chan)}`);
+  check("hung up through the API", hang.status === 204, `${hang.status}`);
+  await until("the call gone", async () => (await page.locator(`tr[data-channel="${chan}"]`).count()) === 0, 3000, 20);
+  check("and disappears after the hangup", true);
+
+  // 3. a queue member pause shows
+  const queues = await api("GET", "/v1/queues");
+  const q = queues.json.queues.find((x) => (x.members || []).length);
+  const m = q.members[0];
+  const p = await api("POST", `/v1/queues/${encodeURIComponent(q.name)}/members/${encodeURIComponent(m.interface)}/pause`, { paused: true, reason: "lunch" });
+  check("member paused through the API", p.status < 300, `${p.status}`);
+  const row = page.locator(`[data-queue="${q.name}"] tr[data-member="${m.interface}"]`);
+  await until("the pause on the page", async () => /paused/.test(await row.locator("td.paused").textContent()), 3000, 20);
+  check("a queue member pause shows", true);
+  // and the page's own button unpauses it
+  await row.getByRole("button", { name: /Unpause/ }).click();
+  await until("unpaused", async () => {
+    const r = await api("GET", `/v1/queues/${encodeURIComponent(q.name)}`);
+    const mm = (r.json.members || []).find((x) => x.interface === m.interface);
+    return mm && mm.paused === false;
+  }, 3000);
+  check("the Unpause button unpauses the member (seen through the API)", true);
+
+  // 4. click-to-dial from the form places a call that ami-sim sees
+  const before = await simStat("OriginatesTotal");
+  await page.fill("#dial input[name=exten]", "200");
+  await page.fill("#dial input[name=channel]", "Local/200@demo");
+  await page.click("#dial button[type=submit]");
+  await until("dial result", async () => /Call placed/.test(await page.locator("#dial-result").textContent()), 5000);
+  const after = await until("ami-sim counted it", async () => { const n = await simStat("OriginatesTotal"); return n > before ? n : 0; }, 3000);
+  check("click-to-dial from the form places a call (ami-sim counts the Originate)", after === before + 1, `${before} -> ${after}`);
+  check("no console errors while watching and acting", problems.length === 0, problems.slice(0, 3).join(" | "));
+  // an error of the API is shown as it is (the browser logs the 400 itself)
+  await page.fill("#dial input[name=exten]", "");
+  await page.evaluate(() => document.querySelector("#dial input[name=exten]").removeAttribute("required"));
+  await page.click("#dial button[type=submit]");
+  await until("dial error", async () => /400/.test(await page.locator("#dial-result").textContent()), 5000);
+  const dialErr = await page.locator("#dial-result").textContent();
+  check("a refused call shows the problem+json plainly", /exten/.test(dialErr), dialErr.slice(0, 80));
+
+  // 5. keyboard: every control can be reached with Tab
+  const focusable = await page.evaluate(() => {
+    const seen = new Set();
+    return [...document.querySelectorAll("button, input, a[href]")].filter((e) => e.tabIndex >= 0 && !e.disabled).length;
+  });
+  let reached = 0;
+  await page.locator("body").focus();
+  for (let i = 0; i < focusable + 5; i++) {
+    await page.keyboard.press("Tab");
+    reached += await page.evaluate(() => document.activeElement && document.activeElement !== document.body ? 1 : 0);
+  }
+  check("controls are reachable with the keyboard", reached >= focusable, `${reached} tab stops of ${focusable}`);
+
+  // 6. load: 200 active channels and 50 events/s without freezing the tab
+  await page.evaluate(() => {
+    window.__long = [];
+    new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push(e.duration); }).observe({ type: "longtask", buffered: false });
+  });
+  const calls = [];
+  for (let i = 0; i < 100; i++) calls.push(api("POST", "/v1/calls", { channel: "Local/200@demo", context: "demo", exten: "200", wait: false }));
+  const placed = (await Promise.all(calls)).filter((r) => r.status === 202).length;
+  await api("POST", "/v1/actions/SimControl", { Flood: "50", FloodCount: "500" });
+  await until("200 channels on the page", async () => Number(await page.locator("#c-channels").textContent()) >= 200, 15000, 100);
+  const lag = [];
+  for (let i = 0; i < 20; i++) {
+    const t = Date.now();
+    await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => r())));
+    lag.push(Date.now() - t);
+    await sleep(200);
+  }
+  const longTasks = await page.evaluate(() => window.__long);
+  const worstLag = Math.max(...lag), worstTask = Math.max(0, ...longTasks);
+  check(`${placed} calls (200 channels) and a 50/s flood: the tab keeps painting`, placed === 100 && worstLag < 500 && worstTask < 500,
+    `slowest frame ${worstLag} ms, longest task ${Math.round(worstTask)} ms`);
+  const rows = await page.locator("#channels tbody tr[data-channel]").count();
+  check("every channel is listed", rows >= 200, `${rows} rows`);
+  await page.screenshot({ path: join(shots, "dashboard-load.png") });
+  const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2 });
+  const pp = await phone.newPage();
+  await pp.goto(base() + "/dashboard");
+  await pp.evaluate((t) => sessionStorage.setItem("amibridge.key", t), TOKEN);
+  await pp.reload();
+  await until("phone page live", async () => (await pp.locator("#st-stream").textContent()).includes("live"), 5000);
+  const overflow = await pp.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+  check("readable at phone width (no sideways scrolling of the page)", overflow <= 0, `${overflow} px too wide`);
+  await pp.screenshot({ path: join(shots, "dashboard-phone.png"), fullPage: false });
+  await phone.close();
+
+  // 7. the stream drops (amibridge restarted) and the page recovers by itself
+  await stop(bridge);
+  await until("stream down", async () => !(await page.locator("#st-stream").textContent()).includes("live"), 5000);
+  check("a dropped stream shows as reconnecting", true);
+  await startBridge();
+  const t1 = Date.now();
+  await until("stream back", async () => (await page.locator("#st-stream").textContent()).includes("live"), 10000);
+  check("the page reconnects by itself after amibridge restarts", true, `${Date.now() - t1} ms`);
+  const again = await api("POST", "/v1/calls", { channel: "Local/100@demo", context: "demo", exten: "100", wait: true });
+  await until("a new call after the restart", () => page.locator(`tr[data-channel="${again.json.channel}"]`).count(), 3000, 20);
+  check("and shows new calls again", true);
+
+  // the picture for the README: a bridged call, callers waiting in a queue, a paused agent
+  await api("POST", "/v1/actions/SimControl", { Flood: "0" });
+  for (const ex of ["700", "400", "401"]) await api("POST", "/v1/calls", { channel: `Local/${ex}@demo`, context: "demo", exten: ex, wait: false, caller_id: `"Customer ${ex}" <555${ex}>` });
+  await api("POST", `/v1/queues/${encodeURIComponent(q.name)}/members/${encodeURIComponent(m.interface)}/pause`, { paused: true, reason: "lunch" });
+  await page.fill("#dial input[name=exten]", "100");
+  await page.fill("#dial input[name=channel]", "Local/100@demo");
+  await page.click("#dial button[type=submit]");
+  await sleep(3000);
+  await page.locator("body").focus();
+  await page.screenshot({ path: join(shots, "dashboard.png") });
+
+  // from the refused call and the restart on, only the network failures we caused may show
+  const unexpected = problems.filter((t) => !/^Failed to load resource: (the server responded with a status of 400|net::ERR_)/.test(t));
+  check("no script errors, and no console errors but the failures caused on purpose", unexpected.length === 0, unexpected.slice(0, 3).join(" | "));
+  await browser.close();
+}
+
+try {
+  await main();
+} catch (e) {
+  check("the browser test ran to the end", false, e.stack || String(e));
+} finally {
+  for (const c of children) await stop(c);
+  rmSync(tmp, { recursive: true, force: true });
+}
+console.log(`browser: ${checks - failures} of ${checks} checks passed`);
+process.exit(failures ? 1 : 0);
