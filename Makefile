@@ -4,7 +4,7 @@
 #   make deps       install missing Debian packages (apt-get)
 #   make test       install what is missing, build, run every test
 #   make asan       the whole test suite under ASan + UBSan (build/asan)
-#   make fuzz       libFuzzer targets, FUZZ_SECONDS each (default 60)
+#   make fuzz       libFuzzer targets, FUZZ_SECONDS each (default 60), FUZZ_JOBS at once (2)
 #   make lint       clang-format check + cppcheck
 #   make bench      benchmarks (bench/*.sh), figures printed and kept in bench/
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -16,13 +16,15 @@ CC ?= cc
 PREFIX ?= /usr/local
 DESTDIR ?=
 FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 2
 
 PKGS := libmicrohttpd jansson hiredis libcurl libuv libcrypto
 TEST_PKGS := cmocka
 # Debian packages that provide the above, plus the tools the tests start.
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libjansson-dev \
             libhiredis-dev libcurl4-openssl-dev libuv1-dev libssl-dev \
-            libcmocka-dev redis-server curl
+            libcmocka-dev redis-server curl python3 nodejs
+DEB_BROWSER_PKGS := chromium nodejs npm
 DEB_FUZZ_PKGS := clang libclang-rt-14-dev
 DEB_LINT_PKGS := clang-format cppcheck
 
@@ -38,7 +40,8 @@ CPPFLAGS_ALL = -D_GNU_SOURCE -DAMIBRIDGE_VERSION='"$(VERSION)"' -Isrc -Itests
 CFLAGS_ALL = -std=c11 $(WARN) $(OPT) $(SAN) $(CPPFLAGS_ALL) $(PKG_CFLAGS) $(CFLAGS)
 LDFLAGS_ALL = $(SAN) $(LDFLAGS)
 
-GEN_SRCS := $(BUILD)/gen/openapi_yaml.c
+GEN_SRCS := $(BUILD)/gen/openapi_yaml.c $(BUILD)/gen/web_index_html.c $(BUILD)/gen/web_app_js.c \
+            $(BUILD)/gen/web_style_css.c
 LIB_SRCS := $(sort $(wildcard src/core/*.c src/ami/*.c src/http/*.c src/api/*.c src/bus/*.c)) \
             $(GEN_SRCS)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -51,7 +54,7 @@ SIM := $(if $(SIM_SRCS),$(BUILD)/ami-sim)
 BRIDGE_SRCS := $(wildcard src/main.c)
 BRIDGE := $(if $(BRIDGE_SRCS),$(BUILD)/amibridge)
 
-BENCH_TOOL := $(BUILD)/ami-bench $(BUILD)/events-bench
+BENCH_TOOL := $(BUILD)/ami-bench $(BUILD)/events-bench $(BUILD)/webhooks-bench
 
 SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
 SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -60,9 +63,8 @@ TEST_BINS := $(TEST_SRCS:%.c=$(BUILD)/%)
 
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
-FUZZ_LIB_SRCS := src/core/strbuf.c src/core/utf8.c src/ami/parser.c src/ami/message.c
 
-.PHONY: all deps ensure-deps check-deps test test-build contract run asan fuzz lint install clean bench \
+.PHONY: all deps ensure-deps check-deps test test-build contract browser run asan fuzz lint install clean bench \
         docker-test
 
 all: check-deps $(LIB) $(SIM) $(BRIDGE) $(BENCH_TOOL)
@@ -82,7 +84,8 @@ deps:
 
 ensure-deps:
 	@if ! command -v pkg-config >/dev/null 2>&1 || ! pkg-config --exists $(PKGS) $(TEST_PKGS) \
-	    || ! command -v redis-server >/dev/null 2>&1; then $(MAKE) --no-print-directory deps; fi
+	    || ! command -v redis-server >/dev/null 2>&1 || ! command -v python3 >/dev/null 2>&1 \
+	    || ! command -v node >/dev/null 2>&1; then $(MAKE) --no-print-directory deps; fi
 
 # --- build -----------------------------------------------------------------
 
@@ -90,6 +93,17 @@ ensure-deps:
 $(BUILD)/gen/openapi_yaml.c: openapi/openapi.yaml tools/embed.sh
 	@mkdir -p $(@D)
 	sh tools/embed.sh openapi_yaml $< > $@
+
+# the dashboard (web/): served at / by src/api/dashboard.c
+$(BUILD)/gen/web_index_html.c: web/index.html tools/embed.sh
+	@mkdir -p $(@D)
+	sh tools/embed.sh web_index_html $< > $@
+$(BUILD)/gen/web_app_js.c: web/app.js tools/embed.sh
+	@mkdir -p $(@D)
+	sh tools/embed.sh web_app_js $< > $@
+$(BUILD)/gen/web_style_css.c: web/style.css tools/embed.sh
+	@mkdir -p $(@D)
+	sh tools/embed.sh web_style_css $< > $@
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(@D)
@@ -107,6 +121,10 @@ $(BUILD)/ami-bench: $(BUILD)/obj/bench/ami_bench.o $(LIB)
 
 $(BUILD)/events-bench: $(BUILD)/obj/bench/events_bench.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) -lm
+
+# a real HTTP/1.1 receiver (tests/support/receiver.c, threaded) inside the tool
+$(BUILD)/webhooks-bench: $(BUILD)/obj/bench/webhooks_bench.o $(BUILD)/obj/tests/support/receiver.o $(LIB)
+	$(CC) $(LDFLAGS_ALL) -pthread -o $@ $< $(BUILD)/obj/tests/support/receiver.o $(LIB) $(PKG_LIBS) -lm
 
 $(BUILD)/amibridge: $(BUILD)/obj/src/main.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) -lm
@@ -131,6 +149,7 @@ test: ensure-deps
 	@$(MAKE) --no-print-directory test-build
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
 	@$(MAKE) --no-print-directory contract
+	@$(MAKE) --no-print-directory browser
 
 # OpenAPI lint (@redocly/cli) and the contract test of the real binary;
 # Node.js comes from Debian when the machine has none
@@ -138,6 +157,12 @@ contract: ensure-deps
 	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || sh tools/deps.sh nodejs npm
 	@$(MAKE) --no-print-directory $(SIM) $(BRIDGE)
 	@sh tests/contract/run.sh $(BUILD)
+
+# the live dashboard in Debian's headless Chromium (playwright-core from npm)
+browser: ensure-deps
+	@[ -x /usr/bin/chromium ] && command -v npm >/dev/null 2>&1 || sh tools/deps.sh $(DEB_BROWSER_PKGS)
+	@$(MAKE) --no-print-directory $(SIM) $(BRIDGE)
+	@sh tests/browser/run.sh $(BUILD)
 
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g" \
@@ -158,26 +183,33 @@ bench: ensure-deps
 	@$(MAKE) --no-print-directory all
 	@bash bench/actions.sh $(BUILD)
 	@bash bench/events.sh $(BUILD)
+	@bash bench/webhooks.sh $(BUILD)
 
 # --- fuzz ------------------------------------------------------------------
 
 FUZZ_CC := clang
-FUZZ_FLAGS := -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS_ALL)
+FUZZ_BASE := -std=c11 -g -O1 $(CPPFLAGS_ALL)
+FUZZ_FLAGS := $(FUZZ_BASE) -fsanitize=fuzzer,address,undefined
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(wildcard src/core/*.h src/ami/*.h)
+# the whole library, instrumented once, linked into every target
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/fuzz/obj/%.o)
+FUZZ_LIB := $(BUILD)/fuzz/libamibridge-fuzz.a
+
+$(BUILD)/fuzz/obj/%.o: %.c
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ $< $(FUZZ_LIB_SRCS) $(PKG_LIBS)
+	$(FUZZ_CC) $(FUZZ_BASE) -fsanitize=fuzzer-no-link,address,undefined $(PKG_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_LIB): $(FUZZ_LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ $< $(FUZZ_LIB) $(PKG_LIBS) -lm
 
 fuzz: ensure-deps
 	@command -v $(FUZZ_CC) >/dev/null 2>&1 || sh tools/deps.sh $(DEB_FUZZ_PKGS)
 	@$(MAKE) --no-print-directory $(FUZZ_BINS)
-	@set -e; for f in $(FUZZ_BINS); do \
-	  name=$$(basename $$f); seeds=tests/fuzz/corpus/$${name#fuzz_}; \
-	  work=$(BUILD)/fuzz/work-$$name; mkdir -p $$work; \
-	  echo "== $$name for $(FUZZ_SECONDS)s (seeds: $$seeds)"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=2048 \
-	      -print_final_stats=1 $$work $$seeds; \
-	done
+	@bash tools/fuzz.sh $(BUILD) $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_BINS)
 
 # --- lint ------------------------------------------------------------------
 

@@ -191,8 +191,7 @@ static int set_string(char **dst, const char *v)
 static int apply_events(struct wh_conf *c, json_t *jv, struct wh_problem *pb)
 {
     if (!json_is_array(jv) || json_array_size(jv) == 0 || json_array_size(jv) > WH_EVENTS_MAX)
-        return problem(pb, "events", "must be an array of 1 to %d event name globs",
-                       WH_EVENTS_MAX);
+        return problem(pb, "events", "must be an array of 1 to %d event name globs", WH_EVENTS_MAX);
     size_t n = json_array_size(jv);
     char field[32];
     for (size_t i = 0; i < n; i++) {
@@ -227,8 +226,7 @@ static int apply_filter(struct wh_conf *c, json_t *jv, struct wh_problem *pb)
     const char *k;
     json_t *v;
     char field[96];
-    json_object_foreach(jv, k, v)
-    {
+    json_object_foreach (jv, k, v) {
         snprintf(field, sizeof(field), "filter.%.80s", k);
         if (!token_ok(k, WH_FILTER_KEY_MAX, ""))
             return problem(pb, field, "must be an AMI field name (1-%d of A-Z a-z 0-9 _ -)",
@@ -246,8 +244,7 @@ static int apply_filter(struct wh_conf *c, json_t *jv, struct wh_problem *pb)
         return -ENOMEM;
     }
     int oom = 0;
-    json_object_foreach(jv, k, v)
-    {
+    json_object_foreach (jv, k, v) {
         keys[i] = strdup(k);
         vals[i] = strdup(json_string_value(v));
         oom |= !keys[i] || !vals[i];
@@ -274,13 +271,12 @@ static int apply_members(struct wh_conf *c, json_t *o, enum wh_mode mode,
     static const char *const stored_members[] = {"id", "created", "reason", "static"};
     const char *k;
     json_t *v;
-    json_object_foreach(o, k, v)
-    {
+    json_object_foreach (o, k, v) {
         int known = 0;
         for (size_t i = 0; i < sizeof(api_members) / sizeof(api_members[0]); i++)
             known |= !strcmp(k, api_members[i]);
-        for (size_t i = 0; mode == WH_STORED && i < sizeof(stored_members) / sizeof(*stored_members);
-             i++)
+        for (size_t i = 0;
+             mode == WH_STORED && i < sizeof(stored_members) / sizeof(*stored_members); i++)
             known |= !strcmp(k, stored_members[i]);
         if (!known)
             return problem(pb, k, "is not a member of a webhook subscription");
@@ -302,7 +298,8 @@ static int apply_members(struct wh_conf *c, json_t *o, enum wh_mode mode,
         if ((rc = apply_events(c, jv, pb)))
             return rc;
     } else if (mode != WH_PATCH) {
-        return problem(pb, "events", "is required (e.g. [\"Hangup\", \"Queue*\"]; [\"*\"] for all)");
+        return problem(pb, "events",
+                       "is required (e.g. [\"Hangup\", \"Queue*\"]; [\"*\"] for all)");
     }
     if ((jv = json_object_get(o, "filter")) && !json_is_null(jv) && (rc = apply_filter(c, jv, pb)))
         return rc;

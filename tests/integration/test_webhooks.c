@@ -80,8 +80,7 @@ static long call(const struct env *e, const char *method, const char *path, cons
     return out->status;
 }
 
-static long call_status(const struct env *e, const char *method, const char *path,
-                        const char *body)
+static long call_status(const struct env *e, const char *method, const char *path, const char *body)
 {
     struct http_resp r;
     long st = call(e, method, path, NULL, body, &r);
@@ -96,8 +95,8 @@ static void subscribe(const struct env *e, const char *url, const char *events, 
                       char *id, char *secret)
 {
     char body[2048];
-    snprintf(body, sizeof(body), "{\"url\":\"%s\",\"events\":%s%s%s}", url, events,
-             more ? "," : "", more ? more : "");
+    snprintf(body, sizeof(body), "{\"url\":\"%s\",\"events\":%s%s%s}", url, events, more ? "," : "",
+             more ? more : "");
     struct http_resp r;
     call(e, "POST", "/v1/webhooks", NULL, body, &r);
     if (r.status != 201)
@@ -183,14 +182,14 @@ static int signature_ok(const struct receiver_req *q, const char *secret)
 
 /* --- the API --------------------------------------------------------------------------------- */
 
-static void expect_bad(const struct env *e, const char *method, const char *path,
-                       const char *body, const char *field)
+static void expect_bad(const struct env *e, const char *method, const char *path, const char *body,
+                       const char *field)
 {
     struct http_resp r;
     call(e, method, path, NULL, body, &r);
     if (r.status != 400 || !http_json_str(&r, "field") || strcmp(http_json_str(&r, "field"), field))
-        fail_msg("%s %s %s -> %ld %s (wanted 400 naming %s)", method, path, body, r.status,
-                 r.body, field);
+        fail_msg("%s %s %s -> %ld %s (wanted 400 naming %s)", method, path, body, r.status, r.body,
+                 field);
     http_resp_free(&r);
 }
 
@@ -464,8 +463,8 @@ static void failures_are_retried_on_a_backoff_schedule_then_recorded(void **stat
     /* retry n waits 50-100 % of 200 ms * 2^(n-1) */
     for (int i = 1; i < 4; i++) {
         double full = 0.2 * (double)(1 << (i - 1)), gap = t[i] - t[i - 1];
-        print_message("retry %d after %.0f ms (schedule %.0f-%.0f ms)\n", i, gap * 1000,
-                      full * 500, full * 1000);
+        print_message("retry %d after %.0f ms (schedule %.0f-%.0f ms)\n", i, gap * 1000, full * 500,
+                      full * 1000);
         assert_true(gap >= full / 2 - 0.02);
         assert_true(gap <= full + 0.3);
     }
@@ -482,8 +481,8 @@ static void failures_are_retried_on_a_backoff_schedule_then_recorded(void **stat
     assert_int_equal(json_integer_value(json_object_get(last, "attempt")), 4);
     assert_string_equal(json_string_value(json_object_get(last, "delivery_id")), did);
     assert_true(!strncmp(json_string_value(json_object_get(last, "error")), "HTTP 500", 8));
-    assert_string_equal(
-        json_string_value(json_object_get(json_array_get(d, 3), "result")), "retrying");
+    assert_string_equal(json_string_value(json_object_get(json_array_get(d, 3), "result")),
+                        "retrying");
     http_resp_free(&r);
     assert_true(metric(&e, "amibridge_webhook_deliveries_total{result=\"failed\"}") == 1);
     assert_true(metric(&e, "amibridge_webhook_attempts_total{outcome=\"5xx\"}") == 4);
@@ -591,8 +590,8 @@ static void a_full_queue_drops_new_deliveries_counted_and_logged(void **state)
 {
     (void)state;
     struct env e;
-    const char *extra[] = {ALLOW_LOOPBACK, "AMIBRIDGE_WEBHOOK_QUEUE=5",
-                           "AMIBRIDGE_LOG_LEVEL=info", NULL};
+    const char *extra[] = {ALLOW_LOOPBACK, "AMIBRIDGE_WEBHOOK_QUEUE=5", "AMIBRIDGE_LOG_LEVEL=info",
+                           NULL};
     start(&e, 0, extra);
     struct receiver *rv = receiver_start();
     receiver_set_silent(rv, 1);

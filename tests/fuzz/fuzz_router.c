@@ -1,0 +1,70 @@
+/* libFuzzer target for the router and path decoding: the API's own route
+ * patterns against any method and path. A match must capture decoded
+ * values that hold no NUL and are never longer than what was sent; the
+ * other answers are the three documented ones. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/router.h"
+#include "http/server.h"
+
+static const struct http_route routes[] = {
+    {"GET", "/", "dashboard", 0, NULL},
+    {"GET", "/healthz", "healthz", 0, NULL},
+    {"POST", "/v1/actions/{action}", "actions", 8, NULL},
+    {"POST", "/v1/calls", "calls", 2, NULL},
+    {"GET", "/v1/channels/{channel}", "channel", 1, NULL},
+    {"DELETE", "/v1/channels/{channel}", "channel_hangup", 4, NULL},
+    {"GET", "/v1/channels/{channel}/variables/{name}", "channel_getvar", 1, NULL},
+    {"POST", "/v1/queues/{queue}/members/{interface}/pause", "pause", 4, NULL},
+    {"PATCH", "/v1/webhooks/{id}", "webhook_patch", 16, NULL},
+    {"GET", "/v1/webhooks/{id}/deliveries", "webhook_deliveries", 16, NULL},
+};
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static const char *const methods[] = {"GET", "POST", "DELETE", "PATCH", "PUT", "OPTIONS"};
+    if (size < 1 || size > 4096)
+        return 0;
+    char *path = malloc(size);
+    if (!path)
+        return 0;
+    memcpy(path, data + 1, size - 1);
+    path[size - 1] = '\0';
+    const struct http_route *rt = NULL;
+    struct http_params params;
+    char allow[128];
+    memset(&params, 0, sizeof(params));
+    enum http_match m = http_route_match(routes, NROUTES, methods[data[0] % 6], path, &rt, &params,
+                                         allow, sizeof(allow));
+    switch (m) {
+    case HTTP_MATCH_OK:
+        if (!rt)
+            abort();
+        for (size_t i = 0; i < params.n; i++)
+            if (!params.values[i] || strlen(params.values[i]) > strlen(path))
+                abort();
+        http_params_release(&params);
+        break;
+    case HTTP_MATCH_BAD_METHOD:
+        if (!allow[0])
+            abort();
+        break;
+    case HTTP_MATCH_NOT_FOUND:
+    case HTTP_MATCH_BAD_ESCAPE:
+        break;
+    default:
+        abort();
+    }
+    /* percent-decoding on its own: never longer, never an embedded NUL */
+    char *d = http_percent_decode(path, strlen(path), data[0] & 1);
+    if (d) {
+        if (strlen(d) > strlen(path))
+            abort();
+        free(d);
+    }
+    free(path);
+    return 0;
+}
