@@ -58,7 +58,7 @@ BENCH_TOOL := $(BUILD)/ami-bench $(BUILD)/events-bench $(BUILD)/webhooks-bench
 
 SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
 SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(BUILD)/obj/%.o)
-TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c tests/integration/test_*.c))
+TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c tests/integration/test_*.c tests/replicas/test_*.c))
 TEST_BINS := $(TEST_SRCS:%.c=$(BUILD)/%)
 
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))

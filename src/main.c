@@ -20,6 +20,7 @@
 #include "ami/pool.h"
 #include "api/api.h"
 #include "bus/events.h"
+#include "bus/lease.h"
 #include "bus/publisher.h"
 #include "bus/redis.h"
 #include "bus/webhooks.h"
@@ -49,6 +50,7 @@ struct app {
     struct api *api;
     struct bus_redis *redis;
     struct webhooks *webhooks;
+    struct bus_lease *lease; /* with Redis: who publishes and delivers */
     struct http_server *http;
     uv_signal_t sigterm, sigint;
     uv_timer_t drain;
@@ -205,12 +207,29 @@ static void on_closed(uv_handle_t *h)
     (void)h;
 }
 
-/* Last step: Redis has taken what it would; close the rest. */
+static void closed_all(void *arg);
+
+/* Last step: Redis has taken what it would; give the lease up at once (a
+ * follower takes over without waiting for it to expire), then close. */
 static void flushed(void *arg)
 {
     struct app *app = arg;
     if (app->webhooks)
         webhooks_close(app->webhooks);
+    if (app->lease && app->redis) {
+        bus_lease_release(app->lease, closed_all, app);
+        return;
+    }
+    closed_all(app);
+}
+
+static void closed_all(void *arg)
+{
+    struct app *app = arg;
+    if (app->lease) {
+        bus_lease_free(app->lease);
+        app->lease = NULL;
+    }
     if (app->publisher) {
         bus_publisher_free(app->publisher);
         app->publisher = NULL;
@@ -244,6 +263,18 @@ static void redis_state(void *ud, int up)
         bus_publisher_redis_state(app->publisher, up);
     if (app->webhooks)
         webhooks_redis_state(app->webhooks, up);
+    if (app->lease)
+        bus_lease_redis_state(app->lease, up);
+}
+
+/* This replica took or lost the leader lease. */
+static void leader_changed(void *ud, int leader)
+{
+    struct app *app = ud;
+    if (app->publisher)
+        bus_publisher_leader(app->publisher, leader);
+    if (app->webhooks)
+        webhooks_leader(app->webhooks, leader);
 }
 
 static void on_ami_event(void *ud, const struct ami_msg *m)
@@ -413,6 +444,15 @@ int main(int argc, char **argv)
         return 2;
     }
     bus_add_sink(app.bus, webhooks_sink, app.webhooks);
+    if (app.redis) {
+        app.lease = bus_lease_new(app.loop, &app.cfg, app.redis, leader_changed, &app);
+        if (!app.lease) {
+            fprintf(stderr, "amibridge: out of memory\n");
+            return 1;
+        }
+        bus_publisher_set_lease(app.publisher, app.lease);
+        webhooks_set_lease(app.webhooks, app.lease);
+    }
     for (size_t i = 0; i < app.npools; i++) {
         app.servers[i] = (struct server_ctx){app.bus, i};
         app.pools[i] =
@@ -436,6 +476,8 @@ int main(int argc, char **argv)
         .tls_cert = app.cfg.tls_cert_pem,
         .tls_key = app.cfg.tls_key_pem,
     };
+    if (app.api)
+        api_set_lease(app.api, app.lease);
     app.http =
         app.api ? http_server_new(app.loop, &ho, api_handle, app.api, err, sizeof(err)) : NULL;
     if (!app.http) {

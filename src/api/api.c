@@ -99,6 +99,11 @@ void api_free(struct api *a)
     free(a);
 }
 
+void api_set_lease(struct api *a, struct bus_lease *l)
+{
+    a->lease = l;
+}
+
 void api_set_draining(struct api *a, int draining)
 {
     a->draining = draining;

@@ -29,6 +29,10 @@ struct api *api_new(uv_loop_t *loop, const struct cfg *cfg, struct ami_pool *con
                     struct bus_publisher *publisher, struct webhooks *webhooks);
 void api_free(struct api *a);
 
+struct bus_lease;
+/* With Redis: the leader lease, for /readyz and /metrics (borrowed). */
+void api_set_lease(struct api *a, struct bus_lease *l);
+
 /* The http_handler. */
 void api_handle(struct http_req *r, void *ud);
 

@@ -3,6 +3,7 @@
 #include <stdio.h>
 
 #include "api/internal.h"
+#include "bus/lease.h"
 #include "bus/redis.h"
 
 extern const unsigned char openapi_yaml[];
@@ -51,6 +52,17 @@ void api_readyz(struct api *a, struct http_req *r, const struct http_params *p)
         json_object_set_new(body, "redis", rd);
         if (!up)
             json_object_set_new(body, "degraded", json_true());
+    }
+    if (a->lease) {
+        /* which replica publishes the events and makes the webhook deliveries */
+        const char *holder = bus_lease_holder(a->lease);
+        int64_t age = bus_lease_age_ms(a->lease);
+        json_object_set_new(body, "leader",
+                            json_pack("{s:b,s:s,s:o,s:o}", "this_replica",
+                                      bus_lease_is_leader(a->lease), "instance",
+                                      a->cfg->instance_id, "holder",
+                                      holder[0] ? json_string(holder) : json_null(), "lease_age_ms",
+                                      age >= 0 ? json_integer(age) : json_null()));
     }
     if (a->draining)
         json_object_set_new(body, "draining", json_true());

@@ -39,6 +39,7 @@ struct api {
     struct bus_publisher *publisher; /* NULL without Redis */
     struct sse_hub *sse;
     struct webhooks *webhooks; /* NULL when not running (tests of the api alone) */
+    struct bus_lease *lease;   /* NULL without Redis */
     uint64_t started_ms;
     int draining;
 };

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus/lease.h"
 #include "core/log.h"
 #include "core/metrics.h"
 
@@ -73,9 +74,17 @@ struct bus_publisher {
     void (*drain_done)(void *);
     void *drain_arg;
     int closing;
+    struct bus_lease *lease; /* replicas: publish only while leader, fenced */
+    uint64_t fenced_unlogged;
+    uint64_t last_fence_log;
 };
 
 static void pump(struct bus_publisher *p);
+
+static int follower(const struct bus_publisher *p)
+{
+    return p->lease && !bus_lease_is_leader(p->lease);
+}
 
 static void maybe_drained(struct bus_publisher *p)
 {
@@ -100,7 +109,18 @@ static void on_reply(void *ud, const redisReply *rep)
     if (!p->inflight.n)
         return;
     struct slot sl = fifo_pop(&p->inflight);
-    if (rep->type == REDIS_REPLY_ERROR) {
+    if (rep->type == REDIS_REPLY_INTEGER && rep->integer == -1) {
+        /* the fence: the lease moved on while this was on its way */
+        p->st.dropped++;
+        p->fenced_unlogged++;
+        metrics_inc(METRIC_EVENTS_DROPPED, "redis", "fenced", 1);
+        if (uv_now(p->loop) - p->last_fence_log >= PUBLISHER_DROP_LOG_MS) {
+            log_warn("events not published: this replica no longer holds the leader lease", "{s:I}",
+                     "dropped", (json_int_t)p->fenced_unlogged);
+            p->fenced_unlogged = 0;
+            p->last_fence_log = uv_now(p->loop);
+        }
+    } else if (rep->type == REDIS_REPLY_ERROR) {
         p->st.errors++;
         metrics_inc(METRIC_EVENTS_DROPPED, "redis", "refused", 1);
         log_warn("Redis refused an event command", "{s:s,s:s}", "command",
@@ -118,6 +138,15 @@ static int send_publish(struct bus_publisher *p, struct bus_event *e)
 {
     char channel[256];
     snprintf(channel, sizeof(channel), "%s.%s.%s", p->cfg->redis_prefix, e->server_name, e->name);
+    if (p->lease) {
+        /* PUBLISH (and XADD) only if the lease is still ours, in one step */
+        char maxlen[16];
+        snprintf(maxlen, sizeof(maxlen), "%d", p->cfg->redis_stream_maxlen);
+        return bus_redis_command(p->redis, on_reply, p, "EVAL %s 1 %s %s %s %b %s %s",
+                                 bus_lease_fence_script, bus_lease_key(p->lease),
+                                 bus_lease_token(p->lease), channel, e->json, e->len,
+                                 p->cfg->redis_stream ? p->cfg->redis_stream : "", maxlen);
+    }
     return bus_redis_command(p->redis, on_reply, p, "PUBLISH %s %b", channel, e->json, e->len);
 }
 
@@ -130,13 +159,14 @@ static int send_xadd(struct bus_publisher *p, struct bus_event *e)
 /* Send what the window allows, oldest first. */
 static void pump(struct bus_publisher *p)
 {
-    while (p->buf.n && p->inflight.n + 2 <= PUBLISHER_WINDOW && bus_redis_up(p->redis)) {
+    while (p->buf.n && p->inflight.n + 2 <= PUBLISHER_WINDOW && bus_redis_up(p->redis) &&
+           !follower(p)) {
         struct bus_event *e = p->buf.v[p->buf.head].e;
         if (send_publish(p, e) != 0)
             break;
         bus_event_ref(e);
         fifo_push(&p->inflight, e, CMD_PUBLISH);
-        if (p->cmds_per_event == 2 && send_xadd(p, e) == 0) {
+        if (p->cmds_per_event == 2 && !p->lease && send_xadd(p, e) == 0) {
             bus_event_ref(e);
             fifo_push(&p->inflight, e, CMD_XADD);
         }
@@ -160,7 +190,9 @@ static void log_drops(struct bus_publisher *p)
 void bus_publisher_sink(void *ud, struct bus_event *e)
 {
     struct bus_publisher *p = ud;
-    if (p->closing)
+    /* a follower leaves the stream to the leader; until the lease is known
+     * events wait here like they wait for Redis */
+    if (p->closing || (follower(p) && bus_lease_known(p->lease)))
         return;
     if (p->buf.n == p->buf.cap) {
         bus_event_unref(fifo_pop(&p->buf).e);
@@ -226,6 +258,28 @@ struct bus_publisher *bus_publisher_new(uv_loop_t *loop, const struct cfg *c,
     uv_timer_init(loop, &p->drain_timer);
     p->drain_timer.data = p;
     return p;
+}
+
+void bus_publisher_set_lease(struct bus_publisher *p, struct bus_lease *l)
+{
+    p->lease = l;
+}
+
+void bus_publisher_leader(void *ud, int leader)
+{
+    struct bus_publisher *p = ud;
+    if (leader) {
+        pump(p);
+        return;
+    }
+    /* what waited here is the new leader's to publish now */
+    size_t n = p->buf.n;
+    while (p->buf.n)
+        bus_event_unref(fifo_pop(&p->buf).e);
+    if (n)
+        metrics_inc(METRIC_EVENTS_DROPPED, "redis", "not_leader", (double)n);
+    metrics_set(METRIC_REDIS_BUFFER, NULL, NULL, NULL, 0);
+    maybe_drained(p);
 }
 
 static void drain_timeout(uv_timer_t *t)

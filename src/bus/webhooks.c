@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bus/lease.h"
 #include "bus/ssrf.h"
 #include "bus/webhook.h"
 #include "core/log.h"
@@ -128,7 +129,15 @@ struct webhooks {
     char hash_key[128], version_key[128];
     char state_path[PATH_MAX];
     uint64_t last_unpersisted_log;
+    struct bus_lease *lease; /* replicas: only the leader delivers */
 };
+
+/* Replicas: a known follower neither queues nor delivers; the leader does
+ * both (and while the lease is not known yet, events are queued, not sent). */
+static int follower(const struct webhooks *w)
+{
+    return w->lease && !bus_lease_is_leader(w->lease);
+}
 
 static uint64_t now_ms(struct webhooks *w)
 {
@@ -600,7 +609,7 @@ static void sub_pump(struct wh_sub *s)
     struct webhooks *w = s->w;
     struct wh_delivery *d = s->head;
     if (w->closing || s->gone || s->sending || s->waiting || s->loading || !d || !s->c.enabled ||
-        d->persisting)
+        d->persisting || follower(w))
         return;
     d->attempts++;
     if (xfer_start(&s->x, s->c.url, s->c.secret, d->event, d->id, s->c.id, d->attempts, d->body,
@@ -705,7 +714,7 @@ static void enqueue(struct wh_sub *s, const char *event, const char *body, size_
 void webhooks_sink(void *ud, struct bus_event *e)
 {
     struct webhooks *w = ud;
-    if (w->closing)
+    if (w->closing || (follower(w) && bus_lease_known(w->lease)))
         return;
     for (struct wh_sub *s = w->subs; s; s = s->next)
         if (!s->gone && s->c.enabled && wh_conf_wants(&s->c, e->name, e->msg))
@@ -773,6 +782,8 @@ static void on_loaded(void *ud, const redisReply *reply);
 static void sub_load(struct wh_sub *s)
 {
     struct webhooks *w = s->w;
+    if (follower(w) && bus_lease_known(w->lease))
+        return; /* the leader's to read, when this one becomes it */
     char key[256];
     queue_key(w, s->c.id, key, sizeof(key));
     s->loading = 1;
@@ -1675,6 +1686,38 @@ static void abort_tests(struct webhooks *w)
                        "the service is shutting down; the test delivery was not completed");
         test_free(t);
     }
+}
+
+void webhooks_set_lease(struct webhooks *w, struct bus_lease *l)
+{
+    w->lease = l;
+}
+
+void webhooks_leader(void *ud, int leader)
+{
+    struct webhooks *w = ud;
+    if (w->closing)
+        return;
+    for (struct wh_sub *s = w->subs; s; s = s->next) {
+        if (s->gone)
+            continue;
+        if (s->sending) {
+            curl_multi_remove_handle(w->multi, s->x.easy);
+            s->sending = 0;
+        }
+        if (s->waiting) {
+            uv_timer_stop(&s->timer);
+            s->waiting = 0;
+        }
+        /* the Redis lists are the truth: what is held here is a copy */
+        drop_all(s, 0, NULL);
+        s->loaded = 0;
+        if (leader && !s->loading && w->redis)
+            sub_load(s);
+    }
+    log_info(leader ? "webhooks: delivering as the leader (pending deliveries read from Redis)"
+                    : "webhooks: stopped delivering (not the leader)",
+             NULL);
 }
 
 void webhooks_quiesce(struct webhooks *w)

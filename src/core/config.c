@@ -119,6 +119,9 @@ const struct cfg_doc cfg_docs[] = {
     {"AMIBRIDGE_TLS_CERT", "",
      "PEM certificate chain: serve HTTPS on AMIBRIDGE_LISTEN (with AMIBRIDGE_TLS_KEY)."},
     {"AMIBRIDGE_TLS_KEY", "", "PEM private key of AMIBRIDGE_TLS_CERT."},
+    {"AMIBRIDGE_LEADER_TTL_MS", "5000",
+     "With Redis: the leader lease. One replica publishes events and makes webhook "
+     "deliveries; another takes over within 2 x this after it dies."},
     {"AMIBRIDGE_METRICS_AUTH", "0", "1: GET /metrics needs an API key with scope read."},
     {"AMIBRIDGE_INSTANCE_ID", "(random)", "Prefix of every ActionID; unique per replica."},
     {"AMIBRIDGE_LOG_LEVEL", "info", "debug, info, warn or error."},
@@ -1039,6 +1042,9 @@ static int security_config(struct cfg_ctx *x, struct cfg *c)
 {
     const char *v;
     char err[200];
+    c->leader_ttl_ms = 5000;
+    if (env_int(x, "AMIBRIDGE_LEADER_TTL_MS", 300, 600000, &c->leader_ttl_ms))
+        return -1;
     c->auth_fail_limit = 30;
     c->auth_fail_window_s = 60;
     if (env_int(x, "AMIBRIDGE_AUTH_FAIL_LIMIT", 1, 1000000, &c->auth_fail_limit) ||

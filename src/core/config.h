@@ -130,6 +130,7 @@ struct cfg {
     size_t ntrusted_nets;
     int auth_fail_limit; /* bad tokens per client address per window before it is locked out */
     int auth_fail_window_s;
+    int leader_ttl_ms;  /* the leader lease in Redis */
     char *tls_cert_pem; /* HTTPS on the listener: certificate chain and key, PEM */
     char *tls_key_pem;  /* never logged */
     char instance_id[33];

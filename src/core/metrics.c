@@ -123,6 +123,15 @@ static const struct family_def defs[METRIC_COUNT] = {
                               "key), scope, remote, locked_out, untrusted.",
                               M_COUNTER,
                               {"reason"}},
+    [METRIC_LEADER] = {"amibridge_leader",
+                       "1 while this replica holds the leader lease (publishes events, "
+                       "makes webhook deliveries).",
+                       M_GAUGE,
+                       {NULL}},
+    [METRIC_LEADER_CHANGES] = {"amibridge_leader_changes_total",
+                               "Times this replica took or lost the leader lease.",
+                               M_COUNTER,
+                               {NULL}},
 };
 
 struct series {

@@ -41,6 +41,8 @@ enum metric_id {
     METRIC_WEBHOOK_QUEUE,         /* gauge (set at scrape) */
     METRIC_WEBHOOK_SUBSCRIPTIONS, /* gauge {state} (set at scrape) */
     METRIC_AUTH_FAILURES,         /* counter {reason} */
+    METRIC_LEADER,                /* gauge */
+    METRIC_LEADER_CHANGES,        /* counter */
     METRIC_COUNT
 };
 

@@ -1,0 +1,256 @@
+#include "bus/lease.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/metrics.h"
+
+/* Take the lease when nobody holds it: the value carries a fresh fencing
+ * number. Returns {1, value} when taken, {0, holder, pttl} otherwise. */
+static const char acquire_script[] = "local v = redis.call('get', KEYS[1])\n"
+                                     "if v then return {0, v, redis.call('pttl', KEYS[1])} end\n"
+                                     "local n = redis.call('incr', KEYS[2])\n"
+                                     "v = ARGV[1] .. ':' .. n\n"
+                                     "redis.call('set', KEYS[1], v, 'PX', ARGV[2])\n"
+                                     "return {1, v, tonumber(ARGV[2])}\n";
+
+/* Renew when still ours: 1, else 0. */
+static const char renew_script[] = "if redis.call('get', KEYS[1]) == ARGV[1] then\n"
+                                   "  return redis.call('pexpire', KEYS[1], ARGV[2])\n"
+                                   "end\n"
+                                   "return 0\n";
+
+/* Give it up when still ours. */
+static const char release_script[] = "if redis.call('get', KEYS[1]) == ARGV[1] then\n"
+                                     "  return redis.call('del', KEYS[1])\n"
+                                     "end\n"
+                                     "return 0\n";
+
+const char bus_lease_fence_script[] =
+    "if redis.call('get', KEYS[1]) ~= ARGV[1] then return -1 end\n"
+    "redis.call('publish', ARGV[2], ARGV[3])\n"
+    "if ARGV[4] ~= '' then\n"
+    "  redis.call('xadd', ARGV[4], 'MAXLEN', '~', ARGV[5], '*', 'event', ARGV[3])\n"
+    "end\n"
+    "return 1\n";
+
+struct bus_lease {
+    uv_loop_t *loop;
+    const struct cfg *cfg;
+    struct bus_redis *redis;
+    bus_lease_cb cb;
+    void *ud;
+    uv_timer_t timer;
+    char key[128], fence_key[160];
+    char token[LEASE_VALUE_MAX];  /* ours, while leader */
+    char holder[LEASE_VALUE_MAX]; /* as last seen */
+    int leader;
+    int known;
+    int asking;           /* a command is on its way */
+    uint64_t renewed_at;  /* loop time of the last renew (or the take-over) that Redis took */
+    uint64_t holder_seen; /* loop time holder/holder_since were read */
+    int64_t holder_pttl;  /* the lease's remaining time then */
+    uint64_t changes;
+    void (*release_done)(void *);
+    void *release_arg;
+};
+
+static void become(struct bus_lease *l, int leader, const char *why)
+{
+    if (l->leader == leader)
+        return;
+    l->leader = leader;
+    l->changes++;
+    if (leader)
+        log_info("leader: this replica publishes the event stream now", "{s:s,s:s}", "lease",
+                 l->token, "instance", l->cfg->instance_id);
+    else
+        log_warn("leader: this replica stepped down", "{s:s,s:s}", "reason", why, "instance",
+                 l->cfg->instance_id);
+    if (!leader)
+        l->token[0] = '\0';
+    metrics_set(METRIC_LEADER, NULL, NULL, NULL, leader);
+    metrics_inc(METRIC_LEADER_CHANGES, NULL, NULL, 1);
+    if (l->cb)
+        l->cb(l->ud, leader);
+}
+
+static void on_acquire(void *ud, const redisReply *r)
+{
+    struct bus_lease *l = ud;
+    l->asking = 0;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[1]->type != REDIS_REPLY_STRING)
+        return;
+    l->known = 1;
+    snprintf(l->holder, sizeof(l->holder), "%s", r->element[1]->str);
+    l->holder_seen = uv_now(l->loop);
+    l->holder_pttl = r->element[2]->type == REDIS_REPLY_INTEGER ? r->element[2]->integer : -1;
+    if (r->element[0]->integer == 1) {
+        snprintf(l->token, sizeof(l->token), "%s", r->element[1]->str);
+        l->renewed_at = uv_now(l->loop);
+        become(l, 1, "took the lease");
+    } else {
+        /* the holder's value tells when it was taken (the fence) but not its
+         * age: the age is shown from the remaining time */
+        if (l->leader)
+            become(l, 0, "the lease is held by another replica");
+    }
+}
+
+static void on_renew(void *ud, const redisReply *r)
+{
+    struct bus_lease *l = ud;
+    l->asking = 0;
+    if (!r || r->type != REDIS_REPLY_INTEGER)
+        return; /* Redis down: the local deadline decides */
+    if (r->integer == 1) {
+        l->renewed_at = uv_now(l->loop);
+        l->holder_seen = l->renewed_at;
+        l->holder_pttl = l->cfg->leader_ttl_ms;
+        snprintf(l->holder, sizeof(l->holder), "%s", l->token);
+    } else {
+        become(l, 0, "the lease was lost (expired and taken, or deleted)");
+    }
+}
+
+static void tick(struct bus_lease *l)
+{
+    uint64_t now = uv_now(l->loop);
+    /* a leader that could not renew for a whole ttl is no leader any more,
+     * whatever Redis says later: step down before anything else runs */
+    if (l->leader && now - l->renewed_at >= (uint64_t)l->cfg->leader_ttl_ms)
+        become(l, 0, "could not renew the lease in time");
+    if (l->asking || !bus_redis_up(l->redis))
+        return;
+    char ttl[24];
+    snprintf(ttl, sizeof(ttl), "%d", l->cfg->leader_ttl_ms);
+    int rc;
+    if (l->leader)
+        rc = bus_redis_command(l->redis, on_renew, l, "EVAL %s 1 %s %s %s", renew_script, l->key,
+                               l->token, ttl);
+    else
+        rc = bus_redis_command(l->redis, on_acquire, l, "EVAL %s 2 %s %s %s %s", acquire_script,
+                               l->key, l->fence_key, l->cfg->instance_id, ttl);
+    l->asking = rc == 0;
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    tick(t->data);
+}
+
+struct bus_lease *bus_lease_new(uv_loop_t *loop, const struct cfg *c, struct bus_redis *redis,
+                                bus_lease_cb cb, void *ud)
+{
+    struct bus_lease *l = calloc(1, sizeof(*l));
+    if (!l)
+        return NULL;
+    l->loop = loop;
+    l->cfg = c;
+    l->redis = redis;
+    l->cb = cb;
+    l->ud = ud;
+    l->holder_pttl = -1;
+    snprintf(l->key, sizeof(l->key), "%s:leader", c->redis_prefix);
+    snprintf(l->fence_key, sizeof(l->fence_key), "%s:leader:fence", c->redis_prefix);
+    uv_timer_init(loop, &l->timer);
+    l->timer.data = l;
+    uint64_t every = (uint64_t)c->leader_ttl_ms / 3;
+    uv_timer_start(&l->timer, on_timer, every, every);
+    metrics_set(METRIC_LEADER, NULL, NULL, NULL, 0);
+    return l;
+}
+
+void bus_lease_redis_state(void *ud, int up)
+{
+    struct bus_lease *l = ud;
+    if (!up) {
+        l->asking = 0; /* the pending command failed with the connection */
+        return;
+    }
+    tick(l);
+}
+
+int bus_lease_is_leader(const struct bus_lease *l)
+{
+    return l->leader;
+}
+
+int bus_lease_known(const struct bus_lease *l)
+{
+    return l->known;
+}
+
+const char *bus_lease_token(const struct bus_lease *l)
+{
+    return l->token;
+}
+
+const char *bus_lease_key(const struct bus_lease *l)
+{
+    return l->key;
+}
+
+const char *bus_lease_holder(const struct bus_lease *l)
+{
+    return l->holder;
+}
+
+int64_t bus_lease_age_ms(const struct bus_lease *l)
+{
+    if (!l->holder[0] || l->holder_pttl < 0)
+        return -1;
+    /* age = ttl - remaining, as of when it was read, plus the time since */
+    int64_t age = (int64_t)l->cfg->leader_ttl_ms - l->holder_pttl +
+                  (int64_t)(uv_now(l->loop) - l->holder_seen);
+    return age < 0 ? 0 : age;
+}
+
+uint64_t bus_lease_changes(const struct bus_lease *l)
+{
+    return l->changes;
+}
+
+static void on_released(void *ud, const redisReply *r)
+{
+    (void)r;
+    struct bus_lease *l = ud;
+    void (*done)(void *) = l->release_done;
+    l->release_done = NULL;
+    if (done)
+        done(l->release_arg);
+}
+
+void bus_lease_release(struct bus_lease *l, void (*done)(void *), void *arg)
+{
+    uv_timer_stop(&l->timer);
+    int was = l->leader;
+    char token[LEASE_VALUE_MAX];
+    snprintf(token, sizeof(token), "%s", l->token);
+    if (was)
+        become(l, 0, "shutting down");
+    l->release_done = done;
+    l->release_arg = arg;
+    if (was && bus_redis_command(l->redis, on_released, l, "EVAL %s 1 %s %s", release_script,
+                                 l->key, token) == 0) {
+        log_info("leader: lease released", "{s:s}", "lease", token);
+        return;
+    }
+    on_released(l, NULL);
+}
+
+static void lease_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+void bus_lease_free(struct bus_lease *l)
+{
+    if (!l)
+        return;
+    uv_timer_stop(&l->timer);
+    uv_close((uv_handle_t *)&l->timer, lease_closed); /* frees l */
+}

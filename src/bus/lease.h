@@ -1,0 +1,65 @@
+/* bus/lease: which replica publishes the event stream, decided in Redis.
+ *
+ * With Redis configured, every amibridge process takes part: one holds the
+ * lease <prefix>:leader (SET NX PX AMIBRIDGE_LEADER_TTL_MS) and is the
+ * leader; it publishes the events to Redis and makes the webhook
+ * deliveries. The others serve the HTTP API as usual and stand by. The
+ * leader renews the lease every ttl/3; a follower tries to take it every
+ * ttl/3, so a dead leader is replaced within ttl + ttl/3 (< 2 × ttl).
+ *
+ * Fencing. The lease's value is "<instance>:<n>", n from INCR
+ * <prefix>:leader:fence at each take-over, so it is never reused. What the
+ * leader publishes goes through a script that checks the value first
+ * (bus_lease_fence_script), so a former leader that was paused (SIGSTOP, a
+ * long GC-like stall, a network partition) cannot publish once the lease
+ * has moved on. Locally, a leader that could not renew for a whole ttl
+ * steps down before doing anything else when it runs again (timers run
+ * before I/O in the loop).
+ *
+ * A clean shutdown releases the lease (only if it is still ours) so that a
+ * follower takes over at once.
+ */
+#ifndef AMIBRIDGE_BUS_LEASE_H
+#define AMIBRIDGE_BUS_LEASE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "bus/redis.h"
+#include "core/config.h"
+
+#define LEASE_VALUE_MAX 96
+
+struct bus_lease;
+
+/* Leadership changed (1: this process leads now, 0: it no longer does). */
+typedef void (*bus_lease_cb)(void *ud, int leader);
+
+/* `c` and `redis` are borrowed. Starts trying when Redis comes up (wire
+ * bus_lease_redis_state). */
+struct bus_lease *bus_lease_new(uv_loop_t *loop, const struct cfg *c, struct bus_redis *redis,
+                                bus_lease_cb cb, void *ud);
+void bus_lease_redis_state(void *l, int up);
+int bus_lease_is_leader(const struct bus_lease *l);
+/* 1 once the lease has been looked at in Redis (leader or not). */
+int bus_lease_known(const struct bus_lease *l);
+/* Our lease value while leader ("" otherwise), for the fenced commands. */
+const char *bus_lease_token(const struct bus_lease *l);
+const char *bus_lease_key(const struct bus_lease *l);
+/* Who holds the lease as last seen ("" when nobody or unknown). */
+const char *bus_lease_holder(const struct bus_lease *l);
+/* Milliseconds since the holder took the lease, as last seen (-1 unknown). */
+int64_t bus_lease_age_ms(const struct bus_lease *l);
+uint64_t bus_lease_changes(const struct bus_lease *l);
+/* Release when ours (clean shutdown); `done` runs when Redis answered or
+ * at once without Redis. Stops the timer. */
+void bus_lease_release(struct bus_lease *l, void (*done)(void *), void *arg);
+void bus_lease_free(struct bus_lease *l);
+
+/* The fenced PUBLISH (and XADD): KEYS[1] the lease key; ARGV: our token,
+ * channel, message, stream ("" for none), stream maxlen. Returns 1, or -1
+ * (nothing published) when the lease is not ours. */
+extern const char bus_lease_fence_script[];
+
+#endif
