@@ -268,13 +268,13 @@ static void redis_state(void *ud, int up)
 }
 
 /* This replica took or lost the leader lease. */
-static void leader_changed(void *ud, int leader)
+static void leader_changed(void *ud, enum bus_lease_change change)
 {
     struct app *app = ud;
     if (app->publisher)
-        bus_publisher_leader(app->publisher, leader);
+        bus_publisher_leader(app->publisher, change);
     if (app->webhooks)
-        webhooks_leader(app->webhooks, leader);
+        webhooks_leader(app->webhooks, change);
 }
 
 static void on_ami_event(void *ud, const struct ami_msg *m)

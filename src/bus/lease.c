@@ -16,10 +16,13 @@ static const char acquire_script[] = "local v = redis.call('get', KEYS[1])\n"
                                      "redis.call('set', KEYS[1], v, 'PX', ARGV[2])\n"
                                      "return {1, v, tonumber(ARGV[2])}\n";
 
-/* Renew when still ours: 1, else 0. */
-static const char renew_script[] = "if redis.call('get', KEYS[1]) == ARGV[1] then\n"
+/* Renew when still ours: 1; the holder when another holds it; 0 when
+ * nobody does (expired, or Redis lost it). */
+static const char renew_script[] = "local v = redis.call('get', KEYS[1])\n"
+                                   "if v == ARGV[1] then\n"
                                    "  return redis.call('pexpire', KEYS[1], ARGV[2])\n"
                                    "end\n"
+                                   "if v then return v end\n"
                                    "return 0\n";
 
 /* Give it up when still ours. */
@@ -36,6 +39,8 @@ const char bus_lease_fence_script[] =
     "end\n"
     "return 1\n";
 
+enum role { ROLE_UNSURE = 0, ROLE_LEADER, ROLE_FOLLOWER };
+
 struct bus_lease {
     uv_loop_t *loop;
     const struct cfg *cfg;
@@ -46,8 +51,8 @@ struct bus_lease {
     char key[128], fence_key[160];
     char token[LEASE_VALUE_MAX];  /* ours, while leader */
     char holder[LEASE_VALUE_MAX]; /* as last seen */
-    int leader;
-    int known;
+    enum role role;
+    long long last_fence; /* the fencing number of our last lease, 0 before the first */
     int asking;           /* a command is on its way */
     uint64_t renewed_at;  /* loop time of the last renew (or the take-over) that Redis took */
     uint64_t holder_seen; /* loop time holder/holder_since were read */
@@ -57,24 +62,35 @@ struct bus_lease {
     void *release_arg;
 };
 
-static void become(struct bus_lease *l, int leader, const char *why)
+static void become(struct bus_lease *l, enum role role, enum bus_lease_change ch, const char *why)
 {
-    if (l->leader == leader)
+    if (l->role == role)
         return;
-    l->leader = leader;
-    l->changes++;
-    if (leader)
-        log_info("leader: this replica publishes the event stream now", "{s:s,s:s}", "lease",
-                 l->token, "instance", l->cfg->instance_id);
-    else
+    int was_leader = l->role == ROLE_LEADER;
+    l->role = role;
+    if (role == ROLE_LEADER || was_leader) {
+        l->changes++;
+        metrics_inc(METRIC_LEADER_CHANGES, NULL, NULL, 1);
+    }
+    if (role == ROLE_LEADER)
+        log_info("leader: this replica publishes the event stream now", "{s:s,s:s,s:b}", "lease",
+                 l->token, "instance", l->cfg->instance_id, "resumes", ch == BUS_LEASE_LEADER);
+    else if (was_leader)
         log_warn("leader: this replica stepped down", "{s:s,s:s}", "reason", why, "instance",
                  l->cfg->instance_id);
-    if (!leader)
+    if (role != ROLE_LEADER)
         l->token[0] = '\0';
-    metrics_set(METRIC_LEADER, NULL, NULL, NULL, leader);
-    metrics_inc(METRIC_LEADER_CHANGES, NULL, NULL, 1);
+    metrics_set(METRIC_LEADER, NULL, NULL, NULL, role == ROLE_LEADER);
     if (l->cb)
-        l->cb(l->ud, leader);
+        l->cb(l->ud, ch);
+}
+
+static void on_timer(uv_timer_t *t);
+
+static long long fence_of(const char *value)
+{
+    const char *colon = strrchr(value, ':');
+    return colon ? atoll(colon + 1) : 0;
 }
 
 static void on_acquire(void *ud, const redisReply *r)
@@ -84,19 +100,22 @@ static void on_acquire(void *ud, const redisReply *r)
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
         r->element[1]->type != REDIS_REPLY_STRING)
         return;
-    l->known = 1;
     snprintf(l->holder, sizeof(l->holder), "%s", r->element[1]->str);
     l->holder_seen = uv_now(l->loop);
     l->holder_pttl = r->element[2]->type == REDIS_REPLY_INTEGER ? r->element[2]->integer : -1;
     if (r->element[0]->integer == 1) {
+        long long n = fence_of(r->element[1]->str);
+        /* ours again with the very next number, or the first number of a
+         * Redis that came back empty: nobody led in between */
+        int first = l->last_fence == 0 && l->role == ROLE_UNSURE;
+        int next = l->last_fence && (n == l->last_fence + 1 || n == 1);
+        enum bus_lease_change ch = first || next ? BUS_LEASE_LEADER : BUS_LEASE_LEADER_FRESH;
         snprintf(l->token, sizeof(l->token), "%s", r->element[1]->str);
+        l->last_fence = n;
         l->renewed_at = uv_now(l->loop);
-        become(l, 1, "took the lease");
+        become(l, ROLE_LEADER, ch, "took the lease");
     } else {
-        /* the holder's value tells when it was taken (the fence) but not its
-         * age: the age is shown from the remaining time */
-        if (l->leader)
-            become(l, 0, "the lease is held by another replica");
+        become(l, ROLE_FOLLOWER, BUS_LEASE_FOLLOWER, "the lease is held by another replica");
     }
 }
 
@@ -104,15 +123,20 @@ static void on_renew(void *ud, const redisReply *r)
 {
     struct bus_lease *l = ud;
     l->asking = 0;
-    if (!r || r->type != REDIS_REPLY_INTEGER)
+    if (!r || l->role != ROLE_LEADER)
         return; /* Redis down: the local deadline decides */
-    if (r->integer == 1) {
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
         l->renewed_at = uv_now(l->loop);
         l->holder_seen = l->renewed_at;
         l->holder_pttl = l->cfg->leader_ttl_ms;
         snprintf(l->holder, sizeof(l->holder), "%s", l->token);
+    } else if (r->type == REDIS_REPLY_STRING) {
+        snprintf(l->holder, sizeof(l->holder), "%s", r->str);
+        become(l, ROLE_FOLLOWER, BUS_LEASE_FOLLOWER, "another replica took the lease");
     } else {
-        become(l, 0, "the lease was lost (expired and taken, or deleted)");
+        /* nobody holds it (Redis restarted, or it expired): try again now */
+        become(l, ROLE_UNSURE, BUS_LEASE_UNSURE, "the lease vanished from Redis");
+        uv_timer_start(&l->timer, on_timer, 0, (uint64_t)l->cfg->leader_ttl_ms / 3);
     }
 }
 
@@ -121,14 +145,14 @@ static void tick(struct bus_lease *l)
     uint64_t now = uv_now(l->loop);
     /* a leader that could not renew for a whole ttl is no leader any more,
      * whatever Redis says later: step down before anything else runs */
-    if (l->leader && now - l->renewed_at >= (uint64_t)l->cfg->leader_ttl_ms)
-        become(l, 0, "could not renew the lease in time");
+    if (l->role == ROLE_LEADER && now - l->renewed_at >= (uint64_t)l->cfg->leader_ttl_ms)
+        become(l, ROLE_UNSURE, BUS_LEASE_UNSURE, "could not renew the lease in time");
     if (l->asking || !bus_redis_up(l->redis))
         return;
     char ttl[24];
     snprintf(ttl, sizeof(ttl), "%d", l->cfg->leader_ttl_ms);
     int rc;
-    if (l->leader)
+    if (l->role == ROLE_LEADER)
         rc = bus_redis_command(l->redis, on_renew, l, "EVAL %s 1 %s %s %s", renew_script, l->key,
                                l->token, ttl);
     else
@@ -176,12 +200,12 @@ void bus_lease_redis_state(void *ud, int up)
 
 int bus_lease_is_leader(const struct bus_lease *l)
 {
-    return l->leader;
+    return l->role == ROLE_LEADER;
 }
 
-int bus_lease_known(const struct bus_lease *l)
+int bus_lease_follower(const struct bus_lease *l)
 {
-    return l->known;
+    return l->role == ROLE_FOLLOWER;
 }
 
 const char *bus_lease_token(const struct bus_lease *l)
@@ -227,11 +251,11 @@ static void on_released(void *ud, const redisReply *r)
 void bus_lease_release(struct bus_lease *l, void (*done)(void *), void *arg)
 {
     uv_timer_stop(&l->timer);
-    int was = l->leader;
+    int was = l->role == ROLE_LEADER;
     char token[LEASE_VALUE_MAX];
     snprintf(token, sizeof(token), "%s", l->token);
     if (was)
-        become(l, 0, "shutting down");
+        become(l, ROLE_UNSURE, BUS_LEASE_UNSURE, "shutting down");
     l->release_done = done;
     l->release_arg = arg;
     if (was && bus_redis_command(l->redis, on_released, l, "EVAL %s 1 %s %s", release_script,

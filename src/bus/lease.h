@@ -33,8 +33,16 @@
 
 struct bus_lease;
 
-/* Leadership changed (1: this process leads now, 0: it no longer does). */
-typedef void (*bus_lease_cb)(void *ud, int leader);
+/* What changed. Events and deliveries that waited while the lease was
+ * unsure may go out only when nobody else can have led in between. */
+enum bus_lease_change {
+    BUS_LEASE_LEADER,       /* took the lease, nobody else held it since we last did */
+    BUS_LEASE_LEADER_FRESH, /* took the lease after another replica held it: drop what waited */
+    BUS_LEASE_FOLLOWER,     /* another replica holds the lease */
+    BUS_LEASE_UNSURE,       /* no word from Redis for a whole ttl (or the lease vanished):
+                               stop sending, keep what waits */
+};
+typedef void (*bus_lease_cb)(void *ud, enum bus_lease_change change);
 
 /* `c` and `redis` are borrowed. Starts trying when Redis comes up (wire
  * bus_lease_redis_state). */
@@ -42,8 +50,8 @@ struct bus_lease *bus_lease_new(uv_loop_t *loop, const struct cfg *c, struct bus
                                 bus_lease_cb cb, void *ud);
 void bus_lease_redis_state(void *l, int up);
 int bus_lease_is_leader(const struct bus_lease *l);
-/* 1 once the lease has been looked at in Redis (leader or not). */
-int bus_lease_known(const struct bus_lease *l);
+/* 1 while another replica is known to hold the lease. */
+int bus_lease_follower(const struct bus_lease *l);
 /* Our lease value while leader ("" otherwise), for the fenced commands. */
 const char *bus_lease_token(const struct bus_lease *l);
 const char *bus_lease_key(const struct bus_lease *l);

@@ -192,7 +192,7 @@ void bus_publisher_sink(void *ud, struct bus_event *e)
     struct bus_publisher *p = ud;
     /* a follower leaves the stream to the leader; until the lease is known
      * events wait here like they wait for Redis */
-    if (p->closing || (follower(p) && bus_lease_known(p->lease)))
+    if (p->closing || (p->lease && bus_lease_follower(p->lease)))
         return;
     if (p->buf.n == p->buf.cap) {
         bus_event_unref(fifo_pop(&p->buf).e);
@@ -265,20 +265,24 @@ void bus_publisher_set_lease(struct bus_publisher *p, struct bus_lease *l)
     p->lease = l;
 }
 
-void bus_publisher_leader(void *ud, int leader)
+void bus_publisher_leader(void *ud, enum bus_lease_change ch)
 {
     struct bus_publisher *p = ud;
-    if (leader) {
+    if (ch == BUS_LEASE_LEADER) {
         pump(p);
         return;
     }
-    /* what waited here is the new leader's to publish now */
+    if (ch == BUS_LEASE_UNSURE)
+        return; /* keep what waits: it goes out if the lease comes back unbroken */
+    /* another replica leads, or led in between: what waited here is its to publish */
     size_t n = p->buf.n;
     while (p->buf.n)
         bus_event_unref(fifo_pop(&p->buf).e);
     if (n)
         metrics_inc(METRIC_EVENTS_DROPPED, "redis", "not_leader", (double)n);
     metrics_set(METRIC_REDIS_BUFFER, NULL, NULL, NULL, 0);
+    if (ch == BUS_LEASE_LEADER_FRESH)
+        pump(p);
     maybe_drained(p);
 }
 

@@ -43,12 +43,13 @@ void bus_publisher_sink(void *p, struct bus_event *e);
 /* Redis came up or went down (wire to bus_redis_set_state_cb). */
 void bus_publisher_redis_state(void *p, int up);
 void bus_publisher_stats(const struct bus_publisher *p, struct bus_publisher_stats *st);
-struct bus_lease;
+#include "bus/lease.h"
+
 /* Replicas (Redis): publish only while this process holds the leader
  * lease, each event through the fenced script (bus/lease). `l` is borrowed. */
 void bus_publisher_set_lease(struct bus_publisher *p, struct bus_lease *l);
-/* Leadership changed: a leader sends what waits, a follower drops it. */
-void bus_publisher_leader(void *p, int leader);
+/* The lease changed (bus/lease says what each change means for what waits). */
+void bus_publisher_leader(void *p, enum bus_lease_change change);
 /* Shutdown: call `done` when everything queued is acknowledged, or after
  * `deadline_ms`, whichever comes first. Events pushed later are dropped. */
 void bus_publisher_drain(struct bus_publisher *p, uint64_t deadline_ms, void (*done)(void *),

@@ -714,7 +714,7 @@ static void enqueue(struct wh_sub *s, const char *event, const char *body, size_
 void webhooks_sink(void *ud, struct bus_event *e)
 {
     struct webhooks *w = ud;
-    if (w->closing || (follower(w) && bus_lease_known(w->lease)))
+    if (w->closing || (w->lease && bus_lease_follower(w->lease)))
         return;
     for (struct wh_sub *s = w->subs; s; s = s->next)
         if (!s->gone && s->c.enabled && wh_conf_wants(&s->c, e->name, e->msg))
@@ -782,7 +782,7 @@ static void on_loaded(void *ud, const redisReply *reply);
 static void sub_load(struct wh_sub *s)
 {
     struct webhooks *w = s->w;
-    if (follower(w) && bus_lease_known(w->lease))
+    if (w->lease && bus_lease_follower(w->lease))
         return; /* the leader's to read, when this one becomes it */
     char key[256];
     queue_key(w, s->c.id, key, sizeof(key));
@@ -1693,31 +1693,40 @@ void webhooks_set_lease(struct webhooks *w, struct bus_lease *l)
     w->lease = l;
 }
 
-void webhooks_leader(void *ud, int leader)
+void webhooks_leader(void *ud, enum bus_lease_change ch)
 {
     struct webhooks *w = ud;
     if (w->closing)
         return;
+    /* back with the lease unbroken: carry on with what is held here */
+    int reload = ch == BUS_LEASE_LEADER_FRESH || ch == BUS_LEASE_FOLLOWER;
     for (struct wh_sub *s = w->subs; s; s = s->next) {
         if (s->gone)
             continue;
         if (s->sending) {
             curl_multi_remove_handle(w->multi, s->x.easy);
             s->sending = 0;
+            if (s->head)
+                s->head->attempts--; /* not made after all: it goes again */
         }
         if (s->waiting) {
             uv_timer_stop(&s->timer);
             s->waiting = 0;
         }
-        /* the Redis lists are the truth: what is held here is a copy */
-        drop_all(s, 0, NULL);
-        s->loaded = 0;
-        if (leader && !s->loading && w->redis)
-            sub_load(s);
+        if (reload) {
+            /* the Redis lists are the truth: what is held here is a copy */
+            drop_all(s, 0, NULL);
+            s->loaded = 0;
+            if (ch == BUS_LEASE_LEADER_FRESH && !s->loading && w->redis)
+                sub_load(s);
+        }
+        sub_pump(s);
     }
-    log_info(leader ? "webhooks: delivering as the leader (pending deliveries read from Redis)"
-                    : "webhooks: stopped delivering (not the leader)",
-             NULL);
+    if (ch == BUS_LEASE_LEADER || ch == BUS_LEASE_LEADER_FRESH)
+        log_info("webhooks: delivering as the leader", "{s:b}", "read_back_from_redis",
+                 ch == BUS_LEASE_LEADER_FRESH);
+    else
+        log_info("webhooks: not delivering (not the leader)", NULL);
 }
 
 void webhooks_quiesce(struct webhooks *w)

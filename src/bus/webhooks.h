@@ -84,14 +84,15 @@ void webhooks_sink(void *w, struct bus_event *e);
 /* Redis came up or went down (chain from bus_redis_set_state_cb). */
 void webhooks_redis_state(void *w, int up);
 
-struct bus_lease;
+#include "bus/lease.h"
+
 /* Replicas (Redis): deliver only while this process holds the leader lease
  * (`l` borrowed); on taking it over, every subscription's pending
  * deliveries are read back from Redis, so the ones a dead leader left are
  * made by the new one (same delivery ids). */
 void webhooks_set_lease(struct webhooks *w, struct bus_lease *l);
-/* Leadership changed (chain from the lease callback). */
-void webhooks_leader(void *w, int leader);
+/* The lease changed (chain from the lease callback). */
+void webhooks_leader(void *w, enum bus_lease_change change);
 
 /* The API. `body` is borrowed. */
 void webhooks_create(struct webhooks *w, json_t *body, webhooks_cb cb, void *ud);
