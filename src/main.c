@@ -49,6 +49,7 @@ struct app {
     struct bus_publisher *publisher;
     struct api *api;
     struct bus_redis *redis;
+    struct bus_redis *redis_sub; /* replicas: the published stream, read back for SSE */
     struct webhooks *webhooks;
     struct bus_lease *lease; /* with Redis: who publishes and delivers */
     struct http_server *http;
@@ -238,6 +239,10 @@ static void closed_all(void *arg)
         bus_redis_close(app->redis, NULL, NULL);
         app->redis = NULL;
     }
+    if (app->redis_sub) {
+        bus_redis_close(app->redis_sub, NULL, NULL);
+        app->redis_sub = NULL;
+    }
     uv_close((uv_handle_t *)&app->sigterm, on_closed);
     uv_close((uv_handle_t *)&app->sigint, on_closed);
     uv_close((uv_handle_t *)&app->drain, on_closed);
@@ -271,10 +276,19 @@ static void redis_state(void *ud, int up)
 static void leader_changed(void *ud, enum bus_lease_change change)
 {
     struct app *app = ud;
+    bus_set_follower(app->bus, change == BUS_LEASE_FOLLOWER);
     if (app->publisher)
         bus_publisher_leader(app->publisher, change);
     if (app->webhooks)
         webhooks_leader(app->webhooks, change);
+}
+
+/* What the leader published, for this replica's SSE clients. */
+static void on_published(void *ud, const char *channel, const char *msg, size_t len)
+{
+    (void)channel;
+    struct app *app = ud;
+    bus_inject(app->bus, msg, len);
 }
 
 static void on_ami_event(void *ud, const struct ami_msg *m)
@@ -452,6 +466,15 @@ int main(int argc, char **argv)
         }
         bus_publisher_set_lease(app.publisher, app.lease);
         webhooks_set_lease(app.webhooks, app.lease);
+        /* a follower's SSE stream is the leader's, read back from Redis */
+        char pattern[96];
+        snprintf(pattern, sizeof(pattern), "%s.*", app.cfg.redis_prefix);
+        app.redis_sub = bus_redis_new(app.loop, app.cfg.redis_url, err, sizeof(err));
+        if (!app.redis_sub) {
+            fprintf(stderr, "amibridge: configuration error: %s\n", err);
+            return 2;
+        }
+        bus_redis_psubscribe(app.redis_sub, pattern, on_published, &app);
     }
     for (size_t i = 0; i < app.npools; i++) {
         app.servers[i] = (struct server_ctx){app.bus, i};

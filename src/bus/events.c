@@ -28,6 +28,7 @@ struct bus {
     struct ring *rings;
     size_t nservers;
     struct bus_stats st;
+    int follower; /* replicas: another process leads */
 };
 
 void bus_event_ref(struct bus_event *e)
@@ -139,6 +140,54 @@ static void ring_push(struct ring *r, struct bus_event *e)
     }
 }
 
+void bus_set_follower(struct bus *b, int follower)
+{
+    b->follower = follower;
+}
+
+void bus_inject(struct bus *b, const char *json, size_t len)
+{
+    if (!b->follower)
+        return;
+    json_t *o = json_loadb(json, len, 0, NULL);
+    const char *server = json_string_value(json_object_get(o, "server"));
+    const char *name = json_string_value(json_object_get(o, "event"));
+    json_t *jseq = json_object_get(o, "seq");
+    size_t idx = b->nservers;
+    for (size_t i = 0; server && i < b->nservers; i++)
+        if (!strcmp(b->cfg->servers[i].name, server))
+            idx = i;
+    struct bus_event *e = NULL;
+    if (idx == b->nservers || !name || !json_is_integer(jseq) || strlen(name) >= sizeof(e->name) ||
+        !(e = calloc(1, sizeof(*e)))) {
+        json_decref(o);
+        return;
+    }
+    e->refs = 1;
+    e->remote = 1;
+    e->server = idx;
+    e->server_name = b->cfg->servers[idx].name;
+    snprintf(e->name, sizeof(e->name), "%s", name);
+    e->seq = (uint64_t)json_integer_value(jseq);
+    struct ami_error err;
+    if (ami_msg_from_json(json_object_get(o, "fields"), &e->msg, &err) != 0 ||
+        !(e->json = malloc(len + 1))) {
+        json_decref(o);
+        bus_event_unref(e);
+        return;
+    }
+    json_decref(o);
+    memcpy(e->json, json, len);
+    e->json[len] = '\0';
+    e->len = len;
+    if (e->seq > b->seq[idx])
+        b->seq[idx] = e->seq; /* a new leader goes on from here */
+    ring_push(&b->rings[idx], e);
+    for (size_t i = 0; i < b->nsinks; i++)
+        b->sinks[i].fn(b->sinks[i].ud, e);
+    bus_event_unref(e);
+}
+
 void bus_publish_ami(struct bus *b, size_t server, const struct ami_msg *m)
 {
     const char *name = ami_msg_name(m);
@@ -146,6 +195,8 @@ void bus_publish_ami(struct bus *b, size_t server, const struct ami_msg *m)
         return;
     b->st.received++;
     metrics_inc(METRIC_EVENTS_RECEIVED, b->cfg->servers[server].name, NULL, 1);
+    if (b->follower)
+        return; /* the leader publishes it; it comes back through bus_inject() */
     if (!bus_wants(b, name)) {
         b->st.filtered++;
         metrics_inc(METRIC_EVENTS_FILTERED, b->cfg->servers[server].name, NULL, 1);

@@ -32,6 +32,7 @@ struct bus_event {
     char *json;   /* the encoded event, NUL-terminated */
     size_t len;
     struct ami_msg *msg; /* the fields, for filters that look inside */
+    int remote;          /* published by the leader, read back from Redis (bus_inject) */
 };
 
 void bus_event_ref(struct bus_event *e);
@@ -56,6 +57,17 @@ int bus_add_sink(struct bus *b, bus_sink_fn fn, void *ud);
 
 /* Feed one AMI event of server `server` (the pool's event callback). */
 void bus_publish_ami(struct bus *b, size_t server, const struct ami_msg *m);
+
+/* Replicas: a follower does nothing with its own AMI events (the leader
+ * publishes them); its stream is what the leader published, fed back with
+ * bus_inject() so that `seq` and Last-Event-ID mean the same on every
+ * replica. A replica that becomes leader goes on from the highest seq it
+ * has seen. */
+void bus_set_follower(struct bus *b, int follower);
+/* An event as the leader published it (its JSON). Ignored unless this
+ * replica follows. Sinks see it with e->remote set: only the SSE hub
+ * takes such events. */
+void bus_inject(struct bus *b, const char *json, size_t len);
 
 /* Does the event name pass the include/exclude filters? */
 int bus_wants(const struct bus *b, const char *event_name);

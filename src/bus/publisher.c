@@ -192,7 +192,7 @@ void bus_publisher_sink(void *ud, struct bus_event *e)
     struct bus_publisher *p = ud;
     /* a follower leaves the stream to the leader; until the lease is known
      * events wait here like they wait for Redis */
-    if (p->closing || (p->lease && bus_lease_follower(p->lease)))
+    if (p->closing || e->remote || (p->lease && bus_lease_follower(p->lease)))
         return;
     if (p->buf.n == p->buf.cap) {
         bus_event_unref(fifo_pop(&p->buf).e);

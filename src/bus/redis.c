@@ -120,6 +120,9 @@ struct bus_redis {
     void *state_ud;
     void (*done)(void *);
     void *done_arg;
+    char sub_pattern[128]; /* PSUBSCRIBE on every (re)connect, when set */
+    bus_redis_msg_cb sub_cb;
+    void *sub_ud;
 };
 
 struct pending_cmd {
@@ -203,11 +206,28 @@ int bus_redis_parse_url(const char *url, struct bus_redis_url *out, char *err, s
     return 0;
 }
 
+/* Every message of the subscription; hiredis calls this for each one
+ * with the same privdata (and with NULL when the connection goes). */
+static void on_pmessage(redisAsyncContext *ac, void *reply, void *priv)
+{
+    (void)ac;
+    struct bus_redis *r = priv;
+    const redisReply *m = reply;
+    if (!m || m->type != REDIS_REPLY_ARRAY || m->elements != 4 ||
+        m->element[0]->type != REDIS_REPLY_STRING || strcmp(m->element[0]->str, "pmessage") ||
+        m->element[2]->type != REDIS_REPLY_STRING || m->element[3]->type != REDIS_REPLY_STRING)
+        return;
+    if (r->sub_cb)
+        r->sub_cb(r->sub_ud, m->element[2]->str, m->element[3]->str, m->element[3]->len);
+}
+
 static void set_state(struct bus_redis *r, enum redis_state st)
 {
     int was_up = r->state == RS_UP;
     r->state = st;
     int up = st == RS_UP;
+    if (up && !was_up && r->sub_pattern[0] && r->ac)
+        redisAsyncCommand(r->ac, on_pmessage, r, "PSUBSCRIBE %s", r->sub_pattern);
     if (was_up != up) {
         if (up)
             log_info("Redis connection up", NULL);
@@ -433,6 +453,15 @@ int bus_redis_commandargv(struct bus_redis *r, bus_redis_cb cb, void *ud, int ar
     }
     r->pending++;
     return 0;
+}
+
+void bus_redis_psubscribe(struct bus_redis *r, const char *pattern, bus_redis_msg_cb cb, void *ud)
+{
+    snprintf(r->sub_pattern, sizeof(r->sub_pattern), "%s", pattern);
+    r->sub_cb = cb;
+    r->sub_ud = ud;
+    if (r->state == RS_UP && r->ac)
+        redisAsyncCommand(r->ac, on_pmessage, r, "PSUBSCRIBE %s", r->sub_pattern);
 }
 
 int bus_redis_up(const struct bus_redis *r)

@@ -40,6 +40,12 @@ int bus_redis_command(struct bus_redis *r, bus_redis_cb cb, void *ud, const char
 int bus_redis_commandargv(struct bus_redis *r, bus_redis_cb cb, void *ud, int argc,
                           const char **argv, const size_t *argvlen);
 
+/* Make this connection a subscriber: PSUBSCRIBE `pattern` now and after
+ * every reconnect, and call cb for each message (channel and payload
+ * borrowed for the call). The connection takes no other command after. */
+typedef void (*bus_redis_msg_cb)(void *ud, const char *channel, const char *msg, size_t len);
+void bus_redis_psubscribe(struct bus_redis *r, const char *pattern, bus_redis_msg_cb cb, void *ud);
+
 int bus_redis_up(const struct bus_redis *r);
 /* Why the last attempt or connection ended ("" when none). */
 const char *bus_redis_last_error(const struct bus_redis *r);

@@ -714,7 +714,7 @@ static void enqueue(struct wh_sub *s, const char *event, const char *body, size_
 void webhooks_sink(void *ud, struct bus_event *e)
 {
     struct webhooks *w = ud;
-    if (w->closing || (w->lease && bus_lease_follower(w->lease)))
+    if (w->closing || e->remote || (w->lease && bus_lease_follower(w->lease)))
         return;
     for (struct wh_sub *s = w->subs; s; s = s->next)
         if (!s->gone && s->c.enabled && wh_conf_wants(&s->c, e->name, e->msg))

@@ -22,6 +22,7 @@
 #include "support/http.h"
 #include "support/receiver.h"
 #include "support/redis.h"
+#include "support/sse.h"
 #include "support/sub.h"
 #include "support/testenv.h"
 
@@ -345,6 +346,59 @@ static void a_clean_stop_hands_the_lease_over_at_once(void **state)
     cluster_stop(&c);
 }
 
+/* The next UserEvent frame of a stream (skipping heartbeats and others). */
+static int next_user_event(struct sse_client *c, struct sse_frame *f)
+{
+    for (int i = 0; i < 50; i++) {
+        int rc = sse_next(c, 3000, f);
+        if (rc != 1)
+            return rc;
+        if (!strcmp(f->event, "UserEvent"))
+            return 1;
+        sse_frame_free(f);
+    }
+    return 0;
+}
+
+static void every_replica_serves_the_same_event_stream(void **state)
+{
+    (void)state;
+    struct cluster c;
+    cluster_start(&c);
+    int l = wait_leader(&c, -1, 3);
+    assert_true(l >= 0);
+    int f = (l + 1) % N_REPLICAS;
+    usleep(300 * 1000); /* the followers' subscriptions are in place */
+    struct sse_client a, b;
+    assert_int_equal(sse_open(&a, c.b[l].port, "/v1/events?include=UserEvent", NULL, NULL, 0), 0);
+    assert_int_equal(sse_open(&b, c.b[f].port, "/v1/events?include=UserEvent", NULL, NULL, 0), 0);
+    post(&c, f, "/v1/actions/UserEvent", "{\"UserEvent\":\"same-everywhere\"}");
+    struct sse_frame fa, fb;
+    assert_int_equal(next_user_event(&a, &fa), 1);
+    assert_int_equal(next_user_event(&b, &fb), 1);
+    /* the same id and the same bytes, whichever replica a client reads */
+    assert_string_equal(fa.id, fb.id);
+    assert_string_equal(fa.data, fb.data);
+    char first[64];
+    snprintf(first, sizeof(first), "%s", fa.id);
+    sse_frame_free(&fa);
+    sse_frame_free(&fb);
+    sse_close(&a);
+    sse_close(&b);
+    /* a client that moves to another replica resumes with Last-Event-ID */
+    post(&c, l, "/v1/actions/UserEvent", "{\"UserEvent\":\"missed\"}");
+    usleep(300 * 1000);
+    int g = (l + 2) % N_REPLICAS;
+    assert_int_equal(sse_open(&b, c.b[g].port, "/v1/events?include=UserEvent", NULL, first, 0), 0);
+    assert_int_equal(next_user_event(&b, &fb), 1);
+    assert_non_null(strstr(fb.data, "missed"));
+    print_message("replica%d and replica%d sent the event as id %s; replica%d replayed the next\n",
+                  l, f, first, g);
+    sse_frame_free(&fb);
+    sse_close(&b);
+    cluster_stop(&c);
+}
+
 /* One replica alone with Redis: an outage longer than the lease must not
  * cost the events that waited (the lease comes back unbroken). */
 static void a_lone_leader_keeps_what_waited_through_a_redis_outage(void **state)
@@ -417,6 +471,7 @@ int main(void)
         cmocka_unit_test(a_stalled_leader_steps_down_and_is_fenced),
         cmocka_unit_test(webhooks_left_by_a_dead_leader_are_delivered_by_the_next),
         cmocka_unit_test(a_clean_stop_hands_the_lease_over_at_once),
+        cmocka_unit_test(every_replica_serves_the_same_event_stream),
         cmocka_unit_test(a_lone_leader_keeps_what_waited_through_a_redis_outage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
