@@ -55,6 +55,8 @@ BRIDGE_SRCS := $(wildcard src/main.c)
 BRIDGE := $(if $(BRIDGE_SRCS),$(BUILD)/amibridge)
 
 BENCH_TOOL := $(BUILD)/ami-bench $(BUILD)/events-bench $(BUILD)/webhooks-bench
+# load and abuse of a running bridge (tests/soak/run.sh)
+BENCH_TOOL += $(BUILD)/soak
 
 SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
 SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -122,6 +124,9 @@ $(BUILD)/ami-bench: $(BUILD)/obj/bench/ami_bench.o $(LIB)
 $(BUILD)/events-bench: $(BUILD)/obj/bench/events_bench.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) -lm
 
+$(BUILD)/soak: $(BUILD)/obj/tests/soak/soak.o $(LIB)
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) -lm
+
 # a real HTTP/1.1 receiver (tests/support/receiver.c, threaded) inside the tool
 $(BUILD)/webhooks-bench: $(BUILD)/obj/bench/webhooks_bench.o $(BUILD)/obj/tests/support/receiver.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -pthread -o $@ $< $(BUILD)/obj/tests/support/receiver.o $(LIB) $(PKG_LIBS) -lm
@@ -184,6 +189,19 @@ bench: ensure-deps
 	@bash bench/actions.sh $(BUILD)
 	@bash bench/events.sh $(BUILD)
 	@bash bench/webhooks.sh $(BUILD)
+
+# --- soak ------------------------------------------------------------------
+
+# load and abuse (tests/soak/run.sh): soak-short for CI (about a minute),
+# soak with the full numbers (1,000,000 requests, 5,000 idle connections)
+.PHONY: soak soak-short
+soak: ensure-deps
+	@$(MAKE) --no-print-directory all
+	@bash tests/soak/run.sh $(BUILD) long
+
+soak-short: ensure-deps
+	@$(MAKE) --no-print-directory all
+	@bash tests/soak/run.sh $(BUILD) short
 
 # --- fuzz ------------------------------------------------------------------
 

@@ -495,6 +495,7 @@ int main(int argc, char **argv)
         .max_body = app.cfg.max_body,
         .max_connections = app.cfg.http_max_connections,
         .timeout_s = app.cfg.http_timeout_s,
+        .header_timeout_s = app.cfg.http_header_timeout_s,
         .reuseport = app.cfg.http_reuseport,
         .tls_cert = app.cfg.tls_cert_pem,
         .tls_key = app.cfg.tls_key_pem,

@@ -65,6 +65,9 @@ const struct cfg_doc cfg_docs[] = {
     {"AMIBRIDGE_MAX_BODY", "65536", "Largest request body in bytes; past it 413."},
     {"AMIBRIDGE_HTTP_MAX_CONNECTIONS", "2048", "Concurrent HTTP connections."},
     {"AMIBRIDGE_HTTP_TIMEOUT_S", "60", "Idle HTTP connection timeout in seconds."},
+    {"AMIBRIDGE_HTTP_HEADER_TIMEOUT_S", "10",
+     "A connection must send a whole request head within this many seconds of opening or of "
+     "its previous answer (slow-header clients and idle keep-alive connections are cut)."},
     {"AMIBRIDGE_HTTP_REUSEPORT", "0",
      "1: bind with SO_REUSEPORT so several processes share the port (scale up)."},
     {"AMIBRIDGE_CALLS_PER_SECOND", "5",
@@ -1277,7 +1280,7 @@ int cfg_load(struct cfg *c, char *const *envp, const char *config_path, char *er
     /* scalars */
     {
         int lvl = LOG_INFO, maxbody = (int)c->max_body, maxconn = (int)c->http_max_connections;
-        int tmo = (int)c->http_timeout_s;
+        int tmo = (int)c->http_timeout_s, hdr = 10;
         const char *lv = NULL;
         if (root &&
             (json_str_field(&x, root, "top level", "log_level", &lv) ||
@@ -1294,12 +1297,14 @@ int cfg_load(struct cfg *c, char *const *envp, const char *config_path, char *er
         if (env_int(&x, "AMIBRIDGE_MAX_BODY", 1, CFG_MAX_BODY_MAX, &maxbody) ||
             env_int(&x, "AMIBRIDGE_HTTP_MAX_CONNECTIONS", 1, 1000000, &maxconn) ||
             env_int(&x, "AMIBRIDGE_HTTP_TIMEOUT_S", 1, 86400, &tmo) ||
-            env_int(&x, "AMIBRIDGE_HTTP_REUSEPORT", 0, 1, &c->http_reuseport))
+            env_int(&x, "AMIBRIDGE_HTTP_REUSEPORT", 0, 1, &c->http_reuseport) ||
+            env_int(&x, "AMIBRIDGE_HTTP_HEADER_TIMEOUT_S", 1, 3600, &hdr))
             goto out;
         c->log_level = lvl;
         c->max_body = (size_t)maxbody;
         c->http_max_connections = (unsigned)maxconn;
         c->http_timeout_s = (unsigned)tmo;
+        c->http_header_timeout_s = (unsigned)hdr;
     }
     const char *redis = NULL;
     if (root && json_str_field(&x, root, "top level", "redis_url", &redis))

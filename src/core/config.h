@@ -108,6 +108,7 @@ struct cfg {
     size_t max_body;
     unsigned http_max_connections;
     unsigned http_timeout_s;
+    unsigned http_header_timeout_s;
     int http_reuseport;      /* share the port with other processes (SO_REUSEPORT) */
     double calls_per_second; /* originate token bucket, per API key */
     int calls_burst;

@@ -132,6 +132,10 @@ static const struct family_def defs[METRIC_COUNT] = {
                                "Times this replica took or lost the leader lease.",
                                M_COUNTER,
                                {NULL}},
+    [METRIC_HTTP_CUT] = {"amibridge_http_connections_cut_total",
+                         "Connections closed for not sending a request head in time.",
+                         M_COUNTER,
+                         {NULL}},
 };
 
 struct series {

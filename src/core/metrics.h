@@ -43,6 +43,7 @@ enum metric_id {
     METRIC_AUTH_FAILURES,         /* counter {reason} */
     METRIC_LEADER,                /* gauge */
     METRIC_LEADER_CHANGES,        /* counter */
+    METRIC_HTTP_CUT,              /* counter */
     METRIC_COUNT
 };
 

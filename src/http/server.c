@@ -83,6 +83,19 @@ struct http_server {
     int closes_pending;
     void (*done)(void *);
     void *done_arg;
+    struct http_conn *conns; /* every open connection, for the header deadline */
+    uv_timer_t sweep;
+};
+
+/* A client connection: between requests it must deliver a whole request
+ * head within header_timeout_s, or it is cut (slow-header clients, idle
+ * keep-alive connections past the deadline). */
+struct http_conn {
+    struct http_conn *prev, *next;
+    int fd;
+    int in_request;   /* request head complete, not yet answered */
+    uint64_t idle_ms; /* loop time since it has been waiting for a request head */
+    int cut;
 };
 
 static void server_run(struct http_server *s);
@@ -623,6 +636,57 @@ static enum MHD_Result queue_answer(struct http_req *r)
     return rc;
 }
 
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe)
+{
+    struct http_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        struct http_conn *c = calloc(1, sizeof(*c));
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (!c)
+            return;
+        c->fd = ci ? ci->connect_fd : -1;
+        c->idle_ms = uv_now(s->loop);
+        c->next = s->conns;
+        if (s->conns)
+            s->conns->prev = c;
+        s->conns = c;
+        *socket_context = c;
+        return;
+    }
+    struct http_conn *c = *socket_context;
+    if (!c)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    free(c);
+    *socket_context = NULL;
+}
+
+/* Cut the connections that have not delivered a request head in time. A
+ * shutdown() of the socket makes MHD see the end and close it itself. */
+static void on_sweep(uv_timer_t *t)
+{
+    struct http_server *s = t->data;
+    uint64_t now = uv_now(s->loop), limit = (uint64_t)s->o.header_timeout_s * 1000;
+    size_t cut = 0;
+    for (struct http_conn *c = s->conns; c; c = c->next)
+        if (!c->in_request && !c->cut && c->fd >= 0 && now - c->idle_ms >= limit) {
+            shutdown(c->fd, SHUT_RDWR);
+            c->cut = 1;
+            cut++;
+        }
+    if (cut) {
+        metrics_inc(METRIC_HTTP_CUT, NULL, NULL, (double)cut);
+        server_run(s);
+    }
+}
+
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload,
                                  size_t *upload_size, void **con_cls)
@@ -649,6 +713,22 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         *con_cls = r;
         if (!r->method || !r->path)
             return MHD_NO;
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        if (ci && ci->socket_context)
+            ((struct http_conn *)ci->socket_context)->in_request = 1;
+        /* both framings: which one a proxy in front used is anybody's guess
+         * (request smuggling), so refuse and close (RFC 9112, 6.3) */
+        if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding") &&
+            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length")) {
+            r->dispatched = 1;
+            http_req_add_header(r, "Connection", "close");
+            http_respond_problem(r, 400, "bad-framing", "Bad request",
+                                 "a request may not carry both Content-Length and "
+                                 "Transfer-Encoding",
+                                 NULL);
+            return queue_answer(r);
+        }
         /* refuse a declared oversized body before reading it */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (!cl || strtoull(cl, NULL, 10) <= s->o.max_body)
@@ -688,11 +768,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
     (void)cls;
-    (void)conn;
     struct http_req *r = *con_cls;
     if (!r)
         return;
     *con_cls = NULL;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    if (ci && ci->socket_context) {
+        struct http_conn *hc = ci->socket_context;
+        hc->in_request = 0;
+        hc->idle_ms = uv_now(r->srv->loop);
+    }
     uint64_t us = now_us() - r->started_us;
     char status[8];
     snprintf(status, sizeof(status), "%u", r->status);
@@ -842,7 +928,9 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_op
         mhd_log, s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o->timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY_LIMIT, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, s, MHD_OPTION_END);
+        on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, s,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+        MHD_OPTION_END);
     if (!s->mhd) {
         snprintf(err, errlen, "cannot start the HTTP server on %s:%d%s", o->host, s->port,
                  o->tls_cert ? " (is AMIBRIDGE_TLS_KEY the key of AMIBRIDGE_TLS_CERT?)" : "");
@@ -856,6 +944,10 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_op
     s->poll.data = s;
     s->timer.data = s;
     uv_poll_start(&s->poll, UV_READABLE, on_poll);
+    uv_timer_init(loop, &s->sweep);
+    s->sweep.data = s;
+    if (o->header_timeout_s)
+        uv_timer_start(&s->sweep, on_sweep, HTTP_SWEEP_MS, HTTP_SWEEP_MS);
     server_run(s);
     return s;
 }
@@ -905,13 +997,15 @@ void http_server_close(struct http_server *s, void (*done)(void *arg), void *arg
         }
     uv_poll_stop(&s->poll);
     uv_timer_stop(&s->timer);
+    uv_timer_stop(&s->sweep);
     if (s->mhd) {
         MHD_stop_daemon(s->mhd);
         s->mhd = NULL;
     }
     if (s->listen_fd >= 0)
         close(s->listen_fd);
-    s->closes_pending = 2;
+    s->closes_pending = 3;
     uv_close((uv_handle_t *)&s->poll, server_closed);
     uv_close((uv_handle_t *)&s->timer, server_closed);
+    uv_close((uv_handle_t *)&s->sweep, server_closed);
 }

@@ -21,8 +21,13 @@
 #include <sys/types.h>
 #include <uv.h>
 
-#define HTTP_REQUEST_ID_MAX      64
-#define HTTP_MEMORY_LIMIT        (64 * 1024) /* per connection: request line and headers */
+#define HTTP_REQUEST_ID_MAX 64
+/* Per connection: MHD's pool for the request line and headers (and its
+ * buffers). It becomes resident once a connection has served a request,
+ * so it is what an idle keep-alive connection costs: 8 KiB like nginx's
+ * header buffers; longer request heads get 431. */
+#define HTTP_MEMORY_LIMIT        (8 * 1024)
+#define HTTP_SWEEP_MS            1000 /* how often the header deadline is checked */
 #define HTTP_LISTEN_BACKLOG      1024
 #define HTTP_PROBLEM_TYPE_PREFIX "urn:amibridge:problem:"
 
@@ -37,8 +42,9 @@ struct http_server_opts {
     size_t max_body;
     unsigned max_connections;
     unsigned timeout_s;
-    int reuseport;        /* SO_REUSEPORT: several processes share the port */
-    const char *tls_cert; /* PEM: serve HTTPS (GnuTLS in libmicrohttpd); NULL: plain HTTP */
+    unsigned header_timeout_s; /* a request head must come within this; 0: no deadline */
+    int reuseport;             /* SO_REUSEPORT: several processes share the port */
+    const char *tls_cert;      /* PEM: serve HTTPS (GnuTLS in libmicrohttpd); NULL: plain HTTP */
     const char *tls_key;
 };
 

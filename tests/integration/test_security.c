@@ -15,6 +15,8 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdio.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -287,12 +289,104 @@ static void wrong_keys_slow_down_then_lock_the_address_out(void **state)
     amisim_stop(&sim);
 }
 
+/* --- what the HTTP layer refuses ----------------------------------------------------------- */
+
+static int dial(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+/* Send `req`, read the answer until the peer closes or 5 s pass; the
+ * status (0 when none) and whether the connection was closed. */
+static int exchange(int port, const char *req, size_t len, int *closed)
+{
+    int fd = dial(port);
+    assert_int_equal(send(fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
+    char buf[4096];
+    size_t got = 0;
+    ssize_t n;
+    *closed = 0;
+    while (got < sizeof(buf) - 1 && (n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0)) > 0) {
+        got += (size_t)n;
+        buf[got] = '\0';
+        if (strstr(buf, "\r\n\r\n") && !strstr(buf, "Connection: close"))
+            break; /* an answer that keeps the connection */
+    }
+    if (n == 0)
+        *closed = 1;
+    else if (strstr(buf, "Connection: close") && recv(fd, buf + got, 1, 0) == 0)
+        *closed = 1;
+    close(fd);
+    buf[got] = '\0';
+    return !strncmp(buf, "HTTP/1.1 ", 9) ? atoi(buf + 9) : 0;
+}
+
+static void slow_ambiguous_and_oversized_request_heads_are_refused(void **state)
+{
+    (void)state;
+    struct amisim sim;
+    assert_int_equal(amisim_start(&sim, NULL), 0);
+    const char *env[] = {"AMIBRIDGE_HTTP_HEADER_TIMEOUT_S=2", NULL};
+    struct bridge b;
+    assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    int closed;
+    /* both Content-Length and Transfer-Encoding: 400, and the connection goes */
+    const char *smuggle = "POST /v1/actions/Ping HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                          "application/json\r\nContent-Length: 2\r\nTransfer-Encoding: "
+                          "chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n";
+    assert_int_equal(exchange(b.port, smuggle, strlen(smuggle), &closed), 400);
+    assert_true(closed);
+    /* HTTP/1.1 without Host */
+    const char *nohost = "GET /healthz HTTP/1.1\r\n\r\n";
+    assert_int_equal(exchange(b.port, nohost, strlen(nohost), &closed), 400);
+    /* a request head over 8 KiB: 431 */
+    char big[12000];
+    int n = snprintf(big, sizeof(big), "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    memset(big + n, 'a', 10000);
+    memcpy(big + n + 10000, "\r\n\r\n", 5);
+    assert_int_equal(exchange(b.port, big, strlen(big), &closed), 431);
+    /* a client that sends its head a byte at a time is cut at the deadline,
+     * while others are served */
+    int slow = dial(b.port);
+    const char *head = "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    double t0 = testenv_now(), cut_at = 0;
+    for (size_t i = 0; i < 60 && !cut_at; i++) {
+        if (send(slow, head + (i % strlen(head)), 1, MSG_NOSIGNAL) != 1) {
+            cut_at = testenv_now() - t0;
+            break;
+        }
+        char c;
+        if (recv(slow, &c, 1, MSG_DONTWAIT) == 0) {
+            cut_at = testenv_now() - t0;
+            break;
+        }
+        struct http_resp r;
+        char url[96];
+        snprintf(url, sizeof(url), "%s/healthz", b.url);
+        assert_int_equal(get(url, NULL, &r), 200);
+        http_resp_free(&r);
+        usleep(100 * 1000);
+    }
+    close(slow);
+    print_message("a byte-at-a-time client was cut after %.1f s (deadline 2 s)\n", cut_at);
+    assert_true(cut_at >= 1.9 && cut_at < 4.5);
+    bridge_stop(&b, 0);
+    amisim_stop(&sim);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(https_is_served_with_the_configured_certificate),
         cmocka_unit_test(clients_outside_the_trusted_networks_are_refused_before_auth),
         cmocka_unit_test(wrong_keys_slow_down_then_lock_the_address_out),
+        cmocka_unit_test(slow_ambiguous_and_oversized_request_heads_are_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

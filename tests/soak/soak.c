@@ -11,6 +11,7 @@
  *
  * Output, for the script to collect:
  *   check PASS|FAIL NAME: detail     one line per check
+ *   target MET|MISSED NAME: detail   a figure against its goal (not a failure)
  *   figure NAME VALUE                 one line per measured figure
  * Exit status 1 when a check failed, 2 on a usage error.
  */
@@ -96,6 +97,20 @@ static void check(int ok, const char *name, const char *fmt, ...)
     fflush(stdout);
     if (!ok)
         failures++;
+}
+
+static void target(int met, const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void target(int met, const char *name, const char *fmt, ...)
+{
+    va_list ap;
+    printf("target %s %s: ", met ? "MET" : "MISSED", name);
+    va_start(ap, fmt);
+    vprintf(fmt, ap);
+    va_end(ap);
+    putchar('\n');
+    fflush(stdout);
 }
 
 static void figure(const char *name, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -897,8 +912,8 @@ static int run_idle(const struct opts *o)
     check(st == 200 && ms < SOAK_LATENCY_MAX_MS, "idle.new_conn_fast",
           "GET /healthz on a new connection: %d in %.1f ms (limit %.0f ms)", st, ms,
           SOAK_LATENCY_MAX_MS);
-    check(rss_open >= 0 && rss_open < IDLE_RSS_TARGET_KIB, "idle.rss_target",
-          "%ld KiB with %d idle connections (target < %d KiB)", rss_open, n, IDLE_RSS_TARGET_KIB);
+    target(rss_open >= 0 && rss_open < IDLE_RSS_TARGET_KIB, "idle.rss",
+           "%ld KiB with %d idle connections (target < %d KiB)", rss_open, n, IDLE_RSS_TARGET_KIB);
     check(fds_end >= 0 && fds_end <= fd_base, "idle.fds_back", "before %d, open %d, after %d",
           fd_base, fds_open, fds_end);
     rc = failures ? 1 : 0;
@@ -1163,14 +1178,16 @@ static void mal_post(struct strbuf *b, const char *tok, const char *extra)
 }
 
 /* Case i into b: its name, or NULL past the last. *expect: the one status
- * it must get, or 0 for "anything but a 5xx". */
-static const char *mal_build(int i, struct strbuf *b, const char *tok, int *expect)
+ * it must get, or 0 for "anything but a 5xx"; *must_close: HTTP/1.1 wants
+ * the connection closed after the answer (noted, not failed). */
+static const char *mal_build(int i, struct strbuf *b, const char *tok, int *expect, int *must_close)
 {
     static const char garbage[] = "\x16\x03\x01\x02\x00garbage \xff\xfe{}\r\n\r\n";
     static const char nul_path[] = "GET /v1/\0\0channels HTTP/1.1\r\n" SOAK_HOST_HEADER "\r\n";
     static const char piped[] = "GET /healthz HTTP/1.1\r\n" SOAK_HOST_HEADER "\r\n"
                                 "\x01\x02 garbage \xff\xfe\r\n\r\n";
     *expect = 0;
+    *must_close = 0;
     switch (i) {
     case 0:
         strbuf_append_str(b, "BREW / HTTP/1.1\r\n" SOAK_HOST_HEADER "\r\n");
@@ -1211,6 +1228,7 @@ static const char *mal_build(int i, struct strbuf *b, const char *tok, int *expe
     case 9:
         mal_post(b, tok, "Content-Length: 4\r\nTransfer-Encoding: chunked\r\n");
         strbuf_append_str(b, "2\r\n{}\r\n0\r\n\r\n");
+        *must_close = 1; /* RFC 9112 6.3 */
         return "Content-Length and chunked";
     case 10:
         mal_post(b, tok, "Content-Length: -1\r\n");
@@ -1281,7 +1299,9 @@ static const char *mal_build(int i, struct strbuf *b, const char *tok, int *expe
 struct mal_answer {
     char text[96];
     size_t sent;
-    int worst; /* the highest status seen */
+    int eof;     /* the server closed */
+    size_t junk; /* bytes after the last whole response */
+    int worst;   /* the highest status seen */
     int statuses[4];
     int nstatus;
 };
@@ -1351,6 +1371,8 @@ static void mal_run(int port, const struct strbuf *b, struct mal_answer *a)
         o += snprintf(a->text + o, sizeof(a->text) - (size_t)o, "%s%d", o ? " + " : "", r.status);
         off += r.len;
     }
+    a->eof = eof;
+    a->junk = in.len - off;
     if (off < in.len)
         o += snprintf(a->text + o, sizeof(a->text) - (size_t)o, "%s%zu bytes not HTTP",
                       o ? " + " : "", in.len - off);
@@ -1364,16 +1386,16 @@ static void mal_run(int port, const struct strbuf *b, struct mal_answer *a)
 static int run_malformed(const struct opts *o)
 {
     int crashed = 0;
-    printf("\n| case | bytes sent | answer | normal request after |\n"
-           "| --- | --- | --- | --- |\n");
+    printf("\n| case | bytes sent | answer | normal request after | note |\n"
+           "| --- | --- | --- | --- | --- |\n");
     fflush(stdout);
     struct strbuf lines;
     strbuf_init(&lines, 0);
     for (int i = 0; !crashed; i++) {
         struct strbuf b;
         strbuf_init(&b, 0);
-        int expect = 0;
-        const char *name = mal_build(i, &b, o->token, &expect);
+        int expect = 0, must_close = 0;
+        const char *name = mal_build(i, &b, o->token, &expect, &must_close);
         if (!name) {
             strbuf_release(&b);
             break;
@@ -1383,16 +1405,31 @@ static int run_malformed(const struct opts *o)
         int alive = proc_alive(o->pid);
         double ms = 0;
         int st = alive ? healthz(o->port, MAL_NORMAL_TIMEOUT_MS, &ms) : -1;
-        printf("| %s | %zu of %zu | %s | %d in %.1f ms |\n", name, a.sent, b.len, a.text, st, ms);
+        char note[160] = "";
+        size_t nl = 0;
+        if (a.nstatus && a.statuses[0] < 400)
+            nl += (size_t)snprintf(note + nl, sizeof(note) - nl, "accepted (%d), not a 4xx; ",
+                                   a.statuses[0]);
+        if (a.junk)
+            nl +=
+                (size_t)snprintf(note + nl, sizeof(note) - nl,
+                                 "answer framing broken (%zu bytes past Content-Length); ", a.junk);
+        if (must_close && !a.eof)
+            nl += (size_t)snprintf(note + nl, sizeof(note) - nl,
+                                   "connection left open, HTTP/1.1 says close; ");
+        if (nl >= 2 && nl < sizeof(note))
+            note[nl - 2] = '\0';
+        printf("| %s | %zu of %zu | %s | %d in %.1f ms | %s |\n", name, a.sent, b.len, a.text, st,
+               ms, note);
         fflush(stdout);
         int ok_answer = a.worst < 500 && (!expect || (a.nstatus && a.statuses[0] == expect));
         char exp[32] = "";
         if (expect)
             snprintf(exp, sizeof(exp), " (expected %d)", expect);
         strbuf_printf(&lines,
-                      "check %s malformed.%02d: %s: %s%s; bridge %s; GET /healthz after: %d\n",
+                      "check %s malformed.%02d: %s: %s%s; bridge %s; GET /healthz after: %d%s%s\n",
                       ok_answer && alive && st == 200 ? "PASS" : "FAIL", i, name, a.text, exp,
-                      alive ? "alive" : "GONE", st);
+                      alive ? "alive" : "GONE", st, note[0] ? "; note: " : "", note);
         if (!(ok_answer && alive && st == 200))
             failures++;
         crashed = !alive;
