@@ -26,7 +26,7 @@ BUILD=${1:-build}
 DURATION=${DURATION:-10}
 FLOOD=${FLOOD:-20000}
 SUBS=${SUBS:-4}
-LAT_RATES=${LAT_RATES:-"500 2000"}
+LAT_RATES=${LAT_RATES-"500 2000"}
 LAT_S=${LAT_S:-10}
 MODES=${MODES:-"memory redis"}
 TIMEOUT_S=${TIMEOUT_S:-1500}
@@ -75,7 +75,7 @@ start_stack() {
         redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
             --dir "$tmp" --logfile "$tmp/redis.log" &
         stack+=($!)
-        redis_env=(AMIBRIDGE_REDIS_URL=redis://127.0.0.1:$REDIS_PORT)
+        redis_env=("AMIBRIDGE_REDIS_URL=redis://127.0.0.1:$REDIS_PORT")
         for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
     fi
     rm -f "$tmp/sim.port"
@@ -137,7 +137,7 @@ step() {
     rm -f "$tmp/ready" "$tmp/step.json"
     "$BUILD/webhooks-bench" "${args[@]}" >"$tmp/step.json" &
     local b=$!
-    pids+=($b)
+    pids+=("$b")
     for _ in $(seq 100); do { [ -s "$tmp/ready" ] || ! kill -0 "$b" 2>/dev/null; } && break; sleep 0.05; done
     [ -s "$tmp/ready" ] && flood "$rate" "$count"
     wait "$b"
@@ -150,7 +150,7 @@ step() {
         return 1
     fi
     BAD=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))
-keys=("missing","duplicates","out_of_order","bridge_seq_out_of_order","malformed",
+keys=("missing","duplicates","delivery_id_duplicates","out_of_order","bridge_seq_out_of_order","malformed",
       "bad_headers","non_200","signatures_bad")
 bad=["%s=%d" % (k, d[k]) for k in keys if d[k]]
 if d["redis_left"] > 0: bad.append("redis_left=%d" % d["redis_left"])
@@ -194,7 +194,8 @@ for mode in $MODES; do
             printf '  latency, %s sub, %s/s x %ss: ' "$subs" "$rate" "$secs"
         fi
         if ! step "$subs" "$rate" "$secs"; then
-            echo "         FAILED: $BAD"
+            echo "         FAILED: $BAD; amibridge's last warnings:"
+            tail -n 5 "$tmp/bridge-$mode.log" | cut -c1-300 | sed 's/^/           /'
             row "$kind $subs x $rate/s, $label" "FAILED: $BAD" "$CMD"
             FAIL=1
             take_metrics; stop_stack; up=0
@@ -210,7 +211,7 @@ for mode in $MODES; do
                 "$CMD"
             # the flood must outrun delivery, or this measured the flood
             python3 -c 'import sys; sys.exit(float(sys.argv[1]) < 0.9 * float(sys.argv[2]))' \
-                "$(field rate_per_s)" "$rate" \
+                "$(field rate_per_s)" "$((rate * subs))" \
                 && echo "         WARNING: delivery kept up with the flood; raise FLOOD to measure the ceiling"
         else
             row "event -> delivery latency at $rate events/s, $label" \
@@ -219,7 +220,8 @@ for mode in $MODES; do
         fi
         if [ -n "$BAD" ]; then
             # a step that did not finish leaves a backlog behind: start afresh
-            echo "         FAILED: $BAD (restarting the stack)"
+            echo "         FAILED: $BAD (restarting the stack); amibridge's last warnings:"
+            tail -n 5 "$tmp/bridge-$mode.log" | cut -c1-300 | sed 's/^/           /'
             FAIL=1
             take_metrics; stop_stack; up=0
         fi

@@ -4,7 +4,8 @@
  * tells the script it is ready, then waits until every receiver has
  * `count` deliveries or none arrives for `idle-ms`. Checks, per
  * subscription, that the simulator's flood `Seq` arrives 1..count exactly
- * once and in order and the bridge's `seq` only rises; verifies the HMAC
+ * once and in order, the bridge's `seq` only rises and no delivery id
+ * repeats (a repeat is a redelivery: at-least-once); verifies the HMAC
  * signature of a sample of deliveries; measures the delivery rate and the
  * latency from the event's "time" (when amibridge received it, RFC 3339)
  * to the receiver's arrival time (CLOCK_REALTIME, same machine); counts the
@@ -42,7 +43,7 @@ struct sub {
 };
 
 struct totals {
-    long received, missing, dup, disorder, bseq_disorder, malformed, non200, retries;
+    long received, missing, dup, id_dup, disorder, bseq_disorder, malformed, non200, retries;
     long bad_headers, sig_checked, sig_bad;
     size_t conns, rejected, nlat;
     double *lat, *lat_sim;
@@ -294,7 +295,7 @@ static void check(struct sub *s, long count, long verify, double offset, struct 
     qsort(ids, nids, sizeof(*ids), cmp_str);
     for (size_t i = 1; i < nids; i++)
         if (!strcmp(ids[i], ids[i - 1]))
-            t->dup++;
+            t->id_dup++;
     for (size_t i = 0; i < nids; i++)
         free(ids[i]);
     free(ids);
@@ -501,20 +502,22 @@ int main(int argc, char **argv)
         double span = t.last - t.first;
         double rate = t.received > 1 && span > 0 ? (double)(t.received - 1) / span : 0.0;
         const char *stopped = timed_out == 1 ? "timeout" : timed_out == 2 ? "idle" : "complete";
-        printf("{\"subs\":%d,\"expected\":%ld,\"received\":%ld,\"missing\":%ld,"
-               "\"duplicates\":%ld,\"out_of_order\":%ld,\"bridge_seq_out_of_order\":%ld,"
-               "\"malformed\":%ld,\"bad_headers\":%ld,\"non_200\":%ld,\"retries\":%ld,"
-               "\"rejected\":%zu,\"connections\":%zu,\"signatures_checked\":%ld,"
-               "\"signatures_bad\":%ld,\"rate_per_s\":%.0f,\"seconds\":%.3f,",
-               nsubs, expected, t.received, t.missing, t.dup, t.disorder, t.bseq_disorder,
-               t.malformed, t.bad_headers, t.non200, t.retries, t.rejected, t.conns, t.sig_checked,
-               t.sig_bad, rate, span);
-        printf("\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,\"sim_p50_ms\":%.3f,"
-               "\"sim_p99_ms\":%.3f,\"redis_rpush\":%lld,\"redis_lrem\":%lld,"
-               "\"redis_left\":%lld,\"stopped\":\"%s\"}\n",
-               pct(t.lat, t.nlat, 0.50), pct(t.lat, t.nlat, 0.99), t.nlat ? t.lat[t.nlat - 1] : 0.0,
-               pct(t.lat_sim, t.nlat, 0.50), pct(t.lat_sim, t.nlat, 0.99), rpush, lrem, left,
-               stopped);
+        printf("{\"subs\":%d,\"expected\":%ld,\"received\":%ld,\"missing\":%ld,", nsubs, expected,
+               t.received, t.missing);
+        printf("\"duplicates\":%ld,\"delivery_id_duplicates\":%ld,\"out_of_order\":%ld,", t.dup,
+               t.id_dup, t.disorder);
+        printf("\"bridge_seq_out_of_order\":%ld,\"malformed\":%ld,\"bad_headers\":%ld,",
+               t.bseq_disorder, t.malformed, t.bad_headers);
+        printf("\"non_200\":%ld,\"retries\":%ld,\"rejected\":%zu,\"connections\":%zu,", t.non200,
+               t.retries, t.rejected, t.conns);
+        printf("\"signatures_checked\":%ld,\"signatures_bad\":%ld,", t.sig_checked, t.sig_bad);
+        printf("\"rate_per_s\":%.0f,\"seconds\":%.3f,", rate, span);
+        printf("\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,", pct(t.lat, t.nlat, 0.50),
+               pct(t.lat, t.nlat, 0.99), t.nlat ? t.lat[t.nlat - 1] : 0.0);
+        printf("\"sim_p50_ms\":%.3f,\"sim_p99_ms\":%.3f,", pct(t.lat_sim, t.nlat, 0.50),
+               pct(t.lat_sim, t.nlat, 0.99));
+        printf("\"redis_rpush\":%lld,\"redis_lrem\":%lld,\"redis_left\":%lld,", rpush, lrem, left);
+        printf("\"stopped\":\"%s\"}\n", stopped);
     }
     free(t.lat);
     free(t.lat_sim);

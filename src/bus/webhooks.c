@@ -77,6 +77,7 @@ struct wh_sub {
     int timer_open;    /* the timer handle is initialised and not closed */
     int pending_redis; /* commands whose callbacks name this subscription */
     int skip_acks;     /* RPUSH acknowledgements of deliveries already dropped */
+    struct wh_delivery *pfirst; /* the oldest delivery whose RPUSH is not acknowledged */
     uv_timer_t timer;
     struct wh_xfer x;
     struct wh_record log[WEBHOOKS_LOG_MAX];
@@ -511,6 +512,7 @@ static void drop_all(struct wh_sub *s, int forget, const char *result)
     }
     s->tail = NULL;
     s->depth = 0;
+    s->pfirst = NULL;
     if (result && n) {
         metrics_inc(METRIC_WEBHOOK_DELIVERIES, result, NULL, (double)n);
         s->dropped += n;
@@ -632,16 +634,20 @@ static void on_pushed(void *ud, const redisReply *reply)
         redis_done(s, NULL);
         return;
     }
-    for (struct wh_delivery *d = s->head; d; d = d->next)
-        if (d->persisting) {
-            d->persisting = 0;
-            if (!reply || reply->type == REDIS_REPLY_ERROR) {
-                /* not known to be in Redis: delivered from memory only */
-                free(d->stored);
-                d->stored = NULL;
-            }
-            break;
+    /* acknowledgements come in push order: the oldest still waiting is it */
+    struct wh_delivery *d = s->pfirst;
+    if (d) {
+        d->persisting = 0;
+        if (!reply || reply->type == REDIS_REPLY_ERROR) {
+            /* not known to be in Redis: delivered from memory only */
+            free(d->stored);
+            d->stored = NULL;
         }
+        struct wh_delivery *n = d->next;
+        while (n && !n->persisting)
+            n = n->next;
+        s->pfirst = n;
+    }
     if (s->gone) {
         redis_done(s, NULL); /* may free it */
         return;
@@ -708,6 +714,8 @@ static void enqueue(struct wh_sub *s, const char *event, const char *body, size_
         s->head = d;
     s->tail = d;
     s->depth++;
+    if (d->persisting && !s->pfirst)
+        s->pfirst = d;
     sub_pump(s);
 }
 
