@@ -50,6 +50,7 @@ static void replica_start(struct cluster *c, int i)
                          "AMIBRIDGE_REDIS_BUFFER=100000",
                          NULL};
     assert_int_equal(bridge_start(&c->b[i], c->sim.port, env), 0);
+    assert_true(bridge_wait_status(&c->b[i], "/readyz", 200, 10000) >= 0);
     assert_int_equal(bridge_wait_redis(&c->b[i], 5000), 0);
     c->alive[i] = 1;
 }
@@ -414,6 +415,7 @@ static void a_lone_leader_keeps_what_waited_through_a_redis_outage(void **state)
     const char *env[] = {rurl, "AMIBRIDGE_LEADER_TTL_MS=1000", "AMIBRIDGE_REDIS_STREAM=ami:stream",
                          "AMIBRIDGE_REDIS_BUFFER=100000", NULL};
     assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    assert_true(bridge_wait_status(&b, "/readyz", 200, 10000) >= 0);
     assert_int_equal(bridge_wait_redis(&b, 5000), 0);
     int port = redis.port;
     enum { RATE = 500, N = 2500 };
