@@ -49,7 +49,8 @@ struct app {
     struct bus_publisher *publisher;
     struct api *api;
     struct bus_redis *redis;
-    struct bus_redis *redis_sub; /* replicas: the published stream, read back for SSE */
+    struct bus_redis *redis_sub;   /* replicas: the published stream, read back for SSE */
+    struct bus_redis *redis_lease; /* the lease's own connection: never queued behind bulk work */
     struct webhooks *webhooks;
     struct bus_lease *lease; /* with Redis: who publishes and delivers */
     struct http_server *http;
@@ -217,7 +218,7 @@ static void flushed(void *arg)
     struct app *app = arg;
     if (app->webhooks)
         webhooks_close(app->webhooks);
-    if (app->lease && app->redis) {
+    if (app->lease && app->redis_lease) {
         bus_lease_release(app->lease, closed_all, app);
         return;
     }
@@ -242,6 +243,10 @@ static void closed_all(void *arg)
     if (app->redis_sub) {
         bus_redis_close(app->redis_sub, NULL, NULL);
         app->redis_sub = NULL;
+    }
+    if (app->redis_lease) {
+        bus_redis_close(app->redis_lease, NULL, NULL);
+        app->redis_lease = NULL;
     }
     uv_close((uv_handle_t *)&app->sigterm, on_closed);
     uv_close((uv_handle_t *)&app->sigint, on_closed);
@@ -268,6 +273,11 @@ static void redis_state(void *ud, int up)
         bus_publisher_redis_state(app->publisher, up);
     if (app->webhooks)
         webhooks_redis_state(app->webhooks, up);
+}
+
+static void lease_redis_state(void *ud, int up)
+{
+    struct app *app = ud;
     if (app->lease)
         bus_lease_redis_state(app->lease, up);
 }
@@ -459,7 +469,14 @@ int main(int argc, char **argv)
     }
     bus_add_sink(app.bus, webhooks_sink, app.webhooks);
     if (app.redis) {
-        app.lease = bus_lease_new(app.loop, &app.cfg, app.redis, leader_changed, &app);
+        /* renewals on a connection of their own: a backlog of events or
+         * deliveries on the main one must not cost the lease */
+        app.redis_lease = bus_redis_new(app.loop, app.cfg.redis_url, err, sizeof(err));
+        app.lease = app.redis_lease
+                        ? bus_lease_new(app.loop, &app.cfg, app.redis_lease, leader_changed, &app)
+                        : NULL;
+        if (app.redis_lease)
+            bus_redis_set_state_cb(app.redis_lease, lease_redis_state, &app);
         if (!app.lease) {
             fprintf(stderr, "amibridge: out of memory\n");
             return 1;

@@ -4,8 +4,10 @@
  * lease <prefix>:leader (SET NX PX AMIBRIDGE_LEADER_TTL_MS) and is the
  * leader; it publishes the events to Redis and makes the webhook
  * deliveries. The others serve the HTTP API as usual and stand by. The
- * leader renews the lease every ttl/3; a follower tries to take it every
- * ttl/3, so a dead leader is replaced within ttl + ttl/3 (< 2 × ttl).
+ * leader renews the lease every ttl/3 (on a Redis connection of its own, so
+ * that no backlog of events or deliveries delays a renewal); a follower
+ * tries to take it every ttl/3, so a dead leader is replaced within
+ * ttl + ttl/3 (< 2 × ttl).
  *
  * Fencing. The lease's value is "<instance>:<n>", n from INCR
  * <prefix>:leader:fence at each take-over, so it is never reused. What the
