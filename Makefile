@@ -66,7 +66,7 @@ TEST_BINS := $(TEST_SRCS:%.c=$(BUILD)/%)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all deps ensure-deps check-deps test test-build contract browser run asan fuzz lint install clean bench \
+.PHONY: all deps ensure-deps check-deps test test-build contract browser run asan valgrind chaos fuzz lint install clean bench \
         docker-test
 
 all: check-deps $(LIB) $(SIM) $(BRIDGE) $(BENCH_TOOL)
@@ -172,6 +172,20 @@ browser: ensure-deps
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g" \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+
+# faults under steady load (tests/chaos): prints the table in the README
+CHAOS_BIN := $(BUILD)/tests/chaos/test_chaos
+chaos: ensure-deps
+	@$(MAKE) --no-print-directory $(LIB) $(SIM) $(BRIDGE) $(CHAOS_BIN)
+	@AMIBRIDGE_TEST_BUILD=$(BUILD) AMIBRIDGE_TEST_DATA=tests/data $(CHAOS_BIN)
+
+# every amibridge and ami-sim the integration and replica tests start, under
+# valgrind memcheck; fails on any invalid access or definite/indirect leak
+VALGRIND_TESTS = $(filter $(BUILD)/tests/integration/% $(BUILD)/tests/replicas/%,$(TEST_BINS))
+valgrind: ensure-deps
+	@command -v valgrind >/dev/null 2>&1 || sh tools/deps.sh valgrind
+	@$(MAKE) --no-print-directory test-build
+	@bash tools/valgrind.sh $(BUILD) $(VALGRIND_TESTS)
 
 # --- containers ------------------------------------------------------------
 

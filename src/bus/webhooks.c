@@ -69,14 +69,14 @@ struct wh_sub {
     struct wh_conf c;
     struct wh_delivery *head, *tail;
     size_t depth;
-    int loading;       /* the Redis list is being read back */
-    int loaded;        /* ... and has been (or there was nothing to read) */
-    int sending;       /* the head's attempt is in flight */
-    int waiting;       /* the retry timer is armed */
-    int gone;          /* removed; freed when nothing refers to it any more */
-    int timer_open;    /* the timer handle is initialised and not closed */
-    int pending_redis; /* commands whose callbacks name this subscription */
-    int skip_acks;     /* RPUSH acknowledgements of deliveries already dropped */
+    int loading;                /* the Redis list is being read back */
+    int loaded;                 /* ... and has been (or there was nothing to read) */
+    int sending;                /* the head's attempt is in flight */
+    int waiting;                /* the retry timer is armed */
+    int gone;                   /* removed; freed when nothing refers to it any more */
+    int timer_open;             /* the timer handle is initialised and not closed */
+    int pending_redis;          /* commands whose callbacks name this subscription */
+    int skip_acks;              /* RPUSH acknowledgements of deliveries already dropped */
     struct wh_delivery *pfirst; /* the oldest delivery whose RPUSH is not acknowledged */
     uv_timer_t timer;
     struct wh_xfer x;
@@ -1276,6 +1276,23 @@ static void on_version(void *ud, const redisReply *reply)
     }
     snprintf(v, sizeof(v), "v%s", reply->type == REDIS_REPLY_STRING ? reply->str : "0");
     if (!strcmp(v, w->version)) {
+        w->polling = 0;
+        return;
+    }
+    /* every change bumps the version, so a version that vanished after we
+     * saw one means Redis lost its data (restarted without persistence):
+     * write back what is held here rather than forget every subscription */
+    if (reply->type == REDIS_REPLY_NIL && w->version[0] && strcmp(w->version, "v0")) {
+        size_t n = 0;
+        for (struct wh_sub *s = w->subs; s; s = s->next)
+            if (!s->gone && !s->c.is_static) {
+                store_put(w, &s->c, NULL);
+                n++;
+            }
+        log_warn("Redis lost the webhook subscriptions (restarted empty?): writing back the ones "
+                 "held here",
+                 "{s:I}", "subscriptions", (json_int_t)n);
+        w->version[0] = '\0';
         w->polling = 0;
         return;
     }
