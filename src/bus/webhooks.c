@@ -809,7 +809,10 @@ static void on_loaded(void *ud, const redisReply *reply)
     s->pending_redis--;
     s->loading = 0;
     if (s->gone || !reply || reply->type != REDIS_REPLY_ARRAY) {
-        redis_done(s, NULL); /* not read: tried again when Redis is back */
+        int gone = s->gone;
+        redis_done(s, NULL); /* may free it; not read: tried again when Redis is back */
+        if (!gone)
+            sub_pump(s); /* what is held here meanwhile may go */
         return;
     }
     s->loaded = 1;
