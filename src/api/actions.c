@@ -7,6 +7,7 @@
 
 #include "api/guard.h"
 #include "api/internal.h"
+#include "api/sguard.h"
 #include "api/policy.h"
 #include "core/metrics.h"
 
@@ -20,11 +21,30 @@ struct action_call {
     struct http_req *r;
     size_t server;
     int holds_slot; /* an in-flight originate slot of the guard */
+    int shared;     /* ... kept in Redis (api/sguard), named `slot` */
+    char slot[SGUARD_SLOT_MAX];
     int answered;
+    /* an Originate waiting for the shared guard's answer */
+    struct ami_msg *pending;
+    struct ami_submit_opts opts;
 };
+
+/* The in-flight slot goes back where it came from. */
+static void action_release(struct action_call *call)
+{
+    if (!call->holds_slot)
+        return;
+    call->holds_slot = 0;
+    if (call->shared)
+        sguard_release(call->a->sguard, ami_pool_name(call->a->pools[call->server]), call->slot);
+    guard_note(call->a->guard, call->server, -1);
+}
 
 #define ORIGINATE_DEFAULT_TIMEOUT_MS 30000 /* Asterisk's own default */
 #define ORIGINATE_OUTCOME_MARGIN_MS  15000
+
+static void action_send(struct action_call *call, struct ami_msg *m, struct ami_submit_opts *opts);
+static void action_guarded(void *ud, enum sguard_verdict v, const struct guard_info *info);
 
 static int is_reserved(const char *action)
 {
@@ -85,8 +105,7 @@ static void action_accepted(void *ud, const struct ami_result *res)
 static void action_done(void *ud, const struct ami_result *res)
 {
     struct action_call *call = ud;
-    if (call->holds_slot)
-        guard_release(call->a->guard, call->server);
+    action_release(call);
     if (!call->answered)
         reply(call->r, res);
     free(call);
@@ -98,18 +117,14 @@ static int is_true(const char *v)
                  !strcasecmp(v, "on") || !strcasecmp(v, "y") || !strcasecmp(v, "t"));
 }
 
-/* Originate through the generic route obeys the same dial policy and
- * guard as POST /v1/calls. Answers and returns -1 when refused. */
+/* Originate through the generic route obeys the same guard as POST
+ * /v1/calls (here: the local one, without Redis or when Redis cannot
+ * answer). Answers and returns -1 when refused. */
 static int guard_originate(struct api *a, struct http_req *r, struct action_call *call,
                            const struct ami_msg *m)
 {
+    (void)m;
     const struct cfg_api_key *key = http_req_principal(r);
-    static const char *const names[] = {"Channel", "Context", "Exten"};
-    if (api_dial_policy(r, ami_msg_get(m, "Channel"), ami_msg_get(m, "Context"),
-                        ami_msg_get(m, "Exten"), names) != 0) {
-        metrics_inc(METRIC_ORIGINATE_REJECTED, "policy", NULL, 1);
-        return -1;
-    }
     struct guard_info gi;
     if (guard_take(a->guard, key, uv_now(a->loop), &gi) != 0) {
         metrics_inc(METRIC_ORIGINATE_REJECTED, "rate", NULL, 1);
@@ -239,7 +254,10 @@ void api_actions_post(struct api *a, struct http_req *r, const struct http_param
         return;
     }
     if (!strcasecmp(action, "Originate")) {
-        if (guard_originate(a, r, call, m) != 0) {
+        static const char *const dial_names[] = {"Channel", "Context", "Exten"};
+        if (api_dial_policy(r, ami_msg_get(m, "Channel"), ami_msg_get(m, "Context"),
+                            ami_msg_get(m, "Exten"), dial_names) != 0) {
+            metrics_inc(METRIC_ORIGINATE_REJECTED, "policy", NULL, 1);
             ami_msg_free(m);
             free(call);
             return;
@@ -257,12 +275,87 @@ void api_actions_post(struct api *a, struct http_req *r, const struct http_param
         } else if (tmo > (uint32_t)cfg_server_find(a->cfg, ami_pool_name(pool))->timeout_ms) {
             opts.timeout_ms = tmo;
         }
+        /* with Redis the guard counts for every replica: wait for its word */
+        if (sguard_ready(a->sguard)) {
+            sguard_slot_name(call->slot, a->cfg->instance_id);
+            call->pending = m;
+            call->opts = opts;
+            call->opts.err = NULL;
+            if (sguard_take(a->sguard, http_req_principal(r), ami_pool_name(pool), call->slot, tmo,
+                            action_guarded, call) == 0)
+                return;
+            call->pending = NULL;
+        }
+        if (guard_originate(a, r, call, m) != 0) {
+            ami_msg_free(m);
+            free(call);
+            return;
+        }
     }
-    rc = ami_pool_submit(pool, m, &opts, action_done, call, NULL);
+    action_send(call, m, &opts);
+}
+
+/* Send the action (the guard, if any, let it through). */
+static void action_send(struct action_call *call, struct ami_msg *m, struct ami_submit_opts *opts)
+{
+    struct ami_error err;
+    opts->err = &err;
+    struct api *a = call->a;
+    struct http_req *r = call->r;
+    struct ami_pool *pool = a->pools[call->server];
+    int rc = ami_pool_submit(pool, m, opts, action_done, call, NULL);
     if (rc < 0) {
-        if (call->holds_slot)
-            guard_release(a->guard, call->server);
+        action_release(call);
         free(call);
         api_submit_failed(a, r, pool, rc, &err);
     }
+}
+
+/* The shared guard's answer for a generic Originate. */
+static void action_guarded(void *ud, enum sguard_verdict v, const struct guard_info *info)
+{
+    struct action_call *call = ud;
+    struct http_req *r = call->r;
+    struct ami_msg *m = call->pending;
+    call->pending = NULL;
+    switch (v) {
+    case SGUARD_OK:
+        call->shared = 1;
+        call->holds_slot = 1;
+        guard_note(call->a->guard, call->server, 1);
+        api_rate_headers(r, info);
+        action_send(call, m, &call->opts);
+        return;
+    case SGUARD_RATE:
+    case SGUARD_INFLIGHT: {
+        char v_s[32], detail[160];
+        const char *server = ami_pool_name(call->a->pools[call->server]);
+        metrics_inc(METRIC_ORIGINATE_REJECTED, v == SGUARD_RATE ? "rate" : "in_flight", NULL, 1);
+        snprintf(v_s, sizeof(v_s), "%d", info->retry_after_s);
+        http_req_add_header(r, "Retry-After", v_s);
+        api_rate_headers(r, info);
+        if (v == SGUARD_RATE) {
+            snprintf(detail, sizeof(detail),
+                     "too many originates from this API key: at most %d at once, then the "
+                     "configured rate per second",
+                     info->limit);
+            http_respond_problem(r, 429, "rate-limited", "Too many calls", detail, NULL);
+        } else {
+            snprintf(detail, sizeof(detail),
+                     "%d calls to server '%s' are waiting for their outcome",
+                     guard_max_inflight(call->a->guard), server);
+            http_respond_problem(r, 429, "too-many-calls-in-flight", "Too many calls in flight",
+                                 detail, json_pack("{s:s}", "server", server));
+        }
+        break;
+    }
+    case SGUARD_UNAVAILABLE:
+        if (guard_originate(call->a, r, call, m) == 0) {
+            action_send(call, m, &call->opts);
+            return;
+        }
+        break;
+    }
+    ami_msg_free(m);
+    free(call);
 }

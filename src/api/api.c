@@ -10,6 +10,7 @@
 #include "api/idem.h"
 #include "api/internal.h"
 #include "api/lockout.h"
+#include "api/sguard.h"
 #include "bus/ssrf.h"
 #include "core/metrics.h"
 #include "bus/events.h"
@@ -78,8 +79,9 @@ struct api *api_new(uv_loop_t *loop, const struct cfg *cfg, struct ami_pool *con
     a->guard = guard_new(cfg, npools);
     a->idem = idem_new(loop, cfg, redis);
     a->lockout = lockout_new(cfg->auth_fail_limit, cfg->auth_fail_window_s);
+    a->sguard = redis ? sguard_new(cfg, redis) : NULL;
     a->sse = api_sse_new(a);
-    if (!a->auth || !a->guard || !a->idem || !a->lockout || !a->sse ||
+    if (!a->auth || !a->guard || !a->idem || !a->lockout || (redis && !a->sguard) || !a->sse ||
         bus_add_sink(bus, api_sse_sink, a->sse)) {
         api_free(a);
         return NULL;
@@ -95,6 +97,7 @@ void api_free(struct api *a)
     guard_free(a->guard);
     idem_free(a->idem);
     lockout_free(a->lockout);
+    sguard_free(a->sguard);
     api_sse_free(a->sse);
     free(a);
 }

@@ -18,6 +18,7 @@
 #include "api/guard.h"
 #include "api/idem.h"
 #include "api/internal.h"
+#include "api/sguard.h"
 #include "api/policy.h"
 #include "core/metrics.h"
 
@@ -44,7 +45,17 @@ struct call {
     unsigned char hash[IDEM_HASH_LEN];
     int answered; /* the HTTP reply was given (202 for wait:false) */
     struct guard_info rate;
+    int shared;                 /* the guard's slot is in Redis (api/sguard) */
+    char slot[SGUARD_SLOT_MAX]; /* its name there */
 };
+
+/* The in-flight slot goes back where it came from. */
+static void call_release(struct call *c)
+{
+    if (c->shared)
+        sguard_release(c->a->sguard, ami_pool_name(c->pool), c->slot);
+    guard_note(c->a->guard, c->server, -1);
+}
 
 static const char *const call_members[] = {"channel",     "context", "exten",     "priority",
                                            "application", "data",    "caller_id", "variables",
@@ -149,7 +160,7 @@ static void call_accepted(void *ud, const struct ami_result *res)
 static void call_done(void *ud, const struct ami_result *res)
 {
     struct call *c = ud;
-    guard_release(c->a->guard, c->server);
+    call_release(c);
     if (c->answered) { /* wait:false: the outcome goes to the event stream */
         call_free(c);
         return;
@@ -199,42 +210,44 @@ static void call_done(void *ud, const struct ami_result *res)
     call_free(c);
 }
 
-/* The guard, then the Originate. The key (when given) is ours here. */
-static void call_place(struct call *c)
+static void call_rate_limited(struct call *c)
 {
-    uint64_t now = uv_now(c->a->loop);
     const char *scope = c->key ? c->key->name : "";
-    if (guard_take(c->a->guard, c->key, now, &c->rate) != 0) {
-        metrics_inc(METRIC_ORIGINATE_REJECTED, "rate", NULL, 1);
-        char ra[16], detail[160];
-        snprintf(ra, sizeof(ra), "%d", c->rate.retry_after_s);
-        snprintf(detail, sizeof(detail),
-                 "too many calls from this API key: at most %d at once, then the configured "
-                 "rate per second",
-                 c->rate.limit);
-        if (c->idem_key[0])
-            idem_abandon(c->a->idem, scope, c->idem_key);
-        http_req_add_header(c->r, "Retry-After", ra);
-        api_rate_headers(c->r, &c->rate);
-        http_respond_problem(c->r, 429, "rate-limited", "Too many calls", detail, NULL);
-        call_free(c);
-        return;
-    }
-    if (guard_acquire(c->a->guard, c->server) != 0) {
-        guard_refund(c->a->guard, c->key, &c->rate); /* nothing was dialled */
-        metrics_inc(METRIC_ORIGINATE_REJECTED, "in_flight", NULL, 1);
-        char detail[160];
-        snprintf(detail, sizeof(detail), "%d calls to server '%s' are waiting for their outcome",
-                 guard_max_inflight(c->a->guard), ami_pool_name(c->pool));
-        if (c->idem_key[0])
-            idem_abandon(c->a->idem, scope, c->idem_key);
-        http_req_add_header(c->r, "Retry-After", "1");
-        api_rate_headers(c->r, &c->rate);
-        http_respond_problem(c->r, 429, "too-many-calls-in-flight", "Too many calls in flight",
-                             detail, json_pack("{s:s}", "server", ami_pool_name(c->pool)));
-        call_free(c);
-        return;
-    }
+    metrics_inc(METRIC_ORIGINATE_REJECTED, "rate", NULL, 1);
+    char ra[16], detail[160];
+    snprintf(ra, sizeof(ra), "%d", c->rate.retry_after_s);
+    snprintf(detail, sizeof(detail),
+             "too many calls from this API key: at most %d at once, then the configured "
+             "rate per second",
+             c->rate.limit);
+    if (c->idem_key[0])
+        idem_abandon(c->a->idem, scope, c->idem_key);
+    http_req_add_header(c->r, "Retry-After", ra);
+    api_rate_headers(c->r, &c->rate);
+    http_respond_problem(c->r, 429, "rate-limited", "Too many calls", detail, NULL);
+    call_free(c);
+}
+
+static void call_too_many_in_flight(struct call *c)
+{
+    const char *scope = c->key ? c->key->name : "";
+    metrics_inc(METRIC_ORIGINATE_REJECTED, "in_flight", NULL, 1);
+    char detail[160];
+    snprintf(detail, sizeof(detail), "%d calls to server '%s' are waiting for their outcome",
+             guard_max_inflight(c->a->guard), ami_pool_name(c->pool));
+    if (c->idem_key[0])
+        idem_abandon(c->a->idem, scope, c->idem_key);
+    http_req_add_header(c->r, "Retry-After", "1");
+    api_rate_headers(c->r, &c->rate);
+    http_respond_problem(c->r, 429, "too-many-calls-in-flight", "Too many calls in flight", detail,
+                         json_pack("{s:s}", "server", ami_pool_name(c->pool)));
+    call_free(c);
+}
+
+/* The guard let it through: send the Originate. */
+static void call_go(struct call *c)
+{
+    const char *scope = c->key ? c->key->name : "";
     struct ami_error err;
     struct ami_submit_opts opts = {
         .timeout_ms = (uint32_t)c->timeout_s * 1000 + CALL_OUTCOME_MARGIN_MS,
@@ -246,12 +259,68 @@ static void call_place(struct call *c)
     c->action = NULL;
     int rc = ami_pool_submit(c->pool, m, &opts, call_done, c, NULL);
     if (rc < 0) {
-        guard_release(c->a->guard, c->server);
+        call_release(c);
         if (c->idem_key[0])
             idem_abandon(c->a->idem, scope, c->idem_key);
         api_submit_failed(c->a, c->r, c->pool, rc, &err);
         call_free(c);
     }
+}
+
+static void call_place_local(struct call *c);
+
+/* What Redis said for every replica. */
+static void call_guarded(void *ud, enum sguard_verdict v, const struct guard_info *info)
+{
+    struct call *c = ud;
+    c->rate = *info;
+    switch (v) {
+    case SGUARD_OK:
+        guard_note(c->a->guard, c->server, 1);
+        call_go(c);
+        return;
+    case SGUARD_RATE:
+        call_rate_limited(c);
+        return;
+    case SGUARD_INFLIGHT:
+        call_too_many_in_flight(c);
+        return;
+    case SGUARD_UNAVAILABLE:
+        c->shared = 0;
+        call_place_local(c);
+        return;
+    }
+}
+
+/* The guard, then the Originate. The key (when given) is ours here. With
+ * Redis the limits are counted there, for every replica at once. */
+static void call_place(struct call *c)
+{
+    if (sguard_ready(c->a->sguard)) {
+        sguard_slot_name(c->slot, c->a->cfg->instance_id);
+        uint32_t hold = (uint32_t)c->timeout_s * 1000 + CALL_OUTCOME_MARGIN_MS;
+        c->shared = 1;
+        if (sguard_take(c->a->sguard, c->key, ami_pool_name(c->pool), c->slot, hold, call_guarded,
+                        c) == 0)
+            return;
+        c->shared = 0;
+    }
+    call_place_local(c);
+}
+
+static void call_place_local(struct call *c)
+{
+    uint64_t now = uv_now(c->a->loop);
+    if (guard_take(c->a->guard, c->key, now, &c->rate) != 0) {
+        call_rate_limited(c);
+        return;
+    }
+    if (guard_acquire(c->a->guard, c->server) != 0) {
+        guard_refund(c->a->guard, c->key, &c->rate); /* nothing was dialled */
+        call_too_many_in_flight(c);
+        return;
+    }
+    call_go(c);
 }
 
 static void call_idem(void *ud, enum idem_outcome o, const struct idem_reply *reply)

@@ -112,6 +112,18 @@ void guard_release(struct guard *g, size_t server)
         g->inflight[server]--;
 }
 
+void guard_note(struct guard *g, size_t server, int delta)
+{
+    if (server >= g->nservers)
+        return;
+    if (delta > 0)
+        g->inflight[server] += (size_t)delta;
+    else if (g->inflight[server] >= (size_t)-delta)
+        g->inflight[server] -= (size_t)-delta;
+    else
+        g->inflight[server] = 0;
+}
+
 size_t guard_inflight(const struct guard *g, size_t server)
 {
     return server < g->nservers ? g->inflight[server] : 0;

@@ -40,6 +40,9 @@ void guard_refund(struct guard *g, const struct cfg_api_key *key, struct guard_i
  * 0 or -EBUSY when the cap is reached. */
 int guard_acquire(struct guard *g, size_t server);
 void guard_release(struct guard *g, size_t server);
+/* Count an originate in flight without the cap (the shared guard in Redis
+ * decided; this count is what this process has, for its metrics). */
+void guard_note(struct guard *g, size_t server, int delta);
 size_t guard_inflight(const struct guard *g, size_t server);
 int guard_max_inflight(const struct guard *g);
 

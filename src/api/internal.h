@@ -20,6 +20,7 @@ struct bus_publisher;
 struct sse_hub;
 struct webhooks;
 struct lockout;
+struct sguard;
 
 #define API_RETRY_AFTER_UNAVAILABLE "2"
 #define API_RETRY_AFTER_BUSY        "1"
@@ -32,6 +33,7 @@ struct api {
     size_t npools;
     struct http_auth *auth;
     struct guard *guard;             /* originate rate and in-flight limits */
+    struct sguard *sguard;           /* the same, shared by replicas in Redis (NULL without) */
     struct idem *idem;               /* Idempotency-Key store */
     struct lockout *lockout;         /* wrong API keys per client address */
     struct bus_redis *redis;         /* NULL without AMIBRIDGE_REDIS_URL */

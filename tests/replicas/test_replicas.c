@@ -400,6 +400,88 @@ static void every_replica_serves_the_same_event_stream(void **state)
     cluster_stop(&c);
 }
 
+static long call_status(const struct cluster *c, int i, const char *path, const char *body)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%.64s%.128s", c->b[i].url, path);
+    struct http_resp r;
+    http_call("POST", url, NULL, body, NULL, 10000, &r);
+    long st = r.status;
+    http_resp_free(&r);
+    return st;
+}
+
+/* The originate guard counts in Redis: a key's burst and a server's cap
+ * hold for all replicas together, on both call routes. */
+static void the_call_limits_hold_across_replicas(void **state)
+{
+    (void)state;
+    struct redis_srv redis;
+    struct amisim sim;
+    struct bridge b[2];
+    assert_int_equal(redis_start(&redis, 0), 0);
+    assert_int_equal(amisim_start(&sim, NULL), 0);
+    char rurl[96];
+    snprintf(rurl, sizeof(rurl), "AMIBRIDGE_REDIS_URL=%s", redis.url);
+    const char *env[] = {rurl, "AMIBRIDGE_CALLS_BURST=5", "AMIBRIDGE_CALLS_PER_SECOND=0.01",
+                         "AMIBRIDGE_CALLS_MAX_INFLIGHT=1000", NULL};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(bridge_start(&b[i], sim.port, env), 0);
+        assert_true(bridge_wait_status(&b[i], "/readyz", 200, 10000) >= 0);
+        assert_int_equal(bridge_wait_redis(&b[i], 5000), 0);
+    }
+    struct cluster c; /* just for the helpers */
+    memset(&c, 0, sizeof(c));
+    c.b[0] = b[0];
+    c.b[1] = b[1];
+    const char *call = "{\"channel\":\"Local/150@demo\",\"context\":\"demo\",\"exten\":"
+                       "\"150\",\"wait\":false}";
+    const char *orig = "{\"Channel\":\"Local/150@demo\",\"Context\":\"demo\",\"Exten\":"
+                       "\"150\",\"Priority\":\"1\",\"Async\":\"true\"}";
+    int ok = 0, limited = 0;
+    for (int i = 0; i < 8; i++) {
+        long st = i % 2 ? call_status(&c, i % 2, "/v1/actions/Originate", orig)
+                        : call_status(&c, i % 2, "/v1/calls", call);
+        ok += st == 202 || st == 200;
+        limited += st == 429;
+    }
+    print_message("burst 5 shared by two replicas: %d placed, %d refused with 429\n", ok, limited);
+    assert_int_equal(ok, 5);
+    assert_int_equal(limited, 3);
+    for (int i = 0; i < 2; i++)
+        bridge_stop(&b[i], 0);
+
+    /* the in-flight cap: long calls (exten 200 rings on for 30 s) */
+    const char *env2[] = {rurl,
+                          "AMIBRIDGE_CALLS_BURST=1000",
+                          "AMIBRIDGE_CALLS_PER_SECOND=1000",
+                          "AMIBRIDGE_CALLS_MAX_INFLIGHT=3",
+                          "AMIBRIDGE_REDIS_PREFIX=two",
+                          NULL};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(bridge_start(&b[i], sim.port, env2), 0);
+        assert_true(bridge_wait_status(&b[i], "/readyz", 200, 10000) >= 0);
+        assert_int_equal(bridge_wait_redis(&b[i], 5000), 0);
+    }
+    c.b[0] = b[0];
+    c.b[1] = b[1];
+    const char *ring = "{\"channel\":\"Local/600@demo\",\"context\":\"demo\",\"exten\":"
+                       "\"600\",\"wait\":false,\"timeout\":20}";
+    ok = limited = 0;
+    for (int i = 0; i < 6; i++) {
+        long st = call_status(&c, i % 2, "/v1/calls", ring);
+        ok += st == 202;
+        limited += st == 429;
+    }
+    print_message("in-flight cap 3 shared by two replicas: %d placed, %d refused\n", ok, limited);
+    assert_int_equal(ok, 3);
+    assert_int_equal(limited, 3);
+    for (int i = 0; i < 2; i++)
+        bridge_stop(&b[i], 0);
+    amisim_stop(&sim);
+    redis_stop(&redis);
+}
+
 /* One replica alone with Redis: an outage longer than the lease must not
  * cost the events that waited (the lease comes back unbroken). */
 static void a_lone_leader_keeps_what_waited_through_a_redis_outage(void **state)
@@ -474,6 +556,7 @@ int main(void)
         cmocka_unit_test(webhooks_left_by_a_dead_leader_are_delivered_by_the_next),
         cmocka_unit_test(a_clean_stop_hands_the_lease_over_at_once),
         cmocka_unit_test(every_replica_serves_the_same_event_stream),
+        cmocka_unit_test(the_call_limits_hold_across_replicas),
         cmocka_unit_test(a_lone_leader_keeps_what_waited_through_a_redis_outage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
