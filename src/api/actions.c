@@ -43,7 +43,8 @@ static void action_release(struct action_call *call)
 #define ORIGINATE_DEFAULT_TIMEOUT_MS 30000 /* Asterisk's own default */
 #define ORIGINATE_OUTCOME_MARGIN_MS  15000
 
-static void action_send(struct action_call *call, struct ami_msg *m, struct ami_submit_opts *opts);
+static void action_send(struct action_call *call, struct ami_msg *m,
+                        const struct ami_submit_opts *opts);
 static void action_guarded(void *ud, enum sguard_verdict v, const struct guard_info *info);
 
 static int is_reserved(const char *action)
@@ -296,14 +297,16 @@ void api_actions_post(struct api *a, struct http_req *r, const struct http_param
 }
 
 /* Send the action (the guard, if any, let it through). */
-static void action_send(struct action_call *call, struct ami_msg *m, struct ami_submit_opts *opts)
+static void action_send(struct action_call *call, struct ami_msg *m,
+                        const struct ami_submit_opts *opts)
 {
     struct ami_error err;
-    opts->err = &err;
+    struct ami_submit_opts o = *opts;
+    o.err = &err;
     struct api *a = call->a;
     struct http_req *r = call->r;
     struct ami_pool *pool = a->pools[call->server];
-    int rc = ami_pool_submit(pool, m, opts, action_done, call, NULL);
+    int rc = ami_pool_submit(pool, m, &o, action_done, call, NULL);
     if (rc < 0) {
         action_release(call);
         free(call);
