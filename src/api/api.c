@@ -193,7 +193,21 @@ static int authorize(struct api *a, struct http_req *r, const struct http_route 
     const char *key = k ? k->name : "";
     http_req_set_key(r, key);
     http_req_set_principal(r, k);
-    char need[64], detail[200];
+    char need[64], detail[200], kid[CFG_NAME_MAX + 8];
+    /* a valid key that keeps reaching past its scopes is probing: it gets
+     * the same lock-out as an address guessing keys */
+    snprintf(kid, sizeof(kid), "key:%s", key);
+    if (k && (wait_s = lockout_blocked(a->lockout, kid, uv_now(a->loop))) > 0) {
+        char ra[16];
+        snprintf(ra, sizeof(ra), "%d", wait_s);
+        http_req_add_header(r, "Retry-After", ra);
+        metrics_inc(METRIC_AUTH_FAILURES, "locked_out", NULL, 1);
+        http_respond_problem(r, 429, "auth-locked-out", "Too many refused requests",
+                             "this API key was refused too often; it may try again after "
+                             "Retry-After seconds",
+                             NULL);
+        return 0;
+    }
     switch (ar) {
     case HTTP_AUTH_OK:
         return 1;
@@ -206,13 +220,20 @@ static int authorize(struct api *a, struct http_req *r, const struct http_route 
     case HTTP_AUTH_INVALID:
         wrong_key(a, r);
         return 0;
-    case HTTP_AUTH_SCOPE:
+    case HTTP_AUTH_SCOPE: {
+        int locked = 0;
+        int n = lockout_fail(a->lockout, kid, uv_now(a->loop), &locked);
+        if (locked)
+            log_warn("API key locked out after too many requests beyond its scopes",
+                     "{s:s,s:i,s:i}", "key", key, "refusals", n, "window_s",
+                     a->cfg->auth_fail_window_s);
         metrics_inc(METRIC_AUTH_FAILURES, "scope", NULL, 1);
         scope_names(rt->scope, need, sizeof(need));
         snprintf(detail, sizeof(detail), "the API key '%s' lacks the '%s' scope", key, need);
         http_respond_problem(r, 403, "forbidden", "Forbidden", detail,
                              json_pack("{s:s}", "required_scope", need));
         return 0;
+    }
     case HTTP_AUTH_REMOTE:
         metrics_inc(METRIC_AUTH_FAILURES, "remote", NULL, 1);
         http_respond_problem(r, 403, "forbidden", "Forbidden",

@@ -237,8 +237,9 @@ static void wrong_keys_slow_down_then_lock_the_address_out(void **state)
     (void)state;
     struct amisim sim;
     assert_int_equal(amisim_start(&sim, NULL), 0);
-    const char *env[] = {"AMIBRIDGE_API_KEYS=ops:" ADMIN ":read", "AMIBRIDGE_AUTH_FAIL_LIMIT=6",
-                         "AMIBRIDGE_AUTH_FAIL_WINDOW_S=3", "AMIBRIDGE_LOG_LEVEL=info", NULL};
+    const char *env[] = {"AMIBRIDGE_API_KEYS=ops:" ADMIN ":read reader:tok-reader-0123456789:read",
+                         "AMIBRIDGE_AUTH_FAIL_LIMIT=6", "AMIBRIDGE_AUTH_FAIL_WINDOW_S=3",
+                         "AMIBRIDGE_LOG_LEVEL=info", NULL};
     struct bridge b;
     assert_int_equal(bridge_start(&b, sim.port, env), 0);
     char url[128], detail0[256] = "";
@@ -285,6 +286,20 @@ static void wrong_keys_slow_down_then_lock_the_address_out(void **state)
     snprintf(url, sizeof(url), "%s/v1/channels", b.url);
     assert_int_equal(get(url, ADMIN, &r), 200);
     http_resp_free(&r);
+    /* per key: a valid key that keeps asking past its scopes is locked out
+     * too, whichever address it comes from; other keys are not */
+    snprintf(url, sizeof(url), "%s/v1/webhooks", b.url);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(get(url, "tok-reader-0123456789", &r), 403);
+        http_resp_free(&r);
+    }
+    snprintf(url, sizeof(url), "%s/v1/channels", b.url);
+    assert_int_equal(get(url, "tok-reader-0123456789", &r), 429);
+    assert_string_equal(http_json_str(&r, "type"), "urn:amibridge:problem:auth-locked-out");
+    http_resp_free(&r);
+    assert_int_equal(get(url, ADMIN, &r), 200);
+    http_resp_free(&r);
+    assert_true(bridge_log_count(&b, "beyond its scopes") == 1);
     bridge_stop(&b, 0);
     amisim_stop(&sim);
 }
