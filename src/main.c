@@ -287,6 +287,11 @@ static void leader_changed(void *ud, enum bus_lease_change change)
 {
     struct app *app = ud;
     bus_set_follower(app->bus, change == BUS_LEASE_FOLLOWER);
+    /* only the leader keeps an event connection: a follower's own
+     * OriginateResponses come back through the leader's stream */
+    for (size_t i = 0; i < app->npools; i++)
+        if (app->pools[i])
+            ami_pool_set_events(app->pools[i], change != BUS_LEASE_FOLLOWER);
     if (app->publisher)
         bus_publisher_leader(app->publisher, change);
     if (app->webhooks)
@@ -296,9 +301,22 @@ static void leader_changed(void *ud, enum bus_lease_change change)
 /* What the leader published, for this replica's SSE clients. */
 static void on_published(void *ud, const char *channel, const char *msg, size_t len)
 {
-    (void)channel;
     struct app *app = ud;
     bus_inject(app->bus, msg, len);
+    /* the outcome of a call this follower placed */
+    if (!strstr(channel, ".OriginateResponse"))
+        return;
+    json_t *o = json_loadb(msg, len, 0, NULL);
+    const char *server = json_string_value(json_object_get(o, "server"));
+    struct ami_msg *m = NULL;
+    struct ami_error err;
+    for (size_t i = 0; server && i < app->npools; i++)
+        if (app->pools[i] && !strcmp(app->cfg.servers[i].name, server) &&
+            ami_msg_from_json(json_object_get(o, "fields"), &m, &err) == 0) {
+            ami_pool_feed_event(app->pools[i], m);
+            break;
+        }
+    json_decref(o);
 }
 
 static void on_ami_event(void *ud, const struct ami_msg *m)

@@ -76,6 +76,14 @@ struct ami_pool {
     int closes_pending;
     void (*done)(void *);
     void *done_arg;
+    /* replicas: a follower closes its event connection (ami_pool_set_events) */
+    int events_off;
+    int events_closing; /* event connections closing at run time */
+    char instance[40];
+    const char
+        *secret_ref; /* the config's (it outlives the pool), to open the event connection again */
+    char *const *event_filters;
+    size_t nevent_filters;
 };
 
 /* One sequence for every pool of the process: ActionIDs are unique per
@@ -454,7 +462,7 @@ static void on_down(struct ami_conn *c, void *ud, const char *reason)
             req_complete(r, AMI_ELOST, detail);
         }
     }
-    if (pc->index < 0) {
+    if (pc->index < 0 && !p->events_off) {
         /* waiting Originates will never see their event */
         p->event_epoch++;
         struct ami_req *r = p->dl_head;
@@ -560,6 +568,10 @@ struct ami_pool *ami_pool_new(uv_loop_t *loop, const struct cfg_server *server,
         if (p->actions[i].c)
             ami_conn_start(p->actions[i].c);
     }
+    snprintf(p->instance, sizeof(p->instance), "%s", instance_id);
+    p->secret_ref = server->secret;
+    p->event_filters = event_filters;
+    p->nevent_filters = nfilters;
     p->event.c = make_conn(p, &p->event, "event", -1, "on", instance_id, event_filters, nfilters);
     if (p->event.c)
         ami_conn_start(p->event.c);
@@ -609,7 +621,7 @@ int ami_pool_submit(struct ami_pool *p, struct ami_msg *action, const struct ami
         rc = -ENOTCONN;
         goto fail;
     }
-    if ((flags & AMI_SUBMIT_ORIGINATE) && !p->event.up) {
+    if ((flags & AMI_SUBMIT_ORIGINATE) && !p->event.up && !p->events_off) {
         rc = -ENOTCONN;
         goto fail;
     }
@@ -679,6 +691,7 @@ void ami_pool_status(const struct ami_pool *p, struct ami_pool_status *st)
     memset(st, 0, sizeof(*st));
     st->actions_total = p->nactions;
     st->inflight = p->live;
+    st->events_off = p->events_off;
     const struct pconn *all[CFG_POOL_SIZE_MAX + 1];
     int n = 0;
     all[n++] = &p->event;
@@ -734,6 +747,45 @@ static void pool_timer_closed(uv_handle_t *h)
     pool_maybe_free(h->data);
 }
 
+static void event_conn_closed(void *arg)
+{
+    struct ami_pool *p = arg;
+    p->events_closing--;
+    if (p->closing)
+        pool_maybe_free(p);
+}
+
+void ami_pool_set_events(struct ami_pool *p, int on)
+{
+    if (p->closing || p->events_off == !on)
+        return;
+    p->events_off = !on;
+    if (!on) {
+        if (p->event.c) {
+            p->events_closing++;
+            p->event.up = 0;
+            ami_conn_close(p->event.c, event_conn_closed, p);
+            p->event.c = NULL;
+        }
+        return;
+    }
+    p->srv.secret = (char *)p->secret_ref; /* for make_conn, which copies it */
+    p->event.c = make_conn(p, &p->event, "event", -1, "on", p->instance, p->event_filters,
+                           p->nevent_filters);
+    p->srv.secret = NULL;
+    if (p->event.c)
+        ami_conn_start(p->event.c);
+}
+
+void ami_pool_feed_event(struct ami_pool *p, struct ami_msg *m)
+{
+    if (!p->closing && p->events_off &&
+        !strcasecmp(ami_msg_name(m) ? ami_msg_name(m) : "", "OriginateResponse"))
+        on_originate_response(p, m);
+    else
+        ami_msg_free(m);
+}
+
 void ami_pool_close(struct ami_pool *p, void (*done)(void *arg), void *arg)
 {
     p->closing = 1;
@@ -763,7 +815,7 @@ void ami_pool_close(struct ami_pool *p, void (*done)(void *arg), void *arg)
         ami_conn_close(p->event.c, pool_conn_closed, p);
         p->event.c = NULL;
     }
-    p->closes_pending += 2;
+    p->closes_pending += 2 + p->events_closing; /* those close on their own */
     uv_close((uv_handle_t *)&p->dl_timer, pool_timer_closed);
     uv_close((uv_handle_t *)&p->tick, pool_timer_closed);
     pool_maybe_free(p);

@@ -71,6 +71,7 @@ struct ami_req;
 
 struct ami_pool_status {
     int event_up;
+    int events_off; /* a follower replica: no event connection of its own */
     int actions_up;
     int actions_total;
     int auth_failed;
@@ -80,6 +81,16 @@ struct ami_pool_status {
     char last_error[256];
     char banner[128];
 };
+
+/* Replicas: a follower needs no event connection of its own; the
+ * leader's published stream brings it the OriginateResponse of its calls
+ * (ami_pool_feed_event). Off closes the event connection (waiting
+ * originates keep waiting); on opens it again. */
+void ami_pool_set_events(struct ami_pool *p, int on);
+/* An event from elsewhere (the leader's stream), taken: only an
+ * OriginateResponse for one of this process's originates is used, and only
+ * while the event connection is off. */
+void ami_pool_feed_event(struct ami_pool *p, struct ami_msg *m);
 
 /* `server` and `instance_id` are copied. Connections start at once.
  * `event_filters` (may be NULL) are Filter values for the event connection. */

@@ -28,13 +28,16 @@ void api_readyz(struct api *a, struct http_req *r, const struct http_params *p)
     for (size_t i = 0; i < a->npools; i++) {
         struct ami_pool_status st;
         ami_pool_status(a->pools[i], &st);
-        int ready = st.event_up && st.actions_up > 0;
+        /* a follower replica has no event connection of its own, on purpose */
+        int ready = (st.event_up || st.events_off) && st.actions_up > 0;
         all = all && ready;
-        json_t *s =
-            json_pack("{s:s,s:b,s:s,s:{s:i,s:i},s:b,s:I}", "name", ami_pool_name(a->pools[i]),
-                      "ready", ready, "event_connection", st.event_up ? "up" : "down",
-                      "action_connections", "up", st.actions_up, "total", st.actions_total,
-                      "auth_failed", st.auth_failed, "in_flight", (json_int_t)st.inflight);
+        json_t *s = json_pack("{s:s,s:b,s:s,s:{s:i,s:i},s:b,s:I}", "name",
+                              ami_pool_name(a->pools[i]), "ready", ready, "event_connection",
+                              st.events_off ? "off"
+                              : st.event_up ? "up"
+                                            : "down",
+                              "action_connections", "up", st.actions_up, "total", st.actions_total,
+                              "auth_failed", st.auth_failed, "in_flight", (json_int_t)st.inflight);
         if (st.last_error[0] && !ready)
             json_object_set_new(s, "last_error", json_string(st.last_error));
         if (st.banner[0])

@@ -400,6 +400,60 @@ static void every_replica_serves_the_same_event_stream(void **state)
     cluster_stop(&c);
 }
 
+/* What /readyz says of replica i's event connection. */
+static void event_connection(const struct cluster *c, int i, char *out, size_t len)
+{
+    char url[128];
+    snprintf(url, sizeof(url), "%s/readyz", c->b[i].url);
+    struct http_resp r;
+    http_call("GET", url, NULL, NULL, NULL, 2000, &r);
+    json_t *s0 = json_array_get(json_object_get(r.json, "servers"), 0);
+    snprintf(out, len, "%s",
+             json_string_value(json_object_get(s0, "event_connection"))
+                 ? json_string_value(json_object_get(s0, "event_connection"))
+                 : "?");
+    http_resp_free(&r);
+}
+
+static void only_the_leader_keeps_an_event_connection(void **state)
+{
+    (void)state;
+    struct cluster c;
+    cluster_start(&c);
+    int l = wait_leader(&c, -1, 3);
+    assert_true(l >= 0);
+    usleep(500 * 1000);
+    for (int i = 0; i < N_REPLICAS; i++) {
+        char ec[16];
+        event_connection(&c, i, ec, sizeof(ec));
+        print_message("replica%d: event connection %s%s\n", i, ec, i == l ? " (leader)" : "");
+        assert_string_equal(ec, i == l ? "up" : "off");
+    }
+    /* a follower's call still learns its outcome: through the leader's stream */
+    int f = (l + 1) % N_REPLICAS;
+    char url[160];
+    snprintf(url, sizeof(url), "%s/v1/calls", c.b[f].url);
+    struct http_resp r;
+    http_call("POST", url, NULL,
+              "{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"100\"}", NULL,
+              20000, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(http_json_str(&r, "status"), "answered");
+    http_resp_free(&r);
+    /* and when the leader goes, the next one opens its event connection */
+    bridge_stop(&c.b[l], SIGKILL);
+    c.alive[l] = 0;
+    int next = wait_leader(&c, l, 5);
+    assert_true(next >= 0);
+    char ec[16] = "";
+    for (int i = 0; i < 50 && strcmp(ec, "up"); i++) {
+        usleep(100 * 1000);
+        event_connection(&c, next, ec, sizeof(ec));
+    }
+    assert_string_equal(ec, "up");
+    cluster_stop(&c);
+}
+
 static long call_status(const struct cluster *c, int i, const char *path, const char *body)
 {
     char url[256];
@@ -557,6 +611,7 @@ int main(void)
         cmocka_unit_test(a_clean_stop_hands_the_lease_over_at_once),
         cmocka_unit_test(every_replica_serves_the_same_event_stream),
         cmocka_unit_test(the_call_limits_hold_across_replicas),
+        cmocka_unit_test(only_the_leader_keeps_an_event_connection),
         cmocka_unit_test(a_lone_leader_keeps_what_waited_through_a_redis_outage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
