@@ -57,6 +57,8 @@ BRIDGE := $(if $(BRIDGE_SRCS),$(BUILD)/amibridge)
 BENCH_TOOL := $(BUILD)/ami-bench $(BUILD)/events-bench $(BUILD)/webhooks-bench
 # load and abuse of a running bridge (tests/soak/run.sh)
 BENCH_TOOL += $(BUILD)/soak
+# a bare libmicrohttpd JSON responder: the ceiling of bench/run-all.sh
+BENCH_TOOL += $(BUILD)/mhd-baseline
 
 SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
 SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -67,6 +69,7 @@ FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
 .PHONY: all deps ensure-deps check-deps test test-build contract browser run asan valgrind chaos fuzz lint install clean bench \
+        bench-all \
         docker-test
 
 all: check-deps $(LIB) $(SIM) $(BRIDGE) $(BENCH_TOOL)
@@ -126,6 +129,9 @@ $(BUILD)/events-bench: $(BUILD)/obj/bench/events_bench.o $(LIB)
 
 $(BUILD)/soak: $(BUILD)/obj/tests/soak/soak.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) -lm
+
+$(BUILD)/mhd-baseline: $(BUILD)/obj/bench/mhd_baseline.o
+	$(CC) $(LDFLAGS_ALL) -o $@ $< $(shell pkg-config --libs libmicrohttpd)
 
 # a real HTTP/1.1 receiver (tests/support/receiver.c, threaded) inside the tool
 $(BUILD)/webhooks-bench: $(BUILD)/obj/bench/webhooks_bench.o $(BUILD)/obj/tests/support/receiver.o $(LIB)
@@ -203,6 +209,13 @@ bench: ensure-deps
 	@bash bench/actions.sh $(BUILD)
 	@bash bench/events.sh $(BUILD)
 	@bash bench/webhooks.sh $(BUILD)
+
+# every headline figure against its ceiling and target, one table
+# (bench/run-all.sh; WEBHOOKS=1 adds bench/webhooks.sh, 3 more minutes)
+bench-all: ensure-deps
+	@command -v wrk >/dev/null 2>&1 || sh tools/deps.sh wrk
+	@$(MAKE) --no-print-directory all
+	@bash bench/run-all.sh $(BUILD)
 
 # --- soak ------------------------------------------------------------------
 

@@ -1,0 +1,571 @@
+#!/usr/bin/env bash
+# Every headline figure of amibridge against its ceiling and its target, in
+# one run on this machine, printed as one markdown table:
+#   1. POST /v1/actions/Ping through amibridge to ami-sim (wrk, as
+#      bench/actions.sh), against build/mhd-baseline (bench/mhd_baseline.c:
+#      a bare libmicrohttpd JSON responder with the bridge's threading model,
+#      MHD in external epoll mode driven by one thread) under the same wrk
+#      command; ROUNDS interleaved rounds, the best of each kept. Then the
+#      bridge's p99 at half the baseline's rate: wrk with a fixed number of
+#      connections paced by a Lua delay() (wrk2 is not in Debian), the delay
+#      calibrated in short runs until the achieved rate is the wanted one;
+#   2. the highest SimFlood rate ami-sim -> amibridge -> Redis PUBLISH that
+#      a subscriber (build/events-bench) receives complete and in order, as
+#      bench/events.sh, against redis-benchmark PUBLISH of the same payload;
+#   3. RSS of an idle bridge right after /readyz says 200, and with 5,000
+#      idle keep-alive connections (build/soak idle), each beside the same
+#      figure of build/mhd-baseline;
+#   4. start-up: exec of build/amibridge to the first 200 of /readyz and of
+#      /healthz, polled every 1 ms, against a running ami-sim; median of STARTS;
+#   5. with WEBHOOKS=1: bench/webhooks.sh's deliveries/s (3 more minutes).
+# With PROFILE=auto (default) a missed throughput target is followed by a
+# `perf record -g` of amibridge under that load (after the measurements,
+# so perf does not weigh on them) and its top symbols; PROFILE=1 always,
+# PROFILE=0 never. Everything started here is stopped by pid; every port
+# is a free one; the whole run has a budget (TIMEOUT_S).
+#
+#   bash bench/run-all.sh [BUILD_DIR]        (or: make bench-all)
+#   DURATION=10 CONNS=64 THREADS=2 POOL=4 ROUNDS=2 PACE_CONNS=64
+#   STEP_S=2 RATES="20000 40000 60000 80000 120000 160000 200000 250000"
+#   IDLE_CONNS=5000 STARTS=10 WEBHOOKS=0 PROFILE=auto PROFILE_S=5 TIMEOUT_S=900
+set -uo pipefail
+BUILD=${1:-build}
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+POOL=${POOL:-4}
+ROUNDS=${ROUNDS:-2}
+PACE_CONNS=${PACE_CONNS:-64}
+STEP_S=${STEP_S:-2}
+RATES=${RATES:-"20000 40000 60000 80000 120000 160000 200000 250000"}
+IDLE_CONNS=${IDLE_CONNS:-5000}
+STARTS=${STARTS:-10}
+WEBHOOKS=${WEBHOOKS:-0}
+PROFILE=${PROFILE:-auto}
+PROFILE_S=${PROFILE_S:-5}
+if [ "$WEBHOOKS" = 1 ]; then TIMEOUT_S=${TIMEOUT_S:-2400}; else TIMEOUT_S=${TIMEOUT_S:-900}; fi
+# targets (issue "Hardening and speed", item 6)
+T_RATIO=0.5 T_P99_MS=2 T_EVENTS=200000 T_IDLE_MIB=10 T_CONNS_MIB=64 T_READY_MS=100
+
+for b in ami-sim amibridge events-bench soak mhd-baseline; do
+    [ -x "$BUILD/$b" ] || { echo "missing $BUILD/$b: run 'make all'" >&2; exit 2; }
+done
+for c in wrk curl python3 redis-server redis-cli redis-benchmark; do
+    command -v "$c" >/dev/null 2>&1 || { echo "missing $c (wrk: sh tools/deps.sh wrk)" >&2; exit 2; }
+done
+case $PROFILE in 0 | 1 | auto) ;; *) echo "PROFILE is 0, 1 or auto" >&2; exit 2 ;; esac
+[ "$PROFILE" = 0 ] || command -v perf >/dev/null 2>&1 || PROFILE=0
+
+TOKEN=bench-token-0123456789
+export BENCH_TOKEN=$TOKEN
+tmp=$(mktemp -d /tmp/amibridge-bench.XXXXXX)
+# a copy of the binaries: a rebuild of BUILD during the run changes nothing
+# here (and perf can still read the symbols of what it profiles)
+BIN=$tmp/bin
+mkdir -p "$BIN"
+for b in ami-sim amibridge events-bench soak mhd-baseline webhooks-bench; do
+    [ ! -x "$BUILD/$b" ] || cp -p "$BUILD/$b" "$BIN/$b"
+done
+pids=() # everything started here and still running, by pid
+watchdog=
+stop_pid() { # TERM, KILL after 5 s; forget it
+    local p=$1 keep=() q
+    kill "$p" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+    for q in "${pids[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
+    pids=("${keep[@]}")
+}
+cleanup() {
+    [ -z "$watchdog" ] || kill "$watchdog" 2>/dev/null || true
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}" $watchdog; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'echo "run-all.sh: interrupted" >&2; exit 130' INT TERM
+(
+    sleep "$TIMEOUT_S" &
+    s=$!
+    trap 'kill $s 2>/dev/null; exit 0' TERM
+    wait "$s" && { echo "run-all.sh: timeout after ${TIMEOUT_S}s" >&2; kill -TERM $$; }
+) &
+watchdog=$!
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+calc() { python3 -c "import sys; print($1)" "${@:2}"; }
+fmt0() { python3 -c 'import sys; print(f"{float(sys.argv[1]):,.0f}")' "$1"; }
+jfield() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null; }
+mib() { awk -v k="$1" 'BEGIN {if (k == "") print "?"; else printf "%.1f", k / 1024}'; }
+cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# wrk's "99%    2.96ms" in ms
+wrk_ms() { awk -v q="$1" '$1 == q {v = $2; m = 1; if (v ~ /us$/) m = 0.001; else if (v ~ /ms$/) m = 1;
+    else if (v ~ /m$/) m = 60000; else if (v ~ /s$/) m = 1000; sub(/[a-z]+$/, "", v); printf "%.2f", v * m}' "$2"; }
+wrk_rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
+wrk_bad() { awk '/Non-2xx/ {n += $5} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' "$1"; }
+met() { if [ "$1" = 1 ]; then echo yes; else echo "**no**"; fi; }
+
+rows=()
+row() { rows+=("| $1 | $2 | $3 | $4 | $5 | $6 |"); }
+MISSED_ACTIONS=0 MISSED_EVENTS=0
+
+# wait_ready URL PID [grep]: /readyz 200 (and its body matching grep) within 10 s
+wait_ready() {
+    for _ in $(seq 500); do
+        if curl -fs -m 1 "$1/readyz" 2>/dev/null | grep -q "${3:-.}"; then return 0; fi
+        kill -0 "$2" 2>/dev/null || return 1
+        sleep 0.02
+    done
+    return 1
+}
+
+# start_sim: a fresh ami-sim; sets SIM_PID and SIM_PORT
+start_sim() {
+    rm -f "$tmp/sim.port"
+    "$BIN/ami-sim" --listen 127.0.0.1:0 --ready-file "$tmp/sim.port" --quiet &
+    SIM_PID=$!
+    pids+=("$SIM_PID")
+    for _ in $(seq 100); do [ -s "$tmp/sim.port" ] && break; sleep 0.05; done
+    [ -s "$tmp/sim.port" ] || { echo "ami-sim did not start" >&2; exit 2; }
+    SIM_PORT=$(cat "$tmp/sim.port")
+}
+
+# start_bridge NAME [VAR=value...]: a bridge on the current ami-sim, ready;
+# sets BRIDGE_PID, BRIDGE_URL (the readiness check: $READY_GREP)
+start_bridge() {
+    local name=$1 port
+    shift
+    port=$(free_port)
+    BRIDGE_URL=http://127.0.0.1:$port
+    env AMIBRIDGE_LISTEN="127.0.0.1:$port" AMIBRIDGE_AMI_HOST=127.0.0.1 AMIBRIDGE_AMI_PORT="$SIM_PORT" \
+        AMIBRIDGE_AMI_USERNAME=bridge AMIBRIDGE_AMI_SECRET=bridgesecret AMIBRIDGE_LOG_LEVEL=warn \
+        AMIBRIDGE_API_KEYS="bench:$TOKEN:actions,read" "$@" "$BIN/amibridge" 2>"$tmp/bridge-$name.log" &
+    BRIDGE_PID=$!
+    pids+=("$BRIDGE_PID")
+    wait_ready "$BRIDGE_URL" "$BRIDGE_PID" "${READY_GREP:-.}" && return 0
+    echo "amibridge ($name) did not get ready; its log:" >&2
+    cat "$tmp/bridge-$name.log" >&2
+    exit 2
+}
+
+# start_baseline [ARGS...]: build/mhd-baseline; sets BASE_PID, BASE_URL
+start_baseline() {
+    rm -f "$tmp/base.port"
+    "$BIN/mhd-baseline" --ready-file "$tmp/base.port" "$@" &
+    BASE_PID=$!
+    pids+=("$BASE_PID")
+    for _ in $(seq 100); do [ -s "$tmp/base.port" ] && break; sleep 0.02; done
+    [ -s "$tmp/base.port" ] || { echo "mhd-baseline did not start" >&2; exit 2; }
+    BASE_URL=http://127.0.0.1:$(cat "$tmp/base.port")
+    for _ in $(seq 100); do curl -fs -m 1 -o /dev/null "$BASE_URL/" && break; sleep 0.02; done
+}
+
+# run_wrk OUT URL SECONDS [LUA] [CONNS]: the wrk command of bench/actions.sh
+run_wrk() {
+    local out=$1 url=$2 secs=$3 lua=${4:-bench/post_ping.lua} conns=${5:-$CONNS}
+    timeout $((secs + 30)) wrk -t"$THREADS" -c"$conns" -d"${secs}s" --latency -s "$lua" \
+        "$url/v1/actions/Ping" >"$out" 2>&1
+}
+
+# profile NAME PID: perf record -g of PID for PROFILE_S seconds (the load
+# runs meanwhile), then its top symbols (self time) into $tmp/profile-NAME
+profile_start() {
+    perf record -g -q -o "$tmp/perf-$1.data" -p "$2" -- sleep "$PROFILE_S" >"$tmp/perf-$1.log" 2>&1 &
+    PERF_PID=$!
+    pids+=("$PERF_PID")
+}
+profile_end() {
+    wait "$PERF_PID" 2>/dev/null
+    stop_pid "$PERF_PID"
+    {
+        echo "== profile: $2"
+        echo "   by object (self time):"
+        perf report -i "$tmp/perf-$1.data" --stdio --no-children -g none --percent-limit 1 \
+            -F overhead,dso 2>/dev/null | grep -v '^#' | sed '/^ *$/d' | head -8
+        echo "   top symbols (self time; stripped libraries show addresses):"
+        perf report -i "$tmp/perf-$1.data" --stdio --no-children -g none --percent-limit 0.7 \
+            -F overhead,dso,sym 2>/dev/null | grep -v '^#' | sed '/^ *$/d' | head -30
+    } >"$tmp/profile-$1.txt"
+}
+
+host_line="$(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loadavg) at start"
+echo "== machine: $host_line; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "== binaries: copied from $BUILD (amibridge built $(date -u -r "$BIN/amibridge" +%Y-%m-%dT%H:%M:%SZ)), git $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD 2>/dev/null || echo '+uncommitted')"
+T_START=$(date +%s)
+
+# --- 1. the action route ------------------------------------------------------------------
+echo "== 1. POST /v1/actions/Ping: amibridge (pool $POOL) -> ami-sim vs mhd-baseline; wrk -t$THREADS -c$CONNS -d${DURATION}s --latency, $ROUNDS rounds"
+start_sim
+start_bridge actions AMIBRIDGE_AMI_POOL_SIZE="$POOL"
+start_baseline
+base_rss_idle=$(status_kib "$BASE_PID" VmRSS)
+best_base=0 best_bridge=0 bridge_p50='' bridge_p99='' bad=0 bridge_cpu='' base_cpu='' sim_cpu='' base_us='' bridge_us=''
+hz=$(getconf CLK_TCK)
+for r in $(seq "$ROUNDS"); do
+    b0=$(cpu_ticks "$BASE_PID")
+    run_wrk "$tmp/wrk-base.txt" "$BASE_URL" "$DURATION"
+    b1=$(cpu_ticks "$BASE_PID")
+    rps=$(wrk_rps "$tmp/wrk-base.txt")
+    printf '  round %s: mhd-baseline %s req/s (p99 %s ms, CPU %s%% of a core)\n' "$r" "${rps:-?}" \
+        "$(wrk_ms 99% "$tmp/wrk-base.txt")" "$(((b1 - b0) * 100 / hz / DURATION))"
+    if [ -n "$rps" ] && calc 'float(sys.argv[1]) > float(sys.argv[2])' "$rps" "$best_base" | grep -q True; then
+        best_base=$rps base_cpu=$(((b1 - b0) * 100 / hz / DURATION))
+        base_us=$(calc '"%.1f" % (float(sys.argv[1]) * 1e6 / float(sys.argv[2]) / (float(sys.argv[3]) * float(sys.argv[4])))' \
+            "$((b1 - b0))" "$hz" "$rps" "$DURATION")
+    fi
+    x0=$(cpu_ticks "$BRIDGE_PID") s0=$(cpu_ticks "$SIM_PID")
+    run_wrk "$tmp/wrk-bridge.txt" "$BRIDGE_URL" "$DURATION"
+    x1=$(cpu_ticks "$BRIDGE_PID") s1=$(cpu_ticks "$SIM_PID")
+    rps=$(wrk_rps "$tmp/wrk-bridge.txt")
+    bad=$((bad + $(wrk_bad "$tmp/wrk-bridge.txt")))
+    printf '  round %s: amibridge    %s req/s (p99 %s ms, CPU %s%% of a core, ami-sim %s%%)\n' "$r" \
+        "${rps:-?}" "$(wrk_ms 99% "$tmp/wrk-bridge.txt")" "$(((x1 - x0) * 100 / hz / DURATION))" \
+        "$(((s1 - s0) * 100 / hz / DURATION))"
+    if [ -n "$rps" ] && calc 'float(sys.argv[1]) > float(sys.argv[2])' "$rps" "$best_bridge" | grep -q True; then
+        best_bridge=$rps bridge_p50=$(wrk_ms 50% "$tmp/wrk-bridge.txt") bridge_p99=$(wrk_ms 99% "$tmp/wrk-bridge.txt")
+        bridge_cpu=$(((x1 - x0) * 100 / hz / DURATION)) sim_cpu=$(((s1 - s0) * 100 / hz / DURATION))
+        bridge_us=$(calc '"%.1f" % (float(sys.argv[1]) * 1e6 / float(sys.argv[2]) / (float(sys.argv[3]) * float(sys.argv[4])))' \
+            "$((x1 - x0))" "$hz" "$rps" "$DURATION")
+    fi
+done
+ratio=$(calc '"%.2f" % (float(sys.argv[1]) / max(float(sys.argv[2]), 1))' "$best_bridge" "$best_base")
+ok=$(calc 'int(float(sys.argv[1]) >= float(sys.argv[2]))' "$ratio" "$T_RATIO")
+[ "$ok" = 1 ] || MISSED_ACTIONS=1
+extra=""
+[ "$bad" = 0 ] || extra=", **$bad non-2xx or socket errors**"
+row "POST /v1/actions/Ping via amibridge → ami-sim, req/s ($CONNS conns, pool $POOL, best of $ROUNDS)" \
+    "$(fmt0 "$best_bridge")/s (p50 $bridge_p50 ms, p99 $bridge_p99 ms; amibridge $bridge_cpu % of a core = $bridge_us µs CPU per request, ami-sim $sim_cpu %$extra)" \
+    "mhd-baseline, same wrk: $(fmt0 "$best_base")/s ($base_cpu % of a core = $base_us µs CPU per request)" "$ratio" "≥ $T_RATIO × baseline" "$(met "$ok")"
+
+# p99 at a fixed rate: wrk, PACE_CONNS connections, each waiting PACE_DELAY_MS
+# (fractional: rounded up or down at random) before each request; latency
+# is timed from the write, so the wait is not in it
+cat >"$tmp/paced.lua" <<'EOF'
+wrk.method = "POST"
+wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_TOKEN") or "")
+local d = tonumber(os.getenv("PACE_DELAY_MS") or "0")
+local base, frac = math.floor(d), d - math.floor(d)
+function delay()
+    if math.random() < frac then return base + 1 end
+    return base
+end
+EOF
+# paced URL RATE: calibrates, then measures DURATION s; sets PACED_RPS, PACED_P50, PACED_P99
+paced() {
+    local url=$1 want=$2 d rps i fast='' slow=''
+    d=$(calc '"%.3f" % max(0.0, float(sys.argv[1]) * 1000 / float(sys.argv[2]) - 0.3)' "$PACE_CONNS" "$want")
+    for i in 1 2 3 4 5 6; do
+        PACE_DELAY_MS=$d run_wrk "$tmp/wrk-pace.txt" "$url" 3 "$tmp/paced.lua" "$PACE_CONNS"
+        rps=$(wrk_rps "$tmp/wrk-pace.txt")
+        printf '  calibration %s: delay %s ms -> %s req/s (want %s)\n' "$i" "$d" "${rps:-?}" "$want"
+        [ -n "$rps" ] || break
+        calc 'abs(float(sys.argv[1]) / float(sys.argv[2]) - 1) < 0.03' "$rps" "$want" | grep -q True && break
+        [ "$d" = 0.000 ] && calc 'float(sys.argv[1]) < float(sys.argv[2])' "$rps" "$want" | grep -q True && break
+        # "delay rate" pairs on either side of the wanted rate: interpolate
+        # between them once both are known; until then assume one cycle per
+        # connection is the delay plus a fixed cost (round trip, timer slack)
+        if calc 'float(sys.argv[1]) > float(sys.argv[2])' "$rps" "$want" | grep -q True; then fast="$d $rps"; else slow="$d $rps"; fi
+        if [ -n "$fast" ] && [ -n "$slow" ]; then
+            # shellcheck disable=SC2086 # two words each
+            d=$(calc '"%.3f" % (lambda a, b, c, e, w: a + (c - a) * (w - b) / (e - b))(*map(float, sys.argv[1:]))' \
+                $fast $slow "$want")
+        else
+            d=$(calc '"%.3f" % max(0.0, float(sys.argv[1]) * 1000 / float(sys.argv[4]) - (float(sys.argv[1]) * 1000 / float(sys.argv[2]) - float(sys.argv[3])))' \
+                "$PACE_CONNS" "$rps" "$d" "$want")
+        fi
+    done
+    PACE_DELAY_MS=$d run_wrk "$tmp/wrk-pace.txt" "$url" "$DURATION" "$tmp/paced.lua" "$PACE_CONNS"
+    PACED_RPS=$(wrk_rps "$tmp/wrk-pace.txt")
+    PACED_P50=$(wrk_ms 50% "$tmp/wrk-pace.txt")
+    PACED_P99=$(wrk_ms 99% "$tmp/wrk-pace.txt")
+    PACED_DELAY=$d
+    printf '  measured: delay %s ms, %s req/s, p50 %s ms, p99 %s ms\n' "$d" "$PACED_RPS" "$PACED_P50" "$PACED_P99"
+}
+half=$(calc 'int(float(sys.argv[1]) / 2)' "$best_base")
+echo "== 1b. amibridge p99 at half the baseline's rate ($half req/s; wrk -c$PACE_CONNS paced by a Lua delay)"
+paced "$BASE_URL" "$half"
+base_paced="mhd-baseline at the same rate: p99 $PACED_P99 ms, p50 $PACED_P50 ms at $(fmt0 "${PACED_RPS:-0}")/s"
+paced "$BRIDGE_URL" "$half"
+reached=$(calc 'int(float(sys.argv[1]) >= 0.95 * float(sys.argv[2]))' "${PACED_RPS:-0}" "$half")
+ok=$(calc 'int(int(sys.argv[3]) == 1 and float(sys.argv[1]) < float(sys.argv[2]))' "${PACED_P99:-999}" "$T_P99_MS" "$reached")
+note=""
+[ "$reached" = 1 ] || note=" — **rate not reached: amibridge saturated, this is its p99 under overload**"
+row "amibridge p99 at half the baseline's rate" \
+    "p99 $PACED_P99 ms, p50 $PACED_P50 ms at $(fmt0 "${PACED_RPS:-0}")/s (wanted $(fmt0 "$half")/s; $PACE_CONNS conns, delay $PACED_DELAY ms)$note" \
+    "$base_paced" "—" "p99 < $T_P99_MS ms" "$(met "$ok")"
+if [ "$reached" != 1 ]; then
+    half_own=$(calc 'int(float(sys.argv[1]) / 2)' "$best_bridge")
+    echo "== 1c. (for reference) amibridge p99 at half its own best rate ($half_own req/s)"
+    paced "$BASE_URL" "$half_own"
+    base_paced="mhd-baseline at the same rate: p99 $PACED_P99 ms, p50 $PACED_P50 ms at $(fmt0 "${PACED_RPS:-0}")/s"
+    paced "$BRIDGE_URL" "$half_own"
+    row "(reference) amibridge p99 at half its own best rate" \
+        "p99 $PACED_P99 ms, p50 $PACED_P50 ms at $(fmt0 "${PACED_RPS:-0}")/s (wanted $(fmt0 "$half_own")/s)" \
+        "$base_paced" "—" "—" "—"
+fi
+[ "$ok" = 1 ] || MISSED_ACTIONS=1
+if [ "$PROFILE" = 1 ] || { [ "$PROFILE" = auto ] && [ "$MISSED_ACTIONS" = 1 ]; }; then
+    echo "== profile: perf record -g -p <amibridge> during wrk -c$CONNS (${PROFILE_S}s)"
+    profile_start actions "$BRIDGE_PID"
+    run_wrk "$tmp/wrk-prof.txt" "$BRIDGE_URL" "$PROFILE_S"
+    profile_end actions "amibridge under wrk -c$CONNS POST /v1/actions/Ping ($(wrk_rps "$tmp/wrk-prof.txt") req/s while profiled)"
+fi
+stop_pid "$BASE_PID"
+stop_pid "$BRIDGE_PID"
+stop_pid "$SIM_PID"
+
+# --- 2. events -------------------------------------------------------------------------------
+echo "== 2. events: SimFlood steps of ${STEP_S}s, ami-sim -> amibridge -> Redis PUBLISH -> events-bench"
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$tmp" --logfile "$tmp/redis.log" &
+REDIS_PID=$!
+pids+=("$REDIS_PID")
+start_sim
+for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+READY_GREP='"redis":{"state":"up"' start_bridge events AMIBRIDGE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+flood() {
+    curl -fs -m 5 -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+        -d "{\"Flood\":\"$1\",\"FloodCount\":\"$2\"}" "$BRIDGE_URL/v1/actions/SimControl" >/dev/null
+}
+best=0 failed_rate='' size=''
+for rate in $RATES; do
+    count=$((rate * STEP_S))
+    rm -f "$tmp/ready" "$tmp/step.json"
+    timeout $((STEP_S + 60)) "$BIN/events-bench" --port "$REDIS_PORT" --channel ami.default.SimFlood \
+        --count "$count" --ready-file "$tmp/ready" --idle-ms 3000 >"$tmp/step.json" &
+    sub=$!
+    pids+=("$sub")
+    for _ in $(seq 100); do [ -s "$tmp/ready" ] && break; sleep 0.05; done
+    x0=$(cpu_ticks "$BRIDGE_PID")
+    flood "$rate" "$count"
+    wait "$sub"
+    x1=$(cpu_ticks "$BRIDGE_PID")
+    stop_pid "$sub"
+    if [ ! -s "$tmp/step.json" ]; then
+        printf '%9s/s  events-bench failed\n' "$rate"
+        failed_rate=$rate
+        break
+    fi
+    size=$(jfield "$tmp/step.json" avg_payload_bytes)
+    printf '%9s/s  received %s of %s, missing %s, gaps %s, out of order %s, p99 %s ms; amibridge CPU %s ms\n' \
+        "$rate" "$(jfield "$tmp/step.json" received)" "$count" "$(jfield "$tmp/step.json" missing)" \
+        "$(jfield "$tmp/step.json" seq_gaps)" "$(jfield "$tmp/step.json" out_of_order)" \
+        "$(jfield "$tmp/step.json" p99_ms)" "$(((x1 - x0) * 1000 / hz))"
+    if [ "$(jfield "$tmp/step.json" missing)" = 0 ] && [ "$(jfield "$tmp/step.json" seq_gaps)" = 0 ] &&
+        [ "$(jfield "$tmp/step.json" out_of_order)" = 0 ]; then
+        best=$rate
+    else
+        failed_rate=$rate
+        break
+    fi
+done
+drops=$(curl -fs -m 5 "$BRIDGE_URL/metrics" | awk 'index($1, "amibridge_events_dropped_total{outlet=\"redis\"") == 1 {s += $2} END {print s + 0}')
+size=${size:-187}
+payload=$(python3 -c "import sys; print('x' * int(sys.argv[1]))" "$size")
+# one subscriber listens, as in the flood; Redis must not cut it for
+# falling behind (pubsub output buffer limit), or the ceiling has none
+redis-cli -p "$REDIS_PORT" config set client-output-buffer-limit "pubsub 0 0 0" >/dev/null
+redis-cli -p "$REDIS_PORT" subscribe ami.default.SimFlood >/dev/null 2>"$tmp/rsub.err" &
+rsub=$!
+pids+=("$rsub")
+sleep 0.2
+ceiling=$(timeout 120 redis-benchmark -p "$REDIS_PORT" -c 1 -P 64 -n 500000 -q \
+    PUBLISH ami.default.SimFlood "$payload" | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | awk '{print $1}' | tail -1)
+sub_note="one subscriber listening"
+kill -0 "$rsub" 2>/dev/null || sub_note="**the subscriber was cut: $(head -c 100 "$tmp/rsub.err")**"
+stop_pid "$rsub"
+echo "  redis-benchmark -c 1 -P 64 -n 500000 PUBLISH <$size bytes>: ${ceiling:-?}/s"
+ok=$(calc 'int(int(sys.argv[1]) >= int(sys.argv[2]))' "$best" "$T_EVENTS")
+[ "$ok" = 1 ] || MISSED_EVENTS=1
+row "events: highest SimFlood rate with zero loss, ami-sim → amibridge → Redis subscriber (steps of ${STEP_S}s: ${RATES// /, })" \
+    "$(fmt0 "$best")/s$([ -z "$failed_rate" ] || echo " (next step, $(fmt0 "$failed_rate")/s, lost events)"); Redis outlet drops over the run: $drops" \
+    "redis-benchmark PUBLISH, ${size}-byte payload, 1 conn, pipeline 64, $sub_note: $(fmt0 "${ceiling:-0}")/s" \
+    "$(calc '"%.2f" % (float(sys.argv[1]) / max(float(sys.argv[2]), 1))' "$best" "${ceiling:-0}")" \
+    "≥ $(fmt0 "$T_EVENTS")/s" "$(met "$ok")"
+if [ "$PROFILE" = 1 ] || { [ "$PROFILE" = auto ] && [ "$MISSED_EVENTS" = 1 ]; }; then
+    prate=${failed_rate:-$T_EVENTS}
+    echo "== profile: perf record -g -p <amibridge> during a $prate/s flood (${PROFILE_S}s)"
+    flood "$prate" $((prate * (PROFILE_S + 2)))
+    sleep 0.5
+    profile_start events "$BRIDGE_PID"
+    profile_end events "amibridge during a SimFlood of $prate/s to Redis"
+    flood 0 0
+fi
+stop_pid "$BRIDGE_PID"
+stop_pid "$SIM_PID"
+stop_pid "$REDIS_PID"
+
+# --- 3. memory -------------------------------------------------------------------------------
+echo "== 3. memory: idle RSS after ready; RSS with $IDLE_CONNS idle keep-alive connections (soak idle)"
+start_sim
+start_bridge idle-rss
+rss=$(status_kib "$BRIDGE_PID" VmRSS) anon=$(status_kib "$BRIDGE_PID" RssAnon) file=$(status_kib "$BRIDGE_PID" RssFile)
+pss=$(awk '$1 == "Pss:" {print $2}' "/proc/$BRIDGE_PID/smaps_rollup" 2>/dev/null)
+ok=$(calc 'int(int(sys.argv[1]) < float(sys.argv[2]) * 1024)' "${rss:-999999}" "$T_IDLE_MIB")
+if [ "$PROFILE" = 1 ] || { [ "$PROFILE" = auto ] && [ "$ok" != 1 ]; }; then
+    # where the idle RSS is: /proc/PID/smaps, Rss summed per mapped file
+    {
+        echo "== profile: idle amibridge RSS by mapping (/proc/PID/smaps, KiB)"
+        awk '/^[0-9a-f]+-[0-9a-f]+ / {m = (NF >= 6 ? $6 : "[anon]")} /^Rss:/ {r[m] += $2}
+             END {for (k in r) if (r[k] > 0) printf "%8d  %s\n", r[k], k}' "/proc/$BRIDGE_PID/smaps" |
+            sort -rn | head -12
+    } >"$tmp/profile-memory.txt"
+fi
+stop_pid "$BRIDGE_PID"
+row "amibridge RSS, idle, right after /readyz 200 (VmRSS: RssAnon + RssFile)" \
+    "$(mib "$rss") MiB ($(mib "$anon") anon + $(mib "$file") file-backed, mostly shared libraries; PSS $(mib "$pss") MiB)" \
+    "mhd-baseline idle: $(mib "$base_rss_idle") MiB" \
+    "$(calc '"%.1f" % (float(sys.argv[1]) / float(sys.argv[2]))' "$rss" "$base_rss_idle")×" \
+    "< $T_IDLE_MIB MiB" "$(met "$ok")"
+
+need=$((2 * IDLE_CONNS + 1024))
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$need" ]; then
+    row "amibridge RSS with $IDLE_CONNS idle keep-alive connections" "not measured: ulimit -n $(ulimit -n) < $need" "—" "—" "< $T_CONNS_MIB MiB" "—"
+else
+    # soak_idle PID PORT NAME: the tool's figures into $tmp/soak-NAME.txt;
+    # the peak of RssAnon/RssFile sampled meanwhile into $tmp/peak-NAME
+    soak_idle() {
+        timeout 300 "$BIN/soak" idle --conns "$IDLE_CONNS" --port "$2" --pid "$1" --token "$TOKEN" \
+            >"$tmp/soak-$3.txt" 2>&1 &
+        local s=$! peak=0 a f v
+        pids+=("$s")
+        while kill -0 "$s" 2>/dev/null; do
+            v=$(status_kib "$1" VmRSS)
+            if [ -n "$v" ] && [ "$v" -gt "$peak" ]; then
+                peak=$v a=$(status_kib "$1" RssAnon) f=$(status_kib "$1" RssFile)
+            fi
+            sleep 0.2
+        done
+        wait "$s"
+        SOAK_RC=$?
+        stop_pid "$s"
+        echo "$peak ${a:-0} ${f:-0}" >"$tmp/peak-$3"
+    }
+    sfig() { awk -v n="$2" '$1 == "figure" && $2 == n {print $3}' "$tmp/soak-$1.txt"; }
+    start_bridge idle-conns AMIBRIDGE_HTTP_MAX_CONNECTIONS=8000 AMIBRIDGE_HTTP_HEADER_TIMEOUT_S=3600
+    soak_idle "$BRIDGE_PID" "${BRIDGE_URL##*:}" bridge
+    bridge_soak_rc=$SOAK_RC
+    stop_pid "$BRIDGE_PID"
+    start_baseline --max-conns 8000
+    soak_idle "$BASE_PID" "${BASE_URL##*:}" base
+    stop_pid "$BASE_PID"
+    read -r _ panon pfile <"$tmp/peak-bridge"
+    rss=$(sfig bridge idle.rss_with_conns_kib)
+    brss=$(sfig base idle.rss_with_conns_kib)
+    ok=$(calc 'int(int(sys.argv[1]) < float(sys.argv[2]) * 1024)' "${rss:-999999}" "$T_CONNS_MIB")
+    extra=""
+    [ "$bridge_soak_rc" = 0 ] || extra="; **soak checks failed:** $(grep '^check FAIL' "$tmp/soak-bridge.txt" | cut -d' ' -f3 | tr '\n' ' ')"
+    row "amibridge RSS with $(sfig bridge idle.connections) idle keep-alive connections (soak idle)" \
+        "$(mib "$rss") MiB (peak sample $(mib "$panon") anon + $(mib "$pfile") file; $(sfig bridge idle.kib_per_conn) KiB per connection; new connection answered in $(sfig bridge idle.new_conn_ms) ms$extra)" \
+        "mhd-baseline, same: $(mib "$brss") MiB ($(sfig base idle.kib_per_conn) KiB per connection)" \
+        "$(calc '"%.1f" % (float(sys.argv[1]) / float(sys.argv[2]))' "${rss:-0}" "${brss:-1}")×" \
+        "< $T_CONNS_MIB MiB" "$(met "$ok")"
+fi
+
+# --- 4. start-up -----------------------------------------------------------------------------
+echo "== 4. start-up: exec -> first 200 of /healthz and /readyz, polled every 1 ms, $STARTS starts"
+cat >"$tmp/startup.py" <<'EOF'
+import os, signal, socket, statistics, subprocess, sys, time
+bridge, n, logdir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+child = None
+def on_term(sig, frame):
+    if child and child.poll() is None:
+        child.kill()
+    sys.exit(1)
+signal.signal(signal.SIGTERM, on_term)
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+def ok(port, path):
+    s = socket.socket(); s.settimeout(1.0)
+    try:
+        s.connect(("127.0.0.1", port))
+        s.sendall(b"GET " + path + b" HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        return s.recv(16)[9:12] == b"200"
+    except OSError:
+        return False
+    finally:
+        s.close()
+health, ready = [], []
+for i in range(n):
+    port = free_port()
+    env = dict(os.environ, AMIBRIDGE_LISTEN="127.0.0.1:%d" % port)
+    with open(os.path.join(logdir, "bridge-start%d.log" % i), "w") as log:
+        t0 = time.monotonic()
+        child = subprocess.Popen([bridge], env=env, stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=log)
+        h = r = None
+        tick = t0
+        while time.monotonic() - t0 < 10 and child.poll() is None:
+            if h is None and ok(port, b"/healthz"):
+                h = time.monotonic() - t0
+            if h is not None and ok(port, b"/readyz"):
+                r = time.monotonic() - t0
+                break
+            tick += 0.001
+            d = tick - time.monotonic()
+            if d > 0:
+                time.sleep(d)
+            else:
+                tick = time.monotonic()
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(5)
+        except subprocess.TimeoutExpired:
+            child.kill(); child.wait()
+        child = None
+    if h is None or r is None:
+        print("start %d: not ready within 10 s" % i, file=sys.stderr)
+        sys.exit(1)
+    health.append(h * 1000); ready.append(r * 1000)
+    print("  start %d: /healthz %.1f ms, /readyz %.1f ms" % (i + 1, h * 1000, r * 1000), file=sys.stderr)
+print("%.1f %.1f %.1f %.1f %.1f %.1f" % (statistics.median(health), min(health), max(health),
+                                         statistics.median(ready), min(ready), max(ready)))
+EOF
+if out=$(AMIBRIDGE_AMI_HOST=127.0.0.1 AMIBRIDGE_AMI_PORT="$SIM_PORT" AMIBRIDGE_AMI_USERNAME=bridge \
+    AMIBRIDGE_AMI_SECRET=bridgesecret AMIBRIDGE_LOG_LEVEL=warn AMIBRIDGE_API_KEYS="bench:$TOKEN:actions,read" \
+    timeout 300 python3 "$tmp/startup.py" "$BIN/amibridge" "$STARTS" "$tmp"); then
+    read -r h_med h_min h_max r_med r_min r_max <<<"$out"
+    ok=$(calc 'int(float(sys.argv[1]) < float(sys.argv[2]))' "$r_med" "$T_READY_MS")
+    row "start-up: exec → first 200 of /readyz (AMI logged in; polled every 1 ms; median of $STARTS)" \
+        "$r_med ms (min $r_min, max $r_max)" "—" "—" "< $T_READY_MS ms" "$(met "$ok")"
+    row "start-up: exec → first 200 of /healthz (median of $STARTS)" \
+        "$h_med ms (min $h_min, max $h_max)" "—" "—" "—" "—"
+else
+    row "start-up: exec → first 200 of /readyz" "FAILED (see above)" "—" "—" "< $T_READY_MS ms" "**no**"
+fi
+stop_pid "$SIM_PID"
+
+# --- 5. webhooks (optional) ------------------------------------------------------------------
+if [ "$WEBHOOKS" = 1 ]; then
+    echo "== 5. webhooks: bash bench/webhooks.sh (a copy of $BUILD; about 3 minutes)"
+    bash bench/webhooks.sh "$BIN" >"$tmp/webhooks.txt" 2>&1 &
+    wh=$!
+    pids+=("$wh")
+    wait "$wh"
+    wh_rc=$?
+    stop_pid "$wh"
+    grep -E '^\| (deliveries/s|event -> delivery latency)' "$tmp/webhooks.txt" |
+        awk -F' *[|] *' '{print "| webhooks: " $2 " | " $3 " | — | — | — | — |"}' >"$tmp/webhook-rows"
+    while IFS= read -r l; do rows+=("$l"); done <"$tmp/webhook-rows"
+    [ "$wh_rc" = 0 ] || rows+=("| webhooks: bench/webhooks.sh | **exit $wh_rc** (see its output) | — | — | — | — |")
+else
+    row "webhooks: deliveries/s (bench/webhooks.sh)" "skipped (WEBHOOKS=1 adds it, about 3 minutes)" "—" "—" "—" "—"
+fi
+
+echo
+echo "== $(nproc) cores shared by the load generators, the servers and whatever else runs here;"
+echo "   load average $(cut -d' ' -f1-3 /proc/loadavg) at the end ($host_line); $(($(date +%s) - T_START)) s"
+echo
+echo "| figure | value | ceiling (what it is compared with) | ratio | target | met? |"
+echo "| --- | --- | --- | --- | --- | --- |"
+for r in "${rows[@]}"; do echo "$r"; done
+for f in "$tmp"/profile-*.txt; do
+    [ -e "$f" ] || continue
+    echo
+    cat "$f"
+done
