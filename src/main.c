@@ -335,8 +335,11 @@ static void http_closed(void *arg)
         pool_closed(app);
         return;
     }
-    for (size_t i = 0; i < app->npools; i++)
-        ami_pool_close(app->pools[i], pool_closed, app);
+    for (size_t i = 0; i < app->npools; i++) {
+        struct ami_pool *p = app->pools[i];
+        app->pools[i] = NULL; /* gone once closed: nothing may touch it after this */
+        ami_pool_close(p, pool_closed, app);
+    }
 }
 
 /* Wait for in-flight requests (bounded), then close AMI (failing whatever

@@ -7,10 +7,16 @@
 #include "core/log.h"
 #include "core/metrics.h"
 
-/* Take the lease when nobody holds it: the value carries a fresh fencing
- * number. Returns {1, value} when taken, {0, holder, pttl} otherwise. */
+/* Take the lease when nobody holds it, or when an earlier run of this very
+ * instance does (a replica restarted with its AMIBRIDGE_INSTANCE_ID after a
+ * crash need not wait for its own lease to expire): the value carries a
+ * fresh fencing number. Returns {1, value} when taken, {0, holder, pttl}
+ * otherwise. */
 static const char acquire_script[] = "local v = redis.call('get', KEYS[1])\n"
-                                     "if v then return {0, v, redis.call('pttl', KEYS[1])} end\n"
+                                     "local mine = ARGV[1] .. ':'\n"
+                                     "if v and string.sub(v, 1, string.len(mine)) ~= mine then\n"
+                                     "  return {0, v, redis.call('pttl', KEYS[1])}\n"
+                                     "end\n"
                                      "local n = redis.call('incr', KEYS[2])\n"
                                      "v = ARGV[1] .. ':' .. n\n"
                                      "redis.call('set', KEYS[1], v, 'PX', ARGV[2])\n"

@@ -926,6 +926,7 @@ static int state_write(struct webhooks *w, char *err, size_t errlen)
     json_t *arr = json_array(), *root = NULL;
     int rc = -1, fd = -1;
     char tmp[PATH_MAX + 32], *text = NULL;
+    snprintf(err, errlen, "out of memory");
     for (struct wh_sub *s = w->subs; arr && s; s = s->next)
         if (!s->gone && !s->c.is_static && json_array_append_new(arr, wh_conf_json(&s->c, 1)))
             goto out;

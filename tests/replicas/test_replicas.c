@@ -361,6 +361,26 @@ static int next_user_event(struct sse_client *c, struct sse_frame *f)
     return 0;
 }
 
+static void a_replica_restarted_with_its_id_takes_its_lease_back_at_once(void **state)
+{
+    (void)state;
+    struct cluster c;
+    cluster_start(&c);
+    int l = wait_leader(&c, -1, 3);
+    assert_true(l >= 0);
+    bridge_stop(&c.b[l], SIGKILL);
+    c.alive[l] = 0;
+    double t0 = testenv_now();
+    replica_start(&c, l); /* the same AMIBRIDGE_INSTANCE_ID */
+    int again = wait_leader(&c, -1, 3);
+    double took = testenv_now() - t0;
+    print_message(
+        "replica%d killed and restarted: replica%d leads %.0f ms after the restart began\n", l,
+        again, took * 1000);
+    assert_int_equal(again, l);
+    cluster_stop(&c);
+}
+
 static void every_replica_serves_the_same_event_stream(void **state)
 {
     (void)state;
@@ -609,6 +629,7 @@ int main(void)
         cmocka_unit_test(a_stalled_leader_steps_down_and_is_fenced),
         cmocka_unit_test(webhooks_left_by_a_dead_leader_are_delivered_by_the_next),
         cmocka_unit_test(a_clean_stop_hands_the_lease_over_at_once),
+        cmocka_unit_test(a_replica_restarted_with_its_id_takes_its_lease_back_at_once),
         cmocka_unit_test(every_replica_serves_the_same_event_stream),
         cmocka_unit_test(the_call_limits_hold_across_replicas),
         cmocka_unit_test(only_the_leader_keeps_an_event_connection),
