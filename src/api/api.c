@@ -173,18 +173,23 @@ static void wrong_key(struct api *a, struct http_req *r)
     uv_timer_start(&h->timer, held_fire, delay, 0);
 }
 
+/* 429 auth-locked-out with Retry-After (api/lockout). */
+static void locked_out(struct http_req *r, int wait_s, const char *title, const char *detail)
+{
+    char ra[16];
+    snprintf(ra, sizeof(ra), "%d", wait_s);
+    http_req_add_header(r, "Retry-After", ra);
+    metrics_inc(METRIC_AUTH_FAILURES, "locked_out", NULL, 1);
+    http_respond_problem(r, 429, "auth-locked-out", title, detail, NULL);
+}
+
 static int authorize(struct api *a, struct http_req *r, const struct http_route *rt)
 {
     int wait_s = lockout_blocked(a->lockout, http_req_peer(r), uv_now(a->loop));
     if (wait_s > 0) {
-        char ra[16];
-        snprintf(ra, sizeof(ra), "%d", wait_s);
-        http_req_add_header(r, "Retry-After", ra);
-        metrics_inc(METRIC_AUTH_FAILURES, "locked_out", NULL, 1);
-        http_respond_problem(r, 429, "auth-locked-out", "Too many wrong API keys",
-                             "this address sent too many wrong API keys; it may try again after "
-                             "Retry-After seconds",
-                             NULL);
+        locked_out(r, wait_s, "Too many wrong API keys",
+                   "this address sent too many wrong API keys; it may try again after "
+                   "Retry-After seconds");
         return 0;
     }
     const struct cfg_api_key *k = NULL;
@@ -193,19 +198,15 @@ static int authorize(struct api *a, struct http_req *r, const struct http_route 
     const char *key = k ? k->name : "";
     http_req_set_key(r, key);
     http_req_set_principal(r, k);
-    char need[64], detail[200], kid[CFG_NAME_MAX + 8];
+    char need[64], detail[200], kid[CFG_NAME_MAX + 8] = "";
     /* a valid key that keeps reaching past its scopes is probing: it gets
      * the same lock-out as an address guessing keys */
-    snprintf(kid, sizeof(kid), "key:%s", key);
+    if (k)
+        snprintf(kid, sizeof(kid), "key:%s", key);
     if (k && (wait_s = lockout_blocked(a->lockout, kid, uv_now(a->loop))) > 0) {
-        char ra[16];
-        snprintf(ra, sizeof(ra), "%d", wait_s);
-        http_req_add_header(r, "Retry-After", ra);
-        metrics_inc(METRIC_AUTH_FAILURES, "locked_out", NULL, 1);
-        http_respond_problem(r, 429, "auth-locked-out", "Too many refused requests",
-                             "this API key was refused too often; it may try again after "
-                             "Retry-After seconds",
-                             NULL);
+        locked_out(r, wait_s, "Too many refused requests",
+                   "this API key was refused too often; it may try again after Retry-After "
+                   "seconds");
         return 0;
     }
     switch (ar) {

@@ -140,11 +140,7 @@ static void sleep_until(const struct world *w, double t)
 
 static long seq_of(const char *json)
 {
-    json_t *o = json_loads(json, 0, NULL);
-    const char *v = json_string_value(json_object_get(json_object_get(o, "fields"), "Seq"));
-    long n = v ? atol(v) : -1;
-    json_decref(o);
-    return n;
+    return http_event_field(json, "Seq");
 }
 
 struct tally {

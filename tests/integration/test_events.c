@@ -80,23 +80,9 @@ static void flood(const struct env *e, int rate, int count)
     assert_int_equal(post(e, "/v1/actions/SimControl", body), 200);
 }
 
-/* A metric value from /metrics (the whole "name{labels}" as it is printed). */
 static double metric(const struct env *e, const char *series)
 {
-    char url[128];
-    snprintf(url, sizeof(url), "%s/metrics", e->bridge.url);
-    struct http_resp r;
-    http_call("GET", url, NULL, NULL, NULL, 5000, &r);
-    double v = -1;
-    size_t n = strlen(series);
-    for (const char *p = r.body; p && *p;) {
-        if (!strncmp(p, series, n) && p[n] == ' ')
-            v = strtod(p + n + 1, NULL);
-        const char *nl = strchr(p, '\n');
-        p = nl ? nl + 1 : NULL;
-    }
-    http_resp_free(&r);
-    return v < 0 ? 0 : v;
+    return http_metric(e->bridge.url, series);
 }
 
 /* --- Redis ------------------------------------------------------------------------------- */

@@ -216,20 +216,7 @@ static void clients_outside_the_trusted_networks_are_refused_before_auth(void **
 
 static double metric(const char *base, const char *series)
 {
-    char url[160];
-    snprintf(url, sizeof(url), "%s/metrics", base);
-    struct http_resp r;
-    http_call("GET", url, NULL, NULL, NULL, 5000, &r);
-    double v = 0;
-    size_t n = strlen(series);
-    for (const char *p = r.body; p && *p;) {
-        if (!strncmp(p, series, n) && p[n] == ' ')
-            v = strtod(p + n + 1, NULL);
-        const char *nl = strchr(p, '\n');
-        p = nl ? nl + 1 : NULL;
-    }
-    http_resp_free(&r);
-    return v;
+    return http_metric(base, series);
 }
 
 static void wrong_keys_slow_down_then_lock_the_address_out(void **state)

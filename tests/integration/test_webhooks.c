@@ -127,18 +127,7 @@ static void flood(const struct env *e, int rate, int count)
 
 static double metric(const struct env *e, const char *series)
 {
-    struct http_resp r;
-    call(e, "GET", "/metrics", NULL, NULL, &r);
-    double v = 0;
-    size_t n = strlen(series);
-    for (const char *p = r.body; p && *p;) {
-        if (!strncmp(p, series, n) && p[n] == ' ')
-            v = strtod(p + n + 1, NULL);
-        const char *nl = strchr(p, '\n');
-        p = nl ? nl + 1 : NULL;
-    }
-    http_resp_free(&r);
-    return v;
+    return http_metric(e->bridge.url, series);
 }
 
 /* The body of request i as JSON (new reference) and the request itself. */
@@ -382,18 +371,9 @@ static void deliveries_are_signed_in_order_and_reuse_the_connection(void **state
     /* the Redis list is empty once everything is delivered */
     char key[160];
     snprintf(key, sizeof(key), "ami:webhooks:queue:%s", id);
-    const char *llen[] = {"LLEN", key, NULL};
-    char *out = NULL;
-    for (int i = 0; i < 50; i++) {
-        free(out);
-        out = redis_cli(&e.redis, llen);
-        if (out && atoi(out) == 0)
-            break;
+    for (int i = 0; i < 50 && redis_llen(&e.redis, key) != 0; i++)
         usleep(100 * 1000);
-    }
-    assert_non_null(out);
-    assert_int_equal(atoi(out), 0);
-    free(out);
+    assert_int_equal(redis_llen(&e.redis, key), 0);
     assert_true(metric(&e, "amibridge_webhook_deliveries_total{result=\"delivered\"}") >= N);
     assert_true(metric(&e, "amibridge_webhook_attempts_total{outcome=\"2xx\"}") >= N);
     assert_true(metric(&e, "amibridge_webhook_attempt_duration_seconds_count") >= N);
@@ -614,11 +594,7 @@ static long llen(const struct env *e, const char *id)
 {
     char key[160];
     snprintf(key, sizeof(key), "ami:webhooks:queue:%s", id);
-    const char *args[] = {"LLEN", key, NULL};
-    char *out = redis_cli(&e->redis, args);
-    long n = out ? atol(out) : -1;
-    free(out);
-    return n;
+    return redis_llen(&e->redis, key);
 }
 
 static void pending_deliveries_survive_kill_9_of_the_bridge(void **state)

@@ -137,11 +137,7 @@ static void flood(const struct cluster *c, int i, int rate, int count)
 
 static long seq_of(const char *json)
 {
-    json_t *o = json_loads(json, 0, NULL);
-    const char *v = json_string_value(json_object_get(json_object_get(o, "fields"), "Seq"));
-    long n = v ? atol(v) : -1;
-    json_decref(o);
-    return n;
+    return http_event_field(json, "Seq");
 }
 
 /* How many of the flood's seqs 1..n arrived, and how many twice or more. */
@@ -267,11 +263,7 @@ static long llen(const struct cluster *c, const char *id)
 {
     char key[160];
     snprintf(key, sizeof(key), "ami:webhooks:queue:%s", id);
-    const char *args[] = {"LLEN", key, NULL};
-    char *out = redis_cli(&c->redis, args);
-    long n = out ? atol(out) : -1;
-    free(out);
-    return n;
+    return redis_llen(&c->redis, key);
 }
 
 static void webhooks_left_by_a_dead_leader_are_delivered_by_the_next(void **state)

@@ -1,6 +1,7 @@
 #include "support/http.h"
 
 #include <curl/curl.h>
+#include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -174,4 +175,31 @@ int http_batch(struct http_batch_item *items, size_t n, const char *token, int m
     free(hdrs);
     curl_multi_cleanup(m);
     return failed ? -1 : 0;
+}
+
+double http_metric(const char *base_url, const char *series)
+{
+    char url[256];
+    snprintf(url, sizeof(url), "%.200s/metrics", base_url);
+    struct http_resp r;
+    http_call("GET", url, NULL, NULL, NULL, 5000, &r);
+    double v = 0;
+    size_t n = strlen(series);
+    for (const char *p = r.body; p && *p;) {
+        if (!strncmp(p, series, n) && p[n] == ' ')
+            v = strtod(p + n + 1, NULL);
+        const char *nl = strchr(p, '\n');
+        p = nl ? nl + 1 : NULL;
+    }
+    http_resp_free(&r);
+    return v;
+}
+
+long http_event_field(const char *event_json, const char *name)
+{
+    json_t *o = json_loads(event_json, 0, NULL);
+    const char *v = json_string_value(json_object_get(json_object_get(o, "fields"), name));
+    long n = v ? atol(v) : -1;
+    json_decref(o);
+    return n;
 }

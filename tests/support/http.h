@@ -25,6 +25,12 @@ int http_call(const char *method, const char *url, const char *token, const char
 void http_resp_free(struct http_resp *r);
 /* Value of a response header (case-insensitive), malloc'd; NULL if absent. */
 char *http_resp_header(const struct http_resp *r, const char *name);
+/* The value of one series of GET base_url/metrics ("name{labels}" as it
+ * is printed); 0 when it is not there. */
+double http_metric(const char *base_url, const char *series);
+/* fields.<name> of an event's JSON (as published, streamed or delivered)
+ * as a number; -1 when absent or not JSON. */
+long http_event_field(const char *event_json, const char *name);
 /* Shorthand: string member of the JSON body or NULL. */
 const char *http_json_str(const struct http_resp *r, const char *key);
 

@@ -76,3 +76,12 @@ char *redis_cli(const struct redis_srv *s, const char *const *args)
     pclose(p);
     return strbuf_detach(&out, NULL);
 }
+
+long redis_llen(const struct redis_srv *s, const char *key)
+{
+    const char *args[] = {"LLEN", key, NULL};
+    char *out = redis_cli(s, args);
+    long n = out ? atol(out) : -1;
+    free(out);
+    return n;
+}

@@ -20,4 +20,7 @@ int redis_stop(struct redis_srv *s);
  * frees), or NULL. */
 char *redis_cli(const struct redis_srv *s, const char *const *args);
 
+/* LLEN of `key`; -1 when Redis cannot be asked. */
+long redis_llen(const struct redis_srv *s, const char *key);
+
 #endif
