@@ -18,26 +18,13 @@
 #include <string.h>
 #include <sys/time.h>
 #include <time.h>
+#include "support/stats.h"
 
 static double now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(const double *v, size_t n, double p)
-{
-    if (!n)
-        return 0;
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return v[i];
 }
 
 int main(int argc, char **argv)
@@ -145,14 +132,15 @@ int main(int argc, char **argv)
         got++;
     }
     long missing = count - got;
-    qsort(lat, (size_t)got, sizeof(*lat), cmp_double);
+    stats_sort(lat, (size_t)got);
     printf("{\"expected\":%ld,\"received\":%ld,\"missing\":%ld,\"seq_gaps\":%ld,"
            "\"out_of_order\":%ld,\"duplicates\":%ld,\"malformed\":%ld,"
            "\"avg_payload_bytes\":%zu,\"rate_per_s\":%.0f,"
            "\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f}\n",
            count, got, missing, gaps, disorder, dup, bad, got ? bytes / (size_t)got : 0,
            got > 1 && last > first ? (double)(got - 1) / (last - first) : 0.0,
-           pct(lat, (size_t)got, 0.50), pct(lat, (size_t)got, 0.99), got ? lat[got - 1] : 0.0);
+           stats_pct(lat, (size_t)got, 0.50), stats_pct(lat, (size_t)got, 0.99),
+           got ? lat[got - 1] : 0.0);
     free(lat);
     redisFree(rc);
     return 0;

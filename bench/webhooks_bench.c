@@ -32,6 +32,7 @@
 #include <time.h>
 
 #include "support/receiver.h"
+#include "support/stats.h"
 
 #define MAX_SUBS 64
 
@@ -62,20 +63,6 @@ static double real_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(const double *v, size_t n, double p)
-{
-    if (!n)
-        return 0;
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return v[i];
 }
 
 /* "2026-11-27T17:35:00.123456Z" -> Unix seconds; -1 when malformed. */
@@ -496,8 +483,8 @@ int main(int argc, char **argv)
         receiver_stop(subs[i].r);
 
     if (ok) {
-        qsort(t.lat, t.nlat, sizeof(*t.lat), cmp_double);
-        qsort(t.lat_sim, t.nlat, sizeof(*t.lat_sim), cmp_double);
+        stats_sort(t.lat, t.nlat);
+        stats_sort(t.lat_sim, t.nlat);
         long expected = count * nsubs;
         double span = t.last - t.first;
         double rate = t.received > 1 && span > 0 ? (double)(t.received - 1) / span : 0.0;
@@ -512,10 +499,10 @@ int main(int argc, char **argv)
                t.retries, t.rejected, t.conns);
         printf("\"signatures_checked\":%ld,\"signatures_bad\":%ld,", t.sig_checked, t.sig_bad);
         printf("\"rate_per_s\":%.0f,\"seconds\":%.3f,", rate, span);
-        printf("\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,", pct(t.lat, t.nlat, 0.50),
-               pct(t.lat, t.nlat, 0.99), t.nlat ? t.lat[t.nlat - 1] : 0.0);
-        printf("\"sim_p50_ms\":%.3f,\"sim_p99_ms\":%.3f,", pct(t.lat_sim, t.nlat, 0.50),
-               pct(t.lat_sim, t.nlat, 0.99));
+        printf("\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,", stats_pct(t.lat, t.nlat, 0.50),
+               stats_pct(t.lat, t.nlat, 0.99), t.nlat ? t.lat[t.nlat - 1] : 0.0);
+        printf("\"sim_p50_ms\":%.3f,\"sim_p99_ms\":%.3f,", stats_pct(t.lat_sim, t.nlat, 0.50),
+               stats_pct(t.lat_sim, t.nlat, 0.99));
         printf("\"redis_rpush\":%lld,\"redis_lrem\":%lld,\"redis_left\":%lld,", rpush, lrem, left);
         printf("\"stopped\":\"%s\"}\n", stopped);
     }

@@ -36,6 +36,7 @@
 #include <unistd.h>
 
 #include "core/strbuf.h"
+#include "support/stats.h"
 
 #define SOAK_HOST_HEADER      "Host: soak\r\n"
 #define SOAK_REQ_TIMEOUT_MS   10000.0 /* a request not answered by then is lost */
@@ -198,20 +199,6 @@ static int wait_fds(pid_t pid, int base, int timeout_ms)
         n = proc_fds(pid);
     }
     return n;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double pct(const double *v, size_t n, double p)
-{
-    if (!n)
-        return 0;
-    size_t i = (size_t)(p * (double)(n - 1) + 0.5);
-    return v[i];
 }
 
 /* --- sockets ---------------------------------------------------------------------------- */
@@ -685,7 +672,7 @@ static int run_mixed(const struct opts *o)
     long slack = rss_warm * MIXED_RSS_SLACK_PCT / 100;
     slack = slack > MIXED_RSS_SLACK_KIB ? slack : MIXED_RSS_SLACK_KIB;
 
-    qsort(m.lat, (size_t)m.answered, sizeof(*m.lat), cmp_double);
+    stats_sort(m.lat, (size_t)m.answered);
     printf("\n| request | sent | expected | limited (429/503) | unexpected | unanswered |\n"
            "| --- | --- | --- | --- | --- | --- |\n");
     for (int k = 0; k < K_COUNT; k++) {
@@ -701,8 +688,8 @@ static int run_mixed(const struct opts *o)
     figure("mixed.connections", "%d", nc);
     figure("mixed.seconds", "%.1f", secs);
     figure("mixed.req_per_s", "%.0f", secs > 0 ? (double)m.done / secs : 0.0);
-    figure("mixed.p50_ms", "%.2f", pct(m.lat, (size_t)m.answered, 0.50));
-    figure("mixed.p99_ms", "%.2f", pct(m.lat, (size_t)m.answered, 0.99));
+    figure("mixed.p50_ms", "%.2f", stats_pct(m.lat, (size_t)m.answered, 0.50));
+    figure("mixed.p99_ms", "%.2f", stats_pct(m.lat, (size_t)m.answered, 0.99));
     figure("mixed.max_ms", "%.2f", m.answered ? m.lat[m.answered - 1] : 0.0);
     figure("mixed.limited", "%ld", m.limited);
     figure("mixed.reconnects", "%ld", m.reconnects);
@@ -1113,10 +1100,10 @@ static int run_slowloris(const struct opts *o)
         if (c[i].state == C_CUT && c[i].cut_at >= trickle_end &&
             c[i].cut_at - trickle_end > last_cut)
             last_cut = c[i].cut_at - trickle_end;
-    qsort(lat, (size_t)answered, sizeof(*lat), cmp_double);
+    stats_sort(lat, (size_t)answered);
     close_many(c, n);
     int fds_end = wait_fds(o->pid, fd_base, SOAK_FD_SETTLE_MS);
-    double p99 = pct(lat, (size_t)answered, 0.99);
+    double p99 = stats_pct(lat, (size_t)answered, 0.99);
 
     figure("slow.connections", "%d", n);
     figure("slow.opened", "%d", nopen);
@@ -1128,7 +1115,7 @@ static int run_slowloris(const struct opts *o)
     figure("slow.answered_before_cut", "%d (first status %d)", with_bytes, first_status);
     figure("slow.rss_peak_kib", "%ld", rss_peak);
     figure("slow.fds_peak", "%d", fds_peak);
-    figure("slow.normal_p50_ms", "%.2f", pct(lat, (size_t)answered, 0.50));
+    figure("slow.normal_p50_ms", "%.2f", stats_pct(lat, (size_t)answered, 0.50));
     figure("slow.normal_p99_ms", "%.2f", p99);
     figure("slow.normal_max_ms", "%.2f", answered ? lat[answered - 1] : 0.0);
     check(alive, "slow.bridge_alive", "pid %d %s", (int)o->pid, alive ? "running" : "GONE");
