@@ -24,7 +24,6 @@ TEST_PKGS := cmocka
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libjansson-dev \
             libhiredis-dev libcurl4-openssl-dev libuv1-dev libssl-dev \
             libcmocka-dev redis-server curl python3 nodejs
-DEB_BROWSER_PKGS := chromium nodejs npm
 DEB_FUZZ_PKGS := clang libclang-rt-14-dev
 DEB_LINT_PKGS := clang-format cppcheck
 
@@ -171,7 +170,8 @@ contract: ensure-deps
 
 # the live dashboard in Debian's headless Chromium (playwright-core from npm)
 browser: ensure-deps
-	@[ -x /usr/bin/chromium ] && command -v npm >/dev/null 2>&1 || sh tools/deps.sh $(DEB_BROWSER_PKGS)
+	@[ -x /usr/bin/chromium ] || sh tools/deps.sh chromium
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || sh tools/deps.sh nodejs npm
 	@$(MAKE) --no-print-directory $(SIM) $(BRIDGE)
 	@sh tests/browser/run.sh $(BUILD)
 
