@@ -191,6 +191,23 @@ void api_actions_post(struct api *a, struct http_req *r, const struct http_param
     const char *key;
     json_t *v;
     json_object_foreach (body, key, v) {
+        /* Asterisk reads header names case-insensitively and takes the
+         * first: "channel" and "Channel" would be one header checked twice */
+        const char *k2;
+        json_t *v2;
+        json_object_foreach (body, k2, v2) {
+            if (k2 == key)
+                break;
+            if (!strcasecmp(k2, key)) {
+                snprintf(detail, sizeof(detail),
+                         "'%s' and '%s' are the same AMI header (names are case-insensitive); "
+                         "give repeated values as an array",
+                         k2, key);
+                api_bad_field(r, key, detail);
+                json_decref(body);
+                return;
+            }
+        }
         if (!strcasecmp(key, "Action") || !strcasecmp(key, "ActionID")) {
             snprintf(detail, sizeof(detail),
                      "'%s' may not be given in the body: the action comes from the path and "
@@ -243,26 +260,7 @@ void api_actions_post(struct api *a, struct http_req *r, const struct http_param
     call->r = r;
     call->server = api_pool_index(a, pool);
     struct ami_submit_opts opts = {.err = &err};
-    static const char *const names[] = {"Channel", "Context", "Exten"};
-    static const char *const extra_names[] = {"ExtraChannel", "ExtraContext", "ExtraExten"};
-    if ((!strcasecmp(action, "Redirect") || !strcasecmp(action, "BlindTransfer") ||
-         !strcasecmp(action, "Atxfer")) &&
-        (api_dial_policy(r, NULL, ami_msg_get(m, "Context"), ami_msg_get(m, "Exten"), names) ||
-         api_dial_policy(r, NULL, ami_msg_get(m, "ExtraContext"), ami_msg_get(m, "ExtraExten"),
-                         extra_names))) {
-        ami_msg_free(m);
-        free(call);
-        return;
-    }
     if (!strcasecmp(action, "Originate")) {
-        static const char *const dial_names[] = {"Channel", "Context", "Exten"};
-        if (api_dial_policy(r, ami_msg_get(m, "Channel"), ami_msg_get(m, "Context"),
-                            ami_msg_get(m, "Exten"), dial_names) != 0) {
-            metrics_inc(METRIC_ORIGINATE_REJECTED, "policy", NULL, 1);
-            ami_msg_free(m);
-            free(call);
-            return;
-        }
         /* it may ring for Timeout; the reply (sync) or the outcome (async) comes after */
         const char *t = ami_msg_get(m, "Timeout");
         long ring = t ? strtol(t, NULL, 10) : ORIGINATE_DEFAULT_TIMEOUT_MS;

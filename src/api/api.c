@@ -573,11 +573,3 @@ json_t *api_output_lines(const struct ami_msg *m)
     json_decref(all);
     return arr;
 }
-
-const char *api_denied_function(const struct api *a, const char *value)
-{
-    for (size_t i = 0; i < a->cfg->ndeny_funcs; i++)
-        if (strcasestr(value, a->cfg->deny_funcs[i]))
-            return a->cfg->deny_funcs[i];
-    return NULL;
-}

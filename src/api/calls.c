@@ -389,6 +389,8 @@ static int str_field(struct http_req *r, json_t *body, const char *name, size_t 
     size_t len = json_string_length(v);
     if (len == 0)
         return bad(r, name, "'%s' must not be empty", name);
+    if (strlen(json_string_value(v)) != len)
+        return bad(r, name, "'%s' contains a NUL byte", name);
     if (len > max) {
         char detail[128];
         snprintf(detail, sizeof(detail), "'%s' is longer than %zu bytes", name, max);
@@ -529,19 +531,9 @@ static int build_originate(struct call *c, json_t *body)
         ami_msg_addn(m, "Variable", 8, sb.data, sb.len);
         strbuf_release(&sb);
     }
-    struct ami_error err;
-    if (ami_action_validate(m, &err) != 0) {
-        api_bad_field(r, api_field_name(call_headers, err.field), err.detail);
-        return -1;
-    }
-
-    /* the key's dial policy, then the deny rules of every route */
-    static const char *const names[] = {"channel", "context", "exten"};
-    if (api_dial_policy(r, channel, app ? NULL : context, app ? NULL : exten, names) != 0) {
-        metrics_inc(METRIC_ORIGINATE_REJECTED, "policy", NULL, 1);
-        return -1;
-    }
-    return api_refuse_content(c->a, r, m, call_headers);
+    /* the values as Asterisk reads them, the deny rules and the key's dial
+     * policy, as on every route */
+    return api_check_action(c->a, r, m, call_headers);
 }
 
 void api_calls_post(struct api *a, struct http_req *r, const struct http_params *p)

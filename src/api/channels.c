@@ -172,6 +172,14 @@ void api_channel_getvar(struct api *a, struct http_req *r, const struct http_par
 {
     const char *channel = path_channel(r, p);
     const char *name = channel ? api_path_value(r, p, "name") : NULL;
+    /* a read key reads variables: a name with '(' is a function Asterisk
+     * would call (AST_CONFIG(), SHELL(), ...) */
+    if (name && strchr(name, '(')) {
+        api_bad_field(r, "name",
+                      "'name' must be a variable name; dialplan functions are not read on this "
+                      "route");
+        return;
+    }
     struct ami_pool *pool = name ? api_pool_for(a, r) : NULL;
     if (!pool)
         return;
@@ -258,7 +266,9 @@ static const struct api_member redirect_members[] = {
 };
 
 /* POST /v1/channels/{channel}/redirect: Redirect to context/exten/priority;
- * an extra_channel (the other party, typically) goes to the same place. */
+ * an extra_channel (the other party, typically) goes to the same place.
+ * Moving a live call is dialling it somewhere: api_check_action() applies
+ * the key's dial policy. */
 void api_channel_redirect(struct api *a, struct http_req *r, const struct http_params *p)
 {
     const char *channel = path_channel(r, p);
@@ -277,11 +287,6 @@ void api_channel_redirect(struct api *a, struct http_req *r, const struct http_p
         api_bad_field(r, "priority", "'priority' must be 1 or more");
         goto out;
     }
-    /* moving a live call is dialling it somewhere: the key's policy applies */
-    static const char *const names[] = {"channel", "context", "exten"};
-    if (api_dial_policy(r, NULL, json_string_value(json_object_get(body, "context")),
-                        json_string_value(json_object_get(body, "exten")), names) != 0)
-        goto out;
     m = new_action(r, "Redirect", channel);
     if (!m)
         goto out;
@@ -316,10 +321,7 @@ void api_channel_blind_transfer(struct api *a, struct http_req *r, const struct 
     if (!body)
         return;
     struct ami_msg *m = NULL;
-    static const char *const names[] = {"channel", "context", "exten"};
-    if (!api_nonempty(r, body, "context") || !api_nonempty(r, body, "exten") ||
-        api_dial_policy(r, NULL, json_string_value(json_object_get(body, "context")),
-                        json_string_value(json_object_get(body, "exten")), names) != 0)
+    if (!api_nonempty(r, body, "context") || !api_nonempty(r, body, "exten"))
         goto out;
     m = new_action(r, "BlindTransfer", channel);
     if (!m)

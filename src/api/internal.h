@@ -120,10 +120,6 @@ json_t *api_output_lines(const struct ami_msg *m);
 /* 400 naming a field. */
 void api_bad_field(struct http_req *r, const char *field, const char *detail);
 
-/* Is this value allowed by the dangerous-function rules? Returns the
- * offending rule or NULL. */
-const char *api_denied_function(const struct api *a, const char *value);
-
 /* --- convert.c: AMI replies as the JSON of the channel and queue routes ---------------
  * Pure: every function returns a new reference (NULL only when out of memory)
  * and borrows its arguments. */
@@ -187,10 +183,11 @@ struct api_field {
 };
 /* The API's name for an AMI header (itself when `fields` has none). */
 const char *api_field_name(const struct api_field *fields, const char *ami);
-/* The deny rules that look inside an action, for every route: an Originate
- * of a denied application and a denied dialplan function in any value (403
- * action-denied naming the field as `fields` spells it). Answers and
- * returns -1 when refused, else 0. */
+/* The rules that look inside an action, for every route (api/policy):
+ * values as Asterisk reads them (400 invalid-field), the service's deny
+ * rules (403 action-denied) and the key's dial policy (403 dial-policy),
+ * naming the field as `fields` spells it. Answers and returns -1 when
+ * refused, else 0. */
 int api_refuse_content(struct api *a, struct http_req *r, const struct ami_msg *m,
                        const struct api_field *fields);
 /* Before a built action is sent: ami_action_validate() (CR, LF, NUL, line
@@ -240,12 +237,5 @@ void api_change_submit(struct api *a, struct http_req *r, struct ami_pool *pool,
 
 /* RateLimit-Limit, -Remaining and -Reset from the originate guard. */
 void api_rate_headers(struct http_req *r, const struct guard_info *g);
-
-/* The calling key's dial policy (api/policy) for a call placed on `channel`
- * (may be NULL) or sent to `context`/`exten` (either may be NULL): 0 when
- * allowed; otherwise answers 403 dial-policy naming names[field] (the
- * request's own spelling of channel, context, exten) and returns -1. */
-int api_dial_policy(struct http_req *r, const char *channel, const char *context, const char *exten,
-                    const char *const names[3]);
 
 #endif

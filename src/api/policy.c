@@ -1,9 +1,34 @@
 #include "api/policy.h"
 
 #include <fnmatch.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+
+#include "api/astval.h"
+
+#define NAME_MAX_LEN 256 /* a channel, context or extension, as the routes allow */
+#define APP_ARGS_MAX 16
+
+/* The state of one check: the key's lists and where a refusal goes. */
+struct judge {
+    const struct cfg *cfg;
+    const struct cfg_policy *p; /* NULL: no dial policy */
+    struct policy_refusal *out;
+};
+
+static enum policy_verdict refuse(struct judge *j, enum policy_verdict v, const char *field,
+                                  const char *rule, const char *fmt, ...)
+{
+    snprintf(j->out->field, sizeof(j->out->field), "%s", field);
+    snprintf(j->out->rule, sizeof(j->out->rule), "%s", rule ? rule : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(j->out->detail, sizeof(j->out->detail), fmt, ap);
+    va_end(ap);
+    return v;
+}
 
 static const char *first_match(char *const *globs, size_t n, const char *s)
 {
@@ -13,63 +38,478 @@ static const char *first_match(char *const *globs, size_t n, const char *s)
     return NULL;
 }
 
-static int refuse(struct policy_refusal *out, enum policy_field f, const char *list,
-                  const char *glob)
-{
-    out->field = f;
-    if (glob)
-        snprintf(out->rule, sizeof(out->rule), "%s: %s", list, glob);
-    else
-        snprintf(out->rule, sizeof(out->rule), "%s", list);
-    return -1;
-}
-
-static int check_context(const struct cfg_policy *p, const char *context, enum policy_field f,
-                         struct policy_refusal *out)
-{
-    if (context && p->nallow_contexts &&
-        !first_match(p->allow_contexts, p->nallow_contexts, context))
-        return refuse(out, f, "allow_contexts", NULL);
-    return 0;
-}
-
-static int check_exten(const struct cfg_policy *p, const char *exten, enum policy_field f,
-                       struct policy_refusal *out)
-{
-    if (!exten)
-        return 0;
-    const char *g = first_match(p->deny_extens, p->ndeny_extens, exten);
-    if (g)
-        return refuse(out, f, "deny_extens", g);
-    if (p->nallow_extens && !first_match(p->allow_extens, p->nallow_extens, exten))
-        return refuse(out, f, "allow_extens", NULL);
-    return 0;
-}
-
-int policy_check(const struct cfg_api_key *key, const char *channel, const char *context,
-                 const char *exten, struct policy_refusal *out)
+int policy_has_rules(const struct cfg_api_key *key)
 {
     if (!key)
         return 0;
     const struct cfg_policy *p = &key->policy;
-    if (channel && p->nallow_channels &&
-        !first_match(p->allow_channels, p->nallow_channels, channel))
-        return refuse(out, POLICY_CHANNEL, "allow_channels", NULL);
-    if (check_context(p, context, POLICY_CONTEXT, out) || check_exten(p, exten, POLICY_EXTEN, out))
-        return -1;
-    /* Local/<exten>@<context>[/flags]: what the channel itself dials */
-    if (channel && !strncasecmp(channel, "Local/", 6)) {
-        char buf[256];
-        snprintf(buf, sizeof(buf), "%s", channel + 6);
-        buf[strcspn(buf, "/")] = '\0';
-        char *at = strchr(buf, '@');
-        const char *lctx = NULL;
-        if (at) {
-            *at = '\0';
-            lctx = at + 1;
-        }
-        if (check_context(p, lctx, POLICY_CHANNEL, out) || check_exten(p, buf, POLICY_CHANNEL, out))
-            return -1;
+    return p->nallow_channels || p->nallow_contexts || p->nallow_extens || p->ndeny_extens ||
+           p->nallow_applications;
+}
+
+/* --- the dial policy ------------------------------------------------------------------ */
+
+static enum policy_verdict dial_refuse(struct judge *j, const char *field, const char *list,
+                                       const char *glob, const char *what)
+{
+    char rule[160];
+    if (glob)
+        snprintf(rule, sizeof(rule), "%s: %s", list, glob);
+    else
+        snprintf(rule, sizeof(rule), "%s", list);
+    return refuse(j, POLICY_DIAL, field, rule, "is refused by %s ('%.64s')", rule, what);
+}
+
+/* A context a call is sent to. */
+static enum policy_verdict check_context(struct judge *j, const char *field, const char *context)
+{
+    const struct cfg_policy *p = j->p;
+    if (p && context && p->nallow_contexts &&
+        !first_match(p->allow_contexts, p->nallow_contexts, context))
+        return dial_refuse(j, field, "allow_contexts", NULL, context);
+    return POLICY_OK;
+}
+
+/* A number against deny_extens, as the dialplan and as a trunk read it. */
+static const char *denied_number(const struct cfg_policy *p, const char *raw)
+{
+    char ext[NAME_MAX_LEN + 1], num[NAME_MAX_LEN + 1];
+    astval_exten(raw, ext, sizeof(ext));
+    astval_number(raw, num, sizeof(num));
+    const char *g = first_match(p->deny_extens, p->ndeny_extens, ext);
+    return g ? g : first_match(p->deny_extens, p->ndeny_extens, num);
+}
+
+/* An extension a call is sent to. */
+static enum policy_verdict check_exten(struct judge *j, const char *field, const char *exten)
+{
+    const struct cfg_policy *p = j->p;
+    if (!p || !exten)
+        return POLICY_OK;
+    const char *g = denied_number(p, exten);
+    if (g)
+        return dial_refuse(j, field, "deny_extens", g, exten);
+    char ext[NAME_MAX_LEN + 1];
+    astval_exten(exten, ext, sizeof(ext));
+    if (p->nallow_extens && !first_match(p->allow_extens, p->nallow_extens, ext))
+        return dial_refuse(j, field, "allow_extens", NULL, exten);
+    return POLICY_OK;
+}
+
+/* The number-like parts of a channel that is not Local: the user part of
+ * "0044...@trunk", each '/' segment ("DAHDI/g1/0044...", "PJSIP/trunk/
+ * sip:0044...@host"), without a sip:/sips:/tel: scheme. */
+static enum policy_verdict check_channel_numbers(struct judge *j, const char *field,
+                                                 const char *resource)
+{
+    char buf[ASTVAL_MAX + 1];
+    snprintf(buf, sizeof(buf), "%s", resource);
+    char *save = NULL;
+    for (char *seg = strtok_r(buf, "/", &save); seg; seg = strtok_r(NULL, "/", &save)) {
+        static const char *const schemes[] = {"sip:", "sips:", "tel:", NULL};
+        for (const char *const *s = schemes; *s; s++)
+            if (!strncasecmp(seg, *s, strlen(*s)))
+                seg += strlen(*s);
+        seg[strcspn(seg, "@;:")] = '\0';
+        const char *g = *seg ? denied_number(j->p, seg) : NULL;
+        if (g)
+            return dial_refuse(j, field, "deny_extens", g, seg);
+    }
+    return POLICY_OK;
+}
+
+/* A channel a call is placed on (or a device Dial rings). */
+static enum policy_verdict check_channel(struct judge *j, const char *field, const char *channel)
+{
+    const struct cfg_policy *p = j->p;
+    if (!p || !channel)
+        return POLICY_OK;
+    const char *c = astval_header(channel);
+    char exten[ASTVAL_MAX + 1], context[ASTVAL_MAX + 1];
+    int local = astval_local(c, exten, sizeof(exten), context, sizeof(context));
+    if (p->nallow_channels && !first_match(p->allow_channels, p->nallow_channels, c)) {
+        /* a Local channel's options (/n, /j, /m) and an extension's '-' do
+         * not change where it goes */
+        char canon[2 * ASTVAL_MAX + 16], ext[ASTVAL_MAX + 1];
+        astval_exten(exten, ext, sizeof(ext));
+        snprintf(canon, sizeof(canon), "Local/%s@%s", ext, context);
+        if (!local || !first_match(p->allow_channels, p->nallow_channels, canon))
+            return dial_refuse(j, field, "allow_channels", NULL, c);
+    }
+    enum policy_verdict v;
+    if (local) {
+        /* Local/EXTEN@CONTEXT dials its extension in its context */
+        if ((v = check_context(j, field, context)) || (v = check_exten(j, field, exten)))
+            return v;
+        return POLICY_OK;
+    }
+    const char *slash = strchr(c, '/');
+    return slash ? check_channel_numbers(j, field, slash + 1) : POLICY_OK;
+}
+
+/* --- applications ----------------------------------------------------------------- */
+
+/* Option letters (outside their parentheses) of an option string. */
+static const char *option_in(const char *opts, const char *letters)
+{
+    int depth = 0;
+    for (const char *o = opts ? opts : ""; *o; o++) {
+        if (*o == '(')
+            depth++;
+        else if (*o == ')' && depth)
+            depth--;
+        else if (!depth && strchr(letters, *o))
+            return o;
+    }
+    return NULL;
+}
+
+/* Dial's devices ("PJSIP/100&Local/200@ctx") and its options. */
+static enum policy_verdict check_devices(struct judge *j, const char *devices)
+{
+    char buf[ASTVAL_MAX + 1];
+    snprintf(buf, sizeof(buf), "%s", devices ? devices : "");
+    char *save = NULL;
+    enum policy_verdict v;
+    for (char *d = strtok_r(buf, "&", &save); d; d = strtok_r(NULL, "&", &save)) {
+        /* Dial strips each device (ast_strip) */
+        while (*d == ' ' || *d == '\t')
+            d++;
+        size_t n = strlen(d);
+        while (n && (d[n - 1] == ' ' || d[n - 1] == '\t'))
+            d[--n] = '\0';
+        if (*d && (v = check_channel(j, "Data", d)))
+            return v;
+    }
+    return POLICY_OK;
+}
+
+/* Options that leave the call's path for another place in the dialplan
+ * (F, G: go to context^exten^priority; U, M, b, B: run a subroutine;
+ * d: dial a one-digit extension): a dial policy cannot follow them. */
+#define DIAL_JUMP_OPTIONS  "FGUMbBd"
+#define QUEUE_JUMP_OPTIONS "FbB"
+
+static enum policy_verdict check_options(struct judge *j, const char *app, const char *opts,
+                                         const char *letters)
+{
+    const char *o = j->p ? option_in(opts, letters) : NULL;
+    if (!o)
+        return POLICY_OK;
+    char rule[64];
+    snprintf(rule, sizeof(rule), "%s option %c", app, *o);
+    return refuse(j, POLICY_DIAL, "Data", rule,
+                  "has the %s option '%c', which sends the call elsewhere in the dialplan", app,
+                  *o);
+}
+
+static enum policy_verdict app_dial(struct judge *j, const char *app, char **argv, int argc)
+{
+    enum policy_verdict v = check_devices(j, argv[0]);
+    if (v || argc < 3)
+        return v;
+    return check_options(j, app, argv[2], DIAL_JUMP_OPTIONS);
+}
+
+static enum policy_verdict app_page(struct judge *j, const char *app, char **argv, int argc)
+{
+    (void)app;
+    (void)argc;
+    return check_devices(j, argv[0]);
+}
+
+static enum policy_verdict app_retrydial(struct judge *j, const char *app, char **argv, int argc);
+
+/* Queue(queue,options,URL,announce,timeout,AGI,gosub,rule,position): an
+ * AGI runs a program for whoever holds any key; a gosub or a jump option
+ * leaves the dial policy. */
+static enum policy_verdict app_queue(struct judge *j, const char *app, char **argv, int argc)
+{
+    if (argc > 5 && argv[5] && *argv[5])
+        return refuse(j, POLICY_DENIED, "Data", "Queue AGI argument",
+                      "has Queue's AGI argument, which runs a program on the PBX");
+    if (j->p && argc > 6 && argv[6] && *argv[6])
+        return refuse(j, POLICY_DIAL, "Data", "Queue gosub argument",
+                      "has Queue's gosub argument, which leaves the dial policy");
+    return argc > 1 ? check_options(j, app, argv[1], QUEUE_JUMP_OPTIONS) : POLICY_OK;
+}
+
+/* Goto/Gosub([[context,]exten,]priority[(args)]): a place in the dialplan. */
+static enum policy_verdict app_goto(struct judge *j, const char *app, char **argv, int argc)
+{
+    (void)app;
+    enum policy_verdict v;
+    if (argc >= 3)
+        return (v = check_context(j, "Data", argv[0])) ? v : check_exten(j, "Data", argv[1]);
+    /* an originated channel's own place: context "default", exten "s" */
+    if ((v = check_context(j, "Data", "default")))
+        return v;
+    return argc == 2 ? check_exten(j, "Data", argv[0]) : POLICY_OK;
+}
+
+/* Originate(tech_data,type,arg1,arg2,arg3,timeout,options). */
+static enum policy_verdict app_originate(struct judge *j, const char *app, char **argv, int argc)
+{
+    enum policy_verdict v = check_channel(j, "Data", argv[0]);
+    if (v)
+        return v;
+    if (j->p && argc > 1 && argv[1] && strcasecmp(argv[1], "exten"))
+        return refuse(j, POLICY_DIAL, "Data", "Originate app type",
+                      "makes the Originate application run an application, which leaves the "
+                      "dial policy");
+    if (argc > 3 &&
+        ((v = check_context(j, "Data", argv[2])) || (v = check_exten(j, "Data", argv[3]))))
+        return v;
+    return argc > 6 ? check_options(j, app, argv[6], "bBv") : POLICY_OK;
+}
+
+/* ExtenSpy(exten[@context],options). */
+static enum policy_verdict app_extenspy(struct judge *j, const char *app, char **argv, int argc)
+{
+    (void)app;
+    (void)argc;
+    char buf[NAME_MAX_LEN + 1];
+    snprintf(buf, sizeof(buf), "%s", argv[0] ? argv[0] : "");
+    char *at = strchr(buf, '@');
+    if (at)
+        *at++ = '\0';
+    enum policy_verdict v = check_context(j, "Data", at ? at : "default");
+    return v ? v : check_exten(j, "Data", buf);
+}
+
+/* ChanSpy(prefix,options), Bridge(channel), Transfer(Tech/dest): a channel. */
+static enum policy_verdict app_channel(struct judge *j, const char *app, char **argv, int argc)
+{
+    (void)app;
+    (void)argc;
+    if (j->p && (!argv[0] || !*argv[0]))
+        return refuse(j, POLICY_DIAL, "Data", "channel required",
+                      "must name a channel (%s without one reaches every channel)", app);
+    return check_channel(j, "Data", argv[0]);
+}
+
+typedef enum policy_verdict (*app_check)(struct judge *j, const char *app, char **argv, int argc);
+
+/* Applications whose data places audio somewhere, or runs something. */
+static const struct {
+    const char *name;
+    int max_args; /* past it the last argument holds the rest */
+    app_check check;
+} app_rules[] = {
+    {"Dial", 4, app_dial},           {"Page", 3, app_page},        {"RetryDial", 4, app_retrydial},
+    {"Queue", 10, app_queue},        {"Goto", 3, app_goto},        {"Gosub", 3, app_goto},
+    {"Originate", 7, app_originate}, {"ChanSpy", 2, app_channel},  {"ExtenSpy", 2, app_extenspy},
+    {"Bridge", 2, app_channel},      {"Transfer", 1, app_channel},
+};
+
+static enum policy_verdict check_app_data(struct judge *j, const char *app, const char *data)
+{
+    for (size_t i = 0; i < sizeof(app_rules) / sizeof(app_rules[0]); i++) {
+        if (strcasecmp(app_rules[i].name, app))
+            continue;
+        char buf[ASTVAL_MAX + 1];
+        char *argv[APP_ARGS_MAX];
+        int argc = astval_app_args(data ? astval_header(data) : "", buf, sizeof(buf), argv,
+                                   app_rules[i].max_args);
+        if (argc < 0)
+            return refuse(j, POLICY_INVALID, "Data", "", "is too long");
+        if (argc == 0)
+            argv[argc++] = buf; /* no data at all: an empty first argument */
+        return app_rules[i].check(j, app_rules[i].name, argv, argc);
+    }
+    return POLICY_OK;
+}
+
+/* RetryDial(announce,sleep,retries,dialargs): dialargs are Dial's. */
+static enum policy_verdict app_retrydial(struct judge *j, const char *app, char **argv, int argc)
+{
+    (void)app;
+    return argc > 3 ? check_app_data(j, "Dial", argv[3]) : POLICY_OK;
+}
+
+/* Originate of an application: the service's deny list, the key's allow
+ * list, then its data. */
+static enum policy_verdict check_application(struct judge *j, const char *app_raw, const char *data)
+{
+    const char *app = astval_header(app_raw);
+    const char *g = first_match(j->cfg->deny_apps, j->cfg->ndeny_apps, app);
+    if (g)
+        return refuse(j, POLICY_DENIED, "Application", g,
+                      "names the application '%.64s', which is denied (rule '%s', "
+                      "AMIBRIDGE_DENY_ORIGINATE_APPS)",
+                      app, g);
+    if (j->p && !first_match(j->p->allow_applications, j->p->nallow_applications, app))
+        return refuse(j, POLICY_DIAL, "Application", "allow_applications",
+                      "names the application '%.64s', which is not in the key's "
+                      "allow_applications",
+                      app);
+    return check_app_data(j, app, data);
+}
+
+/* --- functions ------------------------------------------------------------------------ */
+
+struct func_check {
+    struct judge *j;
+    const char *field;
+    enum policy_verdict v;
+};
+
+/* One function called by a value: allowed, or the refusal. */
+static int func_seen(const char *name, size_t len, void *ud)
+{
+    struct func_check *fc = ud;
+    const struct cfg *cfg = fc->j->cfg;
+    char n[65];
+    if (!name) {
+        fc->v = refuse(fc->j, POLICY_DENIED, fc->field, "computed function name",
+                       "calls a dialplan function whose name is built at run time");
+        return 1;
+    }
+    snprintf(n, sizeof(n), "%.*s", (int)(len < 64 ? len : 64), name);
+    const char *deny = first_match(cfg->deny_funcs, cfg->ndeny_funcs, n);
+    if (deny || !first_match(cfg->allow_funcs, cfg->nallow_funcs, n)) {
+        fc->v = refuse(fc->j, POLICY_DENIED, fc->field, deny ? deny : n,
+                       "calls the dialplan function %s(), which is %s", n,
+                       deny ? "denied (AMIBRIDGE_DENY_FUNCTIONS)"
+                            : "not allowed (AMIBRIDGE_ALLOW_FUNCTIONS)");
+        return 1;
     }
     return 0;
+}
+
+static int variable_name_seen(const char *name, void *ud)
+{
+    return astval_functions(name, 1, func_seen, ud);
+}
+
+/* Functions in any value. A Variable(s) header also names variables (the
+ * name=value items of Originate's, the list of Status's, the one name of
+ * Getvar's and Setvar's), and a name ending in ')' is a function that
+ * Asterisk reads or writes. */
+static enum policy_verdict check_functions(struct judge *j, const char *action, const char *key,
+                                           const char *value)
+{
+    struct func_check fc = {j, key, POLICY_OK};
+    int names = !strcasecmp(key, "Variable") || !strcasecmp(key, "Variables");
+    int one_name =
+        names && action && (!strcasecmp(action, "Getvar") || !strcasecmp(action, "Setvar"));
+    if (astval_functions(value, one_name, func_seen, &fc))
+        return fc.v;
+    if (names && astval_variable_names(value, variable_name_seen, &fc) > 0)
+        return fc.v;
+    return POLICY_OK;
+}
+
+/* --- values and actions ------------------------------------------------------------ */
+
+/* Headers that name a thing: no blank anywhere. */
+static const char *const name_headers[] = {
+    "Channel",    "ExtraChannel", "Context",   "Exten",          "ExtraContext",
+    "ExtraExten", "Application",  "Interface", "StateInterface", NULL,
+};
+
+static int is_name_header(const char *key)
+{
+    for (const char *const *h = name_headers; *h; h++)
+        if (!strcasecmp(*h, key))
+            return 1;
+    return 0;
+}
+
+static enum policy_verdict check_value(struct judge *j, const char *action, const char *key,
+                                       const char *value, size_t len)
+{
+    size_t at;
+    enum astval_flaw f = astval_flaw(value, len, is_name_header(key) ? ASTVAL_NAME : 0, &at);
+    if (f != ASTVAL_OK)
+        return refuse(j, POLICY_INVALID, key, "", "%s (byte %zu)", astval_flaw_text(f), at);
+    return check_functions(j, action, key, value);
+}
+
+/* A recording file: a name in Asterisk's monitor folder, not a path. */
+static int is_plain_file(const char *f)
+{
+    return f[0] != '/' && !strstr(f, "..");
+}
+
+/* MixMonitor: Command runs a shell command when the recording ends; File
+ * and the r()/t() options name files the PBX writes. */
+static enum policy_verdict check_mixmonitor(struct judge *j, const struct ami_msg *m)
+{
+    const char *cmd = ami_msg_get(m, "Command");
+    if (cmd && *astval_header(cmd))
+        return refuse(j, POLICY_DENIED, "Command", "MixMonitor Command",
+                      "runs a shell command on the PBX when the recording ends");
+    const char *file = ami_msg_get(m, "File");
+    if (file && !is_plain_file(astval_header(file)))
+        return refuse(j, POLICY_DENIED, "File", "MixMonitor File path",
+                      "must be a file name in the PBX's monitor folder, not a path");
+    const char *opts = ami_msg_get(m, "Options");
+    for (const char *o = opts ? strpbrk(opts, "rt") : NULL; o; o = strpbrk(o + 1, "rt")) {
+        if (o[1] != '(')
+            continue;
+        const char *end = strchr(o, ')');
+        char f[ASTVAL_MAX + 1];
+        snprintf(f, sizeof(f), "%.*s", end ? (int)(end - o - 2) : (int)strlen(o + 2), o + 2);
+        if (!is_plain_file(f))
+            return refuse(j, POLICY_DENIED, "Options", "MixMonitor File path",
+                          "names a file by path in r() or t(); only names in the PBX's monitor "
+                          "folder are allowed");
+    }
+    return POLICY_OK;
+}
+
+/* What the action dials or moves, by action. */
+static enum policy_verdict check_targets(struct judge *j, const struct ami_msg *m)
+{
+    const char *action = ami_msg_get(m, "Action");
+    enum policy_verdict v = POLICY_OK;
+    if (!action)
+        return POLICY_OK;
+#define H(name) ami_msg_get(m, name) ? astval_header(ami_msg_get(m, name)) : NULL
+    if (!strcasecmp(action, "Originate")) {
+        const char *app = H("Application");
+        if ((v = check_channel(j, "Channel", H("Channel"))))
+            return v;
+        if (app && *app)
+            return check_application(j, app, H("Data"));
+        if ((v = check_context(j, "Context", H("Context"))) ||
+            (v = check_exten(j, "Exten", H("Exten"))))
+            return v;
+    } else if (!strcasecmp(action, "Redirect")) {
+        if ((v = check_context(j, "Context", H("Context"))) ||
+            (v = check_exten(j, "Exten", H("Exten"))) ||
+            (v = check_context(j, "ExtraContext", H("ExtraContext"))) ||
+            (v = check_exten(j, "ExtraExten", H("ExtraExten"))))
+            return v;
+    } else if (!strcasecmp(action, "BlindTransfer") || !strcasecmp(action, "Atxfer")) {
+        if ((v = check_context(j, "Context", H("Context"))) ||
+            (v = check_exten(j, "Exten", H("Exten"))))
+            return v;
+    } else if (!strcasecmp(action, "QueueAdd")) {
+        /* a member is rung by the queue: its interface is a dial */
+        return check_channel(j, "Interface", H("Interface"));
+    } else if (!strcasecmp(action, "MixMonitor")) {
+        return check_mixmonitor(j, m);
+    } else if (!strcasecmp(action, "Setvar") && j->p && !ami_msg_get(m, "Channel")) {
+        return refuse(j, POLICY_DIAL, "Channel", "global variables",
+                      "is missing: Setvar without a channel sets a global variable, which can "
+                      "steer the dialplan");
+    }
+#undef H
+    return v;
+}
+
+enum policy_verdict policy_action(const struct cfg *cfg, const struct cfg_api_key *key,
+                                  const struct ami_msg *m, struct policy_refusal *out)
+{
+    struct judge j = {cfg, policy_has_rules(key) ? &key->policy : NULL, out};
+    enum policy_verdict v;
+    memset(out, 0, sizeof(*out));
+    const char *action = ami_msg_get(m, "Action");
+    for (size_t i = 0; i < ami_msg_count(m); i++)
+        if ((v = check_value(&j, action, ami_msg_key_at(m, i), ami_msg_value_at(m, i),
+                             ami_msg_value_len_at(m, i))))
+            return v;
+    return check_targets(&j, m);
 }

@@ -13,7 +13,9 @@
 #include <strings.h>
 
 #include "api/internal.h"
+#include "api/astval.h"
 #include "api/policy.h"
+#include "core/metrics.h"
 
 #define DETAIL_MAX 320
 
@@ -99,32 +101,35 @@ int api_check_action(struct api *a, struct http_req *r, const struct ami_msg *m,
 int api_refuse_content(struct api *a, struct http_req *r, const struct ami_msg *m,
                        const struct api_field *fields)
 {
-    char detail[DETAIL_MAX];
-    const char *app = ami_msg_is(m, "Action", "Originate") ? ami_msg_get(m, "Application") : NULL;
-    for (size_t i = 0; app && i < a->cfg->ndeny_apps; i++)
-        if (fnmatch(a->cfg->deny_apps[i], app, FNM_CASEFOLD) == 0) {
-            const char *f = api_field_name(fields, "Application");
-            snprintf(detail, sizeof(detail),
-                     "Originate of application '%.64s' is denied (rule '%s', "
-                     "AMIBRIDGE_DENY_ORIGINATE_APPS)",
-                     app, a->cfg->deny_apps[i]);
-            http_respond_problem(r, 403, "action-denied", "Action denied", detail,
-                                 json_pack("{s:s,s:s}", "field", f, "rule", a->cfg->deny_apps[i]));
-            return -1;
-        }
-    for (size_t i = 0; i < ami_msg_count(m); i++) {
-        const char *rule = api_denied_function(a, ami_msg_value_at(m, i));
-        if (rule) {
-            const char *f = api_field_name(fields, ami_msg_key_at(m, i));
-            snprintf(detail, sizeof(detail),
-                     "the value of '%.64s' calls %s, which is denied (AMIBRIDGE_DENY_FUNCTIONS)", f,
-                     rule);
-            http_respond_problem(r, 403, "action-denied", "Action denied", detail,
-                                 json_pack("{s:s,s:s}", "field", f, "rule", rule));
-            return -1;
-        }
+    struct policy_refusal pr = {{0}};
+    const struct cfg_api_key *key = http_req_principal(r);
+    enum policy_verdict v = policy_action(a->cfg, key, m, &pr);
+    if (v == POLICY_OK)
+        return 0;
+    const char *f = api_field_name(fields, pr.field);
+    char detail[DETAIL_MAX + 128];
+    switch (v) {
+    case POLICY_INVALID:
+        snprintf(detail, sizeof(detail), "'%s' %s", f, pr.detail);
+        api_bad_field(r, f, detail);
+        break;
+    case POLICY_DENIED:
+        snprintf(detail, sizeof(detail), "'%s' %s", f, pr.detail);
+        http_respond_problem(r, 403, "action-denied", "Action denied", detail,
+                             json_pack("{s:s,s:s}", "field", f, "rule", pr.rule));
+        break;
+    case POLICY_DIAL:
+        if (ami_msg_is(m, "Action", "Originate"))
+            metrics_inc(METRIC_ORIGINATE_REJECTED, "policy", NULL, 1);
+        snprintf(detail, sizeof(detail), "the API key '%s' may not do this: '%s' %s",
+                 key ? key->name : "", f, pr.detail);
+        http_respond_problem(r, 403, "dial-policy", "Refused by the dial policy", detail,
+                             json_pack("{s:s,s:s}", "field", f, "rule", pr.rule));
+        break;
+    case POLICY_OK:
+        break;
     }
-    return 0;
+    return -1;
 }
 
 /* For problems: what the member should have been. */
@@ -211,8 +216,9 @@ const char *api_path_value(struct http_req *r, const struct http_params *p, cons
 
 int api_channel_name_ok(struct http_req *r, const char *field, const char *name)
 {
-    /* AMI Hangup reads "/regex/" as a pattern over every channel name */
-    if (name[0] == '/') {
+    /* AMI Hangup reads "/regex/" as a pattern over every channel name, after
+     * skipping leading blanks */
+    if (astval_header(name)[0] == '/') {
         char detail[160];
         snprintf(detail, sizeof(detail),
                  "'%s' must be a channel name such as Local/100@demo-00000001;1, not start "
@@ -314,21 +320,6 @@ void api_change_submit(struct api *a, struct http_req *r, struct ami_pool *pool,
     c->errors = errors;
     if (api_submit(a, r, pool, m, change_done, c) < 0)
         change_free(c);
-}
-
-int api_dial_policy(struct http_req *r, const char *channel, const char *context, const char *exten,
-                    const char *const names[3])
-{
-    const struct cfg_api_key *key = http_req_principal(r);
-    struct policy_refusal pr;
-    if (policy_check(key, channel, context, exten, &pr) == 0)
-        return 0;
-    char detail[320];
-    snprintf(detail, sizeof(detail), "the API key '%s' may not %s: %s refuses the %s", key->name,
-             channel ? "place this call" : "send a call there", pr.rule, names[pr.field]);
-    http_respond_problem(r, 403, "dial-policy", "Refused by the dial policy", detail,
-                         json_pack("{s:s,s:s}", "field", names[pr.field], "rule", pr.rule));
-    return -1;
 }
 
 void api_rate_headers(struct http_req *r, const struct guard_info *g)

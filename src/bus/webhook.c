@@ -263,6 +263,30 @@ static int apply_filter(struct wh_conf *c, json_t *jv, struct wh_problem *pb)
     return 0;
 }
 
+/* A string with a NUL byte inside, or an array or object holding one. */
+static int has_nul(const json_t *v)
+{
+    size_t i;
+    const char *k;
+    json_t *e;
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return strlen(json_string_value(v)) != json_string_length(v);
+    case JSON_ARRAY:
+        json_array_foreach ((json_t *)v, i, e)
+            if (has_nul(e))
+                return 1;
+        return 0;
+    case JSON_OBJECT:
+        json_object_foreach ((json_t *)v, k, e)
+            if (has_nul(e))
+                return 1;
+        return 0;
+    default:
+        return 0;
+    }
+}
+
 static int apply_members(struct wh_conf *c, json_t *o, enum wh_mode mode,
                          const struct ssrf_net *allow, size_t nallow, struct wh_problem *pb)
 {
@@ -280,6 +304,10 @@ static int apply_members(struct wh_conf *c, json_t *o, enum wh_mode mode,
             known |= !strcmp(k, stored_members[i]);
         if (!known)
             return problem(pb, k, "is not a member of a webhook subscription");
+        /* a NUL would cut the value short here (a secret would become its
+         * first bytes): refused wherever it is */
+        if (has_nul(v))
+            return problem(pb, k, "must not contain a NUL byte");
     }
     json_t *jv;
     int rc;

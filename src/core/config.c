@@ -23,16 +23,60 @@ extern char **environ;
 
 #define ENV_PREFIX "AMIBRIDGE_"
 
+/* Actions that run commands, change the dialplan or configuration, or read
+ * configuration files (secrets included): an ops key may get some back
+ * with AMIBRIDGE_ALLOW_ACTIONS. */
 static const char *const default_deny_actions[] = {
-    "Command",       "Shutdown",     "Restart",    "UpdateConfig", "GetConfig",
-    "GetConfigJSON", "CreateConfig", "ModuleLoad", "ModuleUnload", "DBPut",
-    "DBDel",         "DBDelTree",    NULL,
+    "Command",
+    "Shutdown",
+    "Restart",
+    "UpdateConfig",
+    "GetConfig",
+    "GetConfigJSON",
+    "CreateConfig",
+    "ListCategories",
+    "ModuleLoad",
+    "ModuleUnload",
+    "Reload",
+    "DBPut",
+    "DBDel",
+    "DBDelTree",
+    "AGI",
+    "DialplanExtensionAdd",
+    "DialplanExtensionRemove",
+    "Monitor",
+    "ChangeMonitor",
+    "PJSIPNotify",
+    "SIPnotify",
+    NULL,
 };
-static const char *const default_deny_apps[] = {"*system*", "*exec*", "*agi*", "MixMonitor", NULL};
-/* SHELL/SYSTEM run commands, EVAL re-evaluates its argument, FILE reads and
- * writes files: Asterisk's live_dangerously=no blocks some of these from
- * AMI, but a PBX configured otherwise must not become a shell */
-static const char *const default_deny_funcs[] = {"SHELL(", "SYSTEM(", "EVAL(", "FILE(", NULL};
+/* Applications that run programs (System, Exec, AGI, ExternalIVR), write
+ * files where the caller says (MixMonitor, Monitor, Record, ReceiveFAX),
+ * set variables and functions (Set, MSet), listen in (ChanSpy, ExtenSpy)
+ * or give a dial tone to dial anything (DISA). */
+static const char *const default_deny_apps[] = {
+    "*system*",   "*exec*", "*agi*", "ExternalIVR", "MixMonitor", "Monitor", "Record",
+    "ReceiveFAX", "Set",    "MSet",  "ChanSpy",     "ExtenSpy",   "DISA",    NULL};
+/* Dialplan functions a value may call (${...}, $[...], a variable name
+ * ending in ')'): caller and call data, string and time helpers. */
+static const char *const default_allow_funcs[] = {"CALLERID",     "CONNECTEDLINE",
+                                                  "REDIRECTING",  "CDR",
+                                                  "LEN",          "ISNULL",
+                                                  "EXISTS",       "IF",
+                                                  "IFTIME",       "STRFTIME",
+                                                  "MATH",         "QUEUE_MEMBER",
+                                                  "DEVICE_STATE", "EXTENSION_STATE",
+                                                  "PJSIP_HEADER", "SIP_HEADER",
+                                                  "TIMEOUT",      NULL};
+/* Never, whatever the allow list says: they run commands (SHELL, SYSTEM),
+ * re-evaluate (EVAL), read or write files and configuration (FILE, STAT,
+ * AST_CONFIG: manager.conf's secrets), the AstDB (DB*), reach out (CURL*,
+ * ODBC, SQL, REALTIME), read the environment (ENV), or touch other channels
+ * and global state (GLOBAL, SHARED, IMPORT, MASTER_CHANNEL). */
+static const char *const default_deny_funcs[] = {
+    "SHELL", "SYSTEM", "EVAL",   "FILE*",  "STAT",           "AST_CONFIG",
+    "DB",    "DB_*",   "CURL*",  "ODBC*",  "SQL*",           "REALTIME*",
+    "ENV",   "GLOBAL", "SHARED", "IMPORT", "MASTER_CHANNEL", NULL};
 
 const struct cfg_doc cfg_docs[] = {
     {"AMIBRIDGE_LISTEN", "127.0.0.1:8080",
@@ -54,14 +98,24 @@ const struct cfg_doc cfg_docs[] = {
      "Space-separated NAME:TOKEN:SCOPES; scopes read,call,control,actions,admin."},
     {"AMIBRIDGE_API_KEYS_FILE", "", "File with more NAME:TOKEN:SCOPES entries, one per line."},
     {"AMIBRIDGE_DENY_ACTIONS",
-     "Command Shutdown Restart UpdateConfig GetConfig GetConfigJSON "
-     "CreateConfig ModuleLoad ModuleUnload DBPut DBDel DBDelTree",
+     "Command Shutdown Restart UpdateConfig GetConfig GetConfigJSON CreateConfig ListCategories "
+     "ModuleLoad ModuleUnload Reload DBPut DBDel DBDelTree AGI DialplanExtensionAdd "
+     "DialplanExtensionRemove Monitor ChangeMonitor PJSIPNotify SIPnotify",
      "Actions refused on POST /v1/actions (replaces the default list)."},
     {"AMIBRIDGE_ALLOW_ACTIONS", "", "Actions removed from the deny list (e.g. Command for ops)."},
-    {"AMIBRIDGE_DENY_ORIGINATE_APPS", "*system* *exec* *agi* MixMonitor",
-     "Originate Application globs refused (case-insensitive)."},
-    {"AMIBRIDGE_DENY_FUNCTIONS", "SHELL( SYSTEM( EVAL( FILE(",
-     "Dialplan functions refused inside any header value of any action."},
+    {"AMIBRIDGE_DENY_ORIGINATE_APPS",
+     "*system* *exec* *agi* ExternalIVR MixMonitor Monitor Record ReceiveFAX Set MSet ChanSpy "
+     "ExtenSpy DISA",
+     "Originate Application globs refused (case-insensitive), whatever the key."},
+    {"AMIBRIDGE_ALLOW_FUNCTIONS",
+     "CALLERID CONNECTEDLINE REDIRECTING CDR LEN ISNULL EXISTS IF IFTIME STRFTIME MATH "
+     "QUEUE_MEMBER DEVICE_STATE EXTENSION_STATE PJSIP_HEADER SIP_HEADER TIMEOUT",
+     "The only dialplan functions a value may call (${...}, $[...], a variable name ending "
+     "in ')'); globs, case-insensitive (replaces the default list)."},
+    {"AMIBRIDGE_DENY_FUNCTIONS",
+     "SHELL SYSTEM EVAL FILE* STAT AST_CONFIG DB DB_* CURL* ODBC* SQL* REALTIME* ENV GLOBAL "
+     "SHARED IMPORT MASTER_CHANNEL",
+     "Dialplan functions refused even when allowed (globs; a trailing '(' is ignored)."},
     {"AMIBRIDGE_MAX_BODY", "65536", "Largest request body in bytes; past it 413."},
     {"AMIBRIDGE_HTTP_MAX_CONNECTIONS", "2048", "Concurrent HTTP connections."},
     {"AMIBRIDGE_HTTP_TIMEOUT_S", "60", "Idle HTTP connection timeout in seconds."},
@@ -687,6 +741,7 @@ static void policy_free(struct cfg_policy *p)
     strv_free(p->allow_contexts, p->nallow_contexts);
     strv_free(p->allow_extens, p->nallow_extens);
     strv_free(p->deny_extens, p->ndeny_extens);
+    strv_free(p->allow_applications, p->nallow_applications);
     memset(p, 0, sizeof(*p));
 }
 
@@ -706,6 +761,8 @@ static int key_policy_from_json(struct cfg_ctx *x, struct cfg_api_key *k, json_t
          offsetof(struct cfg_policy, nallow_extens)},
         {"deny_extens", offsetof(struct cfg_policy, deny_extens),
          offsetof(struct cfg_policy, ndeny_extens)},
+        {"allow_applications", offsetof(struct cfg_policy, allow_applications),
+         offsetof(struct cfg_policy, nallow_applications)},
     };
     for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
         json_t *arr = json_object_get(o, lists[i].name);
@@ -752,6 +809,7 @@ static int keys_from_json(struct cfg_ctx *x, struct cfg *c, json_t *arr)
                                         "allow_contexts",
                                         "allow_extens",
                                         "deny_extens",
+                                        "allow_applications",
                                         "calls_per_second",
                                         "calls_burst",
                                         NULL};
@@ -1131,6 +1189,7 @@ int cfg_load(struct cfg *c, char *const *envp, const char *config_path, char *er
                                         "allow_actions",
                                         "deny_originate_apps",
                                         "deny_functions",
+                                        "allow_functions",
                                         "redis_url",
                                         "log_level",
                                         "max_body",
@@ -1159,7 +1218,8 @@ int cfg_load(struct cfg *c, char *const *envp, const char *config_path, char *er
     c->idempotency_max = 100000;
     if (strv_from_defaults(&c->deny_actions, &c->ndeny_actions, default_deny_actions) ||
         strv_from_defaults(&c->deny_apps, &c->ndeny_apps, default_deny_apps) ||
-        strv_from_defaults(&c->deny_funcs, &c->ndeny_funcs, default_deny_funcs)) {
+        strv_from_defaults(&c->deny_funcs, &c->ndeny_funcs, default_deny_funcs) ||
+        strv_from_defaults(&c->allow_funcs, &c->nallow_funcs, default_allow_funcs)) {
         cfg_fail(&x, "out of memory");
         goto out;
     }
@@ -1257,6 +1317,18 @@ int cfg_load(struct cfg *c, char *const *envp, const char *config_path, char *er
     if ((v = env_get(&x, "AMIBRIDGE_DENY_FUNCTIONS")) &&
         strv_from_words(&c->deny_funcs, &c->ndeny_funcs, v))
         goto out;
+    if (root && (jv = json_object_get(root, "allow_functions")) &&
+        strv_from_json(&x, "allow_functions", jv, &c->allow_funcs, &c->nallow_funcs))
+        goto out;
+    if ((v = env_get(&x, "AMIBRIDGE_ALLOW_FUNCTIONS")) &&
+        strv_from_words(&c->allow_funcs, &c->nallow_funcs, v))
+        goto out;
+    /* the old spelling "SHELL(" names the function SHELL */
+    for (size_t i = 0; i < c->ndeny_funcs; i++) {
+        size_t l = strlen(c->deny_funcs[i]);
+        if (l > 1 && c->deny_funcs[i][l - 1] == '(')
+            c->deny_funcs[i][l - 1] = '\0';
+    }
     {
         char **allow = NULL;
         size_t nallow = 0;
@@ -1362,6 +1434,7 @@ void cfg_free(struct cfg *c)
     strv_free(c->deny_actions, c->ndeny_actions);
     strv_free(c->deny_apps, c->ndeny_apps);
     strv_free(c->deny_funcs, c->ndeny_funcs);
+    strv_free(c->allow_funcs, c->nallow_funcs);
     strv_free(c->cors_origins, c->ncors_origins);
     strv_free(c->events_include, c->nevents_include);
     strv_free(c->events_exclude, c->nevents_exclude);

@@ -62,6 +62,8 @@ struct cfg_policy {
     size_t nallow_extens;
     char **deny_extens;
     size_t ndeny_extens;
+    char **allow_applications; /* Originate applications; with any list set, none by default */
+    size_t nallow_applications;
 };
 
 struct cfg_api_key {
@@ -103,8 +105,10 @@ struct cfg {
     size_t ndeny_actions;
     char **deny_apps; /* Originate Application globs refused */
     size_t ndeny_apps;
-    char **deny_funcs; /* dialplan functions refused in any value, e.g. "SHELL(" */
+    char **deny_funcs; /* dialplan functions never called, globs ("SHELL", "DB_*") */
     size_t ndeny_funcs;
+    char **allow_funcs; /* the only dialplan functions a value may call */
+    size_t nallow_funcs;
     size_t max_body;
     unsigned http_max_connections;
     unsigned http_timeout_s;

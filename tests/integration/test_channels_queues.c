@@ -272,13 +272,12 @@ static void channel_variables_are_set_and_read(void **state)
     assert_str(r.json, "name", "DEMO_VAR");
     assert_str(r.json, "value", "hello world");
     http_resp_free(&r);
-    /* a function, percent-encoded like any segment */
+    /* a function is code, not a variable: this read route refuses it
+     * (AST_CONFIG() would read manager.conf's secrets), percent-encoded or not */
     snprintf(path, sizeof(path), "%s/CHANNEL%%28state%%29", vars);
-    req(&e, "GET", path, OPS, NULL, &r);
-    assert_int_equal(r.status, 200);
-    assert_str(r.json, "name", "CHANNEL(state)");
-    assert_str(r.json, "value", "Up");
-    http_resp_free(&r);
+    expect_bad(&e, "GET", path, NULL, "name");
+    snprintf(path, sizeof(path), "%s/AST_CONFIG(manager.conf,bridge,secret)", vars);
+    expect_bad(&e, "GET", path, NULL, "name");
     /* not set: null */
     snprintf(path, sizeof(path), "%s/NOT_SET_VAR", vars);
     req(&e, "GET", path, OPS, NULL, &r);
@@ -323,17 +322,14 @@ static void channel_variables_are_set_and_read(void **state)
     req(&e, "POST", vars, OPS, "{\"name\":\"SHELL(id)\",\"value\":\"1\"}", &r);
     assert_problem(&r, 403, "action-denied");
     assert_str(r.json, "field", "name");
-    assert_str(r.json, "rule", "SHELL(");
+    assert_str(r.json, "rule", "SHELL");
     http_resp_free(&r);
     req(&e, "POST", vars, OPS, "{\"name\":\"X\",\"value\":\"${EVAL(${Y})}\"}", &r);
     assert_problem(&r, 403, "action-denied");
     assert_str(r.json, "field", "value");
     http_resp_free(&r);
     snprintf(path, sizeof(path), "%s/SHELL%%28id%%29", vars);
-    req(&e, "GET", path, OPS, NULL, &r);
-    assert_problem(&r, 403, "action-denied");
-    assert_str(r.json, "field", "name");
-    http_resp_free(&r);
+    expect_bad(&e, "GET", path, NULL, "name"); /* the read route reads no function */
     stack_stop(&e);
 }
 

@@ -227,7 +227,8 @@ const char *sim_hdr(const struct ami_msg *m, const char *key)
     const char *v = ami_msg_get(m, key);
     if (!v)
         return "";
-    while (*v == ' ' || *v == '\t')
+    /* ast_skip_blanks(): every byte below 33, not only space and tab */
+    while (*v && (unsigned char)*v < 33)
         v++;
     return v;
 }

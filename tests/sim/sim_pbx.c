@@ -96,13 +96,30 @@ static const struct dp_prio dp_demo[] = {
 #define DP_N       (sizeof(dp_demo) / sizeof(dp_demo[0]))
 #define DP_CONTEXT "demo"
 
+/* Extensions compare as pbx.c's ext_cmp_exten(): '-' is eye candy. */
+static int exten_eq(const char *a, const char *b)
+{
+    for (;;) {
+        while (*a == '-')
+            a++;
+        while (*b == '-')
+            b++;
+        if (*a != *b)
+            return 0;
+        if (!*a)
+            return 1;
+        a++;
+        b++;
+    }
+}
+
 /* The only context is demo; h is an extension like the others. */
 static const struct dp_prio *dp_find(const char *ctx, const char *exten, int prio)
 {
     if (strcmp(ctx, DP_CONTEXT))
         return NULL;
     for (size_t i = 0; i < DP_N; i++)
-        if (!strcmp(dp_demo[i].exten, exten) && dp_demo[i].prio == prio)
+        if (exten_eq(dp_demo[i].exten, exten) && dp_demo[i].prio == prio)
             return &dp_demo[i];
     return NULL;
 }
@@ -1340,22 +1357,25 @@ static void orig_timeout(struct sim_pbx *p, void *arg)
 }
 
 /* Parse "Local/EXT@CTX[/opts]". 0 ok. */
+/* Local/EXTEN[@CONTEXT][/OPTIONS] as core_local.c's local_alloc() reads
+ * it: options after the last '/', the context after the first '@'. */
 static int parse_local(const char *chan, char *exten, size_t elen, char *ctx, size_t clen)
 {
     if (strncasecmp(chan, "Local/", 6))
         return -1;
-    const char *d = chan + 6;
-    const char *at = strchr(d, '@');
-    const char *slash = strchr(d, '/');
-    if (at && (!slash || at < slash)) {
-        snprintf(exten, elen, "%.*s", (int)(at - d), d);
-        const char *cend = slash ? slash : at + strlen(at);
-        snprintf(ctx, clen, "%.*s", (int)(cend - at - 1), at + 1);
-    } else {
-        const char *end = slash ? slash : d + strlen(d);
-        snprintf(exten, elen, "%.*s", (int)(end - d), d);
-        snprintf(ctx, clen, "default");
-    }
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", chan + 6);
+    char *opts = strrchr(buf, '/');
+    if (opts)
+        *opts = '\0';
+    char *at = strchr(buf, '@');
+    if (at)
+        *at++ = '\0';
+    /* names longer than the caller's buffers are no channels of ours */
+    if (strlen(buf) >= elen || strlen(at ? at : "default") >= clen)
+        return -1;
+    memcpy(exten, buf, strlen(buf) + 1);
+    strcpy(ctx, at ? at : "default");
     return *exten ? 0 : -1;
 }
 
