@@ -534,6 +534,8 @@ int main(int argc, char **argv)
         .max_connections = app.cfg.http_max_connections,
         .timeout_s = app.cfg.http_timeout_s,
         .header_timeout_s = app.cfg.http_header_timeout_s,
+        .request_timeout_s = app.cfg.http_request_timeout_s,
+        .max_connections_per_client = app.cfg.http_max_connections_per_client,
         .reuseport = app.cfg.http_reuseport,
         .tls_cert = app.cfg.tls_cert_pem,
         .tls_key = app.cfg.tls_key_pem,
