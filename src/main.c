@@ -536,6 +536,7 @@ int main(int argc, char **argv)
         .header_timeout_s = app.cfg.http_header_timeout_s,
         .request_timeout_s = app.cfg.http_request_timeout_s,
         .max_connections_per_client = app.cfg.http_max_connections_per_client,
+        .head = api_head,
         .reuseport = app.cfg.http_reuseport,
         .tls_cert = app.cfg.tls_cert_pem,
         .tls_key = app.cfg.tls_key_pem,
