@@ -86,12 +86,16 @@ struct http_server {
     struct http_conn *conns; /* every open connection, for the deadlines and limits */
     size_t nconns;
     uv_timer_t sweep;
+    /* connections cut or refused since the last sweep, for one log line */
+    unsigned ncut_head, ncut_whole, ncut_reserve, nrefused;
 };
 
 /* A client connection: between requests it must deliver a whole request
  * head within header_timeout_s, and a whole request (head and body) within
  * request_timeout_s, or it is cut (slow-header and slow-body clients, idle
  * keep-alive connections past the deadline). */
+#define HTTP_PEER_KEY_LEN 17 /* family byte, then 4 or 16 address bytes */
+
 struct http_conn {
     struct http_conn *prev, *next;
     int fd;
@@ -99,9 +103,8 @@ struct http_conn {
     struct http_req *req; /* the request in progress, NULL between requests */
     uint64_t idle_ms;     /* loop time since it has been waiting for a request */
     int cut;
-    int authed; /* a request on it showed a valid key */
-    /* the client's address (family, then 4 or 16 bytes; v4-mapped as v4) */
-    unsigned char peer[17];
+    int authed;                            /* a request on it showed a valid key */
+    unsigned char peer[HTTP_PEER_KEY_LEN]; /* the client's address, see peer_key() */
 };
 
 static void server_run(struct http_server *s);
@@ -644,9 +647,9 @@ static enum MHD_Result queue_answer(struct http_req *r)
 
 /* The client's address as a comparable key: the family byte, then the
  * address (an IPv4-mapped IPv6 address counts as the IPv4 one). */
-static void peer_key(const struct sockaddr *sa, unsigned char out[17])
+static void peer_key(const struct sockaddr *sa, unsigned char out[HTTP_PEER_KEY_LEN])
 {
-    memset(out, 0, 17);
+    memset(out, 0, HTTP_PEER_KEY_LEN);
     if (!sa)
         return;
     if (sa->sa_family == AF_INET) {
@@ -699,8 +702,10 @@ static void make_room(struct http_server *s, const struct http_conn *fresh)
     for (struct http_conn *c = s->conns; c; c = c->next)
         if (c != fresh && conn_expendable(c) && (!victim || c->idle_ms <= victim->idle_ms))
             victim = c;
-    if (victim)
+    if (victim) {
         conn_cut(victim, "reserve");
+        s->ncut_reserve++;
+    }
 }
 
 /* Connections the client address holds already (not counting cut ones). */
@@ -741,6 +746,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             shutdown(c->fd, SHUT_RDWR);
             c->cut = 1;
             metrics_inc(METRIC_HTTP_REFUSED, "per_client_limit", NULL, 1);
+            s->nrefused++;
             return;
         }
         make_room(s, c);
@@ -760,6 +766,23 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     *socket_context = NULL;
 }
 
+/* One line per sweep for what was cut or refused since the last one: a
+ * warning when clients are turned away for room (an attack, or a limit set
+ * too low), debug for the deadlines, which idle keep-alive clients meet
+ * all the time. */
+static void log_cuts(struct http_server *s)
+{
+    if (!s->ncut_head && !s->ncut_whole && !s->ncut_reserve && !s->nrefused)
+        return;
+    enum log_level lvl = s->ncut_reserve || s->nrefused ? LOG_WARN : LOG_DEBUG;
+    if (log_enabled(lvl))
+        log_emit(lvl, "http connections cut",
+                 json_pack("{s:i,s:i,s:i,s:i,s:i}", "header_timeout", (int)s->ncut_head,
+                           "request_timeout", (int)s->ncut_whole, "reserve", (int)s->ncut_reserve,
+                           "refused_per_client", (int)s->nrefused, "open", (int)s->nconns));
+    s->ncut_head = s->ncut_whole = s->ncut_reserve = s->nrefused = 0;
+}
+
 /* Cut the connections that have not delivered a request head, or a whole
  * request, in time: a client that trickles its body is cut like one that
  * trickles its head. Requests being handled are left alone. */
@@ -774,13 +797,16 @@ static void on_sweep(uv_timer_t *t)
             continue;
         if (!c->in_request && head && now - c->idle_ms >= head) {
             conn_cut(c, "header_timeout");
+            s->ncut_head++;
             cut++;
         } else if (c->in_request && whole && c->req && !c->req->dispatched && !c->req->answered &&
                    now - c->idle_ms >= whole) {
             conn_cut(c, "request_timeout");
+            s->ncut_whole++;
             cut++;
         }
     }
+    log_cuts(s);
     if (cut)
         server_run(s);
 }
@@ -1153,8 +1179,7 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_op
     uv_poll_start(&s->poll, UV_READABLE, on_poll);
     uv_timer_init(loop, &s->sweep);
     s->sweep.data = s;
-    if (o->header_timeout_s || o->request_timeout_s)
-        uv_timer_start(&s->sweep, on_sweep, HTTP_SWEEP_MS, HTTP_SWEEP_MS);
+    uv_timer_start(&s->sweep, on_sweep, HTTP_SWEEP_MS, HTTP_SWEEP_MS);
     server_run(s);
     return s;
 }

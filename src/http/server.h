@@ -10,7 +10,13 @@
  * (past it the body is dropped and http_req_too_big() says so, for the
  * handler to answer 413 after routing and auth), every reply carries
  * X-Request-Id (echoed when the client sent a sane one), and every request
- * ends with one JSON access-log line.
+ * ends with one JSON access-log line. A request whose framing is ambiguous
+ * is refused (400 bad-framing) and its connection closed.
+ *
+ * The server also owns its connections: deadlines for the request head and
+ * for the whole request, a cap per client address, and a reserve near
+ * max_connections kept by cutting connections that wait for a request and
+ * never showed a valid key (see http_req_set_principal).
  */
 #ifndef AMIBRIDGE_HTTP_SERVER_H
 #define AMIBRIDGE_HTTP_SERVER_H

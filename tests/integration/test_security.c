@@ -608,6 +608,10 @@ static void one_address_is_capped_and_a_full_server_makes_room(void **state)
     http_resp_free(&r);
     assert_int_equal(ka_request(authed, req), 200);
     assert_true(metric(b.url, "amibridge_http_connections_cut_total{reason=\"reserve\"}") >= 6);
+    /* and said so, once per sweep */
+    for (int i = 0; i < 30 && bridge_log_count(&b, "http connections cut") < 1; i++)
+        testenv_sleep_ms(100);
+    assert_true(bridge_log_count(&b, "http connections cut") >= 1);
     close(authed);
     for (int i = 0; i < 24; i++)
         close(fds[i]);
