@@ -875,6 +875,25 @@ static const char *framing_problem(struct MHD_Connection *conn)
     return NULL;
 }
 
+static enum MHD_Result blank_visit(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    int *blank = cls;
+    *blank = (key && strpbrk(key, " \t")) || (value && strpbrk(value, " \t"));
+    return *blank ? MHD_NO : MHD_YES;
+}
+
+/* A blank in the request target (path or query): not strict, MHD takes
+ * the last blank of the request line for the one before the version. */
+static int target_has_blank(const struct http_req *r)
+{
+    int blank = strpbrk(r->path, " \t") != NULL;
+    if (!blank)
+        MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, blank_visit, &blank);
+    return blank;
+}
+
 /* Refuse the request from its head and close the connection: what follows
  * on the wire can no longer be trusted to be a request. */
 static enum MHD_Result refuse_head(struct http_req *r, const char *slug, const char *detail)
@@ -913,7 +932,7 @@ static enum MHD_Result on_head(struct http_server *s, struct http_req *r, const 
     if (!strcmp(version, MHD_HTTP_VERSION_1_1) &&
         !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host"))
         return refuse_head(r, "bad-request", "an HTTP/1.1 request needs a Host header");
-    if (strchr(r->path, ' ') || strchr(r->path, '\t'))
+    if (target_has_blank(r))
         return refuse_head(r, "bad-request", "the request target contains a blank");
     /* refuse a declared oversized body before reading it */
     const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");

@@ -397,6 +397,12 @@ static void slow_ambiguous_and_oversized_request_heads_are_refused(void **state)
     assert_int_equal(count_of(got, "\r\nDate: "), 1);
     assert_int_equal(count_of(got, "Content-Length:"), 1);
     assert_non_null(strstr(got, "urn:amibridge:problem:bad-request"));
+    /* a blank in the request target, path or query */
+    const char *blank = "GET /healthz?a=b c HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(exchange(b.port, blank, strlen(blank), &closed), 400);
+    assert_true(closed);
+    blank = "GET /heal thz HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(exchange(b.port, blank, strlen(blank), &closed), 400);
     /* a request head over 8 KiB: 431 */
     char big[12000];
     int n = snprintf(big, sizeof(big), "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ");
