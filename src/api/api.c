@@ -395,6 +395,53 @@ void api_handle(struct http_req *r, void *ud)
     http_params_release(&params);
 }
 
+/* Refusing from the head spares reading a body nobody will use, and keeps
+ * a client without a key from holding a connection while it trickles one.
+ * Only answers that come at once are given here: a wrong key's 401 is held
+ * back on purpose, so it waits for the body like any other request. */
+void api_head(struct http_req *r, void *ud)
+{
+    struct api *a = ud;
+    const struct http_route *rt;
+    struct http_params params;
+    char allow[64];
+    if (!trusted(a, r)) {
+        metrics_inc(METRIC_AUTH_FAILURES, "untrusted", NULL, 1);
+        http_respond_problem(r, 403, "untrusted-network", "Forbidden",
+                             "this client's network may not call this API (AMIBRIDGE_TRUSTED_NETS)",
+                             NULL);
+        return;
+    }
+    if (!strcmp(http_req_method(r), "OPTIONS"))
+        return;
+    enum http_match m = http_route_match(routes, NROUTES, http_req_method(r), http_req_path(r), &rt,
+                                         &params, allow, sizeof(allow));
+    if (m != HTTP_MATCH_OK)
+        return;
+    http_params_release(&params);
+    if (!rt->scope)
+        return;
+    const struct cfg_api_key *k = NULL;
+    enum http_auth_result ar = http_auth_check(a->auth, http_req_header(r, "Authorization"),
+                                               http_req_peer_loopback(r), rt->scope, &k);
+    int locked = lockout_blocked(a->lockout, http_req_peer(r), uv_now(a->loop)) > 0;
+    if (ar == HTTP_AUTH_OK && !locked) {
+        char kid[CFG_NAME_MAX + 8];
+        snprintf(kid, sizeof(kid), "key:%s", k ? k->name : "");
+        locked = k && lockout_blocked(a->lockout, kid, uv_now(a->loop)) > 0;
+    }
+    if ((ar == HTTP_AUTH_INVALID || ar == HTTP_AUTH_OK) && !locked) {
+        /* decided after the body; a valid key marks the connection as one to keep */
+        http_req_set_principal(r, k);
+        return;
+    }
+    /* authorize() refuses, as it will for this head */
+    if (cors_check(a, r) > 0)
+        cors_headers(r);
+    http_req_set_route(r, rt->name);
+    authorize(a, r, rt);
+}
+
 /* --- shared helpers ------------------------------------------------------------------- */
 
 void api_bad_field(struct http_req *r, const char *field, const char *detail)

@@ -35,6 +35,11 @@ void api_set_lease(struct api *a, struct bus_lease *l);
 
 /* The http_handler. */
 void api_handle(struct http_req *r, void *ud);
+/* The http_head_handler: a request that announces a body is refused from
+ * its head when its client may not call or its key is missing, locked out
+ * or lacks the route's scope; a wrong key is answered after the body as
+ * usual (held back, see api/lockout). */
+void api_head(struct http_req *r, void *ud);
 
 /* Refuse new work with 503 while shutting down. */
 void api_set_draining(struct api *a, int draining);

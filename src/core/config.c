@@ -117,11 +117,20 @@ const struct cfg_doc cfg_docs[] = {
      "SHARED IMPORT MASTER_CHANNEL",
      "Dialplan functions refused even when allowed (globs; a trailing '(' is ignored)."},
     {"AMIBRIDGE_MAX_BODY", "65536", "Largest request body in bytes; past it 413."},
-    {"AMIBRIDGE_HTTP_MAX_CONNECTIONS", "2048", "Concurrent HTTP connections."},
+    {"AMIBRIDGE_HTTP_MAX_CONNECTIONS", "2048",
+     "Concurrent HTTP connections. The last 10% are a reserve: a new connection that takes one "
+     "cuts the connection that has waited longest for its request and never showed a valid "
+     "key."},
     {"AMIBRIDGE_HTTP_TIMEOUT_S", "60", "Idle HTTP connection timeout in seconds."},
     {"AMIBRIDGE_HTTP_HEADER_TIMEOUT_S", "10",
      "A connection must send a whole request head within this many seconds of opening or of "
      "its previous answer (slow-header clients and idle keep-alive connections are cut)."},
+    {"AMIBRIDGE_HTTP_REQUEST_TIMEOUT_S", "30",
+     "A connection must send a whole request, head and body, within this many seconds of "
+     "opening or of its previous answer (slow-body clients are cut)."},
+    {"AMIBRIDGE_HTTP_MAX_CONNECTIONS_PER_CLIENT", "256",
+     "Connections one client address may hold, loopback included; past it new ones are closed "
+     "at once. 0: no limit (e.g. behind a reverse proxy on the same host)."},
     {"AMIBRIDGE_HTTP_REUSEPORT", "0",
      "1: bind with SO_REUSEPORT so several processes share the port (scale up)."},
     {"AMIBRIDGE_CALLS_PER_SECOND", "5",
@@ -1352,7 +1361,7 @@ int cfg_load(struct cfg *c, char *const *envp, const char *config_path, char *er
     /* scalars */
     {
         int lvl = LOG_INFO, maxbody = (int)c->max_body, maxconn = (int)c->http_max_connections;
-        int tmo = (int)c->http_timeout_s, hdr = 10;
+        int tmo = (int)c->http_timeout_s, hdr = 10, whole = 30, per_client = 256;
         const char *lv = NULL;
         if (root &&
             (json_str_field(&x, root, "top level", "log_level", &lv) ||
@@ -1370,13 +1379,17 @@ int cfg_load(struct cfg *c, char *const *envp, const char *config_path, char *er
             env_int(&x, "AMIBRIDGE_HTTP_MAX_CONNECTIONS", 1, 1000000, &maxconn) ||
             env_int(&x, "AMIBRIDGE_HTTP_TIMEOUT_S", 1, 86400, &tmo) ||
             env_int(&x, "AMIBRIDGE_HTTP_REUSEPORT", 0, 1, &c->http_reuseport) ||
-            env_int(&x, "AMIBRIDGE_HTTP_HEADER_TIMEOUT_S", 1, 3600, &hdr))
+            env_int(&x, "AMIBRIDGE_HTTP_HEADER_TIMEOUT_S", 1, 3600, &hdr) ||
+            env_int(&x, "AMIBRIDGE_HTTP_REQUEST_TIMEOUT_S", 1, 86400, &whole) ||
+            env_int(&x, "AMIBRIDGE_HTTP_MAX_CONNECTIONS_PER_CLIENT", 0, 1000000, &per_client))
             goto out;
         c->log_level = lvl;
         c->max_body = (size_t)maxbody;
         c->http_max_connections = (unsigned)maxconn;
         c->http_timeout_s = (unsigned)tmo;
         c->http_header_timeout_s = (unsigned)hdr;
+        c->http_request_timeout_s = (unsigned)whole;
+        c->http_max_connections_per_client = (unsigned)per_client;
     }
     const char *redis = NULL;
     if (root && json_str_field(&x, root, "top level", "redis_url", &redis))

@@ -113,6 +113,8 @@ struct cfg {
     unsigned http_max_connections;
     unsigned http_timeout_s;
     unsigned http_header_timeout_s;
+    unsigned http_request_timeout_s;          /* head and body of one request */
+    unsigned http_max_connections_per_client; /* per client address; 0: no limit */
     int http_reuseport;      /* share the port with other processes (SO_REUSEPORT) */
     double calls_per_second; /* originate token bucket, per API key */
     int calls_burst;

@@ -133,9 +133,16 @@ static const struct family_def defs[METRIC_COUNT] = {
                                M_COUNTER,
                                {NULL}},
     [METRIC_HTTP_CUT] = {"amibridge_http_connections_cut_total",
-                         "Connections closed for not sending a request head in time.",
+                         "Connections closed for not sending a request head (header_timeout) "
+                         "or a whole request (request_timeout) in time, or to make room for "
+                         "new clients (reserve).",
                          M_COUNTER,
-                         {NULL}},
+                         {"reason"}},
+    [METRIC_HTTP_REFUSED] = {"amibridge_http_connections_refused_total",
+                             "Connections closed as soon as they were accepted "
+                             "(per_client_limit: the client address holds too many).",
+                             M_COUNTER,
+                             {"reason"}},
 };
 
 struct series {

@@ -43,7 +43,8 @@ enum metric_id {
     METRIC_AUTH_FAILURES,         /* counter {reason} */
     METRIC_LEADER,                /* gauge */
     METRIC_LEADER_CHANGES,        /* counter */
-    METRIC_HTTP_CUT,              /* counter */
+    METRIC_HTTP_CUT,              /* counter {reason} */
+    METRIC_HTTP_REFUSED,          /* counter {reason} */
     METRIC_COUNT
 };
 

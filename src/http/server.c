@@ -83,19 +83,28 @@ struct http_server {
     int closes_pending;
     void (*done)(void *);
     void *done_arg;
-    struct http_conn *conns; /* every open connection, for the header deadline */
+    struct http_conn *conns; /* every open connection, for the deadlines and limits */
+    size_t nconns;
     uv_timer_t sweep;
+    /* connections cut or refused since the last sweep, for one log line */
+    unsigned ncut_head, ncut_whole, ncut_reserve, nrefused;
 };
 
 /* A client connection: between requests it must deliver a whole request
- * head within header_timeout_s, or it is cut (slow-header clients, idle
+ * head within header_timeout_s, and a whole request (head and body) within
+ * request_timeout_s, or it is cut (slow-header and slow-body clients, idle
  * keep-alive connections past the deadline). */
+#define HTTP_PEER_KEY_LEN 17 /* family byte, then 4 or 16 address bytes */
+
 struct http_conn {
     struct http_conn *prev, *next;
     int fd;
-    int in_request;   /* request head complete, not yet answered */
-    uint64_t idle_ms; /* loop time since it has been waiting for a request head */
+    int in_request;       /* request head complete, not yet answered */
+    struct http_req *req; /* the request in progress, NULL between requests */
+    uint64_t idle_ms;     /* loop time since it has been waiting for a request */
     int cut;
+    int authed;                            /* a request on it showed a valid key */
+    unsigned char peer[HTTP_PEER_KEY_LEN]; /* the client's address, see peer_key() */
 };
 
 static void server_run(struct http_server *s);
@@ -636,6 +645,79 @@ static enum MHD_Result queue_answer(struct http_req *r)
     return rc;
 }
 
+/* The client's address as a comparable key: the family byte, then the
+ * address (an IPv4-mapped IPv6 address counts as the IPv4 one). */
+static void peer_key(const struct sockaddr *sa, unsigned char out[HTTP_PEER_KEY_LEN])
+{
+    memset(out, 0, HTTP_PEER_KEY_LEN);
+    if (!sa)
+        return;
+    if (sa->sa_family == AF_INET) {
+        out[0] = 4;
+        memcpy(out + 1, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+    } else if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a6 = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a6)) {
+            out[0] = 4;
+            memcpy(out + 1, a6->s6_addr + 12, 4);
+        } else {
+            out[0] = 6;
+            memcpy(out + 1, a6->s6_addr, 16);
+        }
+    }
+}
+
+/* A shutdown() of the socket makes MHD see the end and close it itself. */
+static void conn_cut(struct http_conn *c, const char *reason)
+{
+    shutdown(c->fd, SHUT_RDWR);
+    c->cut = 1;
+    metrics_inc(METRIC_HTTP_CUT, reason, NULL, 1);
+}
+
+/* A connection that may be cut to make room: it has never shown a valid
+ * key and is waiting for a request head or for the body of a request that
+ * has not been handled yet. Requests being handled (waiting for AMI,
+ * streams) are never cut. */
+static int conn_expendable(const struct http_conn *c)
+{
+    if (c->cut || c->authed || c->fd < 0)
+        return 0;
+    if (!c->in_request)
+        return 1;
+    return c->req && !c->req->dispatched && !c->req->answered && !c->req->principal;
+}
+
+/* Near max_connections: cut the expendable connection that has waited
+ * longest, so that the one just accepted (a health check, a client with a
+ * key) is served; when none is expendable the reserve is used up and MHD
+ * refuses connections past max_connections. */
+static void make_room(struct http_server *s, const struct http_conn *fresh)
+{
+    unsigned max = s->o.max_connections;
+    unsigned reserve = max / 100 * HTTP_RESERVE_PCT + (max % 100) * HTTP_RESERVE_PCT / 100;
+    if (s->nconns + reserve <= max)
+        return;
+    struct http_conn *victim = NULL;
+    for (struct http_conn *c = s->conns; c; c = c->next)
+        if (c != fresh && conn_expendable(c) && (!victim || c->idle_ms <= victim->idle_ms))
+            victim = c;
+    if (victim) {
+        conn_cut(victim, "reserve");
+        s->ncut_reserve++;
+    }
+}
+
+/* Connections the client address holds already (not counting cut ones). */
+static unsigned conns_of_peer(const struct http_server *s, const struct http_conn *fresh)
+{
+    unsigned n = 0;
+    for (const struct http_conn *c = s->conns; c; c = c->next)
+        if (c != fresh && !c->cut && !memcmp(c->peer, fresh->peer, sizeof(c->peer)))
+            n++;
+    return n;
+}
+
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
@@ -648,11 +730,26 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             return;
         c->fd = ci ? ci->connect_fd : -1;
         c->idle_ms = uv_now(s->loop);
+        ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+        peer_key(ci ? ci->client_addr : NULL, c->peer);
         c->next = s->conns;
         if (s->conns)
             s->conns->prev = c;
         s->conns = c;
+        s->nconns++;
         *socket_context = c;
+        if (c->fd < 0)
+            return;
+        if (s->o.max_connections_per_client &&
+            conns_of_peer(s, c) >= s->o.max_connections_per_client) {
+            /* refused at the door: closed before a byte is read */
+            shutdown(c->fd, SHUT_RDWR);
+            c->cut = 1;
+            metrics_inc(METRIC_HTTP_REFUSED, "per_client_limit", NULL, 1);
+            s->nrefused++;
+            return;
+        }
+        make_room(s, c);
         return;
     }
     struct http_conn *c = *socket_context;
@@ -664,34 +761,210 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         s->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
+    s->nconns--;
     free(c);
     *socket_context = NULL;
 }
 
-/* Cut the connections that have not delivered a request head in time. A
- * shutdown() of the socket makes MHD see the end and close it itself. */
+/* One line per sweep for what was cut or refused since the last one: a
+ * warning when clients are turned away for room (an attack, or a limit set
+ * too low), debug for the deadlines, which idle keep-alive clients meet
+ * all the time. */
+static void log_cuts(struct http_server *s)
+{
+    if (!s->ncut_head && !s->ncut_whole && !s->ncut_reserve && !s->nrefused)
+        return;
+    enum log_level lvl = s->ncut_reserve || s->nrefused ? LOG_WARN : LOG_DEBUG;
+    if (log_enabled(lvl))
+        log_emit(lvl, "http connections cut",
+                 json_pack("{s:i,s:i,s:i,s:i,s:i}", "header_timeout", (int)s->ncut_head,
+                           "request_timeout", (int)s->ncut_whole, "reserve", (int)s->ncut_reserve,
+                           "refused_per_client", (int)s->nrefused, "open", (int)s->nconns));
+    s->ncut_head = s->ncut_whole = s->ncut_reserve = s->nrefused = 0;
+}
+
+/* Cut the connections that have not delivered a request head, or a whole
+ * request, in time: a client that trickles its body is cut like one that
+ * trickles its head. Requests being handled are left alone. */
 static void on_sweep(uv_timer_t *t)
 {
     struct http_server *s = t->data;
-    uint64_t now = uv_now(s->loop), limit = (uint64_t)s->o.header_timeout_s * 1000;
+    uint64_t now = uv_now(s->loop), head = (uint64_t)s->o.header_timeout_s * 1000,
+             whole = (uint64_t)s->o.request_timeout_s * 1000;
     size_t cut = 0;
-    for (struct http_conn *c = s->conns; c; c = c->next)
-        if (!c->in_request && !c->cut && c->fd >= 0 && now - c->idle_ms >= limit) {
-            shutdown(c->fd, SHUT_RDWR);
-            c->cut = 1;
+    for (struct http_conn *c = s->conns; c; c = c->next) {
+        if (c->cut || c->fd < 0)
+            continue;
+        if (!c->in_request && head && now - c->idle_ms >= head) {
+            conn_cut(c, "header_timeout");
+            s->ncut_head++;
+            cut++;
+        } else if (c->in_request && whole && c->req && !c->req->dispatched && !c->req->answered &&
+                   now - c->idle_ms >= whole) {
+            conn_cut(c, "request_timeout");
+            s->ncut_whole++;
             cut++;
         }
-    if (cut) {
-        metrics_inc(METRIC_HTTP_CUT, NULL, NULL, (double)cut);
-        server_run(s);
     }
+    log_cuts(s);
+    if (cut)
+        server_run(s);
+}
+
+/* --- framing --------------------------------------------------------------------------- */
+
+struct framing {
+    unsigned ncl, nte;
+    const char *te;
+    const char *why;
+};
+
+static int is_tchar(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* One header as MHD parsed it. MHD 0.9.75 keeps a blank before the colon
+ * in the name ("Transfer-Encoding ") and glues a folded line onto the
+ * previous header's name ("Transfer-Encodingchunked"), so either shows up
+ * here as a name that is no token or that only starts like a framing
+ * header. */
+static enum MHD_Result framing_visit(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    struct framing *f = cls;
+    size_t n = key ? strlen(key) : 0;
+    for (size_t i = 0; i < n && !f->why; i++)
+        if (!is_tchar((unsigned char)key[i]))
+            f->why = "a header name is not a token (a blank before its colon, or a folded line)";
+    if (n == 0)
+        f->why = "a header line has no name";
+    if (f->why)
+        return MHD_NO;
+    static const char cl[] = "Content-Length", te[] = "Transfer-Encoding";
+    if (!strcasecmp(key, cl)) {
+        f->ncl++;
+    } else if (!strcasecmp(key, te)) {
+        f->nte++;
+        f->te = value;
+    } else if (!strncasecmp(key, cl, sizeof(cl) - 1) || !strncasecmp(key, te, sizeof(te) - 1)) {
+        f->why = "a framing header is followed by a folded line";
+    }
+    return f->why ? MHD_NO : MHD_YES;
+}
+
+/* Why the request's head does not frame exactly one request (RFC 9112,
+ * 5.2, 6.1, 6.3), or NULL: a proxy in front may read the framing otherwise
+ * and take the rest of the body for a second request (request smuggling). */
+static const char *framing_problem(struct MHD_Connection *conn)
+{
+    struct framing f = {0, 0, NULL, NULL};
+    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_visit, &f);
+    if (f.why)
+        return f.why;
+    if (f.ncl && f.nte)
+        return "a request may not carry both Content-Length and Transfer-Encoding";
+    if (f.ncl > 1)
+        return "a request may carry one Content-Length";
+    if (f.nte > 1)
+        return "a request may carry one Transfer-Encoding";
+    if (f.nte && (!f.te || strcasecmp(f.te, "chunked")))
+        return "the only Transfer-Encoding understood is chunked";
+    return NULL;
+}
+
+static enum MHD_Result blank_visit(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    int *blank = cls;
+    *blank = (key && strpbrk(key, " \t")) || (value && strpbrk(value, " \t"));
+    return *blank ? MHD_NO : MHD_YES;
+}
+
+/* A blank in the request target (path or query): not strict, MHD takes
+ * the last blank of the request line for the one before the version. */
+static int target_has_blank(const struct http_req *r)
+{
+    int blank = strpbrk(r->path, " \t") != NULL;
+    if (!blank)
+        MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, blank_visit, &blank);
+    return blank;
+}
+
+/* Refuse the request from its head and close the connection: what follows
+ * on the wire can no longer be trusted to be a request. */
+static enum MHD_Result refuse_head(struct http_req *r, const char *slug, const char *detail)
+{
+    r->dispatched = 1;
+    http_req_add_header(r, "Connection", "close");
+    http_respond_problem(r, 400, slug, "Bad request", detail, NULL);
+    return queue_answer(r);
+}
+
+/* The head of a request is in: 1 when it carries a body (MHD reads it
+ * next). */
+static int announces_body(struct MHD_Connection *conn)
+{
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding") ||
+           (cl && strtoull(cl, NULL, 10) > 0);
+}
+
+/* The first call for a request: its head is complete. MHD_YES to read the
+ * body (if any), or the answer refusing it from the head alone. */
+static enum MHD_Result on_head(struct http_server *s, struct http_req *r, const char *version)
+{
+    struct MHD_Connection *conn = r->conn;
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct http_conn *hc = ci ? ci->socket_context : NULL;
+    if (hc) {
+        hc->in_request = 1;
+        hc->req = r;
+    }
+    const char *why = framing_problem(conn);
+    if (why)
+        return refuse_head(r, "bad-framing", why);
+    /* checked here rather than by MHD, whose own 400 is a broken answer */
+    if (!strcmp(version, MHD_HTTP_VERSION_1_1) &&
+        !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host"))
+        return refuse_head(r, "bad-request", "an HTTP/1.1 request needs a Host header");
+    if (target_has_blank(r))
+        return refuse_head(r, "bad-request", "the request target contains a blank");
+    /* refuse a declared oversized body before reading it */
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    if (cl && strtoull(cl, NULL, 10) > s->o.max_body) {
+        /* a declared oversized body: answer from the headers alone (routing
+         * and auth still come first), without reading the body */
+        r->too_big = 1;
+        r->dispatched = 1;
+        s->handler(r, s->ud);
+        if (!r->answered)
+            http_respond_problem(r, 413, "payload-too-large", "Payload too large", NULL, NULL);
+        return queue_answer(r);
+    }
+    if (s->o.head && announces_body(conn)) {
+        s->o.head(r, s->ud);
+        if (r->answered) {
+            /* the body stays unread: the connection cannot carry another request */
+            r->dispatched = 1;
+            if (r->response)
+                MHD_add_response_header(r->response, "Connection", "close");
+            return queue_answer(r);
+        }
+        if (hc && r->principal)
+            hc->authed = 1;
+    }
+    return MHD_YES;
 }
 
 static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
                                  const char *method, const char *version, const char *upload,
                                  size_t *upload_size, void **con_cls)
 {
-    (void)version;
     struct http_server *s = cls;
     struct http_req *r = *con_cls;
     if (!r) {
@@ -713,34 +986,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
         *con_cls = r;
         if (!r->method || !r->path)
             return MHD_NO;
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-        if (ci && ci->socket_context)
-            ((struct http_conn *)ci->socket_context)->in_request = 1;
-        /* both framings: which one a proxy in front used is anybody's guess
-         * (request smuggling), so refuse and close (RFC 9112, 6.3) */
-        if (MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding") &&
-            MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length")) {
-            r->dispatched = 1;
-            http_req_add_header(r, "Connection", "close");
-            http_respond_problem(r, 400, "bad-framing", "Bad request",
-                                 "a request may not carry both Content-Length and "
-                                 "Transfer-Encoding",
-                                 NULL);
-            return queue_answer(r);
-        }
-        /* refuse a declared oversized body before reading it */
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (!cl || strtoull(cl, NULL, 10) <= s->o.max_body)
-            return MHD_YES;
-        /* a declared oversized body: answer from the headers alone (routing
-         * and auth still come first), without reading the body */
-        r->too_big = 1;
-        r->dispatched = 1;
-        s->handler(r, s->ud);
-        if (!r->answered)
-            http_respond_problem(r, 413, "payload-too-large", "Payload too large", NULL, NULL);
-        return queue_answer(r);
+        return on_head(s, r, version ? version : "");
     }
     if (*upload_size) {
         if (!r->too_big && strbuf_append(&r->body, upload, *upload_size) != 0) {
@@ -777,7 +1023,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (ci && ci->socket_context) {
         struct http_conn *hc = ci->socket_context;
         hc->in_request = 0;
+        hc->req = NULL;
         hc->idle_ms = uv_now(r->srv->loop);
+        if (r->principal)
+            hc->authed = 1;
     }
     uint64_t us = now_us() - r->started_us;
     char status[8];
@@ -923,13 +1172,16 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_op
         tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)o->tls_key};
         tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)o->tls_cert};
     }
+    /* not strict (0): Host and a blank in the target are checked in on_head,
+     * because MHD's own 400 of 0.9.75 repeats its header block; a blank
+     * before a colon reaches on_head too (-1 would answer MHD's HTML 400) */
     s->mhd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_access, s, MHD_OPTION_ARRAY, tls, MHD_OPTION_EXTERNAL_LOGGER,
         mhd_log, s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd, MHD_OPTION_CONNECTION_LIMIT,
         (unsigned int)o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o->timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY_LIMIT, MHD_OPTION_NOTIFY_COMPLETED,
         on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, s,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_STRICT_FOR_CLIENT, (int)0,
         MHD_OPTION_END);
     if (!s->mhd) {
         snprintf(err, errlen, "cannot start the HTTP server on %s:%d%s", o->host, s->port,
@@ -946,8 +1198,7 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_op
     uv_poll_start(&s->poll, UV_READABLE, on_poll);
     uv_timer_init(loop, &s->sweep);
     s->sweep.data = s;
-    if (o->header_timeout_s)
-        uv_timer_start(&s->sweep, on_sweep, HTTP_SWEEP_MS, HTTP_SWEEP_MS);
+    uv_timer_start(&s->sweep, on_sweep, HTTP_SWEEP_MS, HTTP_SWEEP_MS);
     server_run(s);
     return s;
 }

@@ -10,7 +10,13 @@
  * (past it the body is dropped and http_req_too_big() says so, for the
  * handler to answer 413 after routing and auth), every reply carries
  * X-Request-Id (echoed when the client sent a sane one), and every request
- * ends with one JSON access-log line.
+ * ends with one JSON access-log line. A request whose framing is ambiguous
+ * is refused (400 bad-framing) and its connection closed.
+ *
+ * The server also owns its connections: deadlines for the request head and
+ * for the whole request, a cap per client address, and a reserve near
+ * max_connections kept by cutting connections that wait for a request and
+ * never showed a valid key (see http_req_set_principal).
  */
 #ifndef AMIBRIDGE_HTTP_SERVER_H
 #define AMIBRIDGE_HTTP_SERVER_H
@@ -26,8 +32,12 @@
  * buffers). It becomes resident once a connection has served a request,
  * so it is what an idle keep-alive connection costs: 8 KiB like nginx's
  * header buffers; longer request heads get 431. */
-#define HTTP_MEMORY_LIMIT        (8 * 1024)
-#define HTTP_SWEEP_MS            1000 /* how often the header deadline is checked */
+#define HTTP_MEMORY_LIMIT (8 * 1024)
+#define HTTP_SWEEP_MS     1000 /* how often the head and request deadlines are checked */
+/* Share of max_connections kept free for new clients: past the rest, each
+ * new connection makes room by cutting the connection that has waited
+ * longest for its request to arrive and has never shown a valid key. */
+#define HTTP_RESERVE_PCT         10
 #define HTTP_LISTEN_BACKLOG      1024
 #define HTTP_PROBLEM_TYPE_PREFIX "urn:amibridge:problem:"
 
@@ -35,6 +45,12 @@ struct http_server;
 struct http_req;
 
 typedef void (*http_handler)(struct http_req *req, void *ud);
+/* Called once the head of a request that announces a body is in, before
+ * any of the body is read. It may answer at once (http_respond*, never
+ * later): then the body is never read and the connection is closed. It may
+ * also mark the request as authenticated (http_req_set_principal), which
+ * keeps the connection from being cut to make room for others. */
+typedef void (*http_head_handler)(struct http_req *req, void *ud);
 
 struct http_server_opts {
     const char *host; /* numeric address */
@@ -43,8 +59,13 @@ struct http_server_opts {
     unsigned max_connections;
     unsigned timeout_s;
     unsigned header_timeout_s; /* a request head must come within this; 0: no deadline */
-    int reuseport;             /* SO_REUSEPORT: several processes share the port */
-    const char *tls_cert;      /* PEM: serve HTTPS (GnuTLS in libmicrohttpd); NULL: plain HTTP */
+    /* the whole request (head and body) must come within this; 0: no deadline */
+    unsigned request_timeout_s;
+    /* connections one client address may hold; 0: no limit */
+    unsigned max_connections_per_client;
+    http_head_handler head; /* may be NULL */
+    int reuseport;          /* SO_REUSEPORT: several processes share the port */
+    const char *tls_cert;   /* PEM: serve HTTPS (GnuTLS in libmicrohttpd); NULL: plain HTTP */
     const char *tls_key;
 };
 

@@ -1,6 +1,8 @@
 /* Integration tests for what guards the door: HTTPS on the listener
- * (a certificate made here with libcrypto), AMIBRIDGE_TRUSTED_NETS and the
- * lockout after wrong API keys. The real binary and the real ami-sim. */
+ * (a certificate made here with libcrypto), AMIBRIDGE_TRUSTED_NETS, the
+ * lockout after wrong API keys, and over raw sockets the HTTP layer's
+ * refusals: ambiguous framing, slow heads and bodies, too many connections.
+ * The real binary and the real ami-sim. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +10,7 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <ifaddrs.h>
 #include <netinet/in.h>
 #include <openssl/evp.h>
@@ -293,9 +296,16 @@ static void wrong_keys_slow_down_then_lock_the_address_out(void **state)
 
 /* --- what the HTTP layer refuses ----------------------------------------------------------- */
 
-static int dial(int port)
+/* A connection to the bridge from the loopback address `src` (127.0.0.1
+ * when NULL): several loopback addresses play several clients. */
+static int dial_from(int port, const char *src)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (src) {
+        struct sockaddr_in me = {.sin_family = AF_INET};
+        inet_pton(AF_INET, src, &me.sin_addr);
+        assert_int_equal(bind(fd, (struct sockaddr *)&me, sizeof(me)), 0);
+    }
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
@@ -304,9 +314,28 @@ static int dial(int port)
     return fd;
 }
 
+static int dial(int port)
+{
+    return dial_from(port, NULL);
+}
+
+/* 1 when the server has closed fd (within timeout_ms), 0 when it is open. */
+static int closed_by_server(int fd, int timeout_ms)
+{
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char buf[512];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof(buf), 0)) > 0)
+        ;
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
 /* Send `req`, read the answer until the peer closes or 5 s pass; the
- * status (0 when none) and whether the connection was closed. */
-static int exchange(int port, const char *req, size_t len, int *closed)
+ * status (0 when none) and whether the connection was closed. What came
+ * back goes to out (NUL-terminated) when out is not NULL. */
+static int exchange_buf(int port, const char *req, size_t len, int *closed, char *out,
+                        size_t outlen)
 {
     int fd = dial(port);
     assert_int_equal(send(fd, req, len, MSG_NOSIGNAL), (ssize_t)len);
@@ -326,7 +355,22 @@ static int exchange(int port, const char *req, size_t len, int *closed)
         *closed = 1;
     close(fd);
     buf[got] = '\0';
+    if (out)
+        snprintf(out, outlen, "%s", buf);
     return !strncmp(buf, "HTTP/1.1 ", 9) ? atoi(buf + 9) : 0;
+}
+
+static int exchange(int port, const char *req, size_t len, int *closed)
+{
+    return exchange_buf(port, req, len, closed, NULL, 0);
+}
+
+static int count_of(const char *hay, const char *needle)
+{
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
 }
 
 static void slow_ambiguous_and_oversized_request_heads_are_refused(void **state)
@@ -346,7 +390,19 @@ static void slow_ambiguous_and_oversized_request_heads_are_refused(void **state)
     assert_true(closed);
     /* HTTP/1.1 without Host */
     const char *nohost = "GET /healthz HTTP/1.1\r\n\r\n";
-    assert_int_equal(exchange(b.port, nohost, strlen(nohost), &closed), 400);
+    char got[4096];
+    assert_int_equal(exchange_buf(b.port, nohost, strlen(nohost), &closed, got, sizeof(got)), 400);
+    assert_true(closed);
+    /* answered by us, once: MHD's own 400 repeats its header block */
+    assert_int_equal(count_of(got, "\r\nDate: "), 1);
+    assert_int_equal(count_of(got, "Content-Length:"), 1);
+    assert_non_null(strstr(got, "urn:amibridge:problem:bad-request"));
+    /* a blank in the request target, path or query */
+    const char *blank = "GET /healthz?a=b c HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(exchange(b.port, blank, strlen(blank), &closed), 400);
+    assert_true(closed);
+    blank = "GET /heal thz HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(exchange(b.port, blank, strlen(blank), &closed), 400);
     /* a request head over 8 KiB: 431 */
     char big[12000];
     int n = snprintf(big, sizeof(big), "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ");
@@ -382,6 +438,193 @@ static void slow_ambiguous_and_oversized_request_heads_are_refused(void **state)
     amisim_stop(&sim);
 }
 
+/* --- one request is one request -------------------------------------------------------------- */
+
+#define SMUGGLED  "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+#define PING_HEAD "POST /v1/actions/Ping HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+
+static void ambiguous_framing_is_refused_and_the_connection_closed(void **state)
+{
+    (void)state;
+    static const char *const cases[] = {
+        /* two Content-Length */
+        PING_HEAD "Content-Length: 2\r\nContent-Length: 37\r\n\r\n{}" SMUGGLED,
+        /* a blank before the colon: MHD would not see Transfer-Encoding */
+        PING_HEAD "Transfer-Encoding : chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" SMUGGLED,
+        PING_HEAD
+        "Content-Length: 52\r\nTransfer-Encoding\t: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" SMUGGLED,
+        /* obs-fold: the value on a continuation line */
+        PING_HEAD "Transfer-Encoding:\r\n chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" SMUGGLED,
+        /* obs-fold: Transfer-Encoding on a line that continues another */
+        PING_HEAD
+        "Content-Length: 15\r\nX-A: b\r\n Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n"
+        "\r\n" SMUGGLED,
+        /* two Transfer-Encoding, and a coding MHD cannot frame */
+        PING_HEAD "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n"
+                  "\r\n" SMUGGLED,
+        PING_HEAD "Transfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n" SMUGGLED,
+    };
+    struct amisim sim;
+    assert_int_equal(amisim_start(&sim, NULL), 0);
+    struct bridge b;
+    assert_int_equal(bridge_start(&b, sim.port, NULL), 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char got[4096];
+        int closed = 0;
+        int st = exchange_buf(b.port, cases[i], strlen(cases[i]), &closed, got, sizeof(got));
+        if (st != 400 || !closed || count_of(got, "\r\nDate: ") != 1 ||
+            !strstr(got, "urn:amibridge:problem:bad-framing"))
+            fail_msg("case %zu: status %d, closed %d, answer:\n%s", i, st, closed, got);
+    }
+    /* the server is fine afterwards */
+    int closed;
+    assert_int_equal(exchange(b.port, SMUGGLED, strlen(SMUGGLED), &closed), 200);
+    bridge_stop(&b, 0);
+    amisim_stop(&sim);
+}
+
+/* --- slow bodies, too many connections ----------------------------------------------------- */
+
+/* Send on a kept-alive connection and read one answer with a
+ * Content-Length body; its status, 0 when none came. */
+static int ka_request(int fd, const char *req)
+{
+    if (send(fd, req, strlen(req), MSG_NOSIGNAL) != (ssize_t)strlen(req))
+        return 0;
+    char buf[4096];
+    size_t got = 0;
+    ssize_t n;
+    while (got < sizeof(buf) - 1 && (n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0)) > 0) {
+        got += (size_t)n;
+        buf[got] = '\0';
+        const char *end = strstr(buf, "\r\n\r\n"), *cl = strcasestr(buf, "Content-Length: ");
+        if (end && cl && (size_t)(buf + got - (end + 4)) >= strtoul(cl + 16, NULL, 10))
+            break;
+    }
+    buf[got] = '\0';
+    return !strncmp(buf, "HTTP/1.1 ", 9) ? atoi(buf + 9) : 0;
+}
+
+static void slow_bodies_are_cut_and_keyless_ones_refused_from_the_head(void **state)
+{
+    (void)state;
+    struct amisim sim;
+    assert_int_equal(amisim_start(&sim, NULL), 0);
+    const char *env[] = {"AMIBRIDGE_HTTP_REQUEST_TIMEOUT_S=2",
+                         "AMIBRIDGE_API_KEYS=ops:" ADMIN ":read,actions", NULL};
+    struct bridge b;
+    assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    char health[96], ping[96];
+    snprintf(health, sizeof(health), "%s/healthz", b.url);
+    snprintf(ping, sizeof(ping), "%s/v1/actions/Ping", b.url);
+
+    /* no key: 401 as soon as the head is in, the body never read */
+    int fd = dial(b.port);
+    const char *keyless = PING_HEAD "Content-Length: 1000\r\n\r\n{";
+    double t0 = testenv_now();
+    assert_int_equal(send(fd, keyless, strlen(keyless), MSG_NOSIGNAL), (ssize_t)strlen(keyless));
+    char buf[2048];
+    ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+    assert_true(n > 0);
+    buf[n] = '\0';
+    assert_true(!strncmp(buf, "HTTP/1.1 401", 12));
+    assert_non_null(strstr(buf, "Connection: close"));
+    assert_true(testenv_now() - t0 < 1.0);
+    assert_true(closed_by_server(fd, 2000));
+    close(fd);
+
+    /* a complete head, then a body a byte at a time (a route that needs no
+     * key): cut at the request deadline while others are served */
+    int slow = dial(b.port);
+    const char *head = "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                       "Content-Length: 1000\r\n\r\n";
+    assert_int_equal(send(slow, head, strlen(head), MSG_NOSIGNAL), (ssize_t)strlen(head));
+    t0 = testenv_now();
+    double cut_at = 0;
+    for (size_t i = 0; i < 60 && !cut_at; i++) {
+        char c;
+        if (send(slow, " ", 1, MSG_NOSIGNAL) != 1 || recv(slow, &c, 1, MSG_DONTWAIT) == 0) {
+            cut_at = testenv_now() - t0;
+            break;
+        }
+        struct http_resp r;
+        assert_int_equal(get(health, NULL, &r), 200);
+        http_resp_free(&r);
+        http_call("POST", ping, ADMIN, "{}", NULL, 10000, &r);
+        assert_int_equal(r.status, 200);
+        http_resp_free(&r);
+        usleep(100 * 1000);
+    }
+    close(slow);
+    print_message("a byte-at-a-time body was cut after %.1f s (deadline 2 s)\n", cut_at);
+    assert_true(cut_at >= 1.5 && cut_at < 4.5);
+    assert_true(metric(b.url, "amibridge_http_connections_cut_total{reason=\"request_timeout\"}") ==
+                1);
+    bridge_stop(&b, 0);
+    amisim_stop(&sim);
+}
+
+static void one_address_is_capped_and_a_full_server_makes_room(void **state)
+{
+    (void)state;
+    struct amisim sim;
+    assert_int_equal(amisim_start(&sim, NULL), 0);
+    /* 20 connections, 2 of them the reserve; 4 per client address */
+    const char *env[] = {"AMIBRIDGE_HTTP_MAX_CONNECTIONS=20",
+                         "AMIBRIDGE_HTTP_MAX_CONNECTIONS_PER_CLIENT=4",
+                         "AMIBRIDGE_API_KEYS=ops:" ADMIN ":read,actions", NULL};
+    struct bridge b;
+    assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    char health[96];
+    snprintf(health, sizeof(health), "%s/healthz", b.url);
+    struct http_resp r;
+
+    /* a fifth connection from one address is closed at once; others are served */
+    int fds[24];
+    for (int i = 0; i < 5; i++)
+        fds[i] = dial_from(b.port, "127.0.0.2");
+    assert_true(closed_by_server(fds[4], 2000));
+    for (int i = 0; i < 4; i++)
+        assert_false(closed_by_server(fds[i], 100));
+    assert_int_equal(get(health, NULL, &r), 200);
+    http_resp_free(&r);
+    for (int i = 0; i < 5; i++)
+        close(fds[i]);
+    assert_true(metric(b.url, "amibridge_http_connections_refused_total{reason=\"per_client_"
+                              "limit\"}") == 1);
+
+    /* a client with a key, kept alive, then the server filled with idle
+     * connections from six addresses: the oldest idle ones are cut */
+    int authed = dial_from(b.port, "127.0.0.9");
+    const char *req = PING_HEAD "Authorization: Bearer " ADMIN "\r\nContent-Length: 2\r\n\r\n{}";
+    assert_int_equal(ka_request(authed, req), 200);
+    char src[16];
+    for (int i = 0; i < 24; i++) {
+        snprintf(src, sizeof(src), "127.0.0.%d", 3 + i / 4);
+        fds[i] = dial_from(b.port, src);
+        usleep(30 * 1000);
+    }
+    int cut = 0;
+    for (int i = 0; i < 24; i++)
+        cut += closed_by_server(fds[i], i < 8 ? 1000 : 50);
+    print_message("%d of 24 idle connections cut to keep the reserve\n", cut);
+    assert_true(cut >= 6);
+    assert_true(closed_by_server(fds[0], 50));
+    assert_int_equal(get(health, NULL, &r), 200);
+    http_resp_free(&r);
+    assert_int_equal(ka_request(authed, req), 200);
+    assert_true(metric(b.url, "amibridge_http_connections_cut_total{reason=\"reserve\"}") >= 6);
+    /* and said so, once per sweep */
+    for (int i = 0; i < 30 && bridge_log_count(&b, "http connections cut") < 1; i++)
+        testenv_sleep_ms(100);
+    assert_true(bridge_log_count(&b, "http connections cut") >= 1);
+    close(authed);
+    for (int i = 0; i < 24; i++)
+        close(fds[i]);
+    bridge_stop(&b, 0);
+    amisim_stop(&sim);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -389,6 +632,9 @@ int main(void)
         cmocka_unit_test(clients_outside_the_trusted_networks_are_refused_before_auth),
         cmocka_unit_test(wrong_keys_slow_down_then_lock_the_address_out),
         cmocka_unit_test(slow_ambiguous_and_oversized_request_heads_are_refused),
+        cmocka_unit_test(ambiguous_framing_is_refused_and_the_connection_closed),
+        cmocka_unit_test(slow_bodies_are_cut_and_keyless_ones_refused_from_the_head),
+        cmocka_unit_test(one_address_is_capped_and_a_full_server_makes_room),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

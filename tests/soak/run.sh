@@ -8,21 +8,28 @@
 #      answered fast; RSS with all of them open;
 #   3. slowloris (bridge with AMIBRIDGE_HTTP_TIMEOUT_S=5) while normal
 #      requests must keep a p99 under 500 ms;
-#   4. malformed HTTP, case by case: never a 5xx, never a crash.
+#   4. slow bodies: 1,500 clients send a whole head, then trickle a body
+#      (and come back when cut) against AMIBRIDGE_HTTP_MAX_CONNECTIONS=1024
+#      and AMIBRIDGE_HTTP_REQUEST_TIMEOUT_S=5, while /healthz and a client
+#      with a key (new connections and one kept alive) are answered;
+#   5. malformed HTTP, case by case: never a 5xx, never a crash.
+# Every client of the soak is 127.0.0.1, so the phases with many
+# connections lift AMIBRIDGE_HTTP_MAX_CONNECTIONS_PER_CLIENT (the cap itself
+# is tested in tests/integration/test_security.c).
 # One line per check, then a summary table; exit status 1 when a check
 # failed (2 when the stack could not start). Memory goals (idle bridge
 # < 10 MiB, < 64 MiB with 5,000 idle connections) are reported as targets
 # met or missed, not failures.
 #
 #   bash tests/soak/run.sh BUILD [short|long]      (make soak-short / make soak)
-#   short: 50,000 requests, 2,000 idle, 300 slow (CI, about 1 minute)
-#   long:  1,000,000 requests, 5,000 idle, 1,000 slow
+#   short: 50,000 requests, 2,000 idle, 300 slow, 1,500 slow bodies (CI, about 1.5 minutes)
+#   long:  1,000,000 requests, 5,000 idle, 1,000 slow, 3,000 slow bodies
 set -uo pipefail
 BUILD=${1:-build}
 MODE=${2:-short}
 case $MODE in
-short) REQUESTS=50000 IDLE=2000 SLOW=300 ;;
-long) REQUESTS=1000000 IDLE=5000 SLOW=1000 ;;
+short) REQUESTS=50000 IDLE=2000 SLOW=300 SLOWBODY=1500 ;;
+long) REQUESTS=1000000 IDLE=5000 SLOW=1000 SLOWBODY=3000 ;;
 *)
     echo "usage: $0 BUILD [short|long]" >&2
     exit 2
@@ -135,17 +142,24 @@ rss_fresh=$(rss_kib "$bridge_pid")
 phase "1. mixed: $REQUESTS requests, 64 keep-alive connections" mixed --requests "$REQUESTS" --conns 64
 stop_bridge mixed
 
-start_bridge idle AMIBRIDGE_HTTP_HEADER_TIMEOUT_S=3600
+start_bridge idle AMIBRIDGE_HTTP_HEADER_TIMEOUT_S=3600 AMIBRIDGE_HTTP_MAX_CONNECTIONS_PER_CLIENT=0
 phase "2. $IDLE idle keep-alive connections" idle --conns "$IDLE"
 stop_bridge idle
 
-start_bridge slowloris AMIBRIDGE_HTTP_TIMEOUT_S=$SLOW_TIMEOUT_S AMIBRIDGE_HTTP_HEADER_TIMEOUT_S=$SLOW_TIMEOUT_S
+start_bridge slowloris AMIBRIDGE_HTTP_TIMEOUT_S=$SLOW_TIMEOUT_S AMIBRIDGE_HTTP_HEADER_TIMEOUT_S=$SLOW_TIMEOUT_S \
+    AMIBRIDGE_HTTP_MAX_CONNECTIONS_PER_CLIENT=0
 phase "3. slowloris: $SLOW slow connections, 200 normal requests (AMIBRIDGE_HTTP_TIMEOUT_S=$SLOW_TIMEOUT_S)" \
     slowloris --conns "$SLOW" --normal 200 --interval-ms 50 --byte-ms 100 --timeout-s "$SLOW_TIMEOUT_S"
 stop_bridge slowloris
 
+start_bridge slowbody AMIBRIDGE_HTTP_MAX_CONNECTIONS=1024 AMIBRIDGE_HTTP_REQUEST_TIMEOUT_S=$SLOW_TIMEOUT_S \
+    AMIBRIDGE_HTTP_MAX_CONNECTIONS_PER_CLIENT=0
+phase "4. slow bodies: $SLOWBODY clients, AMIBRIDGE_HTTP_MAX_CONNECTIONS=1024, AMIBRIDGE_HTTP_REQUEST_TIMEOUT_S=$SLOW_TIMEOUT_S" \
+    slowbody --conns "$SLOWBODY" --normal 200 --interval-ms 50 --byte-ms 100 --timeout-s "$SLOW_TIMEOUT_S"
+stop_bridge slowbody
+
 start_bridge malformed
-phase "4. malformed HTTP" malformed
+phase "5. malformed HTTP" malformed
 stop_bridge malformed
 
 if kill -0 "$sim_pid" 2>/dev/null; then
@@ -175,6 +189,10 @@ echo "| idle: fds before / open / after | $(fig idle.fds_before) / $(fig idle.fd
 echo "| slowloris: connections / cut while trickling / cut when silent / left open | $(fig slow.connections) / $(fig slow.cut_while_trickling) / $(fig slow.cut_after_silence) / $(fig slow.still_open_at_end) |"
 echo "| slowloris: normal p50 / p99 / max (ms) | $(fig slow.normal_p50_ms) / $(fig slow.normal_p99_ms) / $(fig slow.normal_max_ms) |"
 echo "| slowloris: bridge RSS peak | $(mib slow.rss_peak_kib) |"
+echo "| slow bodies: clients / connections opened / most open at once | $(fig slowbody.connections) / $(fig slowbody.opened) / $(fig slowbody.max_open_at_once) |"
+echo "| slow bodies: new-connection p50 / p99 / max (ms) | $(fig slowbody.normal_p50_ms) / $(fig slowbody.normal_p99_ms) / $(fig slowbody.normal_max_ms) |"
+echo "| slow bodies: kept-alive client with a key | $(fig slowbody.keepalive_answered) |"
+echo "| slow bodies: bridge RSS peak | $(mib slowbody.rss_peak_kib) |"
 checks=$(grep -c '^check ' "$tmp/out")
 fails=$(grep -c '^check FAIL' "$tmp/out")
 echo

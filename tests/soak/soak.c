@@ -7,6 +7,8 @@
  *   soak idle      --port P --pid PID [--conns 5000] [--hold-s 3]
  *   soak slowloris --port P --pid PID [--conns 1000] [--normal 200] [--interval-ms 50]
  *                  [--byte-ms 100] [--timeout-s 5]
+ *   soak slowbody  --port P --pid PID [--conns 1500] [--normal 200] [--interval-ms 50]
+ *                  [--byte-ms 100] [--timeout-s 5] [--token T]
  *   soak malformed --port P --pid PID [--token T]
  *
  * Output, for the script to collect:
@@ -914,6 +916,7 @@ out:
 /* --- phase 3: slowloris --------------------------------------------------------------------- */
 
 struct normal {
+    const char *req; /* NULL: GET /healthz */
     int fd;
     int state; /* C_NONE, C_CONNECTING, C_READING, C_OPEN (done), C_FAILED */
     double t0, ms;
@@ -927,9 +930,9 @@ static const char normal_req[] =
 static void normal_event(struct normal *q, int ep, uint32_t tag)
 {
     if (q->state == C_CONNECTING) {
-        size_t len = sizeof(normal_req) - 1;
-        if (connect_error(q->fd) != 0 ||
-            send(q->fd, normal_req, len, MSG_NOSIGNAL) != (ssize_t)len) {
+        const char *req = q->req ? q->req : normal_req;
+        size_t len = strlen(req);
+        if (connect_error(q->fd) != 0 || send(q->fd, req, len, MSG_NOSIGNAL) != (ssize_t)len) {
             q->state = C_FAILED;
         } else {
             ep_ctl(ep, EPOLL_CTL_MOD, q->fd, EPOLLIN | EPOLLRDHUP, tag);
@@ -1148,7 +1151,284 @@ out:
     return rc;
 }
 
-/* --- phase 4: malformed HTTP ------------------------------------------------------------- */
+/* --- phase 4: slow bodies ------------------------------------------------------------------ */
+
+#define SLOWBODY_RECONNECT_MS 1000.0      /* a cut slow client comes back after this */
+#define KA_TAG                0x40000000u /* epoll tag of the kept-alive client with a key */
+#define KA_EVERY_MS           250.0
+
+/* A complete head, then a body that never completes, on a route that
+ * needs no key (POST /healthz, 405 once a body is in): nothing refuses it
+ * from its head. The length is under AMIBRIDGE_MAX_BODY. */
+static const char slowbody_head[] =
+    "POST /healthz HTTP/1.1\r\n" SOAK_HOST_HEADER
+    "Content-Type: application/json\r\nContent-Length: 60000\r\n\r\n";
+
+static void slowbody_open(int ep, int port, struct pconn *p, uint32_t tag)
+{
+    p->fd = tcp_open(port, 0);
+    p->off = 0;
+    if (p->fd >= 0 && ep_ctl(ep, EPOLL_CTL_ADD, p->fd, EPOLLOUT, tag) == 0) {
+        p->state = C_CONNECTING;
+        return;
+    }
+    if (p->fd >= 0)
+        close(p->fd);
+    p->fd = -1;
+    p->state = C_FAILED;
+}
+
+/* The server closed a slow client (or refused it): it comes back a little
+ * later while the attack lasts. */
+static void slowbody_lost(struct pconn *p, double t, double trickle_end)
+{
+    close(p->fd);
+    p->fd = -1;
+    p->cut_at = t;
+    strbuf_release(&p->in);
+    if (t < trickle_end) {
+        p->state = C_NONE;
+        p->next = t + SLOWBODY_RECONNECT_MS;
+    } else {
+        p->state = C_CUT;
+    }
+}
+
+/* The kept-alive client with a key: one Ping at a time on one connection. */
+struct keepalive {
+    int fd;
+    int busy, lost;
+    int sent, ok;
+    double t0, next, worst_ms;
+    struct strbuf in;
+};
+
+static void ka_event(struct keepalive *k)
+{
+    int eof = read_some(k->fd, &k->in);
+    struct http_resp r;
+    int rc = resp_parse(k->in.data ? k->in.data : "", k->in.len, eof, &r);
+    if (rc > 0) {
+        k->ok += r.status == 200;
+        double ms = now_ms() - k->t0;
+        k->worst_ms = ms > k->worst_ms ? ms : k->worst_ms;
+        k->busy = 0;
+        strbuf_release(&k->in);
+        strbuf_init(&k->in, 0);
+    }
+    if (rc < 0 || eof || (rc > 0 && r.close)) {
+        k->lost = 1;
+        k->busy = 0;
+    }
+}
+
+static int run_slowbody(const struct opts *o)
+{
+    int n = o->conns, nq = o->normal, rc = 1;
+    struct pconn *c = calloc((size_t)n, sizeof(*c));
+    struct normal *q = calloc((size_t)nq, sizeof(*q));
+    double *lat = calloc((size_t)nq, sizeof(*lat));
+    struct keepalive ka = {.fd = -1};
+    strbuf_init(&ka.in, 0);
+    char ping_close[512], ping_ka[512];
+    snprintf(ping_close, sizeof(ping_close),
+             "POST /v1/actions/Ping HTTP/1.1\r\n" SOAK_HOST_HEADER "Authorization: Bearer %s\r\n"
+             "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+             o->token);
+    snprintf(ping_ka, sizeof(ping_ka),
+             "POST /v1/actions/Ping HTTP/1.1\r\n" SOAK_HOST_HEADER "Authorization: Bearer %s\r\n"
+             "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+             o->token);
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (!c || !q || !lat || ep < 0) {
+        fprintf(stderr, "soak: out of memory\n");
+        goto out;
+    }
+    int fd_base = proc_fds(o->pid);
+    /* the client with a key connects first and stays */
+    ka.fd = tcp_open(o->port, 1);
+    if (ka.fd < 0 || ep_ctl(ep, EPOLL_CTL_ADD, ka.fd, EPOLLIN | EPOLLRDHUP, KA_TAG) < 0) {
+        fprintf(stderr, "soak: cannot connect to port %d\n", o->port);
+        goto out;
+    }
+    double t0 = now_ms();
+    for (int i = 0; i < n; i++) {
+        strbuf_init(&c[i].in, 0);
+        c[i].state = C_NONE;
+        c[i].next = t0 + (double)(i % o->byte_ms); /* spread over one period */
+    }
+    for (int i = 0; i < nq; i++) {
+        q[i].fd = -1;
+        q[i].req = i % 2 ? ping_close : NULL; /* with a key, and /healthz */
+        strbuf_init(&q[i].in, 0);
+    }
+    double normal_ms = (double)nq * o->interval_ms;
+    double trickle_ms = 3.0 * o->timeout_s * 1000.0;
+    trickle_ms = trickle_ms > normal_ms + 1000.0 ? trickle_ms : normal_ms + 1000.0;
+    double trickle_end = t0 + trickle_ms;
+    double silent_end = trickle_end + o->timeout_s * 1000.0 + SLOW_GRACE_MS;
+    int started = 0, lost = 0, opened = 0, fds_peak = 0, max_open = 0;
+    long rss_peak = 0;
+    double next_sample = t0;
+    ka.next = t0;
+    struct epoll_event evs[SOAK_EPOLL_EVENTS];
+    for (;;) {
+        double t = now_ms();
+        int normals_busy = 0;
+        for (int i = 0; i < started; i++)
+            normals_busy += q[i].state == C_CONNECTING || q[i].state == C_READING;
+        if (t >= silent_end && started == nq && !normals_busy && !ka.busy)
+            break;
+        int nopen = 0;
+        for (int i = 0; i < n; i++) {
+            struct pconn *p = &c[i];
+            if (p->state == C_NONE && t < trickle_end && p->next <= t) {
+                slowbody_open(ep, o->port, p, (uint32_t)i);
+                p->next = t + o->byte_ms;
+            } else if (p->state == C_OPEN && p->next <= t) {
+                p->next += o->byte_ms;
+                /* once silent, the request deadline alone must cut it */
+                if (t < trickle_end && send(p->fd, " ", 1, MSG_NOSIGNAL) < 0 && errno != EAGAIN &&
+                    errno != EINTR) {
+                    lost++;
+                    slowbody_lost(p, t, trickle_end);
+                }
+            }
+            nopen += p->state == C_OPEN;
+        }
+        max_open = nopen > max_open ? nopen : max_open;
+        if (!ka.busy && !ka.lost && t >= ka.next && t < trickle_end) {
+            size_t len = strlen(ping_ka);
+            ka.t0 = t;
+            ka.next = t + KA_EVERY_MS;
+            ka.sent++;
+            if (send(ka.fd, ping_ka, len, MSG_NOSIGNAL) == (ssize_t)len)
+                ka.busy = 1;
+            else
+                ka.lost = 1;
+        }
+        if (ka.busy && t - ka.t0 > SOAK_REQ_TIMEOUT_MS) {
+            ka.busy = 0;
+            ka.lost = 1;
+        }
+        if (started < nq && t >= t0 + (double)started * o->interval_ms) {
+            struct normal *p = &q[started];
+            p->t0 = t;
+            p->fd = tcp_open(o->port, 0);
+            p->state = p->fd >= 0 && ep_ctl(ep, EPOLL_CTL_ADD, p->fd, EPOLLOUT,
+                                            NORMAL_TAG | (uint32_t)started) == 0
+                           ? C_CONNECTING
+                           : C_FAILED;
+            started++;
+        }
+        for (int i = 0; i < started; i++)
+            if ((q[i].state == C_CONNECTING || q[i].state == C_READING) &&
+                t - q[i].t0 > SOAK_REQ_TIMEOUT_MS) {
+                q[i].state = C_FAILED;
+                close(q[i].fd);
+                q[i].fd = -1;
+            }
+        if (t >= next_sample) {
+            long rss = proc_rss_kib(o->pid);
+            int fds = proc_fds(o->pid);
+            rss_peak = rss > rss_peak ? rss : rss_peak;
+            fds_peak = fds > fds_peak ? fds : fds_peak;
+            next_sample = t + SOAK_SAMPLE_MS;
+        }
+        int ne = epoll_wait(ep, evs, SOAK_EPOLL_EVENTS, 2);
+        for (int e = 0; e < ne; e++) {
+            uint32_t tag = evs[e].data.u32;
+            if (tag & NORMAL_TAG) {
+                normal_event(&q[tag & ~NORMAL_TAG], ep, tag);
+                continue;
+            }
+            if (tag == KA_TAG) {
+                ka_event(&ka);
+                continue;
+            }
+            struct pconn *p = &c[tag];
+            if (p->state == C_CONNECTING) {
+                size_t len = sizeof(slowbody_head) - 1;
+                if (connect_error(p->fd) != 0 ||
+                    send(p->fd, slowbody_head, len, MSG_NOSIGNAL) != (ssize_t)len) {
+                    lost++;
+                    slowbody_lost(p, now_ms(), trickle_end);
+                } else {
+                    ep_ctl(ep, EPOLL_CTL_MOD, p->fd, EPOLLIN | EPOLLRDHUP, tag);
+                    p->state = C_OPEN;
+                    opened++;
+                }
+            } else if (p->state == C_OPEN && read_some(p->fd, &p->in)) {
+                lost++;
+                slowbody_lost(p, now_ms(), trickle_end);
+            }
+        }
+    }
+    int alive = proc_alive(o->pid);
+    int answered = 0, still = count_state(c, n, C_OPEN) + count_state(c, n, C_CONNECTING);
+    for (int i = 0; i < nq; i++)
+        if (q[i].state == C_OPEN && q[i].status == 200)
+            lat[answered++] = q[i].ms;
+    double last_cut = 0;
+    for (int i = 0; i < n; i++)
+        if (c[i].state == C_CUT && c[i].cut_at - trickle_end > last_cut)
+            last_cut = c[i].cut_at - trickle_end;
+    stats_sort(lat, (size_t)answered);
+    close_many(c, n);
+    close(ka.fd);
+    ka.fd = -1;
+    int fds_end = wait_fds(o->pid, fd_base, SOAK_FD_SETTLE_MS);
+    double p99 = stats_pct(lat, (size_t)answered, 0.99);
+
+    figure("slowbody.connections", "%d", n);
+    figure("slowbody.opened", "%d", opened);
+    figure("slowbody.max_open_at_once", "%d", max_open);
+    figure("slowbody.closed_by_server", "%d", lost);
+    figure("slowbody.last_cut_after_silence_s", "%.1f", last_cut / 1000.0);
+    figure("slowbody.rss_peak_kib", "%ld", rss_peak);
+    figure("slowbody.fds_peak", "%d", fds_peak);
+    figure("slowbody.normal_p50_ms", "%.2f", stats_pct(lat, (size_t)answered, 0.50));
+    figure("slowbody.normal_p99_ms", "%.2f", p99);
+    figure("slowbody.normal_max_ms", "%.2f", answered ? lat[answered - 1] : 0.0);
+    figure("slowbody.keepalive_answered", "%d of %d (slowest %.1f ms)", ka.ok, ka.sent,
+           ka.worst_ms);
+    check(alive, "slowbody.bridge_alive", "pid %d %s", (int)o->pid, alive ? "running" : "GONE");
+    check(answered == nq, "slowbody.normal_all_ok",
+          "%d of %d new-connection requests (GET /healthz, POST /v1/actions/Ping with a key) got "
+          "200",
+          answered, nq);
+    check(answered > 0 && p99 < SOAK_LATENCY_MAX_MS, "slowbody.normal_p99",
+          "p99 %.1f ms (limit %.0f)", p99, SOAK_LATENCY_MAX_MS);
+    check(!ka.lost && ka.sent > 0 && ka.ok == ka.sent, "slowbody.keepalive_served",
+          "a kept-alive client with a key: %d of %d answered 200, %s", ka.ok, ka.sent,
+          ka.lost ? "LOST its connection" : "never cut");
+    check(still == 0, "slowbody.cut_when_silent",
+          "%d slow clients still open %d s + %.0f s after going silent (last cut after %.1f s)",
+          still, o->timeout_s, SLOW_GRACE_MS / 1000.0, last_cut / 1000.0);
+    check(fds_end >= 0 && fds_end <= fd_base, "slowbody.fds_back", "before %d, peak %d, after %d",
+          fd_base, fds_peak, fds_end);
+    rc = failures ? 1 : 0;
+out:
+    if (ep >= 0)
+        close(ep);
+    if (ka.fd >= 0)
+        close(ka.fd);
+    strbuf_release(&ka.in);
+    if (q)
+        for (int i = 0; i < nq; i++) {
+            if (q[i].fd >= 0)
+                close(q[i].fd);
+            strbuf_release(&q[i].in);
+        }
+    if (c)
+        close_many(c, n);
+    free(c);
+    free(q);
+    free(lat);
+    return rc;
+}
+
+/* --- phase 5: malformed HTTP ------------------------------------------------------------- */
 
 static void mal_fill(struct strbuf *b, char ch, size_t n)
 {
@@ -1434,7 +1714,7 @@ static int run_malformed(const struct opts *o)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: soak mixed|idle|slowloris|malformed --port P --pid PID\n"
+    fprintf(stderr, "usage: soak mixed|idle|slowloris|slowbody|malformed --port P --pid PID\n"
                     "            [--requests N] [--conns N] [--hold-s S] [--normal N]\n"
                     "            [--interval-ms MS] [--byte-ms MS] [--timeout-s S] [--token T]\n");
 }
@@ -1520,6 +1800,10 @@ int main(int argc, char **argv)
     if (!strcmp(phase, "slowloris")) {
         o.conns = o.conns ? o.conns : 1000;
         return run_slowloris(&o);
+    }
+    if (!strcmp(phase, "slowbody")) {
+        o.conns = o.conns ? o.conns : 1500;
+        return run_slowbody(&o);
     }
     if (!strcmp(phase, "malformed"))
         return run_malformed(&o);

@@ -62,6 +62,9 @@ static void defaults_come_from_the_documented_values(void **state)
     assert_int_equal(c.servers[0].auth, CFG_AUTH_MD5);
     assert_int_equal(c.nkeys, 0);
     assert_int_equal(c.max_body, 65536);
+    assert_int_equal(c.http_header_timeout_s, 10);
+    assert_int_equal(c.http_request_timeout_s, 30);
+    assert_int_equal(c.http_max_connections_per_client, 256);
     assert_int_equal(c.log_level, LOG_INFO);
     assert_int_equal(c.ndeny_actions, 12);
     assert_true(strlen(c.instance_id) >= 8);
@@ -92,6 +95,8 @@ static void environment_sets_every_key(void **state)
                    "AMIBRIDGE_MAX_BODY=1024",
                    "AMIBRIDGE_HTTP_MAX_CONNECTIONS=77",
                    "AMIBRIDGE_HTTP_TIMEOUT_S=9",
+                   "AMIBRIDGE_HTTP_REQUEST_TIMEOUT_S=12",
+                   "AMIBRIDGE_HTTP_MAX_CONNECTIONS_PER_CLIENT=0",
                    "AMIBRIDGE_REDIS_URL=redis://127.0.0.1:6379/2",
                    "AMIBRIDGE_INSTANCE_ID=replica-a",
                    "AMIBRIDGE_ALLOW_ACTIONS=Command,GetConfig",
@@ -122,6 +127,8 @@ static void environment_sets_every_key(void **state)
     assert_int_equal(c.max_body, 1024);
     assert_int_equal(c.http_max_connections, 77);
     assert_int_equal(c.http_timeout_s, 9);
+    assert_int_equal(c.http_request_timeout_s, 12);
+    assert_int_equal(c.http_max_connections_per_client, 0);
     assert_string_equal(c.redis_url, "redis://127.0.0.1:6379/2");
     assert_string_equal(c.instance_id, "replica-a");
     assert_int_equal(c.ndeny_actions, 10);
@@ -158,6 +165,14 @@ static void bad_values_name_the_key(void **state)
     {
         char *env[] = {BASE, "AMIBRIDGE_LISTEN=example.com:80", NULL};
         assert_fails_naming(env, "AMIBRIDGE_LISTEN");
+    }
+    {
+        char *env[] = {BASE, "AMIBRIDGE_HTTP_REQUEST_TIMEOUT_S=0", NULL};
+        assert_fails_naming(env, "AMIBRIDGE_HTTP_REQUEST_TIMEOUT_S");
+    }
+    {
+        char *env[] = {BASE, "AMIBRIDGE_HTTP_MAX_CONNECTIONS_PER_CLIENT=-1", NULL};
+        assert_fails_naming(env, "AMIBRIDGE_HTTP_MAX_CONNECTIONS_PER_CLIENT");
     }
     {
         char *env[] = {BASE, "AMIBRIDGE_LOG_LEVEL=loud", NULL};
