@@ -101,7 +101,7 @@ int api_check_action(struct api *a, struct http_req *r, const struct ami_msg *m,
 int api_refuse_content(struct api *a, struct http_req *r, const struct ami_msg *m,
                        const struct api_field *fields)
 {
-    struct policy_refusal pr = {{0}};
+    struct policy_refusal pr = {.field = ""};
     const struct cfg_api_key *key = http_req_principal(r);
     enum policy_verdict v = policy_action(a->cfg, key, m, &pr);
     if (v == POLICY_OK)

@@ -241,7 +241,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         p = nl + 1;
     }
-    struct policy_refusal out = {{0}};
+    struct policy_refusal out = {.field = ""};
     enum policy_verdict v = policy_action(&cfg, &key, m, &out);
     ami_msg_free(m);
     if (v != POLICY_OK) {

@@ -355,7 +355,7 @@ static void every_row_gets_its_verdict(void **state)
                                       : row->who == DENY_ONLY ? &k_deny
                                                               : NULL;
         struct ami_msg *m = build(row);
-        struct policy_refusal out = {{0}};
+        struct policy_refusal out = {.field = ""};
         enum policy_verdict v = policy_action(&cfg, k, m, &out);
         ami_msg_free(m);
         int bad = v != row->verdict || (row->field && strcmp(out.field, row->field));
@@ -393,7 +393,7 @@ static void refusals_name_the_rule(void **state)
     ami_msg_add(m, "Channel", "PJSIP/1001");
     ami_msg_add(m, "Context", "outbound");
     ami_msg_add(m, "Exten", "0-0441");
-    struct policy_refusal out = {{0}};
+    struct policy_refusal out = {.field = ""};
     assert_int_equal(policy_action(&cfg, &k, m, &out), POLICY_DIAL);
     assert_string_equal(out.rule, "deny_extens: 00*");
     assert_non_null(strstr(out.detail, "0-0441")); /* what the client sent */
