@@ -66,7 +66,7 @@ static void defaults_come_from_the_documented_values(void **state)
     assert_int_equal(c.http_request_timeout_s, 30);
     assert_int_equal(c.http_max_connections_per_client, 256);
     assert_int_equal(c.log_level, LOG_INFO);
-    assert_int_equal(c.ndeny_actions, 12);
+    assert_int_equal(c.ndeny_actions, 21);
     assert_true(strlen(c.instance_id) >= 8);
     /* every documented default that is a plain value matches the code */
     for (const struct cfg_doc *d = cfg_docs; d->env; d++)
@@ -131,7 +131,7 @@ static void environment_sets_every_key(void **state)
     assert_int_equal(c.http_max_connections_per_client, 0);
     assert_string_equal(c.redis_url, "redis://127.0.0.1:6379/2");
     assert_string_equal(c.instance_id, "replica-a");
-    assert_int_equal(c.ndeny_actions, 10);
+    assert_int_equal(c.ndeny_actions, 19);
     for (size_t i = 0; i < c.ndeny_actions; i++) {
         assert_string_not_equal(c.deny_actions[i], "Command");
         assert_string_not_equal(c.deny_actions[i], "GetConfig");
@@ -415,6 +415,43 @@ static void call_guard_cors_and_dial_policy_settings(void **state)
     free(path);
 }
 
+/* The function lists (env and file) and a key's allow_applications; the
+ * old "SHELL(" spelling of a deny entry names the function. */
+static void function_lists_and_allowed_applications(void **state)
+{
+    (void)state;
+    char *env[] = {BASE, "AMIBRIDGE_ALLOW_FUNCTIONS=CALLERID LEN",
+                   "AMIBRIDGE_DENY_FUNCTIONS=SHELL( DB_*", NULL};
+    struct cfg c;
+    assert_int_equal(load(&c, env), 0);
+    assert_int_equal(c.nallow_funcs, 2);
+    assert_string_equal(c.allow_funcs[1], "LEN");
+    assert_int_equal(c.ndeny_funcs, 2);
+    assert_string_equal(c.deny_funcs[0], "SHELL");
+    assert_string_equal(c.deny_funcs[1], "DB_*");
+    cfg_free(&c);
+    char *base[] = {BASE, NULL};
+    assert_int_equal(load(&c, base), 0); /* defaults: both lists set */
+    assert_true(c.nallow_funcs > 5 && c.ndeny_funcs > 5);
+    cfg_free(&c);
+    char *path = write_tmp("{\"allow_functions\":[\"CDR\"],\"api_keys\":[{\"name\":\"crm\","
+                           "\"token\":\"tok-0123456789abcdef\",\"scopes\":[\"call\"],"
+                           "\"allow_applications\":[\"Playback\",\"Dial\"]}]}");
+    assert_int_equal(cfg_load(&c, base, path, errbuf, sizeof(errbuf)), 0);
+    assert_int_equal(c.nallow_funcs, 1);
+    assert_int_equal(c.keys[0].policy.nallow_applications, 2);
+    assert_string_equal(c.keys[0].policy.allow_applications[1], "Dial");
+    cfg_free(&c);
+    unlink(path);
+    free(path);
+    path = write_tmp("{\"api_keys\":[{\"name\":\"crm\",\"token\":\"tok-0123456789abcdef\","
+                     "\"scopes\":[\"call\"],\"allow_applications\":[\"\"]}]}");
+    assert_int_equal(cfg_load(&c, base, path, errbuf, sizeof(errbuf)), -1);
+    assert_non_null(strstr(errbuf, "allow_applications[0]"));
+    unlink(path);
+    free(path);
+}
+
 /* Does the Filter set, applied the way manager.c match_filter() does
  * (REG_EXTENDED over the whole event text), let this event through? */
 static int filters_pass(const struct cfg *c, const char *event)
@@ -482,6 +519,7 @@ int main(void)
         cmocka_unit_test(config_file_errors_name_the_path),
         cmocka_unit_test(scopes_parse_and_refuse_unknown_names),
         cmocka_unit_test(call_guard_cors_and_dial_policy_settings),
+        cmocka_unit_test(function_lists_and_allowed_applications),
         cmocka_unit_test(server_filters_match_the_event_globs),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
