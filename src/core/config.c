@@ -115,6 +115,10 @@ const struct cfg_doc cfg_docs[] = {
     {"AMIBRIDGE_TRUSTED_NETS", "",
      "Client networks (CIDR, space-separated) allowed to call at all; others get 403 before "
      "any key is looked at. Loopback is always allowed. Empty: every client."},
+    {"AMIBRIDGE_TRUSTED_PROXIES", "",
+     "Reverse proxies (CIDR, space-separated) whose X-Forwarded-For names the client: the "
+     "right-most address in it that is not such a proxy is the client for lock-outs, "
+     "AMIBRIDGE_TRUSTED_NETS, loopback-only mode and logs. Empty: the TCP peer is the client."},
     {"AMIBRIDGE_AUTH_FAIL_LIMIT", "30",
      "Wrong API keys one client address may send per window; past it every request from it "
      "that needs a key gets 429 until the window ends. Earlier failures are answered slower."},
@@ -1056,6 +1060,9 @@ static int security_config(struct cfg_ctx *x, struct cfg *c)
     if ((v = env_val(x, "AMIBRIDGE_TRUSTED_NETS")) &&
         ssrf_parse_nets(v, &c->trusted_nets, &c->ntrusted_nets, err, sizeof(err)))
         return cfg_fail(x, "AMIBRIDGE_TRUSTED_NETS: %s", err);
+    if ((v = env_val(x, "AMIBRIDGE_TRUSTED_PROXIES")) &&
+        ssrf_parse_nets(v, &c->trusted_proxies, &c->ntrusted_proxies, err, sizeof(err)))
+        return cfg_fail(x, "AMIBRIDGE_TRUSTED_PROXIES: %s", err);
     return 0;
 }
 
@@ -1374,6 +1381,7 @@ void cfg_free(struct cfg *c)
     free(c->webhooks_json);
     free(c->state_dir);
     free(c->trusted_nets);
+    free(c->trusted_proxies);
     free(c->tls_cert_pem);
     if (c->tls_key_pem)
         explicit_bzero(c->tls_key_pem, strlen(c->tls_key_pem));

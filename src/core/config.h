@@ -129,6 +129,8 @@ struct cfg {
     char *state_dir;               /* webhook subscriptions without Redis, or NULL */
     struct ssrf_net *trusted_nets; /* clients allowed at all (loopback always is); none: all */
     size_t ntrusted_nets;
+    struct ssrf_net *trusted_proxies; /* peers whose X-Forwarded-For names the client */
+    size_t ntrusted_proxies;
     int auth_fail_limit; /* bad tokens per client address per window before it is locked out */
     int auth_fail_window_s;
     int leader_ttl_ms;  /* the leader lease in Redis */
