@@ -121,7 +121,8 @@ const struct cfg_doc cfg_docs[] = {
      "AMIBRIDGE_TRUSTED_NETS, loopback-only mode and logs. Empty: the TCP peer is the client."},
     {"AMIBRIDGE_AUTH_FAIL_LIMIT", "30",
      "Wrong API keys one client address may send per window; past it every request from it "
-     "that needs a key gets 429 until the window ends. Earlier failures are answered slower."},
+     "without a valid key gets 429 until the window ends (a valid key is still served). "
+     "Earlier failures are answered slower."},
     {"AMIBRIDGE_AUTH_FAIL_WINDOW_S", "60", "The window of AMIBRIDGE_AUTH_FAIL_LIMIT, in seconds."},
     {"AMIBRIDGE_TLS_CERT", "",
      "PEM certificate chain: serve HTTPS on AMIBRIDGE_LISTEN (with AMIBRIDGE_TLS_KEY)."},
