@@ -13,6 +13,7 @@
 #include <strings.h>
 
 #include "api/internal.h"
+#include "api/sseid.h"
 #include "bus/events.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -257,33 +258,36 @@ static int split_list(const char *s, char **out, size_t max, size_t *n)
 }
 
 /* The events after the client's Last-Event-ID, then a gap notice if the
- * ring no longer holds them all. */
+ * ring no longer holds them all. An id that is not one of ours gets no
+ * replay and a comment saying so, in which the id is shown only as
+ * printable ASCII (api/sseid), never with a control byte. It is not
+ * refused: a browser's EventSource reconnects with the last id it saw and
+ * would give up for good on an error answer (say after a config change
+ * renamed a server), while a comment costs nothing. */
 static void replay(struct api *a, struct sse_client *c, const char *last)
 {
+    char name[CFG_NAME_MAX + 1];
+    uint64_t after = 0;
     long server = -1;
-    const char *num = last;
-    const char *colon = strrchr(last, ':');
-    if (colon) {
-        for (size_t i = 0; i < a->npools; i++)
-            if (strlen(ami_pool_name(a->pools[i])) == (size_t)(colon - last) &&
-                !strncmp(ami_pool_name(a->pools[i]), last, (size_t)(colon - last)))
+    if (api_sseid_parse(last, name, sizeof(name), &after) == 0) {
+        if (!name[0] && a->npools == 1)
+            server = 0;
+        for (size_t i = 0; name[0] && i < a->npools; i++)
+            if (!strcmp(ami_pool_name(a->pools[i]), name))
                 server = (long)i;
-        num = colon + 1;
-    } else if (a->npools == 1) {
-        server = 0;
     }
-    char *end;
-    unsigned long long after = strtoull(num, &end, 10);
-    if (server < 0 || *end || end == num) {
-        strbuf_printf(&c->out, ": Last-Event-ID '%.64s' is not one of ours; no replay\n\n", last);
+    if (server < 0) {
+        char shown[SSEID_ECHO_MAX + 4];
+        api_sseid_printable(last, shown, sizeof(shown));
+        strbuf_printf(&c->out, ": Last-Event-ID '%s' is not one of ours; no replay\n\n", shown);
         return;
     }
     uint64_t oldest = bus_replay(a->bus, (size_t)server, after, enqueue, c);
-    if (oldest > after + 1)
+    if (after < UINT64_MAX && oldest > after + 1)
         strbuf_printf(
             &c->out,
             ": replay gap: events %llu to %llu are no longer kept (AMIBRIDGE_SSE_REPLAY)\n\n",
-            after + 1, (unsigned long long)oldest - 1);
+            (unsigned long long)after + 1, (unsigned long long)oldest - 1);
 }
 
 void api_events_get(struct api *a, struct http_req *r, const struct http_params *p)

@@ -517,6 +517,53 @@ static void sse_client_cap_and_scope(void **state)
     stop(&e);
 }
 
+/* A Last-Event-ID is the client's bytes: what the stream shows of one that
+ * is not ours has no CR, LF or other control byte (a real EventSource
+ * parser takes a bare CR as the end of a line, so "1\rdata: x" would
+ * become an event), no DEL and nothing that is not ASCII. */
+static void last_event_id_with_control_bytes_is_never_echoed_raw(void **state)
+{
+    (void)state;
+    struct env e;
+    const char *extra[] = {"AMIBRIDGE_SSE_HEARTBEAT_S=60", NULL};
+    start(&e, 0, extra);
+    const char *ids[] = {"1\rdata: {\"forged\":1}", "7\x01\x1b[2J\x7f", "\xff\xfe\xc3", "pbx\r:5",
+                         "9\r\rretry: 1"};
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        struct sse_client c;
+        assert_int_equal(sse_open(&c, e.bridge.port, "/v1/events", NULL, ids[i], 0), 0);
+        assert_int_equal(c.status, 200);
+        struct sse_frame f;
+        int seen = 0;
+        while (!seen && sse_next(&c, 2000, &f) == 1) {
+            assert_null(f.data); /* no event was forged */
+            assert_string_equal(f.event, "");
+            if (f.comment && strstr(f.comment, "Last-Event-ID")) {
+                seen = 1;
+                assert_non_null(strstr(f.comment, "is not one of ours"));
+                for (const char *p = f.comment; *p; p++)
+                    if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+                        fail_msg("byte 0x%02x echoed into the stream", (unsigned char)*p);
+            }
+            sse_frame_free(&f);
+        }
+        assert_true(seen);
+        sse_close(&c);
+    }
+    /* an id of ours still replays */
+    struct sse_client c;
+    assert_int_equal(sse_open(&c, e.bridge.port, "/v1/events", NULL, "0", 0), 0);
+    assert_int_equal(c.status, 200);
+    struct sse_frame f;
+    while (sse_next(&c, 500, &f) == 1) {
+        if (f.comment)
+            assert_null(strstr(f.comment, "not one of ours"));
+        sse_frame_free(&f);
+    }
+    sse_close(&c);
+    stop(&e);
+}
+
 /* --- metrics ----------------------------------------------------------------------------- */
 
 /* Every line is a comment or "name{labels} value" of the text format. */
@@ -674,6 +721,7 @@ int main(void)
         cmocka_unit_test(sse_filters_replay_and_heartbeat),
         cmocka_unit_test(a_slow_sse_client_is_cut_off_without_slowing_others),
         cmocka_unit_test(sse_client_cap_and_scope),
+        cmocka_unit_test(last_event_id_with_control_bytes_is_never_echoed_raw),
         cmocka_unit_test(metrics_parse_and_count_what_happened),
         cmocka_unit_test(server_side_filter_keeps_excluded_events_off_the_wire),
         cmocka_unit_test(sigterm_flushes_and_exits_zero),
