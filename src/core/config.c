@@ -92,6 +92,9 @@ const struct cfg_doc cfg_docs[] = {
      "wire."},
     {"AMIBRIDGE_SSE_REPLAY", "1000", "Events kept in memory for SSE Last-Event-ID replay."},
     {"AMIBRIDGE_SSE_MAX_CLIENTS", "100", "Concurrent SSE clients; past it 503."},
+    {"AMIBRIDGE_SSE_MAX_CLIENTS_PER_KEY", "10",
+     "Concurrent SSE clients per API key (without keys: per client address); past it 429. "
+     "Never more than AMIBRIDGE_SSE_MAX_CLIENTS."},
     {"AMIBRIDGE_SSE_QUEUE", "1000",
      "Events queued per SSE client; a client that falls further behind is disconnected."},
     {"AMIBRIDGE_SSE_HEARTBEAT_S", "15", "Seconds between SSE comment heartbeats."},
@@ -938,6 +941,7 @@ static int events_config(struct cfg_ctx *x, struct cfg *c)
     c->redis_stream_maxlen = 100000;
     c->sse_replay = 1000;
     c->sse_max_clients = 100;
+    c->sse_max_clients_per_key = 10;
     c->sse_queue = 1000;
     c->sse_heartbeat_s = 15;
     if (env_int(x, "AMIBRIDGE_REDIS_BUFFER", 1, 10000000, &c->redis_buffer) ||
@@ -945,6 +949,7 @@ static int events_config(struct cfg_ctx *x, struct cfg *c)
         env_int(x, "AMIBRIDGE_EVENTS_SERVER_FILTER", 0, 1, &c->events_server_filter) ||
         env_int(x, "AMIBRIDGE_SSE_REPLAY", 0, 1000000, &c->sse_replay) ||
         env_int(x, "AMIBRIDGE_SSE_MAX_CLIENTS", 1, 100000, &c->sse_max_clients) ||
+        env_int(x, "AMIBRIDGE_SSE_MAX_CLIENTS_PER_KEY", 1, 100000, &c->sse_max_clients_per_key) ||
         env_int(x, "AMIBRIDGE_SSE_QUEUE", 1, 1000000, &c->sse_queue) ||
         env_int(x, "AMIBRIDGE_SSE_HEARTBEAT_S", 1, 3600, &c->sse_heartbeat_s) ||
         env_int(x, "AMIBRIDGE_METRICS_AUTH", 0, 1, &c->metrics_auth))

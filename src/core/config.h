@@ -95,7 +95,8 @@ struct cfg {
     size_t nami_filters;
     int sse_replay; /* events kept for Last-Event-ID */
     int sse_max_clients;
-    int sse_queue; /* events queued per SSE client before it is cut off */
+    int sse_max_clients_per_key; /* per API key; per client address without keys */
+    int sse_queue;               /* events queued per SSE client before it is cut off */
     int sse_heartbeat_s;
     int metrics_auth; /* /metrics needs a key with scope read */
     int log_level;

@@ -136,6 +136,10 @@ static const struct family_def defs[METRIC_COUNT] = {
                          "Connections closed for not sending a request head in time.",
                          M_COUNTER,
                          {NULL}},
+    [METRIC_SSE_REFUSED] = {"amibridge_sse_refused_total",
+                            "Event streams refused: max_clients (503), per_key (429).",
+                            M_COUNTER,
+                            {"reason"}},
 };
 
 struct series {

@@ -44,6 +44,7 @@ enum metric_id {
     METRIC_LEADER,                /* gauge */
     METRIC_LEADER_CHANGES,        /* counter */
     METRIC_HTTP_CUT,              /* counter */
+    METRIC_SSE_REFUSED,           /* counter {reason} */
     METRIC_COUNT
 };
 
