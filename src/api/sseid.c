@@ -47,7 +47,7 @@ void api_sseid_printable(const char *id, char *out, size_t out_len)
     if (!out_len)
         return;
     size_t o = 0, i = 0;
-    for (; id[i] && i < SSEID_ECHO_MAX && o + 1 < out_len; i++) {
+    for (; i < SSEID_ECHO_MAX && o + 1 < out_len && id[i]; i++) {
         unsigned char c = (unsigned char)id[i];
         out[o++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
     }

@@ -14,8 +14,8 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#define HTTP_XFF_MAX_HOPS 32  /* entries read from the right before the header counts as malformed \
-                               */
+/* entries read from the right before the header counts as malformed */
+#define HTTP_XFF_MAX_HOPS  32
 #define HTTP_XFF_ENTRY_MAX 64 /* longest entry read ("[IPv6]:port" fits) */
 
 struct ssrf_net;
