@@ -540,6 +540,8 @@ int main(int argc, char **argv)
         .reuseport = app.cfg.http_reuseport,
         .tls_cert = app.cfg.tls_cert_pem,
         .tls_key = app.cfg.tls_key_pem,
+        .trusted_proxies = app.cfg.trusted_proxies,
+        .ntrusted_proxies = app.cfg.ntrusted_proxies,
     };
     if (app.api)
         api_set_lease(app.api, app.lease);

@@ -124,10 +124,13 @@ static void scope_names(unsigned mask, char *out, size_t len)
         }
 }
 
-/* A wrong key's 401, held back for a while (api/lockout). */
-struct held_401 {
+/* A wrong key's answer, held back for a while (api/lockout): a 401, or a
+ * 429 when the client's address is locked out. */
+struct held_answer {
     uv_timer_t timer;
+    struct api *a;
     struct http_req *r;
+    int locked; /* 429 auth-locked-out rather than 401 */
 };
 
 static void respond_401_invalid(struct http_req *r)
@@ -137,6 +140,23 @@ static void respond_401_invalid(struct http_req *r)
     http_respond_problem(r, 401, "unauthorized", "Unauthorized", "the API key is not valid", NULL);
 }
 
+/* 429 auth-locked-out with Retry-After (api/lockout). */
+static void locked_out(struct http_req *r, int wait_s, const char *title, const char *detail)
+{
+    char ra[16];
+    snprintf(ra, sizeof(ra), "%d", wait_s > 0 ? wait_s : 1);
+    http_req_add_header(r, "Retry-After", ra);
+    metrics_inc(METRIC_AUTH_FAILURES, "locked_out", NULL, 1);
+    http_respond_problem(r, 429, "auth-locked-out", title, detail, NULL);
+}
+
+static void address_locked_out(struct http_req *r, int wait_s)
+{
+    locked_out(r, wait_s, "Too many wrong API keys",
+               "this address sent too many wrong API keys; it may try again after Retry-After "
+               "seconds");
+}
+
 static void held_closed(uv_handle_t *h)
 {
     free(h->data);
@@ -144,9 +164,32 @@ static void held_closed(uv_handle_t *h)
 
 static void held_fire(uv_timer_t *t)
 {
-    struct held_401 *h = t->data;
-    respond_401_invalid(h->r);
+    struct held_answer *h = t->data;
+    if (h->locked)
+        address_locked_out(h->r,
+                           lockout_blocked(h->a->lockout, http_req_peer(h->r), uv_now(h->a->loop)));
+    else
+        respond_401_invalid(h->r);
     uv_close((uv_handle_t *)&h->timer, held_closed);
+}
+
+/* Answer a wrong key `delay_ms` from now (at once when 0 or out of memory). */
+static void hold_answer(struct api *a, struct http_req *r, int locked, unsigned delay_ms)
+{
+    struct held_answer *h = delay_ms ? calloc(1, sizeof(*h)) : NULL;
+    if (!h) {
+        if (locked)
+            address_locked_out(r, lockout_blocked(a->lockout, http_req_peer(r), uv_now(a->loop)));
+        else
+            respond_401_invalid(r);
+        return;
+    }
+    h->a = a;
+    h->r = r;
+    h->locked = locked;
+    h->timer.data = h;
+    uv_timer_init(a->loop, &h->timer);
+    uv_timer_start(&h->timer, held_fire, delay_ms, 0);
 }
 
 /* Count a wrong key from the client; answer it now or a little later. */
@@ -161,44 +204,34 @@ static void wrong_key(struct api *a, struct http_req *r)
                  "failures", n, "window_s", a->cfg->auth_fail_window_s);
     else if (n == 1)
         log_warn("wrong API key", "{s:s}", "peer", peer);
-    unsigned delay = lockout_delay_ms(n);
-    struct held_401 *h = delay ? calloc(1, sizeof(*h)) : NULL;
-    if (!h) {
-        respond_401_invalid(r);
-        return;
-    }
-    h->r = r;
-    h->timer.data = h;
-    uv_timer_init(a->loop, &h->timer);
-    uv_timer_start(&h->timer, held_fire, delay, 0);
+    hold_answer(a, r, 0, lockout_delay_ms(n));
 }
 
-/* 429 auth-locked-out with Retry-After (api/lockout). */
-static void locked_out(struct http_req *r, int wait_s, const char *title, const char *detail)
-{
-    char ra[16];
-    snprintf(ra, sizeof(ra), "%d", wait_s);
-    http_req_add_header(r, "Retry-After", ra);
-    metrics_inc(METRIC_AUTH_FAILURES, "locked_out", NULL, 1);
-    http_respond_problem(r, 429, "auth-locked-out", title, detail, NULL);
-}
-
+/* The address lock-out refuses what comes without a valid key; a valid key
+ * is served whatever others at the same address (a NAT, an untrusted
+ * proxy) sent. What reaches the decision does the same work whatever the
+ * token: the address is looked up first, every key is compared in constant
+ * time. A wrong key from a locked-out address is held as long as the
+ * slowest wrong-key answer before the lock-out, so a guess never comes
+ * back faster than it did then. */
 static int authorize(struct api *a, struct http_req *r, const struct http_route *rt)
 {
-    int wait_s = lockout_blocked(a->lockout, http_req_peer(r), uv_now(a->loop));
-    if (wait_s > 0) {
-        locked_out(r, wait_s, "Too many wrong API keys",
-                   "this address sent too many wrong API keys; it may try again after "
-                   "Retry-After seconds");
-        return 0;
-    }
+    int addr_wait = lockout_blocked(a->lockout, http_req_peer(r), uv_now(a->loop));
     const struct cfg_api_key *k = NULL;
     enum http_auth_result ar = http_auth_check(a->auth, http_req_header(r, "Authorization"),
                                                http_req_peer_loopback(r), rt->scope, &k);
+    if (addr_wait > 0 && !k) {
+        if (ar == HTTP_AUTH_INVALID)
+            hold_answer(a, r, 1, LOCKOUT_DELAY_MAX_MS);
+        else
+            address_locked_out(r, addr_wait);
+        return 0;
+    }
     const char *key = k ? k->name : "";
     http_req_set_key(r, key);
     http_req_set_principal(r, k);
     char need[64], detail[200], kid[CFG_NAME_MAX + 8] = "";
+    int wait_s;
     /* a valid key that keeps reaching past its scopes is probing: it gets
      * the same lock-out as an address guessing keys */
     if (k)
@@ -424,18 +457,22 @@ void api_head(struct http_req *r, void *ud)
     const struct cfg_api_key *k = NULL;
     enum http_auth_result ar = http_auth_check(a->auth, http_req_header(r, "Authorization"),
                                                http_req_peer_loopback(r), rt->scope, &k);
-    int locked = lockout_blocked(a->lockout, http_req_peer(r), uv_now(a->loop)) > 0;
-    if (ar == HTTP_AUTH_OK && !locked) {
+    /* a wrong key is decided after the body, where its answer is held back:
+     * an answer from the head would be a fast path for guessing keys */
+    if (ar == HTTP_AUTH_INVALID)
+        return;
+    if (ar == HTTP_AUTH_OK) {
+        /* a valid key is refused only by its own lock-out (authorize()) */
         char kid[CFG_NAME_MAX + 8];
         snprintf(kid, sizeof(kid), "key:%s", k ? k->name : "");
-        locked = k && lockout_blocked(a->lockout, kid, uv_now(a->loop)) > 0;
+        if (!k || lockout_blocked(a->lockout, kid, uv_now(a->loop)) <= 0) {
+            /* decided after the body; a valid key marks the connection as one to keep */
+            http_req_set_principal(r, k);
+            return;
+        }
     }
-    if ((ar == HTTP_AUTH_INVALID || ar == HTTP_AUTH_OK) && !locked) {
-        /* decided after the body; a valid key marks the connection as one to keep */
-        http_req_set_principal(r, k);
-        return;
-    }
-    /* authorize() refuses, as it will for this head */
+    /* no key, a key short of the route's scope or locked out, a remote
+     * client without keys configured: authorize() answers these at once */
     if (cors_check(a, r) > 0)
         cors_headers(r);
     http_req_set_route(r, rt->name);

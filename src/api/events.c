@@ -5,6 +5,8 @@
  * sent a final comment saying so and disconnected, so it never slows the
  * others or the loop. A comment heartbeat goes out every
  * AMIBRIDGE_SSE_HEARTBEAT_S; Last-Event-ID replays from the bus's ring.
+ * One API key (or, without keys, one client address) may hold at most
+ * AMIBRIDGE_SSE_MAX_CLIENTS_PER_KEY of the AMIBRIDGE_SSE_MAX_CLIENTS slots.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include <strings.h>
 
 #include "api/internal.h"
+#include "api/sseid.h"
 #include "bus/events.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -22,6 +25,8 @@
 #define SSE_FILTERS_MAX 8
 #define SSE_FILL_BYTES  (64 * 1024) /* events formatted per refill */
 #define SSE_RETRY_MS    2000
+#define SSE_RETRY_AFTER "5"                    /* seconds, for a refused stream */
+#define SSE_OWNER_MAX   (CFG_NAME_MAX + 8 + 1) /* "key:NAME" or "addr:ADDRESS" */
 
 struct sse_filter {
     char *key, *value;
@@ -40,6 +45,7 @@ struct sse_client {
     struct strbuf out;
     size_t out_pos;
     int ending;
+    char owner[SSE_OWNER_MAX]; /* whose slot: the per-key cap */
     struct sse_client *prev, *next;
 };
 
@@ -257,54 +263,99 @@ static int split_list(const char *s, char **out, size_t max, size_t *n)
 }
 
 /* The events after the client's Last-Event-ID, then a gap notice if the
- * ring no longer holds them all. */
+ * ring no longer holds them all. An id that is not one of ours gets no
+ * replay and a comment saying so, in which the id is shown only as
+ * printable ASCII (api/sseid), never with a control byte. It is not
+ * refused: a browser's EventSource reconnects with the last id it saw and
+ * would give up for good on an error answer (say after a config change
+ * renamed a server), while a comment costs nothing. */
 static void replay(struct api *a, struct sse_client *c, const char *last)
 {
+    char name[CFG_NAME_MAX + 1];
+    uint64_t after = 0;
     long server = -1;
-    const char *num = last;
-    const char *colon = strrchr(last, ':');
-    if (colon) {
-        for (size_t i = 0; i < a->npools; i++)
-            if (strlen(ami_pool_name(a->pools[i])) == (size_t)(colon - last) &&
-                !strncmp(ami_pool_name(a->pools[i]), last, (size_t)(colon - last)))
+    if (api_sseid_parse(last, name, sizeof(name), &after) == 0) {
+        if (!name[0] && a->npools == 1)
+            server = 0;
+        for (size_t i = 0; name[0] && i < a->npools; i++)
+            if (!strcmp(ami_pool_name(a->pools[i]), name))
                 server = (long)i;
-        num = colon + 1;
-    } else if (a->npools == 1) {
-        server = 0;
     }
-    char *end;
-    unsigned long long after = strtoull(num, &end, 10);
-    if (server < 0 || *end || end == num) {
-        strbuf_printf(&c->out, ": Last-Event-ID '%.64s' is not one of ours; no replay\n\n", last);
+    if (server < 0) {
+        char shown[SSEID_ECHO_MAX + 4];
+        api_sseid_printable(last, shown, sizeof(shown));
+        strbuf_printf(&c->out, ": Last-Event-ID '%s' is not one of ours; no replay\n\n", shown);
         return;
     }
     uint64_t oldest = bus_replay(a->bus, (size_t)server, after, enqueue, c);
-    if (oldest > after + 1)
+    if (after < UINT64_MAX && oldest > after + 1)
         strbuf_printf(
             &c->out,
             ": replay gap: events %llu to %llu are no longer kept (AMIBRIDGE_SSE_REPLAY)\n\n",
-            after + 1, (unsigned long long)oldest - 1);
+            (unsigned long long)after + 1, (unsigned long long)oldest - 1);
+}
+
+/* Streams `owner` holds now. A walk over the list: it is at most
+ * AMIBRIDGE_SSE_MAX_CLIENTS long and walked once per new stream. */
+static size_t owner_streams(const struct sse_hub *h, const char *owner)
+{
+    size_t n = 0;
+    for (const struct sse_client *c = h->clients; c; c = c->next)
+        n += !strcmp(c->owner, owner);
+    return n;
+}
+
+/* 1 and an answer (503 or 429, with Retry-After) when the stream may not
+ * open: all slots taken, or the key's (the address's) share of them. */
+static int refuse_stream(struct api *a, struct http_req *r, const char *owner)
+{
+    struct sse_hub *h = a->sse;
+    char detail[160];
+    if (!h || h->n >= (size_t)a->cfg->sse_max_clients) {
+        snprintf(detail, sizeof(detail), "at most %d event stream clients at once",
+                 a->cfg->sse_max_clients);
+        metrics_inc(METRIC_SSE_REFUSED, "max_clients", NULL, 1);
+        http_req_add_header(r, "Retry-After", SSE_RETRY_AFTER);
+        http_respond_problem(r, 503, "too-many-stream-clients", "Too many stream clients", detail,
+                             NULL);
+        return 1;
+    }
+    int limit = a->cfg->sse_max_clients_per_key;
+    if (limit > a->cfg->sse_max_clients)
+        limit = a->cfg->sse_max_clients;
+    if (owner_streams(h, owner) < (size_t)limit)
+        return 0;
+    int by_key = !strncmp(owner, "key:", 4);
+    snprintf(detail, sizeof(detail),
+             "at most %d event streams at once per %s (AMIBRIDGE_SSE_MAX_CLIENTS_PER_KEY)", limit,
+             by_key ? "API key" : "client address");
+    metrics_inc(METRIC_SSE_REFUSED, "per_key", NULL, 1);
+    http_req_add_header(r, "Retry-After", SSE_RETRY_AFTER);
+    http_respond_problem(r, 429, "too-many-streams-per-key", "Too many streams for this client",
+                         detail, json_pack("{s:i}", "limit", limit));
+    return 1;
 }
 
 void api_events_get(struct api *a, struct http_req *r, const struct http_params *p)
 {
     (void)p;
     struct sse_hub *h = a->sse;
-    if (!h || h->n >= (size_t)a->cfg->sse_max_clients) {
-        char detail[96];
-        snprintf(detail, sizeof(detail), "at most %d event stream clients at once",
-                 a->cfg->sse_max_clients);
-        http_req_add_header(r, "Retry-After", "5");
-        http_respond_problem(r, 503, "too-many-stream-clients", "Too many stream clients", detail,
-                             NULL);
+    /* whose slot: the key, or without keys (loopback-only mode) the client */
+    const struct cfg_api_key *k = http_req_principal(r);
+    char owner[SSE_OWNER_MAX];
+    if (k)
+        snprintf(owner, sizeof(owner), "key:%s", k->name);
+    else
+        snprintf(owner, sizeof(owner), "addr:%s", http_req_peer(r));
+    if (refuse_stream(a, r, owner))
         return;
-    }
     struct sse_client *c = calloc(1, sizeof(*c));
     if (!c) {
         http_respond_oom(r);
         return;
     }
     c->hub = h;
+    memcpy(c->owner, owner, sizeof(c->owner));
     c->server = -1;
     strbuf_init(&c->out, 0);
     c->qcap = (size_t)a->cfg->sse_queue;

@@ -2,11 +2,15 @@
  *
  * Each address may send `limit` wrong keys per window of `window_s`
  * seconds. Past that it is locked out until its window ends: every request
- * from it that needs a key is refused (429) before the key is even looked
- * at, so that guessing stops paying, whether the guess is right or not.
- * Before that, the answers to wrong keys are slowed down (lockout_delay_ms).
- * At most LOCKOUT_MAX_ADDRESSES are tracked; expired ones are dropped
- * first. Pure bookkeeping on the loop thread: the caller passes the time.
+ * from it that needs a key and does not bring a valid one is refused (429),
+ * so that guessing stops paying; a valid key is still served (api.c), so
+ * that others behind the same address (a NAT, a proxy) are not locked out
+ * by one client's wrong keys. Before that, the answers to wrong keys are
+ * slowed down (lockout_delay_ms); wrong keys from a locked-out address are
+ * answered after the slowest delay. The same table counts a valid key's
+ * requests beyond its scopes under "key:NAME". At most
+ * LOCKOUT_MAX_ADDRESSES are tracked; expired ones are dropped first. Pure
+ * bookkeeping on the loop thread: the caller passes the time.
  */
 #ifndef AMIBRIDGE_API_LOCKOUT_H
 #define AMIBRIDGE_API_LOCKOUT_H

@@ -155,6 +155,9 @@ const struct cfg_doc cfg_docs[] = {
      "wire."},
     {"AMIBRIDGE_SSE_REPLAY", "1000", "Events kept in memory for SSE Last-Event-ID replay."},
     {"AMIBRIDGE_SSE_MAX_CLIENTS", "100", "Concurrent SSE clients; past it 503."},
+    {"AMIBRIDGE_SSE_MAX_CLIENTS_PER_KEY", "10",
+     "Concurrent SSE clients per API key (without keys: per client address); past it 429. "
+     "Never more than AMIBRIDGE_SSE_MAX_CLIENTS."},
     {"AMIBRIDGE_SSE_QUEUE", "1000",
      "Events queued per SSE client; a client that falls further behind is disconnected."},
     {"AMIBRIDGE_SSE_HEARTBEAT_S", "15", "Seconds between SSE comment heartbeats."},
@@ -178,9 +181,14 @@ const struct cfg_doc cfg_docs[] = {
     {"AMIBRIDGE_TRUSTED_NETS", "",
      "Client networks (CIDR, space-separated) allowed to call at all; others get 403 before "
      "any key is looked at. Loopback is always allowed. Empty: every client."},
+    {"AMIBRIDGE_TRUSTED_PROXIES", "",
+     "Reverse proxies (CIDR, space-separated) whose X-Forwarded-For names the client: the "
+     "right-most address in it that is not such a proxy is the client for lock-outs, "
+     "AMIBRIDGE_TRUSTED_NETS, loopback-only mode and logs. Empty: the TCP peer is the client."},
     {"AMIBRIDGE_AUTH_FAIL_LIMIT", "30",
      "Wrong API keys one client address may send per window; past it every request from it "
-     "that needs a key gets 429 until the window ends. Earlier failures are answered slower."},
+     "without a valid key gets 429 until the window ends (a valid key is still served). "
+     "Earlier failures are answered slower."},
     {"AMIBRIDGE_AUTH_FAIL_WINDOW_S", "60", "The window of AMIBRIDGE_AUTH_FAIL_LIMIT, in seconds."},
     {"AMIBRIDGE_TLS_CERT", "",
      "PEM certificate chain: serve HTTPS on AMIBRIDGE_LISTEN (with AMIBRIDGE_TLS_KEY)."},
@@ -1000,6 +1008,7 @@ static int events_config(struct cfg_ctx *x, struct cfg *c)
     c->redis_stream_maxlen = 100000;
     c->sse_replay = 1000;
     c->sse_max_clients = 100;
+    c->sse_max_clients_per_key = 10;
     c->sse_queue = 1000;
     c->sse_heartbeat_s = 15;
     if (env_int(x, "AMIBRIDGE_REDIS_BUFFER", 1, 10000000, &c->redis_buffer) ||
@@ -1007,6 +1016,7 @@ static int events_config(struct cfg_ctx *x, struct cfg *c)
         env_int(x, "AMIBRIDGE_EVENTS_SERVER_FILTER", 0, 1, &c->events_server_filter) ||
         env_int(x, "AMIBRIDGE_SSE_REPLAY", 0, 1000000, &c->sse_replay) ||
         env_int(x, "AMIBRIDGE_SSE_MAX_CLIENTS", 1, 100000, &c->sse_max_clients) ||
+        env_int(x, "AMIBRIDGE_SSE_MAX_CLIENTS_PER_KEY", 1, 100000, &c->sse_max_clients_per_key) ||
         env_int(x, "AMIBRIDGE_SSE_QUEUE", 1, 1000000, &c->sse_queue) ||
         env_int(x, "AMIBRIDGE_SSE_HEARTBEAT_S", 1, 3600, &c->sse_heartbeat_s) ||
         env_int(x, "AMIBRIDGE_METRICS_AUTH", 0, 1, &c->metrics_auth))
@@ -1123,6 +1133,9 @@ static int security_config(struct cfg_ctx *x, struct cfg *c)
     if ((v = env_val(x, "AMIBRIDGE_TRUSTED_NETS")) &&
         ssrf_parse_nets(v, &c->trusted_nets, &c->ntrusted_nets, err, sizeof(err)))
         return cfg_fail(x, "AMIBRIDGE_TRUSTED_NETS: %s", err);
+    if ((v = env_val(x, "AMIBRIDGE_TRUSTED_PROXIES")) &&
+        ssrf_parse_nets(v, &c->trusted_proxies, &c->ntrusted_proxies, err, sizeof(err)))
+        return cfg_fail(x, "AMIBRIDGE_TRUSTED_PROXIES: %s", err);
     return 0;
 }
 
@@ -1460,6 +1473,7 @@ void cfg_free(struct cfg *c)
     free(c->webhooks_json);
     free(c->state_dir);
     free(c->trusted_nets);
+    free(c->trusted_proxies);
     free(c->tls_cert_pem);
     if (c->tls_key_pem)
         explicit_bzero(c->tls_key_pem, strlen(c->tls_key_pem));

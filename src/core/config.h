@@ -97,7 +97,8 @@ struct cfg {
     size_t nami_filters;
     int sse_replay; /* events kept for Last-Event-ID */
     int sse_max_clients;
-    int sse_queue; /* events queued per SSE client before it is cut off */
+    int sse_max_clients_per_key; /* per API key; per client address without keys */
+    int sse_queue;               /* events queued per SSE client before it is cut off */
     int sse_heartbeat_s;
     int metrics_auth; /* /metrics needs a key with scope read */
     int log_level;
@@ -135,6 +136,8 @@ struct cfg {
     char *state_dir;               /* webhook subscriptions without Redis, or NULL */
     struct ssrf_net *trusted_nets; /* clients allowed at all (loopback always is); none: all */
     size_t ntrusted_nets;
+    struct ssrf_net *trusted_proxies; /* peers whose X-Forwarded-For names the client */
+    size_t ntrusted_proxies;
     int auth_fail_limit; /* bad tokens per client address per window before it is locked out */
     int auth_fail_window_s;
     int leader_ttl_ms;  /* the leader lease in Redis */

@@ -143,6 +143,10 @@ static const struct family_def defs[METRIC_COUNT] = {
                              "(per_client_limit: the client address holds too many).",
                              M_COUNTER,
                              {"reason"}},
+    [METRIC_SSE_REFUSED] = {"amibridge_sse_refused_total",
+                            "Event streams refused: max_clients (503), per_key (429).",
+                            M_COUNTER,
+                            {"reason"}},
 };
 
 struct series {

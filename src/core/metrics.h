@@ -45,6 +45,7 @@ enum metric_id {
     METRIC_LEADER_CHANGES,        /* counter */
     METRIC_HTTP_CUT,              /* counter {reason} */
     METRIC_HTTP_REFUSED,          /* counter {reason} */
+    METRIC_SSE_REFUSED,           /* counter {reason} */
     METRIC_COUNT
 };
 

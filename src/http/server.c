@@ -17,6 +17,7 @@
 #include "core/metrics.h"
 #include "core/strbuf.h"
 #include "core/utf8.h"
+#include "http/xff.h"
 
 struct http_header {
     char *name, *value;
@@ -42,6 +43,7 @@ struct http_req {
     int peer_loopback;
     struct sockaddr_storage peer_addr;
     socklen_t peer_len;
+    char via[INET6_ADDRSTRLEN]; /* the trusted proxy it came through, or "" */
     const char *route;
     char key[72];
     uint64_t started_us;
@@ -583,16 +585,12 @@ void *http_req_data(const struct http_req *r)
 
 static int is_json_type(const char *ct);
 
-static void fill_peer(struct http_req *r)
+static void set_peer(struct http_req *r, const struct sockaddr *sa)
 {
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (!ci || !ci->client_addr)
-        return;
-    const struct sockaddr *sa = ci->client_addr;
     r->peer_len =
         sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     memcpy(&r->peer_addr, sa, r->peer_len);
+    r->peer_loopback = 0;
     if (sa->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
         inet_ntop(AF_INET, &in->sin_addr, r->peer, sizeof(r->peer));
@@ -604,6 +602,54 @@ static void fill_peer(struct http_req *r)
             IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
             (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127);
     }
+}
+
+struct xff_lines {
+    struct strbuf b;
+    int failed; /* out of memory: a partial list could be the client's line alone */
+};
+
+/* Every X-Forwarded-For line, in order, joined with ',': a proxy may add
+ * its own line rather than extend the client's. */
+static enum MHD_Result collect_xff(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value)
+{
+    (void)kind;
+    struct xff_lines *x = cls;
+    if (key && value && !strcasecmp(key, "X-Forwarded-For") &&
+        ((x->b.len && strbuf_append(&x->b, ",", 1) != 0) || strbuf_append_str(&x->b, value) != 0))
+        x->failed = 1;
+    return MHD_YES;
+}
+
+static void fill_peer(struct http_req *r)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (!ci || !ci->client_addr)
+        return;
+    set_peer(r, ci->client_addr);
+    if (!r->srv->o.ntrusted_proxies)
+        return;
+    /* behind a trusted proxy the client is the one it names (http/xff) */
+    struct xff_lines xff = {.failed = 0};
+    strbuf_init(&xff.b, 0);
+    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, collect_xff, &xff);
+    struct sockaddr_storage client;
+    socklen_t len = 0;
+    enum http_xff rc =
+        xff.failed ? HTTP_XFF_MALFORMED
+                   : http_xff_client((const struct sockaddr *)&r->peer_addr, r->peer_len,
+                                     xff.b.len ? xff.b.data : NULL, r->srv->o.trusted_proxies,
+                                     r->srv->o.ntrusted_proxies, &client, &len);
+    if (rc == HTTP_XFF_MALFORMED) /* debug: one line per request would flood the log */
+        log_debug("X-Forwarded-For of a trusted proxy not understood: the proxy is the client",
+                  "{s:s}", "peer", r->peer);
+    if (rc == HTTP_XFF_CLIENT) {
+        memcpy(r->via, r->peer, sizeof(r->via));
+        set_peer(r, (const struct sockaddr *)&client);
+    }
+    strbuf_release(&xff.b);
 }
 
 int http_req_too_big(const struct http_req *r)
@@ -1043,6 +1089,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             json_object_set_new(f, "route", json_string(r->route));
         if (f && r->key[0])
             json_object_set_new(f, "key", json_string(r->key));
+        if (f && r->via[0])
+            json_object_set_new(f, "via", json_string(r->via));
         if (f && toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
             json_object_set_new(f, "aborted", json_true());
         log_emit(LOG_INFO, "http request", f);

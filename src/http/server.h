@@ -43,6 +43,7 @@
 
 struct http_server;
 struct http_req;
+struct ssrf_net;
 
 typedef void (*http_handler)(struct http_req *req, void *ud);
 /* Called once the head of a request that announces a body is in, before
@@ -67,6 +68,9 @@ struct http_server_opts {
     int reuseport;          /* SO_REUSEPORT: several processes share the port */
     const char *tls_cert;   /* PEM: serve HTTPS (GnuTLS in libmicrohttpd); NULL: plain HTTP */
     const char *tls_key;
+    /* peers whose X-Forwarded-For names the client (http/xff; borrowed) */
+    const struct ssrf_net *trusted_proxies;
+    size_t ntrusted_proxies;
 };
 
 /* Bind, listen and start serving on `loop`. Returns NULL with a message in
@@ -100,6 +104,8 @@ size_t http_req_max_body(const struct http_req *r);
  * application/...+json). */
 int http_req_body_is_json(const struct http_req *r);
 const char *http_req_id(const struct http_req *r);
+/* The client: the TCP peer, or behind a trusted proxy the address its
+ * X-Forwarded-For names (http/xff); loopback and the address follow it. */
 const char *http_req_peer(const struct http_req *r);
 int http_req_peer_loopback(const struct http_req *r);
 /* The client's address (*len 0 when unknown). */

@@ -939,7 +939,7 @@ async function run() {
     (r) => r.status === 503 && /"auth_failed":true/.test(r.text),
   );
   // d: keys with a dial policy and a call rate of one, one call in flight
-  // per server, a browser origin, one event stream at a time (its
+  // per server, a browser origin, two event streams at once, one per key (its
   // heartbeat notices a client gone within seconds), /metrics behind a key;
   // a second server that logs in as the AMI user without write classes;
   // a static webhook subscription (the config file's) to the receiver, and
@@ -981,7 +981,8 @@ async function run() {
   );
   const d = await startBridge('amibridge-d', {
     AMIBRIDGE_CONFIG: dConfig,
-    AMIBRIDGE_SSE_MAX_CLIENTS: '1',
+    AMIBRIDGE_SSE_MAX_CLIENTS: '2',
+    AMIBRIDGE_SSE_MAX_CLIENTS_PER_KEY: '1',
     AMIBRIDGE_SSE_HEARTBEAT_S: '1',
     AMIBRIDGE_METRICS_AUTH: '1',
     AMIBRIDGE_WEBHOOK_ALLOW_NETS: WEBHOOK_NETS,
@@ -1747,11 +1748,19 @@ async function run() {
     get('/v1/events?events=OriginateResponse&server=pbx1', { ...READER, 'Last-Event-ID': 'pbx1:0' }),
   );
   await dEvents.until((r) => sseBlocks(r.text).some((bl) => bl.event === 'OriginateResponse'));
-  await check('a second event stream over AMIBRIDGE_SSE_MAX_CLIENTS', d, get('/v1/events', READER), {
+  await check('a second event stream of one key over AMIBRIDGE_SSE_MAX_CLIENTS_PER_KEY', d, get('/v1/events', READER), {
+    status: 429,
+    type: 'too-many-streams-per-key',
+    more: (r) => [...expectEq('Retry-After', r.headers['retry-after'], '5'), ...expectEq('limit', r.json.limit, 1)],
+  });
+  const dOps = stream('an event stream of another key', d, get('/v1/events?server=pbx1', OPS));
+  await dOps.until((r) => r.text.includes('connected to amibridge'));
+  await check('a third event stream over AMIBRIDGE_SSE_MAX_CLIENTS', d, get('/v1/events', READER), {
     status: 503,
     type: 'too-many-stream-clients',
     more: (r) => expectEq('Retry-After', r.headers['retry-after'], '5'),
   });
+  await dOps.done({ status: 200, more: (r) => streamProblems(r.text, /^pbx1:[0-9]+$/) });
   await dEvents.done({
     status: 200,
     more: (r) => [

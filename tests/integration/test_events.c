@@ -7,11 +7,16 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include "ami/parser.h"
 #include "support/amisim.h"
@@ -517,6 +522,140 @@ static void sse_client_cap_and_scope(void **state)
     stop(&e);
 }
 
+/* A Last-Event-ID is the client's bytes: what the stream shows of one that
+ * is not ours has no CR, LF or other control byte (a real EventSource
+ * parser takes a bare CR as the end of a line, so "1\rdata: x" would
+ * become an event), no DEL and nothing that is not ASCII. */
+static void last_event_id_with_control_bytes_is_never_echoed_raw(void **state)
+{
+    (void)state;
+    struct env e;
+    const char *extra[] = {"AMIBRIDGE_SSE_HEARTBEAT_S=60", NULL};
+    start(&e, 0, extra);
+    const char *ids[] = {"1\rdata: {\"forged\":1}", "7\x01\x1b[2J\x7f", "\xff\xfe\xc3", "pbx\r:5",
+                         "9\r\rretry: 1"};
+    for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+        struct sse_client c;
+        assert_int_equal(sse_open(&c, e.bridge.port, "/v1/events", NULL, ids[i], 0), 0);
+        assert_int_equal(c.status, 200);
+        struct sse_frame f;
+        int seen = 0;
+        while (!seen && sse_next(&c, 2000, &f) == 1) {
+            assert_null(f.data); /* no event was forged */
+            assert_string_equal(f.event, "");
+            if (f.comment && strstr(f.comment, "Last-Event-ID")) {
+                seen = 1;
+                assert_non_null(strstr(f.comment, "is not one of ours"));
+                for (const char *p = f.comment; *p; p++)
+                    if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+                        fail_msg("byte 0x%02x echoed into the stream", (unsigned char)*p);
+            }
+            sse_frame_free(&f);
+        }
+        assert_true(seen);
+        sse_close(&c);
+    }
+    /* an id of ours still replays */
+    struct sse_client c;
+    assert_int_equal(sse_open(&c, e.bridge.port, "/v1/events", NULL, "0", 0), 0);
+    assert_int_equal(c.status, 200);
+    struct sse_frame f;
+    while (sse_next(&c, 500, &f) == 1) {
+        if (f.comment)
+            assert_null(strstr(f.comment, "not one of ours"));
+        sse_frame_free(&f);
+    }
+    sse_close(&c);
+    stop(&e);
+}
+
+/* GET /v1/events on a raw socket bound to the loopback address `src`, with
+ * an optional token; the status. The stream stays open on *fd. */
+static int open_stream_from(int port, const char *src, const char *token, int *fd)
+{
+    *fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in me = {.sin_family = AF_INET}, to = {.sin_family = AF_INET};
+    assert_int_equal(inet_pton(AF_INET, src, &me.sin_addr), 1);
+    assert_int_equal(bind(*fd, (struct sockaddr *)&me, sizeof(me)), 0);
+    to.sin_port = htons((uint16_t)port);
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(*fd, (struct sockaddr *)&to, sizeof(to)), 0);
+    char req[256], buf[2048];
+    int n =
+        snprintf(req, sizeof(req), "GET /v1/events HTTP/1.1\r\nHost: x\r\n%s%s%s\r\n",
+                 token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "");
+    assert_int_equal(write(*fd, req, (size_t)n), n);
+    struct timeval tv = {5, 0};
+    setsockopt(*fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    ssize_t got = recv(*fd, buf, sizeof(buf) - 1, 0);
+    assert_true(got > 12);
+    buf[got] = '\0';
+    return atoi(buf + 9);
+}
+
+static void one_key_or_one_address_holds_only_its_share_of_the_streams(void **state)
+{
+    (void)state;
+    struct env e;
+    const char *extra[] = {"AMIBRIDGE_SSE_MAX_CLIENTS=10", "AMIBRIDGE_SSE_MAX_CLIENTS_PER_KEY=2",
+                           "AMIBRIDGE_SSE_HEARTBEAT_S=60",
+                           "AMIBRIDGE_API_KEYS=dash:dash-token-0123456789ab:read "
+                           "wall:wall-token-0123456789ab:read",
+                           NULL};
+    start(&e, 0, extra);
+    struct sse_client a, b, c, d;
+    assert_int_equal(sse_open(&a, e.bridge.port, "/v1/events", "dash-token-0123456789ab", NULL, 0),
+                     0);
+    assert_int_equal(sse_open(&b, e.bridge.port, "/v1/events", "dash-token-0123456789ab", NULL, 0),
+                     0);
+    assert_int_equal(a.status, 200);
+    assert_int_equal(b.status, 200);
+    /* the third stream of one key is refused, with when to come back */
+    char url[128];
+    snprintf(url, sizeof(url), "%s/v1/events", e.bridge.url);
+    struct http_resp r;
+    http_call("GET", url, "dash-token-0123456789ab", NULL, NULL, 5000, &r);
+    assert_int_equal(r.status, 429);
+    assert_string_equal(http_json_str(&r, "type"),
+                        "urn:amibridge:problem:too-many-streams-per-key");
+    assert_int_equal(json_integer_value(json_object_get(r.json, "limit")), 2);
+    char *ra = http_resp_header(&r, "Retry-After");
+    assert_non_null(ra);
+    assert_true(atoi(ra) >= 1);
+    free(ra);
+    http_resp_free(&r);
+    assert_int_equal(metric(&e, "amibridge_sse_refused_total{reason=\"per_key\"}"), 1);
+    /* another key still gets a stream */
+    assert_int_equal(sse_open(&c, e.bridge.port, "/v1/events", "wall-token-0123456789ab", NULL, 0),
+                     0);
+    assert_int_equal(c.status, 200);
+    /* a slot the key gives back is its own again */
+    sse_close(&a);
+    long long until = testenv_now_ms() + 2000;
+    while (metric(&e, "amibridge_sse_clients") > 2 && testenv_now_ms() < until)
+        testenv_sleep_ms(20);
+    assert_int_equal(sse_open(&d, e.bridge.port, "/v1/events", "dash-token-0123456789ab", NULL, 0),
+                     0);
+    assert_int_equal(d.status, 200);
+    sse_close(&b);
+    sse_close(&c);
+    sse_close(&d);
+    stop(&e);
+
+    /* without keys (loopback only) the share is per client address */
+    const char *open_extra[] = {"AMIBRIDGE_SSE_MAX_CLIENTS_PER_KEY=2",
+                                "AMIBRIDGE_SSE_HEARTBEAT_S=60", NULL};
+    start(&e, 0, open_extra);
+    int fds[4];
+    assert_int_equal(open_stream_from(e.bridge.port, "127.0.0.2", NULL, &fds[0]), 200);
+    assert_int_equal(open_stream_from(e.bridge.port, "127.0.0.2", NULL, &fds[1]), 200);
+    assert_int_equal(open_stream_from(e.bridge.port, "127.0.0.2", NULL, &fds[2]), 429);
+    assert_int_equal(open_stream_from(e.bridge.port, "127.0.0.3", NULL, &fds[3]), 200);
+    for (int i = 0; i < 4; i++)
+        close(fds[i]);
+    stop(&e);
+}
+
 /* --- metrics ----------------------------------------------------------------------------- */
 
 /* Every line is a comment or "name{labels} value" of the text format. */
@@ -674,6 +813,8 @@ int main(void)
         cmocka_unit_test(sse_filters_replay_and_heartbeat),
         cmocka_unit_test(a_slow_sse_client_is_cut_off_without_slowing_others),
         cmocka_unit_test(sse_client_cap_and_scope),
+        cmocka_unit_test(last_event_id_with_control_bytes_is_never_echoed_raw),
+        cmocka_unit_test(one_key_or_one_address_holds_only_its_share_of_the_streams),
         cmocka_unit_test(metrics_parse_and_count_what_happened),
         cmocka_unit_test(server_side_filter_keeps_excluded_events_off_the_wire),
         cmocka_unit_test(sigterm_flushes_and_exits_zero),

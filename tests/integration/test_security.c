@@ -255,13 +255,23 @@ static void wrong_keys_slow_down_then_lock_the_address_out(void **state)
     assert_true(took[3] >= 0.09);                  /* then 100 ms, 200 ms, 400 ms */
     assert_true(took[4] >= 0.19);
     assert_true(took[5] >= 0.39);
-    /* locked out: even the right key gets 429 now, with when to come back */
-    assert_int_equal(get(url, ADMIN, &r), 429);
+    /* locked out: without a valid key 429, with when to come back */
+    assert_int_equal(get(url, NULL, &r), 429);
     assert_string_equal(http_json_str(&r, "type"), "urn:amibridge:problem:auth-locked-out");
     char *ra = http_resp_header(&r, "Retry-After");
     assert_non_null(ra);
     assert_true(atoi(ra) >= 1 && atoi(ra) <= 3);
     free(ra);
+    http_resp_free(&r);
+    /* a wrong key too, and never faster than the slowest wrong key before */
+    double t0 = testenv_now();
+    assert_int_equal(get(url, "tok-admin-0123456780", &r), 429);
+    assert_true(testenv_now() - t0 >= 1.9);
+    assert_string_equal(http_json_str(&r, "type"), "urn:amibridge:problem:auth-locked-out");
+    http_resp_free(&r);
+    /* a valid key is served: others at this address are not locked out by
+     * one client's wrong keys */
+    assert_int_equal(get(url, ADMIN, &r), 200);
     http_resp_free(&r);
     /* routes that need no key still answer */
     snprintf(url, sizeof(url), "%s/healthz", b.url);
@@ -625,6 +635,85 @@ static void one_address_is_capped_and_a_full_server_makes_room(void **state)
     amisim_stop(&sim);
 }
 
+/* --- behind a trusted proxy ----------------------------------------------------------------- */
+
+/* GET path from loopback with an X-Forwarded-For line (NULL: none) and a
+ * token (NULL: none); the status. The head and body land in out. */
+static int get_via(int port, const char *path, const char *token, const char *xff, char *out,
+                   size_t len)
+{
+    char req[512];
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\n%s%s%s%s%s%s\r\n", path,
+                     token ? "Authorization: Bearer " : "", token ? token : "", token ? "\r\n" : "",
+                     xff ? "X-Forwarded-For: " : "", xff ? xff : "", xff ? "\r\n" : "");
+    int fd = dial(port);
+    assert_int_equal(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+    size_t got = 0;
+    ssize_t k;
+    out[0] = '\0';
+    while (got < len - 1 && (k = recv(fd, out + got, len - 1 - got, 0)) > 0) {
+        got += (size_t)k;
+        out[got] = '\0';
+        const char *end = strstr(out, "\r\n\r\n");
+        const char *cl = strcasestr(out, "\r\nContent-Length:");
+        if (end && cl && cl < end && (size_t)(out + got - (end + 4)) >= strtoul(cl + 17, NULL, 10))
+            break;
+    }
+    close(fd);
+    return !strncmp(out, "HTTP/1.1 ", 9) ? atoi(out + 9) : 0;
+}
+
+static void trusted_proxies_name_the_client_of_the_lock_out_and_the_trusted_nets(void **state)
+{
+    (void)state;
+    struct amisim sim;
+    assert_int_equal(amisim_start(&sim, NULL), 0);
+    const char *env[] = {"AMIBRIDGE_API_KEYS=ops:" ADMIN ":read",
+                         "AMIBRIDGE_AUTH_FAIL_LIMIT=3",
+                         "AMIBRIDGE_AUTH_FAIL_WINDOW_S=30",
+                         "AMIBRIDGE_TRUSTED_PROXIES=127.0.0.0/8",
+                         "AMIBRIDGE_TRUSTED_NETS=198.51.100.0/24",
+                         "AMIBRIDGE_LOG_LEVEL=info",
+                         NULL};
+    struct bridge b;
+    assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    char buf[4096];
+    const char *ch = "/v1/channels", *wrong = "tok-admin-0123456780";
+    /* one client behind the proxy guesses and is locked out */
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(get_via(b.port, ch, wrong, "198.51.100.1", buf, sizeof(buf)), 401);
+    assert_int_equal(get_via(b.port, ch, NULL, "198.51.100.1", buf, sizeof(buf)), 429);
+    assert_non_null(strstr(buf, "auth-locked-out"));
+    assert_non_null(strcasestr(buf, "Retry-After:"));
+    double t0 = testenv_now();
+    assert_int_equal(get_via(b.port, ch, wrong, "198.51.100.1", buf, sizeof(buf)), 429);
+    assert_true(testenv_now() - t0 >= 1.9); /* a guess is not answered faster than before */
+    /* its own valid key still works from there */
+    assert_int_equal(get_via(b.port, ch, ADMIN, "198.51.100.1", buf, sizeof(buf)), 200);
+    /* another client behind the same proxy is not locked out */
+    assert_int_equal(get_via(b.port, ch, NULL, "198.51.100.2", buf, sizeof(buf)), 401);
+    assert_int_equal(get_via(b.port, ch, wrong, "198.51.100.2", buf, sizeof(buf)), 401);
+    assert_int_equal(get_via(b.port, ch, ADMIN, "198.51.100.2", buf, sizeof(buf)), 200);
+    /* the right-most address the proxy did not add counts, not the left-most
+     * one, which the client wrote itself */
+    assert_int_equal(get_via(b.port, ch, NULL, "198.51.100.2, 198.51.100.1", buf, sizeof(buf)),
+                     429);
+    assert_int_equal(
+        get_via(b.port, ch, NULL, "198.51.100.1, 198.51.100.2, 127.0.0.1", buf, sizeof(buf)), 401);
+    /* the proxy itself, without the header, is its own client */
+    assert_int_equal(get_via(b.port, ch, NULL, NULL, buf, sizeof(buf)), 401);
+    /* AMIBRIDGE_TRUSTED_NETS judges the forwarded client, not the proxy */
+    assert_int_equal(get_via(b.port, ch, ADMIN, "203.0.113.9", buf, sizeof(buf)), 403);
+    assert_non_null(strstr(buf, "untrusted-network"));
+    assert_int_equal(get_via(b.port, "/healthz", NULL, NULL, buf, sizeof(buf)), 200);
+    /* logs name the client and the proxy it came through */
+    assert_true(bridge_log_count(&b, "\"peer\":\"198.51.100.1\"") >= 1);
+    assert_true(bridge_log_count(&b, "\"via\":\"127.0.0.1\"") >= 1);
+    assert_true(bridge_log_count(&b, "locked out") == 1);
+    bridge_stop(&b, 0);
+    amisim_stop(&sim);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -635,6 +724,7 @@ int main(void)
         cmocka_unit_test(ambiguous_framing_is_refused_and_the_connection_closed),
         cmocka_unit_test(slow_bodies_are_cut_and_keyless_ones_refused_from_the_head),
         cmocka_unit_test(one_address_is_capped_and_a_full_server_makes_room),
+        cmocka_unit_test(trusted_proxies_name_the_client_of_the_lock_out_and_the_trusted_nets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -505,6 +505,30 @@ static void server_filters_match_the_event_globs(void **state)
     cfg_free(&c);
 }
 
+static void trusted_proxies_and_the_stream_share_per_key(void **state)
+{
+    (void)state;
+    char *none[] = {BASE, NULL};
+    struct cfg c;
+    assert_int_equal(load(&c, none), 0);
+    assert_int_equal(c.ntrusted_proxies, 0);
+    assert_int_equal(c.sse_max_clients_per_key, 10);
+    assert_true(c.sse_max_clients_per_key < c.sse_max_clients);
+    cfg_free(&c);
+    char *env[] = {BASE, "AMIBRIDGE_TRUSTED_PROXIES=127.0.0.0/8, 10.0.0.5 ::1/128",
+                   "AMIBRIDGE_SSE_MAX_CLIENTS_PER_KEY=3", NULL};
+    assert_int_equal(load(&c, env), 0);
+    assert_int_equal(c.ntrusted_proxies, 3);
+    assert_int_equal(c.sse_max_clients_per_key, 3);
+    cfg_free(&c);
+    char *bad[] = {BASE, "AMIBRIDGE_TRUSTED_PROXIES=10.0.0.1/8", NULL};
+    assert_fails_naming(bad, "AMIBRIDGE_TRUSTED_PROXIES");
+    char *bad2[] = {BASE, "AMIBRIDGE_TRUSTED_PROXIES=proxy.example", NULL};
+    assert_fails_naming(bad2, "AMIBRIDGE_TRUSTED_PROXIES");
+    char *bad3[] = {BASE, "AMIBRIDGE_SSE_MAX_CLIENTS_PER_KEY=0", NULL};
+    assert_fails_naming(bad3, "AMIBRIDGE_SSE_MAX_CLIENTS_PER_KEY");
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR); /* short-token warnings are expected here */
@@ -521,6 +545,7 @@ int main(void)
         cmocka_unit_test(call_guard_cors_and_dial_policy_settings),
         cmocka_unit_test(function_lists_and_allowed_applications),
         cmocka_unit_test(server_filters_match_the_event_globs),
+        cmocka_unit_test(trusted_proxies_and_the_stream_share_per_key),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
