@@ -988,9 +988,17 @@ static enum MHD_Result on_head(struct http_server *s, struct http_req *r, const 
         r->too_big = 1;
         r->dispatched = 1;
         s->handler(r, s->ud);
-        if (!r->answered)
-            http_respond_problem(r, 413, "payload-too-large", "Payload too large", NULL, NULL);
-        return queue_answer(r);
+        if (r->answered)
+            return queue_answer(r);
+        /* the handler answers later (a wrong key's 401 is held back): wait
+         * for it as for any answer, never answer in its place, or its late
+         * answer would find this request gone. The body stays unread, so
+         * the connection closes after the answer. */
+        http_req_add_header(r, "Connection", "close");
+        r->suspended = 1;
+        s->waiting++;
+        MHD_suspend_connection(r->conn);
+        return MHD_YES;
     }
     if (s->o.head && announces_body(conn)) {
         s->o.head(r, s->ud);

@@ -635,6 +635,47 @@ static void one_address_is_capped_and_a_full_server_makes_room(void **state)
     amisim_stop(&sim);
 }
 
+/* A wrong key whose request declares a body over the limit: its 401 is
+ * held back like any wrong key's and must be the one answer (an immediate
+ * 413 in its place left the held answer to a request already gone: a
+ * use-after-free any client could trigger). A valid key still gets 413. */
+static void a_wrong_key_with_an_oversized_body_gets_its_held_answer(void **state)
+{
+    (void)state;
+    struct amisim sim;
+    assert_int_equal(amisim_start(&sim, NULL), 0);
+    const char *env[] = {"AMIBRIDGE_API_KEYS=ops:" ADMIN ":read,actions", "AMIBRIDGE_MAX_BODY=1024",
+                         NULL};
+    struct bridge b;
+    assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    static const char wrong[] =
+        "POST /v1/actions/Ping HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+        "tok-wrong-0123456789\r\n"
+        "Content-Type: application/json\r\nContent-Length: 99999999\r\n\r\n";
+    for (int i = 0; i < 6; i++) { /* from the fourth on, the answer is held back */
+        int fd = dial(b.port);
+        double t0 = testenv_now();
+        assert_int_equal(ka_request(fd, wrong), 401);
+        if (i == 5)
+            assert_true(testenv_now() - t0 >= 0.35);
+        close(fd);
+    }
+    usleep(500 * 1000); /* every held answer has fired */
+    char valid[512];
+    snprintf(valid, sizeof(valid),
+             "POST /v1/actions/Ping HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+             "Content-Type: application/json\r\nContent-Length: 99999999\r\n\r\n",
+             ADMIN);
+    int fd = dial(b.port);
+    assert_int_equal(ka_request(fd, valid), 413);
+    close(fd);
+    fd = dial(b.port);
+    assert_int_equal(ka_request(fd, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"), 200);
+    close(fd);
+    assert_int_equal(bridge_stop(&b, 0), 0); /* exits cleanly: nothing was touched after free */
+    amisim_stop(&sim);
+}
+
 /* --- behind a trusted proxy ----------------------------------------------------------------- */
 
 /* GET path from loopback with an X-Forwarded-For line (NULL: none) and a
@@ -725,6 +766,7 @@ int main(void)
         cmocka_unit_test(slow_bodies_are_cut_and_keyless_ones_refused_from_the_head),
         cmocka_unit_test(one_address_is_capped_and_a_full_server_makes_room),
         cmocka_unit_test(trusted_proxies_name_the_client_of_the_lock_out_and_the_trusted_nets),
+        cmocka_unit_test(a_wrong_key_with_an_oversized_body_gets_its_held_answer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
