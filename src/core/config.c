@@ -130,7 +130,7 @@ const struct cfg_doc cfg_docs[] = {
      "opening or of its previous answer (slow-body clients are cut)."},
     {"AMIBRIDGE_HTTP_MAX_CONNECTIONS_PER_CLIENT", "256",
      "Connections one client address may hold, loopback included; past it new ones are closed "
-     "at once. 0: no limit (e.g. behind a reverse proxy on the same host)."},
+     "at once. Addresses of AMIBRIDGE_TRUSTED_PROXIES are not capped. 0: no limit."},
     {"AMIBRIDGE_HTTP_REUSEPORT", "0",
      "1: bind with SO_REUSEPORT so several processes share the port (scale up)."},
     {"AMIBRIDGE_CALLS_PER_SECOND", "5",

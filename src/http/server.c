@@ -17,6 +17,7 @@
 #include "core/metrics.h"
 #include "core/strbuf.h"
 #include "core/utf8.h"
+#include "bus/ssrf.h"
 #include "http/xff.h"
 
 struct http_header {
@@ -764,6 +765,18 @@ static unsigned conns_of_peer(const struct http_server *s, const struct http_con
     return n;
 }
 
+/* A trusted proxy (AMIBRIDGE_TRUSTED_PROXIES) carries many clients on its
+ * connections: the per-client cap counts clients, so it does not count it. */
+static int from_trusted_proxy(const struct http_server *s, const union MHD_ConnectionInfo *ci)
+{
+    if (!s->o.ntrusted_proxies || !ci || !ci->client_addr)
+        return 0;
+    const struct sockaddr *sa = ci->client_addr;
+    socklen_t len =
+        sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+    return ssrf_in_nets(sa, len, s->o.trusted_proxies, s->o.ntrusted_proxies);
+}
+
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
@@ -786,7 +799,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         *socket_context = c;
         if (c->fd < 0)
             return;
-        if (s->o.max_connections_per_client &&
+        if (s->o.max_connections_per_client && !from_trusted_proxy(s, ci) &&
             conns_of_peer(s, c) >= s->o.max_connections_per_client) {
             /* refused at the door: closed before a byte is read */
             shutdown(c->fd, SHUT_RDWR);

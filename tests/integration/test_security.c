@@ -715,6 +715,7 @@ static void trusted_proxies_name_the_client_of_the_lock_out_and_the_trusted_nets
                          "AMIBRIDGE_TRUSTED_PROXIES=127.0.0.0/8",
                          "AMIBRIDGE_TRUSTED_NETS=198.51.100.0/24",
                          "AMIBRIDGE_LOG_LEVEL=info",
+                         "AMIBRIDGE_HTTP_MAX_CONNECTIONS_PER_CLIENT=2",
                          NULL};
     struct bridge b;
     assert_int_equal(bridge_start(&b, sim.port, env), 0);
@@ -747,6 +748,13 @@ static void trusted_proxies_name_the_client_of_the_lock_out_and_the_trusted_nets
     assert_int_equal(get_via(b.port, ch, ADMIN, "203.0.113.9", buf, sizeof(buf)), 403);
     assert_non_null(strstr(buf, "untrusted-network"));
     assert_int_equal(get_via(b.port, "/healthz", NULL, NULL, buf, sizeof(buf)), 200);
+    /* the per-client cap counts clients: the proxy carries many, it is not capped */
+    int held[3];
+    for (int i = 0; i < 3; i++)
+        held[i] = dial(b.port);
+    assert_int_equal(get_via(b.port, "/healthz", NULL, NULL, buf, sizeof(buf)), 200);
+    for (int i = 0; i < 3; i++)
+        close(held[i]);
     /* logs name the client and the proxy it came through */
     assert_true(bridge_log_count(&b, "\"peer\":\"198.51.100.1\"") >= 1);
     assert_true(bridge_log_count(&b, "\"via\":\"127.0.0.1\"") >= 1);
