@@ -118,6 +118,7 @@ static void https_is_served_with_the_configured_certificate(void **state)
     const char *env[] = {env_cert, env_key, listen, "AMIBRIDGE_API_KEYS=ops:" ADMIN ":read,actions",
                          NULL};
     assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    assert_true(bridge_wait_status(&b, "/readyz", 200, 5000) >= 0); /* AMI logged in */
     assert_true(!strncmp(b.url, "https://", 8));
     assert_true(bridge_wait_status(&b, "/readyz", 200, 5000) >= 0);
 
@@ -187,6 +188,7 @@ static void clients_outside_the_trusted_networks_are_refused_before_auth(void **
                          "AMIBRIDGE_TRUSTED_NETS=203.0.113.0/24 2001:db8::/32", NULL};
     struct bridge b;
     assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    assert_true(bridge_wait_status(&b, "/readyz", 200, 5000) >= 0); /* AMI logged in */
     struct http_resp r;
     /* from the machine's own address, which is not on the list */
     snprintf(url, sizeof(url), "http://%s:%d/v1/channels", ip, port);
@@ -206,6 +208,7 @@ static void clients_outside_the_trusted_networks_are_refused_before_auth(void **
     snprintf(nets, sizeof(nets), "AMIBRIDGE_TRUSTED_NETS=%s/32", ip);
     env[2] = nets;
     assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    assert_true(bridge_wait_status(&b, "/readyz", 200, 5000) >= 0); /* AMI logged in */
     snprintf(url, sizeof(url), "http://%s:%d/v1/channels", ip, port);
     assert_int_equal(get(url, NULL, &r), 401);
     http_resp_free(&r);
@@ -232,6 +235,7 @@ static void wrong_keys_slow_down_then_lock_the_address_out(void **state)
                          "AMIBRIDGE_LOG_LEVEL=info", NULL};
     struct bridge b;
     assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    assert_true(bridge_wait_status(&b, "/readyz", 200, 5000) >= 0); /* AMI logged in */
     char url[128], detail0[256] = "";
     snprintf(url, sizeof(url), "%s/v1/channels", b.url);
     struct http_resp r;
@@ -391,6 +395,7 @@ static void slow_ambiguous_and_oversized_request_heads_are_refused(void **state)
     const char *env[] = {"AMIBRIDGE_HTTP_HEADER_TIMEOUT_S=2", NULL};
     struct bridge b;
     assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    assert_true(bridge_wait_status(&b, "/readyz", 200, 5000) >= 0); /* AMI logged in */
     int closed;
     /* both Content-Length and Transfer-Encoding: 400, and the connection goes */
     const char *smuggle = "POST /v1/actions/Ping HTTP/1.1\r\nHost: x\r\nContent-Type: "
@@ -524,6 +529,7 @@ static void slow_bodies_are_cut_and_keyless_ones_refused_from_the_head(void **st
                          "AMIBRIDGE_API_KEYS=ops:" ADMIN ":read,actions", NULL};
     struct bridge b;
     assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    assert_true(bridge_wait_status(&b, "/readyz", 200, 5000) >= 0); /* AMI logged in */
     char health[96], ping[96];
     snprintf(health, sizeof(health), "%s/healthz", b.url);
     snprintf(ping, sizeof(ping), "%s/v1/actions/Ping", b.url);
@@ -585,6 +591,7 @@ static void one_address_is_capped_and_a_full_server_makes_room(void **state)
                          "AMIBRIDGE_API_KEYS=ops:" ADMIN ":read,actions", NULL};
     struct bridge b;
     assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    assert_true(bridge_wait_status(&b, "/readyz", 200, 5000) >= 0); /* AMI logged in */
     char health[96];
     snprintf(health, sizeof(health), "%s/healthz", b.url);
     struct http_resp r;
@@ -648,6 +655,7 @@ static void a_wrong_key_with_an_oversized_body_gets_its_held_answer(void **state
                          NULL};
     struct bridge b;
     assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    assert_true(bridge_wait_status(&b, "/readyz", 200, 5000) >= 0); /* AMI logged in */
     static const char wrong[] =
         "POST /v1/actions/Ping HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
         "tok-wrong-0123456789\r\n"
@@ -719,6 +727,7 @@ static void trusted_proxies_name_the_client_of_the_lock_out_and_the_trusted_nets
                          NULL};
     struct bridge b;
     assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    assert_true(bridge_wait_status(&b, "/readyz", 200, 5000) >= 0); /* AMI logged in */
     char buf[4096];
     const char *ch = "/v1/channels", *wrong = "tok-admin-0123456780";
     /* one client behind the proxy guesses and is locked out */
