@@ -469,9 +469,14 @@ int ami_action_validate(const struct ami_msg *m, struct ami_error *err)
         ami_error_set(err, "Action", "Action must not be empty");
         return -EINVAL;
     }
-    if (m->npairs > AMI_ACTION_MAX_HEADERS) {
-        ami_error_set(err, "", "too many headers: %zu, Asterisk keeps at most %d", m->npairs,
-                      AMI_ACTION_MAX_HEADERS);
+    /* the ActionID the pool adds is one of Asterisk's lines too: past the
+     * limit Asterisk answers without it, and the reply finds no request */
+    size_t lines = m->npairs + (ami_msg_get(m, "ActionID") ? 0 : 1);
+    if (lines > AMI_ACTION_MAX_HEADERS) {
+        ami_error_set(err, "",
+                      "too many headers: %zu, Asterisk keeps at most %d lines, the ActionID "
+                      "included",
+                      m->npairs, AMI_ACTION_MAX_HEADERS);
         return -EINVAL;
     }
     for (size_t i = 0; i < m->npairs; i++) {

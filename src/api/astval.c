@@ -28,7 +28,7 @@ enum astval_flaw astval_flaw(const char *v, size_t len, unsigned flags, size_t *
             here = ASTVAL_CONTROL;
         else if (is_blank(c) && i == 0)
             here = ASTVAL_LEADING_BLANK;
-        else if (is_blank(c) && i == len - 1)
+        else if (is_blank(c) && i == len - 1 && (flags & ASTVAL_NAME))
             here = ASTVAL_TRAILING_BLANK;
         else if (is_blank(c) && (flags & ASTVAL_NAME))
             here = ASTVAL_INNER_BLANK;
@@ -132,10 +132,11 @@ int astval_app_args(const char *data, char *buf, size_t buflen, char **argv, int
     return argc;
 }
 
-/* Bytes that end a function name when walking back from its '('. */
+/* Bytes that end a function name when walking back from its '(' (every
+ * operator of $[...] among them: "$[CDR-SHELL(x)]" calls SHELL). */
 static int name_byte(unsigned char c)
 {
-    return c > ' ' && !strchr("${}[](),:=&|?!<>+*/%\"'^;", c);
+    return c > ' ' && !strchr("${}[](),:=&|?!<>+-*/%\"'^;~", c);
 }
 
 /* The name before the '(' at `open` (blanks between them skipped), within
@@ -204,6 +205,53 @@ int astval_functions(const char *v, int is_name, astval_func_cb cb, void *ud)
             if ((rc = found(v, p, cb, ud)))
                 return rc;
         }
+    }
+    return 0;
+}
+
+int astval_app_options(const char *opts, astval_option_cb cb, void *ud)
+{
+    char buf[ASTVAL_MAX + 1];
+    size_t len = strlen(opts);
+    if (len > ASTVAL_MAX)
+        return -1;
+    memcpy(buf, opts, len + 1);
+    char *s = buf;
+    while (*s) {
+        int letter = *s++ & 0x7f;
+        const char *arg = NULL;
+        if (*s == '(') {
+            int paren = 1, quote = 0, parsequotes = s[1] == '"';
+            arg = ++s;
+            for (; *s; s++) {
+                if (*s == '(' && !quote) {
+                    paren++;
+                } else if (*s == ')' && !quote) {
+                    paren--;
+                } else if (*s == '"' && parsequotes) {
+                    quote = !quote;
+                    memmove(s, s + 1, strlen(s));
+                    s--;
+                } else if (*s == '\\') {
+                    if (!quote || s[1] == '"')
+                        memmove(s, s + 1, strlen(s)); /* the next byte is taken as it is */
+                    else if (s[1])
+                        s++;
+                    if (!*s)
+                        break;
+                }
+                if (paren == 0)
+                    break;
+            }
+            char *close = strchr(s, ')');
+            if (!close)
+                return -1;
+            *close = '\0';
+            s = close + 1;
+        }
+        int rc = cb(letter, arg, ud);
+        if (rc)
+            return rc;
     }
     return 0;
 }

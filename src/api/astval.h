@@ -29,12 +29,13 @@ enum astval_flaw {
     ASTVAL_NUL,            /* a NUL byte anywhere */
     ASTVAL_CONTROL,        /* a byte below 0x20 (CR, LF, tab, VT, FF, ...) or DEL */
     ASTVAL_LEADING_BLANK,  /* Asterisk would skip it: the value is not what it looks like */
-    ASTVAL_TRAILING_BLANK, /* kept by Asterisk, so "900 " is not "900" */
+    ASTVAL_TRAILING_BLANK, /* only with ASTVAL_NAME: kept by Asterisk, "900 " is not "900" */
     ASTVAL_INNER_BLANK,    /* only with ASTVAL_NAME */
 };
 
 /* A name (channel, context, extension, application, interface): no blank
- * anywhere. Without it, blanks inside are fine (a caller id name). */
+ * anywhere. Without it, blanks after the first byte are fine (a caller id
+ * name, free text). */
 #define ASTVAL_NAME 1u
 
 /* The first flaw of the `len` bytes at `v`, with its offset in `*at` (may
@@ -60,6 +61,16 @@ void astval_number(const char *in, char *out, size_t outlen);
  * past `max` - 1 arguments the last one holds the rest. Returns the number
  * of arguments, -1 when `buf` is too small. */
 int astval_app_args(const char *data, char *buf, size_t buflen, char **argv, int max);
+
+/* The options of an application, as app.c's parse_options() reads them
+ * (ast_app_parse_options): each letter (its byte & 0x7f, as Asterisk
+ * takes it) with its argument, or NULL without one; a '(' inside quotes
+ * (when the argument starts with one) or after a backslash does not count.
+ * `cb` gets each in turn; a non-zero return stops the walk and is
+ * returned. -1 when an argument is not closed (Asterisk refuses the whole
+ * string) or `opts` is longer than ASTVAL_MAX. */
+typedef int (*astval_option_cb)(int letter, const char *arg, void *ud);
+int astval_app_options(const char *opts, astval_option_cb cb, void *ud);
 
 /* The dialplan functions a value calls: for each, `cb` gets the name and
  * its length (not NUL-terminated), or NULL and 0 for a name only known at

@@ -64,8 +64,13 @@ static enum policy_verdict dial_refuse(struct judge *j, const char *field, const
 static enum policy_verdict check_context(struct judge *j, const char *field, const char *context)
 {
     const struct cfg_policy *p = j->p;
-    if (p && context && p->nallow_contexts &&
-        !first_match(p->allow_contexts, p->nallow_contexts, context))
+    if (!p || !context || !p->nallow_contexts)
+        return POLICY_OK;
+    /* no context: Asterisk keeps the channel's own, which a policy cannot know */
+    if (!*context)
+        return refuse(j, POLICY_DIAL, field, "allow_contexts",
+                      "must name a context: without one the call stays in the channel's own");
+    if (!first_match(p->allow_contexts, p->nallow_contexts, context))
         return dial_refuse(j, field, "allow_contexts", NULL, context);
     return POLICY_OK;
 }
@@ -96,24 +101,59 @@ static enum policy_verdict check_exten(struct judge *j, const char *field, const
     return POLICY_OK;
 }
 
-/* The number-like parts of a channel that is not Local: the user part of
- * "0044...@trunk", each '/' segment ("DAHDI/g1/0044...", "PJSIP/trunk/
- * sip:0044...@host"), without a sip:/sips:/tel: scheme. */
+/* A number candidate against deny_extens in the forms a trunk may read it:
+ * as written, percent-decoded (a SIP URI's user part), and from its first
+ * digit or '+' on (dial-string option letters before the number). */
+static enum policy_verdict check_number(struct judge *j, const char *field, const char *cand)
+{
+    char dec[ASTVAL_MAX + 1];
+    size_t n = 0;
+    for (const char *c = cand; *c && n + 1 < sizeof(dec); c++) {
+        unsigned hi, lo;
+        if (c[0] == '%' && sscanf(c + 1, "%1x%1x", &hi, &lo) == 2) {
+            dec[n++] = (char)(hi * 16 + lo);
+            c += 2;
+        } else {
+            dec[n++] = *c;
+        }
+    }
+    dec[n] = '\0';
+    const char *forms[] = {cand, dec, dec + strcspn(dec, "+0123456789")};
+    for (size_t i = 0; i < 3; i++) {
+        const char *g = *forms[i] ? denied_number(j->p, forms[i]) : NULL;
+        if (g)
+            return dial_refuse(j, field, "deny_extens", g, cand);
+    }
+    return POLICY_OK;
+}
+
+/* The numbers a channel that is not Local dials: the user part of its
+ * first segment ("PJSIP/0044...@trunk", "IAX2/user@host/...") and every
+ * later '/' segment ("DAHDI/g1/0044...", "PJSIP/trunk/sip:0044...@host"),
+ * without a sip:/sips:/tel: scheme. A lone first segment names a device
+ * ("PJSIP/9001"), not a number. */
 static enum policy_verdict check_channel_numbers(struct judge *j, const char *field,
                                                  const char *resource)
 {
     char buf[ASTVAL_MAX + 1];
     snprintf(buf, sizeof(buf), "%s", resource);
     char *save = NULL;
+    enum policy_verdict v;
+    int first = 1;
     for (char *seg = strtok_r(buf, "/", &save); seg; seg = strtok_r(NULL, "/", &save)) {
+        int at = strchr(seg, '@') != NULL;
+        if (first && !at) {
+            first = 0;
+            continue;
+        }
+        first = 0;
         static const char *const schemes[] = {"sip:", "sips:", "tel:", NULL};
-        for (const char *const *s = schemes; *s; s++)
-            if (!strncasecmp(seg, *s, strlen(*s)))
-                seg += strlen(*s);
-        seg[strcspn(seg, "@;:")] = '\0';
-        const char *g = *seg ? denied_number(j->p, seg) : NULL;
-        if (g)
-            return dial_refuse(j, field, "deny_extens", g, seg);
+        for (const char *const *sc = schemes; *sc; sc++)
+            if (!strncasecmp(seg, *sc, strlen(*sc)))
+                seg += strlen(*sc);
+        seg[strcspn(seg, "@;")] = '\0';
+        if (*seg && (v = check_number(j, field, seg)))
+            return v;
     }
     return POLICY_OK;
 }
@@ -127,13 +167,14 @@ static enum policy_verdict check_channel(struct judge *j, const char *field, con
     const char *c = astval_header(channel);
     char exten[ASTVAL_MAX + 1], context[ASTVAL_MAX + 1];
     int local = astval_local(c, exten, sizeof(exten), context, sizeof(context));
-    if (p->nallow_channels && !first_match(p->allow_channels, p->nallow_channels, c)) {
-        /* a Local channel's options (/n, /j, /m) and an extension's '-' do
-         * not change where it goes */
+    if (p->nallow_channels) {
+        /* a Local channel is judged by where it goes, Local/EXTEN@CONTEXT
+         * (without '-'), never by its text: "Local/1@intl/n@crm" is in
+         * context "intl", whatever the glob "Local/(any)@crm" makes of it */
         char canon[2 * ASTVAL_MAX + 16], ext[ASTVAL_MAX + 1];
         astval_exten(exten, ext, sizeof(ext));
         snprintf(canon, sizeof(canon), "Local/%s@%s", ext, context);
-        if (!local || !first_match(p->allow_channels, p->nallow_channels, canon))
+        if (!first_match(p->allow_channels, p->nallow_channels, local ? canon : c))
             return dial_refuse(j, field, "allow_channels", NULL, c);
     }
     enum policy_verdict v;
@@ -147,22 +188,64 @@ static enum policy_verdict check_channel(struct judge *j, const char *field, con
     return slash ? check_channel_numbers(j, field, slash + 1) : POLICY_OK;
 }
 
-/* --- applications ----------------------------------------------------------------- */
+/* --- functions ------------------------------------------------------------------------ */
 
-/* Option letters (outside their parentheses) of an option string. */
-static const char *option_in(const char *opts, const char *letters)
+struct func_check {
+    struct judge *j;
+    const char *field;
+    enum policy_verdict v;
+};
+
+/* One function called by a value: allowed, or the refusal. */
+static int func_seen(const char *name, size_t len, void *ud)
 {
-    int depth = 0;
-    for (const char *o = opts ? opts : ""; *o; o++) {
-        if (*o == '(')
-            depth++;
-        else if (*o == ')' && depth)
-            depth--;
-        else if (!depth && strchr(letters, *o))
-            return o;
+    struct func_check *fc = ud;
+    const struct cfg *cfg = fc->j->cfg;
+    char n[65];
+    if (!name) {
+        fc->v = refuse(fc->j, POLICY_DENIED, fc->field, "computed function name",
+                       "calls a dialplan function whose name is built at run time");
+        return 1;
     }
-    return NULL;
+    snprintf(n, sizeof(n), "%.*s", (int)(len < 64 ? len : 64), name);
+    const char *deny = first_match(cfg->deny_funcs, cfg->ndeny_funcs, n);
+    if (deny || !first_match(cfg->allow_funcs, cfg->nallow_funcs, n)) {
+        fc->v = refuse(fc->j, POLICY_DENIED, fc->field, deny ? deny : n,
+                       "calls the dialplan function %s(), which is %s", n,
+                       deny ? "denied (AMIBRIDGE_DENY_FUNCTIONS)"
+                            : "not allowed (AMIBRIDGE_ALLOW_FUNCTIONS)");
+        return 1;
+    }
+    return 0;
 }
+
+static int variable_name_seen(const char *name, void *ud)
+{
+    return astval_functions(name, 1, func_seen, ud);
+}
+
+/* Functions in any value. A Variable(s) header also names variables (the
+ * name=value items of Originate's, the list of Status's, the one name of
+ * Getvar's and Setvar's), and a name ending in ')' is a function that
+ * Asterisk reads or writes. */
+static enum policy_verdict check_functions(struct judge *j, const char *action, const char *key,
+                                           const char *value)
+{
+    struct func_check fc = {j, key, POLICY_OK};
+    int names = !strcasecmp(key, "Variable") || !strcasecmp(key, "Variables");
+    int one_name =
+        names && action && (!strcasecmp(action, "Getvar") || !strcasecmp(action, "Setvar"));
+    if (astval_functions(value, one_name, func_seen, &fc))
+        return fc.v;
+    int rc = names ? astval_variable_names(value, variable_name_seen, &fc) : 0;
+    if (rc > 0)
+        return fc.v;
+    if (rc < 0) /* longer than any AMI line: never sent, never judged */
+        return refuse(j, POLICY_INVALID, key, "", "is too long");
+    return POLICY_OK;
+}
+
+/* --- applications ----------------------------------------------------------------- */
 
 /* Dial's devices ("PJSIP/100&Local/200@ctx") and its options. */
 static enum policy_verdict check_devices(struct judge *j, const char *devices)
@@ -184,38 +267,95 @@ static enum policy_verdict check_devices(struct judge *j, const char *devices)
     return POLICY_OK;
 }
 
-/* Options that leave the call's path for another place in the dialplan
- * (F, G: go to context^exten^priority; U, M, b, B: run a subroutine;
- * d: dial a one-digit extension): a dial policy cannot follow them. */
-#define DIAL_JUMP_OPTIONS  "FGUMbBd"
-#define QUEUE_JUMP_OPTIONS "FbB"
-
-static enum policy_verdict check_options(struct judge *j, const char *app, const char *opts,
-                                         const char *letters)
+/* A place in the dialplan an option sends the call to, CONTEXT^EXTEN^
+ * PRIORITY (a gosub's arguments after '('): checked like a redirect. A
+ * shorter form is relative to the channel's own context, which a policy
+ * cannot know. */
+static enum policy_verdict check_location(struct judge *j, const char *rule, const char *loc)
 {
-    const char *o = j->p ? option_in(opts, letters) : NULL;
-    if (!o)
-        return POLICY_OK;
-    char rule[64];
-    snprintf(rule, sizeof(rule), "%s option %c", app, *o);
-    return refuse(j, POLICY_DIAL, "Data", rule,
-                  "has the %s option '%c', which sends the call elsewhere in the dialplan", app,
-                  *o);
+    char buf[ASTVAL_MAX + 1];
+    snprintf(buf, sizeof(buf), "%s", loc);
+    buf[strcspn(buf, "(")] = '\0';
+    char *ctx = buf, *exten = strchr(buf, '^'), *prio = exten ? strchr(exten + 1, '^') : NULL;
+    if (!prio)
+        return refuse(j, POLICY_DIAL, "Data", rule,
+                      "has the option %s without a context^exten^priority, so where it goes "
+                      "cannot be checked",
+                      rule);
+    *exten++ = '\0';
+    *prio = '\0';
+    enum policy_verdict v = check_context(j, "Data", ctx);
+    return v ? v : check_exten(j, "Data", exten);
 }
+
+/* What the options of a dialling application may do for a key with a dial
+ * policy: `jumps` send the call to a place in the dialplan given as their
+ * argument (F, G, b, B), `subs` run a subroutine context (U), `never` leave
+ * the policy in ways it cannot follow (d: dial a digit; M: a macro). */
+struct option_rules {
+    const char *app;
+    const char *jumps, *subs, *never;
+};
+
+struct option_walk {
+    struct judge *j;
+    const struct option_rules *r;
+    enum policy_verdict v;
+};
+
+static int option_seen(int letter, const char *arg, void *ud)
+{
+    struct option_walk *w = ud;
+    char rule[64];
+    snprintf(rule, sizeof(rule), "%s option %c", w->r->app, letter);
+    if (letter && strchr(w->r->never, letter))
+        w->v = refuse(w->j, POLICY_DIAL, "Data", rule,
+                      "has the %s option '%c', which leaves the dial policy", w->r->app, letter);
+    else if (letter && arg && strchr(w->r->jumps, letter))
+        w->v = check_location(w->j, rule, arg);
+    else if (letter && arg && strchr(w->r->subs, letter)) {
+        char ctx[ASTVAL_MAX + 1];
+        snprintf(ctx, sizeof(ctx), "%s", arg);
+        ctx[strcspn(ctx, "^")] = '\0';
+        /* a subroutine context starts at s, priority 1 */
+        if (!(w->v = check_context(w->j, "Data", ctx)))
+            w->v = check_exten(w->j, "Data", "s");
+    }
+    return w->v != POLICY_OK;
+}
+
+static enum policy_verdict check_options(struct judge *j, const struct option_rules *r,
+                                         const char *opts)
+{
+    if (!j->p || !opts)
+        return POLICY_OK;
+    struct option_walk w = {j, r, POLICY_OK};
+    int rc = astval_app_options(opts, option_seen, &w);
+    if (rc < 0)
+        return refuse(j, POLICY_DIAL, "Data", "unreadable options",
+                      "has %s options Asterisk cannot read (an unclosed parenthesis)", r->app);
+    return w.v;
+}
+
+static const struct option_rules dial_options = {"Dial", "FGbB", "U", "dM"};
+static const struct option_rules queue_options = {"Queue", "FbB", "", ""};
+static const struct option_rules page_options = {"Page", "bB", "", ""};
+static const struct option_rules originate_options = {"Originate", "bB", "", ""};
 
 static enum policy_verdict app_dial(struct judge *j, const char *app, char **argv, int argc)
 {
     enum policy_verdict v = check_devices(j, argv[0]);
     if (v || argc < 3)
         return v;
-    return check_options(j, app, argv[2], DIAL_JUMP_OPTIONS);
+    (void)app;
+    return check_options(j, &dial_options, argv[2]);
 }
 
 static enum policy_verdict app_page(struct judge *j, const char *app, char **argv, int argc)
 {
     (void)app;
-    (void)argc;
-    return check_devices(j, argv[0]);
+    enum policy_verdict v = check_devices(j, argv[0]);
+    return v || argc < 2 ? v : check_options(j, &page_options, argv[1]);
 }
 
 static enum policy_verdict app_retrydial(struct judge *j, const char *app, char **argv, int argc);
@@ -231,7 +371,8 @@ static enum policy_verdict app_queue(struct judge *j, const char *app, char **ar
     if (j->p && argc > 6 && argv[6] && *argv[6])
         return refuse(j, POLICY_DIAL, "Data", "Queue gosub argument",
                       "has Queue's gosub argument, which leaves the dial policy");
-    return argc > 1 ? check_options(j, app, argv[1], QUEUE_JUMP_OPTIONS) : POLICY_OK;
+    (void)app;
+    return argc > 1 ? check_options(j, &queue_options, argv[1]) : POLICY_OK;
 }
 
 /* Goto/Gosub([[context,]exten,]priority[(args)]): a place in the dialplan. */
@@ -241,26 +382,57 @@ static enum policy_verdict app_goto(struct judge *j, const char *app, char **arg
     enum policy_verdict v;
     if (argc >= 3)
         return (v = check_context(j, "Data", argv[0])) ? v : check_exten(j, "Data", argv[1]);
-    /* an originated channel's own place: context "default", exten "s" */
-    if ((v = check_context(j, "Data", "default")))
-        return v;
-    return argc == 2 ? check_exten(j, "Data", argv[0]) : POLICY_OK;
+    /* the shorter forms stay in the channel's own context, which the
+     * channel driver sets: a policy cannot know it */
+    if (j->p)
+        return refuse(j, POLICY_DIAL, "Data", "Goto without a context",
+                      "must name context,exten,priority: a shorter form goes to the channel's "
+                      "own context");
+    return POLICY_OK;
 }
 
-/* Originate(tech_data,type,arg1,arg2,arg3,timeout,options). */
+static enum policy_verdict check_application(struct judge *j, const char *field,
+                                             const char *app_raw, const char *data);
+
+/* The Originate application's v(NAME=VALUE^...) sets variables, and a
+ * NAME ending in ')' is a function it writes. */
+static int originate_option(int letter, const char *arg, void *ud)
+{
+    struct func_check *fc = ud;
+    if (letter != 'v' || !arg)
+        return 0;
+    char buf[ASTVAL_MAX + 1];
+    snprintf(buf, sizeof(buf), "%s", arg);
+    char *save = NULL;
+    for (char *item = strtok_r(buf, "^", &save); item; item = strtok_r(NULL, "^", &save)) {
+        item[strcspn(item, "=")] = '\0';
+        if (astval_functions(item, 1, func_seen, fc))
+            return 1;
+    }
+    return 0;
+}
+
+/* Originate(tech_data,type,arg1,arg2,arg3,timeout,options): a channel,
+ * then an extension (type exten: context, exten) or an application (type
+ * app: the application and its data, judged like Originate's own). */
 static enum policy_verdict app_originate(struct judge *j, const char *app, char **argv, int argc)
 {
+    (void)app;
     enum policy_verdict v = check_channel(j, "Data", argv[0]);
     if (v)
         return v;
-    if (j->p && argc > 1 && argv[1] && strcasecmp(argv[1], "exten"))
-        return refuse(j, POLICY_DIAL, "Data", "Originate app type",
-                      "makes the Originate application run an application, which leaves the "
-                      "dial policy");
-    if (argc > 3 &&
+    if (argc > 2 && argv[1] && !strcasecmp(argv[1], "app") &&
+        (v = check_application(j, "Data", argv[2], argc > 3 ? argv[3] : "")))
+        return v;
+    if (argc > 3 && argv[1] && !strcasecmp(argv[1], "exten") &&
         ((v = check_context(j, "Data", argv[2])) || (v = check_exten(j, "Data", argv[3]))))
         return v;
-    return argc > 6 ? check_options(j, app, argv[6], "bBv") : POLICY_OK;
+    if (argc <= 6)
+        return POLICY_OK;
+    struct func_check fc = {j, "Data", POLICY_OK};
+    if (astval_app_options(argv[6], originate_option, &fc) > 0)
+        return fc.v;
+    return check_options(j, &originate_options, argv[6]);
 }
 
 /* ExtenSpy(exten[@context],options). */
@@ -329,75 +501,22 @@ static enum policy_verdict app_retrydial(struct judge *j, const char *app, char 
 
 /* Originate of an application: the service's deny list, the key's allow
  * list, then its data. */
-static enum policy_verdict check_application(struct judge *j, const char *app_raw, const char *data)
+static enum policy_verdict check_application(struct judge *j, const char *field,
+                                             const char *app_raw, const char *data)
 {
     const char *app = astval_header(app_raw);
     const char *g = first_match(j->cfg->deny_apps, j->cfg->ndeny_apps, app);
     if (g)
-        return refuse(j, POLICY_DENIED, "Application", g,
+        return refuse(j, POLICY_DENIED, field, g,
                       "names the application '%.64s', which is denied (rule '%s', "
                       "AMIBRIDGE_DENY_ORIGINATE_APPS)",
                       app, g);
     if (j->p && !first_match(j->p->allow_applications, j->p->nallow_applications, app))
-        return refuse(j, POLICY_DIAL, "Application", "allow_applications",
+        return refuse(j, POLICY_DIAL, field, "allow_applications",
                       "names the application '%.64s', which is not in the key's "
                       "allow_applications",
                       app);
     return check_app_data(j, app, data);
-}
-
-/* --- functions ------------------------------------------------------------------------ */
-
-struct func_check {
-    struct judge *j;
-    const char *field;
-    enum policy_verdict v;
-};
-
-/* One function called by a value: allowed, or the refusal. */
-static int func_seen(const char *name, size_t len, void *ud)
-{
-    struct func_check *fc = ud;
-    const struct cfg *cfg = fc->j->cfg;
-    char n[65];
-    if (!name) {
-        fc->v = refuse(fc->j, POLICY_DENIED, fc->field, "computed function name",
-                       "calls a dialplan function whose name is built at run time");
-        return 1;
-    }
-    snprintf(n, sizeof(n), "%.*s", (int)(len < 64 ? len : 64), name);
-    const char *deny = first_match(cfg->deny_funcs, cfg->ndeny_funcs, n);
-    if (deny || !first_match(cfg->allow_funcs, cfg->nallow_funcs, n)) {
-        fc->v = refuse(fc->j, POLICY_DENIED, fc->field, deny ? deny : n,
-                       "calls the dialplan function %s(), which is %s", n,
-                       deny ? "denied (AMIBRIDGE_DENY_FUNCTIONS)"
-                            : "not allowed (AMIBRIDGE_ALLOW_FUNCTIONS)");
-        return 1;
-    }
-    return 0;
-}
-
-static int variable_name_seen(const char *name, void *ud)
-{
-    return astval_functions(name, 1, func_seen, ud);
-}
-
-/* Functions in any value. A Variable(s) header also names variables (the
- * name=value items of Originate's, the list of Status's, the one name of
- * Getvar's and Setvar's), and a name ending in ')' is a function that
- * Asterisk reads or writes. */
-static enum policy_verdict check_functions(struct judge *j, const char *action, const char *key,
-                                           const char *value)
-{
-    struct func_check fc = {j, key, POLICY_OK};
-    int names = !strcasecmp(key, "Variable") || !strcasecmp(key, "Variables");
-    int one_name =
-        names && action && (!strcasecmp(action, "Getvar") || !strcasecmp(action, "Setvar"));
-    if (astval_functions(value, one_name, func_seen, &fc))
-        return fc.v;
-    if (names && astval_variable_names(value, variable_name_seen, &fc) > 0)
-        return fc.v;
-    return POLICY_OK;
 }
 
 /* --- values and actions ------------------------------------------------------------ */
@@ -432,55 +551,89 @@ static int is_plain_file(const char *f)
     return f[0] != '/' && !strstr(f, "..");
 }
 
-/* MixMonitor: Command runs a shell command when the recording ends; File
- * and the r()/t() options name files the PBX writes. */
-static enum policy_verdict check_mixmonitor(struct judge *j, const struct ami_msg *m)
+struct mm_walk {
+    struct judge *j;
+    enum policy_verdict v;
+};
+
+/* MixMonitor's options: r() and t() name more files it writes, m() copies
+ * the recording into a voicemail box, i() names a variable it sets. */
+static int mixmonitor_option(int letter, const char *arg, void *ud)
 {
-    const char *cmd = ami_msg_get(m, "Command");
-    if (cmd && *astval_header(cmd))
-        return refuse(j, POLICY_DENIED, "Command", "MixMonitor Command",
+    struct mm_walk *w = ud;
+    if ((letter == 'r' || letter == 't') && arg && !is_plain_file(arg))
+        w->v = refuse(w->j, POLICY_DENIED, "Options", "MixMonitor File path",
+                      "names a file by path in r() or t(); only names in the PBX's monitor "
+                      "folder are allowed");
+    else if (letter == 'm')
+        w->v = refuse(w->j, POLICY_DENIED, "Options", "MixMonitor option m",
+                      "has m(), which copies the recording into a voicemail box");
+    else if (letter == 'i' && arg && strchr(arg, '('))
+        w->v = refuse(w->j, POLICY_DENIED, "Options", "MixMonitor option i",
+                      "has i() naming a function, which Asterisk would write");
+    return w->v != POLICY_OK;
+}
+
+/* MixMonitor: manager.c joins File, Options and Command as "%s,%s,%s" and
+ * MixMonitor splits that again as application arguments, so a ',' in File
+ * or Options moves text into the next one: judge the split, as Asterisk
+ * will. The command (run by a shell when the recording ends) must be
+ * empty, the file a name in the monitor folder. */
+static enum policy_verdict check_mixmonitor(struct judge *j, const char *file, const char *opts,
+                                            const char *cmd)
+{
+    char joined[3 * ASTVAL_MAX + 8], buf[3 * ASTVAL_MAX + 8];
+    char *argv[3] = {NULL, NULL, NULL};
+    snprintf(joined, sizeof(joined), "%s,%s,%s", file, opts, cmd);
+    int argc = astval_app_args(joined, buf, sizeof(buf), argv, 3);
+    /* a split that differs from the headers came from a ',' in File or Options */
+    const char *moved = strchr(file, ',') ? "File" : "Options";
+    if (argc > 2 && argv[2] && *argv[2])
+        return refuse(j, POLICY_DENIED, *cmd ? "Command" : moved, "MixMonitor Command",
                       "runs a shell command on the PBX when the recording ends");
-    const char *file = ami_msg_get(m, "File");
-    if (file && !is_plain_file(astval_header(file)))
+    if (argc > 0 && argv[0] && !is_plain_file(argv[0]))
         return refuse(j, POLICY_DENIED, "File", "MixMonitor File path",
                       "must be a file name in the PBX's monitor folder, not a path");
-    const char *opts = ami_msg_get(m, "Options");
-    for (const char *o = opts ? strpbrk(opts, "rt") : NULL; o; o = strpbrk(o + 1, "rt")) {
-        if (o[1] != '(')
-            continue;
-        const char *end = strchr(o, ')');
-        char f[ASTVAL_MAX + 1];
-        snprintf(f, sizeof(f), "%.*s", end ? (int)(end - o - 2) : (int)strlen(o + 2), o + 2);
-        if (!is_plain_file(f))
-            return refuse(j, POLICY_DENIED, "Options", "MixMonitor File path",
-                          "names a file by path in r() or t(); only names in the PBX's monitor "
-                          "folder are allowed");
-    }
-    return POLICY_OK;
+    struct mm_walk w = {j, POLICY_OK};
+    if (argc > 1 && argv[1] && astval_app_options(argv[1], mixmonitor_option, &w) < 0)
+        return refuse(j, POLICY_DENIED, "Options", "unreadable options",
+                      "cannot be read as MixMonitor options (an unclosed parenthesis)");
+    return w.v;
+}
+
+/* A header as astman_get_header() hands it over: "" when absent. */
+static const char *header(const struct ami_msg *m, const char *name)
+{
+    const char *v = ami_msg_get(m, name);
+    return v ? astval_header(v) : "";
 }
 
 /* What the action dials or moves, by action. */
 static enum policy_verdict check_targets(struct judge *j, const struct ami_msg *m)
 {
-    const char *action = ami_msg_get(m, "Action");
+    const char *action = header(m, "Action");
     enum policy_verdict v = POLICY_OK;
-    if (!action)
-        return POLICY_OK;
-#define H(name) ami_msg_get(m, name) ? astval_header(ami_msg_get(m, name)) : NULL
+#define H(name) header(m, name)
     if (!strcasecmp(action, "Originate")) {
-        const char *app = H("Application");
         if ((v = check_channel(j, "Channel", H("Channel"))))
             return v;
-        if (app && *app)
-            return check_application(j, app, H("Data"));
+        /* a gosub the new channel runs before it is dialled: any place */
+        if (j->p && *H("PreDialGoSub"))
+            return refuse(j, POLICY_DIAL, "PreDialGoSub", "PreDialGoSub",
+                          "runs a subroutine anywhere in the dialplan before the call");
+        if (*H("Application"))
+            return check_application(j, "Application", H("Application"), H("Data"));
         if ((v = check_context(j, "Context", H("Context"))) ||
             (v = check_exten(j, "Exten", H("Exten"))))
             return v;
     } else if (!strcasecmp(action, "Redirect")) {
         if ((v = check_context(j, "Context", H("Context"))) ||
-            (v = check_exten(j, "Exten", H("Exten"))) ||
-            (v = check_context(j, "ExtraContext", H("ExtraContext"))) ||
-            (v = check_exten(j, "ExtraExten", H("ExtraExten"))))
+            (v = check_exten(j, "Exten", H("Exten"))))
+            return v;
+        /* the extra channel goes to ExtraContext/ExtraExten, or with the first */
+        if (*H("ExtraChannel") && (*H("ExtraContext") || *H("ExtraExten")) &&
+            ((v = check_context(j, "ExtraContext", H("ExtraContext"))) ||
+             (v = check_exten(j, "ExtraExten", H("ExtraExten")))))
             return v;
     } else if (!strcasecmp(action, "BlindTransfer") || !strcasecmp(action, "Atxfer")) {
         if ((v = check_context(j, "Context", H("Context"))) ||
@@ -490,11 +643,22 @@ static enum policy_verdict check_targets(struct judge *j, const struct ami_msg *
         /* a member is rung by the queue: its interface is a dial */
         return check_channel(j, "Interface", H("Interface"));
     } else if (!strcasecmp(action, "MixMonitor")) {
-        return check_mixmonitor(j, m);
-    } else if (!strcasecmp(action, "Setvar") && j->p && !ami_msg_get(m, "Channel")) {
+        return check_mixmonitor(j, H("File"), H("Options"), H("Command"));
+    } else if (!strcasecmp(action, "Setvar") && j->p && !*H("Channel")) {
+        /* ast_strlen_zero(): an empty Channel is no channel */
         return refuse(j, POLICY_DIAL, "Channel", "global variables",
                       "is missing: Setvar without a channel sets a global variable, which can "
                       "steer the dialplan");
+    } else if (!strcasecmp(action, "MessageSend") && j->p) {
+        /* a message to "pjsip:0044...@trunk" is sent like a call there */
+        char chan[ASTVAL_MAX + 1];
+        snprintf(chan, sizeof(chan), "%s", H("To"));
+        char *colon = strchr(chan, ':');
+        if (!colon)
+            return refuse(j, POLICY_DIAL, "To", "MessageSend To",
+                          "must be TECH:DESTINATION for a key with a dial policy");
+        *colon = '/';
+        return check_channel(j, "To", chan);
     }
 #undef H
     return v;

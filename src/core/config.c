@@ -23,8 +23,9 @@ extern char **environ;
 
 #define ENV_PREFIX "AMIBRIDGE_"
 
-/* Actions that run commands, change the dialplan or configuration, or read
- * configuration files (secrets included): an ops key may get some back
+/* Actions that run commands, change the dialplan or configuration, read
+ * configuration files or secrets (PJSIP auth objects print passwords, the
+ * AstDB keeps PINs), or reprovision phones: an ops key may get some back
  * with AMIBRIDGE_ALLOW_ACTIONS. */
 static const char *const default_deny_actions[] = {
     "Command",
@@ -38,6 +39,8 @@ static const char *const default_deny_actions[] = {
     "ModuleLoad",
     "ModuleUnload",
     "Reload",
+    "DBGet",
+    "DBGetTree",
     "DBPut",
     "DBDel",
     "DBDelTree",
@@ -48,6 +51,8 @@ static const char *const default_deny_actions[] = {
     "ChangeMonitor",
     "PJSIPNotify",
     "SIPnotify",
+    "PJSIPShowAuths",
+    "PJSIPShowEndpoint",
     NULL,
 };
 /* Applications that run programs (System, Exec, AGI, ExternalIVR), write
@@ -58,16 +63,29 @@ static const char *const default_deny_apps[] = {
     "*system*",   "*exec*", "*agi*", "ExternalIVR", "MixMonitor", "Monitor", "Record",
     "ReceiveFAX", "Set",    "MSet",  "ChanSpy",     "ExtenSpy",   "DISA",    NULL};
 /* Dialplan functions a value may call (${...}, $[...], a variable name
- * ending in ')'): caller and call data, string and time helpers. */
-static const char *const default_allow_funcs[] = {"CALLERID",     "CONNECTEDLINE",
-                                                  "REDIRECTING",  "CDR",
-                                                  "LEN",          "ISNULL",
-                                                  "EXISTS",       "IF",
-                                                  "IFTIME",       "STRFTIME",
-                                                  "MATH",         "QUEUE_MEMBER",
-                                                  "DEVICE_STATE", "EXTENSION_STATE",
-                                                  "PJSIP_HEADER", "SIP_HEADER",
-                                                  "TIMEOUT",      NULL};
+ * ending in ')'): caller and call data, string and time helpers, audio
+ * settings of the call itself. */
+static const char *const default_allow_funcs[] = {"CALLERID",
+                                                  "CONNECTEDLINE",
+                                                  "REDIRECTING",
+                                                  "CDR",
+                                                  "LEN",
+                                                  "ISNULL",
+                                                  "EXISTS",
+                                                  "IF",
+                                                  "IFTIME",
+                                                  "STRFTIME",
+                                                  "MATH",
+                                                  "HASH",
+                                                  "QUEUE_MEMBER",
+                                                  "EXTENSION_STATE",
+                                                  "PJSIP_HEADER",
+                                                  "SIP_HEADER",
+                                                  "TIMEOUT",
+                                                  "JITTERBUFFER",
+                                                  "AUDIOHOOK_INHERIT",
+                                                  "VOLUME",
+                                                  NULL};
 /* Never, whatever the allow list says: they run commands (SHELL, SYSTEM),
  * re-evaluate (EVAL), read or write files and configuration (FILE, STAT,
  * AST_CONFIG: manager.conf's secrets), the AstDB (DB*), reach out (CURL*,
@@ -99,8 +117,9 @@ const struct cfg_doc cfg_docs[] = {
     {"AMIBRIDGE_API_KEYS_FILE", "", "File with more NAME:TOKEN:SCOPES entries, one per line."},
     {"AMIBRIDGE_DENY_ACTIONS",
      "Command Shutdown Restart UpdateConfig GetConfig GetConfigJSON CreateConfig ListCategories "
-     "ModuleLoad ModuleUnload Reload DBPut DBDel DBDelTree AGI DialplanExtensionAdd "
-     "DialplanExtensionRemove Monitor ChangeMonitor PJSIPNotify SIPnotify",
+     "ModuleLoad ModuleUnload Reload DBGet DBGetTree DBPut DBDel DBDelTree AGI "
+     "DialplanExtensionAdd DialplanExtensionRemove Monitor ChangeMonitor PJSIPNotify SIPnotify "
+     "PJSIPShowAuths PJSIPShowEndpoint",
      "Actions refused on POST /v1/actions (replaces the default list)."},
     {"AMIBRIDGE_ALLOW_ACTIONS", "", "Actions removed from the deny list (e.g. Command for ops)."},
     {"AMIBRIDGE_DENY_ORIGINATE_APPS",
@@ -108,8 +127,9 @@ const struct cfg_doc cfg_docs[] = {
      "ExtenSpy DISA",
      "Originate Application globs refused (case-insensitive), whatever the key."},
     {"AMIBRIDGE_ALLOW_FUNCTIONS",
-     "CALLERID CONNECTEDLINE REDIRECTING CDR LEN ISNULL EXISTS IF IFTIME STRFTIME MATH "
-     "QUEUE_MEMBER DEVICE_STATE EXTENSION_STATE PJSIP_HEADER SIP_HEADER TIMEOUT",
+     "CALLERID CONNECTEDLINE REDIRECTING CDR LEN ISNULL EXISTS IF IFTIME STRFTIME MATH HASH "
+     "QUEUE_MEMBER EXTENSION_STATE PJSIP_HEADER SIP_HEADER TIMEOUT JITTERBUFFER AUDIOHOOK_INHERIT "
+     "VOLUME",
      "The only dialplan functions a value may call (${...}, $[...], a variable name ending "
      "in ')'); globs, case-insensitive (replaces the default list)."},
     {"AMIBRIDGE_DENY_FUNCTIONS",

@@ -89,7 +89,7 @@ static void channel_ok(const char *chan)
         char e[MAXV];
         undash(buf, e, sizeof(e));
         snprintf(canon, sizeof(canon), "Local/%s@%s", e, ctx);
-        if (!any(allow_ch, 2, c) && !any(allow_ch, 2, canon))
+        if (!any(allow_ch, 2, canon)) /* where it goes, whatever its text */
             abort();
         return;
     }
@@ -131,6 +131,72 @@ static int split(char *buf, char **argv, int max)
     return argc;
 }
 
+/* A place CONTEXT^EXTEN^PRIORITY[(args)] an option sends the call to. */
+static void location_ok(const char *loc)
+{
+    char buf[MAXV];
+    snprintf(buf, sizeof(buf), "%s", loc);
+    buf[strcspn(buf, "(")] = '\0';
+    char *e = strchr(buf, '^');
+    if (!e || !strchr(e + 1, '^'))
+        abort(); /* relative to a context nobody checked */
+    *e++ = '\0';
+    *strchr(e, '^') = '\0';
+    context_ok(buf);
+    exten_ok(e);
+}
+
+/* Dial's options as app.c's parse_options() reads them, written again:
+ * the letter is the byte & 0x7f; an argument runs to the ')' that closes
+ * it, '(' and ')' inside quotes (when it starts with one) not counted, a
+ * backslash taking the next byte. */
+static void options_ok(const char *opts)
+{
+    char buf[MAXV];
+    snprintf(buf, sizeof(buf), "%s", opts);
+    char *s = buf;
+    while (*s) {
+        int letter = *s++ & 0x7f;
+        char *arg = NULL;
+        if (*s == '(') {
+            int paren = 1, quote = 0, pq = s[1] == '"';
+            arg = ++s;
+            for (; *s; s++) {
+                if (*s == '(' && !quote)
+                    paren++;
+                else if (*s == ')' && !quote)
+                    paren--;
+                else if (*s == '"' && pq) {
+                    quote = !quote;
+                    memmove(s, s + 1, strlen(s));
+                    s--;
+                } else if (*s == '\\') {
+                    if (!quote || s[1] == '"')
+                        memmove(s, s + 1, strlen(s));
+                    else if (s[1])
+                        s++;
+                    if (!*s)
+                        break;
+                }
+                if (!paren)
+                    break;
+            }
+            if (!(s = strchr(s, ')')))
+                return; /* Asterisk refuses the whole Dial */
+            *s++ = '\0';
+        }
+        if (letter == 'd' || letter == 'M')
+            abort();
+        if (letter && arg && strchr("FGbB", letter))
+            location_ok(arg);
+        if (arg && letter == 'U') {
+            arg[strcspn(arg, "^")] = '\0';
+            context_ok(arg);
+            exten_ok("s");
+        }
+    }
+}
+
 static void dial_ok(const char *data)
 {
     char buf[MAXV];
@@ -146,16 +212,8 @@ static void dial_ok(const char *data)
         if (*d)
             channel_ok(d);
     }
-    /* no option that leaves for another place in the dialplan */
-    int depth = 0;
-    for (const char *o = argc > 2 ? argv[2] : ""; *o; o++) {
-        if (*o == '(')
-            depth++;
-        else if (*o == ')' && depth)
-            depth--;
-        else if (!depth && strchr("FGUMbBd", *o))
-            abort();
-    }
+    if (argc > 2)
+        options_ok(argv[2]);
 }
 
 /* A denied function inside ${ } or $[ ]: the name, blanks, '('. */

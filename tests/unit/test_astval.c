@@ -19,8 +19,9 @@ static void flaws_are_found_worst_first(void **state)
     assert_int_equal(astval_flaw("900", 3, ASTVAL_NAME, &at), ASTVAL_OK);
     assert_int_equal(astval_flaw(" 900", 4, ASTVAL_NAME, &at), ASTVAL_LEADING_BLANK);
     assert_int_equal(at, 0);
-    assert_int_equal(astval_flaw("900 ", 4, 0, &at), ASTVAL_TRAILING_BLANK);
+    assert_int_equal(astval_flaw("900 ", 4, ASTVAL_NAME, &at), ASTVAL_TRAILING_BLANK);
     assert_int_equal(at, 3);
+    assert_int_equal(astval_flaw("Bob ", 4, 0, &at), ASTVAL_OK); /* free text may */
     assert_int_equal(astval_flaw("9 00", 4, ASTVAL_NAME, &at), ASTVAL_INNER_BLANK);
     assert_int_equal(astval_flaw("Bob Smith", 9, 0, &at), ASTVAL_OK);
     /* every byte Asterisk skips is refused, not only space and tab */
@@ -142,6 +143,8 @@ static void functions_are_found_where_asterisk_calls_them(void **state)
     assert_string_equal(s.names[0], "CUT");
     s = functions("${SHELL(id", 0); /* unclosed runs to the end */
     assert_string_equal(s.names[0], "SHELL");
+    s = functions("$[CDR-SHELL(id)]", 0); /* '-' is an operator in $[ ] */
+    assert_string_equal(s.names[0], "SHELL");
     s = functions("AST_CONFIG(manager.conf,admin,secret)", 1); /* a name */
     assert_int_equal(s.n, 1);
     assert_string_equal(s.names[0], "AST_CONFIG");
@@ -169,6 +172,49 @@ static void variable_names_are_the_items_names(void **state)
     assert_string_equal(s.names[2], "B");
 }
 
+struct opts_seen {
+    char letters[16];
+    char args[4][32];
+    int n;
+};
+
+static int opt_collect(int letter, const char *arg, void *ud)
+{
+    struct opts_seen *o = ud;
+    if (o->n < 15) {
+        o->letters[o->n] = (char)letter;
+        if (o->n < 4 && arg)
+            strncpy(o->args[o->n], arg, 31);
+        o->n++;
+    }
+    return 0;
+}
+
+static void options_parse_as_parse_options_does(void **state)
+{
+    (void)state;
+    struct opts_seen o;
+    memset(&o, 0, sizeof(o));
+    assert_int_equal(astval_app_options("tTm(default)G(a^b^1)", opt_collect, &o), 0);
+    assert_string_equal(o.letters, "tTmG");
+    assert_string_equal(o.args[2], "default");
+    assert_string_equal(o.args[3], "a^b^1");
+    /* a quoted '(' does not count: A() ends at the first ')', G is an option */
+    memset(&o, 0, sizeof(o));
+    assert_int_equal(astval_app_options("A(\"(\")G(x^y^1)", opt_collect, &o), 0);
+    assert_string_equal(o.letters, "AG");
+    assert_string_equal(o.args[0], "(");
+    /* a backslash takes the next byte as it is */
+    memset(&o, 0, sizeof(o));
+    assert_int_equal(astval_app_options("A(\\()G(x^y^1)", opt_collect, &o), 0);
+    assert_string_equal(o.letters, "AG");
+    /* a letter is its byte & 0x7f */
+    memset(&o, 0, sizeof(o));
+    assert_int_equal(astval_app_options("\xc6", opt_collect, &o), 0);
+    assert_int_equal(o.letters[0], 'F');
+    assert_int_equal(astval_app_options("G(unclosed", opt_collect, &o), -1);
+}
+
 static void local_channels_read_as_core_local_does(void **state)
 {
     (void)state;
@@ -194,6 +240,7 @@ int main(void)
         cmocka_unit_test(app_args_split_as_asterisk_does),
         cmocka_unit_test(functions_are_found_where_asterisk_calls_them),
         cmocka_unit_test(variable_names_are_the_items_names),
+        cmocka_unit_test(options_parse_as_parse_options_does),
         cmocka_unit_test(local_channels_read_as_core_local_does),
     };
     return cmocka_run_group_tests_name("astval", tests, NULL, NULL);

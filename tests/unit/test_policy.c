@@ -21,6 +21,7 @@ static char *deny_ex[] = {"00*", "011*", "900*", "+*"};
 static char *allow_apps[] = {"Playback", "Dial", "Queue", "RetryDial", "Goto"};
 
 static struct cfg cfg;
+static char *local_ch[] = {"Local/*@from-crm"};
 
 /* The key with every list (a CRM's click-to-dial key). */
 static struct cfg_api_key crm(void)
@@ -52,12 +53,12 @@ static struct cfg_api_key deny_only(void)
     return k;
 }
 
-enum who { OPEN, CRM, DENY_ONLY };
+enum who { OPEN, CRM, DENY_ONLY, LOCAL_ONLY };
 
 struct row {
     const char *what;
     enum who who;
-    const char *headers[12]; /* key, value, ...; "<NUL>" in a value is a NUL byte */
+    const char *headers[16]; /* key, value, ...; "<NUL>" in a value is a NUL byte */
     enum policy_verdict verdict;
     const char *field; /* the AMI header named, for a refusal */
 };
@@ -116,8 +117,8 @@ static const struct row rows[] = {
      "Channel"},
     {"Local in lower case", CRM, ORIG("Channel", "local/0044@outbound"), DIAL, "Channel"},
     {"Local with options", CRM, ORIG("Channel", "Local/0044@outbound/n"), DIAL, "Channel"},
-    {"Local with options, allowed", CRM, ORIG("Channel", "Local/123@outbound/n", "Exten", "1"), OK,
-     NULL},
+    {"Local with options, allowed", CRM,
+     ORIG("Channel", "Local/123@outbound/n", "Context", "outbound", "Exten", "1"), OK, NULL},
     {"Local without a context goes to 'default'", DENY_ONLY,
      ORIG("Channel", "Local/123", "Context", "outbound", "Exten", "1"), OK, NULL},
     {"Local without a context, contexts limited", CRM,
@@ -255,9 +256,100 @@ static const struct row rows[] = {
     {"Redirect's extra exten denied",
      CRM,
      {"Action", "Redirect", "Channel", "PJSIP/1001-1", "Context", "outbound", "Exten", "1",
-      "ExtraContext", "outbound", "ExtraExten", "9-00"},
+      "ExtraChannel", "PJSIP/1002-1", "ExtraExten", "9-00", "ExtraContext", "outbound"},
      DIAL,
      "ExtraExten"},
+    {"Redirect's extra channel to its own context",
+     CRM,
+     {"Action", "Redirect", "Channel", "PJSIP/1001-1", "Context", "outbound", "Exten", "1",
+      "ExtraChannel", "PJSIP/1002-1", "ExtraExten", "123"},
+     DIAL,
+     "ExtraContext"},
+    {"Redirect without a context stays in the channel's own",
+     CRM,
+     {"Action", "Redirect", "Channel", "PJSIP/1001-1", "Exten", "123", "Priority", "1"},
+     DIAL,
+     "Context"},
+    /* found by review: each a bypass of the first version */
+    {"MixMonitor: a comma in File moves a command into place",
+     OPEN,
+     {"Action", "MixMonitor", "Channel", "PJSIP/1-1", "File", "x.wav,,/bin/sh -c id"},
+     DEN,
+     "File"},
+    {"MixMonitor: a comma in Options does too",
+     OPEN,
+     {"Action", "MixMonitor", "Channel", "PJSIP/1-1", "File", "x.wav", "Options",
+      "b,/bin/sh -c id"},
+     DEN,
+     "Options"},
+    {"MixMonitor: r() with a path behind a comma in File",
+     OPEN,
+     {"Action", "MixMonitor", "Channel", "PJSIP/1-1", "File", "x.wav,r(/var/www/x.php)"},
+     DEN,
+     "File"},
+    {"MixMonitor: m() copies into a voicemail box",
+     OPEN,
+     {"Action", "MixMonitor", "Channel", "PJSIP/1-1", "File", "x.wav", "Options", "m(1234)"},
+     DEN,
+     "Options"},
+    {"PreDialGoSub runs anywhere", CRM,
+     ORIG("Channel", "PJSIP/1001", "Context", "outbound", "Exten", "123", "PreDialGoSub",
+          "intl,0044123456,1"),
+     DIAL, "PreDialGoSub"},
+    {"a quoted '(' ends A() early, so G() is an option", CRM,
+     ORIG("Channel", "PJSIP/1001", "Application", "Dial", "Data",
+          "PJSIP/1002,30,A(\"(\")G(outbound^0044123456^1)"),
+     DIAL, "Data"},
+    {"a backslashed '(' does too", CRM,
+     ORIG("Channel", "PJSIP/1001", "Application", "Dial", "Data",
+          "PJSIP/1002,30,A(\\\\()G(outbound^0044123456^1)"),
+     DIAL, "Data"},
+    {"Queue's F() behind a quoted '('", CRM,
+     ORIG("Channel", "PJSIP/1001", "Application", "Queue", "Data",
+          "sales,A(\"(\")F(outbound^0044^1)"),
+     DIAL, "Data"},
+    {"RetryDial's U() to another context", CRM,
+     ORIG("Channel", "PJSIP/1001", "Application", "RetryDial", "Data",
+          "x,1,1,PJSIP/1002,30,U(dialout^0044123456)"),
+     DIAL, "Data"},
+    {"G() to a place inside the policy", CRM,
+     ORIG("Channel", "PJSIP/1001", "Application", "Dial", "Data",
+          "PJSIP/1002,30,G(outbound^5551234^1)"),
+     OK, NULL},
+    {"F() without a context", CRM,
+     ORIG("Channel", "PJSIP/1001", "Application", "Dial", "Data", "PJSIP/1002,30,F(5551234^1)"),
+     DIAL, "Data"},
+    {"the context hidden in a Local channel's options", LOCAL_ONLY,
+     ORIG("Channel", "Local/5551234@outbound-intl/n@from-crm"), DIAL, "Channel"},
+    {"a Local channel in its context", LOCAL_ONLY, ORIG("Channel", "Local/5551234@from-crm/n"), OK,
+     NULL},
+    {"an empty Channel is a global Setvar",
+     CRM,
+     {"Action", "Setvar", "Channel", "", "Variable", "TRUNK", "Value", "00"},
+     DIAL,
+     "Channel"},
+    {"Originate application of System", OPEN,
+     ORIG("Channel", "PJSIP/1", "Application", "Originate", "Data", "PJSIP/2,app,System,id"), DEN,
+     "Data"},
+    {"Originate application writing FILE()", OPEN,
+     ORIG("Channel", "PJSIP/1", "Application", "Originate", "Data",
+          "PJSIP/2,exten,demo,100,1,,v(FILE(/etc/x)=y)"),
+     DEN, "Data"},
+    {"an endpoint named like a number", DENY_ONLY,
+     ORIG("Channel", "PJSIP/9001", "Context", "x", "Exten", "1"), OK, NULL},
+    {"a percent-encoded URI user", DENY_ONLY,
+     ORIG("Channel", "PJSIP/trunk/sip:%30%30441234@provider"), DIAL, "Channel"},
+    {"DAHDI dial-string letters before the number", DENY_ONLY, ORIG("Channel", "DAHDI/g1/r0044123"),
+     DIAL, "Channel"},
+    {"a message to a trunk number",
+     CRM,
+     {"Action", "MessageSend", "To", "pjsip:0044123@trunk", "From", "x", "Body", "hi"},
+     DIAL,
+     "To"},
+    {"free text may end with a blank", OPEN,
+     ORIG("Channel", "PJSIP/1", "Context", "x", "Exten", "1", "CallerID", "Bob ", "Variable",
+          "A=1 "),
+     OK, NULL},
     {"BlindTransfer to a denied number",
      CRM,
      {"Action", "BlindTransfer", "Channel", "PJSIP/1001-1", "Context", "outbound", "Exten",
@@ -326,7 +418,7 @@ static const struct row rows[] = {
 static struct ami_msg *build(const struct row *row)
 {
     struct ami_msg *m = ami_msg_new();
-    for (size_t i = 0; i + 1 < 12 && row->headers[i]; i += 2) {
+    for (size_t i = 0; i + 1 < 16 && row->headers[i]; i += 2) {
         const char *v = row->headers[i + 1];
         const char *nul = strstr(v, "<NUL>");
         if (nul) { /* "a<NUL>b": the bytes a, NUL, b */
@@ -351,9 +443,15 @@ static void every_row_gets_its_verdict(void **state)
     int failures = 0;
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
         const struct row *row = &rows[i];
-        const struct cfg_api_key *k = row->who == CRM         ? &k_crm
-                                      : row->who == DENY_ONLY ? &k_deny
-                                                              : NULL;
+        struct cfg_api_key k_local;
+        memset(&k_local, 0, sizeof(k_local));
+        k_local.name = "local";
+        k_local.policy.allow_channels = local_ch;
+        k_local.policy.nallow_channels = 1;
+        const struct cfg_api_key *k = row->who == CRM          ? &k_crm
+                                      : row->who == DENY_ONLY  ? &k_deny
+                                      : row->who == LOCAL_ONLY ? &k_local
+                                                               : NULL;
         struct ami_msg *m = build(row);
         struct policy_refusal out = {.field = ""};
         enum policy_verdict v = policy_action(&cfg, k, m, &out);
