@@ -133,8 +133,12 @@ const EXAMPLES = {
   'problem-invalid-field-events': ['event stream, a filter without a key', 'A filter without Key:'],
   'problem-forbidden-read': ['event stream with a key without read', 'A key without the read scope'],
   'problem-too-many-stream-clients': [
-    'a second event stream over AMIBRIDGE_SSE_MAX_CLIENTS',
-    'AMIBRIDGE_SSE_MAX_CLIENTS=1',
+    'a third event stream over AMIBRIDGE_SSE_MAX_CLIENTS',
+    'AMIBRIDGE_SSE_MAX_CLIENTS=2',
+  ],
+  'problem-too-many-streams-per-key': [
+    'a second event stream of one key over AMIBRIDGE_SSE_MAX_CLIENTS_PER_KEY',
+    'AMIBRIDGE_SSE_MAX_CLIENTS_PER_KEY=1',
   ],
   metrics: ['metrics, no key needed', 'Metrics (abridged: two samples per family, no buckets)', abridgeMetrics],
   'problem-forbidden-metrics': [
