@@ -287,6 +287,18 @@ static int trusted(const struct api *a, struct http_req *r)
     return len && ssrf_in_nets(sa, len, a->cfg->trusted_nets, a->cfg->ntrusted_nets);
 }
 
+/* 403 to a client outside AMIBRIDGE_TRUSTED_NETS; 1 when it answered. */
+static int refuse_untrusted(const struct api *a, struct http_req *r)
+{
+    if (trusted(a, r))
+        return 0;
+    metrics_inc(METRIC_AUTH_FAILURES, "untrusted", NULL, 1);
+    http_respond_problem(r, 403, "untrusted-network", "Forbidden",
+                         "this client's network may not call this API (AMIBRIDGE_TRUSTED_NETS)",
+                         NULL);
+    return 1;
+}
+
 /* --- CORS ---------------------------------------------------------------------------- */
 
 #define CORS_ALLOW_HEADERS "Authorization, Content-Type, Idempotency-Key, X-Request-Id"
@@ -359,13 +371,8 @@ void api_handle(struct http_req *r, void *ud)
     const struct http_route *rt;
     struct http_params params;
     char allow[64];
-    if (!trusted(a, r)) {
-        metrics_inc(METRIC_AUTH_FAILURES, "untrusted", NULL, 1);
-        http_respond_problem(r, 403, "untrusted-network", "Forbidden",
-                             "this client's network may not call this API (AMIBRIDGE_TRUSTED_NETS)",
-                             NULL);
+    if (refuse_untrusted(a, r))
         return;
-    }
     if (!strcmp(http_req_method(r), "OPTIONS")) {
         options(a, r);
         return;
@@ -438,13 +445,8 @@ void api_head(struct http_req *r, void *ud)
     const struct http_route *rt;
     struct http_params params;
     char allow[64];
-    if (!trusted(a, r)) {
-        metrics_inc(METRIC_AUTH_FAILURES, "untrusted", NULL, 1);
-        http_respond_problem(r, 403, "untrusted-network", "Forbidden",
-                             "this client's network may not call this API (AMIBRIDGE_TRUSTED_NETS)",
-                             NULL);
+    if (refuse_untrusted(a, r))
         return;
-    }
     if (!strcmp(http_req_method(r), "OPTIONS"))
         return;
     enum http_match m = http_route_match(routes, NROUTES, http_req_method(r), http_req_path(r), &rt,
