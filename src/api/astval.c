@@ -181,7 +181,8 @@ int astval_functions(const char *v, int is_name, astval_func_cb cb, void *ud)
     char named[REGION_DEPTH_MAX];
     size_t depth = 0;
     for (const char *p = v; *p; p++) {
-        if (p[0] == '$' && (p[1] == '{' || p[1] == '[')) {
+        /* "^{" too: Queue's MONITOR_* values turn it into "${" and evaluate */
+        if ((p[0] == '$' || p[0] == '^') && (p[1] == '{' || p[1] == '[')) {
             /* a substitution inside the name of a ${ }: the name, and so
              * the function, is only known at run time */
             if (depth && close[depth - 1] == '}' && !named[depth - 1])

@@ -44,7 +44,7 @@ int policy_has_rules(const struct cfg_api_key *key)
         return 0;
     const struct cfg_policy *p = &key->policy;
     return p->nallow_channels || p->nallow_contexts || p->nallow_extens || p->ndeny_extens ||
-           p->nallow_applications;
+           p->nallow_applications || p->nallow_variables;
 }
 
 /* --- the dial policy ------------------------------------------------------------------ */
@@ -194,6 +194,7 @@ struct func_check {
     struct judge *j;
     const char *field;
     enum policy_verdict v;
+    int sets; /* the names are variables the action sets (Originate, Setvar) */
 };
 
 /* One function called by a value: allowed, or the refusal. */
@@ -219,9 +220,66 @@ static int func_seen(const char *name, size_t len, void *ud)
     return 0;
 }
 
+/* Variables Asterisk turns into commands or files (Queue's MONITOR_EXEC
+ * and MONITOR_FILENAME, MeetMe's recording file, the recording variables
+ * of the features and of FreePBX's dialplan): never set, whatever the key. */
+static const char *const command_variables[] = {"MONITOR_*",
+                                                "MIXMON_*",
+                                                "TOUCH_MIXMONITOR*",
+                                                "TOUCH_MONITOR*",
+                                                "MEETME_RECORDINGFILE",
+                                                "MEETME_EXIT_CONTEXT",
+                                                NULL};
+/* Variables that send a call elsewhere in the dialplan (connected line and
+ * redirecting subroutines, Dial's GOSUB_RESULT, forwards, transfers, exits):
+ * not set by a key with a dial policy. */
+static const char *const steering_variables[] = {
+    "*_SEND_SUB*",  "*_SEND_MACRO*",    "*_CALLEE_SEND_*",   "*_CALLER_SEND_*",
+    "GOSUB_RESULT", "FORWARD_CONTEXT",  "TRANSFER_CONTEXT",  "GOTO_ON_BLINDXFR",
+    "EXITCONTEXT",  "SPY_EXIT_CONTEXT", "DIAL_EXIT_CONTEXT", NULL};
+
+static const char *glob_in(const char *const *globs, const char *s)
+{
+    for (; *globs; globs++)
+        if (fnmatch(*globs, s, FNM_CASEFOLD) == 0)
+            return *globs;
+    return NULL;
+}
+
+/* A variable the action sets: "_X" and "__X" (inherited) are X. */
+static int variable_set_seen(struct func_check *fc, const char *raw)
+{
+    const char *name = astval_header(raw);
+    while (*name == '_')
+        name++;
+    if (!*name || strchr(name, '('))
+        return 0; /* functions are judged as functions */
+    const struct cfg_policy *p = fc->j->p;
+    const char *g = glob_in(command_variables, name);
+    if (g) {
+        fc->v = refuse(fc->j, POLICY_DENIED, fc->field, g,
+                       "sets %.64s, which Asterisk turns into a command or a file", name);
+        return 1;
+    }
+    if (p && (g = glob_in(steering_variables, name))) {
+        fc->v = refuse(fc->j, POLICY_DIAL, fc->field, g,
+                       "sets %.64s, which sends the call elsewhere in the dialplan", name);
+        return 1;
+    }
+    if (p && p->nallow_variables && !first_match(p->allow_variables, p->nallow_variables, name)) {
+        fc->v = refuse(fc->j, POLICY_DIAL, fc->field, "allow_variables",
+                       "sets %.64s, which is not in the key's allow_variables", name);
+        return 1;
+    }
+    return 0;
+}
+
 static int variable_name_seen(const char *name, void *ud)
 {
-    return astval_functions(name, 1, func_seen, ud);
+    struct func_check *fc = ud;
+    if (astval_functions(name, 1, func_seen, ud))
+        return 1;
+    return fc->sets && variable_set_seen(fc, name);
 }
 
 /* Functions in any value. A Variable(s) header also names variables (the
@@ -231,10 +289,12 @@ static int variable_name_seen(const char *name, void *ud)
 static enum policy_verdict check_functions(struct judge *j, const char *action, const char *key,
                                            const char *value)
 {
-    struct func_check fc = {j, key, POLICY_OK};
     int names = !strcasecmp(key, "Variable") || !strcasecmp(key, "Variables");
     int one_name =
         names && action && (!strcasecmp(action, "Getvar") || !strcasecmp(action, "Setvar"));
+    int sets =
+        names && action && (!strcasecmp(action, "Originate") || !strcasecmp(action, "Setvar"));
+    struct func_check fc = {j, key, POLICY_OK, sets};
     if (astval_functions(value, one_name, func_seen, &fc))
         return fc.v;
     int rc = names ? astval_variable_names(value, variable_name_seen, &fc) : 0;
@@ -275,7 +335,15 @@ static enum policy_verdict check_location(struct judge *j, const char *rule, con
 {
     char buf[ASTVAL_MAX + 1];
     snprintf(buf, sizeof(buf), "%s", loc);
-    buf[strcspn(buf, "(")] = '\0';
+    if (strchr(buf, '('))
+        return refuse(j, POLICY_DIAL, "Data", rule,
+                      "has the option %s with subroutine arguments, which may carry a number "
+                      "past the policy",
+                      rule);
+    /* Asterisk takes ',' as well as '^' between the parts (ast_parseable_goto) */
+    for (char *c = buf; *c; c++)
+        if (*c == ',')
+            *c = '^';
     char *ctx = buf, *exten = strchr(buf, '^'), *prio = exten ? strchr(exten + 1, '^') : NULL;
     if (!prio)
         return refuse(j, POLICY_DIAL, "Data", rule,
@@ -314,11 +382,14 @@ static int option_seen(int letter, const char *arg, void *ud)
     else if (letter && arg && strchr(w->r->jumps, letter))
         w->v = check_location(w->j, rule, arg);
     else if (letter && arg && strchr(w->r->subs, letter)) {
-        char ctx[ASTVAL_MAX + 1];
-        snprintf(ctx, sizeof(ctx), "%s", arg);
-        ctx[strcspn(ctx, "^")] = '\0';
-        /* a subroutine context starts at s, priority 1 */
-        if (!(w->v = check_context(w->j, "Data", ctx)))
+        /* a subroutine context starts at s, priority 1; its arguments may
+         * carry a number past the policy */
+        if (arg[strcspn(arg, "^,")])
+            w->v = refuse(w->j, POLICY_DIAL, "Data", rule,
+                          "has the option %s with subroutine arguments, which may carry a "
+                          "number past the policy",
+                          rule);
+        else if (!(w->v = check_context(w->j, "Data", arg)))
             w->v = check_exten(w->j, "Data", "s");
     }
     return w->v != POLICY_OK;
@@ -341,6 +412,7 @@ static const struct option_rules dial_options = {"Dial", "FGbB", "U", "dM"};
 static const struct option_rules queue_options = {"Queue", "FbB", "", ""};
 static const struct option_rules page_options = {"Page", "bB", "", ""};
 static const struct option_rules originate_options = {"Originate", "bB", "", ""};
+static const struct option_rules bridge_options = {"Bridge", "F", "", ""};
 
 static enum policy_verdict app_dial(struct judge *j, const char *app, char **argv, int argc)
 {
@@ -406,7 +478,7 @@ static int originate_option(int letter, const char *arg, void *ud)
     char *save = NULL;
     for (char *item = strtok_r(buf, "^", &save); item; item = strtok_r(NULL, "^", &save)) {
         item[strcspn(item, "=")] = '\0';
-        if (astval_functions(item, 1, func_seen, fc))
+        if (variable_name_seen(item, fc))
             return 1;
     }
     return 0;
@@ -424,12 +496,14 @@ static enum policy_verdict app_originate(struct judge *j, const char *app, char 
     if (argc > 2 && argv[1] && !strcasecmp(argv[1], "app") &&
         (v = check_application(j, "Data", argv[2], argc > 3 ? argv[3] : "")))
         return v;
-    if (argc > 3 && argv[1] && !strcasecmp(argv[1], "exten") &&
-        ((v = check_context(j, "Data", argv[2])) || (v = check_exten(j, "Data", argv[3]))))
+    /* type exten: context, then exten ("s" without one) */
+    if (argc > 2 && argv[1] && !strcasecmp(argv[1], "exten") &&
+        ((v = check_context(j, "Data", argv[2])) ||
+         (v = check_exten(j, "Data", argc > 3 && argv[3] && *argv[3] ? argv[3] : "s"))))
         return v;
     if (argc <= 6)
         return POLICY_OK;
-    struct func_check fc = {j, "Data", POLICY_OK};
+    struct func_check fc = {j, "Data", POLICY_OK, 1};
     if (astval_app_options(argv[6], originate_option, &fc) > 0)
         return fc.v;
     return check_options(j, &originate_options, argv[6]);
@@ -460,6 +534,14 @@ static enum policy_verdict app_channel(struct judge *j, const char *app, char **
     return check_channel(j, "Data", argv[0]);
 }
 
+/* Bridge(channel,options): a channel, and F() sends the bridged one
+ * elsewhere when the bridge ends. */
+static enum policy_verdict app_bridge(struct judge *j, const char *app, char **argv, int argc)
+{
+    enum policy_verdict v = app_channel(j, app, argv, argc);
+    return v || argc < 2 ? v : check_options(j, &bridge_options, argv[1]);
+}
+
 typedef enum policy_verdict (*app_check)(struct judge *j, const char *app, char **argv, int argc);
 
 /* Applications whose data places audio somewhere, or runs something. */
@@ -471,7 +553,7 @@ static const struct {
     {"Dial", 4, app_dial},           {"Page", 3, app_page},        {"RetryDial", 4, app_retrydial},
     {"Queue", 10, app_queue},        {"Goto", 3, app_goto},        {"Gosub", 3, app_goto},
     {"Originate", 7, app_originate}, {"ChanSpy", 2, app_channel},  {"ExtenSpy", 2, app_extenspy},
-    {"Bridge", 2, app_channel},      {"Transfer", 1, app_channel},
+    {"Bridge", 2, app_bridge},       {"Transfer", 1, app_channel},
 };
 
 static enum policy_verdict check_app_data(struct judge *j, const char *app, const char *data)
@@ -651,14 +733,21 @@ static enum policy_verdict check_targets(struct judge *j, const struct ami_msg *
                       "steer the dialplan");
     } else if (!strcasecmp(action, "MessageSend") && j->p) {
         /* a message to "pjsip:0044...@trunk" is sent like a call there */
-        char chan[ASTVAL_MAX + 1];
-        snprintf(chan, sizeof(chan), "%s", H("To"));
-        char *colon = strchr(chan, ':');
-        if (!colon)
-            return refuse(j, POLICY_DIAL, "To", "MessageSend To",
-                          "must be TECH:DESTINATION for a key with a dial policy");
-        *colon = '/';
-        return check_channel(j, "To", chan);
+        static const char *const dest[] = {"Destination", "To"};
+        for (size_t i = 0; i < 2; i++) {
+            /* Destination wins over To when set; both are checked */
+            if (!*H(dest[i]) && i == 0)
+                continue;
+            char chan[ASTVAL_MAX + 1];
+            snprintf(chan, sizeof(chan), "%s", H(dest[i]));
+            char *colon = strchr(chan, ':');
+            if (!colon)
+                return refuse(j, POLICY_DIAL, dest[i], "MessageSend destination",
+                              "must be TECH:DESTINATION for a key with a dial policy");
+            *colon = '/';
+            if ((v = check_channel(j, dest[i], chan)))
+                return v;
+        }
     }
 #undef H
     return v;

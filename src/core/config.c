@@ -55,13 +55,15 @@ static const char *const default_deny_actions[] = {
     "PJSIPShowEndpoint",
     NULL,
 };
-/* Applications that run programs (System, Exec, AGI, ExternalIVR), write
- * files where the caller says (MixMonitor, Monitor, Record, ReceiveFAX),
- * set variables and functions (Set, MSet), listen in (ChanSpy, ExtenSpy)
- * or give a dial tone to dial anything (DISA). */
+/* Applications that run programs (System, Exec, AGI, ExternalIVR,
+ * MP3Player's player), write or read files where the caller says
+ * (MixMonitor, Monitor, Record, Dictate, SendFAX, ReceiveFAX), set variables
+ * and functions (Set, MSet), listen in (ChanSpy, ExtenSpy), move other
+ * channels (ChannelRedirect) or give a dial tone to dial anything (DISA). */
 static const char *const default_deny_apps[] = {
-    "*system*",   "*exec*", "*agi*", "ExternalIVR", "MixMonitor", "Monitor", "Record",
-    "ReceiveFAX", "Set",    "MSet",  "ChanSpy",     "ExtenSpy",   "DISA",    NULL};
+    "*system*", "*exec*",    "*agi*",           "ExternalIVR", "MixMonitor", "Monitor", "Record",
+    "Dictate",  "SendFAX",   "ReceiveFAX",      "Set",         "MSet",       "ChanSpy", "ExtenSpy",
+    "DISA",     "MP3Player", "ChannelRedirect", NULL};
 /* Dialplan functions a value may call (${...}, $[...], a variable name
  * ending in ')'): caller and call data, string and time helpers, audio
  * settings of the call itself. */
@@ -123,8 +125,8 @@ const struct cfg_doc cfg_docs[] = {
      "Actions refused on POST /v1/actions (replaces the default list)."},
     {"AMIBRIDGE_ALLOW_ACTIONS", "", "Actions removed from the deny list (e.g. Command for ops)."},
     {"AMIBRIDGE_DENY_ORIGINATE_APPS",
-     "*system* *exec* *agi* ExternalIVR MixMonitor Monitor Record ReceiveFAX Set MSet ChanSpy "
-     "ExtenSpy DISA",
+     "*system* *exec* *agi* ExternalIVR MixMonitor Monitor Record Dictate SendFAX ReceiveFAX Set "
+     "MSet ChanSpy ExtenSpy DISA MP3Player ChannelRedirect",
      "Originate Application globs refused (case-insensitive), whatever the key."},
     {"AMIBRIDGE_ALLOW_FUNCTIONS",
      "CALLERID CONNECTEDLINE REDIRECTING CDR LEN ISNULL EXISTS IF IFTIME STRFTIME MATH HASH "
@@ -779,6 +781,7 @@ static void policy_free(struct cfg_policy *p)
     strv_free(p->allow_extens, p->nallow_extens);
     strv_free(p->deny_extens, p->ndeny_extens);
     strv_free(p->allow_applications, p->nallow_applications);
+    strv_free(p->allow_variables, p->nallow_variables);
     memset(p, 0, sizeof(*p));
 }
 
@@ -800,6 +803,8 @@ static int key_policy_from_json(struct cfg_ctx *x, struct cfg_api_key *k, json_t
          offsetof(struct cfg_policy, ndeny_extens)},
         {"allow_applications", offsetof(struct cfg_policy, allow_applications),
          offsetof(struct cfg_policy, nallow_applications)},
+        {"allow_variables", offsetof(struct cfg_policy, allow_variables),
+         offsetof(struct cfg_policy, nallow_variables)},
     };
     for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
         json_t *arr = json_object_get(o, lists[i].name);
@@ -847,6 +852,7 @@ static int keys_from_json(struct cfg_ctx *x, struct cfg *c, json_t *arr)
                                         "allow_extens",
                                         "deny_extens",
                                         "allow_applications",
+                                        "allow_variables",
                                         "calls_per_second",
                                         "calls_burst",
                                         NULL};

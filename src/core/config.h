@@ -64,6 +64,8 @@ struct cfg_policy {
     size_t ndeny_extens;
     char **allow_applications; /* Originate applications; with any list set, none by default */
     size_t nallow_applications;
+    char **allow_variables; /* variables the key may set; empty: any but the steering ones */
+    size_t nallow_variables;
 };
 
 struct cfg_api_key {

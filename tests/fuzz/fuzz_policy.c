@@ -136,7 +136,11 @@ static void location_ok(const char *loc)
 {
     char buf[MAXV];
     snprintf(buf, sizeof(buf), "%s", loc);
-    buf[strcspn(buf, "(")] = '\0';
+    if (strchr(buf, '('))
+        abort(); /* subroutine arguments may carry a number past the policy */
+    for (char *c = buf; *c; c++)
+        if (*c == ',')
+            *c = '^'; /* ast_parseable_goto takes both */
     char *e = strchr(buf, '^');
     if (!e || !strchr(e + 1, '^'))
         abort(); /* relative to a context nobody checked */
@@ -190,7 +194,8 @@ static void options_ok(const char *opts)
         if (letter && arg && strchr("FGbB", letter))
             location_ok(arg);
         if (arg && letter == 'U') {
-            arg[strcspn(arg, "^")] = '\0';
+            if (arg[strcspn(arg, "^,")])
+                abort(); /* arguments */
             context_ok(arg);
             exten_ok("s");
         }

@@ -434,13 +434,15 @@ static void function_lists_and_allowed_applications(void **state)
     assert_int_equal(load(&c, base), 0); /* defaults: both lists set */
     assert_true(c.nallow_funcs > 5 && c.ndeny_funcs > 5);
     cfg_free(&c);
-    char *path = write_tmp("{\"allow_functions\":[\"CDR\"],\"api_keys\":[{\"name\":\"crm\","
-                           "\"token\":\"tok-0123456789abcdef\",\"scopes\":[\"call\"],"
-                           "\"allow_applications\":[\"Playback\",\"Dial\"]}]}");
+    char *path = write_tmp(
+        "{\"allow_functions\":[\"CDR\"],\"api_keys\":[{\"name\":\"crm\","
+        "\"token\":\"tok-0123456789abcdef\",\"scopes\":[\"call\"],"
+        "\"allow_applications\":[\"Playback\",\"Dial\"],\"allow_variables\":[\"CRM_*\"]}]}");
     assert_int_equal(cfg_load(&c, base, path, errbuf, sizeof(errbuf)), 0);
     assert_int_equal(c.nallow_funcs, 1);
     assert_int_equal(c.keys[0].policy.nallow_applications, 2);
     assert_string_equal(c.keys[0].policy.allow_applications[1], "Dial");
+    assert_int_equal(c.keys[0].policy.nallow_variables, 1);
     cfg_free(&c);
     unlink(path);
     free(path);

@@ -18,10 +18,12 @@
 static char *allow_ch[] = {"PJSIP/1???", "Local/*@outbound", "Local/*@from-internal"};
 static char *allow_ctx[] = {"from-internal", "outbound"};
 static char *deny_ex[] = {"00*", "011*", "900*", "+*"};
-static char *allow_apps[] = {"Playback", "Dial", "Queue", "RetryDial", "Goto"};
+static char *allow_apps[] = {"Playback", "Dial",      "Queue", "RetryDial",
+                             "Goto",     "Originate", "Bridge"};
 
 static struct cfg cfg;
 static char *local_ch[] = {"Local/*@from-crm"};
+static char *crm_vars[] = {"CRM_*"};
 
 /* The key with every list (a CRM's click-to-dial key). */
 static struct cfg_api_key crm(void)
@@ -36,7 +38,7 @@ static struct cfg_api_key crm(void)
     k.policy.deny_extens = deny_ex;
     k.policy.ndeny_extens = 4;
     k.policy.allow_applications = allow_apps;
-    k.policy.nallow_applications = 5;
+    k.policy.nallow_applications = 7;
     return k;
 }
 
@@ -49,11 +51,11 @@ static struct cfg_api_key deny_only(void)
     k.policy.deny_extens = deny_ex;
     k.policy.ndeny_extens = 4;
     k.policy.allow_applications = allow_apps;
-    k.policy.nallow_applications = 5;
+    k.policy.nallow_applications = 7;
     return k;
 }
 
-enum who { OPEN, CRM, DENY_ONLY, LOCAL_ONLY };
+enum who { OPEN, CRM, DENY_ONLY, LOCAL_ONLY, VARS };
 
 struct row {
     const char *what;
@@ -346,6 +348,56 @@ static const struct row rows[] = {
      {"Action", "MessageSend", "To", "pjsip:0044123@trunk", "From", "x", "Body", "hi"},
      DIAL,
      "To"},
+    /* found by a second review */
+    {"a connected-line subroutine runs anywhere", CRM,
+     ORIG("Channel", "PJSIP/1001", "Context", "outbound", "Exten", "123", "Variable",
+          "CONNECTED_LINE_SEND_SUB=intl,0044123456,1"),
+     DIAL, "Variable"},
+    {"an inherited GOSUB_RESULT", CRM,
+     ORIG("Channel", "PJSIP/1001", "Context", "outbound", "Exten", "123", "Variable",
+          "__GOSUB_RESULT=GOTO:intl^0044^1"),
+     DIAL, "Variable"},
+    {"Setvar of a redirecting subroutine",
+     CRM,
+     {"Action", "Setvar", "Channel", "PJSIP/1001-1", "Variable", "redirecting_send_sub", "Value",
+      "intl,0044,1"},
+     DIAL,
+     "Variable"},
+    {"a channel variable shadowing a global, outside allow_variables", VARS,
+     ORIG("Channel", "PJSIP/1001", "Context", "outbound", "Exten", "123", "Variable",
+          "TRUNK=PJSIP/evil"),
+     DIAL, "Variable"},
+    {"a variable inside allow_variables", VARS,
+     ORIG("Channel", "PJSIP/1001", "Context", "outbound", "Exten", "123", "Variable", "CRM_ID=42"),
+     OK, NULL},
+    {"Queue's MONITOR_EXEC runs a command", OPEN,
+     ORIG("Channel", "PJSIP/1", "Application", "Queue", "Data", "sales", "Variable",
+          "MONITOR_EXEC=touch /tmp/x"),
+     DEN, "Variable"},
+    {"^{ is evaluated like ${", OPEN,
+     ORIG("Channel", "PJSIP/1", "Context", "x", "Exten", "1", "Variable", "X=^{SHELL(id)}"), DEN,
+     "Variable"},
+    {"the Originate application's three-argument exten form", CRM,
+     ORIG("Channel", "PJSIP/1001", "Application", "Originate", "Data", "PJSIP/1002,exten,intl"),
+     DIAL, "Data"},
+    {"MessageSend's Destination wins over To",
+     CRM,
+     {"Action", "MessageSend", "Destination", "pjsip:0044123456@trunk", "To", "pjsip:1002", "From",
+      "x", "Body", "hi"},
+     DIAL,
+     "Destination"},
+    {"Bridge's F() sends the bridged channel elsewhere", DENY_ONLY,
+     ORIG("Channel", "PJSIP/1001", "Application", "Bridge", "Data",
+          "PJSIP/1002-00000001,F(intl^0044123456^1)"),
+     DIAL, "Data"},
+    {"U() with arguments", CRM,
+     ORIG("Channel", "PJSIP/1001", "Application", "Dial", "Data", "PJSIP/1002,,U(outbound^0044)"),
+     DIAL, "Data"},
+    {"U() of an allowed context", CRM,
+     ORIG("Channel", "PJSIP/1001", "Application", "Dial", "Data", "PJSIP/1002,,U(outbound)"), OK,
+     NULL},
+    {"Dictate writes files", OPEN, ORIG("Channel", "PJSIP/1", "Application", "Dictate"), DEN,
+     "Application"},
     {"free text may end with a blank", OPEN,
      ORIG("Channel", "PJSIP/1", "Context", "x", "Exten", "1", "CallerID", "Bob ", "Variable",
           "A=1 "),
@@ -448,9 +500,15 @@ static void every_row_gets_its_verdict(void **state)
         k_local.name = "local";
         k_local.policy.allow_channels = local_ch;
         k_local.policy.nallow_channels = 1;
+        struct cfg_api_key k_vars;
+        memset(&k_vars, 0, sizeof(k_vars));
+        k_vars.name = "vars";
+        k_vars.policy.allow_variables = crm_vars;
+        k_vars.policy.nallow_variables = 1;
         const struct cfg_api_key *k = row->who == CRM          ? &k_crm
                                       : row->who == DENY_ONLY  ? &k_deny
                                       : row->who == LOCAL_ONLY ? &k_local
+                                      : row->who == VARS       ? &k_vars
                                                                : NULL;
         struct ami_msg *m = build(row);
         struct policy_refusal out = {.field = ""};
