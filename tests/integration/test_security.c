@@ -615,7 +615,7 @@ static void one_address_is_capped_and_a_full_server_makes_room(void **state)
     int authed = dial_from(b.port, "127.0.0.9");
     const char *req = PING_HEAD "Authorization: Bearer " ADMIN "\r\nContent-Length: 2\r\n\r\n{}";
     assert_int_equal(ka_request(authed, req), 200);
-    char src[16];
+    char src[24];
     for (int i = 0; i < 24; i++) {
         snprintf(src, sizeof(src), "127.0.0.%d", 3 + i / 4);
         fds[i] = dial_from(b.port, src);
