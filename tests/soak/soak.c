@@ -958,6 +958,60 @@ static void normal_event(struct normal *q, int ep, uint32_t tag)
 }
 
 /* The never-ending request head every slow connection trickles. */
+/* The normal requests timed while an attack runs: how many are in flight. */
+static int normals_in_flight(const struct normal *q, int started)
+{
+    int busy = 0;
+    for (int i = 0; i < started; i++)
+        busy += q[i].state == C_CONNECTING || q[i].state == C_READING;
+    return busy;
+}
+
+/* Start the next normal request when its time has come (one every
+ * interval_ms from t0) and give up on those past SOAK_REQ_TIMEOUT_MS; the
+ * number started so far. */
+static int normals_tick(struct normal *q, int nq, int started, int ep, const struct opts *o,
+                        double t0, double t)
+{
+    if (started < nq && t >= t0 + (double)started * o->interval_ms) {
+        struct normal *p = &q[started];
+        p->t0 = t;
+        p->fd = tcp_open(o->port, 0);
+        p->state = p->fd >= 0 && ep_ctl(ep, EPOLL_CTL_ADD, p->fd, EPOLLOUT,
+                                        NORMAL_TAG | (uint32_t)started) == 0
+                       ? C_CONNECTING
+                       : C_FAILED;
+        started++;
+    }
+    for (int i = 0; i < started; i++)
+        if ((q[i].state == C_CONNECTING || q[i].state == C_READING) &&
+            t - q[i].t0 > SOAK_REQ_TIMEOUT_MS) {
+            q[i].state = C_FAILED;
+            close(q[i].fd);
+            q[i].fd = -1;
+        }
+    return started;
+}
+
+/* The bridge's resident memory and descriptors at their highest, sampled
+ * every SOAK_SAMPLE_MS. */
+struct peaks {
+    long rss;
+    int fds;
+    double next;
+};
+
+static void peaks_sample(struct peaks *pk, pid_t pid, double t)
+{
+    if (t < pk->next)
+        return;
+    long rss = proc_rss_kib(pid);
+    int fds = proc_fds(pid);
+    pk->rss = rss > pk->rss ? rss : pk->rss;
+    pk->fds = fds > pk->fds ? fds : pk->fds;
+    pk->next = t + SOAK_SAMPLE_MS;
+}
+
 static void slow_header(struct strbuf *b)
 {
     strbuf_append_str(b, "GET /healthz HTTP/1.1\r\n" SOAK_HOST_HEADER);
@@ -1027,43 +1081,18 @@ static int run_slowloris(const struct opts *o)
     trickle_ms = trickle_ms > normal_ms + 1000.0 ? trickle_ms : normal_ms + 1000.0;
     double trickle_end = t0 + trickle_ms;
     double silent_end = trickle_end + o->timeout_s * 1000.0 + SLOW_GRACE_MS;
-    int started = 0, cut_trickle = 0, cut_silent = 0, fds_peak = 0;
-    long rss_peak = 0;
-    double next_sample = t0;
+    int started = 0, cut_trickle = 0, cut_silent = 0;
+    struct peaks pk = {0, 0, t0};
     struct epoll_event evs[SOAK_EPOLL_EVENTS];
     for (;;) {
         double t = now_ms();
-        int normals_busy = 0;
-        for (int i = 0; i < started; i++)
-            normals_busy += q[i].state == C_CONNECTING || q[i].state == C_READING;
+        int normals_busy = normals_in_flight(q, started);
         if (t >= silent_end && started == nq && !normals_busy)
             break;
         if (t < trickle_end)
             cut_trickle += slow_trickle(c, n, &hdr, t, o->byte_ms);
-        if (started < nq && t >= t0 + (double)started * o->interval_ms) {
-            struct normal *p = &q[started];
-            p->t0 = t;
-            p->fd = tcp_open(o->port, 0);
-            p->state = p->fd >= 0 && ep_ctl(ep, EPOLL_CTL_ADD, p->fd, EPOLLOUT,
-                                            NORMAL_TAG | (uint32_t)started) == 0
-                           ? C_CONNECTING
-                           : C_FAILED;
-            started++;
-        }
-        for (int i = 0; i < started; i++)
-            if ((q[i].state == C_CONNECTING || q[i].state == C_READING) &&
-                t - q[i].t0 > SOAK_REQ_TIMEOUT_MS) {
-                q[i].state = C_FAILED;
-                close(q[i].fd);
-                q[i].fd = -1;
-            }
-        if (t >= next_sample) {
-            long rss = proc_rss_kib(o->pid);
-            int fds = proc_fds(o->pid);
-            rss_peak = rss > rss_peak ? rss : rss_peak;
-            fds_peak = fds > fds_peak ? fds : fds_peak;
-            next_sample = t + SOAK_SAMPLE_MS;
-        }
+        started = normals_tick(q, nq, started, ep, o, t0, t);
+        peaks_sample(&pk, o->pid, t);
         int ne = epoll_wait(ep, evs, SOAK_EPOLL_EVENTS, 2);
         for (int e = 0; e < ne; e++) {
             uint32_t tag = evs[e].data.u32;
@@ -1116,8 +1145,8 @@ static int run_slowloris(const struct opts *o)
     figure("slow.last_cut_after_silence_s", "%.1f", last_cut / 1000.0);
     figure("slow.still_open_at_end", "%d", still);
     figure("slow.answered_before_cut", "%d (first status %d)", with_bytes, first_status);
-    figure("slow.rss_peak_kib", "%ld", rss_peak);
-    figure("slow.fds_peak", "%d", fds_peak);
+    figure("slow.rss_peak_kib", "%ld", pk.rss);
+    figure("slow.fds_peak", "%d", pk.fds);
     figure("slow.normal_p50_ms", "%.2f", stats_pct(lat, (size_t)answered, 0.50));
     figure("slow.normal_p99_ms", "%.2f", p99);
     figure("slow.normal_max_ms", "%.2f", answered ? lat[answered - 1] : 0.0);
@@ -1133,7 +1162,7 @@ static int run_slowloris(const struct opts *o)
           "%d of %d cut within %d s + %.0f s of going silent, %d still open", cut_silent,
           n - cut_trickle, o->timeout_s, SLOW_GRACE_MS / 1000.0, still);
     check(fds_end >= 0 && fds_end <= fd_base, "slow.fds_back", "before %d, peak %d, after %d",
-          fd_base, fds_peak, fds_end);
+          fd_base, pk.fds, fds_end);
     rc = failures ? 1 : 0;
 out:
     if (ep >= 0)
@@ -1267,16 +1296,13 @@ static int run_slowbody(const struct opts *o)
     trickle_ms = trickle_ms > normal_ms + 1000.0 ? trickle_ms : normal_ms + 1000.0;
     double trickle_end = t0 + trickle_ms;
     double silent_end = trickle_end + o->timeout_s * 1000.0 + SLOW_GRACE_MS;
-    int started = 0, lost = 0, opened = 0, fds_peak = 0, max_open = 0;
-    long rss_peak = 0;
-    double next_sample = t0;
+    int started = 0, lost = 0, opened = 0, max_open = 0;
+    struct peaks pk = {0, 0, t0};
     ka.next = t0;
     struct epoll_event evs[SOAK_EPOLL_EVENTS];
     for (;;) {
         double t = now_ms();
-        int normals_busy = 0;
-        for (int i = 0; i < started; i++)
-            normals_busy += q[i].state == C_CONNECTING || q[i].state == C_READING;
+        int normals_busy = normals_in_flight(q, started);
         if (t >= silent_end && started == nq && !normals_busy && !ka.busy)
             break;
         int nopen = 0;
@@ -1311,30 +1337,8 @@ static int run_slowbody(const struct opts *o)
             ka.busy = 0;
             ka.lost = 1;
         }
-        if (started < nq && t >= t0 + (double)started * o->interval_ms) {
-            struct normal *p = &q[started];
-            p->t0 = t;
-            p->fd = tcp_open(o->port, 0);
-            p->state = p->fd >= 0 && ep_ctl(ep, EPOLL_CTL_ADD, p->fd, EPOLLOUT,
-                                            NORMAL_TAG | (uint32_t)started) == 0
-                           ? C_CONNECTING
-                           : C_FAILED;
-            started++;
-        }
-        for (int i = 0; i < started; i++)
-            if ((q[i].state == C_CONNECTING || q[i].state == C_READING) &&
-                t - q[i].t0 > SOAK_REQ_TIMEOUT_MS) {
-                q[i].state = C_FAILED;
-                close(q[i].fd);
-                q[i].fd = -1;
-            }
-        if (t >= next_sample) {
-            long rss = proc_rss_kib(o->pid);
-            int fds = proc_fds(o->pid);
-            rss_peak = rss > rss_peak ? rss : rss_peak;
-            fds_peak = fds > fds_peak ? fds : fds_peak;
-            next_sample = t + SOAK_SAMPLE_MS;
-        }
+        started = normals_tick(q, nq, started, ep, o, t0, t);
+        peaks_sample(&pk, o->pid, t);
         int ne = epoll_wait(ep, evs, SOAK_EPOLL_EVENTS, 2);
         for (int e = 0; e < ne; e++) {
             uint32_t tag = evs[e].data.u32;
@@ -1385,8 +1389,8 @@ static int run_slowbody(const struct opts *o)
     figure("slowbody.max_open_at_once", "%d", max_open);
     figure("slowbody.closed_by_server", "%d", lost);
     figure("slowbody.last_cut_after_silence_s", "%.1f", last_cut / 1000.0);
-    figure("slowbody.rss_peak_kib", "%ld", rss_peak);
-    figure("slowbody.fds_peak", "%d", fds_peak);
+    figure("slowbody.rss_peak_kib", "%ld", pk.rss);
+    figure("slowbody.fds_peak", "%d", pk.fds);
     figure("slowbody.normal_p50_ms", "%.2f", stats_pct(lat, (size_t)answered, 0.50));
     figure("slowbody.normal_p99_ms", "%.2f", p99);
     figure("slowbody.normal_max_ms", "%.2f", answered ? lat[answered - 1] : 0.0);
@@ -1406,7 +1410,7 @@ static int run_slowbody(const struct opts *o)
           "%d slow clients still open %d s + %.0f s after going silent (last cut after %.1f s)",
           still, o->timeout_s, SLOW_GRACE_MS / 1000.0, last_cut / 1000.0);
     check(fds_end >= 0 && fds_end <= fd_base, "slowbody.fds_back", "before %d, peak %d, after %d",
-          fd_base, fds_peak, fds_end);
+          fd_base, pk.fds, fds_end);
     rc = failures ? 1 : 0;
 out:
     if (ep >= 0)
