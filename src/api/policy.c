@@ -8,7 +8,7 @@
 
 #include "api/astval.h"
 
-#define NAME_MAX_LEN 256 /* a channel, context or extension, as the routes allow */
+#define NAME_MAX_LEN ASTVAL_MAX /* a number or extension: one AMI line at most, never cut */
 #define APP_ARGS_MAX 16
 
 /* The state of one check: the key's lists and where a refusal goes. */

@@ -10,13 +10,16 @@
  * - Originate of an application on AMIBRIDGE_DENY_ORIGINATE_APPS is denied,
  *   and so are the fields of an action that run commands or write files
  *   (MixMonitor's Command, a File outside the recording folder, Queue's AGI);
+ * - variables that Asterisk turns into commands or files (MONITOR_*, ...)
+ *   are never set;
  * - the per-key dial policy (toll-fraud guard): allow_channels,
- *   allow_contexts, allow_extens, deny_extens and allow_applications
- *   (globs, case-insensitive), checked on everything that places audio
- *   somewhere: Originate's channel, extension or application (whose data
- *   is policed when it dials: Dial, Page, Queue, ...), Redirect, transfers,
- *   queue member interfaces. A Local channel is checked for the extension
- *   and context it dials; another channel's number-like parts for
+ *   allow_contexts, allow_extens, deny_extens, allow_applications and
+ *   allow_variables (globs, case-insensitive), checked on everything that
+ *   places audio somewhere: Originate's channel, extension or application
+ *   (whose data and options are policed when it dials: Dial, Page, Queue,
+ *   ...), Redirect, transfers, queue member interfaces, MessageSend, and on
+ *   the variables that steer the dialplan (*_SEND_SUB, GOSUB_RESULT, ...). A Local channel is
+ * checked for the extension and context it dials; another channel's number-like parts for
  *   deny_extens. Extensions are compared without '-' (Asterisk ignores
  *   it), and deny_extens also without blanks, '.', '(' and ')'.
  */
