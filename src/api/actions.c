@@ -8,7 +8,6 @@
 #include "api/guard.h"
 #include "api/internal.h"
 #include "api/sguard.h"
-#include "api/policy.h"
 #include "core/metrics.h"
 
 /* Actions that would change the state of a pooled session under the feet

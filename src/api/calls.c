@@ -19,7 +19,6 @@
 #include "api/idem.h"
 #include "api/internal.h"
 #include "api/sguard.h"
-#include "api/policy.h"
 #include "core/metrics.h"
 
 #define CALL_TIMEOUT_DEFAULT_S 30

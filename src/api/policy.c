@@ -172,11 +172,13 @@ static enum policy_verdict check_channel(struct judge *j, const char *field, con
          * (without '-'), never by its text: "Local/1@intl/n@crm" is in
          * context "intl", whatever the glob "Local/(any)@crm" makes of it */
         char canon[2 * ASTVAL_MAX + 16], ext[ASTVAL_MAX + 1];
+        const char *judged = c;
         if (local) {
             astval_exten(exten, ext, sizeof(ext));
             snprintf(canon, sizeof(canon), "Local/%s@%s", ext, context);
+            judged = canon;
         }
-        if (!first_match(p->allow_channels, p->nallow_channels, local ? canon : c))
+        if (!first_match(p->allow_channels, p->nallow_channels, judged))
             return dial_refuse(j, field, "allow_channels", NULL, c);
     }
     enum policy_verdict v;

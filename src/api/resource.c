@@ -6,7 +6,6 @@
  * get their own problem types instead of the generic route's catch-all.
  */
 #include <errno.h>
-#include <fnmatch.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
