@@ -18,6 +18,7 @@
 #include "core/strbuf.h"
 #include "core/utf8.h"
 #include "bus/ssrf.h"
+#include "http/wire.h"
 #include "http/xff.h"
 
 struct http_header {
@@ -107,6 +108,8 @@ struct http_conn {
     uint64_t idle_ms;     /* loop time since it has been waiting for a request */
     int cut;
     int authed;                            /* a request on it showed a valid key */
+    int wired;                             /* its bytes are followed (http/wire.h) */
+    unsigned nreq;                         /* request heads handled on it, from 1 */
     unsigned char peer[HTTP_PEER_KEY_LEN]; /* the client's address, see peer_key() */
 };
 
@@ -799,6 +802,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         *socket_context = c;
         if (c->fd < 0)
             return;
+        /* MHD reads TLS connections through GnuTLS, not recv() */
+        c->wired = !s->o.tls_cert && wire_watch(c->fd) == 0;
         if (s->o.max_connections_per_client && !from_trusted_proxy(s, ci) &&
             conns_of_peer(s, c) >= s->o.max_connections_per_client) {
             /* refused at the door: closed before a byte is read */
@@ -821,6 +826,8 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     if (c->next)
         c->next->prev = c->prev;
     s->nconns--;
+    if (c->wired)
+        wire_forget(c->fd);
     free(c);
     *socket_context = NULL;
 }
@@ -955,12 +962,29 @@ static int target_has_blank(const struct http_req *r)
 
 /* Refuse the request from its head and close the connection: what follows
  * on the wire can no longer be trusted to be a request. */
-static enum MHD_Result refuse_head(struct http_req *r, const char *slug, const char *detail)
+static enum MHD_Result refuse_head_as(struct http_req *r, int status, const char *slug,
+                                      const char *title, const char *detail)
 {
     r->dispatched = 1;
     http_req_add_header(r, "Connection", "close");
-    http_respond_problem(r, 400, slug, "Bad request", detail, NULL);
+    http_respond_problem(r, status, slug, title, detail, NULL);
     return queue_answer(r);
+}
+
+static enum MHD_Result refuse_head(struct http_req *r, const char *slug, const char *detail)
+{
+    return refuse_head_as(r, 400, slug, "Bad request", detail);
+}
+
+/* A Content-Length MHD would have refused itself (http/wire.h): renamed on
+ * the wire, refused here. */
+static enum MHD_Result refuse_length(struct http_req *r, enum wire_flaw f)
+{
+    if (f == WIRE_FLAW_TOO_LARGE)
+        return refuse_head_as(r, 413, "payload-too-large", "Payload too large",
+                              "the Content-Length does not fit in 64 bits");
+    return refuse_head(r, "bad-framing",
+                       "the Content-Length is not a number (digits only, at least one)");
 }
 
 /* The head of a request is in: 1 when it carries a body (MHD reads it
@@ -983,6 +1007,10 @@ static enum MHD_Result on_head(struct http_server *s, struct http_req *r, const 
     if (hc) {
         hc->in_request = 1;
         hc->req = r;
+        hc->nreq++;
+        enum wire_flaw f = hc->wired ? wire_flaw(hc->fd, hc->nreq) : WIRE_FLAW_NONE;
+        if (f)
+            return refuse_length(r, f);
     }
     const char *why = framing_problem(conn);
     if (why)

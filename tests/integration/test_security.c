@@ -498,6 +498,68 @@ static void ambiguous_framing_is_refused_and_the_connection_closed(void **state)
     amisim_stop(&sim);
 }
 
+/* A Content-Length MHD cannot read: refused by us (problem+json, one
+ * header block), never by libmicrohttpd's own answer, which repeats its
+ * header block; also after a good request on the same connection, and
+ * with the line split over several segments. */
+static void a_content_length_that_is_no_number_gets_our_answer(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value;
+        int status;
+    } cases[] = {
+        {"abc", 400}, {"", 400},   {" ", 400},   {"-1", 400},   {"1 2", 400},
+        {"2 ", 400},  {"+2", 400}, {"0x2", 400}, {"2\r2", 400}, {"99999999999999999999999", 413},
+    };
+    struct amisim sim;
+    assert_int_equal(amisim_start(&sim, NULL), 0);
+    struct bridge b;
+    assert_int_equal(bridge_start(&b, sim.port, NULL), 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char req[512], got[4096];
+        int closed = 0;
+        int n =
+            snprintf(req, sizeof(req), PING_HEAD "Content-Length: %s\r\n\r\n{}", cases[i].value);
+        int st = exchange_buf(b.port, req, (size_t)n, &closed, got, sizeof(got));
+        if (st != cases[i].status || !closed || count_of(got, "\r\nDate: ") != 1 ||
+            !strstr(got, "application/problem+json"))
+            fail_msg("Content-Length '%s': status %d, closed %d, answer:\n%s", cases[i].value, st,
+                     closed, got);
+    }
+
+    /* pipelined after a good request, the header line in three segments */
+    int fd = dial(b.port);
+    const char *parts[] = {SMUGGLED "POST /v1/actions/Ping HTTP/1.1\r\nHost: x\r\nConte",
+                           "nt-Length", ": 1x\r", "\n\r\n{}"};
+    for (size_t i = 0; i < 4; i++) {
+        assert_int_equal(send(fd, parts[i], strlen(parts[i]), MSG_NOSIGNAL),
+                         (ssize_t)strlen(parts[i]));
+        usleep(50 * 1000);
+    }
+    char all[8192];
+    size_t got = 0;
+    ssize_t n;
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    while (got < sizeof(all) - 1 && (n = recv(fd, all + got, sizeof(all) - 1 - got, 0)) > 0)
+        got += (size_t)n;
+    all[got] = '\0';
+    close(fd);
+    assert_int_equal(count_of(all, "HTTP/1.1 "), 2);
+    assert_int_equal(count_of(all, "\r\nDate: "), 2);
+    assert_non_null(strstr(all, "HTTP/1.1 200 "));
+    const char *second = strstr(all, "HTTP/1.1 400 ");
+    assert_non_null(second);
+    assert_non_null(strstr(second, "urn:amibridge:problem:bad-framing"));
+    /* and a good Content-Length still reads its body */
+    int closed;
+    const char *good = "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 002\r\n\r\n{}";
+    assert_int_equal(exchange(b.port, good, strlen(good), &closed), 200);
+    bridge_stop(&b, 0);
+    amisim_stop(&sim);
+}
+
 /* --- slow bodies, too many connections ----------------------------------------------------- */
 
 /* Send on a kept-alive connection and read one answer with a
@@ -780,6 +842,7 @@ int main(void)
         cmocka_unit_test(wrong_keys_slow_down_then_lock_the_address_out),
         cmocka_unit_test(slow_ambiguous_and_oversized_request_heads_are_refused),
         cmocka_unit_test(ambiguous_framing_is_refused_and_the_connection_closed),
+        cmocka_unit_test(a_content_length_that_is_no_number_gets_our_answer),
         cmocka_unit_test(slow_bodies_are_cut_and_keyless_ones_refused_from_the_head),
         cmocka_unit_test(one_address_is_capped_and_a_full_server_makes_room),
         cmocka_unit_test(trusted_proxies_name_the_client_of_the_lock_out_and_the_trusted_nets),
