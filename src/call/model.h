@@ -1,0 +1,71 @@
+/* call/model: calls as a CRM sees them, derived from one server's AMI
+ * events.
+ *
+ * A call is one conversation: every channel Asterisk creates for it carries
+ * the same Linkedid (the Uniqueid of its first channel, or the ChannelId an
+ * Originate set), which is the call's id. Its channels are its legs. The
+ * model follows Newchannel, Newstate, DialBegin/DialState/DialEnd,
+ * QueueCallerJoin/Abandon, AgentConnect, Hold/Unhold, BlindTransfer and
+ * AttendedTransfer (Result: Success only), OriginateResponse and Hangup,
+ * and says what happened as call events:
+ *
+ *   call.created, call.ringing, call.answered, call.held, call.resumed,
+ *   call.transferred, call.ended (exactly once per created call, last)
+ *
+ * each {"type","server","seq","time","call":{...}} with the call object as
+ * documented in openapi.yaml (Call). The rules come from real Asterisk 22
+ * captures (tests/data/transcripts 06a, 06b, 10a-10f) and are listed in
+ * model.c.
+ *
+ * The model is pure: events and times in, call events out, no I/O. It is
+ * fed every AMI event of its server, before the event filters.
+ */
+#ifndef AMIBRIDGE_CALL_MODEL_H
+#define AMIBRIDGE_CALL_MODEL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ami/message.h"
+
+struct call_model_opts {
+    const char *server;  /* its name, in every event */
+    char *const *trunks; /* channel globs of trunks (PJSIP/trunk-*): inbound/outbound */
+    size_t ntrunks;
+    size_t max_live; /* calls followed at once; more are counted, not followed */
+};
+
+/* One call event, borrowed: take a reference to keep it. */
+typedef void (*call_emit_fn)(void *ud, const char *type, json_t *event);
+
+struct call_model;
+
+struct call_model *call_model_new(const struct call_model_opts *o, call_emit_fn emit, void *ud);
+void call_model_free(struct call_model *m);
+
+/* Feed one AMI event received at now_ms (Unix time in milliseconds). */
+void call_model_feed(struct call_model *m, const struct ami_msg *ev, uint64_t now_ms);
+
+/* A call amibridge is placing: its id (the ChannelId given to Originate),
+ * what to echo as `origination` and `variables` (both stolen; NULL: none).
+ * The call gets direction "originated". An expectation no channel claimed
+ * within CALL_EXPECT_TTL_MS, or past the CALL_EXPECT_MAX newest, is
+ * forgotten. 0 or -ENOMEM. */
+#define CALL_EXPECT_TTL_MS (10 * 60 * 1000)
+#define CALL_EXPECT_MAX    4096
+int call_model_expect(struct call_model *m, const char *id, json_t *origination, json_t *variables,
+                      uint64_t now_ms);
+
+/* The live calls, oldest first: a new array. */
+json_t *call_model_live(const struct call_model *m);
+/* One live call: a new object, or NULL. */
+json_t *call_model_get(const struct call_model *m, const char *id);
+
+struct call_model_stats {
+    size_t live;
+    uint64_t created, ended, untracked; /* untracked: over max_live */
+};
+void call_model_stats(const struct call_model *m, struct call_model_stats *st);
+
+#endif
