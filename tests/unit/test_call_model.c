@@ -232,8 +232,9 @@ static void transfers_keep_the_call_and_only_a_successful_one_counts(void **stat
     evs = replay("10a-call-blind-transfer.events", NULL);
     size_t i;
     json_t *e;
-    json_array_foreach (evs, i, e)
+    json_array_foreach (evs, i, e) {
         assert_string_not_equal(json_string_value(json_object_get(e, "type")), "call.transferred");
+    }
     json_decref(evs);
 }
 
