@@ -14,12 +14,14 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "ami/pool.h"
 #include "api/api.h"
 #include "bus/events.h"
+#include "call/calls.h"
 #include "bus/lease.h"
 #include "bus/publisher.h"
 #include "bus/redis.h"
@@ -36,6 +38,7 @@
 
 struct server_ctx {
     struct bus *bus;
+    struct calls *calls;
     size_t index;
 };
 
@@ -46,6 +49,7 @@ struct app {
     size_t npools;
     struct server_ctx *servers;
     struct bus *bus;
+    struct calls *calls; /* the call model of every server */
     struct bus_publisher *publisher;
     struct api *api;
     struct bus_redis *redis;
@@ -319,10 +323,42 @@ static void on_published(void *ud, const char *channel, const char *msg, size_t 
     json_decref(o);
 }
 
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static void on_ami_event(void *ud, const struct ami_msg *m)
 {
     struct server_ctx *s = ud;
+    /* the call model sees every event, before the event filters */
+    if (s->calls)
+        calls_feed(s->calls, s->index, m, wall_ms());
     bus_publish_ami(s->bus, s->index, m);
+}
+
+/* A call event goes to Redis as calls.<server>.<type>, through the same
+ * ordered (and, with replicas, fenced) outlet as the AMI events. */
+static void on_call_event(void *ud, size_t server, const char *type, json_t *event)
+{
+    struct app *app = ud;
+    if (!app->publisher)
+        return;
+    struct bus_event *e = calloc(1, sizeof(*e));
+    if (!e || !(e->json = json_dumps(event, JSON_COMPACT))) {
+        free(e);
+        return;
+    }
+    e->refs = 1;
+    e->server = server;
+    e->server_name = app->cfg.servers[server].name;
+    e->channel_prefix = "calls";
+    snprintf(e->name, sizeof(e->name), "%s", type);
+    e->len = strlen(e->json);
+    bus_publisher_sink(app->publisher, e);
+    bus_event_unref(e);
 }
 
 static void http_closed(void *arg)
@@ -458,8 +494,9 @@ int main(int argc, char **argv)
         return 1;
     }
     app.bus = bus_new(&app.cfg);
+    app.calls = calls_new(&app.cfg, on_call_event, &app);
     app.servers = calloc(app.npools, sizeof(*app.servers));
-    if (!app.bus || !app.servers) {
+    if (!app.bus || !app.calls || !app.servers) {
         fprintf(stderr, "amibridge: out of memory\n");
         return 1;
     }
@@ -515,7 +552,7 @@ int main(int argc, char **argv)
         bus_redis_psubscribe(app.redis_sub, pattern, on_published, &app);
     }
     for (size_t i = 0; i < app.npools; i++) {
-        app.servers[i] = (struct server_ctx){app.bus, i};
+        app.servers[i] = (struct server_ctx){app.bus, app.calls, i};
         app.pools[i] =
             ami_pool_new(app.loop, &app.cfg.servers[i], app.cfg.instance_id, on_ami_event,
                          &app.servers[i], app.cfg.ami_filters, app.cfg.nami_filters);
@@ -543,8 +580,10 @@ int main(int argc, char **argv)
         .trusted_proxies = app.cfg.trusted_proxies,
         .ntrusted_proxies = app.cfg.ntrusted_proxies,
     };
-    if (app.api)
+    if (app.api) {
         api_set_lease(app.api, app.lease);
+        api_set_calls(app.api, app.calls);
+    }
     app.http =
         app.api ? http_server_new(app.loop, &ho, api_handle, app.api, err, sizeof(err)) : NULL;
     if (!app.http) {
@@ -570,6 +609,7 @@ int main(int argc, char **argv)
     api_free(app.api);
     uv_run(app.loop, UV_RUN_NOWAIT); /* close callbacks of the api's timers */
     webhooks_free(app.webhooks);
+    calls_free(app.calls);
     bus_free(app.bus);
     metrics_reset();
     free(app.servers);

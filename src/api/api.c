@@ -26,6 +26,8 @@ static const struct http_route routes[] = {
     {"GET", "/dashboard/style.css", "dashboard_asset", 0, (void *)api_dashboard_css},
     {"POST", "/v1/actions/{action}", "actions", CFG_SCOPE_ACTIONS, (void *)api_actions_post},
     {"POST", "/v1/calls", "calls", CFG_SCOPE_CALL, (void *)api_calls_post},
+    {"GET", "/v1/calls/live", "calls_live", CFG_SCOPE_READ, (void *)api_calls_live},
+    {"GET", "/v1/calls/{id}", "call", CFG_SCOPE_READ, (void *)api_call_get},
     {"GET", "/v1/events", "events", CFG_SCOPE_READ, (void *)api_events_get},
     {"GET", "/metrics", "metrics", 0, (void *)api_metrics_get},
     {"GET", "/v1/channels", "channels", CFG_SCOPE_READ, (void *)api_channels_list},

@@ -33,6 +33,10 @@ struct bus_lease;
 /* With Redis: the leader lease, for /readyz and /metrics (borrowed). */
 void api_set_lease(struct api *a, struct bus_lease *l);
 
+struct calls;
+/* The calls of every server, for /v1/calls/live and /v1/calls/{id} (borrowed). */
+void api_set_calls(struct api *a, struct calls *calls);
+
 /* The http_handler. */
 void api_handle(struct http_req *r, void *ud);
 /* The http_head_handler: a request that announces a body is refused from

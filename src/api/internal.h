@@ -42,6 +42,7 @@ struct api {
     struct sse_hub *sse;
     struct webhooks *webhooks; /* NULL when not running (tests of the api alone) */
     struct bus_lease *lease;   /* NULL without Redis */
+    struct calls *calls;       /* the call model (NULL: not running) */
     uint64_t started_ms;
     int draining;
 };
@@ -67,6 +68,9 @@ void api_metrics_get(struct api *a, struct http_req *r, const struct http_params
 int api_authorize(struct api *a, struct http_req *r, unsigned scope);
 /* calls.c */
 void api_calls_post(struct api *a, struct http_req *r, const struct http_params *p);
+/* calls_view.c */
+void api_calls_live(struct api *a, struct http_req *r, const struct http_params *p);
+void api_call_get(struct api *a, struct http_req *r, const struct http_params *p);
 /* channels.c */
 void api_channels_list(struct api *a, struct http_req *r, const struct http_params *p);
 void api_channel_get(struct api *a, struct http_req *r, const struct http_params *p);

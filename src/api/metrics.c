@@ -7,6 +7,7 @@
 #include "api/guard.h"
 #include "api/idem.h"
 #include "api/internal.h"
+#include "call/calls.h"
 #include "bus/publisher.h"
 #include "bus/redis.h"
 #include "bus/webhooks.h"
@@ -67,6 +68,15 @@ static void scrape_gauges(struct api *a)
         metrics_set(METRIC_WEBHOOK_SUBSCRIPTIONS, "disabled", NULL, NULL, (double)ws.disabled);
     }
     metrics_set(METRIC_SSE_CLIENTS, NULL, NULL, NULL, (double)api_sse_clients(a->sse));
+    if (a->calls) {
+        struct calls_stats cs;
+        calls_stats(a->calls, &cs);
+        metrics_set(METRIC_CALLS_LIVE, NULL, NULL, NULL, (double)cs.live);
+        metrics_set(METRIC_CALLS_HISTORY, NULL, NULL, NULL, (double)cs.history);
+        metrics_set(METRIC_CALLS, "created", NULL, NULL, (double)cs.created);
+        metrics_set(METRIC_CALLS, "ended", NULL, NULL, (double)cs.ended);
+        metrics_set(METRIC_CALLS, "untracked", NULL, NULL, (double)cs.untracked);
+    }
     metrics_set(METRIC_IDEMPOTENCY_KEYS, NULL, NULL, NULL, (double)idem_count(a->idem));
     metrics_set(METRIC_PROCESS_RSS, NULL, NULL, NULL, process_rss());
     metrics_set(METRIC_PROCESS_FDS, NULL, NULL, NULL, process_fds());

@@ -33,6 +33,9 @@ struct bus_event {
     size_t len;
     struct ami_msg *msg; /* the fields, for filters that look inside */
     int remote;          /* published by the leader, read back from Redis (bus_inject) */
+    /* the Redis channel is <channel_prefix>.<server>.<name>; NULL: the
+     * configured AMIBRIDGE_REDIS_PREFIX (call events use "calls") */
+    const char *channel_prefix;
 };
 
 void bus_event_ref(struct bus_event *e);

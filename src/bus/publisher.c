@@ -137,7 +137,8 @@ static void on_reply(void *ud, const redisReply *rep)
 static int send_publish(struct bus_publisher *p, struct bus_event *e)
 {
     char channel[256];
-    snprintf(channel, sizeof(channel), "%s.%s.%s", p->cfg->redis_prefix, e->server_name, e->name);
+    snprintf(channel, sizeof(channel), "%s.%s.%s",
+             e->channel_prefix ? e->channel_prefix : p->cfg->redis_prefix, e->server_name, e->name);
     if (p->lease) {
         /* PUBLISH (and XADD) only if the lease is still ours, in one step */
         char maxlen[16];

@@ -175,6 +175,16 @@ const struct cfg_doc cfg_docs[] = {
     {"AMIBRIDGE_EVENTS_SERVER_FILTER", "0",
      "1: also send the filters to Asterisk (Filter action) so excluded events never cross the "
      "wire."},
+    {"AMIBRIDGE_CALL_TRUNKS", "",
+     "Channel globs of trunks (space-separated, e.g. PJSIP/trunk-*): a call whose first channel "
+     "is one is inbound, one that dials one is outbound; others are internal."},
+    {"AMIBRIDGE_CALL_HISTORY_S", "3600",
+     "Seconds an ended call stays readable at GET /v1/calls/{id}."},
+    {"AMIBRIDGE_CALL_MAX_HISTORY", "10000",
+     "Ended calls kept for GET /v1/calls/{id}; past it the oldest go first."},
+    {"AMIBRIDGE_CALL_MAX_LIVE", "10000",
+     "Calls followed at once per server; more are counted (amibridge_calls_untracked_total), "
+     "not followed."},
     {"AMIBRIDGE_SSE_REPLAY", "1000", "Events kept in memory for SSE Last-Event-ID replay."},
     {"AMIBRIDGE_SSE_MAX_CLIENTS", "100", "Concurrent SSE clients; past it 503."},
     {"AMIBRIDGE_SSE_MAX_CLIENTS_PER_KEY", "10",
@@ -1022,6 +1032,9 @@ static int events_config(struct cfg_ctx *x, struct cfg *c)
     if ((v = env_get(x, "AMIBRIDGE_EVENTS_EXCLUDE")) &&
         strv_from_words(&c->events_exclude, &c->nevents_exclude, v))
         return cfg_fail(x, "out of memory");
+    if ((v = env_get(x, "AMIBRIDGE_CALL_TRUNKS")) &&
+        strv_from_words(&c->call_trunks, &c->ncall_trunks, v))
+        return cfg_fail(x, "out of memory");
     for (size_t i = 0; i < c->nevents_include + c->nevents_exclude; i++) {
         const char *g = i < c->nevents_include ? c->events_include[i]
                                                : c->events_exclude[i - c->nevents_include];
@@ -1033,6 +1046,9 @@ static int events_config(struct cfg_ctx *x, struct cfg *c)
     c->redis_buffer = 10000;
     c->redis_stream_maxlen = 100000;
     c->sse_replay = 1000;
+    c->call_history_s = 3600;
+    c->call_max_history = 10000;
+    c->call_max_live = 10000;
     c->sse_max_clients = 100;
     c->sse_max_clients_per_key = 10;
     c->sse_queue = 1000;
@@ -1041,6 +1057,9 @@ static int events_config(struct cfg_ctx *x, struct cfg *c)
         env_int(x, "AMIBRIDGE_REDIS_STREAM_MAXLEN", 1, 1000000000, &c->redis_stream_maxlen) ||
         env_int(x, "AMIBRIDGE_EVENTS_SERVER_FILTER", 0, 1, &c->events_server_filter) ||
         env_int(x, "AMIBRIDGE_SSE_REPLAY", 0, 1000000, &c->sse_replay) ||
+        env_int(x, "AMIBRIDGE_CALL_HISTORY_S", 0, 7 * 86400, &c->call_history_s) ||
+        env_int(x, "AMIBRIDGE_CALL_MAX_HISTORY", 0, 1000000, &c->call_max_history) ||
+        env_int(x, "AMIBRIDGE_CALL_MAX_LIVE", 1, 1000000, &c->call_max_live) ||
         env_int(x, "AMIBRIDGE_SSE_MAX_CLIENTS", 1, 100000, &c->sse_max_clients) ||
         env_int(x, "AMIBRIDGE_SSE_MAX_CLIENTS_PER_KEY", 1, 100000, &c->sse_max_clients_per_key) ||
         env_int(x, "AMIBRIDGE_SSE_QUEUE", 1, 1000000, &c->sse_queue) ||
@@ -1489,6 +1508,7 @@ void cfg_free(struct cfg *c)
     strv_free(c->allow_funcs, c->nallow_funcs);
     strv_free(c->cors_origins, c->ncors_origins);
     strv_free(c->events_include, c->nevents_include);
+    strv_free(c->call_trunks, c->ncall_trunks);
     strv_free(c->events_exclude, c->nevents_exclude);
     strv_free(c->ami_filters, c->nami_filters);
     free(c->redis_stream);

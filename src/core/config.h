@@ -97,6 +97,11 @@ struct cfg {
     int events_server_filter; /* also ask Asterisk to filter (Filter action) */
     char **ami_filters;       /* the Filter values that realise it */
     size_t nami_filters;
+    char **call_trunks; /* channel globs of trunks, for a call's direction */
+    size_t ncall_trunks;
+    int call_history_s; /* ended calls answered by GET /v1/calls/{id} */
+    int call_max_live;  /* calls followed at once per server */
+    int call_max_history;
     int sse_replay; /* events kept for Last-Event-ID */
     int sse_max_clients;
     int sse_max_clients_per_key; /* per API key; per client address without keys */

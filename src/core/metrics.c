@@ -147,6 +147,19 @@ static const struct family_def defs[METRIC_COUNT] = {
                             "Event streams refused: max_clients (503), per_key (429).",
                             M_COUNTER,
                             {"reason"}},
+    [METRIC_CALLS_LIVE] = {"amibridge_calls_live",
+                           "Calls going on now, as the call model follows them (every server).",
+                           M_GAUGE,
+                           {NULL}},
+    [METRIC_CALLS_HISTORY] = {"amibridge_calls_history",
+                              "Ended calls kept for GET /v1/calls/{id}.",
+                              M_GAUGE,
+                              {NULL}},
+    [METRIC_CALLS] = {"amibridge_calls_total",
+                      "Calls the call model created and ended, and those not followed "
+                      "(untracked: past AMIBRIDGE_CALL_MAX_LIVE).",
+                      M_COUNTER,
+                      {"event"}},
 };
 
 struct series {

@@ -46,6 +46,9 @@ enum metric_id {
     METRIC_HTTP_CUT,              /* counter {reason} */
     METRIC_HTTP_REFUSED,          /* counter {reason} */
     METRIC_SSE_REFUSED,           /* counter {reason} */
+    METRIC_CALLS_LIVE,            /* gauge (set at scrape) */
+    METRIC_CALLS_HISTORY,         /* gauge (set at scrape) */
+    METRIC_CALLS,                 /* counter {event} (set at scrape) */
     METRIC_COUNT
 };
 

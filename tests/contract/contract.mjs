@@ -1164,6 +1164,23 @@ async function run() {
     status: 200,
     more: (r) => (r.json.channels.length >= 2 ? [] : ['fewer than two channels']),
   });
+  let callId = null;
+  await check('GET /v1/calls/live with a call up', a, get('/v1/calls/live', CRM), {
+    status: 200,
+    more: (r) => {
+      const call = r.json.calls.find((c) => c.legs.some((l) => l.channel === leg1));
+      callId = call?.id ?? null;
+      return call ? expectEq('state', call.state === 'ended' ? 'ended' : 'live', 'live') : ['the call is not listed'];
+    },
+  });
+  await check('GET one call', a, get(`/v1/calls/${encodeURIComponent(callId ?? 'none')}`, CRM), {
+    status: 200,
+    more: (r) => expectEq('id', r.json.id, callId),
+  });
+  await check('GET a call that never was', a, get('/v1/calls/1796399999.999'), {
+    status: 404,
+    type: 'no-such-call',
+  });
   await check('GET one channel', a, get(chPath(leg1), CRM), {
     status: 200,
     more: (r) => [...expectEq('channel', r.json.channel, leg1), ...expectEq('state', r.json.state, 'up')],

@@ -19,6 +19,7 @@
 #include "support/net.h"
 #include "support/redis.h"
 #include "support/stack.h"
+#include "support/sub.h"
 #include "support/testenv.h"
 
 #define CRM  "crm-token-0123456789abcdef"
@@ -624,6 +625,145 @@ static void idempotency_holds_across_replicas_with_redis(void **state)
     amisim_stop(&sim);
 }
 
+/* --- calls as resources and events --------------------------------------------------------- */
+
+/* The call events of `id` among what the subscriber got, in order. */
+static size_t events_of(struct sub *s, const char *id, json_t **out, size_t max)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&s->mu);
+    for (size_t i = 0; i < s->n && n < max; i++) {
+        json_t *ev = json_loads(s->v[i].payload, 0, NULL);
+        const char *cid = json_string_value(json_object_get(json_object_get(ev, "call"), "id"));
+        if (cid && !strcmp(cid, id))
+            out[n++] = ev;
+        else
+            json_decref(ev);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return n;
+}
+
+/* The id of the call whose first leg starts with `prefix`, from its
+ * call.created, waiting up to 10 s. */
+static char *call_id_of(struct sub *s, const char *prefix)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        pthread_mutex_lock(&s->mu);
+        for (size_t i = 0; i < s->n; i++) {
+            json_t *ev = json_loads(s->v[i].payload, 0, NULL);
+            json_t *legs = json_object_get(json_object_get(ev, "call"), "legs");
+            const char *ch = json_string_value(json_object_get(json_array_get(legs, 0), "channel"));
+            if (ch && !strncmp(ch, prefix, strlen(prefix))) {
+                char *id =
+                    strdup(json_string_value(json_object_get(json_object_get(ev, "call"), "id")));
+                json_decref(ev);
+                pthread_mutex_unlock(&s->mu);
+                return id;
+            }
+            json_decref(ev);
+        }
+        pthread_mutex_unlock(&s->mu);
+        usleep(100 * 1000);
+    }
+    return NULL;
+}
+
+static void calls_are_followed_published_once_and_readable_after_their_end(void **state)
+{
+    (void)state;
+    struct redis_srv rs;
+    assert_int_equal(redis_start(&rs, 0), 0);
+    struct amisim sim;
+    assert_int_equal(amisim_start(&sim, NULL), 0);
+    char rurl[96];
+    snprintf(rurl, sizeof(rurl), "AMIBRIDGE_REDIS_URL=%s", rs.url);
+    const char *env[] = {KEYS, rurl, NULL};
+    struct bridge b;
+    assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    assert_true(bridge_wait_status(&b, "/readyz", 200, 5000) >= 0);
+    assert_int_equal(bridge_wait_redis(&b, 5000), 0);
+    struct sub s;
+    assert_int_equal(sub_start(&s, rs.port, "calls.*"), 0);
+    struct stack e = {.sim = sim, .bridge = b};
+    static const struct {
+        const char *body, *first_leg, *outcome;
+    } cases[] = {
+        {"{\"channel\":\"Local/600@demo\",\"context\":\"demo\",\"exten\":\"100\",\"wait\":false}",
+         "Local/600@demo-", "answered"},
+        {"{\"channel\":\"Local/300@demo\",\"context\":\"demo\",\"exten\":\"100\",\"wait\":false}",
+         "Local/300@demo-", "busy"},
+        {"{\"channel\":\"Local/301@demo\",\"context\":\"demo\",\"exten\":\"100\",\"wait\":false}",
+         "Local/301@demo-", "congestion"},
+    };
+    enum { NC = sizeof(cases) / sizeof(cases[0]) };
+    char *ids[NC];
+    for (size_t i = 0; i < NC; i++) {
+        struct http_resp r;
+        call(&e, CRM, cases[i].body, NULL, &r);
+        assert_status(&r, 202);
+        http_resp_free(&r);
+        ids[i] = call_id_of(&s, cases[i].first_leg);
+        if (!ids[i])
+            fail_msg("no call.created for %s", cases[i].first_leg);
+    }
+    /* while the first rings or talks, it is live */
+    char url[256];
+    struct http_resp r;
+    snprintf(url, sizeof(url), "%s/v1/calls/live", b.url);
+    assert_int_equal(http_call("GET", url, CRM, NULL, NULL, 5000, &r), 0);
+    assert_status(&r, 200);
+    assert_non_null(strstr(r.body, ids[0]));
+    http_resp_free(&r);
+    for (size_t i = 0; i < NC; i++) {
+        json_t *evs[16];
+        size_t n = 0;
+        for (int tries = 0; tries < 150; tries++) { /* the answered one lasts ~6 s */
+            for (size_t k = 0; k < n; k++)
+                json_decref(evs[k]);
+            n = events_of(&s, ids[i], evs, 16);
+            if (n && !strcmp(json_string_value(json_object_get(evs[n - 1], "type")), "call.ended"))
+                break;
+            usleep(100 * 1000);
+        }
+        assert_true(n >= 2);
+        assert_string_equal(json_string_value(json_object_get(evs[0], "type")), "call.created");
+        size_t ended = 0;
+        for (size_t k = 0; k < n; k++)
+            ended += !strcmp(json_string_value(json_object_get(evs[k], "type")), "call.ended");
+        assert_int_equal(ended, 1);
+        json_t *last = json_object_get(evs[n - 1], "call");
+        assert_string_equal(json_string_value(json_object_get(evs[n - 1], "type")), "call.ended");
+        if (strcmp(json_string_value(json_object_get(last, "outcome")), cases[i].outcome))
+            fail_msg("%s: outcome %s, not %s", cases[i].first_leg,
+                     json_string_value(json_object_get(last, "outcome")), cases[i].outcome);
+        for (size_t k = 0; k < n; k++)
+            json_decref(evs[k]);
+        /* readable after its end */
+        snprintf(url, sizeof(url), "%s/v1/calls/%s", b.url, ids[i]);
+        assert_int_equal(http_call("GET", url, CRM, NULL, NULL, 5000, &r), 0);
+        assert_status(&r, 200);
+        assert_string_equal(http_json_str(&r, "state"), "ended");
+        assert_string_equal(http_json_str(&r, "outcome"), cases[i].outcome);
+        http_resp_free(&r);
+    }
+    /* nothing is live any more, and an unknown id is 404 */
+    snprintf(url, sizeof(url), "%s/v1/calls/live", b.url);
+    assert_int_equal(http_call("GET", url, CRM, NULL, NULL, 5000, &r), 0);
+    assert_int_equal(json_array_size(json_object_get(r.json, "calls")), 0);
+    http_resp_free(&r);
+    snprintf(url, sizeof(url), "%s/v1/calls/no.such.call", b.url);
+    assert_int_equal(http_call("GET", url, CRM, NULL, NULL, 5000, &r), 0);
+    assert_problem(&r, 404, "no-such-call", NULL);
+    http_resp_free(&r);
+    for (size_t i = 0; i < NC; i++)
+        free(ids[i]);
+    sub_stop(&s);
+    bridge_stop(&b, 0);
+    amisim_stop(&sim);
+    redis_stop(&rs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -638,6 +778,7 @@ int main(void)
         cmocka_unit_test(cors_preflight_from_allowed_and_foreign_origins),
         cmocka_unit_test(scopes_apply_to_calls),
         cmocka_unit_test(idempotency_holds_across_replicas_with_redis),
+        cmocka_unit_test(calls_are_followed_published_once_and_readable_after_their_end),
     };
     return cmocka_run_group_tests_name("calls", tests, NULL, NULL);
 }

@@ -1,0 +1,39 @@
+/* GET /v1/calls/live and GET /v1/calls/{id}: the calls of call/calls. */
+#include <stdint.h>
+#include <time.h>
+
+#include "api/internal.h"
+#include "call/calls.h"
+
+void api_set_calls(struct api *a, struct calls *calls)
+{
+    a->calls = calls;
+}
+
+void api_calls_live(struct api *a, struct http_req *r, const struct http_params *p)
+{
+    (void)p;
+    json_t *body = a->calls ? calls_live(a->calls) : json_pack("{s:[]}", "calls");
+    if (!body) {
+        http_respond_oom(r);
+        return;
+    }
+    http_respond_json(r, 200, body);
+}
+
+void api_call_get(struct api *a, struct http_req *r, const struct http_params *p)
+{
+    const char *id = http_param(p, "id");
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+    json_t *call = id && a->calls ? calls_get(a->calls, id, now) : NULL;
+    if (!call) {
+        http_respond_problem(r, 404, "no-such-call", "No such call",
+                             "no live call and no call that ended within "
+                             "AMIBRIDGE_CALL_HISTORY_S has this id",
+                             NULL);
+        return;
+    }
+    http_respond_json(r, 200, call);
+}
