@@ -984,7 +984,8 @@ static enum MHD_Result refuse_length(struct http_req *r, enum wire_flaw f)
         return refuse_head_as(r, 413, "payload-too-large", "Payload too large",
                               "the Content-Length does not fit in 64 bits");
     return refuse_head(r, "bad-framing",
-                       "the Content-Length is not a number (digits only, at least one)");
+                       "the Content-Length is not a number (digits only, at least one), or a "
+                       "Content-Length or Transfer-Encoding line is 128 bytes or longer");
 }
 
 /* The head of a request is in: 1 when it carries a body (MHD reads it

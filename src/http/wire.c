@@ -24,6 +24,7 @@ enum {
     S_TRAILER,      /* the start of a trailer line; an empty one ends the request */
     S_TRAILER_CR,   /* a CR at the start of a trailer line */
     S_TRAILER_LINE, /* the rest of a trailer line */
+    S_TRAILER_END,  /* a trailer line MHD reads as empty (a NUL first): the request ends with it */
     S_PASS
 };
 
@@ -135,21 +136,48 @@ static void end_head(struct wire_scan *s)
     s->chunk_digits = 0;
 }
 
-/* A Content-Length line MHD would refuse: renamed so that MHD does not
- * see it, and remembered for the server to refuse the request. */
-static void refuse_length(struct wire_scan *s, char *line, enum wire_flaw f)
+/* A framing line MHD would refuse, or one too long to be a good one:
+ * renamed so that MHD does not take it for the header ('(' is no token
+ * character: the server refuses the name even if the flaw were ever
+ * charged to another request), and remembered for the server to refuse
+ * the request. */
+static void refuse_line(struct wire_scan *s, char *line, enum wire_flaw f)
 {
-    line[0] = 'X';
+    line[0] = WIRE_RENAMED;
     set_flaw(s, f);
 }
 
-/* One whole head line, without its LF (a CR before it is the line's end
- * too, as for MHD). */
-static void head_line(struct wire_scan *s, char *line, size_t n)
+/* MHD reads a line as a C string: it ends at its first NUL, and one that
+ * starts with a NUL is an empty line (connection.c: line[0] == 0). */
+static size_t c_len(const char *line, size_t n)
+{
+    const char *nul = memchr(line, '\0', n);
+    return nul ? (size_t)(nul - line) : n;
+}
+
+/* A folded line with nothing but blanks: MHD glues nothing onto the name. */
+static int blank_fold(const char *line, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (line[i] != ' ' && line[i] != '\t')
+            return 0;
+    return 1;
+}
+
+/* One header line of the current head, by its beginning when `whole` is
+ * 0 (the rest is skipped: only a line that is no framing header, or one
+ * too long to be a good one, is given on before its end). */
+static void header_line(struct wire_scan *s, char *line, size_t n, int whole)
 {
     int too_long = n >= WIRE_LINE_MAX; /* as when held back: the length with its CR */
-    if (n && line[n - 1] == '\r')
+    if (whole && n && line[n - 1] == '\r')
         n--;
+    /* a fold is judged on what a held-back line shows too: its first
+     * WIRE_LINE_MAX bytes when it is that long */
+    const char *fold_nul = memchr(line, '\0', too_long ? WIRE_LINE_MAX : n);
+    size_t fold_len = fold_nul ? (size_t)(fold_nul - line) : n;
+    int fold_known = !too_long || fold_nul;
+    n = c_len(line, n);
     if (s->st == S_REQ) {
         if (n)
             begin_request(s);
@@ -162,7 +190,7 @@ static void head_line(struct wire_scan *s, char *line, size_t n)
     if (line[0] == ' ' || line[0] == '\t') {
         /* a folded line: MHD glues it onto the previous header's name,
          * which the server refuses when that was a framing header */
-        if (s->prev_framing)
+        if (s->prev_framing && !(fold_known && (whole || fold_nul) && blank_fold(line, fold_len)))
             s->odd = 1;
         return;
     }
@@ -172,54 +200,46 @@ static void head_line(struct wire_scan *s, char *line, size_t n)
         size_t off = sizeof(CL_NAME);
         s->ncl++;
         uint64_t v = 0;
-        enum wire_flaw f = too_long ? WIRE_FLAW_MALFORMED : judge_length(line + off, n - off, &v);
+        enum wire_flaw f =
+            too_long || !whole ? WIRE_FLAW_MALFORMED : judge_length(line + off, n - off, &v);
         if (f)
-            refuse_length(s, line, f);
+            refuse_line(s, line, f);
         else if (s->ncl == 1)
             s->cl = v;
     } else if (k == K_TE) {
         size_t off = sizeof(TE_NAME);
         s->nte++;
-        s->te_chunked = !too_long && is_chunked(line + off, n - off);
-        s->odd |= too_long;
+        if (too_long || !whole)
+            refuse_line(s, line, WIRE_FLAW_MALFORMED);
+        else
+            s->te_chunked = is_chunked(line + off, n - off);
     }
 }
 
-/* A head line given on before its end: judged by its beginning, the rest
- * skipped. Only a line that is no framing header, or one too long to be
- * a good one, is given on this way. */
+static void head_line(struct wire_scan *s, char *line, size_t n)
+{
+    header_line(s, line, n, 1);
+}
+
 static void head_line_start(struct wire_scan *s, char *line, size_t n)
 {
     s->skip_line = 1;
-    if (s->st == S_REQ) {
-        begin_request(s);
-        return;
-    }
-    if (line[0] == ' ' || line[0] == '\t') {
-        if (s->prev_framing)
-            s->odd = 1;
-        return;
-    }
-    int k = name_kind(line, n);
-    s->prev_framing = k == K_CL || k == K_TE;
-    if (k == K_CL) {
-        s->ncl++;
-        refuse_length(s, line, WIRE_FLAW_MALFORMED);
-    } else if (k == K_TE) {
-        s->nte++;
-        s->odd = 1;
-    }
+    header_line(s, line, n, 0);
 }
 
-/* Worth holding back until its end: it could be a framing header, or the
- * CR of an empty line. */
+/* Worth holding back until its end: it could be a framing header, the CR
+ * of an empty line, or a line folded onto a framing header. */
 static int worth_holding(const struct wire_scan *s, const char *l, size_t n)
 {
     if (n >= WIRE_LINE_MAX)
         return 0;
     if (n == 1 && l[0] == '\r')
         return 1;
-    return s->st == S_HDRS && name_kind(l, n) != K_OTHER;
+    if (s->st != S_HDRS)
+        return 0;
+    if (l[0] == ' ' || l[0] == '\t')
+        return s->prev_framing; /* a fold of blanks after a framing line changes nothing */
+    return name_kind(l, n) != K_OTHER;
 }
 
 static void chunk_size_end(struct wire_scan *s)
@@ -282,7 +302,14 @@ static void chunk_byte(struct wire_scan *s, char c)
         }
         return;
     case S_TRAILER:
-        s->st = c == '\n' ? S_REQ : c == '\r' ? S_TRAILER_CR : S_TRAILER_LINE;
+        s->st = c == '\n'   ? S_REQ
+                : c == '\r' ? S_TRAILER_CR
+                : c == '\0' ? S_TRAILER_END
+                            : S_TRAILER_LINE;
+        return;
+    case S_TRAILER_END:
+        if (c == '\n')
+            s->st = S_REQ;
         return;
     case S_TRAILER_CR:
         s->st = c == '\n' ? S_REQ : S_TRAILER_LINE;
@@ -333,15 +360,21 @@ size_t wire_scan(struct wire_scan *s, char *buf, size_t n)
 
 int wire_scan_release(struct wire_scan *s, char *line, size_t nline, const char *more, size_t nmore)
 {
+    char whole[WIRE_LINE_MAX];
     const char *lf = memchr(more, '\n', nmore);
     size_t tail = lf ? (size_t)(lf - more) : nmore;
     if (nline + tail >= WIRE_LINE_MAX) {
-        head_line_start(s, line, nline);
+        /* too long to be a good framing line: judged by its beginning,
+         * the name taken from what is held and what follows */
+        size_t take = WIRE_LINE_MAX - 1 - nline;
+        memcpy(whole, line, nline);
+        memcpy(whole + nline, more, take < nmore ? take : nmore);
+        head_line_start(s, whole, nline + (take < nmore ? take : nmore));
+        line[0] = whole[0];
         return 1;
     }
     if (!lf)
         return 0;
-    char whole[WIRE_LINE_MAX];
     memcpy(whole, line, nline);
     memcpy(whole + nline, more, tail);
     head_line(s, whole, nline + tail);
@@ -411,11 +444,11 @@ enum wire_flaw wire_flaw(int fd, unsigned nreq)
 
 /* MHD reads a plain-text connection with recv(): this definition comes
  * first for it. Bytes are given on as they come, but for the beginning of
- * a head line that could be a framing header, held back (at most
+ * a head line that could be a framing header, which is judged with what
+ * the socket already holds (MSG_PEEK) or else held back (at most
  * WIRE_LINE_MAX bytes) until its end is in: the head is not complete
- * without it, so the client sends more and MHD is woken again. When MHD's
- * buffer is full (MHD reads again only after a full read) the line is
- * judged with what the socket holds next instead. */
+ * without it, so the client sends more and MHD is woken again. When the
+ * client's end follows, nothing is held: MHD must see it. */
 ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
     struct wire_conn *w = fd >= 0 && (size_t)fd < table_len ? table[fd] : NULL;
@@ -429,7 +462,7 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
         if (!w->s.skip_line) {
             char more[WIRE_LINE_MAX];
             ssize_t m = recvfrom(fd, more, sizeof(more), MSG_PEEK | MSG_DONTWAIT, NULL, NULL);
-            if (m == 0) {
+            if (m == 0 || (m < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
                 head_line_start(&w->s, w->carry, w->ncarry); /* the client sends no more */
             } else if (!wire_scan_release(&w->s, w->carry, w->ncarry, more,
                                           m > 0 ? (size_t)m : 0)) {
@@ -448,21 +481,27 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
         return -1; /* what is held stays held */
     w->ncarry = 0;
     if (n == 0) {
-        /* the client sends no more: what was held goes on as it is */
-        if (out)
-            w->s.st = S_PASS;
-        return (ssize_t)out;
+        /* the client sends no more: a line held back can never end, and
+         * MHD must see the end now (a short read would leave it waiting) */
+        w->s.st = S_PASS;
+        return 0;
     }
     size_t total = out + (size_t)n, keep = wire_scan(&w->s, b, total);
     if (keep == total)
         return (ssize_t)total;
     size_t part = total - keep;
-    if ((size_t)n == len - out) {
-        char more[WIRE_LINE_MAX];
-        ssize_t m = recvfrom(fd, more, sizeof(more), MSG_PEEK | MSG_DONTWAIT, NULL, NULL);
-        if (wire_scan_release(&w->s, b + keep, part, more, m > 0 ? (size_t)m : 0))
-            return (ssize_t)total;
+    /* what the socket holds next: the line's end, or the client's end */
+    char more[WIRE_LINE_MAX];
+    ssize_t m = recvfrom(fd, more, sizeof(more), MSG_PEEK | MSG_DONTWAIT, NULL, NULL);
+    if (m == 0 || (m < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        /* the end (or an error) follows: nothing to wait for */
+        w->s.st = S_PASS;
+        return (ssize_t)total;
     }
+    if (wire_scan_release(&w->s, b + keep, part, more, m > 0 ? (size_t)m : 0))
+        return (ssize_t)total;
+    /* the line's end has not come: the client must send more, which wakes
+     * MHD again (so holding back is safe also when its buffer is full) */
     memcpy(w->carry, b + keep, part);
     w->ncarry = part;
     if (keep)

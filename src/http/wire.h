@@ -9,7 +9,8 @@
  * broken answer: its header block twice. This scanner follows the request
  * framing on the wire (heads, Content-Length bodies, chunked bodies) and,
  * when a Content-Length header's value is one MHD would refuse, renames
- * that header ('C' -> 'X') before MHD reads it and records the flaw: MHD
+ * that header (its first byte becomes '(', no token character) before MHD
+ * reads it and records the flaw: MHD
  * then parses the head and the server refuses the request with its own
  * problem+json answer (see wire_flaw()). It never turns a bad request into
  * an accepted one.
@@ -23,6 +24,7 @@
 #include <stdint.h>
 
 #define WIRE_LINE_MAX 128 /* a Content-Length or Transfer-Encoding line longer is malformed */
+#define WIRE_RENAMED  '(' /* what the first byte of a refused framing line becomes */
 
 /* what is wrong with a request's head, for wire_flaw() */
 enum wire_flaw { WIRE_FLAW_NONE = 0, WIRE_FLAW_MALFORMED = 400, WIRE_FLAW_TOO_LARGE = 413 };

@@ -4,9 +4,10 @@
  * The input is a client's byte stream. Fed whole, and fed a byte at a time
  * (what is held back passed again with the next byte, as the recv() glue
  * does), the scanner must give the parser every byte, in order, changed
- * only where a line starting with "Content-Length:" had its first byte
- * made 'X'; never hold back more than WIRE_LINE_MAX bytes; and reach the
- * same verdict (requests, flaw and the request it is in) both ways. */
+ * only where a line starting with "Content-Length:" or
+ * "Transfer-Encoding:" had its first byte made WIRE_RENAMED; never hold back more than
+ * WIRE_LINE_MAX bytes; and reach the same verdict (requests, flaw and the request it is in) both
+ * ways. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,8 +58,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < size; i++) {
         if (a[i] == (char)data[i])
             continue;
-        if (a[i] != 'X' || (data[i] != 'C' && data[i] != 'c') || (i && data[i - 1] != '\n') ||
-            size - i < 15 || strncasecmp((const char *)data + i, "content-length:", 15))
+        if (a[i] != WIRE_RENAMED || (i && data[i - 1] != '\n'))
+            abort();
+        if ((size - i < 15 || strncasecmp((const char *)data + i, "content-length:", 15)) &&
+            (size - i < 18 || strncasecmp((const char *)data + i, "transfer-encoding:", 18)))
             abort();
     }
     if (whole.flaw && (!whole.flaw_req || whole.flaw_req > whole.nreq))

@@ -55,16 +55,15 @@ struct expect {
 
 /* Split at every single byte, and delivered a byte at a time: the same
  * verdict, and the parser sees the same bytes but for the renamed line. */
-static void check(const struct expect *e)
+static void check_n(const struct expect *e, size_t n)
 {
-    size_t n = strlen(e->in);
     char want[4096];
     assert_true(n < sizeof(want));
     memcpy(want, e->in, n);
     if (e->renamed) {
-        char *at = strstr(want, e->renamed);
+        char *at = memmem(want, n, e->renamed, strlen(e->renamed));
         assert_non_null(at);
-        *at = 'X';
+        *at = WIRE_RENAMED;
     }
     size_t cuts[4096];
     for (size_t mode = 0; mode <= n + 1; mode++) {
@@ -86,6 +85,11 @@ static void check(const struct expect *e)
             fail_msg("%s: split %zu: %u requests, flaw %d in %u", e->in, mode, s.nreq, s.flaw,
                      s.flaw_req);
     }
+}
+
+static void check(const struct expect *e)
+{
+    check_n(e, strlen(e->in));
 }
 
 #define GET "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -153,6 +157,38 @@ static void a_content_length_mhd_would_refuse_is_renamed_and_remembered(void **s
         check(&cases[i]);
 }
 
+struct nul_case {
+    struct expect e;
+    size_t len;
+};
+#define NUL_CASE(lit, nreq, flaw, req, renamed)                                                    \
+    {                                                                                              \
+        {lit, nreq, flaw, req, renamed}, sizeof(lit) - 1                                           \
+    }
+
+static void lines_are_read_as_mhd_reads_them(void **state)
+{
+    (void)state;
+    static const struct nul_case cases[] = {
+        NUL_CASE(
+            "GET / HTTP/1.1\r\nHost: x\r\n\0\r\nPOST /a HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 2,
+            WIRE_FLAW_MALFORMED, 2, "Content-Length: abc"),
+        NUL_CASE("\0\r\n\r\nPOST /a HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 1,
+                 WIRE_FLAW_MALFORMED, 1, "Content-Length: abc"),
+        NUL_CASE("POST /a HTTP/1.1\r\nContent-Length: 2\0\r\n\r\n{}GET / HTTP/1.1\r\n"
+                 "Content-Length: x\r\n\r\n",
+                 2, WIRE_FLAW_MALFORMED, 2, "Content-Length: x"),
+        NUL_CASE("POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\0z\r\n\r\n2\r\n{}\r\n0\r\n"
+                 "\0t\r\nGET / HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+                 2, WIRE_FLAW_MALFORMED, 2, "Content-Length: x"),
+        NUL_CASE("POST /a HTTP/1.1\r\nContent-Length: 2\r\n \t\r\n\r\n{}GET / HTTP/1.1\r\n"
+                 "Content-Length: x\r\n\r\n",
+                 2, WIRE_FLAW_MALFORMED, 2, "Content-Length: x"),
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        check_n(&cases[i].e, cases[i].len);
+}
+
 static void a_line_too_long_to_be_a_length_is_malformed(void **state)
 {
     (void)state;
@@ -162,6 +198,12 @@ static void a_line_too_long_to_be_a_length_is_malformed(void **state)
     snprintf(in + n + 200, sizeof(in) - (size_t)n - 200, "5\r\n\r\n");
     struct expect e = {in, 1, WIRE_FLAW_MALFORMED, 1, "Content-Length: 000"};
     check(&e);
+    /* a Transfer-Encoding too long to be a good one, blanks before chunked */
+    n = snprintf(in, sizeof(in), "POST /a HTTP/1.1\r\nTransfer-Encoding:");
+    memset(in + n, ' ', 130);
+    snprintf(in + n + 130, sizeof(in) - (size_t)n - 130, "chunked\r\n\r\n");
+    struct expect te = {in, 1, WIRE_FLAW_MALFORMED, 1, "Transfer-Encoding:   "};
+    check(&te);
 }
 
 static void what_cannot_frame_one_request_is_no_longer_followed(void **state)
@@ -225,7 +267,7 @@ static void the_glue_holds_a_split_line_back_and_judges_it_when_the_buffer_is_fu
             assert_int_equal(write(sv[0], req + cut, n - cut), (ssize_t)(n - cut));
             ngot += drain(sv[1], got + ngot, room);
             if (ngot != n || strncmp(got, req, n - 22) ||
-                strncmp(got + n - 22, "Xontent-Length: ab\r\n\r\n", 22))
+                strncmp(got + n - 22, "(ontent-Length: ab\r\n\r\n", 22))
                 fail_msg("room %zu, cut %zu: the parser saw %.*s", room, cut, (int)ngot, got);
             assert_int_equal(wire_flaw(sv[1], 1), WIRE_FLAW_NONE);
             assert_int_equal(wire_flaw(sv[1], 2), WIRE_FLAW_MALFORMED);
@@ -236,6 +278,70 @@ static void the_glue_holds_a_split_line_back_and_judges_it_when_the_buffer_is_fu
             close(sv[1]);
         }
     }
+}
+
+/* A framing line too long to be good, split anywhere and read through a
+ * buffer smaller than its name: renamed all the same (its name is taken
+ * from what is held and what the socket holds next). */
+static void a_long_framing_line_is_judged_by_its_whole_name(void **state)
+{
+    (void)state;
+    char req[512];
+    int n = snprintf(req, sizeof(req), "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length:");
+    memset(req + n, ' ', 130);
+    n += 130;
+    n += snprintf(req + n, sizeof(req) - (size_t)n, "abc\r\n\r\n");
+    for (size_t room = 3; room <= 4096; room = room == 3 ? 7 : room == 7 ? 4096 : 8192) {
+        for (size_t cut = 1; cut < (size_t)n; cut += 3) {
+            int sv[2];
+            assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+            fcntl(sv[1], F_SETFL, O_NONBLOCK);
+            assert_int_equal(wire_watch(sv[1]), 0);
+            char got[1024];
+            assert_int_equal(write(sv[0], req, cut), (ssize_t)cut);
+            size_t ngot = drain(sv[1], got, room);
+            assert_int_equal(write(sv[0], req + cut, (size_t)n - cut), (ssize_t)((size_t)n - cut));
+            ngot += drain(sv[1], got + ngot, room);
+            const char *cl = memmem(got, ngot, "ontent-Length:", 14);
+            if (ngot != (size_t)n || !cl || cl[-1] != WIRE_RENAMED)
+                fail_msg("room %zu, cut %zu: %zu bytes, not renamed", room, cut, ngot);
+            assert_int_equal(wire_flaw(sv[1], 1), WIRE_FLAW_MALFORMED);
+            close(sv[0]);
+            wire_forget(sv[1]);
+            close(sv[1]);
+        }
+    }
+}
+
+/* The client's end while a line is held: MHD sees the end at once. */
+static void the_end_of_the_stream_is_never_held_back(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    fcntl(sv[1], F_SETFL, O_NONBLOCK);
+    assert_int_equal(wire_watch(sv[1]), 0);
+    const char *head = "GET / HTTP/1.1\r\nHost: x\r\nContent-Le";
+    assert_int_equal(write(sv[0], head, strlen(head)), (ssize_t)strlen(head));
+    char got[256];
+    size_t ngot = drain(sv[1], got, sizeof(got));
+    assert_int_equal(ngot, strlen(head) - strlen("Content-Le")); /* held */
+    shutdown(sv[0], SHUT_WR);
+    assert_int_equal(recv(sv[1], got, sizeof(got), 0), 0);
+    /* and with the end right behind the line, nothing is held */
+    wire_forget(sv[1]);
+    close(sv[1]);
+    close(sv[0]);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    fcntl(sv[1], F_SETFL, O_NONBLOCK);
+    assert_int_equal(wire_watch(sv[1]), 0);
+    assert_int_equal(write(sv[0], head, strlen(head)), (ssize_t)strlen(head));
+    shutdown(sv[0], SHUT_WR);
+    assert_int_equal(recv(sv[1], got, sizeof(got), 0), (ssize_t)strlen(head));
+    assert_int_equal(recv(sv[1], got, sizeof(got), 0), 0);
+    wire_forget(sv[1]);
+    close(sv[1]);
+    close(sv[0]);
 }
 
 static void an_unwatched_socket_and_a_peek_go_straight_to_the_kernel(void **state)
@@ -259,9 +365,12 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(well_framed_requests_pass_untouched),
         cmocka_unit_test(a_content_length_mhd_would_refuse_is_renamed_and_remembered),
+        cmocka_unit_test(lines_are_read_as_mhd_reads_them),
         cmocka_unit_test(a_line_too_long_to_be_a_length_is_malformed),
         cmocka_unit_test(what_cannot_frame_one_request_is_no_longer_followed),
         cmocka_unit_test(the_glue_holds_a_split_line_back_and_judges_it_when_the_buffer_is_full),
+        cmocka_unit_test(a_long_framing_line_is_judged_by_its_whole_name),
+        cmocka_unit_test(the_end_of_the_stream_is_never_held_back),
         cmocka_unit_test(an_unwatched_socket_and_a_peek_go_straight_to_the_kernel),
     };
     return cmocka_run_group_tests_name("http_wire", tests, NULL, NULL);
