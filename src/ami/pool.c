@@ -680,6 +680,11 @@ fail:
     return rc;
 }
 
+const char *ami_req_action_id(const struct ami_req *r)
+{
+    return r->action_id;
+}
+
 void ami_pool_cancel(struct ami_req *r)
 {
     r->cb = NULL;

@@ -106,6 +106,9 @@ struct ami_pool *ami_pool_new(uv_loop_t *loop, const struct cfg_server *server,
 int ami_pool_submit(struct ami_pool *p, struct ami_msg *action, const struct ami_submit_opts *opts,
                     ami_result_cb cb, void *ud, struct ami_req **out);
 
+/* The ActionID the pool gave the request (valid until its callback fired). */
+const char *ami_req_action_id(const struct ami_req *r);
+
 /* The callback of `r` will not fire. Safe to call only before it fired. */
 void ami_pool_cancel(struct ami_req *r);
 

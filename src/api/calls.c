@@ -14,11 +14,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 
 #include "api/guard.h"
 #include "api/idem.h"
 #include "api/internal.h"
 #include "api/sguard.h"
+#include "call/calls.h"
 #include "core/metrics.h"
 
 #define CALL_TIMEOUT_DEFAULT_S 30
@@ -28,6 +30,8 @@
 #define CALL_DATA_MAX          900   /* application data: one AMI line */
 #define CALL_VARIABLES_MAX     100   /* Asterisk keeps 128 lines per action */
 #define CALL_OUTCOME_MARGIN_MS 15000 /* after the ring timeout, for the PBX to report */
+#define CALL_ID_LEN            32    /* hex digits of a call's id (128 random bits) */
+#define CALL_REFERENCE_MAX     128   /* the CRM's own id of the call */
 #define IDEM_CLAIM_SLACK_MS    30000 /* an idempotency claim outlives the call by this */
 
 struct call {
@@ -44,8 +48,11 @@ struct call {
     unsigned char hash[IDEM_HASH_LEN];
     int answered; /* the HTTP reply was given (202 for wait:false) */
     struct guard_info rate;
-    int shared;                 /* the guard's slot is in Redis (api/sguard) */
-    char slot[SGUARD_SLOT_MAX]; /* its name there */
+    int shared;                    /* the guard's slot is in Redis (api/sguard) */
+    char slot[SGUARD_SLOT_MAX];    /* its name there */
+    char call_id[CALL_ID_LEN + 1]; /* the ChannelId given: the call's Linkedid */
+    char reference[CALL_REFERENCE_MAX + 1];
+    json_t *variables; /* as given, for the call model */
 };
 
 /* The in-flight slot goes back where it came from. */
@@ -56,14 +63,23 @@ static void call_release(struct call *c)
     guard_note(c->a->guard, c->server, -1);
 }
 
-static const char *const call_members[] = {"channel",     "context", "exten",     "priority",
-                                           "application", "data",    "caller_id", "variables",
-                                           "timeout",     "account", "wait",      NULL};
+static const char *const call_members[] = {
+    "channel",   "context", "exten",   "priority", "application", "data", "caller_id",
+    "variables", "timeout", "account", "wait",     "reference",   NULL};
 
 static void call_free(struct call *c)
 {
     ami_msg_free(c->action);
+    json_decref(c->variables);
     free(c);
+}
+
+/* The body of a 200/202 answer gets the call's id. */
+static json_t *with_call_id(struct call *c, json_t *body)
+{
+    if (body)
+        json_object_set_new(body, "call_id", json_string(c->call_id));
+    return body;
 }
 
 /* Reasons of OriginateResponse (AST_CONTROL_* of the last frame seen). */
@@ -152,8 +168,8 @@ static void call_accepted(void *ud, const struct ami_result *res)
         return;
     c->answered = 1;
     call_reply(c, 202,
-               json_pack("{s:s,s:s,s:s}", "id", res->action_id, "status", "queued", "channel",
-                         c->channel));
+               with_call_id(c, json_pack("{s:s,s:s,s:s}", "id", res->action_id, "status", "queued",
+                                         "channel", c->channel)));
 }
 
 static void call_done(void *ud, const struct ami_result *res)
@@ -182,8 +198,8 @@ static void call_done(void *ud, const struct ami_result *res)
     if (!c->wait) { /* the outcome raced ahead of the response */
         c->answered = 1;
         call_reply(c, 202,
-                   json_pack("{s:s,s:s,s:s}", "id", res->action_id, "status", "queued", "channel",
-                             c->channel));
+                   with_call_id(c, json_pack("{s:s,s:s,s:s}", "id", res->action_id, "status",
+                                             "queued", "channel", c->channel)));
         call_free(c);
         return;
     }
@@ -205,7 +221,7 @@ static void call_done(void *ud, const struct ami_result *res)
         json_object_set_new(body, "uniqueid", json_null());
         json_object_set_new(body, "linkedid", json_null());
     }
-    call_reply(c, 200, body);
+    call_reply(c, 200, with_call_id(c, body));
     call_free(c);
 }
 
@@ -256,7 +272,21 @@ static void call_go(struct call *c)
     };
     struct ami_msg *m = c->action;
     c->action = NULL;
-    int rc = ami_pool_submit(c->pool, m, &opts, call_done, c, NULL);
+    if (c->a->calls) {
+        /* before the Originate: its first Newchannel may come before the answer */
+        json_t *orig =
+            json_pack("{s:n,s:o,s:o,s:o}", "id", "idempotency_key",
+                      c->idem_key[0] ? json_string(c->idem_key) : json_null(), "reference",
+                      c->reference[0] ? json_string(c->reference) : json_null(), "api_key",
+                      c->key ? json_string(c->key->name) : json_null());
+        calls_expect(c->a->calls, c->server, c->call_id, orig, json_incref(c->variables),
+                     api_wall_ms());
+    }
+    struct ami_req *req = NULL;
+    int rc = ami_pool_submit(c->pool, m, &opts, call_done, c, &req);
+    /* its ActionID, before any event of the call can be read */
+    if (rc == 0 && req && c->a->calls)
+        calls_origination_id(c->a->calls, c->server, c->call_id, ami_req_action_id(req));
     if (rc < 0) {
         call_release(c);
         if (c->idem_key[0])
@@ -442,15 +472,21 @@ static int build_originate(struct call *c, json_t *body)
         if (!*f)
             return bad(r, k, "unknown field '%s'", k);
     }
-    const char *channel, *context, *exten, *app, *data, *cid, *account;
+    const char *channel, *context, *exten, *app, *data, *cid, *account, *reference;
     if (str_field(r, body, "channel", CALL_FIELD_MAX, &channel) ||
         str_field(r, body, "context", CALL_FIELD_MAX, &context) ||
         str_field(r, body, "exten", CALL_FIELD_MAX, &exten) ||
         str_field(r, body, "application", CALL_FIELD_MAX, &app) ||
         str_field(r, body, "data", CALL_DATA_MAX, &data) ||
         str_field(r, body, "caller_id", CALL_FIELD_MAX, &cid) ||
-        str_field(r, body, "account", 64, &account))
+        str_field(r, body, "account", 64, &account) ||
+        str_field(r, body, "reference", CALL_REFERENCE_MAX, &reference))
         return -1;
+    for (const char *q = reference; q && *q; q++)
+        if ((unsigned char)*q < 0x20 || *q == 0x7f)
+            return bad(r, "reference", "'%s' may not contain control characters", "reference");
+    if (reference)
+        snprintf(c->reference, sizeof(c->reference), "%s", reference);
     if (!channel)
         return bad(r, "channel", "'%s' is required, e.g. \"PJSIP/1001\"", "channel");
     json_t *prio = json_object_get(body, "priority");
@@ -492,6 +528,7 @@ static int build_originate(struct call *c, json_t *body)
         return bad(r, "variables", "'%s' must be an object of strings", "variables");
     if (vars && json_object_size(vars) > CALL_VARIABLES_MAX)
         return bad(r, "variables", "at most 100 %s", "variables");
+    c->variables = vars ? json_incref(vars) : NULL;
 
     struct ami_msg *m = c->action = ami_msg_new();
     if (!m) {
@@ -532,7 +569,21 @@ static int build_originate(struct call *c, json_t *body)
     }
     /* the values as Asterisk reads them, the deny rules and the key's dial
      * policy, as on every route */
-    return api_check_action(c->a, r, m, call_headers);
+    if (api_check_action(c->a, r, m, call_headers) != 0)
+        return -1;
+    /* the call's id, known before any event: Asterisk (13+) uses ChannelId
+     * as the first channel's Uniqueid, which every channel of the call
+     * then carries as its Linkedid (10f) */
+    unsigned char rnd[CALL_ID_LEN / 2];
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+        http_respond_oom(r);
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(c->call_id + 2 * i, 3, "%02x", rnd[i]);
+    ami_msg_add(m, "ChannelId", c->call_id);
+    ami_msg_addf(m, "OtherChannelId", "%s-2", c->call_id);
+    return 0;
 }
 
 void api_calls_post(struct api *a, struct http_req *r, const struct http_params *p)

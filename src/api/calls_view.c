@@ -10,6 +10,13 @@ void api_set_calls(struct api *a, struct calls *calls)
     a->calls = calls;
 }
 
+uint64_t api_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 void api_calls_live(struct api *a, struct http_req *r, const struct http_params *p)
 {
     (void)p;
@@ -24,10 +31,7 @@ void api_calls_live(struct api *a, struct http_req *r, const struct http_params 
 void api_call_get(struct api *a, struct http_req *r, const struct http_params *p)
 {
     const char *id = http_param(p, "id");
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t now = (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-    json_t *call = id && a->calls ? calls_get(a->calls, id, now) : NULL;
+    json_t *call = id && a->calls ? calls_get(a->calls, id, api_wall_ms()) : NULL;
     if (!call) {
         http_respond_problem(r, 404, "no-such-call", "No such call",
                              "no live call and no call that ended within "

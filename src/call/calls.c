@@ -133,6 +133,24 @@ void calls_feed(struct calls *cs, size_t server, const struct ami_msg *ev, uint6
     call_model_feed(cs->servers[server].model, ev, now_ms);
 }
 
+int calls_expect(struct calls *cs, size_t server, const char *call_id, json_t *origination,
+                 json_t *variables, uint64_t now_ms)
+{
+    if (server >= cs->nservers) {
+        json_decref(origination);
+        json_decref(variables);
+        return -1;
+    }
+    return call_model_expect(cs->servers[server].model, call_id, origination, variables, now_ms);
+}
+
+void calls_origination_id(struct calls *cs, size_t server, const char *call_id,
+                          const char *action_id)
+{
+    if (server < cs->nservers && call_id && action_id)
+        call_model_origination_id(cs->servers[server].model, call_id, action_id);
+}
+
 json_t *calls_live(const struct calls *cs)
 {
     json_t *all = json_array();

@@ -27,6 +27,13 @@ void calls_free(struct calls *cs);
 
 void calls_feed(struct calls *cs, size_t server, const struct ami_msg *ev, uint64_t now_ms);
 
+/* A call amibridge is placing on `server` (call_model_expect; both JSON
+ * values stolen), and the ActionID of its Originate once known. */
+int calls_expect(struct calls *cs, size_t server, const char *call_id, json_t *origination,
+                 json_t *variables, uint64_t now_ms);
+void calls_origination_id(struct calls *cs, size_t server, const char *call_id,
+                          const char *action_id);
+
 /* {"calls":[...]}: the live calls of every server, oldest first. */
 json_t *calls_live(const struct calls *cs);
 /* A live call, or one that ended within the history: a new object, or NULL. */

@@ -264,9 +264,11 @@ static json_t *call_json(const struct call_model *m, const struct call *c)
         json_object_set_new(j, "outcome", json_null());
         json_object_set_new(j, "hangup", json_null());
     }
-    json_object_set(j, "transfer", c->transfer ? c->transfer : json_null());
-    json_object_set(j, "origination", c->origination ? c->origination : json_null());
-    json_object_set(j, "variables", c->variables ? c->variables : json_object());
+    json_object_set_new(j, "transfer", c->transfer ? json_deep_copy(c->transfer) : json_null());
+    json_object_set_new(j, "origination",
+                        c->origination ? json_deep_copy(c->origination) : json_null());
+    json_object_set_new(j, "variables",
+                        c->variables ? json_deep_copy(c->variables) : json_object());
     return j;
 }
 
@@ -827,6 +829,17 @@ int call_model_expect(struct call_model *m, const char *id, json_t *origination,
     m->expects = e;
     m->nexpects++;
     return 0;
+}
+
+void call_model_origination_id(struct call_model *m, const char *call_id, const char *id)
+{
+    struct call *c = find(m, call_id);
+    json_t *o = c ? c->origination : NULL;
+    for (struct expect *e = m->expects; !c && e; e = e->next)
+        if (!strcmp(e->id, call_id))
+            o = e->origination;
+    if (json_is_object(o) && !json_is_string(json_object_get(o, "id")))
+        json_object_set_new(o, "id", json_string(id));
 }
 
 json_t *call_model_live(const struct call_model *m)

@@ -57,6 +57,10 @@ void call_model_feed(struct call_model *m, const struct ami_msg *ev, uint64_t no
 int call_model_expect(struct call_model *m, const char *id, json_t *origination, json_t *variables,
                       uint64_t now_ms);
 
+/* The id amibridge gave the placing of call `call_id` (its Originate's
+ * ActionID), once known: set as origination.id. */
+void call_model_origination_id(struct call_model *m, const char *call_id, const char *id);
+
 /* The live calls, oldest first: a new array. */
 json_t *call_model_live(const struct call_model *m);
 /* One live call: a new object, or NULL. */

@@ -1543,9 +1543,18 @@ async function run() {
   // wait:false: the outcome is the OriginateResponse with the call's id on the event stream
   const events = stream('the event stream', a, get('/v1/events?events=OriginateResponse,Hangup', CRM));
   await events.until((r) => r.text.includes(': connected to amibridge'));
-  const queued = await check('call, wait:false', a, call({ ...demo100, wait: false }, CRM), {
+  const queued = await check('call, wait:false', a, call({ ...demo100, wait: false, reference: 'crm-contract-1' }, CRM), {
     status: 202,
     more: (r) => [...expectEq('status', r.json.status, 'queued'), ...expectEq('channel', r.json.channel, 'Local/100@demo'), ...rateHeaders(r)],
+  });
+  // the call is known by its call_id at once, and echoes its reference
+  await check('the placed call by its call_id', a, get(`/v1/calls/${queued?.json?.call_id ?? 'none'}`, CRM), {
+    status: 200,
+    more: (r) => [
+      ...expectEq('direction', r.json.direction, 'originated'),
+      ...expectEq('reference', r.json.origination?.reference, 'crm-contract-1'),
+      ...expectEq('origination.id', r.json.origination?.id, queued?.json?.id),
+    ],
   });
   const outcomeOf = (text) => sseBlocks(text).find((b) => b.event === 'OriginateResponse' && b.data?.fields?.ActionID === queued?.json?.id);
   await events.until((r) => outcomeOf(r.text));

@@ -689,7 +689,8 @@ static void calls_are_followed_published_once_and_readable_after_their_end(void 
     static const struct {
         const char *body, *first_leg, *outcome;
     } cases[] = {
-        {"{\"channel\":\"Local/600@demo\",\"context\":\"demo\",\"exten\":\"100\",\"wait\":false}",
+        {"{\"channel\":\"Local/600@demo\",\"context\":\"demo\",\"exten\":\"100\",\"wait\":false,"
+         "\"reference\":\"crm-42\",\"variables\":{\"CRM_ID\":\"42\"}}",
          "Local/600@demo-", "answered"},
         {"{\"channel\":\"Local/300@demo\",\"context\":\"demo\",\"exten\":\"100\",\"wait\":false}",
          "Local/300@demo-", "busy"},
@@ -702,10 +703,14 @@ static void calls_are_followed_published_once_and_readable_after_their_end(void 
         struct http_resp r;
         call(&e, CRM, cases[i].body, NULL, &r);
         assert_status(&r, 202);
-        http_resp_free(&r);
+        /* the call's id is known at once, and is the one of its events */
+        const char *given = http_json_str(&r, "call_id");
+        assert_non_null(given);
         ids[i] = call_id_of(&s, cases[i].first_leg);
         if (!ids[i])
             fail_msg("no call.created for %s", cases[i].first_leg);
+        assert_string_equal(ids[i], given);
+        http_resp_free(&r);
     }
     /* while the first rings or talks, it is live */
     char url[256];
@@ -737,6 +742,16 @@ static void calls_are_followed_published_once_and_readable_after_their_end(void 
         if (strcmp(json_string_value(json_object_get(last, "outcome")), cases[i].outcome))
             fail_msg("%s: outcome %s, not %s", cases[i].first_leg,
                      json_string_value(json_object_get(last, "outcome")), cases[i].outcome);
+        assert_string_equal(json_string_value(json_object_get(last, "direction")), "originated");
+        json_t *orig = json_object_get(last, "origination");
+        assert_string_equal(json_string_value(json_object_get(orig, "api_key")), "crm");
+        assert_non_null(json_string_value(json_object_get(orig, "id")));
+        if (i == 0) {
+            assert_string_equal(json_string_value(json_object_get(orig, "reference")), "crm-42");
+            assert_string_equal(
+                json_string_value(json_object_get(json_object_get(last, "variables"), "CRM_ID")),
+                "42");
+        }
         for (size_t k = 0; k < n; k++)
             json_decref(evs[k]);
         /* readable after its end */
