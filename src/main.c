@@ -40,7 +40,14 @@ struct server_ctx {
     struct bus *bus;
     struct calls *calls;
     size_t index;
+    struct ami_pool *pool;
+    uv_timer_t retry; /* CoreShowChannels again after a failure */
+    int listing;      /* a CoreShowChannels is in flight */
+    int relist;       /* AMI events restarted while it was: its list is old */
 };
+
+#define CALLS_LIST_RETRY_MS   1000
+#define CALLS_LIST_TIMEOUT_MS 10000
 
 struct app {
     uv_loop_t *loop;
@@ -339,6 +346,73 @@ static void on_ami_event(void *ud, const struct ami_msg *m)
     bus_publish_ami(s->bus, s->index, m);
 }
 
+static void list_channels(struct server_ctx *s);
+
+static void on_list_retry(uv_timer_t *t)
+{
+    list_channels(t->data);
+}
+
+/* The PBX's live channels settle the calls after AMI events (re)started. */
+static void on_channels_listed(void *ud, const struct ami_result *r)
+{
+    struct server_ctx *s = ud;
+    s->listing = 0;
+    if (r->status == AMI_ESHUTDOWN || !s->pool)
+        return;
+    if (s->relist) {
+        s->relist = 0;
+        list_channels(s);
+        return;
+    }
+    if (r->status == AMI_OK && r->response && ami_msg_is(r->response, "Response", "Success")) {
+        calls_snapshot(s->calls, s->index, r->events, r->nevents, wall_ms());
+        return;
+    }
+    if (r->status == AMI_OK) {
+        /* refused (the AMI user lacks the system or reporting class):
+         * asking again would not help; calls that ended while AMI was down
+         * stay listed until amibridge restarts */
+        log_warn(
+            "calls: CoreShowChannels refused; calls cannot be settled after a reconnect",
+            "{s:s,s:s}", "server", ami_pool_name(s->pool), "message",
+            r->response
+                ? (ami_msg_get(r->response, "Message") ? ami_msg_get(r->response, "Message") : "")
+                : "");
+        return;
+    }
+    uv_timer_start(&s->retry, on_list_retry, CALLS_LIST_RETRY_MS, 0);
+}
+
+static void list_channels(struct server_ctx *s)
+{
+    if (!s->pool)
+        return; /* shutting down */
+    if (s->listing) {
+        s->relist = 1;
+        return;
+    }
+    struct ami_msg *m = ami_msg_new();
+    struct ami_submit_opts opts = {.timeout_ms = CALLS_LIST_TIMEOUT_MS};
+    if (m && ami_msg_add(m, "Action", "CoreShowChannels") == 0 &&
+        ami_pool_submit(s->pool, m, &opts, on_channels_listed, s, NULL) == 0) {
+        s->listing = 1;
+        return;
+    }
+    if (!m || ami_msg_count(m) == 0)
+        ami_msg_free(m);
+    /* no action connection yet: soon again */
+    uv_timer_start(&s->retry, on_list_retry, CALLS_LIST_RETRY_MS, 0);
+}
+
+/* AMI events (re)started: calls may have ended meanwhile. */
+static void on_events_up(void *ud)
+{
+    struct server_ctx *s = ud;
+    calls_mark(s->calls, s->index);
+    list_channels(s);
+}
+
 /* A call event goes to Redis as calls.<server>.<type>, through the same
  * ordered (and, with replicas, fenced) outlet as the AMI events. */
 static void on_call_event(void *ud, size_t server, const char *type, json_t *event)
@@ -361,6 +435,15 @@ static void on_call_event(void *ud, size_t server, const char *type, json_t *eve
     bus_event_unref(e);
 }
 
+/* The pool closes: no more listing of its channels. */
+static void forget_pool(struct server_ctx *s)
+{
+    if (!s->pool)
+        return;
+    s->pool = NULL;
+    uv_close((uv_handle_t *)&s->retry, NULL);
+}
+
 static void http_closed(void *arg)
 {
     struct app *app = arg;
@@ -374,6 +457,7 @@ static void http_closed(void *arg)
     for (size_t i = 0; i < app->npools; i++) {
         struct ami_pool *p = app->pools[i];
         app->pools[i] = NULL; /* gone once closed: nothing may touch it after this */
+        forget_pool(&app->servers[i]);
         ami_pool_close(p, pool_closed, app);
     }
 }
@@ -396,6 +480,7 @@ static void on_drain(uv_timer_t *t)
         for (size_t i = 0; i < app->npools; i++) {
             struct ami_pool *p = app->pools[i];
             app->pools[i] = NULL;
+            forget_pool(&app->servers[i]);
             ami_pool_close(p, NULL, NULL);
         }
         app->npools = 0;
@@ -552,7 +637,7 @@ int main(int argc, char **argv)
         bus_redis_psubscribe(app.redis_sub, pattern, on_published, &app);
     }
     for (size_t i = 0; i < app.npools; i++) {
-        app.servers[i] = (struct server_ctx){app.bus, app.calls, i};
+        app.servers[i] = (struct server_ctx){.bus = app.bus, .calls = app.calls, .index = i};
         app.pools[i] =
             ami_pool_new(app.loop, &app.cfg.servers[i], app.cfg.instance_id, on_ami_event,
                          &app.servers[i], app.cfg.ami_filters, app.cfg.nami_filters);
@@ -560,6 +645,10 @@ int main(int argc, char **argv)
             fprintf(stderr, "amibridge: out of memory\n");
             return 1;
         }
+        app.servers[i].pool = app.pools[i];
+        uv_timer_init(app.loop, &app.servers[i].retry);
+        app.servers[i].retry.data = &app.servers[i];
+        ami_pool_set_events_up_cb(app.pools[i], on_events_up, &app.servers[i]);
     }
     metrics_set(METRIC_BUILD_INFO, AMIBRIDGE_VERSION, NULL, NULL, 1);
     app.api = api_new(app.loop, &app.cfg, app.pools, app.npools, app.redis, app.bus, app.publisher,

@@ -72,6 +72,8 @@ struct ami_pool {
     unsigned rr;
     ami_event_cb on_event;
     void *event_ud;
+    void (*events_up)(void *ud);
+    void *events_up_ud;
     int closing;
     int closes_pending;
     void (*done)(void *);
@@ -440,6 +442,8 @@ static void on_up(struct ami_conn *c, void *ud)
     (void)c;
     struct pconn *pc = ud;
     pc->up = 1;
+    if (pc->index < 0 && pc->pool->events_up)
+        pc->pool->events_up(pc->pool->events_up_ud);
 }
 
 static void on_down(struct ami_conn *c, void *ud, const char *reason)
@@ -678,6 +682,12 @@ fail:
     strbuf_release(&sb);
     ami_msg_free(action);
     return rc;
+}
+
+void ami_pool_set_events_up_cb(struct ami_pool *p, void (*fn)(void *ud), void *ud)
+{
+    p->events_up = fn;
+    p->events_up_ud = ud;
 }
 
 const char *ami_req_action_id(const struct ami_req *r)

@@ -87,6 +87,9 @@ struct ami_pool_status {
  * (ami_pool_feed_event). Off closes the event connection (waiting
  * originates keep waiting); on opens it again. */
 void ami_pool_set_events(struct ami_pool *p, int on);
+/* `fn` runs each time the event connection has logged in (at start and
+ * after every reconnect): events before it may have been missed. */
+void ami_pool_set_events_up_cb(struct ami_pool *p, void (*fn)(void *ud), void *ud);
 /* An event from elsewhere (the leader's stream), taken: only an
  * OriginateResponse for one of this process's originates is used, and only
  * while the event connection is off. */

@@ -151,6 +151,21 @@ void calls_origination_id(struct calls *cs, size_t server, const char *call_id,
         call_model_origination_id(cs->servers[server].model, call_id, action_id);
 }
 
+void calls_mark(struct calls *cs, size_t server)
+{
+    if (server < cs->nservers)
+        call_model_mark(cs->servers[server].model);
+}
+
+void calls_snapshot(struct calls *cs, size_t server, struct ami_msg *const *items, size_t n,
+                    uint64_t now_ms)
+{
+    if (server >= cs->nservers)
+        return;
+    cs->now = now_ms;
+    call_model_snapshot(cs->servers[server].model, items, n, now_ms);
+}
+
 json_t *calls_live(const struct calls *cs)
 {
     json_t *all = json_array();

@@ -34,6 +34,13 @@ int calls_expect(struct calls *cs, size_t server, const char *call_id, json_t *o
 void calls_origination_id(struct calls *cs, size_t server, const char *call_id,
                           const char *action_id);
 
+/* AMI events of `server` (re)started: calls may have ended meanwhile
+ * (call_model_mark); then what CoreShowChannels listed (the items,
+ * borrowed) settles them (call_model_snapshot). */
+void calls_mark(struct calls *cs, size_t server);
+void calls_snapshot(struct calls *cs, size_t server, struct ami_msg *const *items, size_t n,
+                    uint64_t now_ms);
+
 /* {"calls":[...]}: the live calls of every server, oldest first. */
 json_t *calls_live(const struct calls *cs);
 /* A live call, or one that ended within the history: a new object, or NULL. */

@@ -50,6 +50,8 @@ struct leg {
     char state[16];
     int gone;
     int loser; /* answered elsewhere, or cancelled */
+    int seen;  /* in the snapshot being applied */
+    int stale; /* nothing heard of it since AMI was reconnected */
 };
 
 struct call {
@@ -70,6 +72,10 @@ struct call {
     int cause;           /* the first hang-up cause other than 0 and 26 */
     char cause_text[64];
     const char *by; /* who asked to hang up first: "caller", "callee", NULL */
+    int lost;       /* ended while AMI was down: no hang-up was seen */
+    int seen;       /* in the snapshot being applied */
+    int stale;      /* nothing heard of it since AMI was reconnected */
+    int adopted;    /* found in a snapshot, not seen beginning */
     const char *direction;
     uint64_t started, answered_at, ended_at;
     json_t *origination, *variables, *transfer;
@@ -94,7 +100,21 @@ struct call_model {
     uint64_t seq, created, ended, untracked;
     struct expect *expects;
     size_t nexpects;
+    int marked;       /* AMI was reconnected, the snapshot is awaited */
+    char **ended_ids; /* calls ended since then (a snapshot may still list them) */
+    size_t nended_ids;
 };
+
+#define CALL_ENDED_IDS_MAX 1024
+
+static void forget_ended_ids(struct call_model *m)
+{
+    for (size_t i = 0; i < m->nended_ids; i++)
+        free(m->ended_ids[i]);
+    free(m->ended_ids);
+    m->ended_ids = NULL;
+    m->nended_ids = 0;
+}
 
 static char *dup_or_null(const char *s)
 {
@@ -208,6 +228,8 @@ static const char *outcome(const struct call *c)
 
 static const char *hangup_by(const struct call *c)
 {
+    if (c->lost)
+        return "system";
     if (c->state != ST_ANSWERED) {
         switch (c->cause) {
         case 17:
@@ -505,6 +527,14 @@ static void end_call(struct call_model *m, struct call *c, uint64_t now)
     }
     c->ended_at = now;
     m->ended++;
+    if (m->marked && m->nended_ids < CALL_ENDED_IDS_MAX) {
+        char **v = realloc(m->ended_ids, (m->nended_ids + 1) * sizeof(*v));
+        if (v) {
+            m->ended_ids = v;
+            if ((v[m->nended_ids] = strdup(c->id)))
+                m->nended_ids++;
+        }
+    }
     emit(m, c, "call.ended", now);
     unlink_call(m, c);
     call_free(c);
@@ -707,6 +737,9 @@ void call_model_feed(struct call_model *m, const struct ami_msg *ev, uint64_t no
     if (!c)
         return;
     struct leg *l = leg_by_uniqueid(c, ami_msg_get(ev, "Uniqueid"));
+    c->stale = 0; /* heard of since the reconnect: alive */
+    if (l)
+        l->stale = 0;
     if (l && !strcmp(l->party, c->legs[0].party)) {
         /* the caller's number, once Asterisk knows it (an Originate's
          * CallerID shows on its second half first, 06a) */
@@ -792,6 +825,7 @@ void call_model_free(struct call_model *m)
         m->expects = e->next;
         expect_free(e);
     }
+    forget_ended_ids(m);
     for (size_t i = 0; i < m->ntrunks; i++)
         free(m->trunks[i]);
     free(m->trunks);
@@ -829,6 +863,121 @@ int call_model_expect(struct call_model *m, const char *id, json_t *origination,
     m->expects = e;
     m->nexpects++;
     return 0;
+}
+
+/* "HH:MM:SS" (CoreShowChannel's Duration) in milliseconds, 0 when not that. */
+static uint64_t duration_ms(const char *d)
+{
+    unsigned h, mi, se;
+    if (!d || sscanf(d, "%u:%u:%u", &h, &mi, &se) != 3)
+        return 0;
+    return ((uint64_t)h * 3600 + mi * 60 + se) * 1000;
+}
+
+void call_model_mark(struct call_model *m)
+{
+    forget_ended_ids(m);
+    m->marked = 1;
+    for (struct call *c = m->head; c; c = c->next) {
+        c->stale = 1;
+        for (size_t i = 0; i < c->nlegs; i++)
+            c->legs[i].stale = 1;
+    }
+}
+
+static int ended_since_mark(const struct call_model *m, const char *id)
+{
+    for (size_t i = 0; i < m->nended_ids; i++)
+        if (!strcmp(m->ended_ids[i], id))
+            return 1;
+    return 0;
+}
+
+void call_model_snapshot(struct call_model *m, struct ami_msg *const *items, size_t n, uint64_t now)
+{
+    if (!m->marked)
+        call_model_mark(m);
+    for (struct call *c = m->head; c; c = c->next) {
+        c->seen = 0;
+        for (size_t i = 0; i < c->nlegs; i++)
+            c->legs[i].seen = 0;
+    }
+    for (size_t k = 0; k < n; k++) {
+        const struct ami_msg *it = items[k];
+        const char *lid = ami_msg_get(it, "Linkedid"), *uid = ami_msg_get(it, "Uniqueid");
+        const char *ch = ami_msg_get(it, "Channel"), *st = ami_msg_get(it, "ChannelStateDesc");
+        if (!lid || !*lid || !uid || !ch)
+            continue;
+        struct call *c = find(m, lid);
+        if (!c && ended_since_mark(m, lid))
+            continue; /* listed, then hung up before the list came */
+        if (!c) {
+            /* it began while amibridge was not connected */
+            if (!(c = create(m, it, lid, now)))
+                continue;
+            c->adopted = 1;
+        }
+        c->seen = 1;
+        struct leg *l = leg_by_uniqueid(c, uid);
+        if (l && !l->stale)
+            continue; /* heard of since the reconnect: newer than this list */
+        if (!l && !(l = add_leg(c, uid, ch, st)))
+            continue;
+        l->seen = 1;
+        if (st)
+            snprintf(l->state, sizeof(l->state), "%s", st);
+        /* a call found here started as long ago as its oldest channel */
+        uint64_t age = duration_ms(ami_msg_get(it, "Duration"));
+        if (c->adopted && age && age < now && now - age < c->started)
+            c->started = now - age;
+    }
+    struct call *next;
+    for (struct call *c = m->head; c; c = next) {
+        next = c->next;
+        if (!c->seen && c->stale) {
+            /* its hang-ups happened while amibridge was not connected */
+            c->lost = 1;
+            c->cause = 0;
+            snprintf(c->cause_text, sizeof(c->cause_text), "%s",
+                     "ended while amibridge was not connected to AMI");
+            for (size_t i = 0; i < c->nlegs; i++)
+                c->legs[i].gone = 1;
+            end_call(m, c, now);
+            continue;
+        }
+        if (!c->seen)
+            continue; /* heard of since the reconnect, not listed yet */
+        for (size_t i = 0; i < c->nlegs; i++)
+            if (!c->legs[i].seen && c->legs[i].stale)
+                c->legs[i].gone = 1;
+        if (all_gone(c)) {
+            end_call(m, c, now);
+            continue;
+        }
+        /* what it is now: channels of two parties up are talking */
+        int ring = 0, two = 0;
+        const char *up = NULL;
+        for (size_t i = 0; i < c->nlegs; i++) {
+            const struct leg *l = &c->legs[i];
+            if (l->gone)
+                continue;
+            ring |= !strcmp(l->state, "Ringing");
+            if (!strcmp(l->state, "Up")) {
+                if (!up)
+                    up = l->party;
+                else if (strcmp(up, l->party) != 0)
+                    two = 1;
+            }
+        }
+        if (c->state != ST_ANSWERED && two)
+            answered(m, c, now);
+        else if (ring)
+            ringing(m, c, now);
+        else if (up)
+            pbx_answer(c, now);
+    }
+    m->marked = 0;
+    forget_ended_ids(m);
 }
 
 void call_model_origination_id(struct call_model *m, const char *call_id, const char *id)

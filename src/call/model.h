@@ -57,6 +57,21 @@ void call_model_feed(struct call_model *m, const struct ami_msg *ev, uint64_t no
 int call_model_expect(struct call_model *m, const char *id, json_t *origination, json_t *variables,
                       uint64_t now_ms);
 
+/* AMI was (re)connected: what is live now may have ended while it was
+ * down. Calls and legs heard of after this are alive whatever the
+ * snapshot says. */
+void call_model_mark(struct call_model *m);
+
+/* After AMI was (re)connected (and call_model_mark): the PBX's live
+ * channels when it answered, the
+ * CoreShowChannel items of one CoreShowChannels (borrowed). A live call
+ * not heard of since the mark, none of whose channels is listed, ends (call.ended: hangup.by
+ * "system", cause 0, cause_text says why); a call the model did not know is created (its start from
+ * the channels' Duration) and said to ring or be answered as its channels show; nothing already
+ * announced is announced again. */
+void call_model_snapshot(struct call_model *m, struct ami_msg *const *items, size_t n,
+                         uint64_t now);
+
 /* The id amibridge gave the placing of call `call_id` (its Originate's
  * ActionID), once known: set as origination.id. */
 void call_model_origination_id(struct call_model *m, const char *call_id, const char *id);

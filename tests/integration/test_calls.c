@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -779,6 +780,68 @@ static void calls_are_followed_published_once_and_readable_after_their_end(void 
     redis_stop(&rs);
 }
 
+/* The PBX dies with a call up and comes back without it: after the
+ * reconnect, CoreShowChannels settles the call, ended by the system. */
+static void a_call_gone_while_ami_was_down_ends_after_the_reconnect(void **state)
+{
+    (void)state;
+    struct stack e;
+    const char *env[] = {KEYS, NULL};
+    assert_int_equal(stack_start(&e, env), 0);
+    struct http_resp r;
+    call(&e, CRM,
+         "{\"channel\":\"Local/200@demo\",\"context\":\"demo\",\"exten\":\"200\",\"wait\":false}",
+         NULL, &r);
+    assert_status(&r, 202);
+    char id[64];
+    snprintf(id, sizeof(id), "%s", http_json_str(&r, "call_id"));
+    http_resp_free(&r);
+    char url[256];
+    snprintf(url, sizeof(url), "%s/v1/calls/%s", e.bridge.url, id);
+    int live = 0;
+    for (int tries = 0; tries < 50 && !live; tries++) {
+        assert_int_equal(http_call("GET", url, CRM, NULL, NULL, 5000, &r), 0);
+        /* only the PBX answered it (no Dial): it counts as answered at its end */
+        live = r.status == 200 && !strcmp(http_json_str(&r, "state"), "ringing") &&
+               json_array_size(json_object_get(r.json, "legs")) == 2;
+        http_resp_free(&r);
+        if (!live)
+            usleep(100 * 1000);
+    }
+    assert_true(live);
+    /* SIGKILL: no Hangup ever comes; the PBX is back on the same port */
+    int port = e.sim.port;
+    proc_signal(&e.sim.proc, SIGKILL);
+    proc_wait(&e.sim.proc, -1);
+    amisim_stop(&e.sim);
+    char listen[64];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+    const char *same_port[] = {"--listen", listen, NULL};
+    assert_int_equal(amisim_start(&e.sim, same_port), 0);
+    const char *by = NULL;
+    for (int tries = 0; tries < 100 && !by; tries++) {
+        assert_int_equal(http_call("GET", url, CRM, NULL, NULL, 5000, &r), 0);
+        if (r.status == 200 && !strcmp(http_json_str(&r, "state"), "ended")) {
+            json_t *h = json_object_get(r.json, "hangup");
+            assert_string_equal(json_string_value(json_object_get(h, "by")), "system");
+            assert_non_null(strstr(json_string_value(json_object_get(h, "cause_text")),
+                                   "not connected to AMI"));
+            assert_string_equal(http_json_str(&r, "outcome"), "answered");
+            by = "system";
+        }
+        http_resp_free(&r);
+        if (!by)
+            usleep(100 * 1000);
+    }
+    if (!by)
+        fail_msg("the call never ended after the reconnect");
+    snprintf(url, sizeof(url), "%s/v1/calls/live", e.bridge.url);
+    assert_int_equal(http_call("GET", url, CRM, NULL, NULL, 5000, &r), 0);
+    assert_int_equal(json_array_size(json_object_get(r.json, "calls")), 0);
+    http_resp_free(&r);
+    stack_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -794,6 +857,7 @@ int main(void)
         cmocka_unit_test(scopes_apply_to_calls),
         cmocka_unit_test(idempotency_holds_across_replicas_with_redis),
         cmocka_unit_test(calls_are_followed_published_once_and_readable_after_their_end),
+        cmocka_unit_test(a_call_gone_while_ami_was_down_ends_after_the_reconnect),
     };
     return cmocka_run_group_tests_name("calls", tests, NULL, NULL);
 }

@@ -297,6 +297,222 @@ static void every_created_call_ends_exactly_once(void **state)
     }
 }
 
+/* --- reconnects ------------------------------------------------------------------------------ */
+
+struct timed {
+    struct ami_msg *m;
+    uint64_t at;
+};
+
+/* Every event of a capture's server side, with its time. */
+static size_t load_events(const char *name, struct timed **out)
+{
+    char dir[512];
+    testenv_data_path(dir, sizeof(dir), "transcripts");
+    struct transcript t;
+    assert_int_equal(transcript_load(&t, dir, name), 0);
+    struct ami_parser *p = ami_parser_new(NULL, AMI_PARSER_EXPECT_BANNER);
+    struct timed *v = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < t.nchunks; i++) {
+        if (t.chunks[i].dir != TRANSCRIPT_RECV)
+            continue;
+        assert_int_equal(ami_parser_feed(p, t.chunks[i].data, t.chunks[i].len), 0);
+        struct ami_msg *msg;
+        while (ami_parser_next(p, &msg) == 1) {
+            if (ami_msg_kind(msg) != AMI_MSG_EVENT) {
+                ami_msg_free(msg);
+                continue;
+            }
+            v = realloc(v, (n + 1) * sizeof(*v));
+            v[n].m = msg;
+            v[n++].at = T0 + (uint64_t)(t.chunks[i].t * 1000);
+        }
+    }
+    ami_parser_free(p);
+    transcript_free(&t);
+    *out = v;
+    return n;
+}
+
+/* What CoreShowChannels would list after events [0, upto): a
+ * CoreShowChannel item per channel created and not hung up, with its last
+ * state. */
+static size_t snapshot_at(const struct timed *ev, size_t upto, struct ami_msg **items, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < upto; i++) {
+        const char *name = ami_msg_get(ev[i].m, "Event"), *uid = ami_msg_get(ev[i].m, "Uniqueid");
+        if (!uid)
+            continue;
+        size_t k;
+        for (k = 0; k < n && strcmp(ami_msg_get(items[k], "Uniqueid"), uid); k++)
+            ;
+        if (!strcmp(name, "Newchannel") && k == n && n < max) {
+            struct ami_msg *it = ami_msg_new();
+            static const char *const keys[] = {
+                "Channel", "ChannelStateDesc", "CallerIDNum", "CallerIDName",
+                "Exten",   "Uniqueid",         "Linkedid"};
+            ami_msg_add(it, "Event", "CoreShowChannel");
+            for (size_t j = 0; j < sizeof(keys) / sizeof(keys[0]); j++)
+                if (ami_msg_get(ev[i].m, keys[j]))
+                    ami_msg_add(it, keys[j], ami_msg_get(ev[i].m, keys[j]));
+            ami_msg_add(it, "Duration", "00:00:01");
+            items[n++] = it;
+        } else if (k < n && !strcmp(name, "Hangup")) {
+            ami_msg_free(items[k]);
+            items[k] = items[--n];
+        } else if (k < n && ami_msg_get(ev[i].m, "ChannelStateDesc")) {
+            struct ami_msg *it = ami_msg_new();
+            for (size_t j = 0; j < ami_msg_count(items[k]); j++) {
+                const char *key = ami_msg_key_at(items[k], j);
+                ami_msg_add(it, key,
+                            !strcmp(key, "ChannelStateDesc")
+                                ? ami_msg_get(ev[i].m, "ChannelStateDesc")
+                                : ami_msg_value_at(items[k], j));
+            }
+            ami_msg_free(items[k]);
+            items[k] = it;
+        }
+    }
+    return n;
+}
+
+/* (type, id) of every event, as one string. */
+static void sequence_of(json_t *evs, char *out, size_t len)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < json_array_size(evs); i++) {
+        json_t *e = json_array_get(evs, i);
+        char one[256];
+        snprintf(one, sizeof(one), "%s:%s ", json_string_value(json_object_get(e, "type")),
+                 s_at(e, "call.id"));
+        strncat(out, one, len - strlen(out) - 1);
+    }
+}
+
+/* Every created call ends exactly once, and nothing is created twice. */
+static void assert_each_ends_once(json_t *evs, const char *what)
+{
+    json_t *st = json_object();
+    for (size_t i = 0; i < json_array_size(evs); i++) {
+        json_t *e = json_array_get(evs, i);
+        const char *type = json_string_value(json_object_get(e, "type")), *id = s_at(e, "call.id");
+        const char *now = json_string_value(json_object_get(st, id));
+        if (!strcmp(type, "call.created")) {
+            if (now)
+                fail_msg("%s: %s created twice", what, id);
+            json_object_set_new(st, id, json_string("live"));
+        } else if (!now || strcmp(now, "live")) {
+            fail_msg("%s: %s for %s after its end or before its creation", what, type, id);
+        } else if (!strcmp(type, "call.ended")) {
+            json_object_set_new(st, id, json_string("ended"));
+        }
+    }
+    const char *id;
+    json_t *v;
+    json_object_foreach (st, id, v) {
+        if (strcmp(json_string_value(v), "ended"))
+            fail_msg("%s: %s never ended", what, id);
+    }
+    json_decref(st);
+}
+
+/* A reconnect between any two events, with `lost` events missed while AMI
+ * was down: with none lost the call events are exactly those of an
+ * unbroken stream (the snapshot announces nothing twice); with some lost,
+ * every call still ends exactly once. */
+static void a_reconnect_at_every_event_boundary_announces_nothing_twice(void **state)
+{
+    (void)state;
+    static const char *const names[] = {
+        "06a-queue-call-event-stream.events",
+        "10a2-call-blind-transfer-bridged.events",
+        "10b2-call-attended-transfer-bridged.events",
+        "10c-call-queue-abandoned.events",
+        "10d-call-ring-group.events",
+        "10e-originate-async-noanswer-and-congestion.events",
+        "10f-originate-channelid.events",
+    };
+    struct call_model_opts o = {.server = "pbx1"};
+    for (size_t f = 0; f < sizeof(names) / sizeof(names[0]); f++) {
+        struct timed *ev;
+        size_t n = load_events(names[f], &ev);
+        json_t *base = json_array();
+        struct call_model *m = call_model_new(&o, collect, base);
+        for (size_t i = 0; i < n; i++)
+            call_model_feed(m, ev[i].m, ev[i].at);
+        call_model_free(m);
+        static char want[65536], got[65536];
+        sequence_of(base, want, sizeof(want));
+        /* `delay` events come between the reconnect and the list's answer */
+        for (size_t lost = 0; lost <= 6; lost += 3) {
+            for (size_t delay = 0; delay <= 4; delay += 4) {
+                for (size_t k = 0; k + lost <= n; k++) {
+                    size_t r = k + lost, d = r + delay <= n ? delay : n - r;
+                    json_t *evs = json_array();
+                    m = call_model_new(&o, collect, evs);
+                    for (size_t i = 0; i < k; i++)
+                        call_model_feed(m, ev[i].m, ev[i].at);
+                    call_model_mark(m);
+                    for (size_t i = r; i < r + d; i++)
+                        call_model_feed(m, ev[i].m, ev[i].at);
+                    struct ami_msg *items[64];
+                    size_t ni = snapshot_at(ev, r, items, 64);
+                    call_model_snapshot(m, items, ni, ev[r + d - (r + d > 0)].at);
+                    for (size_t i = 0; i < ni; i++)
+                        ami_msg_free(items[i]);
+                    for (size_t i = r + d; i < n; i++)
+                        call_model_feed(m, ev[i].m, ev[i].at);
+                    call_model_free(m);
+                    char what[200];
+                    snprintf(what, sizeof(what),
+                             "%s, reconnect after event %zu, %zu lost, the list after %zu more",
+                             names[f], k, lost, d);
+                    if (!lost) {
+                        sequence_of(evs, got, sizeof(got));
+                        if (strcmp(got, want))
+                            fail_msg("%s:\n  got  %s\n  want %s", what, got, want);
+                    }
+                    assert_each_ends_once(evs, what);
+                    json_decref(evs);
+                }
+            }
+        }
+        json_decref(base);
+        for (size_t i = 0; i < n; i++)
+            ami_msg_free(ev[i].m);
+        free(ev);
+    }
+}
+
+/* A call that ended while AMI was down ends when the snapshot misses it. */
+static void a_call_gone_while_ami_was_down_ends_by_the_system(void **state)
+{
+    (void)state;
+    struct timed *ev;
+    size_t n = load_events("10d-call-ring-group.events", &ev);
+    json_t *evs = json_array();
+    struct call_model_opts o = {.server = "pbx1"};
+    struct call_model *m = call_model_new(&o, collect, evs);
+    size_t half = 0;
+    for (; half < n && strcmp(ami_msg_get(ev[half].m, "Event"), "BridgeEnter"); half++)
+        call_model_feed(m, ev[half].m, ev[half].at);
+    call_model_snapshot(m, NULL, 0, ev[half].at + 5000);
+    json_t *c = ended(evs, "1796395702.14");
+    assert_at(c, "hangup.by", "system");
+    assert_at(c, "outcome", "answered");
+    assert_non_null(strstr(s_at(c, "hangup.cause_text"), "not connected"));
+    struct call_model_stats st;
+    call_model_stats(m, &st);
+    assert_int_equal(st.live, 0);
+    call_model_free(m);
+    json_decref(evs);
+    for (size_t i = 0; i < n; i++)
+        ami_msg_free(ev[i].m);
+    free(ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -307,6 +523,8 @@ int main(void)
         cmocka_unit_test(a_call_placed_with_a_channel_id_is_known_by_it_and_echoes_the_origination),
         cmocka_unit_test(transfers_keep_the_call_and_only_a_successful_one_counts),
         cmocka_unit_test(every_created_call_ends_exactly_once),
+        cmocka_unit_test(a_reconnect_at_every_event_boundary_announces_nothing_twice),
+        cmocka_unit_test(a_call_gone_while_ami_was_down_ends_by_the_system),
     };
     return cmocka_run_group_tests_name("call_model", tests, NULL, NULL);
 }
