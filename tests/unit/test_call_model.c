@@ -324,7 +324,9 @@ static size_t load_events(const char *name, struct timed **out)
                 ami_msg_free(msg);
                 continue;
             }
-            v = realloc(v, (n + 1) * sizeof(*v));
+            struct timed *nv = realloc(v, (n + 1) * sizeof(*v));
+            assert_non_null(nv);
+            v = nv;
             v[n].m = msg;
             v[n++].at = T0 + (uint64_t)(t.chunks[i].t * 1000);
         }
