@@ -56,7 +56,8 @@ struct app {
     size_t npools;
     struct server_ctx *servers;
     struct bus *bus;
-    struct calls *calls; /* the call model of every server */
+    struct calls *calls;  /* the call model of every server */
+    struct bus *call_bus; /* its events, for every outlet */
     struct bus_publisher *publisher;
     struct api *api;
     struct bus_redis *redis;
@@ -413,26 +414,30 @@ static void on_events_up(void *ud)
     list_channels(s);
 }
 
-/* A call event goes to Redis as calls.<server>.<type>, through the same
- * ordered (and, with replicas, fenced) outlet as the AMI events. */
+/* A call event goes on the call bus: to Redis as calls.<server>.<type>
+ * (through the same ordered, and with replicas fenced, outlet as the AMI
+ * events), to GET /v1/calls/events and to webhooks. Its filterable fields:
+ * type, id, reference, direction, state, outcome, queue. */
 static void on_call_event(void *ud, size_t server, const char *type, json_t *event)
 {
     struct app *app = ud;
-    if (!app->publisher)
+    json_t *call = json_object_get(event, "call");
+    struct ami_msg *f = ami_msg_new();
+    if (!f)
         return;
-    struct bus_event *e = calloc(1, sizeof(*e));
-    if (!e || !(e->json = json_dumps(event, JSON_COMPACT))) {
-        free(e);
-        return;
+    ami_msg_add(f, "type", type);
+    static const char *const keys[] = {"id", "direction", "state", "outcome", "queue"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const char *v = json_string_value(json_object_get(call, keys[i]));
+        if (v)
+            ami_msg_add(f, keys[i], v);
     }
-    e->refs = 1;
-    e->server = server;
-    e->server_name = app->cfg.servers[server].name;
-    e->channel_prefix = "calls";
-    snprintf(e->name, sizeof(e->name), "%s", type);
-    e->len = strlen(e->json);
-    bus_publisher_sink(app->publisher, e);
-    bus_event_unref(e);
+    const char *ref =
+        json_string_value(json_object_get(json_object_get(call, "origination"), "reference"));
+    if (ref)
+        ami_msg_add(f, "reference", ref);
+    bus_publish_json(app->call_bus, server, type, event, f);
+    ami_msg_free(f);
 }
 
 /* The pool closes: no more listing of its channels. */
@@ -579,9 +584,12 @@ int main(int argc, char **argv)
         return 1;
     }
     app.bus = bus_new(&app.cfg);
+    app.call_bus = bus_new(&app.cfg);
+    if (app.call_bus)
+        bus_set_channel_prefix(app.call_bus, "calls");
     app.calls = calls_new(&app.cfg, on_call_event, &app);
     app.servers = calloc(app.npools, sizeof(*app.servers));
-    if (!app.bus || !app.calls || !app.servers) {
+    if (!app.bus || !app.call_bus || !app.calls || !app.servers) {
         fprintf(stderr, "amibridge: out of memory\n");
         return 1;
     }
@@ -595,6 +603,7 @@ int main(int argc, char **argv)
         }
         bus_redis_set_state_cb(app.redis, redis_state, &app);
         bus_add_sink(app.bus, bus_publisher_sink, app.publisher);
+        bus_add_sink(app.call_bus, bus_publisher_sink, app.publisher);
     }
     app.webhooks = webhooks_new(app.loop, &app.cfg, app.redis, err, sizeof(err));
     if (!app.webhooks) {
@@ -604,6 +613,8 @@ int main(int argc, char **argv)
         if (app.redis)
             bus_redis_close(app.redis, NULL, NULL);
         uv_run(app.loop, UV_RUN_NOWAIT);
+        calls_free(app.calls);
+        bus_free(app.call_bus);
         bus_free(app.bus);
         free(app.servers);
         free(app.pools);
@@ -611,6 +622,7 @@ int main(int argc, char **argv)
         return 2;
     }
     bus_add_sink(app.bus, webhooks_sink, app.webhooks);
+    bus_add_sink(app.call_bus, webhooks_sink, app.webhooks);
     if (app.redis) {
         /* renewals on a connection of their own: a backlog of events or
          * deliveries on the main one must not cost the lease */
@@ -671,7 +683,10 @@ int main(int argc, char **argv)
     };
     if (app.api) {
         api_set_lease(app.api, app.lease);
-        api_set_calls(app.api, app.calls);
+        if (api_set_calls(app.api, app.calls, app.call_bus) != 0) {
+            fprintf(stderr, "amibridge: out of memory\n");
+            return 1;
+        }
     }
     app.http =
         app.api ? http_server_new(app.loop, &ho, api_handle, app.api, err, sizeof(err)) : NULL;
@@ -699,6 +714,7 @@ int main(int argc, char **argv)
     uv_run(app.loop, UV_RUN_NOWAIT); /* close callbacks of the api's timers */
     webhooks_free(app.webhooks);
     calls_free(app.calls);
+    bus_free(app.call_bus);
     bus_free(app.bus);
     metrics_reset();
     free(app.servers);

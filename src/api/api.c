@@ -27,6 +27,7 @@ static const struct http_route routes[] = {
     {"POST", "/v1/actions/{action}", "actions", CFG_SCOPE_ACTIONS, (void *)api_actions_post},
     {"POST", "/v1/calls", "calls", CFG_SCOPE_CALL, (void *)api_calls_post},
     {"GET", "/v1/calls/live", "calls_live", CFG_SCOPE_READ, (void *)api_calls_live},
+    {"GET", "/v1/calls/events", "call_events", CFG_SCOPE_READ, (void *)api_call_events_get},
     {"GET", "/v1/calls/{id}", "call", CFG_SCOPE_READ, (void *)api_call_get},
     {"GET", "/v1/events", "events", CFG_SCOPE_READ, (void *)api_events_get},
     {"GET", "/metrics", "metrics", 0, (void *)api_metrics_get},
@@ -82,7 +83,7 @@ struct api *api_new(uv_loop_t *loop, const struct cfg *cfg, struct ami_pool *con
     a->idem = idem_new(loop, cfg, redis);
     a->lockout = lockout_new(cfg->auth_fail_limit, cfg->auth_fail_window_s);
     a->sguard = redis ? sguard_new(cfg, redis) : NULL;
-    a->sse = api_sse_new(a);
+    a->sse = api_sse_new(a, bus);
     if (!a->auth || !a->guard || !a->idem || !a->lockout || (redis && !a->sguard) || !a->sse ||
         bus_add_sink(bus, api_sse_sink, a->sse)) {
         api_free(a);
@@ -101,6 +102,7 @@ void api_free(struct api *a)
     lockout_free(a->lockout);
     sguard_free(a->sguard);
     api_sse_free(a->sse);
+    api_sse_free(a->call_sse);
     free(a);
 }
 
@@ -114,6 +116,8 @@ void api_set_draining(struct api *a, int draining)
     a->draining = draining;
     if (draining && a->sse)
         api_sse_end_all(a->sse, "amibridge is shutting down; reconnect with Last-Event-ID");
+    if (draining && a->call_sse)
+        api_sse_end_all(a->call_sse, "amibridge is shutting down; reconnect with Last-Event-ID");
 }
 
 static void scope_names(unsigned mask, char *out, size_t len)

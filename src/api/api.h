@@ -34,8 +34,10 @@ struct bus_lease;
 void api_set_lease(struct api *a, struct bus_lease *l);
 
 struct calls;
-/* The calls of every server, for /v1/calls/live and /v1/calls/{id} (borrowed). */
-void api_set_calls(struct api *a, struct calls *calls);
+/* The calls of every server, for /v1/calls/live and /v1/calls/{id}, and
+ * the bus of their events, for /v1/calls/events (both borrowed). 0 or
+ * -ENOMEM. */
+int api_set_calls(struct api *a, struct calls *calls, struct bus *call_bus);
 
 /* The http_handler. */
 void api_handle(struct http_req *r, void *ud);

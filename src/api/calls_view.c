@@ -1,13 +1,19 @@
 /* GET /v1/calls/live and GET /v1/calls/{id}: the calls of call/calls. */
+#include <errno.h>
 #include <stdint.h>
 #include <time.h>
 
 #include "api/internal.h"
+#include "bus/events.h"
 #include "call/calls.h"
 
-void api_set_calls(struct api *a, struct calls *calls)
+int api_set_calls(struct api *a, struct calls *calls, struct bus *call_bus)
 {
     a->calls = calls;
+    if (!call_bus)
+        return 0;
+    a->call_sse = api_sse_new(a, call_bus);
+    return a->call_sse ? bus_add_sink(call_bus, api_sse_sink, a->call_sse) : -ENOMEM;
 }
 
 uint64_t api_wall_ms(void)

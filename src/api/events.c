@@ -1,4 +1,5 @@
-/* GET /v1/events: the event stream as Server-Sent Events.
+/* GET /v1/events and GET /v1/calls/events: the AMI event stream and the
+ * call event stream as Server-Sent Events, one hub each.
  *
  * Each client has its own bounded queue of events (references to the one
  * encoded copy); a client that falls AMIBRIDGE_SSE_QUEUE events behind is
@@ -51,6 +52,7 @@ struct sse_client {
 
 struct sse_hub {
     struct api *a;
+    struct bus *bus; /* what it streams, and replays from */
     struct sse_client *clients;
     size_t n;
     uv_timer_t heartbeat;
@@ -200,12 +202,13 @@ void api_sse_sink(void *ud, struct bus_event *e)
     }
 }
 
-struct sse_hub *api_sse_new(struct api *a)
+struct sse_hub *api_sse_new(struct api *a, struct bus *bus)
 {
     struct sse_hub *h = calloc(1, sizeof(*h));
     if (!h)
         return NULL;
     h->a = a;
+    h->bus = bus;
     uv_timer_init(a->loop, &h->heartbeat);
     h->heartbeat.data = h;
     uint64_t ms = (uint64_t)a->cfg->sse_heartbeat_s * 1000;
@@ -287,7 +290,7 @@ static void replay(struct api *a, struct sse_client *c, const char *last)
         strbuf_printf(&c->out, ": Last-Event-ID '%s' is not one of ours; no replay\n\n", shown);
         return;
     }
-    uint64_t oldest = bus_replay(a->bus, (size_t)server, after, enqueue, c);
+    uint64_t oldest = bus_replay(c->hub->bus, (size_t)server, after, enqueue, c);
     if (after < UINT64_MAX && oldest > after + 1)
         strbuf_printf(
             &c->out,
@@ -295,23 +298,26 @@ static void replay(struct api *a, struct sse_client *c, const char *last)
             (unsigned long long)after + 1, (unsigned long long)oldest - 1);
 }
 
-/* Streams `owner` holds now. A walk over the list: it is at most
- * AMIBRIDGE_SSE_MAX_CLIENTS long and walked once per new stream. */
-static size_t owner_streams(const struct sse_hub *h, const char *owner)
+/* Streams `owner` holds now, on both hubs. A walk over the lists: they
+ * are at most AMIBRIDGE_SSE_MAX_CLIENTS long and walked once per new
+ * stream. */
+static size_t owner_streams(const struct api *a, const char *owner)
 {
     size_t n = 0;
-    for (const struct sse_client *c = h->clients; c; c = c->next)
-        n += !strcmp(c->owner, owner);
+    const struct sse_hub *hubs[2] = {a->sse, a->call_sse};
+    for (int i = 0; i < 2; i++)
+        for (const struct sse_client *c = hubs[i] ? hubs[i]->clients : NULL; c; c = c->next)
+            n += !strcmp(c->owner, owner);
     return n;
 }
 
 /* 1 and an answer (503 or 429, with Retry-After) when the stream may not
  * open: all slots taken, or the key's (the address's) share of them. */
-static int refuse_stream(struct api *a, struct http_req *r, const char *owner)
+static int refuse_stream(struct api *a, struct sse_hub *h, struct http_req *r, const char *owner)
 {
-    struct sse_hub *h = a->sse;
     char detail[160];
-    if (!h || h->n >= (size_t)a->cfg->sse_max_clients) {
+    if (!h ||
+        api_sse_clients(a->sse) + api_sse_clients(a->call_sse) >= (size_t)a->cfg->sse_max_clients) {
         snprintf(detail, sizeof(detail), "at most %d event stream clients at once",
                  a->cfg->sse_max_clients);
         metrics_inc(METRIC_SSE_REFUSED, "max_clients", NULL, 1);
@@ -323,7 +329,7 @@ static int refuse_stream(struct api *a, struct http_req *r, const char *owner)
     int limit = a->cfg->sse_max_clients_per_key;
     if (limit > a->cfg->sse_max_clients)
         limit = a->cfg->sse_max_clients;
-    if (owner_streams(h, owner) < (size_t)limit)
+    if (owner_streams(a, owner) < (size_t)limit)
         return 0;
     int by_key = !strncmp(owner, "key:", 4);
     snprintf(detail, sizeof(detail),
@@ -336,10 +342,17 @@ static int refuse_stream(struct api *a, struct http_req *r, const char *owner)
     return 1;
 }
 
-void api_events_get(struct api *a, struct http_req *r, const struct http_params *p)
+/* What a stream's query may say: `names` (events= or type=), filter= for
+ * AMI fields, reference= (calls: filter on the call's reference). */
+struct stream_params {
+    const char *names;
+    int filter;
+    int reference;
+};
+
+static void stream_get(struct api *a, struct sse_hub *h, struct http_req *r,
+                       const struct stream_params *sp)
 {
-    (void)p;
-    struct sse_hub *h = a->sse;
     /* whose slot: the key, or without keys (loopback-only mode) the client */
     const struct cfg_api_key *k = http_req_principal(r);
     char owner[SSE_OWNER_MAX];
@@ -347,7 +360,7 @@ void api_events_get(struct api *a, struct http_req *r, const struct http_params 
         snprintf(owner, sizeof(owner), "key:%s", k->name);
     else
         snprintf(owner, sizeof(owner), "addr:%s", http_req_peer(r));
-    if (refuse_stream(a, r, owner))
+    if (refuse_stream(a, h, r, owner))
         return;
     struct sse_client *c = calloc(1, sizeof(*c));
     if (!c) {
@@ -360,12 +373,23 @@ void api_events_get(struct api *a, struct http_req *r, const struct http_params 
     strbuf_init(&c->out, 0);
     c->qcap = (size_t)a->cfg->sse_queue;
     c->q = calloc(c->qcap, sizeof(*c->q));
-    char *events = NULL, *filter = NULL, *server = NULL;
-    const char *field = "events";
-    int bad = !c->q || http_req_query(r, "events", &events) < 0;
-    if (!bad && http_req_query(r, "filter", &filter) < 0) {
+    char *events = NULL, *filter = NULL, *server = NULL, *reference = NULL;
+    const char *field = sp->names;
+    int bad = !c->q || http_req_query(r, sp->names, &events) < 0;
+    if (!bad && sp->filter && http_req_query(r, "filter", &filter) < 0) {
         field = "filter";
         bad = 1;
+    }
+    if (!bad && sp->reference && http_req_query(r, "reference", &reference) < 0) {
+        field = "reference";
+        bad = 1;
+    }
+    if (!bad && reference) {
+        field = "reference";
+        bad = !*reference || !(c->filters[0].key = strdup("reference")) ||
+              !(c->filters[0].value = strdup(reference));
+        if (c->filters[0].key)
+            c->nfilters = 1;
     }
     if (!bad && http_req_query(r, "server", &server) < 0) {
         field = "server";
@@ -377,7 +401,7 @@ void api_events_get(struct api *a, struct http_req *r, const struct http_params 
         char *pairs[SSE_FILTERS_MAX];
         size_t np = 0;
         field = "filter";
-        bad = split_list(filter, pairs, SSE_FILTERS_MAX, &np) != 0;
+        bad = split_list(filter, pairs, SSE_FILTERS_MAX - c->nfilters, &np) != 0;
         for (size_t i = 0; i < np; i++) {
             char *colon = strchr(pairs[i], ':');
             if (!bad && colon && colon != pairs[i]) {
@@ -402,10 +426,17 @@ void api_events_get(struct api *a, struct http_req *r, const struct http_params 
     free(events);
     free(filter);
     free(server);
+    free(reference);
     if (bad) {
         char detail[160];
-        snprintf(detail, sizeof(detail),
-                 "bad '%s' parameter: events=Name,Glob*; filter=Key:value,...; server=NAME", field);
+        if (sp->filter)
+            snprintf(detail, sizeof(detail),
+                     "bad '%s' parameter: events=Name,Glob*; filter=Key:value,...; server=NAME",
+                     field);
+        else
+            snprintf(detail, sizeof(detail),
+                     "bad '%s' parameter: type=call.ended,call.*; reference=TEXT; server=NAME",
+                     field);
         for (size_t i = 0; i < c->nnames; i++)
             free(c->names[i]);
         for (size_t i = 0; i < c->nfilters; i++) {
@@ -432,4 +463,18 @@ void api_events_get(struct api *a, struct http_req *r, const struct http_params 
     http_respond_stream(r, 200, "text/event-stream", client_read, client_closed, c, &c->st);
     if (!c->st)
         client_closed(c);
+}
+
+void api_events_get(struct api *a, struct http_req *r, const struct http_params *p)
+{
+    (void)p;
+    static const struct stream_params sp = {.names = "events", .filter = 1};
+    stream_get(a, a->sse, r, &sp);
+}
+
+void api_call_events_get(struct api *a, struct http_req *r, const struct http_params *p)
+{
+    (void)p;
+    static const struct stream_params sp = {.names = "type", .reference = 1};
+    stream_get(a, a->call_sse, r, &sp);
 }

@@ -43,6 +43,7 @@ struct api {
     struct webhooks *webhooks; /* NULL when not running (tests of the api alone) */
     struct bus_lease *lease;   /* NULL without Redis */
     struct calls *calls;       /* the call model (NULL: not running) */
+    struct sse_hub *call_sse;  /* GET /v1/calls/events, fed by the call bus */
     uint64_t started_ms;
     int draining;
 };
@@ -56,7 +57,9 @@ void api_openapi(struct api *a, struct http_req *r, const struct http_params *p)
 void api_actions_post(struct api *a, struct http_req *r, const struct http_params *p);
 /* events.c: GET /v1/events and the SSE hub (a bus sink) */
 void api_events_get(struct api *a, struct http_req *r, const struct http_params *p);
-struct sse_hub *api_sse_new(struct api *a);
+struct sse_hub *api_sse_new(struct api *a, struct bus *bus);
+/* GET /v1/calls/events (the call bus's hub, a->call_sse) */
+void api_call_events_get(struct api *a, struct http_req *r, const struct http_params *p);
 void api_sse_free(struct sse_hub *h);
 void api_sse_sink(void *hub, struct bus_event *e);
 void api_sse_end_all(struct sse_hub *h, const char *why);

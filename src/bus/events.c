@@ -28,7 +28,8 @@ struct bus {
     struct ring *rings;
     size_t nservers;
     struct bus_stats st;
-    int follower; /* replicas: another process leads */
+    int follower;               /* replicas: another process leads */
+    const char *channel_prefix; /* of every event: a bus of call events */
 };
 
 void bus_event_ref(struct bus_event *e)
@@ -220,6 +221,42 @@ void bus_publish_ami(struct bus *b, size_t server, const struct ami_msg *m)
         log_error("out of memory encoding an event", NULL);
         return;
     }
+    b->st.delivered++;
+    ring_push(&b->rings[server], e);
+    for (size_t i = 0; i < b->nsinks; i++)
+        b->sinks[i].fn(b->sinks[i].ud, e);
+    bus_event_unref(e);
+}
+
+void bus_set_channel_prefix(struct bus *b, const char *prefix)
+{
+    b->channel_prefix = prefix;
+}
+
+void bus_publish_json(struct bus *b, size_t server, const char *name, json_t *event,
+                      const struct ami_msg *fields)
+{
+    if (server >= b->nservers || !name || strlen(name) >= BUS_EVENT_NAME_MAX)
+        return;
+    struct bus_event *e = calloc(1, sizeof(*e));
+    if (!e)
+        return;
+    e->refs = 1;
+    e->server = server;
+    e->server_name = b->cfg->servers[server].name;
+    e->channel_prefix = b->channel_prefix;
+    snprintf(e->name, sizeof(e->name), "%s", name);
+    e->seq = ++b->seq[server];
+    json_object_set_new(event, "seq", json_integer((json_int_t)e->seq));
+    e->json = json_dumps(event, JSON_COMPACT);
+    e->msg = fields ? ami_msg_dup(fields) : ami_msg_new();
+    if (!e->json || !e->msg) {
+        bus_event_unref(e);
+        b->seq[server]--; /* keep the sequence gap-free */
+        log_error("out of memory encoding an event", NULL);
+        return;
+    }
+    e->len = strlen(e->json);
     b->st.delivered++;
     ring_push(&b->rings[server], e);
     for (size_t i = 0; i < b->nsinks; i++)

@@ -14,6 +14,7 @@
 #ifndef AMIBRIDGE_BUS_EVENTS_H
 #define AMIBRIDGE_BUS_EVENTS_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,6 +58,15 @@ struct bus *bus_new(const struct cfg *c);
 void bus_free(struct bus *b);
 /* 0 or -ENOSPC (more than BUS_MAX_SINKS). */
 int bus_add_sink(struct bus *b, bus_sink_fn fn, void *ud);
+
+/* A bus of events that are not AMI's (call events): every event's Redis
+ * channel is <prefix>.<server>.<name> (`prefix` borrowed, static). */
+void bus_set_channel_prefix(struct bus *b, const char *prefix);
+/* Publish one such event: its "seq" member is set to the bus's next
+ * sequence number of `server`, then it is encoded once; `fields` (may be
+ * NULL, copied) is what event filters match. No include/exclude filters. */
+void bus_publish_json(struct bus *b, size_t server, const char *name, json_t *event,
+                      const struct ami_msg *fields);
 
 /* Feed one AMI event of server `server` (the pool's event callback). */
 void bus_publish_ami(struct bus *b, size_t server, const struct ami_msg *m);

@@ -197,10 +197,10 @@ static int apply_events(struct wh_conf *c, json_t *jv, struct wh_problem *pb)
     for (size_t i = 0; i < n; i++) {
         json_t *e = json_array_get(jv, i);
         snprintf(field, sizeof(field), "events[%zu]", i);
-        if (!json_is_string(e) || !token_ok(json_string_value(e), WH_GLOB_MAX, "*?[]!"))
+        if (!json_is_string(e) || !token_ok(json_string_value(e), WH_GLOB_MAX, "*?[]!."))
             return problem(pb, field,
                            "must be an event name or glob of 1-%d characters "
-                           "(A-Z a-z 0-9 _ - * ? [ ] !)",
+                           "(A-Z a-z 0-9 _ - . * ? [ ] !)",
                            WH_GLOB_MAX);
     }
     char **v = calloc(n, sizeof(*v));
@@ -443,9 +443,11 @@ json_t *wh_conf_json(const struct wh_conf *c, int with_secret)
 
 int wh_conf_wants(const struct wh_conf *c, const char *event, const struct ami_msg *fields)
 {
-    int any = 0;
+    /* call events (call.*) go only where a glob names them: a "*" that was
+     * written for AMI events does not start getting calls */
+    int call = !strncmp(event, "call.", 5), any = 0;
     for (size_t i = 0; i < c->nevents && !any; i++)
-        any = fnmatch(c->events[i], event, 0) == 0;
+        any = (!call || !strncmp(c->events[i], "call", 4)) && fnmatch(c->events[i], event, 0) == 0;
     if (!any)
         return 0;
     for (size_t i = 0; i < c->nfilter; i++) {

@@ -77,7 +77,8 @@ json_t *wh_conf_json(const struct wh_conf *c, int with_secret);
 int wh_url_check(const char *url, const struct ssrf_net *allow, size_t nallow, char *detail,
                  size_t len);
 
-/* Does the subscription want this event (name globs and field filter)? */
+/* Does the subscription want this event (name globs and field filter)?
+ * A call event (call.*) only matches globs that begin with "call". */
 int wh_conf_wants(const struct wh_conf *c, const char *event, const struct ami_msg *fields);
 
 /* "sha256=" + hex HMAC-SHA256(secret, timestamp "." body) into out

@@ -1177,6 +1177,17 @@ async function run() {
     status: 200,
     more: (r) => expectEq('id', r.json.id, callId),
   });
+  {
+    // the call event stream opens (its events are checked by tests/integration/test_calls)
+    const cev = stream('the call event stream', a, get('/v1/calls/events?type=call.*', CRM));
+    await cev.until((r) => r.text.includes(': connected to amibridge'));
+    await cev.done({ status: 200, more: (r) => streamProblems(r.text, /^[0-9]+$/) });
+  }
+  await check('a call event stream with an unknown server', a, get('/v1/calls/events?server=nope', CRM), {
+    status: 400,
+    type: 'invalid-field',
+    more: (r) => expectEq('field', r.json.field, 'server'),
+  });
   await check('GET a call that never was', a, get('/v1/calls/1796399999.999'), {
     status: 404,
     type: 'no-such-call',

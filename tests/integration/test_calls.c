@@ -18,7 +18,9 @@
 #include "support/bridge.h"
 #include "support/http.h"
 #include "support/net.h"
+#include "support/receiver.h"
 #include "support/redis.h"
+#include "support/sse.h"
 #include "support/stack.h"
 #include "support/sub.h"
 #include "support/testenv.h"
@@ -842,6 +844,116 @@ static void a_call_gone_while_ami_was_down_ends_after_the_reconnect(void **state
     stack_stop(&e);
 }
 
+/* GET /v1/calls/events: only the events asked for (type, reference),
+ * Last-Event-ID replays; a webhook subscription to call.* gets the same
+ * events, one to "*" none of them. */
+static void call_events_stream_and_go_to_webhooks_that_ask_for_them(void **state)
+{
+    (void)state;
+    struct receiver *calls_rv = receiver_start(), *all_rv = receiver_start();
+    assert_non_null(calls_rv);
+    assert_non_null(all_rv);
+    struct stack e;
+    const char *env[] = {KEYS, "AMIBRIDGE_WEBHOOK_ALLOW_NETS=127.0.0.0/8", NULL};
+    assert_int_equal(stack_start(&e, env), 0);
+    char url[256], body[512];
+    struct http_resp r;
+    snprintf(url, sizeof(url), "%s/v1/webhooks", e.bridge.url);
+    snprintf(body, sizeof(body),
+             "{\"url\":\"http://127.0.0.1:%d/calls\",\"events\":[\"call.created\",\"call.ended\"]}",
+             receiver_port(calls_rv));
+    assert_int_equal(http_call("POST", url, OPS, body, NULL, 5000, &r), 0);
+    assert_status(&r, 201);
+    http_resp_free(&r);
+    snprintf(body, sizeof(body), "{\"url\":\"http://127.0.0.1:%d/all\",\"events\":[\"*\"]}",
+             receiver_port(all_rv));
+    assert_int_equal(http_call("POST", url, OPS, body, NULL, 5000, &r), 0);
+    assert_status(&r, 201);
+    http_resp_free(&r);
+
+    struct sse_client sc;
+    assert_int_equal(sse_open(&sc, e.bridge.port,
+                              "/v1/calls/events?type=call.created,call.answered,call.ended"
+                              "&reference=crm-sse",
+                              CRM, NULL, 0),
+                     0);
+    assert_int_equal(sc.status, 200);
+    /* one call with the reference, one without */
+    call(&e, CRM,
+         "{\"channel\":\"Local/100@demo\",\"application\":\"Wait\",\"data\":\"1\",\"wait\":false}",
+         NULL, &r);
+    assert_status(&r, 202);
+    http_resp_free(&r);
+    call(&e, CRM,
+         "{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"100\",\"wait\":false,"
+         "\"reference\":\"crm-sse\"}",
+         NULL, &r);
+    assert_status(&r, 202);
+    char id[64];
+    snprintf(id, sizeof(id), "%s", http_json_str(&r, "call_id"));
+    http_resp_free(&r);
+    char types[256] = "", first_id[64] = "";
+    for (int k = 0; k < 10 && !strstr(types, "call.ended"); k++) {
+        struct sse_frame f;
+        int got = sse_next(&sc, 10000, &f);
+        if (got <= 0)
+            break;
+        if (f.data) {
+            json_t *ev = json_loads(f.data, 0, NULL);
+            const char *cid = json_string_value(json_object_get(json_object_get(ev, "call"), "id"));
+            if (!cid || strcmp(cid, id))
+                fail_msg("an event of another call came: %s", f.data);
+            assert_string_equal(f.event, json_string_value(json_object_get(ev, "type")));
+            strncat(types, f.event, sizeof(types) - strlen(types) - 2);
+            strcat(types, " ");
+            if (!first_id[0])
+                snprintf(first_id, sizeof(first_id), "%s", f.id);
+            json_decref(ev);
+        }
+        sse_frame_free(&f);
+    }
+    sse_close(&sc);
+    assert_string_equal(types, "call.created call.answered call.ended ");
+    /* the same stream again from after the first event: the rest is replayed */
+    assert_int_equal(
+        sse_open(&sc, e.bridge.port, "/v1/calls/events?reference=crm-sse", CRM, first_id, 0), 0);
+    int replayed_end = 0;
+    for (int k = 0; k < 10 && !replayed_end; k++) {
+        struct sse_frame f;
+        if (sse_next(&sc, 3000, &f) <= 0)
+            break;
+        if (f.data && !strcmp(f.event, "call.created"))
+            fail_msg("replayed the event it had seen: %s", f.data);
+        replayed_end = f.data && !strcmp(f.event, "call.ended");
+        sse_frame_free(&f);
+    }
+    sse_close(&sc);
+    assert_true(replayed_end);
+    /* webhooks: call.created and call.ended of both calls to the one that
+     * asked; none to "*" */
+    assert_int_equal(receiver_wait(calls_rv, 4, 15000), 4);
+    for (size_t i = 0; i < 4; i++) {
+        struct receiver_req q;
+        assert_int_equal(receiver_get(calls_rv, i, &q), 0);
+        const char *ev = receiver_req_header(&q, "X-Amibridge-Event");
+        if (!ev || (strcmp(ev, "call.created") && strcmp(ev, "call.ended")))
+            fail_msg("delivery %zu is %s", i, ev ? ev : "(no event header)");
+        receiver_req_free(&q);
+    }
+    receiver_wait(all_rv, 1000, 1000);
+    for (size_t i = 0; i < receiver_count(all_rv); i++) {
+        struct receiver_req q;
+        assert_int_equal(receiver_get(all_rv, i, &q), 0);
+        const char *ev = receiver_req_header(&q, "X-Amibridge-Event");
+        if (ev && !strncmp(ev, "call.", 5))
+            fail_msg("a call event went to a \"*\" subscription");
+        receiver_req_free(&q);
+    }
+    stack_stop(&e);
+    receiver_stop(calls_rv);
+    receiver_stop(all_rv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -858,6 +970,7 @@ int main(void)
         cmocka_unit_test(idempotency_holds_across_replicas_with_redis),
         cmocka_unit_test(calls_are_followed_published_once_and_readable_after_their_end),
         cmocka_unit_test(a_call_gone_while_ami_was_down_ends_after_the_reconnect),
+        cmocka_unit_test(call_events_stream_and_go_to_webhooks_that_ask_for_them),
     };
     return cmocka_run_group_tests_name("calls", tests, NULL, NULL);
 }
