@@ -71,11 +71,12 @@ struct call {
     int orig_reason;     /* OriginateResponse Failure Reason, -1 none */
     int cause;           /* the first hang-up cause other than 0 and 26 */
     char cause_text[64];
-    const char *by; /* who asked to hang up first: "caller", "callee", NULL */
-    int lost;       /* ended while AMI was down: no hang-up was seen */
-    int seen;       /* in the snapshot being applied */
-    int stale;      /* nothing heard of it since AMI was reconnected */
-    int adopted;    /* found in a snapshot, not seen beginning */
+    const char *by;         /* who asked to hang up first: "caller", "callee", NULL */
+    int lost;               /* ended while AMI was down: no hang-up was seen */
+    int seen;               /* in the snapshot being applied */
+    int stale;              /* nothing heard of it since AMI was reconnected */
+    int adopted;            /* found in a snapshot, not seen beginning */
+    uint64_t snap_answered; /* a snapshot showed two parties up */
     const char *direction;
     uint64_t started, answered_at, ended_at;
     json_t *origination, *variables, *transfer;
@@ -521,7 +522,11 @@ static int all_gone(const struct call *c)
 
 static void end_call(struct call_model *m, struct call *c, uint64_t now)
 {
-    if (c->state != ST_ANSWERED && c->pbx_answered && !c->dialled && !c->queue) {
+    if (c->state != ST_ANSWERED && c->snap_answered) {
+        /* the list showed two parties up, and the answer itself was lost */
+        answered(m, c, now);
+        c->answered_at = c->snap_answered;
+    } else if (c->state != ST_ANSWERED && c->pbx_answered && !c->dialled && !c->queue) {
         answered(m, c, now);
         c->answered_at = c->pbx_answered;
     }
@@ -627,7 +632,7 @@ static void on_dial(struct call_model *m, const char *name, const struct ami_msg
         pbx_answer(c, now); /* an Originate's own dial: its channel was answered */
         return;
     }
-    if (dest && c->state != ST_ANSWERED) {
+    if (dest && !c->ans_channel) {
         /* the destination's caller id is the caller's, as presented to it:
          * the answering party is named by its channel */
         set_str(&c->ans_channel, dest);
@@ -969,8 +974,10 @@ void call_model_snapshot(struct call_model *m, struct ami_msg *const *items, siz
                     two = 1;
             }
         }
-        if (c->state != ST_ANSWERED && two)
-            answered(m, c, now);
+        if (c->state != ST_ANSWERED && two && c->adopted)
+            answered(m, c, now); /* nothing better is known of a call found here */
+        else if (c->state != ST_ANSWERED && two && !c->snap_answered)
+            c->snap_answered = now; /* its answer may still be on its way: see end_call */
         else if (ring)
             ringing(m, c, now);
         else if (up)
@@ -978,6 +985,147 @@ void call_model_snapshot(struct call_model *m, struct ami_msg *const *items, siz
     }
     m->marked = 0;
     forget_ended_ids(m);
+}
+
+/* --- export and import (the Redis copy) ------------------------------------------------- */
+
+json_t *call_model_export(const struct call_model *m, const char *id)
+{
+    const struct call *c = find(m, id);
+    if (!c)
+        return NULL;
+    json_t *legs = json_array();
+    for (size_t i = 0; i < c->nlegs; i++)
+        json_array_append_new(
+            legs, json_pack("{s:b,s:b}", "gone", c->legs[i].gone, "loser", c->legs[i].loser));
+    json_t *in =
+        json_pack("{s:i,s:b,s:b,s:I,s:s,s:i,s:i,s:s,s:o,s:o}", "st", (int)c->state, "held", c->held,
+                  "dialled", c->dialled, "pbx", (json_int_t)c->pbx_answered, "dialstatus",
+                  c->dialstatus, "orig_reason", c->orig_reason, "cause", c->cause, "cause_text",
+                  c->cause_text, "by", str_or_null(c->by), "legs", legs);
+    json_t *call = call_json(m, c);
+    if (!in || !call) {
+        json_decref(in);
+        json_decref(call);
+        return NULL;
+    }
+    return json_pack("{s:o,s:o}", "call", call, "model", in);
+}
+
+/* "2026-12-04T18:00:12.578Z" in Unix milliseconds, 0 when not that. */
+static uint64_t parse_time(json_t *v)
+{
+    const char *s = json_string_value(v);
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    unsigned ms = 0;
+    if (!s || sscanf(s, "%d-%d-%dT%d:%d:%d.%uZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+                     &tm.tm_min, &tm.tm_sec, &ms) != 7)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    return t < 0 ? 0 : (uint64_t)t * 1000 + ms % 1000;
+}
+
+static const char *static_of(const char *v, const char *const *choices, const char *otherwise)
+{
+    for (; v && *choices; choices++)
+        if (!strcmp(v, *choices))
+            return *choices;
+    return otherwise;
+}
+
+static char *dup_str(json_t *v)
+{
+    return json_is_string(v) ? strdup(json_string_value(v)) : NULL;
+}
+
+int call_model_import(struct call_model *m, json_t *exported)
+{
+    json_t *call = json_object_get(exported, "call"), *in = json_object_get(exported, "model");
+    const char *id = json_string_value(json_object_get(call, "id"));
+    json_t *legs = json_object_get(call, "legs"), *ilegs = json_object_get(in, "legs");
+    if (!id || !json_is_object(in) || !json_is_array(legs) || !json_array_size(legs) ||
+        json_array_size(legs) != json_array_size(ilegs))
+        return -EINVAL;
+    if (find(m, id))
+        return 0; /* heard of already: what the events say is newer */
+    if (m->live >= m->max_live) {
+        m->untracked++;
+        return -ENOSPC;
+    }
+    if (m->live + 1 > m->nbuckets && grow_buckets(m) != 0)
+        return -ENOMEM;
+    struct call *c = calloc(1, sizeof(*c));
+    if (!c || !(c->id = strdup(id))) {
+        free(c);
+        return -ENOMEM;
+    }
+    static const char *const dirs[] = {"inbound", "outbound", "internal", "originated", NULL};
+    static const char *const roles[] = {"caller", "callee", "agent", "local", NULL};
+    static const char *const bys[] = {"caller", "callee", NULL};
+    c->direction =
+        static_of(json_string_value(json_object_get(call, "direction")), dirs, "internal");
+    json_int_t st = json_integer_value(json_object_get(in, "st"));
+    c->state = st == ST_ANSWERED ? ST_ANSWERED : st == ST_RINGING ? ST_RINGING : ST_CREATED;
+    c->held = json_is_true(json_object_get(in, "held"));
+    c->dialled = json_is_true(json_object_get(in, "dialled"));
+    c->pbx_answered = (uint64_t)json_integer_value(json_object_get(in, "pbx"));
+    const char *ds = json_string_value(json_object_get(in, "dialstatus"));
+    snprintf(c->dialstatus, sizeof(c->dialstatus), "%s", ds ? ds : "");
+    c->orig_reason = (int)json_integer_value(json_object_get(in, "orig_reason"));
+    c->cause = (int)json_integer_value(json_object_get(in, "cause"));
+    const char *ct = json_string_value(json_object_get(in, "cause_text"));
+    snprintf(c->cause_text, sizeof(c->cause_text), "%s", ct ? ct : "");
+    c->by = static_of(json_string_value(json_object_get(in, "by")), bys, NULL);
+    c->from_num = dup_str(json_object_get(json_object_get(call, "from"), "number"));
+    c->from_name = dup_str(json_object_get(json_object_get(call, "from"), "name"));
+    c->dialed = dup_str(json_object_get(call, "dialed"));
+    c->queue = dup_str(json_object_get(call, "queue"));
+    json_t *ans = json_object_get(call, "answered_by");
+    c->ans_channel = dup_str(json_object_get(ans, "channel"));
+    c->ans_num = dup_str(json_object_get(ans, "number"));
+    c->ans_name = dup_str(json_object_get(ans, "name"));
+    c->ans_member = dup_str(json_object_get(ans, "queue_member"));
+    c->started = parse_time(json_object_get(call, "started_at"));
+    c->answered_at = parse_time(json_object_get(call, "answered_at"));
+    json_t *o = json_object_get(call, "origination"), *v = json_object_get(call, "variables"),
+           *t = json_object_get(call, "transfer");
+    c->origination = json_is_object(o) ? json_deep_copy(o) : NULL;
+    c->variables = json_is_object(v) && json_object_size(v) ? json_deep_copy(v) : NULL;
+    c->transfer = json_is_object(t) ? json_deep_copy(t) : NULL;
+    c->stale = 1; /* it may have ended while nobody followed it */
+    for (size_t i = 0; i < json_array_size(legs); i++) {
+        json_t *lj = json_array_get(legs, i), *li = json_array_get(ilegs, i);
+        const char *uid = json_string_value(json_object_get(lj, "id"));
+        const char *ch = json_string_value(json_object_get(lj, "channel"));
+        struct leg *l = uid && ch ? add_leg(c, uid, ch, NULL) : NULL;
+        if (!l)
+            continue;
+        const char *state = json_string_value(json_object_get(lj, "state"));
+        snprintf(l->state, sizeof(l->state), "%s",
+                 state && strcmp(state, "Hungup") ? state : "Down");
+        l->role = static_of(json_string_value(json_object_get(lj, "role")), roles, "local");
+        l->gone = json_is_true(json_object_get(li, "gone"));
+        l->loser = json_is_true(json_object_get(li, "loser"));
+        l->stale = 1;
+    }
+    if (!c->nlegs || !c->started) {
+        call_free(c);
+        return -EINVAL;
+    }
+    c->prev = m->tail;
+    if (m->tail)
+        m->tail->next = c;
+    else
+        m->head = c;
+    m->tail = c;
+    size_t i = hash(id) & (m->nbuckets - 1);
+    c->hnext = m->buckets[i];
+    m->buckets[i] = c;
+    m->live++;
+    return 0;
 }
 
 void call_model_origination_id(struct call_model *m, const char *call_id, const char *id)

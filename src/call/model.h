@@ -72,6 +72,16 @@ void call_model_mark(struct call_model *m);
 void call_model_snapshot(struct call_model *m, struct ami_msg *const *items, size_t n,
                          uint64_t now);
 
+/* A live call with what the model needs to go on with it (a new object
+ * {"call":{...},"model":{...}}, or NULL), and the reverse: a call taken
+ * over from such an export (another process followed it), not announced
+ * again; a call the model knows already is left as it is. Imported calls
+ * count as not heard of since the last mark (call_model_mark): a snapshot
+ * that does not list them ends them. 0, -EINVAL (not an export), -ENOSPC
+ * (max_live), -ENOMEM. */
+json_t *call_model_export(const struct call_model *m, const char *id);
+int call_model_import(struct call_model *m, json_t *exported);
+
 /* The id amibridge gave the placing of call `call_id` (its Originate's
  * ActionID), once known: set as origination.id. */
 void call_model_origination_id(struct call_model *m, const char *call_id, const char *id);
