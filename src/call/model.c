@@ -999,10 +999,11 @@ json_t *call_model_export(const struct call_model *m, const char *id)
         json_array_append_new(
             legs, json_pack("{s:b,s:b}", "gone", c->legs[i].gone, "loser", c->legs[i].loser));
     json_t *in =
-        json_pack("{s:i,s:b,s:b,s:I,s:s,s:i,s:i,s:s,s:o,s:o}", "st", (int)c->state, "held", c->held,
-                  "dialled", c->dialled, "pbx", (json_int_t)c->pbx_answered, "dialstatus",
-                  c->dialstatus, "orig_reason", c->orig_reason, "cause", c->cause, "cause_text",
-                  c->cause_text, "by", str_or_null(c->by), "legs", legs);
+        json_pack("{s:i,s:b,s:b,s:I,s:I,s:b,s:s,s:i,s:i,s:s,s:o,s:o}", "st", (int)c->state, "held",
+                  c->held, "dialled", c->dialled, "pbx", (json_int_t)c->pbx_answered, "snap",
+                  (json_int_t)c->snap_answered, "adopted", c->adopted, "dialstatus", c->dialstatus,
+                  "orig_reason", c->orig_reason, "cause", c->cause, "cause_text", c->cause_text,
+                  "by", str_or_null(c->by), "legs", legs);
     json_t *call = call_json(m, c);
     if (!in || !call) {
         json_decref(in);
@@ -1072,6 +1073,8 @@ int call_model_import(struct call_model *m, json_t *exported)
     c->held = json_is_true(json_object_get(in, "held"));
     c->dialled = json_is_true(json_object_get(in, "dialled"));
     c->pbx_answered = (uint64_t)json_integer_value(json_object_get(in, "pbx"));
+    c->snap_answered = (uint64_t)json_integer_value(json_object_get(in, "snap"));
+    c->adopted = json_is_true(json_object_get(in, "adopted"));
     const char *ds = json_string_value(json_object_get(in, "dialstatus"));
     snprintf(c->dialstatus, sizeof(c->dialstatus), "%s", ds ? ds : "");
     c->orig_reason = (int)json_integer_value(json_object_get(in, "orig_reason"));
