@@ -406,12 +406,19 @@ static void list_channels(struct server_ctx *s)
     uv_timer_start(&s->retry, on_list_retry, CALLS_LIST_RETRY_MS, 0);
 }
 
-/* AMI events (re)started: calls may have ended meanwhile. */
+static void on_calls_restored(void *ud)
+{
+    list_channels(ud);
+}
+
+/* AMI events (re)started: calls may have ended meanwhile. What Redis kept
+ * of them (another leader's, or this process's before a restart) is taken
+ * over first, then CoreShowChannels settles them. */
 static void on_events_up(void *ud)
 {
     struct server_ctx *s = ud;
     calls_mark(s->calls, s->index);
-    list_channels(s);
+    calls_restore(s->calls, s->index, on_calls_restored, s);
 }
 
 /* A call event goes on the call bus: to Redis as calls.<server>.<type>
@@ -604,6 +611,7 @@ int main(int argc, char **argv)
         bus_redis_set_state_cb(app.redis, redis_state, &app);
         bus_add_sink(app.bus, bus_publisher_sink, app.publisher);
         bus_add_sink(app.call_bus, bus_publisher_sink, app.publisher);
+        calls_set_redis(app.calls, app.redis);
     }
     app.webhooks = webhooks_new(app.loop, &app.cfg, app.redis, err, sizeof(err));
     if (!app.webhooks) {

@@ -1,9 +1,17 @@
 #include "call/calls.h"
 
+#include <errno.h>
+#include <hiredis/hiredis.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bus/redis.h"
 #include "call/model.h"
+#include "core/log.h"
+
+#define CALLS_LIVE_TTL_S (7 * 86400) /* a live call's Redis copy, renewed by each event */
+#define CALLS_KEY_MAX    512
 
 struct ended {
     char *id;
@@ -26,8 +34,51 @@ struct calls {
     size_t nservers;
     struct ended *oldest, *newest; /* the history, oldest first */
     size_t nhistory;
-    uint64_t now; /* of the event being fed */
+    uint64_t now;            /* of the event being fed */
+    struct bus_redis *redis; /* the copy every replica reads, or NULL */
 };
+
+/* <prefix>:call:<server>:<id>, the export of one call; <prefix>:calls:<server>, the set of the
+ * ids of its live calls. */
+static void call_key(const struct calls *cs, size_t server, const char *id, char *out)
+{
+    snprintf(out, CALLS_KEY_MAX, "%s:call:%s:%s", cs->cfg->redis_prefix,
+             cs->cfg->servers[server].name, id);
+}
+
+static void live_key(const struct calls *cs, size_t server, char *out)
+{
+    snprintf(out, CALLS_KEY_MAX, "%s:calls:%s", cs->cfg->redis_prefix,
+             cs->cfg->servers[server].name);
+}
+
+/* The Redis copy follows each event, in order on the one connection (best
+ * effort: while Redis is down the copy misses what happens). */
+static void store(struct calls *cs, struct server_calls *sc, const char *type, json_t *call)
+{
+    const char *id = json_string_value(json_object_get(call, "id"));
+    if (!cs->redis || !id || !bus_redis_up(cs->redis))
+        return;
+    char key[CALLS_KEY_MAX], live[CALLS_KEY_MAX];
+    call_key(cs, sc->index, id, key);
+    live_key(cs, sc->index, live);
+    int ended = !strcmp(type, "call.ended");
+    json_t *x = call_model_export(sc->model, id);
+    char *txt = x ? json_dumps(x, JSON_COMPACT) : NULL;
+    json_decref(x);
+    if (!txt)
+        return;
+    int ttl = ended ? cs->cfg->call_history_s : CALLS_LIVE_TTL_S;
+    if (ended && (ttl <= 0 || cs->cfg->call_max_history <= 0))
+        bus_redis_command(cs->redis, NULL, NULL, "DEL %s", key);
+    else
+        bus_redis_command(cs->redis, NULL, NULL, "SET %s %s EX %d", key, txt, ttl);
+    if (!strcmp(type, "call.created"))
+        bus_redis_command(cs->redis, NULL, NULL, "SADD %s %s", live, id);
+    else if (ended)
+        bus_redis_command(cs->redis, NULL, NULL, "SREM %s %s", live, id);
+    free(txt);
+}
 
 static void ended_free(struct ended *e)
 {
@@ -76,6 +127,7 @@ static void on_call_event(void *ud, const char *type, json_t *event)
     struct calls *cs = sc->cs;
     if (!strcmp(type, "call.ended") && cs->cfg->call_history_s > 0 && cs->cfg->call_max_history > 0)
         remember(cs, json_object_get(event, "call"));
+    store(cs, sc, type, json_object_get(event, "call"));
     if (cs->publish)
         cs->publish(cs->ud, sc->index, type, event);
 }
@@ -205,4 +257,223 @@ void calls_stats(const struct calls *cs, struct calls_stats *st)
         st->untracked += ms.untracked;
     }
     st->history = cs->nhistory;
+}
+
+/* --- the Redis copy ------------------------------------------------------------------------ */
+
+void calls_set_redis(struct calls *cs, struct bus_redis *redis)
+{
+    cs->redis = redis;
+}
+
+/* The values of an MGET (or the members of an SMEMBERS) as JSON. */
+static void each_string(const redisReply *rep, void (*fn)(void *ud, const char *s, size_t len),
+                        void *ud)
+{
+    if (!rep || rep->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i < rep->elements; i++) {
+        const redisReply *e = rep->element[i];
+        if (e && e->type == REDIS_REPLY_STRING)
+            fn(ud, e->str, e->len);
+    }
+}
+
+/* MGET of `keys` (n of them, each CALLS_KEY_MAX). */
+static int mget(struct bus_redis *r, char (*keys)[CALLS_KEY_MAX], size_t n, bus_redis_cb cb,
+                void *ud)
+{
+    const char **argv = calloc(n + 1, sizeof(*argv));
+    size_t *lens = calloc(n + 1, sizeof(*lens));
+    int rc = -ENOMEM;
+    if (argv && lens) {
+        argv[0] = "MGET";
+        lens[0] = 4;
+        for (size_t i = 0; i < n; i++) {
+            argv[i + 1] = keys[i];
+            lens[i + 1] = strlen(keys[i]);
+        }
+        rc = bus_redis_commandargv(r, cb, ud, (int)n + 1, argv, lens);
+    }
+    free(argv);
+    free(lens);
+    return rc;
+}
+
+struct restore {
+    struct calls *cs;
+    size_t server;
+    void (*done)(void *ud);
+    void *ud;
+    size_t imported;
+};
+
+static void restore_end(struct restore *rs)
+{
+    if (rs->imported)
+        log_info("calls taken over from Redis", "{s:s,s:i}", "server",
+                 rs->cs->cfg->servers[rs->server].name, "calls", (int)rs->imported);
+    if (rs->done)
+        rs->done(rs->ud);
+    free(rs);
+}
+
+static void import_one(void *ud, const char *s, size_t len)
+{
+    struct restore *rs = ud;
+    json_t *x = json_loadb(s, len, 0, NULL);
+    if (x && call_model_import(rs->cs->servers[rs->server].model, x) == 0)
+        rs->imported++;
+    json_decref(x);
+}
+
+static void on_restore_values(void *ud, const redisReply *rep)
+{
+    struct restore *rs = ud;
+    each_string(rep, import_one, rs);
+    restore_end(rs);
+}
+
+static void on_restore_ids(void *ud, const redisReply *rep)
+{
+    struct restore *rs = ud;
+    size_t n = rep && rep->type == REDIS_REPLY_ARRAY ? rep->elements : 0;
+    char(*keys)[CALLS_KEY_MAX] = n ? calloc(n, sizeof(*keys)) : NULL;
+    size_t k = 0;
+    for (size_t i = 0; keys && i < n; i++)
+        if (rep->element[i]->type == REDIS_REPLY_STRING)
+            call_key(rs->cs, rs->server, rep->element[i]->str, keys[k++]);
+    int rc = k ? mget(rs->cs->redis, keys, k, on_restore_values, rs) : -1;
+    free(keys);
+    if (rc != 0)
+        restore_end(rs);
+}
+
+void calls_restore(struct calls *cs, size_t server, void (*done)(void *ud), void *ud)
+{
+    struct restore *rs = calloc(1, sizeof(*rs));
+    char live[CALLS_KEY_MAX];
+    if (rs && server < cs->nservers && cs->redis) {
+        *rs = (struct restore){cs, server, done, ud, 0};
+        live_key(cs, server, live);
+        if (bus_redis_command(cs->redis, on_restore_ids, rs, "SMEMBERS %s", live) == 0)
+            return;
+    }
+    free(rs);
+    if (done)
+        done(ud);
+}
+
+struct remote {
+    struct calls *cs;
+    calls_remote_fn fn;
+    void *ud;
+    char *id;      /* one call, or NULL: the live calls */
+    size_t server; /* the live calls: the server being read */
+    json_t *found;
+};
+
+static void remote_end(struct remote *rq)
+{
+    rq->fn(rq->ud, rq->found);
+    json_decref(rq->found);
+    free(rq->id);
+    free(rq);
+}
+
+static void add_call(void *ud, const char *s, size_t len)
+{
+    struct remote *rq = ud;
+    json_t *x = json_loadb(s, len, 0, NULL), *call = json_object_get(x, "call");
+    if (json_is_object(call)) {
+        if (rq->id && !rq->found)
+            rq->found = json_incref(call);
+        else if (!rq->id)
+            json_array_append(json_object_get(rq->found, "calls"), call);
+    }
+    json_decref(x);
+}
+
+static void next_live(struct remote *rq);
+
+static void on_remote_values(void *ud, const redisReply *rep)
+{
+    struct remote *rq = ud;
+    each_string(rep, add_call, rq);
+    if (rq->id) {
+        remote_end(rq);
+        return;
+    }
+    rq->server++;
+    next_live(rq);
+}
+
+static void on_remote_ids(void *ud, const redisReply *rep)
+{
+    struct remote *rq = ud;
+    size_t n = rep && rep->type == REDIS_REPLY_ARRAY ? rep->elements : 0;
+    char(*keys)[CALLS_KEY_MAX] = n ? calloc(n, sizeof(*keys)) : NULL;
+    size_t k = 0;
+    for (size_t i = 0; keys && i < n; i++)
+        if (rep->element[i]->type == REDIS_REPLY_STRING)
+            call_key(rq->cs, rq->server, rep->element[i]->str, keys[k++]);
+    int rc = k ? mget(rq->cs->redis, keys, k, on_remote_values, rq) : -1;
+    free(keys);
+    if (rc != 0) {
+        rq->server++;
+        next_live(rq);
+    }
+}
+
+static void next_live(struct remote *rq)
+{
+    char live[CALLS_KEY_MAX];
+    while (rq->server < rq->cs->nservers) {
+        live_key(rq->cs, rq->server, live);
+        if (bus_redis_command(rq->cs->redis, on_remote_ids, rq, "SMEMBERS %s", live) == 0)
+            return;
+        rq->server++;
+    }
+    remote_end(rq);
+}
+
+int calls_get_remote(struct calls *cs, const char *id, calls_remote_fn fn, void *ud)
+{
+    if (!cs->redis || !bus_redis_up(cs->redis) || !cs->nservers)
+        return -ENOTCONN;
+    struct remote *rq = calloc(1, sizeof(*rq));
+    char(*keys)[CALLS_KEY_MAX] = calloc(cs->nservers, sizeof(*keys));
+    if (!rq || !keys || !(rq->id = strdup(id))) {
+        free(keys);
+        if (rq)
+            free(rq->id);
+        free(rq);
+        return -ENOMEM;
+    }
+    *rq = (struct remote){cs, fn, ud, rq->id, 0, NULL};
+    for (size_t i = 0; i < cs->nservers; i++)
+        call_key(cs, i, id, keys[i]);
+    int rc = mget(cs->redis, keys, cs->nservers, on_remote_values, rq);
+    free(keys);
+    if (rc != 0) {
+        free(rq->id);
+        free(rq);
+    }
+    return rc;
+}
+
+int calls_live_remote(struct calls *cs, calls_remote_fn fn, void *ud)
+{
+    if (!cs->redis || !bus_redis_up(cs->redis))
+        return -ENOTCONN;
+    struct remote *rq = calloc(1, sizeof(*rq));
+    if (!rq || !(rq->found = json_pack("{s:[]}", "calls"))) {
+        free(rq);
+        return -ENOMEM;
+    }
+    rq->cs = cs;
+    rq->fn = fn;
+    rq->ud = ud;
+    next_live(rq);
+    return 0;
 }

@@ -46,6 +46,25 @@ json_t *calls_live(const struct calls *cs);
 /* A live call, or one that ended within the history: a new object, or NULL. */
 json_t *calls_get(struct calls *cs, const char *id, uint64_t now_ms);
 
+/* With Redis (borrowed): each call event also writes the call (its
+ * call_model_export) to <prefix>:call:<server>:<id> (kept
+ * AMIBRIDGE_CALL_HISTORY_S after its end) and keeps the set
+ * <prefix>:calls:<server> of live ids, so that every replica can read the
+ * calls and a new leader (or this process after a restart) goes on with
+ * them. Best effort: what happens while Redis is down is not copied. */
+struct bus_redis;
+void calls_set_redis(struct calls *cs, struct bus_redis *redis);
+/* Take over the live calls of `server` from Redis (none without it), then
+ * call `done` (always, once). Call it after calls_mark and before the
+ * snapshot. */
+void calls_restore(struct calls *cs, size_t server, void (*done)(void *ud), void *ud);
+/* Read from Redis: one call (fn gets it or NULL) or the live calls of every
+ * server ({"calls":[...]}); `fn` gets a borrowed value and runs once. 0, or
+ * -ENOTCONN (no Redis, or down: fn never runs), -ENOMEM. */
+typedef void (*calls_remote_fn)(void *ud, json_t *value);
+int calls_get_remote(struct calls *cs, const char *id, calls_remote_fn fn, void *ud);
+int calls_live_remote(struct calls *cs, calls_remote_fn fn, void *ud);
+
 struct calls_stats {
     size_t live, history;
     uint64_t created, ended, untracked;

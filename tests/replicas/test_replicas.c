@@ -12,6 +12,7 @@
 
 #include <jansson.h>
 #include <signal.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -612,6 +613,97 @@ static void a_lone_leader_keeps_what_waited_through_a_redis_outage(void **state)
     redis_stop(&redis);
 }
 
+/* Calls: every replica reads the leader's calls (from Redis); a call up
+ * when the leader is killed goes on under the next one and is created and
+ * ended exactly once between them. */
+static void calls_survive_the_leader_and_every_replica_reads_them(void **state)
+{
+    (void)state;
+    struct cluster c;
+    cluster_start(&c);
+    int l = wait_leader(&c, -1, 3);
+    assert_true(l >= 0);
+    struct sub s;
+    assert_int_equal(sub_start(&s, c.redis.port, "calls.*"), 0);
+    /* a call of about 8 s: Local/600 rings 2 s, answers, waits 5 s */
+    int asker = (l + 1) % N_REPLICAS;
+    char url[256];
+    snprintf(url, sizeof(url), "%s/v1/calls", c.b[asker].url);
+    struct http_resp r;
+    http_call("POST", url, NULL,
+              "{\"channel\":\"Local/600@demo\",\"application\":\"Wait\",\"data\":\"6\","
+              "\"wait\":false}",
+              NULL, 5000, &r);
+    assert_int_equal(r.status, 202);
+    char id[64];
+    snprintf(id, sizeof(id), "%s", http_json_str(&r, "call_id"));
+    http_resp_free(&r);
+    /* every replica answers for it, the followers from Redis */
+    for (int i = 0; i < N_REPLICAS; i++) {
+        int seen = 0;
+        snprintf(url, sizeof(url), "%s/v1/calls/%s", c.b[i].url, id);
+        for (int tries = 0; tries < 50 && !seen; tries++) {
+            http_call("GET", url, NULL, NULL, NULL, 5000, &r);
+            seen = r.status == 200;
+            http_resp_free(&r);
+            if (!seen)
+                usleep(100 * 1000);
+        }
+        if (!seen)
+            fail_msg("replica%d does not know the call", i);
+        snprintf(url, sizeof(url), "%s/v1/calls/live", c.b[i].url);
+        http_call("GET", url, NULL, NULL, NULL, 5000, &r);
+        assert_int_equal(r.status, 200);
+        assert_non_null(strstr(r.body, id));
+        http_resp_free(&r);
+    }
+    /* the leader dies with the call up */
+    bridge_stop(&c.b[l], SIGKILL);
+    c.alive[l] = 0;
+    int next = wait_leader(&c, l, 5);
+    assert_true(next >= 0);
+    /* the call ends under the new leader: created once, ended once */
+    int created = 0, ended = 0;
+    for (int tries = 0; tries < 200 && !ended; tries++) {
+        created = ended = 0;
+        pthread_mutex_lock(&s.mu);
+        for (size_t i = 0; i < s.n; i++) {
+            if (!strstr(s.v[i].payload, id))
+                continue;
+            created += strstr(s.v[i].channel, ".call.created") != NULL;
+            ended += strstr(s.v[i].channel, ".call.ended") != NULL;
+        }
+        pthread_mutex_unlock(&s.mu);
+        if (!ended)
+            usleep(100 * 1000);
+    }
+    usleep(500 * 1000);
+    created = ended = 0;
+    const char *by = NULL;
+    pthread_mutex_lock(&s.mu);
+    for (size_t i = 0; i < s.n; i++) {
+        if (!strstr(s.v[i].payload, id))
+            continue;
+        created += strstr(s.v[i].channel, ".call.created") != NULL;
+        if (strstr(s.v[i].channel, ".call.ended")) {
+            ended++;
+            by = strstr(s.v[i].payload, "\"by\":\"system\"") ? "system" : "pbx";
+        }
+    }
+    pthread_mutex_unlock(&s.mu);
+    print_message("call %s: created %d, ended %d (hang-up seen by %s)\n", id, created, ended,
+                  by ? by : "nobody");
+    assert_int_equal(created, 1);
+    assert_int_equal(ended, 1);
+    snprintf(url, sizeof(url), "%s/v1/calls/%s", c.b[next].url, id);
+    http_call("GET", url, NULL, NULL, NULL, 5000, &r);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(http_json_str(&r, "state"), "ended");
+    http_resp_free(&r);
+    sub_stop(&s);
+    cluster_stop(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -626,6 +718,7 @@ int main(void)
         cmocka_unit_test(the_call_limits_hold_across_replicas),
         cmocka_unit_test(only_the_leader_keeps_an_event_connection),
         cmocka_unit_test(a_lone_leader_keeps_what_waited_through_a_redis_outage),
+        cmocka_unit_test(calls_survive_the_leader_and_every_replica_reads_them),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
