@@ -29,6 +29,7 @@ static const struct http_route routes[] = {
     {"GET", "/v1/calls/live", "calls_live", CFG_SCOPE_READ, (void *)api_calls_live},
     {"GET", "/v1/calls/events", "call_events", CFG_SCOPE_READ, (void *)api_call_events_get},
     {"GET", "/v1/calls/{id}", "call", CFG_SCOPE_READ, (void *)api_call_get},
+    {"DELETE", "/v1/calls/{id}", "call_hangup", CFG_SCOPE_CONTROL, (void *)api_call_hangup},
     {"GET", "/v1/events", "events", CFG_SCOPE_READ, (void *)api_events_get},
     {"GET", "/metrics", "metrics", 0, (void *)api_metrics_get},
     {"GET", "/v1/channels", "channels", CFG_SCOPE_READ, (void *)api_channels_list},

@@ -1,6 +1,7 @@
 #include "http/router.h"
 
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,6 +73,15 @@ static int fits(const char *pattern, const struct seg *ps, size_t np, struct htt
     return 1;
 }
 
+/* How many {parameters} a pattern has. */
+static size_t params_in(const char *pattern)
+{
+    size_t k = 0;
+    for (; *pattern; pattern++)
+        k += *pattern == '{';
+    return k;
+}
+
 enum http_match http_route_match(const struct http_route *routes, size_t n, const char *method,
                                  const char *path, const struct http_route **out,
                                  struct http_params *params, char *allow, size_t allowlen)
@@ -88,8 +98,14 @@ enum http_match http_route_match(const struct http_route *routes, size_t n, cons
     /* HEAD is GET without a body (libmicrohttpd leaves the body out) */
     if (!strcmp(method, "HEAD"))
         method = "GET";
+    /* a literal segment wins over a parameter: /v1/calls/live is that
+     * route's path only, not also an {id} of /v1/calls/{id} */
+    size_t fewest = SIZE_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (fits(routes[i].pattern, ps, np, NULL, &bad) && params_in(routes[i].pattern) < fewest)
+            fewest = params_in(routes[i].pattern);
     for (size_t i = 0; i < n; i++) {
-        if (!fits(routes[i].pattern, ps, np, NULL, &bad))
+        if (!fits(routes[i].pattern, ps, np, NULL, &bad) || params_in(routes[i].pattern) != fewest)
             continue;
         if (strcmp(routes[i].method, method) != 0) {
             if (allow && !strstr(allow, routes[i].method)) {

@@ -1558,6 +1558,29 @@ async function run() {
     status: 202,
     more: (r) => [...expectEq('status', r.json.status, 'queued'), ...expectEq('channel', r.json.channel, 'Local/100@demo'), ...rateHeaders(r)],
   });
+  // a call hung up as a whole, then again (ended), and one that never was
+  {
+    const long = await check('a long call to hang up', a, call({ channel: 'Local/200@demo', context: 'demo', exten: '200', wait: false }, CRM), { status: 202 });
+    const cid = long?.json?.call_id ?? 'none';
+    for (let i = 0; i < 50; i++) {
+      const r = await request(a, get(`/v1/calls/${cid}`, CRM));
+      const j = r.status === 200 ? JSON.parse(r.text) : null;
+      if ((j?.legs?.length ?? 0) >= 2) break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    await check('hang up a call', a, { method: 'DELETE', path: `/v1/calls/${cid}`, headers: OPS }, {
+      status: 200,
+      more: (r) => (r.json.hung_up.length + r.json.gone.length >= 2 ? [] : ['fewer than two legs hung up']),
+    });
+    for (let i = 0; i < 50; i++) {
+      const r = await request(a, get(`/v1/calls/${cid}`, CRM));
+      const j = r.status === 200 ? JSON.parse(r.text) : null;
+      if (j?.state === 'ended') break;
+      await new Promise((res) => setTimeout(res, 100));
+    }
+    await check('hang up a call that ended', a, { method: 'DELETE', path: `/v1/calls/${cid}`, headers: OPS }, { status: 409, type: 'call-ended' });
+    await check('hang up a call that never was', a, { method: 'DELETE', path: '/v1/calls/1796399999.999', headers: OPS }, { status: 404, type: 'no-such-call' });
+  }
   // the call is known by its call_id at once, and echoes its reference
   await check('the placed call by its call_id', a, get(`/v1/calls/${queued?.json?.call_id ?? 'none'}`, CRM), {
     status: 200,

@@ -954,6 +954,61 @@ static void call_events_stream_and_go_to_webhooks_that_ask_for_them(void **state
     receiver_stop(all_rv);
 }
 
+/* DELETE /v1/calls/{id}: every leg hung up (scope control), then the call
+ * ends; again: 409; unknown: 404; a key without control: 403. */
+static void a_call_is_hung_up_as_a_whole(void **state)
+{
+    (void)state;
+    struct stack e;
+    const char *env[] = {KEYS, NULL};
+    assert_int_equal(stack_start(&e, env), 0);
+    struct http_resp r;
+    call(&e, CRM,
+         "{\"channel\":\"Local/200@demo\",\"context\":\"demo\",\"exten\":\"200\",\"wait\":false}",
+         NULL, &r);
+    assert_status(&r, 202);
+    char id[64], url[256];
+    snprintf(id, sizeof(id), "%s", http_json_str(&r, "call_id"));
+    http_resp_free(&r);
+    snprintf(url, sizeof(url), "%s/v1/calls/%s", e.bridge.url, id);
+    int legs = 0;
+    for (int tries = 0; tries < 50 && legs < 2; tries++) {
+        assert_int_equal(http_call("GET", url, CRM, NULL, NULL, 5000, &r), 0);
+        legs = r.status == 200 ? (int)json_array_size(json_object_get(r.json, "legs")) : 0;
+        http_resp_free(&r);
+        if (legs < 2)
+            usleep(100 * 1000);
+    }
+    assert_int_equal(legs, 2);
+    assert_int_equal(http_call("DELETE", url, CRM, NULL, NULL, 5000, &r), 0);
+    assert_problem(&r, 403, "forbidden", NULL);
+    http_resp_free(&r);
+    assert_int_equal(http_call("DELETE", url, OPS, NULL, NULL, 5000, &r), 0);
+    assert_status(&r, 200);
+    assert_true(json_array_size(json_object_get(r.json, "hung_up")) +
+                    json_array_size(json_object_get(r.json, "gone")) ==
+                2);
+    assert_true(json_array_size(json_object_get(r.json, "hung_up")) >= 1);
+    http_resp_free(&r);
+    int ended = 0;
+    for (int tries = 0; tries < 50 && !ended; tries++) {
+        assert_int_equal(http_call("GET", url, CRM, NULL, NULL, 5000, &r), 0);
+        ended = r.status == 200 && !strcmp(http_json_str(&r, "state"), "ended");
+        http_resp_free(&r);
+        if (!ended)
+            usleep(100 * 1000);
+    }
+    assert_true(ended);
+    assert_int_equal(http_call("DELETE", url, OPS, NULL, NULL, 5000, &r), 0);
+    assert_problem(&r, 409, "call-ended", NULL);
+    http_resp_free(&r);
+    snprintf(url, sizeof(url), "%s/v1/calls/no.such.call", e.bridge.url);
+    assert_int_equal(http_call("DELETE", url, OPS, NULL, NULL, 5000, &r), 0);
+    assert_problem(&r, 404, "no-such-call", NULL);
+    http_resp_free(&r);
+    stack_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -971,6 +1026,7 @@ int main(void)
         cmocka_unit_test(calls_are_followed_published_once_and_readable_after_their_end),
         cmocka_unit_test(a_call_gone_while_ami_was_down_ends_after_the_reconnect),
         cmocka_unit_test(call_events_stream_and_go_to_webhooks_that_ask_for_them),
+        cmocka_unit_test(a_call_is_hung_up_as_a_whole),
     };
     return cmocka_run_group_tests_name("calls", tests, NULL, NULL);
 }

@@ -81,6 +81,35 @@ static void wrong_method_reports_the_allowed_ones(void **state)
     assert_string_equal(rt->name, "healthz");
 }
 
+/* A literal segment wins: /v1/calls/live is not also an {id}. */
+static void a_literal_segment_wins_over_a_parameter(void **state)
+{
+    (void)state;
+    static const struct http_route calls[] = {
+        {"GET", "/v1/calls/live", "live", 1, NULL},
+        {"GET", "/v1/calls/{id}", "call", 1, NULL},
+        {"DELETE", "/v1/calls/{id}", "hangup", 4, NULL},
+    };
+    const struct http_route *rt;
+    struct http_params p;
+    char allow[64];
+    assert_int_equal(
+        http_route_match(calls, 3, "GET", "/v1/calls/live", &rt, &p, allow, sizeof(allow)),
+        HTTP_MATCH_OK);
+    assert_string_equal(rt->name, "live");
+    assert_int_equal(p.n, 0);
+    assert_int_equal(
+        http_route_match(calls, 3, "DELETE", "/v1/calls/live", &rt, &p, allow, sizeof(allow)),
+        HTTP_MATCH_BAD_METHOD);
+    assert_string_equal(allow, "GET, HEAD");
+    assert_int_equal(
+        http_route_match(calls, 3, "DELETE", "/v1/calls/abc", &rt, &p, allow, sizeof(allow)),
+        HTTP_MATCH_OK);
+    assert_string_equal(rt->name, "hangup");
+    assert_string_equal(http_param(&p, "id"), "abc");
+    http_params_release(&p);
+}
+
 static void bad_paths_and_escapes_are_refused(void **state)
 {
     (void)state;
@@ -131,6 +160,7 @@ int main(void)
         cmocka_unit_test(literal_and_captured_segments_match),
         cmocka_unit_test(encoded_slash_stays_inside_the_segment),
         cmocka_unit_test(wrong_method_reports_the_allowed_ones),
+        cmocka_unit_test(a_literal_segment_wins_over_a_parameter),
         cmocka_unit_test(bad_paths_and_escapes_are_refused),
         cmocka_unit_test(percent_decoding_rules),
     };
