@@ -80,6 +80,7 @@ struct call {
     const char *direction;
     uint64_t started, answered_at, ended_at;
     json_t *origination, *variables, *transfer;
+    char *transferred_from, *transferred_to; /* the other call of a transfer between two */
 };
 
 struct expect {
@@ -288,6 +289,8 @@ static json_t *call_json(const struct call_model *m, const struct call *c)
         json_object_set_new(j, "hangup", json_null());
     }
     json_object_set_new(j, "transfer", c->transfer ? json_deep_copy(c->transfer) : json_null());
+    json_object_set_new(j, "transferred_from", str_or_null(c->transferred_from));
+    json_object_set_new(j, "transferred_to", str_or_null(c->transferred_to));
     json_object_set_new(j, "origination",
                         c->origination ? json_deep_copy(c->origination) : json_null());
     json_object_set_new(j, "variables",
@@ -330,6 +333,8 @@ static void call_free(struct call *c)
     json_decref(c->origination);
     json_decref(c->variables);
     json_decref(c->transfer);
+    free(c->transferred_from);
+    free(c->transferred_to);
     free(c);
 }
 
@@ -688,6 +693,14 @@ static void on_transfer(struct call_model *m, const struct ami_msg *ev, uint64_t
         c->transfer = json_pack("{s:s,s:o,s:o}", "type", "attended", "transferer",
                                 str_or_null(ami_msg_get(ev, "OrigTransfererChannel")), "transferee",
                                 str_or_null(ami_msg_get(ev, "TransfereeChannel")));
+    /* two calls joined (an attended transfer between calls of their own,
+     * not the feature's: 10b2 keeps one Linkedid): each names the other */
+    struct call *other = blind ? NULL : find(m, ami_msg_get(ev, "SecondTransfererLinkedid"));
+    if (other && other != c) {
+        set_str(&c->transferred_to, other->id);
+        set_str(&other->transferred_from, c->id);
+        emit(m, other, "call.transferred", now);
+    }
     emit(m, c, "call.transferred", now);
 }
 
@@ -1098,6 +1111,8 @@ int call_model_import(struct call_model *m, json_t *exported)
     c->origination = json_is_object(o) ? json_deep_copy(o) : NULL;
     c->variables = json_is_object(v) && json_object_size(v) ? json_deep_copy(v) : NULL;
     c->transfer = json_is_object(t) ? json_deep_copy(t) : NULL;
+    c->transferred_from = dup_str(json_object_get(call, "transferred_from"));
+    c->transferred_to = dup_str(json_object_get(call, "transferred_to"));
     c->stale = 1; /* it may have ended while nobody followed it */
     for (size_t i = 0; i < json_array_size(legs); i++) {
         json_t *lj = json_array_get(legs, i), *li = json_array_get(ilegs, i);

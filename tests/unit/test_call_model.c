@@ -591,6 +591,58 @@ static void another_process_takes_the_calls_over_and_announces_nothing_twice(voi
     }
 }
 
+static struct ami_msg *ev_of(const char *const *kv)
+{
+    struct ami_msg *m = ami_msg_new();
+    for (; kv[0]; kv += 2)
+        ami_msg_add(m, kv[0], kv[1]);
+    return m;
+}
+
+/* An attended transfer between two calls of their own (not the feature's
+ * second call, which shares the Linkedid, 10b2): each names the other. */
+static void a_transfer_between_two_calls_links_them(void **state)
+{
+    (void)state;
+    json_t *evs = json_array();
+    struct call_model_opts o = {.server = "pbx1"};
+    struct call_model *m = call_model_new(&o, collect, evs);
+    static const char *const seq[][13] = {
+        {"Event", "Newchannel", "Channel", "PJSIP/100-1", "Uniqueid", "A.1", "Linkedid", "A",
+         "ChannelStateDesc", "Ring", NULL},
+        {"Event", "Newchannel", "Channel", "PJSIP/200-2", "Uniqueid", "A.2", "Linkedid", "A",
+         "ChannelStateDesc", "Down", NULL},
+        {"Event", "Newchannel", "Channel", "PJSIP/200-3", "Uniqueid", "B.1", "Linkedid", "B",
+         "ChannelStateDesc", "Ring", NULL},
+        {"Event", "Newchannel", "Channel", "PJSIP/300-4", "Uniqueid", "B.2", "Linkedid", "B",
+         "ChannelStateDesc", "Down", NULL},
+        {"Event", "AttendedTransfer", "Result", "Success", "OrigTransfererLinkedid", "A",
+         "SecondTransfererLinkedid", "B", "OrigTransfererChannel", "PJSIP/200-2", NULL},
+        {"Event", "Hangup", "Channel", "PJSIP/200-2", "Uniqueid", "A.2", "Linkedid", "A", "Cause",
+         "16", NULL},
+        {"Event", "Hangup", "Channel", "PJSIP/200-3", "Uniqueid", "B.1", "Linkedid", "B", "Cause",
+         "16", NULL},
+        {"Event", "Hangup", "Channel", "PJSIP/100-1", "Uniqueid", "A.1", "Linkedid", "A", "Cause",
+         "16", NULL},
+        {"Event", "Hangup", "Channel", "PJSIP/300-4", "Uniqueid", "B.2", "Linkedid", "B", "Cause",
+         "16", NULL},
+    };
+    for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+        struct ami_msg *e = ev_of(seq[i]);
+        call_model_feed(m, e, T0 + i * 1000);
+        ami_msg_free(e);
+    }
+    call_model_free(m);
+    assert_at(ended(evs, "A"), "transferred_to", "B");
+    assert_at(ended(evs, "B"), "transferred_from", "A");
+    assert_true(json_is_null(json_object_get(ended(evs, "A"), "transferred_from")));
+    char types[128];
+    types_of(evs, "B", types, sizeof(types));
+    assert_string_equal(types, "created transferred ended");
+    assert_each_ends_once(evs, "two calls joined");
+    json_decref(evs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -604,6 +656,7 @@ int main(void)
         cmocka_unit_test(a_reconnect_at_every_event_boundary_announces_nothing_twice),
         cmocka_unit_test(a_call_gone_while_ami_was_down_ends_by_the_system),
         cmocka_unit_test(another_process_takes_the_calls_over_and_announces_nothing_twice),
+        cmocka_unit_test(a_transfer_between_two_calls_links_them),
     };
     return cmocka_run_group_tests_name("call_model", tests, NULL, NULL);
 }
