@@ -1009,6 +1009,95 @@ static void a_call_is_hung_up_as_a_whole(void **state)
     stack_stop(&e);
 }
 
+/* The string at a dotted path of o, or NULL. */
+static const char *s_at(json_t *o, const char *path)
+{
+    char buf[128];
+    snprintf(buf, sizeof(buf), "%s", path);
+    json_t *v = o;
+    char *save = NULL;
+    for (char *k = strtok_r(buf, ".", &save); k && v; k = strtok_r(NULL, ".", &save))
+        v = json_object_get(v, k);
+    return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+#define assert_at(o, path, want)                                                                   \
+    do {                                                                                           \
+        const char *got_ = s_at((o), (path));                                                      \
+        if (!got_ || strcmp(got_, (want)))                                                         \
+            fail_msg("%s: '%s', not '%s'", (path), got_ ? got_ : "(none)", (want));                \
+    } while (0)
+
+/* The README's CRM walkthrough, step by step. */
+static void the_readme_crm_walkthrough(void **state)
+{
+    (void)state;
+    struct stack e;
+    const char *env[] = {KEYS, NULL};
+    assert_int_equal(stack_start(&e, env), 0);
+    /* 1. the stream */
+    struct sse_client sc;
+    assert_int_equal(sse_open(&sc, e.bridge.port,
+                              "/v1/calls/events?type=call.ringing,call.answered,call.ended", CRM,
+                              NULL, 0),
+                     0);
+    assert_int_equal(sc.status, 200);
+    /* 2. the click */
+    struct http_resp r;
+    call(&e, CRM,
+         "{\"channel\":\"Local/700@demo\",\"context\":\"demo\",\"exten\":\"100\",\"wait\":false,"
+         "\"reference\":\"crm-42\"}",
+         "click-42-1", &r);
+    assert_status(&r, 202);
+    char id[64];
+    snprintf(id, sizeof(id), "%s", http_json_str(&r, "call_id"));
+    http_resp_free(&r);
+    int popped = 0, answered = 0, logged = 0;
+    for (int k = 0; k < 20 && !logged; k++) {
+        struct sse_frame f;
+        if (sse_next(&sc, 15000, &f) <= 0)
+            break;
+        json_t *ev = f.data ? json_loads(f.data, 0, NULL) : NULL, *c = json_object_get(ev, "call");
+        const char *cid = json_string_value(json_object_get(c, "id"));
+        if (cid && !strcmp(cid, id)) {
+            if (!strcmp(f.event, "call.ringing")) {
+                /* 3. the screen pop */
+                assert_at(c, "origination.reference", "crm-42");
+                assert_at(c, "to.number", "700");
+                assert_true(json_is_object(json_object_get(c, "from")));
+                popped = 1;
+            } else if (!strcmp(f.event, "call.answered")) {
+                /* 4. who took it: 700 dials 600, which answers */
+                assert_true(popped);
+                assert_non_null(s_at(c, "answered_at"));
+                assert_at(c, "answered_by.number", "600");
+                answered = 1;
+            } else if (!strcmp(f.event, "call.ended")) {
+                /* 5. the log line */
+                assert_true(answered);
+                assert_at(c, "outcome", "answered");
+                double dur = json_number_value(json_object_get(c, "duration_s"));
+                double talk = json_number_value(json_object_get(c, "talk_s"));
+                assert_true(dur > 0 && talk > 0 && talk <= dur);
+                assert_non_null(s_at(c, "hangup.by"));
+                assert_non_null(s_at(c, "hangup.cause_text"));
+                logged++;
+            }
+        }
+        json_decref(ev);
+        sse_frame_free(&f);
+    }
+    sse_close(&sc);
+    assert_true(popped && answered);
+    assert_int_equal(logged, 1);
+    char url[256];
+    snprintf(url, sizeof(url), "%s/v1/calls/%s", e.bridge.url, id);
+    assert_int_equal(http_call("GET", url, CRM, NULL, NULL, 5000, &r), 0);
+    assert_string_equal(http_json_str(&r, "outcome"), "answered");
+    http_resp_free(&r);
+    stack_stop(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1027,6 +1116,7 @@ int main(void)
         cmocka_unit_test(a_call_gone_while_ami_was_down_ends_after_the_reconnect),
         cmocka_unit_test(call_events_stream_and_go_to_webhooks_that_ask_for_them),
         cmocka_unit_test(a_call_is_hung_up_as_a_whole),
+        cmocka_unit_test(the_readme_crm_walkthrough),
     };
     return cmocka_run_group_tests_name("calls", tests, NULL, NULL);
 }
