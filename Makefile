@@ -67,7 +67,7 @@ TEST_BINS := $(TEST_SRCS:%.c=$(BUILD)/%)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all deps ensure-deps check-deps test test-build contract browser run asan valgrind chaos fuzz lint install clean bench \
+.PHONY: all deps ensure-deps check-deps test test-c test-build contract browser run asan valgrind chaos fuzz lint install clean bench \
         bench-all \
         docker-test
 
@@ -156,10 +156,14 @@ run: ensure-deps
 test-build: check-deps $(LIB) $(SIM) $(BRIDGE) $(TEST_BINS)
 
 test: ensure-deps
-	@$(MAKE) --no-print-directory test-build
-	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
+	@$(MAKE) --no-print-directory test-c
 	@$(MAKE) --no-print-directory contract
 	@$(MAKE) --no-print-directory browser
+
+# the CMocka programs only (unit, integration, replicas)
+test-c: ensure-deps
+	@$(MAKE) --no-print-directory test-build
+	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
 
 # OpenAPI lint (@redocly/cli) and the contract test of the real binary;
 # Node.js comes from Debian when the machine has none
@@ -175,9 +179,11 @@ browser: ensure-deps
 	@$(MAKE) --no-print-directory $(SIM) $(BRIDGE)
 	@sh tests/browser/run.sh $(BUILD)
 
+# every CMocka program with its binaries under ASan + UBSan (the contract
+# and the browser check replies and pages, which the sanitizers do not change)
 asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g" \
-	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test-c
 
 # faults under steady load (tests/chaos): prints the table in the README
 CHAOS_BIN := $(BUILD)/tests/chaos/test_chaos
