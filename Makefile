@@ -3,6 +3,7 @@
 #   make            build everything into build/
 #   make deps       install missing Debian packages (apt-get)
 #   make test       install what is missing, build, run every test
+#   make stdwebhooks   webhook deliveries against the official Standard Webhooks verifier
 #   make asan       the whole test suite under ASan + UBSan (build/asan)
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (default 60), FUZZ_JOBS at once (2)
 #   make lint       clang-format check + cppcheck
@@ -67,7 +68,7 @@ TEST_BINS := $(TEST_SRCS:%.c=$(BUILD)/%)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all deps ensure-deps check-deps test test-c test-build contract browser run asan valgrind chaos fuzz lint install clean bench \
+.PHONY: all deps ensure-deps check-deps test test-c test-build contract browser stdwebhooks run asan valgrind chaos fuzz lint install clean bench \
         bench-all \
         docker-test
 
@@ -158,6 +159,7 @@ test-build: check-deps $(LIB) $(SIM) $(BRIDGE) $(TEST_BINS)
 test: ensure-deps
 	@$(MAKE) --no-print-directory test-c
 	@$(MAKE) --no-print-directory contract
+	@$(MAKE) --no-print-directory stdwebhooks
 	@$(MAKE) --no-print-directory browser
 
 # the CMocka programs only (unit, integration, replicas)
@@ -171,6 +173,13 @@ contract: ensure-deps
 	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || sh tools/deps.sh nodejs npm
 	@$(MAKE) --no-print-directory $(SIM) $(BRIDGE)
 	@sh tests/contract/run.sh $(BUILD)
+
+# real deliveries checked by the official Standard Webhooks verifier (npm
+# standardwebhooks) and by a Python verifier written from the spec
+stdwebhooks: ensure-deps
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || sh tools/deps.sh nodejs npm
+	@$(MAKE) --no-print-directory $(SIM) $(BRIDGE)
+	@sh tests/standard-webhooks/run.sh $(BUILD)
 
 # the live dashboard in Debian's headless Chromium (playwright-core from npm)
 browser: ensure-deps

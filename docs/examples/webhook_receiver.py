@@ -4,10 +4,15 @@
     AMIBRIDGE_WEBHOOK_SECRET=<the secret from POST /v1/webhooks> \
         python3 webhook_receiver.py [PORT]
 
-Standard library only. Answers 204 to a verified delivery and 401 to anything
-else (amibridge retries non-2xx answers, so a bad secret shows up as retries
-in GET /v1/webhooks/{id}/deliveries).
+Standard library only. Checks the Standard Webhooks signature (webhook-id,
+webhook-timestamp, webhook-signature) when the delivery has one, else
+amibridge's own (X-Amibridge-Timestamp, X-Amibridge-Signature). Answers 204
+to a verified delivery and 401 to anything else (amibridge retries non-2xx
+answers, so a bad secret shows up as retries in
+GET /v1/webhooks/{id}/deliveries). With pip, `standardwebhooks` (the
+official library) does the first check: Webhook(secret).verify(body, headers).
 """
+import base64
 import hashlib
 import hmac
 import http.server
@@ -16,18 +21,40 @@ import os
 import sys
 import time
 
-SECRET = os.environ["AMIBRIDGE_WEBHOOK_SECRET"].encode()
+SECRET = os.environ["AMIBRIDGE_WEBHOOK_SECRET"]
 TOLERANCE_S = 300  # refuse old deliveries replayed by someone else
 seen = set()  # delivery ids already handled (a database in real life)
 
 
-def verify(headers, body):
+def verify_standard(secret, headers, body, tolerance_s=300):
+    msg_id = headers.get("webhook-id", "")
+    ts = headers.get("webhook-timestamp", "")
+    if not msg_id or not ts.isdigit() or abs(time.time() - int(ts)) > tolerance_s:
+        return False
+    # whsec_<base64>: the key is the decoded bytes; an older secret is its own bytes
+    if secret.startswith("whsec_"):
+        key = base64.b64decode(secret[len("whsec_"):])
+    else:
+        key = secret.encode()
+    mac = hmac.new(key, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()
+    want = "v1," + base64.b64encode(mac).decode()
+    # one signature per secret still valid (several during a rotation)
+    return any(hmac.compare_digest(sig, want) for sig in headers.get("webhook-signature", "").split(" "))
+
+
+def verify_amibridge(secret, headers, body, tolerance_s=300):
     ts = headers.get("X-Amibridge-Timestamp", "")
     sig = headers.get("X-Amibridge-Signature", "")
-    if not ts.isdigit() or abs(time.time() - int(ts)) > TOLERANCE_S:
+    if not ts.isdigit() or abs(time.time() - int(ts)) > tolerance_s:
         return False
-    mac = hmac.new(SECRET, ts.encode() + b"." + body, hashlib.sha256).hexdigest()
+    mac = hmac.new(secret.encode(), ts.encode() + b"." + body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(sig, "sha256=" + mac)
+
+
+def verify(headers, body):
+    if "webhook-signature" in headers:
+        return verify_standard(SECRET, headers, body, TOLERANCE_S)
+    return verify_amibridge(SECRET, headers, body, TOLERANCE_S)
 
 
 class Hook(http.server.BaseHTTPRequestHandler):
@@ -39,10 +66,11 @@ class Hook(http.server.BaseHTTPRequestHandler):
         self.send_response(204 if ok else 401)
         self.send_header("Content-Length", "0")
         self.end_headers()
-        delivery = self.headers.get("X-Amibridge-Delivery")
+        delivery = self.headers.get("webhook-id") or self.headers.get("X-Amibridge-Delivery")
         if ok and delivery not in seen:  # at-least-once: an id may come twice
             seen.add(delivery)
-            print("verified", json.loads(body)["event"], delivery, flush=True)
+            scheme = "standard" if "webhook-signature" in self.headers else "amibridge"
+            print("verified", json.loads(body)["event"], delivery, scheme, flush=True)
 
     def log_message(self, *args):
         pass

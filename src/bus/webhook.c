@@ -32,16 +32,30 @@ static void strv_free(char **v, size_t n)
     free(v);
 }
 
+static void secret_free(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        free(s);
+    }
+}
+
+static void prev_free(struct wh_prev *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        secret_free(p[i].secret);
+        p[i].secret = NULL;
+    }
+}
+
 void wh_conf_free(struct wh_conf *c)
 {
     free(c->url);
     strv_free(c->events, c->nevents);
     strv_free(c->fkeys, c->nfilter);
     strv_free(c->fvals, c->nfilter);
-    if (c->secret) {
-        explicit_bzero(c->secret, strlen(c->secret));
-        free(c->secret);
-    }
+    secret_free(c->secret);
+    prev_free(c->prev, c->nprev);
     free(c->description);
     memset(c, 0, sizeof(*c));
 }
@@ -76,6 +90,9 @@ int wh_conf_copy(struct wh_conf *dst, const struct wh_conf *src)
     dst->events = strv_dup(src->events, src->nevents, &oom);
     dst->fkeys = strv_dup(src->fkeys, src->nfilter, &oom);
     dst->fvals = strv_dup(src->fvals, src->nfilter, &oom);
+    for (size_t i = 0; i < src->nprev; i++)
+        if (!(dst->prev[i].secret = strdup(src->prev[i].secret)))
+            oom = 1;
     if (oom || (src->url && !dst->url) || (src->secret && !dst->secret) ||
         (src->description && !dst->description)) {
         wh_conf_free(dst);
@@ -178,6 +195,120 @@ out:
     return rc;
 }
 
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int b64_value(unsigned char ch)
+{
+    const char *p = ch ? strchr(b64_alphabet, ch) : NULL;
+    return p ? (int)(p - b64_alphabet) : -1;
+}
+
+/* Canonical padded base64 (RFC 4648, no blanks, unused bits zero) into
+ * out (at most max bytes): the length, or -1. */
+static long b64_decode(const char *s, unsigned char *out, size_t max)
+{
+    size_t n = strlen(s), o = 0;
+    if (n == 0 || n % 4)
+        return -1;
+    for (size_t i = 0; i < n; i += 4) {
+        int v[4], pad = 0;
+        for (int k = 0; k < 4; k++) {
+            unsigned char ch = (unsigned char)s[i + k];
+            if (ch == '=' && i + 4 == n && k >= 2) {
+                v[k] = 0;
+                pad++;
+                continue;
+            }
+            if (pad || (v[k] = b64_value(ch)) < 0)
+                return -1;
+        }
+        if ((pad == 1 && (v[2] & 3)) || (pad == 2 && (v[1] & 15)) || o + 3 - (size_t)pad > max)
+            return -1;
+        unsigned long t = (unsigned long)v[0] << 18 | (unsigned long)v[1] << 12 |
+                          (unsigned long)v[2] << 6 | (unsigned long)v[3];
+        out[o++] = (unsigned char)(t >> 16);
+        if (pad < 2)
+            out[o++] = (unsigned char)(t >> 8);
+        if (pad < 1)
+            out[o++] = (unsigned char)t;
+    }
+    return (long)o;
+}
+
+int wh_secret_is_standard(const char *secret)
+{
+    unsigned char key[WH_SECRET_MAX];
+    size_t pl = strlen(WH_SECRET_PREFIX);
+    if (strncmp(secret, WH_SECRET_PREFIX, pl))
+        return 0;
+    long n = b64_decode(secret + pl, key, sizeof(key));
+    explicit_bzero(key, sizeof(key));
+    return n >= WH_KEY_MIN && n <= WH_KEY_MAX;
+}
+
+size_t wh_secret_key(const char *secret, unsigned char *key)
+{
+    size_t n = strlen(secret);
+    if (wh_secret_is_standard(secret))
+        return (size_t)b64_decode(secret + strlen(WH_SECRET_PREFIX), key, WH_SECRET_MAX);
+    if (n > WH_SECRET_MAX)
+        n = WH_SECRET_MAX;
+    memcpy(key, secret, n);
+    return n;
+}
+
+int wh_secret_generate(char *out, size_t len)
+{
+    unsigned char key[WH_KEY_GENERATED];
+    size_t pl = strlen(WH_SECRET_PREFIX);
+    /* base64 of 32 bytes: 44 characters and the NUL */
+    if (len < pl + 4 * ((WH_KEY_GENERATED + 2) / 3) + 1 ||
+        getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key))
+        return -1;
+    memcpy(out, WH_SECRET_PREFIX, pl);
+    EVP_EncodeBlock((unsigned char *)out + pl, key, (int)sizeof(key));
+    explicit_bzero(key, sizeof(key));
+    return 0;
+}
+
+const char *wh_scheme_name(enum wh_scheme s)
+{
+    switch (s) {
+    case WH_SCHEME_STANDARD:
+        return "standard";
+    case WH_SCHEME_AMIBRIDGE:
+        return "amibridge";
+    case WH_SCHEME_BOTH:
+    default:
+        return "both";
+    }
+}
+
+/* The rule every secret follows (the store's, which older records met);
+ * `strict` (the API) also wants a whsec_ secret well formed. 0, or -1 with
+ * why not in `why`. */
+static int secret_check(json_t *jv, int strict, char *why, size_t len)
+{
+    size_t n = json_is_string(jv) ? strlen(json_string_value(jv)) : 0;
+    if (!json_is_string(jv) || n < WH_SECRET_MIN || n > WH_SECRET_MAX ||
+        !text_ok(json_string_value(jv))) {
+        snprintf(why, len, "must be a string of %d to %d printable characters", WH_SECRET_MIN,
+                 WH_SECRET_MAX);
+        return -1;
+    }
+    const char *v = json_string_value(jv);
+    if (strict && !strncmp(v, WH_SECRET_PREFIX, strlen(WH_SECRET_PREFIX)) &&
+        !wh_secret_is_standard(v)) {
+        snprintf(why, len,
+                 "a whsec_ secret must be whsec_ and the padded base64 of %d to %d bytes "
+                 "(e.g. whsec_$(openssl rand -base64 32))",
+                 WH_KEY_MIN, WH_KEY_MAX);
+        return -1;
+    }
+    return 0;
+}
+
 static int set_string(char **dst, const char *v)
 {
     char *s = strdup(v);
@@ -263,6 +394,49 @@ static int apply_filter(struct wh_conf *c, json_t *jv, struct wh_problem *pb)
     return 0;
 }
 
+/* previous_secrets of the store or config file: [{"secret", "expires"}];
+ * those expired already are dropped. */
+static int apply_previous(struct wh_conf *c, json_t *jv, struct wh_problem *pb)
+{
+    if (!json_is_array(jv) || json_array_size(jv) > WH_PREVIOUS_MAX)
+        return problem(pb, "previous_secrets",
+                       "must be an array of at most %d {\"secret\", \"expires\"} objects",
+                       WH_PREVIOUS_MAX);
+    struct wh_prev next[WH_PREVIOUS_MAX];
+    size_t n = 0, i;
+    long long now = (long long)time(NULL);
+    json_t *e;
+    char field[48], why[200];
+    json_array_foreach (jv, i, e) {
+        json_t *js = json_object_get(e, "secret"), *jx = json_object_get(e, "expires");
+        int bad = !json_is_object(e) || json_object_size(e) != 2 || !js || !json_is_integer(jx) ||
+                  json_integer_value(jx) < 0;
+        snprintf(field, sizeof(field), "previous_secrets[%zu]", i);
+        if (bad)
+            snprintf(why, sizeof(why),
+                     "must be {\"secret\": ..., \"expires\": Unix seconds} and nothing else");
+        else if (secret_check(js, 0, why, sizeof(why))) {
+            snprintf(field, sizeof(field), "previous_secrets[%zu].secret", i);
+            bad = 1;
+        }
+        if (bad) {
+            prev_free(next, n);
+            return problem(pb, field, "%s", why);
+        }
+        if (json_integer_value(jx) <= now)
+            continue;
+        if (!(next[n].secret = strdup(json_string_value(js)))) {
+            prev_free(next, n);
+            return -ENOMEM;
+        }
+        next[n++].expires = json_integer_value(jx);
+    }
+    prev_free(c->prev, c->nprev);
+    memcpy(c->prev, next, n * sizeof(*next));
+    c->nprev = n;
+    return 0;
+}
+
 /* A string with a NUL byte inside, or an array or object holding one. */
 static int has_nul(const json_t *v)
 {
@@ -290,9 +464,10 @@ static int has_nul(const json_t *v)
 static int apply_members(struct wh_conf *c, json_t *o, enum wh_mode mode,
                          const struct ssrf_net *allow, size_t nallow, struct wh_problem *pb)
 {
-    static const char *const api_members[] = {"url",    "events",      "filter",
-                                              "secret", "description", "enabled"};
-    static const char *const stored_members[] = {"id", "created", "reason", "static"};
+    static const char *const api_members[] = {"url",         "events",  "filter",   "secret",
+                                              "description", "enabled", "signature"};
+    static const char *const stored_members[] = {"id", "created", "reason", "static",
+                                                 "previous_secrets"};
     const char *k;
     json_t *v;
     json_object_foreach (o, k, v) {
@@ -338,17 +513,26 @@ static int apply_members(struct wh_conf *c, json_t *o, enum wh_mode mode,
         c->nfilter = 0;
     }
     if ((jv = json_object_get(o, "secret"))) {
-        size_t n = json_is_string(jv) ? strlen(json_string_value(jv)) : 0;
-        if (!json_is_string(jv) || n < WH_SECRET_MIN || n > WH_SECRET_MAX ||
-            !text_ok(json_string_value(jv)))
-            return problem(pb, "secret", "must be a string of %d to %d printable characters",
-                           WH_SECRET_MIN, WH_SECRET_MAX);
+        char why[200];
+        if (secret_check(jv, mode != WH_STORED, why, sizeof(why)))
+            return problem(pb, "secret", "%s", why);
         if (c->secret)
             explicit_bzero(c->secret, strlen(c->secret));
         if ((rc = set_string(&c->secret, json_string_value(jv))))
             return rc;
     } else if (mode == WH_STORED && !c->secret) {
         return problem(pb, "secret", "is required");
+    }
+    if ((jv = json_object_get(o, "signature"))) {
+        static const enum wh_scheme all[] = {WH_SCHEME_STANDARD, WH_SCHEME_AMIBRIDGE,
+                                             WH_SCHEME_BOTH};
+        size_t i = 0;
+        while (i < sizeof(all) / sizeof(*all) &&
+               (!json_is_string(jv) || strcmp(json_string_value(jv), wh_scheme_name(all[i]))))
+            i++;
+        if (i == sizeof(all) / sizeof(*all))
+            return problem(pb, "signature", "must be \"standard\", \"amibridge\" or \"both\"");
+        c->scheme = all[i];
     }
     if ((jv = json_object_get(o, "description")) && !json_is_null(jv)) {
         if (!json_is_string(jv) || strlen(json_string_value(jv)) > WH_DESCRIPTION_MAX ||
@@ -381,6 +565,8 @@ static int apply_members(struct wh_conf *c, json_t *o, enum wh_mode mode,
         c->created = json_integer_value(jv);
     if ((jv = json_object_get(o, "reason")) && json_is_string(jv))
         snprintf(c->reason, sizeof(c->reason), "%s", json_string_value(jv));
+    if ((jv = json_object_get(o, "previous_secrets")) && (rc = apply_previous(c, jv, pb)))
+        return rc;
     return 0;
 }
 
@@ -405,6 +591,61 @@ int wh_conf_apply(struct wh_conf *c, json_t *o, enum wh_mode mode, const struct 
     wh_conf_free(c);
     *c = next;
     return 0;
+}
+
+/* The secret changed from `old` (taken): keep it signing for grace_s. */
+static void rotate(struct wh_conf *c, char *old, long long now, int grace_s)
+{
+    struct wh_prev keep[WH_PREVIOUS_MAX];
+    size_t n = 0;
+    if (grace_s > 0) {
+        keep[n].secret = old;
+        keep[n++].expires = now + grace_s;
+    } else {
+        secret_free(old);
+    }
+    for (size_t i = 0; i < c->nprev; i++) {
+        if (grace_s > 0 && n < WH_PREVIOUS_MAX && c->prev[i].expires > now &&
+            strcmp(c->prev[i].secret, c->secret)) {
+            keep[n++] = c->prev[i];
+        } else {
+            secret_free(c->prev[i].secret);
+        }
+        c->prev[i].secret = NULL;
+    }
+    memcpy(c->prev, keep, n * sizeof(*keep));
+    c->nprev = n;
+}
+
+int wh_conf_patch(struct wh_conf *c, json_t *o, int grace_s, long long now,
+                  const struct ssrf_net *allow, size_t nallow, struct wh_problem *pb)
+{
+    if (!json_is_object(o))
+        return problem(pb, "", "a webhook subscription must be a JSON object");
+    json_t *jg = json_object_get(o, "secret_grace_s"), *body = o;
+    if (jg) {
+        if (!json_is_integer(jg) || json_integer_value(jg) < 0 ||
+            json_integer_value(jg) > WH_GRACE_MAX_S)
+            return problem(pb, "secret_grace_s", "must be an integer from 0 to %d (seconds)",
+                           WH_GRACE_MAX_S);
+        if (!json_object_get(o, "secret"))
+            return problem(pb, "secret_grace_s", "goes with a new secret");
+        grace_s = (int)json_integer_value(jg);
+        if (!(body = json_copy(o)) || json_object_del(body, "secret_grace_s")) {
+            json_decref(body);
+            return -ENOMEM;
+        }
+    }
+    char *old = c->secret ? strdup(c->secret) : NULL;
+    int rc = c->secret && !old ? -ENOMEM : wh_conf_apply(c, body, WH_PATCH, allow, nallow, pb);
+    if (body != o)
+        json_decref(body);
+    if (rc == 0 && old && c->secret && strcmp(old, c->secret)) {
+        rotate(c, old, now, grace_s);
+        old = NULL;
+    }
+    secret_free(old);
+    return rc;
 }
 
 json_t *wh_conf_json(const struct wh_conf *c, int with_secret)
@@ -432,6 +673,21 @@ json_t *wh_conf_json(const struct wh_conf *c, int with_secret)
     bad |= json_object_set_new(o, "reason", c->reason[0] ? json_string(c->reason) : json_null());
     bad |= json_object_set_new(o, "created", json_integer(c->created));
     bad |= json_object_set_new(o, "static", json_boolean(c->is_static));
+    bad |= json_object_set_new(o, "signature", json_string(wh_scheme_name(c->scheme)));
+    json_t *prev = json_array();
+    long long now = (long long)time(NULL);
+    for (size_t i = 0; prev && i < c->nprev; i++) {
+        if (c->prev[i].expires <= now)
+            continue;
+        json_t *p = with_secret ? json_pack("{s:s,s:I}", "secret", c->prev[i].secret, "expires",
+                                            (json_int_t)c->prev[i].expires)
+                                : json_pack("{s:I}", "expires", (json_int_t)c->prev[i].expires);
+        if (json_array_append_new(prev, p)) {
+            json_decref(prev);
+            prev = NULL;
+        }
+    }
+    bad |= !prev || json_object_set_new(o, "previous_secrets", prev);
     if (with_secret)
         bad |= json_object_set_new(o, "secret", json_string(c->secret ? c->secret : ""));
     if (bad) {
@@ -482,6 +738,50 @@ int wh_sign(const char *secret, const char *timestamp, const char *body, size_t 
         out[8 + 2 * i] = hex[mac[i] & 15];
     }
     out[WH_SIGNATURE_LEN] = '\0';
+    return 0;
+}
+
+int wh_sign_v1(const char *secret, const char *msg_id, const char *timestamp, const char *body,
+               size_t len, char *out)
+{
+    unsigned char key[WH_SECRET_MAX], mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    size_t kl = wh_secret_key(secret, key), il = strlen(msg_id), tl = strlen(timestamp);
+    unsigned char *msg = malloc(il + 1 + tl + 1 + len + 1);
+    int ok = msg != NULL;
+    if (ok) {
+        memcpy(msg, msg_id, il);
+        msg[il] = '.';
+        memcpy(msg + il + 1, timestamp, tl);
+        msg[il + 1 + tl] = '.';
+        memcpy(msg + il + tl + 2, body, len);
+        ok = HMAC(EVP_sha256(), key, (int)kl, msg, il + tl + 2 + len, mac, &maclen) && maclen == 32;
+    }
+    free(msg);
+    explicit_bzero(key, sizeof(key));
+    if (!ok)
+        return -1;
+    memcpy(out, "v1,", 3);
+    EVP_EncodeBlock((unsigned char *)out + 3, mac, (int)maclen);
+    return 0;
+}
+
+int wh_sign_standard(const struct wh_conf *c, const char *msg_id, const char *timestamp,
+                     long long now, const char *body, size_t len, char *out)
+{
+    size_t o = 0;
+    out[0] = '\0';
+    if (!c->secret || wh_sign_v1(c->secret, msg_id, timestamp, body, len, out))
+        return -1;
+    o = strlen(out);
+    for (size_t i = 0; i < c->nprev; i++) {
+        if (c->prev[i].expires <= now)
+            continue;
+        out[o++] = ' ';
+        if (wh_sign_v1(c->prev[i].secret, msg_id, timestamp, body, len, out + o))
+            return -1;
+        o += strlen(out + o);
+    }
     return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <glob.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,7 +99,8 @@ struct wh_test {
     struct wh_xfer x;
     char sub[WH_ID_MAX];
     char id[2 * DELIVERY_ID_BYTES + 1];
-    char *url, *secret, *body;
+    struct wh_conf c; /* a copy: the subscription may change meanwhile */
+    char *body;
     webhooks_cb cb;
     void *ud;
 };
@@ -378,37 +380,56 @@ static void xfer_cleanup(struct wh_xfer *x)
     x->hdrs = NULL;
 }
 
-/* Start one signed POST. `body` must stay valid until done fires. */
-static int xfer_start(struct wh_xfer *x, const char *url, const char *secret, const char *event,
-                      const char *delivery, const char *sub, int attempt, const char *body,
-                      size_t len)
+static struct curl_slist *add_header(struct curl_slist *l, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Append one header line; on failure the list stays as it was (and the
+ * receiver refuses an unsigned delivery). */
+static struct curl_slist *add_header(struct curl_slist *l, const char *fmt, ...)
 {
-    char ts[24], sig[WH_SIGNATURE_LEN + 1], h[WH_ID_MAX + BUS_EVENT_NAME_MAX + 64];
-    snprintf(ts, sizeof(ts), "%lld", (long long)time(NULL));
-    if (wh_sign(secret, ts, body, len, sig))
+    char h[WH_STD_SIGS_MAX + 64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h, sizeof(h), fmt, ap);
+    va_end(ap);
+    struct curl_slist *t = curl_slist_append(l, h);
+    return t ? t : l;
+}
+
+/* Start one POST signed as subscription `c` wants (its copy of what it
+ * needs is taken now). `body` must stay valid until done fires. */
+static int xfer_start(struct wh_xfer *x, const struct wh_conf *c, const char *event,
+                      const char *delivery, int attempt, const char *body, size_t len)
+{
+    char ts[24], sig[WH_SIGNATURE_LEN + 1], std[WH_STD_SIGS_MAX];
+    long long now = (long long)time(NULL);
+    snprintf(ts, sizeof(ts), "%lld", now);
+    if ((c->scheme != WH_SCHEME_STANDARD && wh_sign(c->secret, ts, body, len, sig)) ||
+        (c->scheme != WH_SCHEME_AMIBRIDGE &&
+         wh_sign_standard(c, delivery, ts, now, body, len, std)))
         return -ENOMEM;
     curl_slist_free_all(x->hdrs);
-    x->hdrs = NULL;
-    struct curl_slist *l = NULL, *t;
-    const char *fixed[] = {"Content-Type: application/json", "Expect:", NULL};
-    for (const char *const *f = fixed; *f; f++)
-        if ((t = curl_slist_append(l, *f)))
-            l = t;
-    snprintf(h, sizeof(h), "X-Amibridge-Event: %s", event);
-    l = (t = curl_slist_append(l, h)) ? t : l;
-    snprintf(h, sizeof(h), "X-Amibridge-Delivery: %s", delivery);
-    l = (t = curl_slist_append(l, h)) ? t : l;
-    snprintf(h, sizeof(h), "X-Amibridge-Timestamp: %s", ts);
-    l = (t = curl_slist_append(l, h)) ? t : l;
-    snprintf(h, sizeof(h), "X-Amibridge-Signature: %s", sig);
-    l = (t = curl_slist_append(l, h)) ? t : l;
-    snprintf(h, sizeof(h), "X-Amibridge-Webhook: %s", sub);
-    l = (t = curl_slist_append(l, h)) ? t : l;
-    snprintf(h, sizeof(h), "X-Amibridge-Attempt: %d", attempt);
-    l = (t = curl_slist_append(l, h)) ? t : l;
+    struct curl_slist *l = NULL;
+    l = add_header(l, "Content-Type: application/json");
+    l = add_header(l, "Expect:");
+    l = add_header(l, "X-Amibridge-Event: %s", event);
+    if (c->scheme != WH_SCHEME_STANDARD) {
+        l = add_header(l, "X-Amibridge-Delivery: %s", delivery);
+        l = add_header(l, "X-Amibridge-Timestamp: %s", ts);
+        l = add_header(l, "X-Amibridge-Signature: %s", sig);
+    }
+    if (c->scheme != WH_SCHEME_AMIBRIDGE) {
+        l = add_header(l, "webhook-id: %s", delivery);
+        l = add_header(l, "webhook-timestamp: %s", ts);
+        l = add_header(l, "webhook-signature: %s", std);
+    }
+    l = add_header(l, "X-Amibridge-Webhook: %s", c->id);
+    l = add_header(l, "X-Amibridge-Attempt: %d", attempt);
+    explicit_bzero(sig, sizeof(sig));
+    explicit_bzero(std, sizeof(std));
     x->hdrs = l;
     CURL *e = x->easy;
-    curl_easy_setopt(e, CURLOPT_URL, url);
+    curl_easy_setopt(e, CURLOPT_URL, c->url);
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, l);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
     curl_easy_setopt(e, CURLOPT_POSTFIELDS, body);
@@ -614,8 +635,7 @@ static void sub_pump(struct wh_sub *s)
         d->persisting || follower(w))
         return;
     d->attempts++;
-    if (xfer_start(&s->x, s->c.url, s->c.secret, d->event, d->id, s->c.id, d->attempts, d->body,
-                   d->len)) {
+    if (xfer_start(&s->x, &s->c, d->event, d->id, d->attempts, d->body, d->len)) {
         record(s, d->id, d->event, d->attempts, 0, 0, "retrying", "could not start the request");
         schedule_retry(s, d->attempts);
         return;
@@ -1365,10 +1385,10 @@ void webhooks_create(struct webhooks *w, json_t *body, webhooks_cb cb, void *ud)
     op->ud = ud;
     int rc = wh_conf_apply(&op->c, body, WH_CREATE, w->allow, w->nallow, &pb);
     if (rc == 0 && !op->c.secret) {
-        char hex[65];
-        if (wh_random_hex(hex, 32) || !(op->c.secret = strdup(hex)))
+        char secret[WH_SECRET_MAX + 1];
+        if (wh_secret_generate(secret, sizeof(secret)) || !(op->c.secret = strdup(secret)))
             rc = -ENOMEM;
-        explicit_bzero(hex, sizeof(hex));
+        explicit_bzero(secret, sizeof(secret));
     }
     char idhex[2 * SUB_ID_BYTES + 1];
     if (rc == 0 && wh_random_hex(idhex, SUB_ID_BYTES))
@@ -1418,7 +1438,8 @@ void webhooks_patch(struct webhooks *w, const char *id, json_t *body, webhooks_c
     op->ud = ud;
     int rc = wh_conf_copy(&op->c, &s->c);
     if (rc == 0)
-        rc = wh_conf_apply(&op->c, body, WH_PATCH, w->allow, w->nallow, &pb);
+        rc = wh_conf_patch(&op->c, body, w->cfg->webhook_secret_grace_s, (long long)time(NULL),
+                           w->allow, w->nallow, &pb);
     if (rc) {
         if (rc == -1)
             problem_answer(cb, ud, &pb);
@@ -1427,7 +1448,9 @@ void webhooks_patch(struct webhooks *w, const char *id, json_t *body, webhooks_c
         op_free(op);
         return;
     }
-    log_info("webhook subscription changed", "{s:s}", "webhook", id);
+    int rotated = strcmp(op->c.secret, s->c.secret) != 0;
+    log_info("webhook subscription changed", "{s:s,s:b,s:I}", "webhook", id, "secret_rotated",
+             rotated, "previous_secrets", (json_int_t)op->c.nprev);
     store_put(w, &op->c, op);
 }
 
@@ -1459,11 +1482,7 @@ static void test_unlink(struct webhooks *w, struct wh_test *t)
 static void test_free(struct wh_test *t)
 {
     xfer_cleanup(&t->x);
-    free(t->url);
-    if (t->secret) {
-        explicit_bzero(t->secret, strlen(t->secret));
-        free(t->secret);
-    }
+    wh_conf_free(&t->c);
     free(t->body);
     free(t);
 }
@@ -1509,8 +1528,7 @@ void webhooks_test(struct webhooks *w, const char *id, webhooks_cb cb, void *ud)
     iso_time(wall_ms(), when, sizeof(when));
     json_t *o = json_pack("{s:s,s:s,s:s}", "event", "ping", "webhook", id, "time", when);
     if (!t || !o || xfer_init(w, &t->x, t, test_done) || wh_random_hex(t->id, DELIVERY_ID_BYTES) ||
-        !(t->url = strdup(s->c.url)) || !(t->secret = strdup(s->c.secret)) ||
-        !(t->body = json_dumps(o, JSON_COMPACT))) {
+        wh_conf_copy(&t->c, &s->c) || !(t->body = json_dumps(o, JSON_COMPACT))) {
         json_decref(o);
         if (t)
             test_free(t);
@@ -1520,7 +1538,7 @@ void webhooks_test(struct webhooks *w, const char *id, webhooks_cb cb, void *ud)
     snprintf(t->sub, sizeof(t->sub), "%s", id);
     t->cb = cb;
     t->ud = ud;
-    if (xfer_start(&t->x, t->url, t->secret, "ping", t->id, id, 1, t->body, strlen(t->body))) {
+    if (xfer_start(&t->x, &t->c, "ping", t->id, 1, t->body, strlen(t->body))) {
         test_free(t);
         return answer_oom(cb, ud);
     }
@@ -1624,6 +1642,22 @@ static int static_subs(struct webhooks *w, char *err, size_t errlen)
             r = -1;
             snprintf(pb.field, sizeof(pb.field), "id");
             snprintf(pb.detail, sizeof(pb.detail), "'%s' is used twice", c.id);
+        }
+        /* the store takes any secret older versions took; a file a person
+         * writes gets the API's check of the whsec_ form */
+        for (size_t k = 0; r == 0 && k <= c.nprev; k++) {
+            const char *sec = k == 0 ? c.secret : c.prev[k - 1].secret;
+            if (!strncmp(sec, WH_SECRET_PREFIX, strlen(WH_SECRET_PREFIX)) &&
+                !wh_secret_is_standard(sec)) {
+                r = -1;
+                if (k == 0)
+                    snprintf(pb.field, sizeof(pb.field), "secret");
+                else
+                    snprintf(pb.field, sizeof(pb.field), "previous_secrets[%zu].secret", k - 1);
+                snprintf(pb.detail, sizeof(pb.detail),
+                         "a whsec_ secret must be whsec_ and the padded base64 of %d to %d bytes",
+                         WH_KEY_MIN, WH_KEY_MAX);
+            }
         }
         if (r) {
             snprintf(err, errlen, "config file %s: webhooks[%zu].%s: %s", file, i, pb.field,

@@ -22,7 +22,12 @@
  * its events in order; subscriptions never wait for each other and the
  * event path never waits for any of them. Attempts run on libcurl's multi
  * socket interface on the loop: POST of the event JSON with
- * X-Amibridge-Event, -Delivery, -Timestamp and -Signature
+ * X-Amibridge-Event, -Webhook, -Attempt and the signature headers of the
+ * subscription's scheme (bus/webhook.h): Standard Webhooks' webhook-id
+ * (the delivery id), webhook-timestamp and webhook-signature (one "v1,"
+ * per secret still valid, so a PATCH of the secret keeps the old one
+ * signing for AMIBRIDGE_WEBHOOK_SECRET_GRACE_S or the request's
+ * secret_grace_s), and/or X-Amibridge-Delivery, -Timestamp and -Signature
  * ("sha256=" hex HMAC-SHA256 of "<timestamp>.<body>" with the secret);
  * http and https only, no redirects, no proxies from the environment, the
  * SSRF guard checked on every address curl connects to. 2xx delivers, 410

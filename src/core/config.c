@@ -207,6 +207,9 @@ const struct cfg_doc cfg_docs[] = {
     {"AMIBRIDGE_WEBHOOK_QUEUE", "10000",
      "Deliveries waiting per subscription; past it new events are dropped (counted, logged)."},
     {"AMIBRIDGE_WEBHOOK_MAX_SUBSCRIPTIONS", "100", "Webhook subscriptions, static ones included."},
+    {"AMIBRIDGE_WEBHOOK_SECRET_GRACE_S", "86400",
+     "After a PATCH with a new secret, the old one keeps signing webhook-signature (Standard "
+     "Webhooks) this long; a PATCH can say otherwise with secret_grace_s. 0: it stops at once."},
     {"AMIBRIDGE_STATE_DIR", "",
      "Without Redis: directory of the webhook subscriptions file (webhooks.json). Empty: "
      "subscriptions made through the API last until the process ends."},
@@ -1135,6 +1138,7 @@ static int webhooks_config(struct cfg_ctx *x, struct cfg *c, json_t *root)
     c->webhook_retry_max_ms = 600000;
     c->webhook_queue = 10000;
     c->webhook_max_subscriptions = 100;
+    c->webhook_secret_grace_s = 86400;
     if (env_int(x, "AMIBRIDGE_WEBHOOK_MAX_ATTEMPTS", 1, 1000, &c->webhook_max_attempts) ||
         env_int(x, "AMIBRIDGE_WEBHOOK_MAX_AGE_S", 1, 30 * 86400, &c->webhook_max_age_s) ||
         env_int(x, "AMIBRIDGE_WEBHOOK_TIMEOUT_MS", CFG_TIMEOUT_MS_MIN, CFG_TIMEOUT_MS_MAX,
@@ -1142,7 +1146,9 @@ static int webhooks_config(struct cfg_ctx *x, struct cfg *c, json_t *root)
         env_int(x, "AMIBRIDGE_WEBHOOK_RETRY_BASE_MS", 10, 3600000, &c->webhook_retry_base_ms) ||
         env_int(x, "AMIBRIDGE_WEBHOOK_RETRY_MAX_MS", 10, 86400000, &c->webhook_retry_max_ms) ||
         env_int(x, "AMIBRIDGE_WEBHOOK_QUEUE", 1, 1000000, &c->webhook_queue) ||
-        env_int(x, "AMIBRIDGE_WEBHOOK_MAX_SUBSCRIPTIONS", 1, 10000, &c->webhook_max_subscriptions))
+        env_int(x, "AMIBRIDGE_WEBHOOK_MAX_SUBSCRIPTIONS", 1, 10000,
+                &c->webhook_max_subscriptions) ||
+        env_int(x, "AMIBRIDGE_WEBHOOK_SECRET_GRACE_S", 0, 30 * 86400, &c->webhook_secret_grace_s))
         return -1;
     if (c->webhook_retry_max_ms < c->webhook_retry_base_ms)
         return cfg_fail(x,

@@ -139,6 +139,7 @@ struct cfg {
     int webhook_retry_max_ms;
     int webhook_queue; /* deliveries waiting per subscription */
     int webhook_max_subscriptions;
+    int webhook_secret_grace_s;    /* an old secret keeps signing this long after a new one */
     char *webhooks_json;           /* static subscriptions from the config file (a JSON array) */
     char *state_dir;               /* webhook subscriptions without Redis, or NULL */
     struct ssrf_net *trusted_nets; /* clients allowed at all (loopback always is); none: all */

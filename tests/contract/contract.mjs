@@ -817,6 +817,13 @@ function deliveryProblems(q, secret, id, event) {
     out.push(`X-Amibridge-Timestamp ${JSON.stringify(ts)} is not the Unix time now`);
   const mac = createHmac('sha256', secret).update(`${ts}.${q.body}`).digest('hex');
   out.push(...expectEq('X-Amibridge-Signature', h['x-amibridge-signature'], `sha256=${mac}`));
+  // Standard Webhooks (the default scheme is both): the same id and time,
+  // keyed with the bytes of a whsec_ secret (else the secret's own bytes)
+  out.push(...expectEq('webhook-id', h['webhook-id'], h['x-amibridge-delivery']));
+  out.push(...expectEq('webhook-timestamp', h['webhook-timestamp'], ts));
+  const key = secret.startsWith('whsec_') ? Buffer.from(secret.slice(6), 'base64') : Buffer.from(secret);
+  const v1 = createHmac('sha256', key).update(`${h['webhook-id']}.${ts}.${q.body}`).digest('base64');
+  out.push(...expectEq('webhook-signature', h['webhook-signature'], `v1,${v1}`));
   let body = null;
   try {
     body = JSON.parse(q.body);
@@ -1869,7 +1876,9 @@ async function run() {
       more: (r) => [
         ...expectMatch('id', r.json.id, /^wh_[0-9a-f]{16}$/),
         ...expectEq('Location', r.headers.location, whPath(r.json.id)),
-        ...expectMatch('secret', r.json.secret, /^[0-9a-f]{64}$/),
+        ...expectMatch('secret', r.json.secret, /^whsec_[A-Za-z0-9+/]{43}=$/),
+        ...expectEq('signature', r.json.signature, 'both'),
+        ...expectEq('previous_secrets', JSON.stringify(r.json.previous_secrets), '[]'),
         ...expectEq('enabled', r.json.enabled, true),
         ...expectEq('static', r.json.static, false),
         ...expectEq('reason', r.json.reason, null),
@@ -2022,6 +2031,38 @@ async function run() {
   await check('PATCH a webhook subscription: resume, new URL', a, patch(whPath(gone.id), { url: nobody, enabled: true }), {
     status: 200,
     more: (r) => [...expectEq('enabled', r.json.enabled, true), ...expectEq('reason', r.json.reason, null)],
+  });
+  // a new secret: the old one keeps signing webhook-signature for the grace period
+  await check(
+    'PATCH a webhook subscription: a new secret, with a grace period',
+    a,
+    patch(whPath(gone.id), { secret: 'whsec_yFcAJsOAnJJZmgrgAqdH2Z7lEbfjAJ5GszPPMbvh7V0=', secret_grace_s: 3600, signature: 'standard' }),
+    {
+      status: 200,
+      more: (r) => [
+        ...expectEq('signature', r.json.signature, 'standard'),
+        ...expectEq('previous_secrets.length', r.json.previous_secrets.length, 1),
+        ...(Math.abs(r.json.previous_secrets[0]?.expires - (Date.now() / 1000 + 3600)) < 60 ? [] : ['previous_secrets[0].expires is not in an hour']),
+        ...(JSON.stringify(r.json).includes('whsec_') || r.text.includes(goneSecret) ? ['the reply shows a secret'] : []),
+      ],
+    },
+  );
+  await check('PATCH a webhook subscription, an unknown signature scheme', a, patch(whPath(gone.id), { signature: 'v2' }), {
+    status: 400,
+    type: 'invalid-field',
+    invalidRequest: true,
+    more: (r) => expectEq('field', r.json.field, 'signature'),
+  });
+  await check('PATCH a webhook subscription, secret_grace_s without a secret', a, patch(whPath(gone.id), { secret_grace_s: 60 }), {
+    status: 400,
+    type: 'invalid-field',
+    invalidRequest: true,
+    more: (r) => expectEq('field', r.json.field, 'secret_grace_s'),
+  });
+  await check('PATCH a webhook subscription, a whsec_ secret that is not base64', a, patch(whPath(gone.id), { secret: 'whsec_not-base64-at-all!' }), {
+    status: 400,
+    type: 'invalid-field',
+    more: (r) => expectEq('field', r.json.field, 'secret'),
   });
   await check('test delivery to a closed port', a, { method: 'POST', path: whPath(gone.id, '/test'), headers: OPS }, {
     status: 200,

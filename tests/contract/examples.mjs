@@ -154,6 +154,7 @@ const EXAMPLES = {
   'webhook-disabled': ['GET a webhook subscription disabled by a 410', 'Disabled: the receiver answered 410 Gone'],
   'webhook-static': ['GET a static webhook subscription', 'A static subscription (from the config file)'],
   'webhook-updated': ['PATCH a webhook subscription', 'A new description and filter'],
+  'webhook-rotated': ['PATCH a webhook subscription: a new secret, with a grace period', 'A new secret; the old one still signs for an hour'],
   'webhook-test': ['test delivery', 'The receiver answered 200'],
   'webhook-test-failed': ['test delivery to a closed port', 'Nobody listens at the URL'],
   'webhook-deliveries': ['GET the deliveries of a subscription', 'A test ping, then an event'],

@@ -54,13 +54,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (wh_conf_apply(&back, stored, WH_STORED, allow, nallow, &pb) != 0)
                 abort();
             if (strcmp(back.url, c.url) || back.nevents != c.nevents || back.nfilter != c.nfilter ||
-                strcmp(back.secret, c.secret) || back.enabled != c.enabled)
+                strcmp(back.secret, c.secret) || back.enabled != c.enabled ||
+                back.scheme != c.scheme || back.nprev > c.nprev)
                 abort();
             wh_conf_free(&back);
             json_decref(stored);
         }
         wh_conf_free(&c);
     }
+    /* the API's PATCH (rotation included) on a subscription that exists:
+     * a refusal names its member and changes nothing */
+    struct wh_conf base;
+    struct wh_problem pb;
+    memset(&base, 0, sizeof(base));
+    memset(&pb, 0, sizeof(pb));
+    json_t *seed = json_pack("{s:s,s:[s],s:s}", "url", "https://crm.example/h", "events", "*",
+                             "secret", "fuzz-secret-0123456789");
+    if (!seed || wh_conf_apply(&base, seed, WH_CREATE, allow, nallow, &pb) != 0)
+        abort();
+    json_decref(seed);
+    struct wh_conf next;
+    if (wh_conf_copy(&next, &base) == 0) {
+        int rc = wh_conf_patch(&next, o, 3600, 1800000000, allow, nallow, &pb);
+        if (rc == -1 && (!pb.detail[0] || strcmp(next.secret, base.secret) || next.nprev))
+            abort();
+        if (rc == 0 && next.nprev > 1)
+            abort();
+        wh_conf_free(&next);
+    }
+    wh_conf_free(&base);
     json_decref(o);
     return 0;
 }

@@ -169,6 +169,64 @@ static int signature_ok(const struct receiver_req *q, const char *secret)
     return ml == 32 && !strcmp(sig + 7, hex) && age >= -5 && age <= 300;
 }
 
+/* The Standard Webhooks key of a secret: the bytes a whsec_ secret
+ * encodes, else the secret's own bytes. Its length. */
+static int std_key(const char *secret, unsigned char *key)
+{
+    size_t n = strlen(secret);
+    if (strncmp(secret, "whsec_", 6)) {
+        memcpy(key, secret, n);
+        return (int)n;
+    }
+    int len = EVP_DecodeBlock(key, (const unsigned char *)secret + 6, (int)(n - 6));
+    return len - (secret[n - 1] == '=') - (secret[n - 2] == '=');
+}
+
+/* Check webhook-signature the way the spec says: "v1," + base64
+ * HMAC-SHA256 over "<webhook-id>.<webhook-timestamp>.<body>" must be one of
+ * its blank-separated signatures; the timestamp recent. */
+static int std_signature_ok(const struct receiver_req *q, const char *secret)
+{
+    const char *id = receiver_req_header(q, "webhook-id");
+    const char *ts = receiver_req_header(q, "webhook-timestamp");
+    const char *sigs = receiver_req_header(q, "webhook-signature");
+    if (!id || !ts || !sigs)
+        return 0;
+    unsigned char key[160], mac[32];
+    int kl = std_key(secret, key);
+    size_t il = strlen(id), tl = strlen(ts);
+    unsigned char *msg = malloc(il + tl + 2 + q->len);
+    memcpy(msg, id, il);
+    msg[il] = '.';
+    memcpy(msg + il + 1, ts, tl);
+    msg[il + 1 + tl] = '.';
+    memcpy(msg + il + tl + 2, q->body, q->len);
+    unsigned int ml = 0;
+    HMAC(EVP_sha256(), key, kl, msg, il + tl + 2 + q->len, mac, &ml);
+    free(msg);
+    char want[64] = "v1,";
+    EVP_EncodeBlock((unsigned char *)want + 3, mac, 32);
+    long age = (long)time(NULL) - strtol(ts, NULL, 10);
+    size_t wl = strlen(want);
+    for (const char *p = sigs; *p;) {
+        size_t n = strcspn(p, " ");
+        if (n == wl && !memcmp(p, want, n))
+            return age >= -5 && age <= 300;
+        p += n;
+        p += strspn(p, " ");
+    }
+    return 0;
+}
+
+static size_t std_signatures(const struct receiver_req *q)
+{
+    const char *sigs = receiver_req_header(q, "webhook-signature");
+    size_t n = sigs && *sigs ? 1 : 0;
+    for (; sigs && *sigs; sigs++)
+        n += *sigs == ' ';
+    return n;
+}
+
 /* --- the API --------------------------------------------------------------------------------- */
 
 static void expect_bad(const struct env *e, const char *method, const char *path, const char *body,
@@ -207,6 +265,13 @@ static void subscriptions_are_checked_and_the_secret_is_shown_once(void **state)
     expect_bad(&e, "POST", "/v1/webhooks",
                "{\"url\":\"https://crm.example/x\",\"events\":[\"*\"],\"colour\":\"red\"}",
                "colour");
+    expect_bad(&e, "POST", "/v1/webhooks",
+               "{\"url\":\"https://crm.example/x\",\"events\":[\"*\"],\"signature\":\"v2\"}",
+               "signature");
+    expect_bad(&e, "POST", "/v1/webhooks",
+               "{\"url\":\"https://crm.example/x\",\"events\":[\"*\"],"
+               "\"secret\":\"whsec_not+base64+of+24+bytes\"}",
+               "secret");
     /* private networks stay refused even with loopback allowed */
     expect_bad(&e, "POST", "/v1/webhooks", "{\"url\":\"http://10.1.2.3/x\",\"events\":[\"*\"]}",
                "url");
@@ -223,7 +288,10 @@ static void subscriptions_are_checked_and_the_secret_is_shown_once(void **state)
     strcpy(id, http_json_str(&r, "id"));
     const char *secret = http_json_str(&r, "secret");
     assert_non_null(secret);
-    assert_int_equal(strlen(secret), 64);
+    /* whsec_ and the base64 of 32 random bytes */
+    assert_int_equal(strlen(secret), 6 + 44);
+    assert_memory_equal(secret, "whsec_", 6);
+    assert_string_equal(http_json_str(&r, "signature"), "both");
     char *location = http_resp_header(&r, "Location");
     snprintf(loc, sizeof(loc), "/v1/webhooks/%s", id);
     assert_string_equal(location, loc);
@@ -272,7 +340,7 @@ static void webhook_routes_need_the_admin_scope_and_static_ones_are_read_only(vo
     FILE *f = fopen(path, "w");
     assert_non_null(f);
     fputs("{\"webhooks\":[{\"id\":\"crm\",\"url\":\"https://crm.example/pbx\",\"events\":"
-          "[\"Hangup\"],\"secret\":\"0123456789abcdef0123\"}]}",
+          "[\"Hangup\"],\"secret\":\"0123456789abcdef0123\",\"signature\":\"amibridge\"}]}",
           f);
     fclose(f);
     snprintf(env_cfg, sizeof(env_cfg), "AMIBRIDGE_CONFIG=%s", path);
@@ -290,6 +358,7 @@ static void webhook_routes_need_the_admin_scope_and_static_ones_are_read_only(vo
     assert_string_equal(json_string_value(json_object_get(one, "id")), "crm");
     assert_true(json_is_true(json_object_get(one, "static")));
     assert_null(json_object_get(one, "secret"));
+    assert_string_equal(json_string_value(json_object_get(one, "signature")), "amibridge");
     http_resp_free(&r);
     assert_int_equal(call(&e, "PATCH", "/v1/webhooks/crm", "tok-admin", "{\"enabled\":false}", &r),
                      409);
@@ -300,22 +369,36 @@ static void webhook_routes_need_the_admin_scope_and_static_ones_are_read_only(vo
     stop(&e);
 
     /* a bad static subscription stops the start, naming it */
-    f = fopen(path, "w");
-    fputs("{\"webhooks\":[{\"id\":\"crm\",\"url\":\"gopher://x\",\"events\":[\"*\"],"
-          "\"secret\":\"0123456789abcdef0123\"}]}",
-          f);
-    fclose(f);
-    char cmd[700], out[1024] = "";
-    snprintf(cmd, sizeof(cmd),
-             "AMIBRIDGE_CONFIG=%s AMIBRIDGE_AMI_USERNAME=u AMIBRIDGE_AMI_SECRET=s %s/amibridge "
-             "2>&1",
-             path, testenv_build_dir());
-    FILE *p = popen(cmd, "r");
-    size_t n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = '\0';
-    assert_int_equal(WEXITSTATUS(pclose(p)), 2);
-    if (!strstr(out, "webhooks[0].url"))
-        fail_msg("start-up error does not name webhooks[0].url: %s", out);
+#define GOOD_SECRET "\"secret\":\"0123456789abcdef0123\""
+    static const struct {
+        const char *member, *field;
+    } bad[] = {
+        {"\"url\":\"gopher://x\"," GOOD_SECRET, "webhooks[0].url"},
+        {"\"url\":\"https://x.example\",\"signature\":\"hmac\"," GOOD_SECRET,
+         "webhooks[0].signature"},
+        /* the whsec_ form is checked as in the API, also for a previous secret */
+        {"\"url\":\"https://x.example\",\"secret\":\"whsec_is-not-base64-at-all\"",
+         "webhooks[0].secret"},
+        {"\"url\":\"https://x.example\",\"previous_secrets\":[{\"secret\":\"whsec_AAAAAAAAAAAA\","
+         "\"expires\":4000000000}]," GOOD_SECRET,
+         "webhooks[0].previous_secrets[0].secret"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        f = fopen(path, "w");
+        fprintf(f, "{\"webhooks\":[{\"id\":\"crm\",\"events\":[\"*\"],%s}]}", bad[i].member);
+        fclose(f);
+        char cmd[700], out[1024] = "";
+        snprintf(cmd, sizeof(cmd),
+                 "AMIBRIDGE_CONFIG=%s AMIBRIDGE_AMI_USERNAME=u AMIBRIDGE_AMI_SECRET=s "
+                 "%s/amibridge 2>&1",
+                 path, testenv_build_dir());
+        FILE *p = popen(cmd, "r");
+        size_t n = fread(out, 1, sizeof(out) - 1, p);
+        out[n] = '\0';
+        assert_int_equal(WEXITSTATUS(pclose(p)), 2);
+        if (!strstr(out, bad[i].field))
+            fail_msg("start-up error does not name %s: %s", bad[i].field, out);
+    }
     testenv_rmdir(dir);
 }
 
@@ -343,7 +426,14 @@ static void deliveries_are_signed_in_order_and_reuse_the_connection(void **state
         assert_string_equal(json_string_value(json_object_get(ev, "event")), "SimFlood");
         /* in order, none missing, none twice */
         assert_int_equal(field_long(ev, "Seq"), (long)i + 1);
+        /* both schemes by default, one id and one timestamp for the two */
         assert_true(signature_ok(&q, secret));
+        assert_true(std_signature_ok(&q, secret));
+        assert_int_equal(std_signatures(&q), 1);
+        assert_string_equal(receiver_req_header(&q, "webhook-id"),
+                            receiver_req_header(&q, "X-Amibridge-Delivery"));
+        assert_string_equal(receiver_req_header(&q, "webhook-timestamp"),
+                            receiver_req_header(&q, "X-Amibridge-Timestamp"));
         assert_string_equal(receiver_req_header(&q, "X-Amibridge-Event"), "SimFlood");
         assert_string_equal(receiver_req_header(&q, "X-Amibridge-Webhook"), id);
         assert_string_equal(receiver_req_header(&q, "Content-Type"), "application/json");
@@ -365,8 +455,10 @@ static void deliveries_are_signed_in_order_and_reuse_the_connection(void **state
     struct receiver_req q;
     assert_int_equal(receiver_get(rv, 0, &q), 0);
     assert_false(signature_ok(&q, "another-secret-entirely"));
+    assert_false(std_signature_ok(&q, "another-secret-entirely"));
     q.body[q.len / 2] ^= 1;
     assert_false(signature_ok(&q, secret));
+    assert_false(std_signature_ok(&q, secret));
     receiver_req_free(&q);
     /* the Redis list is empty once everything is delivered */
     char key[160];
@@ -437,7 +529,9 @@ static void failures_are_retried_on_a_backoff_schedule_then_recorded(void **stat
             snprintf(did, sizeof(did), "%s", receiver_req_header(&q, "X-Amibridge-Delivery"));
         else /* the same delivery, so a receiver can de-duplicate */
             assert_string_equal(receiver_req_header(&q, "X-Amibridge-Delivery"), did);
+        assert_string_equal(receiver_req_header(&q, "webhook-id"), did);
         assert_true(signature_ok(&q, secret));
+        assert_true(std_signature_ok(&q, secret));
         receiver_req_free(&q);
     }
     /* retry n waits 50-100 % of 200 ms * 2^(n-1) */
@@ -697,6 +791,112 @@ static void subscriptions_are_shared_by_bridges_on_one_redis(void **state)
     stop(&e);
 }
 
+/* --- Standard Webhooks: the scheme and the rotation in the Redis store ---------------------- */
+
+#define ROTATED_SECRET "whsec_cm90YXRlZC1zZWNyZXQtb2YtdGhlLXRlc3QtMDEyMw=="
+
+/* The first request of `rv` whose body names the UserEvent `name`. */
+static int request_of(struct receiver *rv, const char *name, struct receiver_req *out)
+{
+    char want[96];
+    snprintf(want, sizeof(want), "\"UserEvent\":\"%s\"", name);
+    for (int tries = 0; tries < 100; tries++) {
+        for (size_t i = 0; i < receiver_count(rv); i++) {
+            if (receiver_get(rv, i, out) == 0 && strstr(out->body, want))
+                return 0;
+            receiver_req_free(out);
+        }
+        usleep(50 * 1000);
+    }
+    return -1;
+}
+
+static void the_redis_store_keeps_the_scheme_and_the_rotation(void **state)
+{
+    (void)state;
+    struct env e;
+    const char *extra[] = {ALLOW_LOOPBACK, "AMIBRIDGE_WEBHOOK_SECRET_GRACE_S=600", NULL};
+    start(&e, 1, extra);
+    struct receiver *rv = receiver_start();
+    char url[128], rec[640], id[64], secret[160], path[160];
+    hook_url(rv, url, sizeof(url));
+
+    /* a subscription an older amibridge stored: no signature, no previous_secrets */
+    const char *old_secret = "stored-by-an-older-amibridge";
+    snprintf(rec, sizeof(rec),
+             "{\"id\":\"wh_00000000000000bb\",\"url\":\"%s\",\"events\":[\"UserEvent\"],"
+             "\"filter\":{\"UserEvent\":\"old\"},\"description\":null,\"enabled\":true,"
+             "\"reason\":null,\"created\":1700000000,\"static\":false,\"secret\":\"%s\"}",
+             url, old_secret);
+    const char *hset[] = {"HSET", "ami:webhooks", "wh_00000000000000bb", rec, NULL};
+    const char *incr[] = {"INCR", "ami:webhooks:version", NULL};
+    free(redis_cli(&e.redis, hset));
+    free(redis_cli(&e.redis, incr));
+    struct http_resp r;
+    long st = 0;
+    for (int i = 0; i < 40 && st != 200; i++) {
+        st = call(&e, "GET", "/v1/webhooks/wh_00000000000000bb", NULL, NULL, &r);
+        if (st == 200) {
+            assert_string_equal(http_json_str(&r, "signature"), "both");
+            assert_int_equal(json_array_size(json_object_get(r.json, "previous_secrets")), 0);
+        }
+        http_resp_free(&r);
+        if (st != 200)
+            usleep(100 * 1000);
+    }
+    assert_int_equal(st, 200);
+    user_event(&e, "old", 1);
+    struct receiver_req q;
+    assert_int_equal(request_of(rv, "old", &q), 0);
+    assert_true(signature_ok(&q, old_secret));
+    assert_true(std_signature_ok(&q, old_secret)); /* the secret's own bytes are the key */
+    receiver_req_free(&q);
+
+    /* standard only, then rotated: the old secret is kept in Redis until it expires */
+    subscribe(&e, url, "[\"UserEvent\"]",
+              "\"signature\":\"standard\",\"filter\":{\"UserEvent\":\"new*\"}", id, secret);
+    snprintf(path, sizeof(path), "/v1/webhooks/%s", id);
+    assert_int_equal(call(&e, "PATCH", path, NULL, "{\"secret\":\"" ROTATED_SECRET "\"}", &r), 200);
+    json_t *prev = json_object_get(r.json, "previous_secrets");
+    assert_int_equal(json_array_size(prev), 1);
+    long long expires = json_integer_value(json_object_get(json_array_get(prev, 0), "expires"));
+    assert_true(llabs(expires - ((long long)time(NULL) + 600)) <= 5);
+    assert_null(json_object_get(json_array_get(prev, 0), "secret"));
+    http_resp_free(&r);
+    const char *hget[] = {"HGET", "ami:webhooks", id, NULL};
+    char *stored = redis_cli(&e.redis, hget);
+    assert_non_null(stored);
+    json_t *so = json_loads(stored, 0, NULL);
+    assert_non_null(so);
+    assert_string_equal(json_string_value(json_object_get(so, "signature")), "standard");
+    assert_string_equal(json_string_value(json_object_get(so, "secret")), ROTATED_SECRET);
+    json_t *p0 = json_array_get(json_object_get(so, "previous_secrets"), 0);
+    assert_string_equal(json_string_value(json_object_get(p0, "secret")), secret);
+    assert_int_equal(json_integer_value(json_object_get(p0, "expires")), expires);
+    json_decref(so);
+    free(stored);
+
+    /* a delivery during the grace period, before and after a restart */
+    for (int round = 0; round < 2; round++) {
+        char name[32];
+        snprintf(name, sizeof(name), "new-%d", round);
+        user_event(&e, name, 1);
+        assert_int_equal(request_of(rv, name, &q), 0);
+        assert_null(receiver_req_header(&q, "X-Amibridge-Signature"));
+        assert_int_equal(std_signatures(&q), 2);
+        assert_true(std_signature_ok(&q, ROTATED_SECRET));
+        assert_true(std_signature_ok(&q, secret));
+        assert_false(std_signature_ok(&q, "whsec_YW5vdGhlci1zZWNyZXQtYWx0b2dldGhlci0w"));
+        receiver_req_free(&q);
+        if (round == 0) {
+            bridge_stop(&e.bridge, 0);
+            bridge_up(&e);
+        }
+    }
+    receiver_stop(rv);
+    stop(&e);
+}
+
 /* --- the SSRF guard ------------------------------------------------------------------------ */
 
 static void the_ssrf_guard_refuses_loopback_unless_allowed(void **state)
@@ -823,64 +1023,86 @@ static void the_state_file_survives_kill_9_mid_write(void **state)
 
 /* --- the README's receivers ---------------------------------------------------------------- */
 
+#define README_SECRET "whsec_cmVhZG1lLWV4YW1wbGUtc2VjcmV0LTAxMjM0NTY3"
+
+/* A subscription of `scheme` to the receiver at `url` for the UserEvent
+ * named `name`; its test route into `path`. */
+static void documented_subscription(const struct env *e, const char *url, const char *scheme,
+                                    const char *name, const char *secret, char *path, size_t len)
+{
+    char body[512];
+    struct http_resp r;
+    snprintf(body, sizeof(body),
+             "{\"url\":\"%s\",\"events\":[\"UserEvent\"],\"secret\":\"%s\","
+             "\"signature\":\"%s\",\"filter\":{\"UserEvent\":\"%s\"}}",
+             url, secret, scheme, name);
+    assert_int_equal(call(e, "POST", "/v1/webhooks", NULL, body, &r), 201);
+    snprintf(path, len, "/v1/webhooks/%s/test", http_json_str(&r, "id"));
+    http_resp_free(&r);
+}
+
+static int printed(const char *file, const char *want)
+{
+    char line[256];
+    int found = 0;
+    FILE *f = fopen(file, "r");
+    while (f && !found && fgets(line, sizeof(line), f))
+        found = !strncmp(line, "verified UserEvent ", 19) && strstr(line, want);
+    if (f)
+        fclose(f);
+    return found;
+}
+
 static void run_documented_receiver(const struct env *e, const char *interp, const char *script)
 {
-    char dir[256], out[300], port_s[16], url[128], body[512], path[160];
+    char dir[256], out[300], port_s[16], url[128], path[160], name[64];
+    static const char *const schemes[] = {"standard", "amibridge"};
     assert_int_equal(testenv_tmpdir(dir, sizeof(dir), "whdoc"), 0);
     snprintf(out, sizeof(out), "%s/stdout", dir);
     int port = proc_free_port();
     snprintf(port_s, sizeof(port_s), "%d", port);
     const char *argv[] = {"/usr/bin/env", interp, script, port_s, NULL};
-    const char *envv[] = {"AMIBRIDGE_WEBHOOK_SECRET=readme-example-secret-0123", NULL};
+    const char *envv[] = {"AMIBRIDGE_WEBHOOK_SECRET=" README_SECRET, NULL};
     struct proc_opts o = {.env = envv, .stdout_path = out};
     struct proc p;
     assert_int_equal(proc_spawn(&p, argv, &o), 0);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", port);
-    snprintf(body, sizeof(body),
-             "{\"url\":\"%s\",\"events\":[\"UserEvent\"],\"secret\":"
-             "\"readme-example-secret-0123\",\"filter\":{\"UserEvent\":\"%s\"}}",
-             url, interp);
-    struct http_resp r;
-    assert_int_equal(call(e, "POST", "/v1/webhooks", NULL, body, &r), 201);
-    snprintf(path, sizeof(path), "/v1/webhooks/%s/test", http_json_str(&r, "id"));
-    http_resp_free(&r);
-    /* the receiver is up once a ping verifies */
-    int up = 0;
-    for (int i = 0; i < 100 && !up; i++) {
-        call(e, "POST", path, NULL, NULL, &r);
-        up = r.status == 200 && !strcmp(http_json_str(&r, "result"), "delivered");
-        http_resp_free(&r);
+    for (size_t k = 0; k < 2; k++) {
+        snprintf(name, sizeof(name), "%s-%s", interp, schemes[k]);
+        documented_subscription(e, url, schemes[k], name, README_SECRET, path, sizeof(path));
+        /* the receiver is up once a ping verifies */
+        int up = 0;
+        struct http_resp r;
+        for (int i = 0; i < 100 && !up; i++) {
+            call(e, "POST", path, NULL, NULL, &r);
+            up = r.status == 200 && !strcmp(http_json_str(&r, "result"), "delivered");
+            http_resp_free(&r);
+            if (!up)
+                usleep(100 * 1000);
+        }
         if (!up)
-            usleep(100 * 1000);
+            fail_msg("%s %s never verified a %s ping", interp, script, schemes[k]);
+        user_event(e, name, 1);
     }
-    assert_true(up);
-    user_event(e, interp, 1);
-    /* a subscription with another secret is refused by the receiver */
-    snprintf(body, sizeof(body),
-             "{\"url\":\"%s\",\"events\":[\"Nothing\"],\"secret\":"
-             "\"not-the-receivers-secret\"}",
-             url);
-    assert_int_equal(call(e, "POST", "/v1/webhooks", NULL, body, &r), 201);
-    snprintf(path, sizeof(path), "/v1/webhooks/%s/test", http_json_str(&r, "id"));
-    http_resp_free(&r);
-    assert_int_equal(call(e, "POST", path, NULL, NULL, &r), 200);
-    assert_string_equal(http_json_str(&r, "result"), "failed");
-    assert_int_equal(json_integer_value(json_object_get(r.json, "status")), 401);
-    http_resp_free(&r);
+    /* a subscription with another secret is refused by the receiver, either way */
+    for (size_t k = 0; k < 2; k++) {
+        struct http_resp r;
+        documented_subscription(e, url, schemes[k], "Nothing", "not-the-receivers-secret", path,
+                                sizeof(path));
+        assert_int_equal(call(e, "POST", path, NULL, NULL, &r), 200);
+        assert_string_equal(http_json_str(&r, "result"), "failed");
+        assert_int_equal(json_integer_value(json_object_get(r.json, "status")), 401);
+        http_resp_free(&r);
+    }
     int verified = 0;
-    for (int i = 0; i < 50 && !verified; i++) {
-        FILE *f = fopen(out, "r");
-        char line[256];
-        while (f && fgets(line, sizeof(line), f))
-            verified |= !strncmp(line, "verified UserEvent ", 19);
-        if (f)
-            fclose(f);
-        if (!verified)
+    for (int i = 0; i < 50 && verified < 2; i++) {
+        verified = printed(out, " standard\n") + printed(out, " amibridge\n");
+        if (verified < 2)
             usleep(100 * 1000);
     }
     proc_stop(&p, 2000);
-    if (!verified)
-        fail_msg("%s %s did not print a verified UserEvent", interp, script);
+    if (verified < 2)
+        fail_msg("%s %s did not print a verified UserEvent of each scheme", interp, script);
     testenv_rmdir(dir);
 }
 
@@ -908,6 +1130,7 @@ int main(void)
         cmocka_unit_test(a_full_queue_drops_new_deliveries_counted_and_logged),
         cmocka_unit_test(pending_deliveries_survive_kill_9_of_the_bridge),
         cmocka_unit_test(subscriptions_are_shared_by_bridges_on_one_redis),
+        cmocka_unit_test(the_redis_store_keeps_the_scheme_and_the_rotation),
         cmocka_unit_test(the_ssrf_guard_refuses_loopback_unless_allowed),
         cmocka_unit_test(the_state_file_survives_kill_9_mid_write),
         cmocka_unit_test(the_documented_receivers_verify_real_deliveries),
