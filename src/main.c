@@ -41,9 +41,10 @@ struct server_ctx {
     struct calls *calls;
     size_t index;
     struct ami_pool *pool;
-    uv_timer_t retry; /* CoreShowChannels again after a failure */
-    int listing;      /* a CoreShowChannels is in flight */
-    int relist;       /* AMI events restarted while it was: its list is old */
+    uv_timer_t retry;  /* CoreShowChannels again after a failure */
+    int listing;       /* a CoreShowChannels is in flight */
+    int relist;        /* AMI events restarted while it was: its list is old */
+    int restore_waits; /* waits for Redis before taking the calls over */
 };
 
 #define CALLS_LIST_RETRY_MS   1000
@@ -61,7 +62,8 @@ struct app {
     struct bus_publisher *publisher;
     struct api *api;
     struct bus_redis *redis;
-    struct bus_redis *redis_sub;   /* replicas: the published stream, read back for SSE */
+    struct bus_redis *redis_sub;       /* replicas: the published stream, read back for SSE */
+    struct bus_redis *redis_calls_sub; /* and the leader's call events */
     struct bus_redis *redis_lease; /* the lease's own connection: never queued behind bulk work */
     struct webhooks *webhooks;
     struct bus_lease *lease; /* with Redis: who publishes and delivers */
@@ -256,6 +258,10 @@ static void closed_all(void *arg)
         bus_redis_close(app->redis_sub, NULL, NULL);
         app->redis_sub = NULL;
     }
+    if (app->redis_calls_sub) {
+        bus_redis_close(app->redis_calls_sub, NULL, NULL);
+        app->redis_calls_sub = NULL;
+    }
     if (app->redis_lease) {
         bus_redis_close(app->redis_lease, NULL, NULL);
         app->redis_lease = NULL;
@@ -299,6 +305,11 @@ static void leader_changed(void *ud, enum bus_lease_change change)
 {
     struct app *app = ud;
     bus_set_follower(app->bus, change == BUS_LEASE_FOLLOWER);
+    bus_set_follower(app->call_bus, change == BUS_LEASE_FOLLOWER);
+    /* the calls are the leader's now: this process's copy would go stale
+     * (when it leads again it takes them over from Redis) */
+    if (change == BUS_LEASE_FOLLOWER)
+        calls_forget_live(app->calls);
     /* only the leader keeps an event connection: a follower's own
      * OriginateResponses come back through the leader's stream */
     for (size_t i = 0; i < app->npools; i++)
@@ -411,6 +422,26 @@ static void on_calls_restored(void *ud)
     list_channels(ud);
 }
 
+#define CALLS_RESTORE_WAIT_MS  250
+#define CALLS_RESTORE_ATTEMPTS 40 /* 10 s for Redis to come up */
+
+/* The copy in Redis is taken over before the list: wait for Redis a while
+ * (the lease has a connection of its own and may come first). */
+static void restore_calls(uv_timer_t *t)
+{
+    struct server_ctx *s = t->data;
+    if (!s->pool)
+        return;
+    if (calls_redis_waiting(s->calls) && ++s->restore_waits < CALLS_RESTORE_ATTEMPTS) {
+        uv_timer_start(&s->retry, restore_calls, CALLS_RESTORE_WAIT_MS, 0);
+        return;
+    }
+    if (s->restore_waits >= CALLS_RESTORE_ATTEMPTS)
+        log_warn("calls: Redis is not up; live calls not taken over from it", "{s:s}", "server",
+                 ami_pool_name(s->pool));
+    calls_restore(s->calls, s->index, on_calls_restored, s);
+}
+
 /* AMI events (re)started: calls may have ended meanwhile. What Redis kept
  * of them (another leader's, or this process's before a restart) is taken
  * over first, then CoreShowChannels settles them. */
@@ -418,20 +449,22 @@ static void on_events_up(void *ud)
 {
     struct server_ctx *s = ud;
     calls_mark(s->calls, s->index);
-    calls_restore(s->calls, s->index, on_calls_restored, s);
+    s->restore_waits = 0;
+    restore_calls(&s->retry);
 }
 
 /* A call event goes on the call bus: to Redis as calls.<server>.<type>
  * (through the same ordered, and with replicas fenced, outlet as the AMI
  * events), to GET /v1/calls/events and to webhooks. Its filterable fields:
  * type, id, reference, direction, state, outcome, queue. */
-static void on_call_event(void *ud, size_t server, const char *type, json_t *event)
+/* The fields of a call event that stream and webhook filters match: type,
+ * id, reference, direction, state, outcome, queue. */
+static struct ami_msg *call_fields(const char *type, json_t *event)
 {
-    struct app *app = ud;
     json_t *call = json_object_get(event, "call");
     struct ami_msg *f = ami_msg_new();
     if (!f)
-        return;
+        return NULL;
     ami_msg_add(f, "type", type);
     static const char *const keys[] = {"id", "direction", "state", "outcome", "queue"};
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
@@ -443,8 +476,31 @@ static void on_call_event(void *ud, size_t server, const char *type, json_t *eve
         json_string_value(json_object_get(json_object_get(call, "origination"), "reference"));
     if (ref)
         ami_msg_add(f, "reference", ref);
+    return f;
+}
+
+static void on_call_event(void *ud, size_t server, const char *type, json_t *event)
+{
+    struct app *app = ud;
+    struct ami_msg *f = call_fields(type, event);
+    if (!f)
+        return;
     bus_publish_json(app->call_bus, server, type, event, f);
     ami_msg_free(f);
+}
+
+/* The leader's call events, for this follower's GET /v1/calls/events. */
+static void on_call_published(void *ud, const char *channel, const char *msg, size_t len)
+{
+    (void)channel;
+    struct app *app = ud;
+    json_t *o = json_loadb(msg, len, 0, NULL);
+    const char *type = json_string_value(json_object_get(o, "type"));
+    struct ami_msg *f = type ? call_fields(type, o) : NULL;
+    if (f)
+        bus_inject_event(app->call_bus, msg, len, type, f);
+    ami_msg_free(f);
+    json_decref(o);
 }
 
 /* The pool closes: no more listing of its channels. */
@@ -655,6 +711,13 @@ int main(int argc, char **argv)
             return 2;
         }
         bus_redis_psubscribe(app.redis_sub, pattern, on_published, &app);
+        /* and the leader's call events */
+        app.redis_calls_sub = bus_redis_new(app.loop, app.cfg.redis_url, err, sizeof(err));
+        if (!app.redis_calls_sub) {
+            fprintf(stderr, "amibridge: configuration error: %s\n", err);
+            return 2;
+        }
+        bus_redis_psubscribe(app.redis_calls_sub, "calls.*", on_call_published, &app);
     }
     for (size_t i = 0; i < app.npools; i++) {
         app.servers[i] = (struct server_ctx){.bus = app.bus, .calls = app.calls, .index = i};

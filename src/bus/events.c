@@ -189,6 +189,47 @@ void bus_inject(struct bus *b, const char *json, size_t len)
     bus_event_unref(e);
 }
 
+void bus_inject_event(struct bus *b, const char *json, size_t len, const char *name,
+                      const struct ami_msg *fields)
+{
+    if (!b->follower || !name || strlen(name) >= BUS_EVENT_NAME_MAX)
+        return;
+    json_t *o = json_loadb(json, len, 0, NULL);
+    const char *server = json_string_value(json_object_get(o, "server"));
+    json_t *jseq = json_object_get(o, "seq");
+    size_t idx = b->nservers;
+    for (size_t i = 0; server && i < b->nservers; i++)
+        if (!strcmp(b->cfg->servers[i].name, server))
+            idx = i;
+    struct bus_event *e = NULL;
+    if (idx == b->nservers || !json_is_integer(jseq) || !(e = calloc(1, sizeof(*e)))) {
+        json_decref(o);
+        return;
+    }
+    e->refs = 1;
+    e->remote = 1;
+    e->server = idx;
+    e->server_name = b->cfg->servers[idx].name;
+    e->channel_prefix = b->channel_prefix;
+    snprintf(e->name, sizeof(e->name), "%s", name);
+    e->seq = (uint64_t)json_integer_value(jseq);
+    json_decref(o);
+    e->msg = fields ? ami_msg_dup(fields) : ami_msg_new();
+    if (!e->msg || !(e->json = malloc(len + 1))) {
+        bus_event_unref(e);
+        return;
+    }
+    memcpy(e->json, json, len);
+    e->json[len] = '\0';
+    e->len = len;
+    if (e->seq > b->seq[idx])
+        b->seq[idx] = e->seq; /* a new leader goes on from here */
+    ring_push(&b->rings[idx], e);
+    for (size_t i = 0; i < b->nsinks; i++)
+        b->sinks[i].fn(b->sinks[i].ud, e);
+    bus_event_unref(e);
+}
+
 void bus_publish_ami(struct bus *b, size_t server, const struct ami_msg *m)
 {
     const char *name = ami_msg_name(m);

@@ -68,6 +68,11 @@ void bus_set_channel_prefix(struct bus *b, const char *prefix);
 void bus_publish_json(struct bus *b, size_t server, const char *name, json_t *event,
                       const struct ami_msg *fields);
 
+/* A follower: one such event as the leader published it (`json`, its
+ * "server" and "seq" read from it), with the fields filters match. */
+void bus_inject_event(struct bus *b, const char *json, size_t len, const char *name,
+                      const struct ami_msg *fields);
+
 /* Feed one AMI event of server `server` (the pool's event callback). */
 void bus_publish_ami(struct bus *b, size_t server, const struct ami_msg *m);
 

@@ -73,9 +73,10 @@ static void store(struct calls *cs, struct server_calls *sc, const char *type, j
         bus_redis_command(cs->redis, NULL, NULL, "DEL %s", key);
     else
         bus_redis_command(cs->redis, NULL, NULL, "SET %s %s EX %d", key, txt, ttl);
-    if (!strcmp(type, "call.created"))
+    if (!strcmp(type, "call.created")) {
         bus_redis_command(cs->redis, NULL, NULL, "SADD %s %s", live, id);
-    else if (ended)
+        bus_redis_command(cs->redis, NULL, NULL, "EXPIRE %s %d", live, CALLS_LIVE_TTL_S);
+    } else if (ended)
         bus_redis_command(cs->redis, NULL, NULL, "SREM %s %s", live, id);
     free(txt);
 }
@@ -209,6 +210,12 @@ void calls_mark(struct calls *cs, size_t server)
         call_model_mark(cs->servers[server].model);
 }
 
+void calls_forget_live(struct calls *cs)
+{
+    for (size_t i = 0; i < cs->nservers; i++)
+        call_model_forget(cs->servers[i].model);
+}
+
 void calls_snapshot(struct calls *cs, size_t server, struct ami_msg *const *items, size_t n,
                     uint64_t now_ms)
 {
@@ -306,6 +313,8 @@ struct restore {
     void (*done)(void *ud);
     void *ud;
     size_t imported;
+    char **ids; /* asked for, in MGET order */
+    size_t nids;
 };
 
 static void restore_end(struct restore *rs)
@@ -315,6 +324,9 @@ static void restore_end(struct restore *rs)
                  rs->cs->cfg->servers[rs->server].name, "calls", (int)rs->imported);
     if (rs->done)
         rs->done(rs->ud);
+    for (size_t i = 0; i < rs->nids; i++)
+        free(rs->ids[i]);
+    free(rs->ids);
     free(rs);
 }
 
@@ -331,6 +343,13 @@ static void on_restore_values(void *ud, const redisReply *rep)
 {
     struct restore *rs = ud;
     each_string(rep, import_one, rs);
+    /* a live id whose copy expired (its end was never copied): out of the set */
+    char live[CALLS_KEY_MAX];
+    live_key(rs->cs, rs->server, live);
+    for (size_t i = 0; rep && rep->type == REDIS_REPLY_ARRAY && i < rep->elements && i < rs->nids;
+         i++)
+        if (rep->element[i]->type == REDIS_REPLY_NIL)
+            bus_redis_command(rs->cs->redis, NULL, NULL, "SREM %s %s", live, rs->ids[i]);
     restore_end(rs);
 }
 
@@ -339,10 +358,14 @@ static void on_restore_ids(void *ud, const redisReply *rep)
     struct restore *rs = ud;
     size_t n = rep && rep->type == REDIS_REPLY_ARRAY ? rep->elements : 0;
     char(*keys)[CALLS_KEY_MAX] = n ? calloc(n, sizeof(*keys)) : NULL;
+    rs->ids = n ? calloc(n, sizeof(*rs->ids)) : NULL;
     size_t k = 0;
-    for (size_t i = 0; keys && i < n; i++)
-        if (rep->element[i]->type == REDIS_REPLY_STRING)
+    for (size_t i = 0; keys && rs->ids && i < n; i++)
+        if (rep->element[i]->type == REDIS_REPLY_STRING &&
+            (rs->ids[k] = strdup(rep->element[i]->str))) {
             call_key(rs->cs, rs->server, rep->element[i]->str, keys[k++]);
+            rs->nids = k;
+        }
     int rc = k ? mget(rs->cs->redis, keys, k, on_restore_values, rs) : -1;
     free(keys);
     if (rc != 0)
@@ -354,7 +377,7 @@ void calls_restore(struct calls *cs, size_t server, void (*done)(void *ud), void
     struct restore *rs = calloc(1, sizeof(*rs));
     char live[CALLS_KEY_MAX];
     if (rs && server < cs->nservers && cs->redis) {
-        *rs = (struct restore){cs, server, done, ud, 0};
+        *rs = (struct restore){cs, server, done, ud, 0, NULL, 0};
         live_key(cs, server, live);
         if (bus_redis_command(cs->redis, on_restore_ids, rs, "SMEMBERS %s", live) == 0)
             return;
@@ -362,6 +385,11 @@ void calls_restore(struct calls *cs, size_t server, void (*done)(void *ud), void
     free(rs);
     if (done)
         done(ud);
+}
+
+int calls_redis_waiting(const struct calls *cs)
+{
+    return cs->redis && !bus_redis_up(cs->redis);
 }
 
 struct remote {

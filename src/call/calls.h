@@ -38,6 +38,8 @@ void calls_origination_id(struct calls *cs, size_t server, const char *call_id,
  * (call_model_mark); then what CoreShowChannels listed (the items,
  * borrowed) settles them (call_model_snapshot). */
 void calls_mark(struct calls *cs, size_t server);
+/* This process stopped leading: the live calls are another's now. */
+void calls_forget_live(struct calls *cs);
 void calls_snapshot(struct calls *cs, size_t server, struct ami_msg *const *items, size_t n,
                     uint64_t now_ms);
 
@@ -58,6 +60,8 @@ void calls_set_redis(struct calls *cs, struct bus_redis *redis);
  * call `done` (always, once). Call it after calls_mark and before the
  * snapshot. */
 void calls_restore(struct calls *cs, size_t server, void (*done)(void *ud), void *ud);
+/* Redis is configured but not up (yet): a restore now would find nothing. */
+int calls_redis_waiting(const struct calls *cs);
 /* Read from Redis: one call (fn gets it or NULL) or the live calls of every
  * server ({"calls":[...]}); `fn` gets a borrowed value and runs once. 0, or
  * -ENOTCONN (no Redis, or down: fn never runs), -ENOMEM. */

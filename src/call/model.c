@@ -44,6 +44,8 @@
 
 enum call_state { ST_CREATED, ST_RINGING, ST_ANSWERED };
 
+#define CALL_LEGS_MAX 128 /* channels followed per call */
+
 struct leg {
     char *uniqueid, *channel, *party;
     const char *role;
@@ -379,11 +381,27 @@ static struct leg *leg_by_channel(struct call *c, const char *ch)
     return NULL;
 }
 
+/* The call that has a leg with this Uniqueid (a walk over the live calls:
+ * only for events whose Linkedid does not lead to their leg). */
+static struct call *call_of_leg(const struct call_model *m, const char *uid, struct leg **leg)
+{
+    for (struct call *c = m->head; c; c = c->next) {
+        struct leg *l = leg_by_uniqueid(c, uid);
+        if (l) {
+            *leg = l;
+            return c;
+        }
+    }
+    return NULL;
+}
+
 static struct leg *add_leg(struct call *c, const char *uid, const char *channel, const char *state)
 {
     struct leg *l = leg_by_uniqueid(c, uid);
     if (l)
         return l;
+    if (c->nlegs >= CALL_LEGS_MAX)
+        return NULL; /* a queue ringing its agents for an hour: not followed past this */
     if (c->nlegs == c->caplegs) {
         size_t n = c->caplegs ? c->caplegs * 2 : 4;
         struct leg *nl = realloc(c->legs, n * sizeof(*nl));
@@ -479,7 +497,7 @@ static struct call *create(struct call_model *m, const struct ami_msg *ev, const
     m->buckets[i] = c;
     m->live++;
     m->created++;
-    emit(m, c, "call.created", now);
+    (void)now; /* call.created goes out once its first leg is in (the caller decides) */
     return c;
 }
 
@@ -718,23 +736,31 @@ void call_model_feed(struct call_model *m, const struct ami_msg *ev, uint64_t no
         return;
     }
     if (!strcmp(name, "OriginateResponse")) {
-        /* a Failure carries Uniqueid <unknown>: the requested channel names it */
+        /* a Failure carries Uniqueid <unknown>: ours are known by their
+         * ActionID, others by the requested channel's name */
         const char *uid = ami_msg_get(ev, "Uniqueid"), *resp = ami_msg_get(ev, "Response");
-        const char *ch = ami_msg_get(ev, "Channel");
-        for (struct call *c = m->head; c; c = c->next) {
-            int mine = uid && leg_by_uniqueid(c, uid);
-            size_t n = ch ? strlen(ch) : 0;
-            if (!mine && n && c->nlegs && !strncmp(c->legs[0].channel, ch, n) &&
-                c->legs[0].channel[n] == '-' && c->state != ST_ANSWERED)
-                mine = 1;
-            if (!mine)
-                continue;
-            if (resp && !strcmp(resp, "Success"))
-                pbx_answer(c, now);
-            else
-                c->orig_reason = atoi(ami_msg_get(ev, "Reason") ? ami_msg_get(ev, "Reason") : "0");
-            break;
+        const char *ch = ami_msg_get(ev, "Channel"), *aid = ami_msg_get(ev, "ActionID");
+        struct call *hit = NULL;
+        for (struct call *c = m->head; c && aid && !hit; c = c->next) {
+            const char *oid = json_string_value(json_object_get(c->origination, "id"));
+            if (oid && !strcmp(oid, aid))
+                hit = c;
         }
+        size_t n = ch ? strlen(ch) : 0;
+        for (struct call *c = m->head; c && !hit; c = c->next) {
+            if (uid && leg_by_uniqueid(c, uid))
+                hit = c;
+            else if (!json_is_string(json_object_get(c->origination, "id")) && n && c->nlegs &&
+                     !strncmp(c->legs[0].channel, ch, n) && c->legs[0].channel[n] == '-' &&
+                     c->state != ST_ANSWERED && c->orig_reason < 0)
+                hit = c;
+        }
+        if (!hit)
+            return;
+        if (resp && !strcmp(resp, "Success"))
+            pbx_answer(hit, now);
+        else
+            hit->orig_reason = atoi(ami_msg_get(ev, "Reason") ? ami_msg_get(ev, "Reason") : "0");
         return;
     }
     const char *lid = ami_msg_get(ev, "Linkedid");
@@ -745,16 +771,28 @@ void call_model_feed(struct call_model *m, const struct ami_msg *ev, uint64_t no
         const char *uid = ami_msg_get(ev, "Uniqueid"), *ch = ami_msg_get(ev, "Channel");
         if (!uid || !ch)
             return;
+        int fresh = !c;
         if (!c && !(c = create(m, ev, lid, now)))
             return;
         struct leg *l = add_leg(c, uid, ch, ami_msg_get(ev, "ChannelStateDesc"));
+        if (fresh)
+            emit(m, c, "call.created", now); /* with its first leg */
         if (l && l != &c->legs[0] && is_trunk(m, ch) && !strcmp(c->direction, "internal"))
             c->direction = "outbound";
         return;
     }
+    const char *uid = ami_msg_get(ev, "Uniqueid");
+    struct leg *l = c ? leg_by_uniqueid(c, uid) : NULL;
+    if (!l && uid) {
+        /* a channel that entered a bridge took the bridge's oldest Linkedid
+         * (bridge_basic_push), or was swapped by a masquerade: it is still
+         * a leg of the call it began in */
+        struct call *home = call_of_leg(m, uid, &l);
+        if (home)
+            c = home;
+    }
     if (!c)
         return;
-    struct leg *l = leg_by_uniqueid(c, ami_msg_get(ev, "Uniqueid"));
     c->stale = 0; /* heard of since the reconnect: alive */
     if (l)
         l->stale = 0;
@@ -892,6 +930,17 @@ static uint64_t duration_ms(const char *d)
     return ((uint64_t)h * 3600 + mi * 60 + se) * 1000;
 }
 
+void call_model_forget(struct call_model *m)
+{
+    while (m->head) {
+        struct call *c = m->head;
+        unlink_call(m, c);
+        call_free(c);
+    }
+    forget_ended_ids(m);
+    m->marked = 0;
+}
+
 void call_model_mark(struct call_model *m)
 {
     forget_ended_ids(m);
@@ -920,13 +969,18 @@ void call_model_snapshot(struct call_model *m, struct ami_msg *const *items, siz
         for (size_t i = 0; i < c->nlegs; i++)
             c->legs[i].seen = 0;
     }
-    for (size_t k = 0; k < n; k++) {
-        const struct ami_msg *it = items[k];
+    /* each call's first channel (Uniqueid = Linkedid) first: the caller of
+     * a call found here is its first channel, not the first one listed */
+    for (size_t k = 0; k < 2 * n; k++) {
+        const struct ami_msg *it = items[k % n];
         const char *lid = ami_msg_get(it, "Linkedid"), *uid = ami_msg_get(it, "Uniqueid");
+        if (lid && uid && (k < n) != !strcmp(lid, uid))
+            continue;
         const char *ch = ami_msg_get(it, "Channel"), *st = ami_msg_get(it, "ChannelStateDesc");
         if (!lid || !*lid || !uid || !ch)
             continue;
         struct call *c = find(m, lid);
+        int fresh = 0;
         if (!c && ended_since_mark(m, lid))
             continue; /* listed, then hung up before the list came */
         if (!c) {
@@ -934,12 +988,17 @@ void call_model_snapshot(struct call_model *m, struct ami_msg *const *items, siz
             if (!(c = create(m, it, lid, now)))
                 continue;
             c->adopted = 1;
+            fresh = 1;
         }
         c->seen = 1;
         struct leg *l = leg_by_uniqueid(c, uid);
         if (l && !l->stale)
             continue; /* heard of since the reconnect: newer than this list */
-        if (!l && !(l = add_leg(c, uid, ch, st)))
+        if (!l)
+            l = add_leg(c, uid, ch, st);
+        if (fresh)
+            emit(m, c, "call.created", now); /* with its first leg */
+        if (!l)
             continue;
         l->seen = 1;
         if (st)

@@ -57,6 +57,10 @@ void call_model_feed(struct call_model *m, const struct ami_msg *ev, uint64_t no
 int call_model_expect(struct call_model *m, const char *id, json_t *origination, json_t *variables,
                       uint64_t now_ms);
 
+/* Drop every live call without a word (another process follows them now:
+ * this one became a follower replica). */
+void call_model_forget(struct call_model *m);
+
 /* AMI was (re)connected: what is live now may have ended while it was
  * down. Calls and legs heard of after this are alive whatever the
  * snapshot says. */

@@ -627,6 +627,10 @@ static void calls_survive_the_leader_and_every_replica_reads_them(void **state)
     assert_int_equal(sub_start(&s, c.redis.port, "calls.*"), 0);
     /* a call of about 8 s: Local/600 rings 2 s, answers, waits 5 s */
     int asker = (l + 1) % N_REPLICAS;
+    /* a follower streams the leader's call events */
+    struct sse_client sc;
+    assert_int_equal(sse_open(&sc, c.b[asker].port, "/v1/calls/events", NULL, NULL, 0), 0);
+    assert_int_equal(sc.status, 200);
     char url[256];
     snprintf(url, sizeof(url), "%s/v1/calls", c.b[asker].url);
     struct http_resp r;
@@ -638,6 +642,17 @@ static void calls_survive_the_leader_and_every_replica_reads_them(void **state)
     char id[64];
     snprintf(id, sizeof(id), "%s", http_json_str(&r, "call_id"));
     http_resp_free(&r);
+    int streamed = 0;
+    for (int k = 0; k < 10 && !streamed; k++) {
+        struct sse_frame f;
+        if (sse_next(&sc, 5000, &f) <= 0)
+            break;
+        streamed = f.data && strstr(f.data, id) && !strcmp(f.event, "call.created");
+        sse_frame_free(&f);
+    }
+    sse_close(&sc);
+    if (!streamed)
+        fail_msg("the follower's /v1/calls/events never showed the call");
     /* every replica answers for it, the followers from Redis */
     for (int i = 0; i < N_REPLICAS; i++) {
         int seen = 0;
