@@ -1,6 +1,7 @@
 // The amibridge live dashboard: REST for the state, the SSE stream for
-// changes. Plain JS, no dependencies; every text from the PBX goes through
-// textContent, never innerHTML.
+// changes. Nothing protected is asked for before an API key is given. Plain
+// JS, no dependencies; every text from the PBX goes through textContent,
+// never innerHTML.
 "use strict";
 
 const KEY_STORE = "amibridge.key";
@@ -8,6 +9,7 @@ const LOG_MAX = 300; // event log lines kept
 const CHANNELS_EVERY_MS = 300; // at most one channel reload per this
 const QUEUES_EVERY_MS = 500;
 const STATUS_EVERY_MS = 2000; // /readyz and /metrics
+const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 5000;
 const CHANNEL_EVENTS = /^(Newchannel|Hangup|Newstate|NewCallerid|NewConnectedLine|Rename|Bridge(Enter|Leave|Create|Destroy)|Dial(Begin|End)|OriginateResponse|Hold|Unhold)$/;
 const QUEUE_EVENTS = /^(Queue|Agent)/;
@@ -23,8 +25,13 @@ const state = {
   log: [],
   pendingLog: [],
   received: null, // events counter from /metrics, for events/s
-  stream: null,
 };
+
+// One key, one session: nothing protected is asked for before a key is given
+// and accepted. Ending a session (a new key, Forget, a refused key) makes
+// every answer still on its way of no effect (`gen`), aborts the stream and
+// wakes its back-off, so a new key starts at once.
+const session = { gen: 0, on: false, ctrl: null, wake: null, retry: null, delay: RETRY_MIN_MS };
 
 // --- HTTP ---------------------------------------------------------------------------------
 
@@ -45,34 +52,55 @@ function problemText(status, p, text) {
   return `${status} ${(text || "").slice(0, 200)}`;
 }
 
+function httpError(res, text) {
+  let p = null;
+  try { p = JSON.parse(text); } catch (e) { p = null; }
+  const err = new Error(problemText(res.status, p, text));
+  err.status = res.status;
+  err.retryAfter = Number(res.headers.get("Retry-After")) || 0;
+  return err;
+}
+
 async function api(method, path, body) {
   const init = { method, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }), cache: "no-store" };
   if (body !== undefined) init.body = JSON.stringify(body);
   const res = await fetch(path, init);
   const text = await res.text();
-  let data = null;
-  try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
-  if (!res.ok) {
-    const err = new Error(problemText(res.status, data, text));
-    err.status = res.status;
-    throw err;
-  }
-  return data;
+  if (!res.ok) throw httpError(res, text);
+  try { return text ? JSON.parse(text) : null; } catch (e) { return null; }
 }
 
-function notice(text) {
+// One notice line; `from` says who set it, so a later success clears only
+// its own message (a refused hang-up stays until the next action).
+let noticeFrom = "";
+function notice(text, from) {
   const n = $("notice");
   n.textContent = text || "";
   n.hidden = !text;
+  noticeFrom = text ? from || "" : "";
+}
+function clearNotice(from) {
+  if (noticeFrom === from) notice("");
 }
 
-function needKey(err) {
-  if (err.status === 401)
-    notice("This page needs an API key: type one above (scope read to watch; call to dial; control to hang up and pause). It is kept only in this tab.");
-  else if (err.status === 403)
-    notice(`The key lacks a scope for this: ${err.message}`);
-  else
-    notice(err.message);
+function askForKey(text) {
+  notice(text || "This page needs an API key: type one above (scope read to watch; call to dial; control to hang up and pause). It is kept only in this tab.", "key");
+  pill("st-stream", "Events", "needs a key", "off");
+}
+
+// A failed request of the dashboard's own reading: a 401 or 403 ends the
+// session (the key is wrong or cannot read); anything else is shown, except
+// network failures, which the Events pill already tells (reconnecting).
+function loadFailed(err, what) {
+  if (err.status === 401 || err.status === 403) keyRefused(err);
+  else if (err.status) notice(`${what}: ${err.message}`, "load");
+}
+
+// A failed action: a wrong key ends the session, the rest is shown as is.
+function actionFailed(err, what) {
+  if (err.status === 401) keyRefused(err);
+  else if (err.status === 403) notice(`${what}: the key lacks a scope for this: ${err.message}`, "action");
+  else notice(`${what}: ${err.message}`, "action");
 }
 
 // At most one run per `ms`; a call in between runs once more at the end.
@@ -115,21 +143,22 @@ function callerText(c) {
 
 let channelsSeq = 0;
 async function loadChannels() {
-  const seq = ++channelsSeq;
+  if (!session.on) return;
+  const seq = ++channelsSeq, gen = session.gen;
   try {
     const data = await api("GET", "/v1/channels");
-    if (seq !== channelsSeq) return; // a newer answer is on its way
+    if (seq !== channelsSeq || gen !== session.gen) return; // a newer answer is on its way
     state.channels = data.channels || [];
     state.channelsAt = performance.now();
     renderChannels();
-    notice("");
-  } catch (e) { needKey(e); }
+    clearNotice("load");
+  } catch (e) { if (gen === session.gen) loadFailed(e, "Channels"); }
 }
 const refreshChannels = throttle(loadChannels, CHANNELS_EVERY_MS);
 
 function hangup(ch) {
   api("DELETE", "/v1/channels/" + encodeURIComponent(ch.channel))
-    .then(refreshChannels, (e) => notice(`Hang up ${ch.channel}: ${e.message}`));
+    .then(refreshChannels, (e) => actionFailed(e, `Hang up ${ch.channel}`));
 }
 
 function channelRow(ch) {
@@ -160,27 +189,28 @@ function renderChannels() {
     table.append(tb);
   }
   $("channels-empty").hidden = state.channels.length > 0;
-  $("c-channels").textContent = String(state.channels.length);
+  $("c-channels").textContent = session.on ? String(state.channels.length) : "–";
 }
 
 // --- queues -------------------------------------------------------------------------------
 
 let queuesSeq = 0;
 async function loadQueues() {
-  const seq = ++queuesSeq;
+  if (!session.on) return;
+  const seq = ++queuesSeq, gen = session.gen;
   try {
     const data = await api("GET", "/v1/queues");
-    if (seq !== queuesSeq) return;
+    if (seq !== queuesSeq || gen !== session.gen) return;
     state.queues = data.queues || [];
     state.queuesAt = performance.now();
     renderQueues();
-  } catch (e) { needKey(e); }
+  } catch (e) { if (gen === session.gen) loadFailed(e, "Queues"); }
 }
 const refreshQueues = throttle(loadQueues, QUEUES_EVERY_MS);
 
 function pause(q, m) {
   api("POST", `/v1/queues/${encodeURIComponent(q.name)}/members/${encodeURIComponent(m.interface)}/pause`, { paused: !m.paused })
-    .then(refreshQueues, (e) => notice(`${m.paused ? "Unpause" : "Pause"} ${m.interface}: ${e.message}`));
+    .then(refreshQueues, (e) => actionFailed(e, `${m.paused ? "Unpause" : "Pause"} ${m.interface}`));
 }
 
 function renderQueues() {
@@ -214,7 +244,7 @@ function renderQueues() {
     box.append(card);
   }
   $("queues-empty").hidden = state.queues.length > 0;
-  $("c-waiting").textContent = String(waiting);
+  $("c-waiting").textContent = session.on ? String(waiting) : "–";
 }
 
 // Running durations, without re-rendering anything else.
@@ -247,6 +277,7 @@ async function loadStatus() {
   } catch (e) {
     pill("st-ami", "AMI", "no answer", "bad");
   }
+  if (!session.on) return; // /metrics may need a key (AMIBRIDGE_METRICS_AUTH)
   try {
     const res = await fetch("/metrics", { headers: headers(), cache: "no-store" });
     if (!res.ok) return;
@@ -333,31 +364,35 @@ function onBlock(block) {
   if (data.length) onEvent(name, data.join("\n"), id);
 }
 
-function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+// A pause the session's end cuts short.
+function backoff(ms) {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() { clearTimeout(t); if (session.wake === done) session.wake = null; resolve(); }
+    session.wake = done;
+  });
+}
 
 // fetch() rather than EventSource: it can send the Authorization header.
-// Reconnects by itself with Last-Event-ID and reloads the state each time.
-async function stream() {
-  let delay = 250;
-  for (;;) {
+// Reconnects by itself with Last-Event-ID and reloads the state each time;
+// ends with its session, and on a 401 or 403 (retrying a refused key would
+// only count towards the address's lock-out).
+async function stream(gen) {
+  let delay = RETRY_MIN_MS;
+  while (gen === session.gen) {
     const ctrl = new AbortController();
-    state.stream = ctrl;
+    session.ctrl = ctrl;
+    let wait = delay;
     try {
       const h = headers({ Accept: "text/event-stream" });
       if (state.lastEventId) h["Last-Event-ID"] = state.lastEventId;
       const res = await fetch("/v1/events", { headers: h, signal: ctrl.signal, cache: "no-store" });
-      if (!res.ok) {
-        const text = await res.text();
-        let p = null;
-        try { p = JSON.parse(text); } catch (e) { p = null; }
-        const err = new Error(problemText(res.status, p, text));
-        err.status = res.status;
-        throw err;
-      }
+      if (!res.ok) throw httpError(res, await res.text());
+      if (gen !== session.gen) { ctrl.abort(); break; }
       pill("st-stream", "Events", "live", "ok");
-      delay = 250;
-      loadChannels();
-      loadQueues();
+      delay = RETRY_MIN_MS;
+      refreshChannels();
+      refreshQueues();
       const reader = res.body.getReader();
       const dec = new TextDecoder();
       let buf = "";
@@ -373,25 +408,96 @@ async function stream() {
       }
       pill("st-stream", "Events", "reconnecting", "bad");
     } catch (e) {
-      if (ctrl.signal.aborted) { await sleep(50); continue; } // a new key
-      pill("st-stream", "Events", e.status === 401 || e.status === 403 ? "needs a key" : "reconnecting", "bad");
-      if (e.status) needKey(e);
+      if (gen !== session.gen) break; // a new key, or none
+      if (e.status === 401 || e.status === 403) { keyRefused(e); break; }
+      pill("st-stream", "Events", "reconnecting", "bad");
+      if (e.status) notice(`Events: ${e.message}`, "load");
+      if (e.retryAfter) wait = Math.max(wait, e.retryAfter * 1000);
     }
-    await sleep(delay);
+    await backoff(wait);
     delay = Math.min(delay * 2, RETRY_MAX_MS);
   }
 }
 
-// --- forms --------------------------------------------------------------------------------
+// --- the key and the session --------------------------------------------------------------
+
+function endSession() {
+  session.gen++;
+  session.on = false;
+  if (session.ctrl) session.ctrl.abort();
+  session.ctrl = null;
+  if (session.wake) session.wake();
+  clearTimeout(session.retry);
+}
+
+// What the key showed goes with it.
+function clearView() {
+  state.channels = [];
+  state.queues = [];
+  state.received = null;
+  state.log = [];
+  state.pendingLog = [];
+  state.lastEventId = ""; // a new key starts a new stream, no replay
+  $("log").replaceChildren();
+  renderChannels();
+  renderQueues();
+  for (const id of ["c-inflight", "c-rate"]) $(id).textContent = "–";
+}
+
+// The key is tried with one request first (the channels): a wrong key costs
+// one 401, not one per part of the page. Accepted, the rest starts; an
+// amibridge that does not answer is tried again.
+function beginSession() {
+  endSession();
+  const gen = session.gen;
+  pill("st-stream", "Events", "connecting", "unknown");
+  api("GET", "/v1/channels").then((data) => {
+    if (gen !== session.gen) return;
+    session.on = true;
+    session.delay = RETRY_MIN_MS;
+    clearNotice("key");
+    clearNotice("load");
+    state.channels = (data && data.channels) || [];
+    state.channelsAt = performance.now();
+    renderChannels();
+    loadQueues();
+    loadStatus();
+    stream(gen);
+  }, (e) => {
+    if (gen !== session.gen) return;
+    if (e.status === 401 || e.status === 403) return keyRefused(e);
+    pill("st-stream", "Events", "reconnecting", "bad");
+    if (e.status) notice(`amibridge: ${e.message}`, "load");
+    session.retry = setTimeout(() => { if (gen === session.gen) beginSession(); }, Math.max(session.delay, e.retryAfter * 1000 || 0));
+    session.delay = Math.min(session.delay * 2, RETRY_MAX_MS);
+  });
+}
+
+// A 401 (the key is wrong, or no longer configured) or 403 (it cannot read):
+// everything stops and the key is dropped, so a reload asks again instead
+// of sending it.
+function keyRefused(err) {
+  endSession();
+  clearView();
+  state.key = "";
+  sessionStorage.removeItem(KEY_STORE);
+  askForKey(err.status === 401
+    ? `amibridge refused this API key (${err.message}). Type a valid one above.`
+    : `This API key cannot read the PBX (${err.message}). The page needs a key with scope read.`);
+  $("key").focus();
+}
 
 function useKey(key) {
   state.key = key;
   if (key) sessionStorage.setItem(KEY_STORE, key);
   else sessionStorage.removeItem(KEY_STORE);
   notice("");
-  if (state.stream) state.stream.abort();
-  loadChannels();
-  loadQueues();
+  if (key) beginSession();
+  else {
+    endSession();
+    clearView();
+    askForKey();
+  }
 }
 
 function init() {
@@ -409,6 +515,11 @@ function init() {
     if (f.get("caller_id")) body.caller_id = f.get("caller_id");
     const out = $("dial-result");
     out.className = "result";
+    if (!state.key) {
+      out.textContent = "Type an API key first (scope call).";
+      out.classList.add("bad");
+      return;
+    }
     out.textContent = "Calling…";
     try {
       const r = await api("POST", "/v1/calls", body);
@@ -417,6 +528,7 @@ function init() {
     } catch (err) {
       out.textContent = err.message;
       out.classList.add("bad");
+      if (err.status === 401) keyRefused(err);
     }
   });
   renderChannels();
@@ -424,7 +536,11 @@ function init() {
   loadStatus();
   setInterval(loadStatus, STATUS_EVERY_MS);
   setInterval(tick, 1000);
-  stream();
+  if (state.key) beginSession();
+  else {
+    askForKey();
+    $("key").focus();
+  }
 }
 
 document.addEventListener("DOMContentLoaded", init);

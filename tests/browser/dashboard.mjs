@@ -92,6 +92,18 @@ async function startBridge() {
   await until("amibridge ready", async () => (await fetch(base() + "/readyz")).status === 200);
 }
 
+// Answers of 400 and above amibridge counted (amibridge_http_requests_total),
+// favicon 404s included: what the browser does not report, the server does.
+async function httpFailures() {
+  const text = await (await fetch(base() + "/metrics")).text();
+  let n = 0;
+  for (const m of text.matchAll(/^amibridge_http_requests_total\{[^}]*status="(\d+)"\} (\d+)/gm))
+    if (Number(m[1]) >= 400) n += Number(m[2]);
+  return n;
+}
+
+const PROTECTED = /^\/(v1\/|metrics)/;
+
 async function simStat(key) {
   const r = await api("POST", "/v1/actions/SimStats", {});
   const v = r.json && r.json.fields && r.json.fields[key];
@@ -111,31 +123,99 @@ async function main() {
   const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await ctx.newPage();
   const problems = [];
-  page.on("console", (m) => { if (m.type() === "error") problems.push(m.text()); });
+  page.on("console", (m) => { if (m.type() === "error") problems.push(`${m.text()} [${m.location().url}]`); });
   page.on("pageerror", (e) => problems.push(String(e)));
+  // every request the page makes, and every one that failed (4xx/5xx or no answer)
+  let requests = [], failed = [];
+  page.on("request", (r) => requests.push(`${r.method()} ${new URL(r.url()).pathname}`));
+  page.on("requestfailed", (r) => failed.push(`${r.url()} ${r.failure() && r.failure().errorText}`));
+  page.on("response", (r) => { if (r.status() >= 400) failed.push(`${r.status()} ${r.url()}`); });
+  const protectedSince = (i) => requests.slice(i).filter((r) => PROTECTED.test(r.split(" ")[1]));
+  const stream = () => page.locator("#st-stream").textContent();
 
-  // 1. loads, says what it needs, then works with a key typed in
+  // 1. a fresh load without a key asks for one first: nothing protected is
+  // called, nothing fails (no 401, no favicon 404), nothing in the console
+  const failures0 = await httpFailures();
   await page.goto(base() + "/");
   await until("the key notice", () => page.locator("#notice").isVisible(), 5000);
+  // a round of /readyz and polls; and long enough that a page which only
+  // retried its stream on a back-off timer (the old bug) would be seconds late below
+  await page.waitForTimeout(4500);
   const notice = await page.locator("#notice").textContent();
   check("without a key the page says it needs one", /API key/.test(notice), notice.slice(0, 60));
+  check("without a key the Events state says so", /needs a key/.test(await stream()), await stream());
+  check("a fresh load without a key calls no protected route", protectedSince(0).length === 0, protectedSince(0).join(", "));
+  check("a fresh load without a key has no failed request", failed.length === 0, failed.slice(0, 3).join(" | "));
+  const failures1 = await httpFailures();
+  check("amibridge answered that load with no error (favicon included)", failures1 === failures0, `${failures1 - failures0} answers >= 400`);
+  check("a fresh load without a key logs no console error", problems.length === 0, problems.slice(0, 3).join(" | "));
+  check("the key field has the focus", await page.evaluate(() => document.activeElement && document.activeElement.id === "key"));
+
+  // 2. the key typed and Enter pressed: everything starts at once
+  await page.fill("#key", TOKEN);
+  let t = Date.now();
+  await page.press("#key", "Enter");
+  await until("stream live", async () => (await stream()).includes("live"), 5000, 20);
+  let ms = Date.now() - t;
+  check("key by Enter: the event stream is live at once", ms <= 1000, `${ms} ms`);
+  check("key by Enter: the notice is gone", !(await page.locator("#notice").isVisible()));
+  await api("POST", "/v1/calls", { channel: "Local/100@demo", context: "demo", exten: "100", wait: false, caller_id: '"Enter" <5550100>' });
+  await until("events in the log", () => page.locator('#log li[data-event="Newchannel"]').count(), 3000, 20);
+  check("key by Enter: the event log receives events", true);
+  check("key by Enter: the Events state is live, not 'needs a key'", (await stream()) === "Events: live", await stream());
+  await until("channels", async () => (await page.locator("#c-channels").textContent()) !== "–", 3000, 20);
+  check("key by Enter: the channels load", /^\d+$/.test(await page.locator("#c-channels").textContent()));
+
+  // 3. Forget, then the key by the button
+  await page.click("#forget");
+  await until("no key", async () => /needs a key/.test(await stream()), 3000, 20);
+  await page.waitForTimeout(300); // requests sent before the click may still be reported
+  let n = requests.length;
+  await page.waitForTimeout(2000);
+  check("Forget stops every protected request", protectedSince(n).length === 0, protectedSince(n).join(", "));
+  check("Forget clears what the key showed", (await page.locator("#channels tbody tr").count()) === 0 &&
+    (await page.locator("#log li").count()) === 0 && (await page.locator("#c-channels").textContent()) === "–");
+  await page.fill("#key", TOKEN);
+  t = Date.now();
+  await page.click("#keyform button[type=submit]");
+  await until("stream live again", async () => (await stream()).includes("live"), 5000, 20);
+  ms = Date.now() - t;
+  check("key by the button: the event stream is live at once", ms <= 1000, `${ms} ms`);
+  await api("POST", "/v1/calls", { channel: "Local/100@demo", context: "demo", exten: "100", wait: false });
+  await until("events in the log", () => page.locator('#log li[data-event="Newchannel"]').count(), 3000, 20);
+  check("key by the button: the event log receives events", true);
+
+  // 4. a wrong key: one request refused, then nothing until a key is typed
+  await page.click("#forget");
+  await page.waitForTimeout(300);
+  n = requests.length;
+  await page.fill("#key", "not-the-key-0123456789");
+  await page.press("#key", "Enter");
+  await until("refused", async () => /refused/.test(await page.locator("#notice").textContent()), 5000, 20);
+  await page.waitForTimeout(2500);
+  check("a wrong key is tried once and not again", protectedSince(n).length === 1, protectedSince(n).join(", "));
+  check("a wrong key is not kept and the page asks again", /needs a key/.test(await stream()) &&
+    (await page.evaluate(() => sessionStorage.getItem("amibridge.key"))) === null);
   await page.fill("#key", TOKEN);
   await page.press("#key", "Enter");
-  await until("stream live", async () => (await page.locator("#st-stream").textContent()).includes("live"), 5000);
+  await until("stream live", async () => (await stream()).includes("live"), 5000);
   check("with the key the event stream is live", true);
-  // without a key the first requests were 401s (the browser logs those);
   // with the key in the tab, a fresh load must log nothing at all
   problems.length = 0;
+  failed = [];
   await page.reload();
-  await until("stream live after a reload", async () => (await page.locator("#st-stream").textContent()).includes("live"), 5000);
+  await until("stream live after a reload", async () => (await stream()).includes("live"), 5000);
   await page.waitForTimeout(2500); // a round of /readyz and /metrics
   check("the page loads with no console errors", problems.length === 0, problems.slice(0, 3).join(" | "));
+  // (the old page's requests, its stream above all, aborted by the reload, are no failure)
+  failed = failed.filter((x) => !/ net::ERR_ABORTED$/.test(x));
+  check("and no failed request", failed.length === 0, failed.slice(0, 3).join(" | "));
   await until("AMI up", async () => (await page.locator("#st-ami").textContent()).includes("up"), 5000);
   check("AMI state from /readyz shows up", true);
   check("the key is kept in session storage only",
     (await page.evaluate(() => [sessionStorage.getItem("amibridge.key"), localStorage.length])).join() === `${TOKEN},0`);
 
-  // 2. an originated call appears within 1 s and goes away after hangup
+  // 5. an originated call appears within 1 s and goes away after hangup
   const t0 = Date.now();
   const call = await api("POST", "/v1/calls", { channel: "Local/200@demo", context: "demo", exten: "200", wait: false });
   check("call placed through the API", call.status === 202, `${call.status}`);
@@ -151,7 +231,7 @@ async function main() {
   await until("the call gone", async () => (await page.locator(`tr[data-channel="${chan}"]`).count()) === 0, 3000, 20);
   check("and disappears after the hangup", true);
 
-  // 3. a queue member pause shows
+  // 6. a queue member pause shows
   const queues = await api("GET", "/v1/queues");
   const q = queues.json.queues.find((x) => (x.members || []).length);
   const m = q.members[0];
@@ -169,7 +249,7 @@ async function main() {
   }, 3000);
   check("the Unpause button unpauses the member (seen through the API)", true);
 
-  // 4. click-to-dial from the form places a call that ami-sim sees
+  // 7. click-to-dial from the form places a call that ami-sim sees
   const before = await simStat("OriginatesTotal");
   await page.fill("#dial input[name=exten]", "200");
   await page.fill("#dial input[name=channel]", "Local/200@demo");
@@ -186,7 +266,7 @@ async function main() {
   const dialErr = await page.locator("#dial-result").textContent();
   check("a refused call shows the problem+json plainly", /exten/.test(dialErr), dialErr.slice(0, 80));
 
-  // 5. keyboard: every control can be reached with Tab
+  // 8. keyboard: every control can be reached with Tab
   const focusable = await page.evaluate(() => {
     const seen = new Set();
     return [...document.querySelectorAll("button, input, a[href]")].filter((e) => e.tabIndex >= 0 && !e.disabled).length;
@@ -199,7 +279,7 @@ async function main() {
   }
   check("controls are reachable with the keyboard", reached >= focusable, `${reached} tab stops of ${focusable}`);
 
-  // 6. load: 200 active channels and 50 events/s without freezing the tab
+  // 9. load: 200 active channels and 50 events/s without freezing the tab
   await page.evaluate(() => {
     window.__long = [];
     new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push(e.duration); }).observe({ type: "longtask", buffered: false });
@@ -234,7 +314,7 @@ async function main() {
   await pp.screenshot({ path: join(shots, "dashboard-phone.png"), fullPage: false });
   await phone.close();
 
-  // 7. the stream drops (amibridge restarted) and the page recovers by itself
+  // 10. the stream drops (amibridge restarted) and the page recovers by itself
   await stop(bridge);
   await until("stream down", async () => !(await page.locator("#st-stream").textContent()).includes("live"), 5000);
   check("a dropped stream shows as reconnecting", true);
@@ -257,7 +337,8 @@ async function main() {
   await page.locator("body").focus();
   await page.screenshot({ path: join(shots, "dashboard.png") });
 
-  // from the refused call and the restart on, only the network failures we caused may show
+  // from the refused call and the restart on, only the failures we caused may
+  // show: the refused call (400), the dropped stream
   const unexpected = problems.filter((t) => !/^Failed to load resource: (the server responded with a status of 400|net::ERR_)/.test(t));
   check("no script errors, and no console errors but the failures caused on purpose", unexpected.length === 0, unexpected.slice(0, 3).join(" | "));
   await browser.close();
