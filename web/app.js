@@ -1,18 +1,27 @@
 // The amibridge live dashboard: REST for the state, the SSE stream for
-// changes. Nothing protected is asked for before an API key is given. Plain
-// JS, no dependencies; every text from the PBX goes through textContent,
-// never innerHTML.
+// changes (the live calls are polled until call events reach SSE). Nothing
+// protected is asked for before an API key is given. Plain JS, no
+// dependencies; every text from the PBX goes through textContent, never
+// innerHTML.
 "use strict";
 
 const KEY_STORE = "amibridge.key";
 const LOG_MAX = 300; // event log lines kept
 const CHANNELS_EVERY_MS = 300; // at most one channel reload per this
 const QUEUES_EVERY_MS = 500;
+const CALLS_POLL_MS = 1000; // GET /v1/calls/live this often
+const CALLS_EVERY_MS = 300; // and at most this often after call events
+const CALL_LOOKUPS_MAX = 4; // GET /v1/calls/{id} at once
+const CALL_LOOKUP_TRIES = 3;
+const ENDED_MAX = 200; // ended calls listed
+const CHART_MINUTES = 60;
 const STATUS_EVERY_MS = 2000; // /readyz and /metrics
 const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 5000;
 const CHANNEL_EVENTS = /^(Newchannel|Hangup|Newstate|NewCallerid|NewConnectedLine|Rename|Bridge(Enter|Leave|Create|Destroy)|Dial(Begin|End)|OriginateResponse|Hold|Unhold)$/;
 const QUEUE_EVENTS = /^(Queue|Agent)/;
+// the AMI events the call model reads (README "Calls"): a call changed
+const CALL_EVENTS = /^(Newchannel|Newstate|Hangup|Dial(Begin|End)|Queue(CallerJoin|CallerLeave|CallerAbandon)|AgentConnect|Hold|Unhold|BlindTransfer|AttendedTransfer|OriginateResponse)$/;
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -61,10 +70,14 @@ function httpError(res, text) {
   return err;
 }
 
-async function api(method, path, body) {
+// `meta`, when given, learns when the request left and its answer came, and
+// the answer's Date (the server's clock, for the running talk times).
+async function api(method, path, body, meta) {
   const init = { method, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }), cache: "no-store" };
   if (body !== undefined) init.body = JSON.stringify(body);
+  const sent = Date.now();
   const res = await fetch(path, init);
+  if (meta) Object.assign(meta, { sent, got: Date.now(), date: res.headers.get("Date") });
   const text = await res.text();
   if (!res.ok) throw httpError(res, text);
   try { return text ? JSON.parse(text) : null; } catch (e) { return null; }
@@ -103,6 +116,15 @@ function actionFailed(err, what) {
   else notice(`${what}: ${err.message}`, "action");
 }
 
+// Once, at the next frame, however often asked before it (a hundred calls
+// ending at once cost one render).
+const soonFns = new Set();
+function soon(fn) {
+  if (soonFns.has(fn)) return;
+  soonFns.add(fn);
+  requestAnimationFrame(() => { soonFns.delete(fn); fn(); });
+}
+
 // At most one run per `ms`; a call in between runs once more at the end.
 function throttle(fn, ms) {
   let timer = null, again = false;
@@ -111,6 +133,27 @@ function throttle(fn, ms) {
     fn();
     timer = setTimeout(() => { timer = null; if (again) { again = false; run(); } }, ms);
   };
+}
+
+// --- the server's clock -------------------------------------------------------------------
+
+// Live calls carry `answered_at` in the server's clock; the page's clock may
+// be off. Each answer's Date (whole seconds) bounds the offset: the server
+// read [date, date+1 s) somewhere between sending and receiving. The bounds
+// of all answers are intersected (and start over if the clocks jump).
+const clock = { lo: -Infinity, hi: Infinity };
+
+function clockSample(meta) {
+  const d = Date.parse(meta.date || "");
+  if (Number.isNaN(d)) return;
+  const lo = d - meta.got, hi = d + 1000 - meta.sent;
+  if (Math.max(lo, clock.lo) > Math.min(hi, clock.hi)) { clock.lo = lo; clock.hi = hi; return; }
+  clock.lo = Math.max(lo, clock.lo);
+  clock.hi = Math.min(hi, clock.hi);
+}
+
+function serverNow() {
+  return Date.now() + (Number.isFinite(clock.lo) && Number.isFinite(clock.hi) ? (clock.lo + clock.hi) / 2 : 0);
 }
 
 // --- formatting ---------------------------------------------------------------------------
@@ -190,6 +233,7 @@ function renderChannels() {
   }
   $("channels-empty").hidden = state.channels.length > 0;
   $("c-channels").textContent = session.on ? String(state.channels.length) : "–";
+  $("n-channels").textContent = session.on ? String(state.channels.length) : "";
 }
 
 // --- queues -------------------------------------------------------------------------------
@@ -247,7 +291,255 @@ function renderQueues() {
   $("c-waiting").textContent = session.on ? String(waiting) : "–";
 }
 
+// --- calls --------------------------------------------------------------------------------
+//
+// The calls of GET /v1/calls/live, and those that ended while the page was
+// open. Today the source is a poll (pollCalls): the whole live list every
+// CALLS_POLL_MS and soon after a call's AMI events; a call that leaves the
+// list is looked up once with GET /v1/calls/{id} for its outcome. A stream
+// of call events would call callLive() for call.created/ringing/answered/...
+// and callEnded() for call.ended, and the poll would go.
+
+const calls = {
+  live: new Map(), // id -> call, as last seen live
+  gone: new Map(), // id -> {last: call or null, tries}: left the list, to look up
+  watch: new Set(), // ids of calls announced by a Newchannel, not yet seen
+  done: new Map(), // id -> ended_at (ms): recorded once
+  ended: [], // newest first, at most ENDED_MAX
+  minutes: new Map(), // minute (ms / 60000) -> {answered, missed, other}
+  since: 0, // the server's ms when this page began counting (0: not yet)
+  lookups: [], // ids waiting for GET /v1/calls/{id}
+  looking: new Set(),
+  chartMinute: 0,
+};
+
+function resetCalls() {
+  calls.live.clear();
+  calls.gone.clear();
+  calls.watch.clear();
+  calls.done.clear();
+  calls.ended = [];
+  calls.minutes.clear();
+  calls.since = 0;
+  for (const id of calls.lookups) calls.looking.delete(id); // not started: never will
+  calls.lookups = [];
+  renderCalls();
+  renderEnded();
+  renderChart();
+}
+
+const outcomeKind = (o) => (o === "answered" || o === "missed" ? o : "other");
+
+function partyText(p) {
+  return callerText(p) || "–";
+}
+
+function agentText(a) {
+  if (!a) return "";
+  const who = a.number || a.name || a.channel || "";
+  return a.queue_member && a.queue_member !== who ? `${who} (${a.queue_member})` : who;
+}
+
+function clockText(iso, withSeconds) {
+  const t = Date.parse(iso || "");
+  if (Number.isNaN(t)) return "";
+  return new Date(t).toLocaleTimeString([], withSeconds ? { hour: "2-digit", minute: "2-digit", second: "2-digit" } : { hour: "2-digit", minute: "2-digit" });
+}
+
+let callsSeq = 0;
+async function pollCalls() {
+  if (!session.on) return;
+  const seq = ++callsSeq, gen = session.gen, meta = {};
+  try {
+    const data = await api("GET", "/v1/calls/live", undefined, meta);
+    if (seq !== callsSeq || gen !== session.gen) return;
+    clockSample(meta);
+    onLiveList((data && data.calls) || []);
+    clearNotice("load");
+  } catch (e) { if (gen === session.gen) loadFailed(e, "Calls"); }
+}
+const refreshCalls = throttle(pollCalls, CALLS_EVERY_MS);
+
+// The poll's answer: calls no longer in it have ended (or will say so).
+function onLiveList(list) {
+  if (!calls.since) calls.since = serverNow();
+  const now = new Map(list.map((c) => [c.id, c]));
+  for (const [id, c] of calls.live) if (!now.has(id) && !calls.done.has(id)) calls.gone.set(id, { last: c, tries: 0 });
+  for (const id of calls.watch) if (!now.has(id) && !calls.done.has(id) && !calls.gone.has(id)) calls.gone.set(id, { last: null, tries: 0 });
+  calls.watch.clear();
+  for (const id of now.keys()) calls.gone.delete(id);
+  calls.live = now;
+  for (const id of calls.gone.keys()) lookUp(id);
+  renderCalls();
+}
+
+function callAnnounced(id) {
+  if (!calls.live.has(id) && !calls.done.has(id)) calls.watch.add(id);
+}
+
+// A live call (from a look-up, or a call event some day).
+function callLive(c) {
+  if (calls.done.has(c.id)) return;
+  calls.live.set(c.id, c);
+  soon(renderCalls);
+}
+
+// An ended call, counted once; `c.outcome` null when the server no longer
+// knows it (restarted, or past AMIBRIDGE_CALL_HISTORY_S).
+function callEnded(c) {
+  if (calls.done.has(c.id)) return;
+  const at = Date.parse(c.ended_at || "") || serverNow();
+  calls.done.set(c.id, at);
+  calls.live.delete(c.id);
+  calls.gone.delete(c.id);
+  calls.ended.unshift(c);
+  if (calls.ended.length > ENDED_MAX) calls.ended.length = ENDED_MAX;
+  if (c.outcome) {
+    const m = Math.floor(at / 60000);
+    const b = calls.minutes.get(m) || { answered: 0, missed: 0, other: 0 };
+    b[outcomeKind(c.outcome)]++;
+    calls.minutes.set(m, b);
+  }
+  soon(renderCalls);
+  soon(renderEnded);
+  soon(renderChart);
+}
+
+function lookUp(id) {
+  if (calls.looking.has(id)) return;
+  calls.looking.add(id);
+  calls.lookups.push(id);
+  pumpLookUps();
+}
+
+function pumpLookUps() {
+  while (calls.looking.size - calls.lookups.length < CALL_LOOKUPS_MAX && calls.lookups.length) {
+    const id = calls.lookups.shift();
+    lookUpOne(id, session.gen).finally(() => { calls.looking.delete(id); pumpLookUps(); });
+  }
+}
+
+async function lookUpOne(id, gen) {
+  const g = calls.gone.get(id);
+  if (!g || gen !== session.gen) return;
+  try {
+    const c = await api("GET", "/v1/calls/" + encodeURIComponent(id));
+    if (gen !== session.gen) return;
+    calls.gone.delete(id);
+    if (c.state === "ended") callEnded(c);
+    else callLive(c); // not ended yet: the next poll has it
+  } catch (e) {
+    if (gen !== session.gen) return;
+    if (e.status === 401) return keyRefused(e);
+    // gone from the server too: recorded as ended, outcome unknown (a call
+    // only announced by an event and never seen is dropped)
+    if (e.status === 404 || ++g.tries >= CALL_LOOKUP_TRIES) {
+      calls.gone.delete(id);
+      if (g.last) callEnded(Object.assign({}, g.last, { state: "ended", outcome: null, ended_at: null }));
+    } // else tried again after the next poll
+  }
+}
+
+function callRow(c) {
+  const answered = c.state === "answered" ? Date.parse(c.answered_at || "") : NaN;
+  return el("tr", { "data-call": c.id, "data-state": c.state },
+    el("td", { text: partyText(c.from) }),
+    el("td", { text: c.to && (c.to.number || c.to.name) ? partyText(c.to) : c.dialed || "–" }),
+    el("td", null, el("span", { class: "state c-" + c.state, text: c.state + (c.on_hold ? " · on hold" : "") })),
+    el("td", { class: "agent", text: agentText(c.answered_by) }),
+    el("td", { class: "num talk", "data-since": Number.isNaN(answered) ? "" : String(answered) }),
+    el("td", { text: c.direction || "" }),
+    el("td", { text: c.queue || "" }));
+}
+
+function renderCalls() {
+  const tb = $("calls").tBodies[0];
+  const rows = [...calls.live.values()].map(callRow);
+  tb.replaceChildren(...rows);
+  $("calls-empty").hidden = rows.length > 0;
+  $("c-calls").textContent = session.on ? String(rows.length) : "–";
+  $("n-calls").textContent = session.on ? String(rows.length) : "";
+  tickTalk();
+}
+
+function endedRow(c) {
+  const o = c.outcome || "unknown";
+  return el("tr", { "data-call": c.id, "data-outcome": o },
+    el("td", { class: "num", text: clockText(c.ended_at, true) || "–" }),
+    el("td", { text: partyText(c.from) }),
+    el("td", { text: c.to && (c.to.number || c.to.name) ? partyText(c.to) : c.dialed || "–" }),
+    el("td", { class: "agent", text: agentText(c.answered_by) }),
+    el("td", null, el("span", { class: "outcome o-" + o, text: c.outcome ? o.replace(/_/g, " ") : "unknown (no longer kept)" })),
+    el("td", { class: "num", text: c.talk_s == null ? "" : hms(c.talk_s) }),
+    el("td", { class: "num", text: c.duration_s == null ? "" : hms(c.duration_s) }));
+}
+
+function renderEnded() {
+  $("ended").tBodies[0].replaceChildren(...calls.ended.map(endedRow));
+  $("ended-empty").hidden = calls.ended.length > 0;
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attrs, ...kids) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+  for (const k of kids) if (k != null) e.append(k);
+  return e;
+}
+
+// Calls per minute over the last hour, stacked: answered, missed, other.
+// Minutes before the page began counting are shaded: it did not see them.
+function renderChart() {
+  const now = Math.floor(serverNow() / 60000), first = now - CHART_MINUTES + 1;
+  calls.chartMinute = now;
+  for (const m of calls.minutes.keys()) if (m < first) calls.minutes.delete(m);
+  for (const [id, at] of calls.done) if (at < (first - CHART_MINUTES) * 60000) calls.done.delete(id);
+  const W = 600 / CHART_MINUTES, H = 100;
+  const sum = { answered: 0, missed: 0, other: 0 };
+  let max = 1;
+  for (const b of calls.minutes.values()) {
+    max = Math.max(max, b.answered + b.missed + b.other);
+    for (const k of Object.keys(sum)) sum[k] += b[k];
+  }
+  const kids = [];
+  if (calls.since) {
+    const unseen = Math.min(CHART_MINUTES, Math.max(0, Math.floor(calls.since / 60000) - first));
+    if (unseen) kids.push(svg("rect", { class: "unseen", x: 0, y: 0, width: unseen * W, height: H }));
+  }
+  for (let m = first; m <= now; m++) {
+    const b = calls.minutes.get(m);
+    if (!b) continue;
+    const x = (m - first) * W;
+    const g = svg("g", { "data-minute": m },
+      svg("title", null, `${clockText(new Date(m * 60000).toISOString())}: ${b.answered} answered, ${b.missed} missed, ${b.other} other`));
+    let y = H;
+    for (const k of ["answered", "missed", "other"]) {
+      if (!b[k]) continue;
+      const h = (b[k] / max) * (H - 4);
+      y -= h;
+      g.append(svg("rect", { class: "bar b-" + k, x: x + W * 0.1, y, width: W * 0.8, height: h }));
+    }
+    kids.push(g);
+  }
+  $("chart").replaceChildren(...kids);
+  const total = sum.answered + sum.missed + sum.other;
+  $("chart").dataset.total = String(total);
+  $("chart-summary").textContent = calls.since
+    ? `Last hour: ${sum.answered} answered, ${sum.missed} missed, ${sum.other} other (at most ${total ? max : 0} a minute). ` +
+      `Counted by this page since it started watching at ${clockText(new Date(calls.since).toISOString())}, from the calls it saw end; ` +
+      "amibridge keeps no per-minute history, so a reload starts from zero."
+    : "Counted by this page from the calls it sees end, once it has a key; amibridge keeps no per-minute history.";
+}
+
 // Running durations, without re-rendering anything else.
+function tickTalk() {
+  const now = serverNow();
+  for (const td of document.querySelectorAll("#calls td.talk")) {
+    if (td.dataset.since === "") continue;
+    td.textContent = hms((now - Number(td.dataset.since)) / 1000);
+  }
+}
+
 function tick() {
   const now = performance.now();
   for (const [sel, at] of [["#channels .dur", state.channelsAt], ["#queues .dur", state.queuesAt]])
@@ -255,6 +547,8 @@ function tick() {
       if (td.dataset.base === "") continue;
       td.textContent = hms(Number(td.dataset.base) + (now - at) / 1000);
     }
+  tickTalk();
+  if (Math.floor(serverNow() / 60000) !== calls.chartMinute) renderChart();
 }
 
 // --- status and counters ------------------------------------------------------------------
@@ -347,6 +641,13 @@ function onEvent(name, data, id) {
   logEvent(ev);
   if (CHANNEL_EVENTS.test(name)) refreshChannels();
   if (QUEUE_EVENTS.test(name)) refreshQueues();
+  if (CALL_EVENTS.test(name)) {
+    // a call's first channel (Uniqueid = Linkedid = the call's id): watched,
+    // so a call that ends before the next poll is still looked up
+    const f = ev.fields || {};
+    if (name === "Newchannel" && f.Uniqueid && f.Uniqueid === f.Linkedid) callAnnounced(f.Uniqueid);
+    refreshCalls();
+  }
 }
 
 // One SSE block ("id: …\nevent: …\ndata: …").
@@ -393,6 +694,7 @@ async function stream(gen) {
       delay = RETRY_MIN_MS;
       refreshChannels();
       refreshQueues();
+      refreshCalls();
       const reader = res.body.getReader();
       const dec = new TextDecoder();
       let buf = "";
@@ -441,25 +743,27 @@ function clearView() {
   $("log").replaceChildren();
   renderChannels();
   renderQueues();
+  resetCalls();
   for (const id of ["c-inflight", "c-rate"]) $(id).textContent = "–";
 }
 
-// The key is tried with one request first (the channels): a wrong key costs
-// one 401, not one per part of the page. Accepted, the rest starts; an
-// amibridge that does not answer is tried again.
+// The key is tried with one request first (the calls, shown by default):
+// a wrong key costs one 401, not one per part of the page. Accepted, the
+// rest starts; an amibridge that does not answer is tried again.
 function beginSession() {
   endSession();
-  const gen = session.gen;
+  const gen = session.gen, meta = {};
   pill("st-stream", "Events", "connecting", "unknown");
-  api("GET", "/v1/channels").then((data) => {
+  api("GET", "/v1/calls/live", undefined, meta).then((data) => {
     if (gen !== session.gen) return;
     session.on = true;
     session.delay = RETRY_MIN_MS;
     clearNotice("key");
     clearNotice("load");
-    state.channels = (data && data.channels) || [];
-    state.channelsAt = performance.now();
-    renderChannels();
+    clockSample(meta);
+    onLiveList((data && data.calls) || []);
+    renderChart();
+    loadChannels();
     loadQueues();
     loadStatus();
     stream(gen);
@@ -500,6 +804,29 @@ function useKey(key) {
   }
 }
 
+// --- views --------------------------------------------------------------------------------
+
+const VIEWS = ["calls", "channels"];
+
+function showView(name, focus) {
+  for (const v of VIEWS) {
+    const tab = $("tab-" + v), on = v === name;
+    tab.setAttribute("aria-selected", String(on));
+    tab.tabIndex = on ? 0 : -1;
+    $("panel-" + v).hidden = !on;
+    if (on && focus) tab.focus();
+  }
+}
+
+// Tabs as ARIA describes them: one tab stop, arrows move between them.
+function onTabKey(e) {
+  const i = VIEWS.indexOf(e.currentTarget.id.slice(4));
+  const to = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: VIEWS.length - 1 }[e.key];
+  if (to === undefined) return;
+  e.preventDefault();
+  showView(VIEWS[(to + VIEWS.length) % VIEWS.length], true);
+}
+
 function init() {
   $("keyform").addEventListener("submit", (e) => {
     e.preventDefault();
@@ -508,6 +835,10 @@ function init() {
   });
   $("forget").addEventListener("click", () => useKey(""));
   $("filter").addEventListener("input", refilter);
+  for (const v of VIEWS) {
+    $("tab-" + v).addEventListener("click", () => showView(v));
+    $("tab-" + v).addEventListener("keydown", onTabKey);
+  }
   $("dial").addEventListener("submit", async (e) => {
     e.preventDefault();
     const f = new FormData(e.target);
@@ -523,8 +854,9 @@ function init() {
     out.textContent = "Calling…";
     try {
       const r = await api("POST", "/v1/calls", body);
-      out.textContent = `Call placed (${r.status}), id ${r.id}`;
+      out.textContent = `Call placed (${r.status}), call ${r.call_id || r.id}`;
       out.classList.add("ok");
+      refreshCalls();
     } catch (err) {
       out.textContent = err.message;
       out.classList.add("bad");
@@ -533,8 +865,12 @@ function init() {
   });
   renderChannels();
   renderQueues();
+  renderCalls();
+  renderEnded();
+  renderChart();
   loadStatus();
   setInterval(loadStatus, STATUS_EVERY_MS);
+  setInterval(pollCalls, CALLS_POLL_MS);
   setInterval(tick, 1000);
   if (state.key) beginSession();
   else {

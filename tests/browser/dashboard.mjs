@@ -102,6 +102,13 @@ async function httpFailures() {
   return n;
 }
 
+// A call's first channel (its caller leg), to hang it up.
+async function callerChannel(id) {
+  const c = await api("GET", `/v1/calls/${id}`);
+  const leg = c.json && (c.json.legs || []).find((l) => l.role === "caller");
+  return leg ? leg.channel : "";
+}
+
 const PROTECTED = /^\/(v1\/|metrics)/;
 
 async function simStat(key) {
@@ -150,6 +157,9 @@ async function main() {
   check("amibridge answered that load with no error (favicon included)", failures1 === failures0, `${failures1 - failures0} answers >= 400`);
   check("a fresh load without a key logs no console error", problems.length === 0, problems.slice(0, 3).join(" | "));
   check("the key field has the focus", await page.evaluate(() => document.activeElement && document.activeElement.id === "key"));
+  check("the calls view is shown by default",
+    (await page.locator("#panel-calls").isVisible()) && !(await page.locator("#panel-channels").isVisible()) &&
+    (await page.locator("#tab-calls").getAttribute("aria-selected")) === "true");
 
   // 2. the key typed and Enter pressed: everything starts at once
   await page.fill("#key", TOKEN);
@@ -159,21 +169,73 @@ async function main() {
   let ms = Date.now() - t;
   check("key by Enter: the event stream is live at once", ms <= 1000, `${ms} ms`);
   check("key by Enter: the notice is gone", !(await page.locator("#notice").isVisible()));
-  await api("POST", "/v1/calls", { channel: "Local/100@demo", context: "demo", exten: "100", wait: false, caller_id: '"Enter" <5550100>' });
+  let call = await api("POST", "/v1/calls", { channel: "Local/100@demo", context: "demo", exten: "100", wait: false, caller_id: '"Enter" <5550100>' });
   await until("events in the log", () => page.locator('#log li[data-event="Newchannel"]').count(), 3000, 20);
   check("key by Enter: the event log receives events", true);
   check("key by Enter: the Events state is live, not 'needs a key'", (await stream()) === "Events: live", await stream());
   await until("channels", async () => (await page.locator("#c-channels").textContent()) !== "–", 3000, 20);
-  check("key by Enter: the channels load", /^\d+$/.test(await page.locator("#c-channels").textContent()));
+  check("key by Enter: channels and calls load", /^\d+$/.test(await page.locator("#c-calls").textContent()));
 
-  // 3. Forget, then the key by the button
+  // 3. the calls view: a call placed while it is up, then its outcome
+  call = await api("POST", "/v1/calls", { channel: "Local/400@demo", context: "demo", exten: "400", wait: false, caller_id: '"Customer 400" <555400>' });
+  const id = call.json && call.json.call_id;
+  check("a call placed through the API (queue sales)", call.status === 202 && !!id, `${call.status}`);
+  const crow = page.locator(`#calls tr[data-call="${id}"]`);
+  t = Date.now();
+  await until("the call in the calls view", () => crow.count(), 3000, 20);
+  check("the calls view shows a call placed while it is up", true, `${Date.now() - t} ms`);
+  await until("the call answered", async () => (await crow.getAttribute("data-state")) === "answered", 5000, 50);
+  const cells = await crow.locator("td").allTextContents();
+  check("its row: from, to, state, agent, direction, queue",
+    /555400/.test(cells[0]) && cells[1] === "400" && /answered/.test(cells[2]) && /Agent20[01]/.test(cells[3]) &&
+    cells[5] === "originated" && cells[6] === "sales", cells.join(" | "));
+  const secs = (x) => x.split(":").reduce((a, b) => a * 60 + Number(b), 0);
+  const talk0 = secs(await crow.locator("td.talk").textContent());
+  await page.waitForTimeout(2100);
+  const talk1 = secs(await crow.locator("td.talk").textContent());
+  check("its talk time runs", talk1 >= talk0 + 1, `${talk0} s -> ${talk1} s`);
+  await api("DELETE", `/v1/channels/${encodeURIComponent(await callerChannel(id))}`);
+  const erow = page.locator(`#ended tr[data-call="${id}"]`);
+  await until("the call ended", () => erow.count(), 3000, 20);
+  check("once ended it leaves the live calls", (await crow.count()) === 0);
+  const ecells = await erow.locator("td").allTextContents();
+  check("and is listed as ended with its outcome and duration", ecells[4] === "answered" && /^\d+:\d\d$/.test(ecells[6]) && secs(ecells[6]) >= 2,
+    ecells.join(" | "));
+  // a busy call lasts about 0.1 s, less than a poll: the Newchannel event announced it
+  const busy = await api("POST", "/v1/calls", { channel: "Local/300@demo", context: "demo", exten: "300", wait: false });
+  const brow = page.locator(`#ended tr[data-call="${busy.json.call_id}"]`);
+  await until("the busy call listed", () => brow.count(), 3000, 20);
+  check("a call shorter than a poll is listed with its outcome", (await brow.getAttribute("data-outcome")) === "busy",
+    await brow.getAttribute("data-outcome"));
+  // nobody free in the queue: the caller hangs up, missed
+  const sales = (await api("GET", "/v1/queues/sales")).json.members.map((x) => x.interface);
+  const pauseAll = (paused) => Promise.all(sales.map((i) =>
+    api("POST", `/v1/queues/sales/members/${encodeURIComponent(i)}/pause`, { paused })));
+  await pauseAll(true);
+  const miss = await api("POST", "/v1/calls", { channel: "Local/400@demo", context: "demo", exten: "400", wait: false, caller_id: '"Impatient" <555999>' });
+  await until("the queued call", () => page.locator(`#calls tr[data-call="${miss.json.call_id}"]`).count(), 3000, 20);
+  await api("DELETE", `/v1/channels/${encodeURIComponent(await callerChannel(miss.json.call_id))}`);
+  const mrow = page.locator(`#ended tr[data-call="${miss.json.call_id}"]`);
+  await until("the missed call listed", () => mrow.count(), 3000, 20);
+  check("a caller who hangs up in the queue is listed as missed", (await mrow.getAttribute("data-outcome")) === "missed",
+    await mrow.getAttribute("data-outcome"));
+  await pauseAll(false);
+  await until("the chart", async () => (await page.locator("#chart rect.b-missed").count()) > 0, 3000, 20);
+  const bars = {};
+  for (const k of ["answered", "missed", "other"]) bars[k] = await page.locator(`#chart rect.b-${k}`).count();
+  check("the chart counts them per minute: answered, missed, other", bars.answered > 0 && bars.missed > 0 && bars.other > 0, JSON.stringify(bars));
+  const summary = await page.locator("#chart-summary").textContent();
+  check("the chart says it counts since the page started watching", /since it started watching/.test(summary) && /1 missed/.test(summary),
+    summary.slice(0, 90));
+
+  // 4. Forget, then the key by the button
   await page.click("#forget");
   await until("no key", async () => /needs a key/.test(await stream()), 3000, 20);
   await page.waitForTimeout(300); // requests sent before the click may still be reported
   let n = requests.length;
   await page.waitForTimeout(2000);
   check("Forget stops every protected request", protectedSince(n).length === 0, protectedSince(n).join(", "));
-  check("Forget clears what the key showed", (await page.locator("#channels tbody tr").count()) === 0 &&
+  check("Forget clears what the key showed", (await page.locator("#calls tbody tr").count()) === 0 &&
     (await page.locator("#log li").count()) === 0 && (await page.locator("#c-channels").textContent()) === "–");
   await page.fill("#key", TOKEN);
   t = Date.now();
@@ -181,11 +243,13 @@ async function main() {
   await until("stream live again", async () => (await stream()).includes("live"), 5000, 20);
   ms = Date.now() - t;
   check("key by the button: the event stream is live at once", ms <= 1000, `${ms} ms`);
-  await api("POST", "/v1/calls", { channel: "Local/100@demo", context: "demo", exten: "100", wait: false });
+  call = await api("POST", "/v1/calls", { channel: "Local/100@demo", context: "demo", exten: "100", wait: false });
   await until("events in the log", () => page.locator('#log li[data-event="Newchannel"]').count(), 3000, 20);
   check("key by the button: the event log receives events", true);
+  await until("the call", () => page.locator(`#calls tr[data-call="${call.json.call_id}"]`).count(), 3000, 20);
+  check("key by the button: the calls view shows calls", true);
 
-  // 4. a wrong key: one request refused, then nothing until a key is typed
+  // 5. a wrong key: one request refused, then nothing until a key is typed
   await page.click("#forget");
   await page.waitForTimeout(300);
   n = requests.length;
@@ -215,9 +279,18 @@ async function main() {
   check("the key is kept in session storage only",
     (await page.evaluate(() => [sessionStorage.getItem("amibridge.key"), localStorage.length])).join() === `${TOKEN},0`);
 
-  // 5. an originated call appears within 1 s and goes away after hangup
+  // the channels, on demand
+  await page.getByRole("tab", { name: /Channels/ }).click();
+  check("the Channels tab shows the channels instead of the calls",
+    (await page.locator("#panel-channels").isVisible()) && !(await page.locator("#panel-calls").isVisible()));
+  await page.keyboard.press("ArrowLeft");
+  const byArrow = await page.locator("#panel-calls").isVisible() && await page.evaluate(() => document.activeElement.id === "tab-calls");
+  await page.keyboard.press("ArrowRight");
+  check("the tabs follow the arrow keys", byArrow && (await page.locator("#panel-channels").isVisible()));
+
+  // 6. an originated call appears within 1 s and goes away after hangup
   const t0 = Date.now();
-  const call = await api("POST", "/v1/calls", { channel: "Local/200@demo", context: "demo", exten: "200", wait: false });
+  call = await api("POST", "/v1/calls", { channel: "Local/200@demo", context: "demo", exten: "200", wait: false });
   check("call placed through the API", call.status === 202, `${call.status}`);
   // the channel name is Local/200@demo-<n>;1: find the row by its prefix
   const row0 = page.locator('tr[data-channel^="Local/200@demo-"][data-channel$=";1"]').first();
@@ -231,7 +304,7 @@ async function main() {
   await until("the call gone", async () => (await page.locator(`tr[data-channel="${chan}"]`).count()) === 0, 3000, 20);
   check("and disappears after the hangup", true);
 
-  // 6. a queue member pause shows
+  // 7. a queue member pause shows
   const queues = await api("GET", "/v1/queues");
   const q = queues.json.queues.find((x) => (x.members || []).length);
   const m = q.members[0];
@@ -249,7 +322,7 @@ async function main() {
   }, 3000);
   check("the Unpause button unpauses the member (seen through the API)", true);
 
-  // 7. click-to-dial from the form places a call that ami-sim sees
+  // 8. click-to-dial from the form places a call that ami-sim sees
   const before = await simStat("OriginatesTotal");
   await page.fill("#dial input[name=exten]", "200");
   await page.fill("#dial input[name=channel]", "Local/200@demo");
@@ -266,11 +339,9 @@ async function main() {
   const dialErr = await page.locator("#dial-result").textContent();
   check("a refused call shows the problem+json plainly", /exten/.test(dialErr), dialErr.slice(0, 80));
 
-  // 8. keyboard: every control can be reached with Tab
-  const focusable = await page.evaluate(() => {
-    const seen = new Set();
-    return [...document.querySelectorAll("button, input, a[href]")].filter((e) => e.tabIndex >= 0 && !e.disabled).length;
-  });
+  // 9. keyboard: every control shown can be reached with Tab
+  const focusable = await page.evaluate(() =>
+    [...document.querySelectorAll("button, input, a[href]")].filter((e) => e.tabIndex >= 0 && !e.disabled && e.checkVisibility()).length);
   let reached = 0;
   await page.locator("body").focus();
   for (let i = 0; i < focusable + 5; i++) {
@@ -279,7 +350,7 @@ async function main() {
   }
   check("controls are reachable with the keyboard", reached >= focusable, `${reached} tab stops of ${focusable}`);
 
-  // 9. load: 200 active channels and 50 events/s without freezing the tab
+  // 10. load: 200 active channels and 50 events/s without freezing the tab
   await page.evaluate(() => {
     window.__long = [];
     new PerformanceObserver((l) => { for (const e of l.getEntries()) window.__long.push(e.duration); }).observe({ type: "longtask", buffered: false });
@@ -314,7 +385,8 @@ async function main() {
   await pp.screenshot({ path: join(shots, "dashboard-phone.png"), fullPage: false });
   await phone.close();
 
-  // 10. the stream drops (amibridge restarted) and the page recovers by itself
+  // 11. the stream drops (amibridge restarted) and the page recovers by itself
+  const liveBefore = await page.locator("#calls tbody tr").count();
   await stop(bridge);
   await until("stream down", async () => !(await page.locator("#st-stream").textContent()).includes("live"), 5000);
   check("a dropped stream shows as reconnecting", true);
@@ -324,22 +396,39 @@ async function main() {
   check("the page reconnects by itself after amibridge restarts", true, `${Date.now() - t1} ms`);
   const again = await api("POST", "/v1/calls", { channel: "Local/100@demo", context: "demo", exten: "100", wait: true });
   await until("a new call after the restart", () => page.locator(`tr[data-channel="${again.json.channel}"]`).count(), 3000, 20);
+  await until("and in the calls view", () => page.locator(`tr[data-call="${again.json.call_id}"]`).count(), 3000, 20);
   check("and shows new calls again", true);
+  // the new process does not know the calls the old one followed: each is
+  // looked up once (a 404), then listed as ended with its outcome unknown
+  const notFound = () => problems.filter((x) => /status of 404 .*\/v1\/calls\/[0-9a-f.]+\]$/.test(x)).length;
+  await until("the forgotten calls", async () => (await page.locator('#ended tr[data-outcome="unknown"]').count()) >= liveBefore, 5000);
+  const unknown = await page.locator('#ended tr[data-outcome="unknown"]').count();
+  await page.waitForTimeout(1500);
+  check("calls forgotten in the restart are listed as ended (outcome unknown), each looked up once",
+    liveBefore > 0 && unknown === liveBefore && notFound() === unknown, `${liveBefore} live before, ${unknown} unknown, ${notFound()} 404s`);
 
-  // the picture for the README: a bridged call, callers waiting in a queue, a paused agent
+  // the picture for the README: live calls (one answered by a queue agent),
+  // callers waiting in a queue, a paused agent, ended calls in the chart;
+  // the load's channels (not followed by the new process) hung up first
   await api("POST", "/v1/actions/SimControl", { Flood: "0" });
+  const leftover = ((await api("GET", "/v1/channels")).json.channels || []).filter((c) => /;1$/.test(c.channel));
+  await Promise.all(leftover.map((c) => api("DELETE", `/v1/channels/${encodeURIComponent(c.channel)}`)));
+  for (const ex of ["300", "301"]) await api("POST", "/v1/calls", { channel: `Local/${ex}@demo`, context: "demo", exten: ex, wait: false });
   for (const ex of ["700", "400", "401"]) await api("POST", "/v1/calls", { channel: `Local/${ex}@demo`, context: "demo", exten: ex, wait: false, caller_id: `"Customer ${ex}" <555${ex}>` });
   await api("POST", `/v1/queues/${encodeURIComponent(q.name)}/members/${encodeURIComponent(m.interface)}/pause`, { paused: true, reason: "lunch" });
   await page.fill("#dial input[name=exten]", "100");
   await page.fill("#dial input[name=channel]", "Local/100@demo");
   await page.click("#dial button[type=submit]");
   await sleep(3000);
+  await page.screenshot({ path: join(shots, "dashboard-channels.png") });
+  await page.getByRole("tab", { name: /Calls/ }).click();
   await page.locator("body").focus();
   await page.screenshot({ path: join(shots, "dashboard.png") });
 
   // from the refused call and the restart on, only the failures we caused may
-  // show: the refused call (400), the dropped stream
-  const unexpected = problems.filter((t) => !/^Failed to load resource: (the server responded with a status of 400|net::ERR_)/.test(t));
+  // show: the refused call (400), the dropped stream, the forgotten calls (404)
+  const unexpected = problems.filter((t) => !/^Failed to load resource: (the server responded with a status of 400|net::ERR_)/.test(t) &&
+    !/status of 404 .*\/v1\/calls\/[0-9a-f.]+\]$/.test(t));
   check("no script errors, and no console errors but the failures caused on purpose", unexpected.length === 0, unexpected.slice(0, 3).join(" | "));
   await browser.close();
 }
