@@ -1,16 +1,27 @@
 // The amibridge live dashboard: REST for the state, the SSE stream for
-// changes. Plain JS, no dependencies; every text from the PBX goes through
-// textContent, never innerHTML.
+// changes (the live calls are polled until call events reach SSE). Nothing
+// protected is asked for before an API key is given. Plain JS, no
+// dependencies; every text from the PBX goes through textContent, never
+// innerHTML.
 "use strict";
 
 const KEY_STORE = "amibridge.key";
 const LOG_MAX = 300; // event log lines kept
 const CHANNELS_EVERY_MS = 300; // at most one channel reload per this
 const QUEUES_EVERY_MS = 500;
+const CALLS_POLL_MS = 1000; // GET /v1/calls/live this often
+const CALLS_EVERY_MS = 300; // and at most this often after call events
+const CALL_LOOKUPS_MAX = 4; // GET /v1/calls/{id} at once
+const CALL_LOOKUP_TRIES = 3;
+const ENDED_MAX = 200; // ended calls listed
+const CHART_MINUTES = 60;
 const STATUS_EVERY_MS = 2000; // /readyz and /metrics
+const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 5000;
 const CHANNEL_EVENTS = /^(Newchannel|Hangup|Newstate|NewCallerid|NewConnectedLine|Rename|Bridge(Enter|Leave|Create|Destroy)|Dial(Begin|End)|OriginateResponse|Hold|Unhold)$/;
 const QUEUE_EVENTS = /^(Queue|Agent)/;
+// the AMI events the call model reads (README "Calls"): a call changed
+const CALL_EVENTS = /^(Newchannel|Newstate|Hangup|Dial(Begin|End)|Queue(CallerJoin|CallerLeave|CallerAbandon)|AgentConnect|Hold|Unhold|BlindTransfer|AttendedTransfer|OriginateResponse)$/;
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -23,8 +34,13 @@ const state = {
   log: [],
   pendingLog: [],
   received: null, // events counter from /metrics, for events/s
-  stream: null,
 };
+
+// One key, one session: nothing protected is asked for before a key is given
+// and accepted. Ending a session (a new key, Forget, a refused key) makes
+// every answer still on its way of no effect (`gen`), aborts the stream and
+// wakes its back-off, so a new key starts at once.
+const session = { gen: 0, on: false, ctrl: null, wake: null, retry: null, delay: RETRY_MIN_MS };
 
 // --- HTTP ---------------------------------------------------------------------------------
 
@@ -45,34 +61,68 @@ function problemText(status, p, text) {
   return `${status} ${(text || "").slice(0, 200)}`;
 }
 
-async function api(method, path, body) {
-  const init = { method, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }), cache: "no-store" };
-  if (body !== undefined) init.body = JSON.stringify(body);
-  const res = await fetch(path, init);
-  const text = await res.text();
-  let data = null;
-  try { data = text ? JSON.parse(text) : null; } catch (e) { data = null; }
-  if (!res.ok) {
-    const err = new Error(problemText(res.status, data, text));
-    err.status = res.status;
-    throw err;
-  }
-  return data;
+function httpError(res, text) {
+  let p = null;
+  try { p = JSON.parse(text); } catch (e) { p = null; }
+  const err = new Error(problemText(res.status, p, text));
+  err.status = res.status;
+  err.retryAfter = Number(res.headers.get("Retry-After")) || 0;
+  return err;
 }
 
-function notice(text) {
+// `meta`, when given, learns when the request left and its answer came, and
+// the answer's Date (the server's clock, for the running talk times).
+async function api(method, path, body, meta) {
+  const init = { method, headers: headers(body === undefined ? {} : { "Content-Type": "application/json" }), cache: "no-store" };
+  if (body !== undefined) init.body = JSON.stringify(body);
+  const sent = Date.now();
+  const res = await fetch(path, init);
+  if (meta) Object.assign(meta, { sent, got: Date.now(), date: res.headers.get("Date") });
+  const text = await res.text();
+  if (!res.ok) throw httpError(res, text);
+  try { return text ? JSON.parse(text) : null; } catch (e) { return null; }
+}
+
+// One notice line; `from` says who set it, so a later success clears only
+// its own message (a refused hang-up stays until the next action).
+let noticeFrom = "";
+function notice(text, from) {
   const n = $("notice");
   n.textContent = text || "";
   n.hidden = !text;
+  noticeFrom = text ? from || "" : "";
+}
+function clearNotice(from) {
+  if (noticeFrom === from) notice("");
 }
 
-function needKey(err) {
-  if (err.status === 401)
-    notice("This page needs an API key: type one above (scope read to watch; call to dial; control to hang up and pause). It is kept only in this tab.");
-  else if (err.status === 403)
-    notice(`The key lacks a scope for this: ${err.message}`);
-  else
-    notice(err.message);
+function askForKey(text) {
+  notice(text || "This page needs an API key: type one above (scope read to watch; call to dial; control to hang up and pause). It is kept only in this tab.", "key");
+  pill("st-stream", "Events", "needs a key", "off");
+}
+
+// A failed request of the dashboard's own reading: a 401 or 403 ends the
+// session (the key is wrong or cannot read); anything else is shown, except
+// network failures, which the Events pill already tells (reconnecting).
+function loadFailed(err, what) {
+  if (err.status === 401 || err.status === 403) keyRefused(err);
+  else if (err.status) notice(`${what}: ${err.message}`, "load");
+}
+
+// A failed action: a wrong key ends the session, the rest is shown as is.
+function actionFailed(err, what) {
+  if (err.status === 401) keyRefused(err);
+  else if (err.status === 403) notice(`${what}: the key lacks a scope for this: ${err.message}`, "action");
+  else notice(`${what}: ${err.message}`, "action");
+}
+
+// Once, at the next frame, however often asked before it (a hundred calls
+// ending at once cost one render).
+const soonFns = new Set();
+function soon(fn) {
+  if (soonFns.has(fn)) return;
+  soonFns.add(fn);
+  requestAnimationFrame(() => { soonFns.delete(fn); fn(); });
 }
 
 // At most one run per `ms`; a call in between runs once more at the end.
@@ -83,6 +133,27 @@ function throttle(fn, ms) {
     fn();
     timer = setTimeout(() => { timer = null; if (again) { again = false; run(); } }, ms);
   };
+}
+
+// --- the server's clock -------------------------------------------------------------------
+
+// Live calls carry `answered_at` in the server's clock; the page's clock may
+// be off. Each answer's Date (whole seconds) bounds the offset: the server
+// read [date, date+1 s) somewhere between sending and receiving. The bounds
+// of all answers are intersected (and start over if the clocks jump).
+const clock = { lo: -Infinity, hi: Infinity };
+
+function clockSample(meta) {
+  const d = Date.parse(meta.date || "");
+  if (Number.isNaN(d)) return;
+  const lo = d - meta.got, hi = d + 1000 - meta.sent;
+  if (Math.max(lo, clock.lo) > Math.min(hi, clock.hi)) { clock.lo = lo; clock.hi = hi; return; }
+  clock.lo = Math.max(lo, clock.lo);
+  clock.hi = Math.min(hi, clock.hi);
+}
+
+function serverNow() {
+  return Date.now() + (Number.isFinite(clock.lo) && Number.isFinite(clock.hi) ? (clock.lo + clock.hi) / 2 : 0);
 }
 
 // --- formatting ---------------------------------------------------------------------------
@@ -115,21 +186,22 @@ function callerText(c) {
 
 let channelsSeq = 0;
 async function loadChannels() {
-  const seq = ++channelsSeq;
+  if (!session.on) return;
+  const seq = ++channelsSeq, gen = session.gen;
   try {
     const data = await api("GET", "/v1/channels");
-    if (seq !== channelsSeq) return; // a newer answer is on its way
+    if (seq !== channelsSeq || gen !== session.gen) return; // a newer answer is on its way
     state.channels = data.channels || [];
     state.channelsAt = performance.now();
     renderChannels();
-    notice("");
-  } catch (e) { needKey(e); }
+    clearNotice("load");
+  } catch (e) { if (gen === session.gen) loadFailed(e, "Channels"); }
 }
 const refreshChannels = throttle(loadChannels, CHANNELS_EVERY_MS);
 
 function hangup(ch) {
   api("DELETE", "/v1/channels/" + encodeURIComponent(ch.channel))
-    .then(refreshChannels, (e) => notice(`Hang up ${ch.channel}: ${e.message}`));
+    .then(refreshChannels, (e) => actionFailed(e, `Hang up ${ch.channel}`));
 }
 
 function channelRow(ch) {
@@ -160,27 +232,29 @@ function renderChannels() {
     table.append(tb);
   }
   $("channels-empty").hidden = state.channels.length > 0;
-  $("c-channels").textContent = String(state.channels.length);
+  $("c-channels").textContent = session.on ? String(state.channels.length) : "–";
+  $("n-channels").textContent = session.on ? String(state.channels.length) : "";
 }
 
 // --- queues -------------------------------------------------------------------------------
 
 let queuesSeq = 0;
 async function loadQueues() {
-  const seq = ++queuesSeq;
+  if (!session.on) return;
+  const seq = ++queuesSeq, gen = session.gen;
   try {
     const data = await api("GET", "/v1/queues");
-    if (seq !== queuesSeq) return;
+    if (seq !== queuesSeq || gen !== session.gen) return;
     state.queues = data.queues || [];
     state.queuesAt = performance.now();
     renderQueues();
-  } catch (e) { needKey(e); }
+  } catch (e) { if (gen === session.gen) loadFailed(e, "Queues"); }
 }
 const refreshQueues = throttle(loadQueues, QUEUES_EVERY_MS);
 
 function pause(q, m) {
   api("POST", `/v1/queues/${encodeURIComponent(q.name)}/members/${encodeURIComponent(m.interface)}/pause`, { paused: !m.paused })
-    .then(refreshQueues, (e) => notice(`${m.paused ? "Unpause" : "Pause"} ${m.interface}: ${e.message}`));
+    .then(refreshQueues, (e) => actionFailed(e, `${m.paused ? "Unpause" : "Pause"} ${m.interface}`));
 }
 
 function renderQueues() {
@@ -214,10 +288,258 @@ function renderQueues() {
     box.append(card);
   }
   $("queues-empty").hidden = state.queues.length > 0;
-  $("c-waiting").textContent = String(waiting);
+  $("c-waiting").textContent = session.on ? String(waiting) : "–";
+}
+
+// --- calls --------------------------------------------------------------------------------
+//
+// The calls of GET /v1/calls/live, and those that ended while the page was
+// open. Today the source is a poll (pollCalls): the whole live list every
+// CALLS_POLL_MS and soon after a call's AMI events; a call that leaves the
+// list is looked up once with GET /v1/calls/{id} for its outcome. A stream
+// of call events would call callLive() for call.created/ringing/answered/...
+// and callEnded() for call.ended, and the poll would go.
+
+const calls = {
+  live: new Map(), // id -> call, as last seen live
+  gone: new Map(), // id -> {last: call or null, tries}: left the list, to look up
+  watch: new Set(), // ids of calls announced by a Newchannel, not yet seen
+  done: new Map(), // id -> ended_at (ms): recorded once
+  ended: [], // newest first, at most ENDED_MAX
+  minutes: new Map(), // minute (ms / 60000) -> {answered, missed, other}
+  since: 0, // the server's ms when this page began counting (0: not yet)
+  lookups: [], // ids waiting for GET /v1/calls/{id}
+  looking: new Set(),
+  chartMinute: 0,
+};
+
+function resetCalls() {
+  calls.live.clear();
+  calls.gone.clear();
+  calls.watch.clear();
+  calls.done.clear();
+  calls.ended = [];
+  calls.minutes.clear();
+  calls.since = 0;
+  for (const id of calls.lookups) calls.looking.delete(id); // not started: never will
+  calls.lookups = [];
+  renderCalls();
+  renderEnded();
+  renderChart();
+}
+
+const outcomeKind = (o) => (o === "answered" || o === "missed" ? o : "other");
+
+function partyText(p) {
+  return callerText(p) || "–";
+}
+
+function agentText(a) {
+  if (!a) return "";
+  const who = a.number || a.name || a.channel || "";
+  return a.queue_member && a.queue_member !== who ? `${who} (${a.queue_member})` : who;
+}
+
+function clockText(iso, withSeconds) {
+  const t = Date.parse(iso || "");
+  if (Number.isNaN(t)) return "";
+  return new Date(t).toLocaleTimeString([], withSeconds ? { hour: "2-digit", minute: "2-digit", second: "2-digit" } : { hour: "2-digit", minute: "2-digit" });
+}
+
+let callsSeq = 0;
+async function pollCalls() {
+  if (!session.on) return;
+  const seq = ++callsSeq, gen = session.gen, meta = {};
+  try {
+    const data = await api("GET", "/v1/calls/live", undefined, meta);
+    if (seq !== callsSeq || gen !== session.gen) return;
+    clockSample(meta);
+    onLiveList((data && data.calls) || []);
+    clearNotice("load");
+  } catch (e) { if (gen === session.gen) loadFailed(e, "Calls"); }
+}
+const refreshCalls = throttle(pollCalls, CALLS_EVERY_MS);
+
+// The poll's answer: calls no longer in it have ended (or will say so).
+function onLiveList(list) {
+  if (!calls.since) calls.since = serverNow();
+  const now = new Map(list.map((c) => [c.id, c]));
+  for (const [id, c] of calls.live) if (!now.has(id) && !calls.done.has(id)) calls.gone.set(id, { last: c, tries: 0 });
+  for (const id of calls.watch) if (!now.has(id) && !calls.done.has(id) && !calls.gone.has(id)) calls.gone.set(id, { last: null, tries: 0 });
+  calls.watch.clear();
+  for (const id of now.keys()) calls.gone.delete(id);
+  calls.live = now;
+  for (const id of calls.gone.keys()) lookUp(id);
+  renderCalls();
+}
+
+function callAnnounced(id) {
+  if (!calls.live.has(id) && !calls.done.has(id)) calls.watch.add(id);
+}
+
+// A live call (from a look-up, or a call event some day).
+function callLive(c) {
+  if (calls.done.has(c.id)) return;
+  calls.live.set(c.id, c);
+  soon(renderCalls);
+}
+
+// An ended call, counted once; `c.outcome` null when the server no longer
+// knows it (restarted, or past AMIBRIDGE_CALL_HISTORY_S).
+function callEnded(c) {
+  if (calls.done.has(c.id)) return;
+  const at = Date.parse(c.ended_at || "") || serverNow();
+  calls.done.set(c.id, at);
+  calls.live.delete(c.id);
+  calls.gone.delete(c.id);
+  calls.ended.unshift(c);
+  if (calls.ended.length > ENDED_MAX) calls.ended.length = ENDED_MAX;
+  if (c.outcome) {
+    const m = Math.floor(at / 60000);
+    const b = calls.minutes.get(m) || { answered: 0, missed: 0, other: 0 };
+    b[outcomeKind(c.outcome)]++;
+    calls.minutes.set(m, b);
+  }
+  soon(renderCalls);
+  soon(renderEnded);
+  soon(renderChart);
+}
+
+function lookUp(id) {
+  if (calls.looking.has(id)) return;
+  calls.looking.add(id);
+  calls.lookups.push(id);
+  pumpLookUps();
+}
+
+function pumpLookUps() {
+  while (calls.looking.size - calls.lookups.length < CALL_LOOKUPS_MAX && calls.lookups.length) {
+    const id = calls.lookups.shift();
+    lookUpOne(id, session.gen).finally(() => { calls.looking.delete(id); pumpLookUps(); });
+  }
+}
+
+async function lookUpOne(id, gen) {
+  const g = calls.gone.get(id);
+  if (!g || gen !== session.gen) return;
+  try {
+    const c = await api("GET", "/v1/calls/" + encodeURIComponent(id));
+    if (gen !== session.gen) return;
+    calls.gone.delete(id);
+    if (c.state === "ended") callEnded(c);
+    else callLive(c); // not ended yet: the next poll has it
+  } catch (e) {
+    if (gen !== session.gen) return;
+    if (e.status === 401) return keyRefused(e);
+    // gone from the server too: recorded as ended, outcome unknown (a call
+    // only announced by an event and never seen is dropped)
+    if (e.status === 404 || ++g.tries >= CALL_LOOKUP_TRIES) {
+      calls.gone.delete(id);
+      if (g.last) callEnded(Object.assign({}, g.last, { state: "ended", outcome: null, ended_at: null }));
+    } // else tried again after the next poll
+  }
+}
+
+function callRow(c) {
+  const answered = c.state === "answered" ? Date.parse(c.answered_at || "") : NaN;
+  return el("tr", { "data-call": c.id, "data-state": c.state },
+    el("td", { text: partyText(c.from) }),
+    el("td", { text: c.to && (c.to.number || c.to.name) ? partyText(c.to) : c.dialed || "–" }),
+    el("td", null, el("span", { class: "state c-" + c.state, text: c.state + (c.on_hold ? " · on hold" : "") })),
+    el("td", { class: "agent", text: agentText(c.answered_by) }),
+    el("td", { class: "num talk", "data-since": Number.isNaN(answered) ? "" : String(answered) }),
+    el("td", { text: c.direction || "" }),
+    el("td", { text: c.queue || "" }));
+}
+
+function renderCalls() {
+  const tb = $("calls").tBodies[0];
+  const rows = [...calls.live.values()].map(callRow);
+  tb.replaceChildren(...rows);
+  $("calls-empty").hidden = rows.length > 0;
+  $("c-calls").textContent = session.on ? String(rows.length) : "–";
+  $("n-calls").textContent = session.on ? String(rows.length) : "";
+  tickTalk();
+}
+
+function endedRow(c) {
+  const o = c.outcome || "unknown";
+  return el("tr", { "data-call": c.id, "data-outcome": o },
+    el("td", { class: "num", text: clockText(c.ended_at, true) || "–" }),
+    el("td", { text: partyText(c.from) }),
+    el("td", { text: c.to && (c.to.number || c.to.name) ? partyText(c.to) : c.dialed || "–" }),
+    el("td", { class: "agent", text: agentText(c.answered_by) }),
+    el("td", null, el("span", { class: "outcome o-" + o, text: c.outcome ? o.replace(/_/g, " ") : "unknown (no longer kept)" })),
+    el("td", { class: "num", text: c.talk_s == null ? "" : hms(c.talk_s) }),
+    el("td", { class: "num", text: c.duration_s == null ? "" : hms(c.duration_s) }));
+}
+
+function renderEnded() {
+  $("ended").tBodies[0].replaceChildren(...calls.ended.map(endedRow));
+  $("ended-empty").hidden = calls.ended.length > 0;
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attrs, ...kids) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+  for (const k of kids) if (k != null) e.append(k);
+  return e;
+}
+
+// Calls per minute over the last hour, stacked: answered, missed, other.
+// Minutes before the page began counting are shaded: it did not see them.
+function renderChart() {
+  const now = Math.floor(serverNow() / 60000), first = now - CHART_MINUTES + 1;
+  calls.chartMinute = now;
+  for (const m of calls.minutes.keys()) if (m < first) calls.minutes.delete(m);
+  for (const [id, at] of calls.done) if (at < (first - CHART_MINUTES) * 60000) calls.done.delete(id);
+  const W = 600 / CHART_MINUTES, H = 100;
+  const sum = { answered: 0, missed: 0, other: 0 };
+  let max = 1;
+  for (const b of calls.minutes.values()) {
+    max = Math.max(max, b.answered + b.missed + b.other);
+    for (const k of Object.keys(sum)) sum[k] += b[k];
+  }
+  const kids = [];
+  if (calls.since) {
+    const unseen = Math.min(CHART_MINUTES, Math.max(0, Math.floor(calls.since / 60000) - first));
+    if (unseen) kids.push(svg("rect", { class: "unseen", x: 0, y: 0, width: unseen * W, height: H }));
+  }
+  for (let m = first; m <= now; m++) {
+    const b = calls.minutes.get(m);
+    if (!b) continue;
+    const x = (m - first) * W;
+    const g = svg("g", { "data-minute": m },
+      svg("title", null, `${clockText(new Date(m * 60000).toISOString())}: ${b.answered} answered, ${b.missed} missed, ${b.other} other`));
+    let y = H;
+    for (const k of ["answered", "missed", "other"]) {
+      if (!b[k]) continue;
+      const h = (b[k] / max) * (H - 4);
+      y -= h;
+      g.append(svg("rect", { class: "bar b-" + k, x: x + W * 0.1, y, width: W * 0.8, height: h }));
+    }
+    kids.push(g);
+  }
+  $("chart").replaceChildren(...kids);
+  const total = sum.answered + sum.missed + sum.other;
+  $("chart").dataset.total = String(total);
+  $("chart-summary").textContent = calls.since
+    ? `Last hour: ${sum.answered} answered, ${sum.missed} missed, ${sum.other} other (at most ${total ? max : 0} a minute). ` +
+      `Counted by this page since it started watching at ${clockText(new Date(calls.since).toISOString())}, from the calls it saw end; ` +
+      "amibridge keeps no per-minute history, so a reload starts from zero."
+    : "Counted by this page from the calls it sees end, once it has a key; amibridge keeps no per-minute history.";
 }
 
 // Running durations, without re-rendering anything else.
+function tickTalk() {
+  const now = serverNow();
+  for (const td of document.querySelectorAll("#calls td.talk")) {
+    if (td.dataset.since === "") continue;
+    td.textContent = hms((now - Number(td.dataset.since)) / 1000);
+  }
+}
+
 function tick() {
   const now = performance.now();
   for (const [sel, at] of [["#channels .dur", state.channelsAt], ["#queues .dur", state.queuesAt]])
@@ -225,6 +547,8 @@ function tick() {
       if (td.dataset.base === "") continue;
       td.textContent = hms(Number(td.dataset.base) + (now - at) / 1000);
     }
+  tickTalk();
+  if (Math.floor(serverNow() / 60000) !== calls.chartMinute) renderChart();
 }
 
 // --- status and counters ------------------------------------------------------------------
@@ -247,6 +571,7 @@ async function loadStatus() {
   } catch (e) {
     pill("st-ami", "AMI", "no answer", "bad");
   }
+  if (!session.on) return; // /metrics may need a key (AMIBRIDGE_METRICS_AUTH)
   try {
     const res = await fetch("/metrics", { headers: headers(), cache: "no-store" });
     if (!res.ok) return;
@@ -316,6 +641,13 @@ function onEvent(name, data, id) {
   logEvent(ev);
   if (CHANNEL_EVENTS.test(name)) refreshChannels();
   if (QUEUE_EVENTS.test(name)) refreshQueues();
+  if (CALL_EVENTS.test(name)) {
+    // a call's first channel (Uniqueid = Linkedid = the call's id): watched,
+    // so a call that ends before the next poll is still looked up
+    const f = ev.fields || {};
+    if (name === "Newchannel" && f.Uniqueid && f.Uniqueid === f.Linkedid) callAnnounced(f.Uniqueid);
+    refreshCalls();
+  }
 }
 
 // One SSE block ("id: …\nevent: …\ndata: …").
@@ -333,31 +665,36 @@ function onBlock(block) {
   if (data.length) onEvent(name, data.join("\n"), id);
 }
 
-function sleep(ms) { return new Promise((r) => setTimeout(r, ms)); }
+// A pause the session's end cuts short.
+function backoff(ms) {
+  return new Promise((resolve) => {
+    const t = setTimeout(done, ms);
+    function done() { clearTimeout(t); if (session.wake === done) session.wake = null; resolve(); }
+    session.wake = done;
+  });
+}
 
 // fetch() rather than EventSource: it can send the Authorization header.
-// Reconnects by itself with Last-Event-ID and reloads the state each time.
-async function stream() {
-  let delay = 250;
-  for (;;) {
+// Reconnects by itself with Last-Event-ID and reloads the state each time;
+// ends with its session, and on a 401 or 403 (retrying a refused key would
+// only count towards the address's lock-out).
+async function stream(gen) {
+  let delay = RETRY_MIN_MS;
+  while (gen === session.gen) {
     const ctrl = new AbortController();
-    state.stream = ctrl;
+    session.ctrl = ctrl;
+    let wait = delay;
     try {
       const h = headers({ Accept: "text/event-stream" });
       if (state.lastEventId) h["Last-Event-ID"] = state.lastEventId;
       const res = await fetch("/v1/events", { headers: h, signal: ctrl.signal, cache: "no-store" });
-      if (!res.ok) {
-        const text = await res.text();
-        let p = null;
-        try { p = JSON.parse(text); } catch (e) { p = null; }
-        const err = new Error(problemText(res.status, p, text));
-        err.status = res.status;
-        throw err;
-      }
+      if (!res.ok) throw httpError(res, await res.text());
+      if (gen !== session.gen) { ctrl.abort(); break; }
       pill("st-stream", "Events", "live", "ok");
-      delay = 250;
-      loadChannels();
-      loadQueues();
+      delay = RETRY_MIN_MS;
+      refreshChannels();
+      refreshQueues();
+      refreshCalls();
       const reader = res.body.getReader();
       const dec = new TextDecoder();
       let buf = "";
@@ -373,25 +710,121 @@ async function stream() {
       }
       pill("st-stream", "Events", "reconnecting", "bad");
     } catch (e) {
-      if (ctrl.signal.aborted) { await sleep(50); continue; } // a new key
-      pill("st-stream", "Events", e.status === 401 || e.status === 403 ? "needs a key" : "reconnecting", "bad");
-      if (e.status) needKey(e);
+      if (gen !== session.gen) break; // a new key, or none
+      if (e.status === 401 || e.status === 403) { keyRefused(e); break; }
+      pill("st-stream", "Events", "reconnecting", "bad");
+      if (e.status) notice(`Events: ${e.message}`, "load");
+      if (e.retryAfter) wait = Math.max(wait, e.retryAfter * 1000);
     }
-    await sleep(delay);
+    await backoff(wait);
     delay = Math.min(delay * 2, RETRY_MAX_MS);
   }
 }
 
-// --- forms --------------------------------------------------------------------------------
+// --- the key and the session --------------------------------------------------------------
+
+function endSession() {
+  session.gen++;
+  session.on = false;
+  if (session.ctrl) session.ctrl.abort();
+  session.ctrl = null;
+  if (session.wake) session.wake();
+  clearTimeout(session.retry);
+}
+
+// What the key showed goes with it.
+function clearView() {
+  state.channels = [];
+  state.queues = [];
+  state.received = null;
+  state.log = [];
+  state.pendingLog = [];
+  state.lastEventId = ""; // a new key starts a new stream, no replay
+  $("log").replaceChildren();
+  renderChannels();
+  renderQueues();
+  resetCalls();
+  for (const id of ["c-inflight", "c-rate"]) $(id).textContent = "–";
+}
+
+// The key is tried with one request first (the calls, shown by default):
+// a wrong key costs one 401, not one per part of the page. Accepted, the
+// rest starts; an amibridge that does not answer is tried again.
+function beginSession() {
+  endSession();
+  const gen = session.gen, meta = {};
+  pill("st-stream", "Events", "connecting", "unknown");
+  api("GET", "/v1/calls/live", undefined, meta).then((data) => {
+    if (gen !== session.gen) return;
+    session.on = true;
+    session.delay = RETRY_MIN_MS;
+    clearNotice("key");
+    clearNotice("load");
+    clockSample(meta);
+    onLiveList((data && data.calls) || []);
+    renderChart();
+    loadChannels();
+    loadQueues();
+    loadStatus();
+    stream(gen);
+  }, (e) => {
+    if (gen !== session.gen) return;
+    if (e.status === 401 || e.status === 403) return keyRefused(e);
+    pill("st-stream", "Events", "reconnecting", "bad");
+    if (e.status) notice(`amibridge: ${e.message}`, "load");
+    session.retry = setTimeout(() => { if (gen === session.gen) beginSession(); }, Math.max(session.delay, e.retryAfter * 1000 || 0));
+    session.delay = Math.min(session.delay * 2, RETRY_MAX_MS);
+  });
+}
+
+// A 401 (the key is wrong, or no longer configured) or 403 (it cannot read):
+// everything stops and the key is dropped, so a reload asks again instead
+// of sending it.
+function keyRefused(err) {
+  endSession();
+  clearView();
+  state.key = "";
+  sessionStorage.removeItem(KEY_STORE);
+  askForKey(err.status === 401
+    ? `amibridge refused this API key (${err.message}). Type a valid one above.`
+    : `This API key cannot read the PBX (${err.message}). The page needs a key with scope read.`);
+  $("key").focus();
+}
 
 function useKey(key) {
   state.key = key;
   if (key) sessionStorage.setItem(KEY_STORE, key);
   else sessionStorage.removeItem(KEY_STORE);
   notice("");
-  if (state.stream) state.stream.abort();
-  loadChannels();
-  loadQueues();
+  if (key) beginSession();
+  else {
+    endSession();
+    clearView();
+    askForKey();
+  }
+}
+
+// --- views --------------------------------------------------------------------------------
+
+const VIEWS = ["calls", "channels"];
+
+function showView(name, focus) {
+  for (const v of VIEWS) {
+    const tab = $("tab-" + v), on = v === name;
+    tab.setAttribute("aria-selected", String(on));
+    tab.tabIndex = on ? 0 : -1;
+    $("panel-" + v).hidden = !on;
+    if (on && focus) tab.focus();
+  }
+}
+
+// Tabs as ARIA describes them: one tab stop, arrows move between them.
+function onTabKey(e) {
+  const i = VIEWS.indexOf(e.currentTarget.id.slice(4));
+  const to = { ArrowRight: i + 1, ArrowLeft: i - 1, Home: 0, End: VIEWS.length - 1 }[e.key];
+  if (to === undefined) return;
+  e.preventDefault();
+  showView(VIEWS[(to + VIEWS.length) % VIEWS.length], true);
 }
 
 function init() {
@@ -402,6 +835,10 @@ function init() {
   });
   $("forget").addEventListener("click", () => useKey(""));
   $("filter").addEventListener("input", refilter);
+  for (const v of VIEWS) {
+    $("tab-" + v).addEventListener("click", () => showView(v));
+    $("tab-" + v).addEventListener("keydown", onTabKey);
+  }
   $("dial").addEventListener("submit", async (e) => {
     e.preventDefault();
     const f = new FormData(e.target);
@@ -409,22 +846,37 @@ function init() {
     if (f.get("caller_id")) body.caller_id = f.get("caller_id");
     const out = $("dial-result");
     out.className = "result";
+    if (!state.key) {
+      out.textContent = "Type an API key first (scope call).";
+      out.classList.add("bad");
+      return;
+    }
     out.textContent = "Calling…";
     try {
       const r = await api("POST", "/v1/calls", body);
-      out.textContent = `Call placed (${r.status}), id ${r.id}`;
+      out.textContent = `Call placed (${r.status}), call ${r.call_id || r.id}`;
       out.classList.add("ok");
+      refreshCalls();
     } catch (err) {
       out.textContent = err.message;
       out.classList.add("bad");
+      if (err.status === 401) keyRefused(err);
     }
   });
   renderChannels();
   renderQueues();
+  renderCalls();
+  renderEnded();
+  renderChart();
   loadStatus();
   setInterval(loadStatus, STATUS_EVERY_MS);
+  setInterval(pollCalls, CALLS_POLL_MS);
   setInterval(tick, 1000);
-  stream();
+  if (state.key) beginSession();
+  else {
+    askForKey();
+    $("key").focus();
+  }
 }
 
 document.addEventListener("DOMContentLoaded", init);
