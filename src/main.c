@@ -406,13 +406,15 @@ static void list_channels(struct server_ctx *s)
     }
     struct ami_msg *m = ami_msg_new();
     struct ami_submit_opts opts = {.timeout_ms = CALLS_LIST_TIMEOUT_MS};
-    if (m && ami_msg_add(m, "Action", "CoreShowChannels") == 0 &&
-        ami_pool_submit(s->pool, m, &opts, on_channels_listed, s, NULL) == 0) {
+    if (m && ami_msg_add(m, "Action", "CoreShowChannels") != 0) {
+        ami_msg_free(m);
+        m = NULL;
+    }
+    /* the pool takes the action in every case */
+    if (m && ami_pool_submit(s->pool, m, &opts, on_channels_listed, s, NULL) == 0) {
         s->listing = 1;
         return;
     }
-    if (!m || ami_msg_count(m) == 0)
-        ami_msg_free(m);
     /* no action connection yet: soon again */
     uv_timer_start(&s->retry, on_list_retry, CALLS_LIST_RETRY_MS, 0);
 }
