@@ -36,6 +36,7 @@
 #define SIM_PARSE_ERROR_KEY "X-Sim-Parse-Error"
 
 #define SIM_NAME_MAX      80
+#define SIM_MAX_DEVSTATES 8 /* --devstate options */
 #define SIM_SECRET_MAX    128
 #define SIM_CHALLENGE_MAX 16
 
@@ -86,6 +87,10 @@ struct sim_opts {
     int reject_logins;
     unsigned long channel_seq;  /* first Local channel number */
     unsigned long uniqueid_seq; /* first uniqueid counter */
+    /* "DEVICE=STATE" cached device states to start with (a capture machine's
+     * history, e.g. Queue:support_avail=NOT_INUSE); borrowed from argv */
+    const char *devstates[SIM_MAX_DEVSTATES];
+    int ndevstates;
 };
 
 struct sim_user {

@@ -25,14 +25,16 @@
 #define PBX_ANSWER_MEDIA_MS          500.0 /* Answer() waits this long for media on a Local channel */
 #define PBX_CAUSE_NORMAL             16
 #define PBX_CAUSE_BUSY               17
+#define PBX_CAUSE_NO_ANSWER          19
 #define PBX_CAUSE_ANSWERED_ELSEWHERE 26
 #define PBX_CAUSE_CONGESTION         34
+#define PBX_SOFTHANGUP_APPUNLOAD     16 /* the SoftHangupRequest of a dialplan that ends */
 #define PBX_REASON_FAILED            0
-#define PBX_REASON_HANGUP            1
 #define PBX_REASON_RINGING           3
 #define PBX_REASON_ANSWERED          4
 #define PBX_REASON_BUSY              5
 #define PBX_REASON_CONGESTION        8
+#define PBX_MAX_VARS                 64 /* Originate Variable headers applied */
 
 /* ---- the dialplan of asterisk-conf/extensions.conf ----------------------- */
 
@@ -91,7 +93,7 @@ static const struct dp_prio dp_demo[] = {
     {"900", 3, "UserEvent", "DemoEvent,Foo: bar,Answer: 42", 76},
     {"900", 4, "Wait", "1", 77},
     {"900", 5, "Hangup", "", 78},
-    {"h", 1, "NoOp", "hangup handler ${CHANNEL} cause ${HANGUPCAUSE}", 86},
+    {"h", 1, "NoOp", "hangup handler ${CHANNEL} cause ${HANGUPCAUSE}", 91},
 };
 #define DP_N       (sizeof(dp_demo) / sizeof(dp_demo[0]))
 #define DP_CONTEXT "demo"
@@ -482,16 +484,20 @@ static void ev_localbridge(struct sim_pbx *p, const struct pbx_chan *l1, const s
     sim_ev_end(p->sim, &e);
 }
 
-/* The 7 keys of ast_manager_build_bridge_state_string() for a basic bridge of n channels. */
-static void bridge_blk(struct sim_ev *e, const struct pbx_bridge *b, int n)
+/* The 7 keys of ast_manager_build_bridge_state_string() for a basic bridge of n channels,
+ * with an optional prefix (Orig, Second, To, From). */
+static void bridge_blk(struct sim_ev *e, const char *pfx, const struct pbx_bridge *b, int n)
 {
-    sim_ev_kv(e, "BridgeUniqueid", b->uuid);
-    sim_ev_kv(e, "BridgeType", "basic");
-    sim_ev_kv(e, "BridgeTechnology", "simple_bridge");
-    sim_ev_kv(e, "BridgeCreator", "<unknown>");
-    sim_ev_kv(e, "BridgeName", "<unknown>");
-    sim_ev_kvf(e, "BridgeNumChannels", "%d", n);
-    sim_ev_kv(e, "BridgeVideoSourceMode", "none");
+    char k[64];
+#define K(name) (snprintf(k, sizeof(k), "%sBridge%s", pfx, name), k)
+    sim_ev_kv(e, K("Uniqueid"), b->uuid);
+    sim_ev_kv(e, K("Type"), "basic");
+    sim_ev_kv(e, K("Technology"), "simple_bridge");
+    sim_ev_kv(e, K("Creator"), "<unknown>");
+    sim_ev_kv(e, K("Name"), "<unknown>");
+    sim_ev_kvf(e, K("NumChannels"), "%d", n);
+    sim_ev_kv(e, K("VideoSourceMode"), "none");
+#undef K
 }
 
 static void ev_bridge(struct sim_pbx *p, const char *name, const struct pbx_bridge *b, int n,
@@ -499,7 +505,7 @@ static void ev_bridge(struct sim_pbx *p, const char *name, const struct pbx_brid
 {
     struct sim_ev e;
     sim_ev_begin(&e, name, SIM_EV_CALL);
-    bridge_blk(&e, b, n);
+    bridge_blk(&e, "", b, n);
     if (c)
         blk(&e, "", c);
     sim_ev_end(p->sim, &e);
@@ -601,19 +607,48 @@ int pbx_member_available(const struct pbx_queue *q, const struct pbx_member *m)
     }
 }
 
-/* Queue:NAME_avail as the captures show it: INUSE once no member is free. */
-void pbx_queue_update_avail(struct sim_pbx *p, struct pbx_queue *q)
+/* Queue:NAME_avail is cached: a DeviceStateChange only when it changes. */
+static void queue_set_avail(struct sim_pbx *p, struct pbx_queue *q, int inuse)
 {
-    int any = 0;
-    for (int i = 0; i < q->nmembers; i++)
-        any |= pbx_member_available(q, &q->members[i]);
-    int inuse = !any;
     if (inuse == q->avail_inuse)
         return;
     q->avail_inuse = inuse;
     char dev[PBX_NAME];
     snprintf(dev, sizeof(dev), "Queue:%s_avail", q->name);
     pbx_devstate_set(p, dev, inuse ? "INUSE" : "NOT_INUSE", 1);
+}
+
+static int queue_any_available(const struct pbx_queue *q)
+{
+    int any = 0;
+    for (int i = 0; i < q->nmembers; i++)
+        any |= pbx_member_available(q, &q->members[i]);
+    return any;
+}
+
+/* Queue:NAME_avail as app_queue's device state callback sets it: INUSE once no member is
+ * free. */
+void pbx_queue_update_avail(struct sim_pbx *p, struct pbx_queue *q)
+{
+    queue_set_avail(p, q, !queue_any_available(q));
+}
+
+/* After one member was added, paused or unpaused (app_queue.c): NOT_INUSE when that member
+ * is free, INUSE when nobody is; otherwise the hint stays (10c: pausing one of two free
+ * members changes nothing). */
+void pbx_queue_avail_member(struct sim_pbx *p, struct pbx_queue *q, const struct pbx_member *m)
+{
+    if (pbx_member_available(q, m))
+        queue_set_avail(p, q, 0);
+    else if (!queue_any_available(q))
+        queue_set_avail(p, q, 1);
+}
+
+/* After a member was removed: INUSE when nobody is free, otherwise unchanged. */
+void pbx_queue_avail_removed(struct sim_pbx *p, struct pbx_queue *q)
+{
+    if (!queue_any_available(q))
+        queue_set_avail(p, q, 1);
 }
 
 /* Device state name to the number QueueMember prints. */
@@ -961,6 +996,7 @@ static void stop_activity(struct pbx_chan *c);
 static void bridge_peer_gone(struct pbx_chan *z, const char *x_dev, int style_queue);
 static void dial_finish_vars(struct pbx_dial *op);
 static void queue_leave(struct pbx_dial *op, int abandoned);
+static void queue_abandon(struct pbx_dial *op);
 
 /* ---- the state changes -------------------------------------------------------------------- */
 
@@ -1004,6 +1040,7 @@ static void chan_answer(struct pbx_chan *c)
         l1->state = PBX_CS_UP;
         ev_chan(p, "Newstate", l1);
         ev_dial(p, "DialEnd", NULL, l1, "DialStatus", "ANSWER");
+        o->dial_open = 0;
         dsc(p, l1->device, "INUSE");
         if (!o->done)
             orig_success(o);
@@ -1026,12 +1063,9 @@ static void chan_answer(struct pbx_chan *c)
     }
 }
 
-/* An originated ;1 rings: the Originate's own DialState. */
-static void orig_ringing_deferred(struct sim_pbx *p, struct pbx_chan *l1)
+/* The device state thread learns of the ringing ;1 a moment later (10e). */
+static void orig_ringing_dsc(struct sim_pbx *p, struct pbx_chan *l1)
 {
-    if (!l1->orig || l1->orig->done)
-        return;
-    ev_dial(p, "DialState", NULL, l1, "DialStatus", "RINGING");
     dsc(p, l1->device, "INUSE");
 }
 
@@ -1051,7 +1085,9 @@ static void chan_ringing(struct pbx_chan *c)
     if (l1->dialed_by) {
         soon(p, dial_ringing_deferred, l1);
     } else if (l1->orig && !l1->orig->done) {
-        soon(p, orig_ringing_deferred, l1);
+        /* the originate's dial thread reads the RINGING at once (10e) */
+        ev_dial(p, "DialState", NULL, l1, "DialStatus", "RINGING");
+        soon(p, orig_ringing_dsc, l1);
     }
 }
 
@@ -1088,7 +1124,9 @@ static void chan_fail_signal(struct pbx_chan *c, int busy)
 {
     struct sim_pbx *p = c->p;
     c->hangupcause = busy ? PBX_CAUSE_BUSY : PBX_CAUSE_CONGESTION;
-    if (busy) {
+    /* indicate_busy()/indicate_congestion(): both leave a channel that is not up in
+     * state Busy (10e) */
+    if (c->state != PBX_CS_UP) {
         c->state = PBX_CS_BUSY;
         ev_chan(p, "Newstate", c);
     }
@@ -1096,8 +1134,10 @@ static void chan_fail_signal(struct pbx_chan *c, int busy)
     if (!l1 || l1->dead || l1->state == PBX_CS_UP)
         return;
     if (l1->orig && !l1->orig->done) {
-        orig_fail(l1->orig, busy ? PBX_REASON_BUSY : PBX_REASON_CONGESTION);
+        struct pbx_orig *o = l1->orig;
+        orig_fail(o, busy ? PBX_REASON_BUSY : PBX_REASON_CONGESTION);
         ev_dial(p, "DialEnd", NULL, l1, "DialStatus", busy ? "BUSY" : "CONGESTION");
+        o->dial_open = 0;
         orig_abandon_pair(l1);
     } else if (l1->dialed_by) {
         dest_failed(l1, busy ? "BUSY" : "CONGESTION");
@@ -1343,17 +1383,73 @@ static void orig_start_l1(struct pbx_chan *l1)
     }
 }
 
-/* Nobody answered within Timeout: Reason 3 while ringing, else 0. */
+/* pbx_dial_reason() of pbx.c: the OriginateResponse Reason of a dial that ended with this
+ * cause (0 when the ;1 just went away, as in 10c). */
+static int orig_reason(int cause)
+{
+    switch (cause) {
+    case PBX_CAUSE_BUSY:
+        return PBX_REASON_BUSY;
+    case 21:
+    case 27:
+    case 38:
+    case 41:
+    case 42:
+    case PBX_CAUSE_CONGESTION:
+        return PBX_REASON_CONGESTION;
+    case PBX_CAUSE_NO_ANSWER:
+    case PBX_CAUSE_ANSWERED_ELSEWHERE:
+        return PBX_REASON_RINGING;
+    default:
+        return PBX_REASON_FAILED;
+    }
+}
+
+/* The originate's dial hangs its ;1 up itself (ast_hangup() in dial.c): the ;2 is asked to
+ * hang up, the ;1 goes at once and the ;2 follows from its own thread (10e). */
+static void orig_drop_l1(struct pbx_chan *l1, int cause)
+{
+    struct sim_pbx *p = l1->p;
+    struct pbx_chan *l2 = l1->partner;
+    chan_ref(l1);
+    chan_ref(l2);
+    char dev[PBX_NAME];
+    CPY(dev, l1->device);
+    l1->hangupcause = cause;
+    if (l2 && !l2->dead)
+        ev_cause(p, "HangupRequest", l2, cause);
+    if (l1->orig && !l1->orig->done)
+        orig_fail(l1->orig, orig_reason(cause));
+    stop_activity(l1);
+    ev_hangup(p, l1, cause);
+    chan_destroy(l1);
+    if (l2 && !l2->dead) {
+        int pbx = l2->running;
+        l2->hangupcause = cause;
+        stop_activity(l2);
+        if (pbx)
+            ev_cause(p, "SoftHangupRequest", l2, PBX_SOFTHANGUP_APPUNLOAD);
+        run_h(l2);
+        ev_hangup(p, l2, cause);
+        chan_destroy(l2);
+    }
+    dsc(p, dev, "NOT_INUSE");
+    dsc(p, dev, "NOT_INUSE");
+    chan_unref(l1);
+    chan_unref(l2);
+}
+
+/* dial.c handle_timeout_trip(): nobody answered within Timeout; the ;1 gets cause 19 and
+ * goes without a DialEnd, the OriginateResponse says 3 (10e). */
 static void orig_timeout(struct sim_pbx *p, void *arg)
 {
+    (void)p;
     struct pbx_orig *o = arg;
     struct pbx_chan *l1 = o->chan;
     if (o->done || !l1)
         return;
-    int ringing = l1->state == PBX_CS_RINGING;
-    orig_fail(o, ringing ? PBX_REASON_RINGING : PBX_REASON_FAILED);
-    ev_dial(p, "DialEnd", NULL, l1, "DialStatus", "NOANSWER");
-    orig_abandon_pair(l1);
+    o->dial_open = 0;
+    orig_drop_l1(l1, PBX_CAUSE_NO_ANSWER);
 }
 
 /* Parse "Local/EXT@CTX[/opts]". 0 ok. */
@@ -1377,6 +1473,20 @@ static int parse_local(const char *chan, char *exten, size_t elen, char *ctx, si
     memcpy(exten, buf, strlen(buf) + 1);
     strcpy(ctx, at ? at : "default");
     return *exten ? 0 : -1;
+}
+
+/* The Originate's Variable headers: set on the ;1 (VarSet) and copied to the ;2 when the
+ * Local channel is called (core_unreal.c), in the order the headers came (10b2). */
+static void orig_set_vars(struct pbx_orig *o, struct pbx_chan *l1, struct pbx_chan *l2)
+{
+    struct pbx_var *list[PBX_MAX_VARS];
+    int n = 0;
+    for (struct pbx_var *v = o->vars; v && n < PBX_MAX_VARS; v = v->next)
+        list[n++] = v; /* newest first */
+    for (int i = n - 1; i >= 0; i--)
+        pbx_setvar(o->p, l1, list[i]->name, list[i]->value);
+    for (int i = n - 1; i >= 0; i--)
+        pbx_setvar(o->p, l2, list[i]->name, list[i]->value);
 }
 
 /* Local/EXT@CTX only: the capture machine had no other channel driver. */
@@ -1409,6 +1519,7 @@ void pbx_originate_start(struct sim_pbx *p, struct pbx_orig *o)
     ev_chan(p, "Newchannel", l2);
     chan_set_app(l1, "AppDial2", "(Outgoing Line)");
     publish_exten(l1);
+    orig_set_vars(o, l1, l2);
     if (o->has_cid) {
         CPY(l1->cid_num, o->cid_num);
         CPY(l1->cid_name, o->cid_name);
@@ -1429,8 +1540,7 @@ void pbx_originate_start(struct sim_pbx *p, struct pbx_orig *o)
     ev_dial(p, "DialBegin", NULL, l1, "DialString", ds);
     l1->orig = o;
     o->chan = l1;
-    for (struct pbx_var *v = o->vars; v; v = v->next)
-        var_put(&l1->vars, v->name, v->value);
+    o->dial_open = 1;
     ptimer_start(p, &o->timer, scaled(p, (double)o->timeout_ms), orig_timeout, o);
     runner_start(l2, ctx, exten, 1);
     chan_unref(l1);
@@ -1466,12 +1576,12 @@ static void stop_activity(struct pbx_chan *c)
             chan_unref(d);
         }
         if (op->kind == PBX_DIAL_QUEUE)
-            queue_leave(op, 1);
+            queue_abandon(op);
         c->dialop = NULL;
         dial_free(op);
     }
     if (c->orig && !c->orig->done)
-        orig_fail(c->orig, PBX_REASON_HANGUP);
+        orig_fail(c->orig, orig_reason(c->hangupcause));
 }
 
 /* The member's call is over: AgentComplete and the member's counters. */
@@ -1521,8 +1631,10 @@ static void dial_finish_vars(struct pbx_dial *op)
 }
 
 /* The other side of the bridge is gone and `z` is the last one in it
- * (06a, 06b): the bridge goes; an outgoing leg hangs up with its Local
- * partner, a caller returns from Dial()/Queue() to its dialplan. */
+ * (06a, 06b, 10b2): an outgoing leg is kicked out, the bridge goes and the
+ * leg hangs up with its Local partner. A caller in Dial()/Queue() gets the
+ * application's times and, as neither has the g/c option in the demo
+ * dialplan, is hung up too; the bridge goes once it has (10b2). */
 static void bridge_peer_gone(struct pbx_chan *z, const char *x_dev, int style_queue)
 {
     struct sim_pbx *p = z->p;
@@ -1530,12 +1642,12 @@ static void bridge_peer_gone(struct pbx_chan *z, const char *x_dev, int style_qu
     if (!b)
         return;
     ev_bridge(p, "BridgeLeave", b, 0, z);
-    ev_bridge(p, "BridgeDestroy", b, 0, NULL);
     b->n = 0;
     z->bridge = NULL;
-    free(b);
     chan_ref(z);
     if (!z->ran_pbx) {
+        ev_bridge(p, "BridgeDestroy", b, 0, NULL);
+        free(b);
         struct pbx_chan *w = z->partner;
         chan_ref(w);
         char zdev[PBX_NAME];
@@ -1550,7 +1662,7 @@ static void bridge_peer_gone(struct pbx_chan *z, const char *x_dev, int style_qu
             dsc(p, x_dev, "NOT_INUSE");
         }
         if (w && !w->dead) {
-            ev_cause(p, "SoftHangupRequest", w, PBX_CAUSE_NORMAL);
+            ev_cause(p, "SoftHangupRequest", w, PBX_SOFTHANGUP_APPUNLOAD);
             w->hangupcause = PBX_CAUSE_NORMAL;
             stop_activity(w);
             run_h(w);
@@ -1571,17 +1683,34 @@ static void bridge_peer_gone(struct pbx_chan *z, const char *x_dev, int style_qu
             z->dialop = NULL;
             dial_free(op);
         }
-        dsc(p, x_dev, "NOT_INUSE");
-        if (z->running && !z->dead) {
-            z->priority++;
-            runner_exec(z);
-        }
+        if (z->running && !z->dead)
+            pair_hangup(z, PBX_CAUSE_NORMAL, PBX_SOFTHANGUP_APPUNLOAD, 1);
+        ev_bridge(p, "BridgeDestroy", b, 0, NULL);
+        free(b);
     }
     chan_unref(z);
 }
 
+/* ast_hangup_cause_to_dial_status() of dial.c. */
+static const char *cause_dial_status(int cause)
+{
+    switch (cause) {
+    case PBX_CAUSE_BUSY:
+        return "BUSY";
+    case PBX_CAUSE_CONGESTION:
+        return "CONGESTION";
+    case 3:
+    case 20:
+        return "CHANUNAVAIL";
+    default:
+        return "NOANSWER";
+    }
+}
+
 /* x hangs up (Hangup(), AMI, end of dialplan, end of its Originate app);
- * its Local partner follows, and a bridge it is in comes apart. */
+ * its Local partner follows, and a bridge it is in comes apart. What x was
+ * doing (Dial(), Queue()) ends first; a dialplan's SoftHangupRequest comes
+ * after that, when __ast_pbx_run() gives up on the channel (10c). */
 static void pair_hangup(struct pbx_chan *x, int cause, int shr_cause, int do_shr)
 {
     struct sim_pbx *p = x->p;
@@ -1592,8 +1721,12 @@ static void pair_hangup(struct pbx_chan *x, int cause, int shr_cause, int do_shr
         y = NULL;
     chan_ref(x);
     chan_ref(y);
-    if (do_shr)
-        ev_cause(p, "SoftHangupRequest", x, shr_cause);
+    /* y is an Originate's ;1 still being dialled: its dial reads the hangup as a plain
+     * hangup (Reason 0). The OriginateResponse goes to AMI directly and overtakes the
+     * channel events stasis still holds (10c). */
+    struct pbx_orig *yo = y && y->orig && !y->orig->done && y->state != PBX_CS_UP ? y->orig : NULL;
+    if (yo)
+        orig_fail(yo, PBX_REASON_FAILED);
     x->hangupcause = cause;
     stop_activity(x);
     if (x->dialed_by) {
@@ -1622,21 +1755,42 @@ static void pair_hangup(struct pbx_chan *x, int cause, int shr_cause, int do_shr
             dial_free(op);
         }
     }
+    if (do_shr)
+        ev_cause(p, "SoftHangupRequest", x, shr_cause);
     run_h(x);
     if (y) {
         ev_cause(p, "HangupRequest", y, cause);
         if (y->dialop && y->dialop->kind == PBX_DIAL_QUEUE && y->dialop->answered && y->bridge)
             agent_complete(y->dialop, "caller");
     }
-    ev_hangup(p, x, cause);
     char xdev[PBX_NAME];
     CPY(xdev, x->device);
+    if (yo && y && !y->dead) {
+        /* dial.c reads the ;1's hangup and drops it before x is gone (10c) */
+        if (yo->dial_open)
+            ev_dial(p, "DialEnd", NULL, y, "DialStatus", cause_dial_status(cause));
+        yo->dial_open = 0;
+        y->hangupcause = cause;
+        stop_activity(y);
+        ev_hangup(p, y, cause);
+        chan_destroy(y);
+        ev_hangup(p, x, cause);
+        chan_destroy(x);
+        dsc(p, xdev, "NOT_INUSE");
+        dsc(p, xdev, "NOT_INUSE");
+        chan_unref(xz);
+        chan_unref(x);
+        chan_unref(y);
+        return;
+    }
+    ev_hangup(p, x, cause);
     chan_destroy(x);
     if (xz && !xz->dead)
         bridge_peer_gone(xz, xdev, 0);
     chan_unref(xz);
     if (y && !y->dead) {
-        if (y->bridge && y->bridge->n == 2) {
+        if (y->bridge && y->bridge->n == 2 && y->running) {
+            /* y runs the Dial()/Queue() that bridged it (06a, 06b) */
             struct pbx_bridge *b = y->bridge;
             int style = b->queue_style;
             struct pbx_chan *z = b->chans[0] == y ? b->chans[1] : b->chans[0];
@@ -1652,7 +1806,7 @@ static void pair_hangup(struct pbx_chan *x, int cause, int shr_cause, int do_shr
                 y->dialop = NULL;
                 dial_free(op);
             }
-            ev_cause(p, "SoftHangupRequest", y, PBX_CAUSE_NORMAL);
+            ev_cause(p, "SoftHangupRequest", y, PBX_SOFTHANGUP_APPUNLOAD);
             y->hangupcause = PBX_CAUSE_NORMAL;
             stop_activity(y);
             run_h(y);
@@ -1660,10 +1814,34 @@ static void pair_hangup(struct pbx_chan *x, int cause, int shr_cause, int do_shr
             chan_destroy(y);
             bridge_peer_gone(z, xdev, style);
             chan_unref(z);
-        } else {
-            ev_cause(p, "SoftHangupRequest", y, PBX_CAUSE_NORMAL);
+        } else if (y->bridge && y->bridge->n == 2) {
+            /* y is an outgoing leg with no dialplan: its bridge thread leaves, the
+             * other side is kicked out and y's hangup is published last (10b2) */
+            struct pbx_bridge *b = y->bridge;
+            struct pbx_chan *z = b->chans[0] == y ? b->chans[1] : b->chans[0];
+            char ydev[PBX_NAME];
+            CPY(ydev, y->device);
+            chan_ref(z);
+            ev_varset(p, y, "BRIDGEPEER", "");
+            ev_varset(p, z, "BRIDGEPEER", "");
+            ev_bridge(p, "BridgeLeave", b, 1, y);
+            b->chans[0] = z;
+            b->n = 1;
+            y->bridge = NULL;
+            bridge_peer_gone(z, xdev, 0);
             y->hangupcause = cause;
             stop_activity(y);
+            ev_hangup(p, y, cause);
+            chan_destroy(y);
+            dsc(p, ydev, "NOT_INUSE");
+            dsc(p, ydev, "NOT_INUSE");
+            chan_unref(z);
+        } else {
+            int pbx = y->running;
+            y->hangupcause = cause;
+            stop_activity(y);
+            if (pbx)
+                ev_cause(p, "SoftHangupRequest", y, PBX_SOFTHANGUP_APPUNLOAD);
             run_h(y);
             ev_hangup(p, y, cause);
             chan_destroy(y);
@@ -2008,8 +2186,27 @@ static void queue_leave(struct pbx_dial *op, int abandoned)
         pbx_devstate_set(p, dev, "NOT_INUSE", 1);
     }
     ev_queue_caller(p, "QueueCallerLeave", y, q, pos, q->ncallers);
-    if (!abandoned)
-        ev_varset_num(p, y, "QUEUEPOSITION", pos);
+    ev_varset_num(p, y, "QUEUEPOSITION", pos);
+}
+
+/* The caller hung up while waiting (10c): app_queue leaves the wait, dial and answer
+ * times (0: never answered) and ABANDONED behind, then the caller leaves the queue. */
+static void queue_abandon(struct pbx_dial *op)
+{
+    struct sim_pbx *p = op->p;
+    struct pbx_chan *y = op->caller;
+    uint64_t wait = now_ms(p) - op->start_ms;
+    struct timeval tv = sim_now_tv();
+    long dialed =
+        (long)((tv.tv_sec - y->created.tv_sec) * 1000 + (tv.tv_usec - y->created.tv_usec) / 1000);
+    ev_varset_num(p, y, "QUEUEWAIT", (long)(wait / 1000));
+    ev_varset_num(p, y, "QUEUEWAIT_MS", (long)wait);
+    ev_varset_num(p, y, "DIALEDTIME", dialed / 1000);
+    ev_varset_num(p, y, "DIALEDTIME_MS", dialed);
+    ev_varset_num(p, y, "ANSWEREDTIME", 0);
+    ev_varset_num(p, y, "ANSWEREDTIME_MS", 0);
+    ev_varset(p, y, "ABANDONED", "TRUE");
+    queue_leave(op, 1);
 }
 
 static void queue_ring(struct sim_pbx *p, void *arg);
@@ -2331,9 +2528,11 @@ static void queue_answered(struct sim_pbx *p, struct pbx_chan *l1)
 /* AMI Hangup: the pair hangs up from this side (05e). */
 void pbx_chan_softhangup(struct pbx_chan *c, int cause)
 {
+    /* manager.c sets a cause only when one was given (10c: none, Cause 0); a bridged
+     * channel is kicked out with normal clearing */
     if (cause <= 0)
-        cause = PBX_CAUSE_NORMAL;
-    pair_hangup(c, cause, cause, 1);
+        cause = c->hangupcause ? c->hangupcause : c->bridge ? PBX_CAUSE_NORMAL : 0;
+    pair_hangup(c, cause, PBX_SOFTHANGUP_APPUNLOAD, c->running);
 }
 
 /* AbsoluteTimeout reached. */
@@ -2440,7 +2639,7 @@ void pbx_chan_blind_transfer(struct pbx_chan *c, const char *ctx, const char *ex
     blk(&e, "Transferer", c);
     if (z) {
         blk(&e, "Transferee", z);
-        bridge_blk(&e, b, b->n);
+        bridge_blk(&e, "", b, b->n);
     }
     sim_ev_kv(&e, "IsExternal", "Yes");
     sim_ev_kv(&e, "Context", ctx);
@@ -2812,6 +3011,24 @@ void sim_pbx_hangup_all(struct sim_pbx *p, int restarting)
     pbx_drain(p);
 }
 
+/* --devstate DEVICE=STATE: a cached state the capture machine's history left
+ * behind; a queue's _avail hint also decides when its next change is news. */
+static void devstate_preset(struct sim_pbx *p, const char *spec)
+{
+    const char *eq = strrchr(spec, '=');
+    char dev[PBX_NAME];
+    if (!eq || (size_t)(eq - spec) >= sizeof(dev))
+        return;
+    snprintf(dev, sizeof(dev), "%.*s", (int)(eq - spec), spec);
+    pbx_devstate_set(p, dev, eq + 1, 0);
+    for (int i = 0; i < p->nqueues; i++) {
+        char avail[PBX_NAME];
+        snprintf(avail, sizeof(avail), "Queue:%s_avail", p->queues[i].name);
+        if (!strcmp(avail, dev))
+            p->queues[i].avail_inuse = !strcmp(eq + 1, "INUSE");
+    }
+}
+
 /* A member from queues.conf. */
 static void queue_add_static(struct pbx_queue *q, const char *iface, const char *name,
                              int ringinuse)
@@ -2865,6 +3082,9 @@ struct sim_pbx *sim_pbx_new(struct sim *sim)
     pbx_devstate_set(p, "Queue:support_avail", "INUSE", 0);
     pbx_devstate_set(p, "Queue:support_pause_Local/202@demo", "NOT_INUSE", 0);
     pbx_devstate_set(p, "Queue:sales_pause_Local/200@demo", "NOT_INUSE", 0);
+    const struct sim_opts *o = sim_opts(sim);
+    for (int i = 0; i < o->ndevstates; i++)
+        devstate_preset(p, o->devstates[i]);
     var_put(&p->globals, "DEMO_GLOBAL", "hello");
     return p;
 }

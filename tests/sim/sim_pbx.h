@@ -118,6 +118,7 @@ struct pbx_orig {
     struct pbx_timer *timer;
     int done;
     int or_sent;
+    int dial_open; /* DialBegin published, no DialEnd yet */
 };
 
 enum pbx_dial_kind { PBX_DIAL_APP, PBX_DIAL_QUEUE };
@@ -255,6 +256,8 @@ void pbx_ev_member(struct sim_pbx *p, const char *event, const struct pbx_queue 
                    const struct pbx_member *m);
 void pbx_devstate_set(struct sim_pbx *p, const char *device, const char *state, int emit);
 void pbx_queue_update_avail(struct sim_pbx *p, struct pbx_queue *q);
+void pbx_queue_avail_member(struct sim_pbx *p, struct pbx_queue *q, const struct pbx_member *m);
+void pbx_queue_avail_removed(struct sim_pbx *p, struct pbx_queue *q);
 /* Run deferred work; every entry point ends with it. */
 void pbx_drain(struct sim_pbx *p);
 void pbx_var_free_all(struct pbx_var **list);

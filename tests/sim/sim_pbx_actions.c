@@ -795,7 +795,7 @@ void sim_act_queueadd(struct sim_session *s, const struct ami_msg *m)
     sim_reply_ack(s, m, "Added interface to queue");
     pbx_ev_member(p, "QueueMemberAdded", q, mem);
     pause_devstate(p, q, mem);
-    pbx_queue_update_avail(p, q);
+    pbx_queue_avail_member(p, q, mem);
     pbx_drain(p);
 }
 
@@ -832,7 +832,7 @@ void sim_act_queueremove(struct sim_session *s, const struct ami_msg *m)
     for (int i = idx; i + 1 < q->nmembers; i++)
         q->members[i] = q->members[i + 1];
     q->nmembers--;
-    pbx_queue_update_avail(p, q);
+    pbx_queue_avail_removed(p, q);
     pbx_drain(p);
 }
 
@@ -890,7 +890,7 @@ void sim_act_queuepause(struct sim_session *s, const struct ami_msg *m)
         }
         pbx_ev_member(p, "QueueMemberPause", hits[i], mem);
         pause_devstate(p, hits[i], mem);
-        pbx_queue_update_avail(p, hits[i]);
+        pbx_queue_avail_member(p, hits[i], mem);
     }
     pbx_drain(p);
 }
