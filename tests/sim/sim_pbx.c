@@ -93,6 +93,9 @@ static const struct dp_prio dp_demo[] = {
     {"900", 3, "UserEvent", "DemoEvent,Foo: bar,Answer: 42", 76},
     {"900", 4, "Wait", "1", 77},
     {"900", 5, "Hangup", "", 78},
+    {"500", 1, "NoOp", "ring group", 87},
+    {"500", 2, "Dial", "Local/201@demo&Local/302@demo,20", 88},
+    {"500", 3, "Hangup", "", 89},
     {"h", 1, "NoOp", "hangup handler ${CHANNEL} cause ${HANGUPCAUSE}", 91},
 };
 #define DP_N       (sizeof(dp_demo) / sizeof(dp_demo[0]))
@@ -987,6 +990,8 @@ static void orig_success(struct pbx_orig *o);
 static void orig_fail(struct pbx_orig *o, int reason);
 static void orig_start_l1(struct pbx_chan *l1);
 static void dial_start(struct pbx_chan *c, const char *data);
+static void runner_enter(struct pbx_chan *c, const char *ctx, const char *exten, int prio);
+static void runners_side_by_side(struct pbx_chan **cs, int n);
 static void queue_start(struct pbx_chan *c, const char *data);
 static void queue_answered(struct sim_pbx *p, struct pbx_chan *l1);
 static void dial_answered(struct pbx_chan *l1);
@@ -1157,7 +1162,7 @@ static void runner_next(struct sim_pbx *p, void *arg)
 }
 
 /* The channel enters the dialplan: it counts as an active and a processed call. */
-static void runner_start(struct pbx_chan *c, const char *ctx, const char *exten, int prio)
+static void runner_enter(struct pbx_chan *c, const char *ctx, const char *exten, int prio)
 {
     struct sim_pbx *p = c->p;
     if (!c->running) {
@@ -1171,15 +1176,50 @@ static void runner_start(struct pbx_chan *c, const char *ctx, const char *exten,
     CPY(c->context, ctx);
     CPY(c->exten, exten);
     c->priority = prio;
+}
+
+static void runner_start(struct pbx_chan *c, const char *ctx, const char *exten, int prio)
+{
+    runner_enter(c, ctx, exten, prio);
     runner_exec(c);
 }
+
+static int runner_steps(struct pbx_chan *c, int max_steps);
 
 /* Execute priorities until one waits or the channel is gone. */
 static void runner_exec(struct pbx_chan *c)
 {
+    runner_steps(c, -1);
+}
+
+/* Several channels start their dialplans at once (a ring group's callees): their pbx
+ * threads run side by side, one priority each in turn, until each waits (10d). */
+static void runners_side_by_side(struct pbx_chan **cs, int n)
+{
+    int busy = 1;
+    while (busy) {
+        busy = 0;
+        for (int i = 0; i < n; i++) {
+            if (cs[i] && !cs[i]->dead && cs[i]->running && runner_steps(cs[i], 1))
+                busy = 1;
+            else
+                cs[i] = NULL;
+        }
+    }
+}
+
+/* Execute at most max_steps priorities (all when negative); 1 when it stopped only
+ * because of that limit. */
+static int runner_steps(struct pbx_chan *c, int max_steps)
+{
     struct sim_pbx *p = c->p;
+    int steps = 0, limited = 0;
     chan_ref(c);
     while (!c->dead && c->running) {
+        if (max_steps >= 0 && steps++ >= max_steps) {
+            limited = 1;
+            break;
+        }
         const struct dp_prio *e = dp_find(c->context, c->exten, c->priority);
         if (!e) {
             /* fell off the end of the extension: hang up */
@@ -1259,6 +1299,7 @@ static void runner_exec(struct pbx_chan *c)
         }
     }
     chan_unref(c);
+    return limited;
 }
 
 /* ---- Originate ---------------------------------------------------------------------------- */
@@ -1915,12 +1956,6 @@ static void dial_free(struct pbx_dial *op)
     free(op);
 }
 
-/* Dial() strips "Local/" from what it reports. */
-static const char *dial_number(const struct pbx_dial *op)
-{
-    return strncasecmp(op->target, "Local/", 6) ? op->target : op->target + 6;
-}
-
 /* The caller's Dial() is over without an answer: DIALSTATUS and on. */
 static void dial_end_unanswered(struct pbx_dial *op, const char *status)
 {
@@ -1971,7 +2006,38 @@ static void dial_timeout(struct sim_pbx *p, void *arg)
     dial_end_unanswered(op, "NOANSWER");
 }
 
-/* Dial(Local/EXT@CTX,timeout) as in 06b. */
+/* Create one outgoing leg of a Dial() (app_dial.c's first loop, 06b, 10d): its pair, with
+ * the caller's number and place on the ;1. */
+static struct pbx_chan *dial_leg_new(struct pbx_dial *op, const char *target)
+{
+    struct sim_pbx *p = op->p;
+    struct pbx_chan *c = op->caller;
+    char exten[PBX_STR], ctx[PBX_STR];
+    struct pbx_chan *d1, *d2;
+    if (op->ndests >= PBX_MAX_DESTS ||
+        parse_local(target, exten, sizeof(exten), ctx, sizeof(ctx)) < 0 ||
+        !pbx_exten_exists(ctx, exten, 1) ||
+        pair_new(p, exten, ctx, NULL, NULL, c->linkedid, &d1, &d2) < 0)
+        return NULL;
+    struct pbx_dest *d = &op->dests[op->ndests++];
+    *d = (struct pbx_dest){.l1 = d1, .state = PBX_DEST_RINGING};
+    /* Dial() strips "Local/" from what it reports */
+    snprintf(d->num, sizeof(d->num), "%s@%s", exten, ctx);
+    ev_chan(p, "Newchannel", d1);
+    ev_chan(p, "Newchannel", d2);
+    ev_varset(p, d1, "DIALEDPEERNUMBER", d->num);
+    CPY(d1->cid_num, c->cid_num[0] ? c->cid_num : c->exten);
+    CPY(d1->cid_name, c->cid_name);
+    CPY(d1->context, c->context);
+    CPY(d1->exten, c->exten);
+    chan_set_app(d1, "AppDial", "(Outgoing Line)");
+    publish_exten(d1);
+    ev_newcallerid(p, d1);
+    return d1;
+}
+
+/* Dial(Local/A@CTX[&Local/B@CTX...],timeout): every leg is created first, then called
+ * one after the other (DialBegin each), then their dialplans run side by side (06b, 10d). */
 static void dial_start(struct pbx_chan *c, const char *data)
 {
     struct sim_pbx *p = c->p;
@@ -1983,9 +2049,6 @@ static void dial_start(struct pbx_chan *c, const char *data)
         *comma = '\0';
         timeout_s = atof(comma + 1);
     }
-    char *amp = strchr(target, '&');
-    if (amp)
-        *amp = '\0';
     struct pbx_dial *op = calloc(1, sizeof(*op));
     if (!op) {
         c->priority++;
@@ -2003,42 +2066,55 @@ static void dial_start(struct pbx_chan *c, const char *data)
                                        "PROGRESSTIME",  "PROGRESSTIME_MS"};
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
         ev_varset(p, c, vars[i], "");
-    char exten[PBX_STR], ctx[PBX_STR];
-    struct pbx_chan *d1, *d2;
-    if (parse_local(target, exten, sizeof(exten), ctx, sizeof(ctx)) < 0 ||
-        !pbx_exten_exists(ctx, exten, 1) ||
-        pair_new(p, exten, ctx, NULL, NULL, c->linkedid, &d1, &d2) < 0) {
+    char *save = NULL;
+    for (char *t = strtok_r(target, "&", &save); t; t = strtok_r(NULL, "&", &save))
+        dial_leg_new(op, t);
+    if (!op->ndests) {
         dial_end_unanswered(op, "CHANUNAVAIL");
         return;
     }
     chan_ref(c);
-    ev_chan(p, "Newchannel", d1);
-    ev_chan(p, "Newchannel", d2);
-    char num[PBX_DATA];
-    snprintf(num, sizeof(num), "%s@%s", exten, ctx);
-    ev_varset(p, d1, "DIALEDPEERNUMBER", num);
-    CPY(d1->cid_num, c->cid_num[0] ? c->cid_num : c->exten);
-    CPY(d1->cid_name, c->cid_name);
-    CPY(d1->context, c->context);
-    CPY(d1->exten, c->exten);
-    chan_set_app(d1, "AppDial", "(Outgoing Line)");
-    publish_exten(d1);
-    ev_newcallerid(p, d1);
-    ev_varset(p, d2, "DIALEDPEERNUMBER", num);
-    CPY(d2->col_num, d1->cid_num);
-    CPY(d2->col_name, d1->cid_name);
-    ev_chan(p, "NewConnectedLine", d2);
-    ev_localbridge(p, d1, d2);
-    ev_dial(p, "DialBegin", c, d1, "DialString", dial_number(op));
-    d1->dialed_by = op;
-    op->dests[op->ndests++] = (struct pbx_dest){.l1 = d1, .state = PBX_DEST_RINGING};
+    struct pbx_chan *legs[PBX_MAX_DESTS];
+    int n = op->ndests;
+    for (int i = 0; i < n; i++) {
+        struct pbx_chan *d1 = op->dests[i].l1, *d2 = d1->partner;
+        legs[i] = d2;
+        chan_ref(d2);
+        ev_varset(p, d2, "DIALEDPEERNUMBER", op->dests[i].num);
+        CPY(d2->col_num, d1->cid_num);
+        CPY(d2->col_name, d1->cid_name);
+        ev_chan(p, "NewConnectedLine", d2);
+        ev_localbridge(p, d1, d2);
+        ev_dial(p, "DialBegin", c, d1, "DialString", op->dests[i].num);
+        d1->dialed_by = op;
+    }
     if (timeout_s > 0)
         ptimer_start(p, &op->timer, scaled(p, timeout_s * 1000.0), dial_timeout, op);
-    runner_start(d2, ctx, exten, 1);
+    for (int i = 0; i < n; i++)
+        runner_enter(legs[i], legs[i]->lctx, legs[i]->lexten, 1);
+    struct pbx_chan *run[PBX_MAX_DESTS];
+    memcpy(run, legs, sizeof(run));
+    runners_side_by_side(run, n);
+    /* the device state thread hears of ringing callees as they ring; with one callee it
+     * came only after the DialState (06b), see dial_ringing_deferred() */
+    for (int i = 0; n > 1 && i < n; i++)
+        if (!legs[i]->dead && legs[i]->partner && legs[i]->partner->state == PBX_CS_RINGING)
+            dsc(p, legs[i]->device, "INUSE");
+    for (int i = 0; i < n; i++)
+        chan_unref(legs[i]);
     chan_unref(c);
 }
 
-/* The dialed leg rings: the caller side learns it a moment later (06b). */
+static struct pbx_dest *dial_dest_of(struct pbx_dial *op, const struct pbx_chan *d1)
+{
+    for (int i = 0; i < op->ndests; i++)
+        if (op->dests[i].l1 == d1)
+            return &op->dests[i];
+    return NULL;
+}
+
+/* The dialed legs ring: the caller side learns it a moment later (06b). With several legs
+ * ringing by then, ast_waitfor_n() hands Dial() the last of them first (10d). */
 static void dial_ringing_deferred(struct sim_pbx *p, struct pbx_chan *d1)
 {
     struct pbx_dial *op = d1->dialed_by;
@@ -2048,21 +2124,74 @@ static void dial_ringing_deferred(struct sim_pbx *p, struct pbx_chan *d1)
     op->ring_start_ms = now_ms(p);
     struct pbx_chan *y = op->caller;
     struct pbx_chan *yp = y->leg == 2 ? y->partner : NULL;
+    int yp_rang = 0;
     if (yp && yp->state != PBX_CS_UP && yp->state != PBX_CS_RINGING) {
         yp->state = PBX_CS_RINGING;
         ev_chan(p, "Newstate", yp);
+        yp_rang = 1;
     }
     uint64_t ms = op->ring_start_ms - op->start_ms;
     ev_varset_num(p, y, "RINGTIME", (long)(ms / 1000));
     ev_varset_num(p, y, "RINGTIME_MS", (long)ms);
-    ev_dial(p, "DialState", y, d1, "DialStatus", "RINGING");
+    for (int i = op->ndests - 1; i >= 0; i--)
+        if (op->dests[i].l1->state == PBX_CS_RINGING)
+            ev_dial(p, "DialState", y, op->dests[i].l1, "DialStatus", "RINGING");
     if (yp && yp->orig && !yp->orig->done)
         ev_dial(p, "DialState", NULL, yp, "DialStatus", "RINGING");
-    dsc(p, d1->device, "INUSE");
-    dsc(p, y->device, "INUSE");
+    if (op->ndests == 1)
+        dsc(p, d1->device, "INUSE");
+    if (yp_rang)
+        dsc(p, y->device, "INUSE");
 }
 
-/* The dialed leg answered (06b): the caller is answered and bridged. */
+/* The other legs of a ring group lose (10d): CANCEL, then Dial() hangs up their ;1 with
+ * cause 26; each ;2 notices from its own thread once the answer has gone through. */
+static void dial_loser_l2_gone(struct sim_pbx *p, struct pbx_chan *w)
+{
+    (void)p;
+    char dev[PBX_NAME];
+    CPY(dev, w->device);
+    int pbx = w->running;
+    w->hangupcause = PBX_CAUSE_ANSWERED_ELSEWHERE;
+    stop_activity(w);
+    if (pbx)
+        ev_cause(w->p, "SoftHangupRequest", w, PBX_SOFTHANGUP_APPUNLOAD);
+    run_h(w);
+    ev_hangup(w->p, w, PBX_CAUSE_ANSWERED_ELSEWHERE);
+    chan_destroy(w);
+    dsc(w->p, dev, "NOT_INUSE");
+}
+
+static void dial_cancel_losers(struct pbx_dial *op, struct pbx_chan *winner)
+{
+    struct sim_pbx *p = op->p;
+    for (int i = 0; i < op->ndests;) {
+        struct pbx_chan *d = op->dests[i].l1;
+        if (d == winner) {
+            i++;
+            continue;
+        }
+        struct pbx_chan *w = d->partner;
+        char dev[PBX_NAME];
+        CPY(dev, d->device);
+        chan_ref(d);
+        ev_dial(p, "DialEnd", op->caller, d, "DialStatus", "CANCEL");
+        dial_forget(d);
+        d->hangupcause = PBX_CAUSE_ANSWERED_ELSEWHERE;
+        if (w && !w->dead) {
+            ev_cause(p, "HangupRequest", w, PBX_CAUSE_ANSWERED_ELSEWHERE);
+            soon(p, dial_loser_l2_gone, w);
+        }
+        stop_activity(d);
+        ev_hangup(p, d, PBX_CAUSE_ANSWERED_ELSEWHERE);
+        chan_destroy(d);
+        dsc(p, dev, "NOT_INUSE");
+        chan_unref(d);
+    }
+}
+
+/* The dialed leg answered (06b, 10d): the others are cancelled, the caller is answered
+ * and bridged. */
 static void dial_answered(struct pbx_chan *d1)
 {
     struct sim_pbx *p = d1->p;
@@ -2074,11 +2203,15 @@ static void dial_answered(struct pbx_chan *d1)
     chan_ref(y);
     chan_ref(yp);
     ptimer_cancel(&op->timer);
+    char num[PBX_DATA];
+    struct pbx_dest *dest = dial_dest_of(op, d1);
+    CPY(num, dest ? dest->num : "");
+    dial_cancel_losers(op, d1);
     if (yp && yp->orig && !yp->orig->done && yp->orig->async && !yp->orig->or_sent)
         orig_success(yp->orig);
     ev_varset(p, y, "DIALSTATUS", "ANSWER");
     ev_varset(p, y, "DIALEDPEERNAME", d1->name);
-    ev_varset(p, y, "DIALEDPEERNUMBER", dial_number(op));
+    ev_varset(p, y, "DIALEDPEERNUMBER", num);
     d1->exten[0] = '\0';
     ev_dial(p, "DialEnd", y, d1, "DialStatus", "ANSWER");
     op->answered = 1;
@@ -2086,26 +2219,34 @@ static void dial_answered(struct pbx_chan *d1)
     op->peer = d1;
     d1->dialed_by = NULL;
     op->ndests = 0;
+    int y_rose = 0;
     if (y->state != PBX_CS_UP) {
         y->state = PBX_CS_UP;
         ev_chan(p, "Newstate", y);
+        y_rose = 1;
     }
     struct pbx_bridge *b = bridge_new(p, 0);
     publish_exten(d1);
+    int yp_rose = 0;
     if (yp && !yp->dead && yp->state != PBX_CS_UP) {
         yp->state = PBX_CS_UP;
         ev_chan(p, "Newstate", yp);
+        yp_rose = 1;
         if (yp->orig && !yp->orig->done) {
             ev_dial(p, "DialEnd", NULL, yp, "DialStatus", "ANSWER");
+            yp->orig->dial_open = 0;
             orig_success(yp->orig);
             orig_start_l1(yp);
         }
     }
     if (b && !d1->dead && !y->dead) {
         bridge_enter(p, b, d1);
+        /* a Newstate each: the answered leg's ;1, the caller and its Local partner */
         dsc(p, d1->device, "INUSE");
-        dsc(p, y->device, "INUSE");
-        dsc(p, y->device, "INUSE");
+        if (y_rose)
+            dsc(p, y->device, "INUSE");
+        if (yp_rose)
+            dsc(p, y->device, "INUSE");
         bridge_enter(p, b, y);
         ev_varset(p, d1, "BRIDGEPEER", y->name);
         ev_varset(p, y, "BRIDGEPEER", d1->name);

@@ -127,6 +127,7 @@ enum pbx_dest_state { PBX_DEST_RINGING, PBX_DEST_ANSWERED, PBX_DEST_GONE };
 
 struct pbx_dest {
     struct pbx_chan *l1;
+    char num[PBX_DATA]; /* "201@demo": its DialString and DIALEDPEERNUMBER */
     struct pbx_member *member;
     enum pbx_dest_state state;
 };
