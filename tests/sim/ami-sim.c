@@ -82,6 +82,8 @@ static void usage(FILE *f)
             "  --uniqueid-seq N         first uniqueid counter (default 0)\n"
             "  --devstate DEV=STATE     start with this cached device state, e.g.\n"
             "                           Queue:sales_avail=INUSE (repeatable, up to 8)\n"
+            "  --no-features-conf       as without features.conf: Atxfer finds no attended\n"
+            "                           transfer feature code (default: atxfer => *2)\n"
             "  --record FILE            append every byte received from clients to FILE\n"
             "  --ready-file FILE        write the bound port to FILE once listening\n"
             "  --quiet                  no log lines\n"
@@ -195,6 +197,7 @@ int main(int argc, char **argv)
         OPT_CHANNEL_SEQ,
         OPT_UNIQUEID_SEQ,
         OPT_DEVSTATE,
+        OPT_NO_FEATURES,
         OPT_RECORD,
         OPT_READY,
         OPT_QUIET,
@@ -218,6 +221,7 @@ int main(int argc, char **argv)
         {"channel-seq", required_argument, NULL, OPT_CHANNEL_SEQ},
         {"uniqueid-seq", required_argument, NULL, OPT_UNIQUEID_SEQ},
         {"devstate", required_argument, NULL, OPT_DEVSTATE},
+        {"no-features-conf", no_argument, NULL, OPT_NO_FEATURES},
         {"record", required_argument, NULL, OPT_RECORD},
         {"ready-file", required_argument, NULL, OPT_READY},
         {"quiet", no_argument, NULL, OPT_QUIET},
@@ -281,6 +285,9 @@ int main(int argc, char **argv)
             break;
         case OPT_DEVSTATE:
             bad = parse_devstate(optarg, &o);
+            break;
+        case OPT_NO_FEATURES:
+            o.no_features_conf = 1;
             break;
         case OPT_RECORD:
             o.record_file = optarg;

@@ -91,6 +91,7 @@ struct sim_opts {
      * history, e.g. Queue:support_avail=NOT_INUSE); borrowed from argv */
     const char *devstates[SIM_MAX_DEVSTATES];
     int ndevstates;
+    int no_features_conf; /* as without features.conf: no atxfer feature code */
 };
 
 struct sim_user {
@@ -262,6 +263,7 @@ void sim_act_coreshowchannels(struct sim_session *s, const struct ami_msg *m);
 void sim_act_hangup(struct sim_session *s, const struct ami_msg *m);
 void sim_act_redirect(struct sim_session *s, const struct ami_msg *m);
 void sim_act_blindtransfer(struct sim_session *s, const struct ami_msg *m);
+void sim_act_atxfer(struct sim_session *s, const struct ami_msg *m);
 void sim_act_getvar(struct sim_session *s, const struct ami_msg *m);
 void sim_act_setvar(struct sim_session *s, const struct ami_msg *m);
 void sim_act_queuestatus(struct sim_session *s, const struct ami_msg *m);

@@ -410,12 +410,14 @@ static void ev_chan(struct sim_pbx *p, const char *name, const struct pbx_chan *
     sim_ev_end(p->sim, &e);
 }
 
+/* A caller id without a number is presented as unavailable (10b2). */
 static void ev_newcallerid(struct sim_pbx *p, const struct pbx_chan *c)
 {
     struct sim_ev e;
     sim_ev_begin(&e, "NewCallerid", SIM_EV_CALL);
     blk(&e, "", c);
-    sim_ev_kv(&e, "CID-CallingPres", "0 (Presentation Allowed, Not Screened)");
+    sim_ev_kv(&e, "CID-CallingPres",
+              c->cid_num[0] ? "0 (Presentation Allowed, Not Screened)" : "67 (Number Unavailable)");
     sim_ev_end(p->sim, &e);
 }
 
@@ -511,6 +513,25 @@ static void ev_bridge(struct sim_pbx *p, const char *name, const struct pbx_brid
     bridge_blk(&e, "", b, n);
     if (c)
         blk(&e, "", c);
+    sim_ev_end(p->sim, &e);
+}
+
+/* Hold/Unhold (bridge_channel.c): the channel that put the call on hold. */
+static void ev_hold(struct sim_pbx *p, const char *name, const struct pbx_chan *c)
+{
+    ev_chan(p, name, c);
+}
+
+/* A DTMF digit the channel read (channel.c send_dtmf_end_event()); Atxfer's digits are
+ * queued as END frames only, so the duration is 0 (10b2). */
+static void ev_dtmf_end(struct sim_pbx *p, const struct pbx_chan *c, char digit)
+{
+    struct sim_ev e;
+    sim_ev_begin(&e, "DTMFEnd", SIM_EV_DTMF);
+    blk(&e, "", c);
+    sim_ev_kvf(&e, "Digit", "%c", digit);
+    sim_ev_kv(&e, "DurationMs", "0");
+    sim_ev_kv(&e, "Direction", "Received");
     sim_ev_end(p->sim, &e);
 }
 
@@ -843,6 +864,7 @@ static int pair_new(struct sim_pbx *p, const char *exten, const char *ctx, const
 
 static void orig_free(struct pbx_orig *o);
 static void dial_free(struct pbx_dial *op);
+static void xfer_free(struct pbx_xfer *x);
 
 /* Forget the channel: it is gone from every list, its timers are off;
  * the memory stays until the flow that killed it has finished. */
@@ -892,6 +914,8 @@ static void chan_destroy(struct pbx_chan *c)
         c->partner->partner = NULL;
     c->partner = NULL;
     dial_forget(c);
+    if (c->xfer)
+        xfer_free(c->xfer);
     if (c->orig) {
         struct pbx_orig *o = c->orig;
         c->orig = NULL;
@@ -1002,6 +1026,33 @@ static void bridge_peer_gone(struct pbx_chan *z, const char *x_dev, int style_qu
 static void dial_finish_vars(struct pbx_dial *op);
 static void queue_leave(struct pbx_dial *op, int abandoned);
 static void queue_abandon(struct pbx_dial *op);
+static void xfer_target_answered(struct pbx_xfer *x);
+
+#define PBX_DTMF_FEATURE_GAP_MS 160.0 /* between the digits a bridge reads for a feature */
+#define PBX_ATXFER_HOLD_MS      100.0 /* from the complete code to the Hold */
+#define PBX_DTMF_COLLECT_GAP_MS 60.0  /* between the target digits the transfer collects */
+
+enum pbx_xfer_step {
+    PBX_XFER_PLAIN,
+    PBX_XFER_CODE,
+    PBX_XFER_DIGITS,
+    PBX_XFER_DIAL,
+    PBX_XFER_CONSULT
+};
+
+struct pbx_xfer {
+    struct sim_pbx *p;
+    struct pbx_chan *transferer, *transferee, *target;
+    struct pbx_bridge *first, *second;
+    char queued[PBX_DATA];
+    size_t pos, code_len;
+    char exten[PBX_STR];
+    size_t nexten;
+    int step;
+    struct pbx_timer *timer;
+};
+
+static void xfer_complete(struct pbx_xfer *x);
 
 /* ---- the state changes -------------------------------------------------------------------- */
 
@@ -1060,8 +1111,9 @@ static void chan_answer(struct pbx_chan *c)
     } else if (l1->dialed_by) {
         l1->state = PBX_CS_UP;
         ev_chan(p, "Newstate", l1);
-        dsc(p, l1->device, "INUSE");
         dial_answered(l1);
+    } else if (l1->xfer && l1->xfer->target == l1) {
+        xfer_target_answered(l1->xfer);
     } else {
         l1->state = PBX_CS_UP;
         ev_chan(p, "Newstate", l1);
@@ -1229,7 +1281,17 @@ static int runner_steps(struct pbx_chan *c, int max_steps)
         char data[PBX_DATA];
         substitute(c, e->data, data, sizeof(data));
         chan_set_app(c, e->app, data);
+        /* a caller id the Local partner passed on while the last application waited is read
+         * when the next one starts (10b2) */
+        int cid_read = c->cid_reset_pending;
+        if (cid_read) {
+            c->cid_reset_pending = 0;
+            CPY(c->cid_num, c->next_cid_num);
+            CPY(c->cid_name, c->next_cid_name);
+        }
         publish_exten(c);
+        if (cid_read)
+            ev_newcallerid(p, c);
         if (!strcmp(e->app, "NoOp")) {
             c->priority++;
         } else if (!strcmp(e->app, "Answer")) {
@@ -1653,7 +1715,9 @@ static void agent_complete(struct pbx_dial *op, const char *reason)
     op->member = NULL;
 }
 
-/* Dial()/Queue() return: the variables they leave behind (06a, 06b). */
+/* Dial()/Queue() return: the variables they leave behind (06a, 06b). After an async goto
+ * out of the bridge, features.c skips the end-of-bridge callback: Dial() sets only
+ * DIALSTATUS (10a2). */
 static void dial_finish_vars(struct pbx_dial *op)
 {
     struct sim_pbx *p = op->p;
@@ -1663,10 +1727,12 @@ static void dial_finish_vars(struct pbx_dial *op)
     struct timeval tv = sim_now_tv();
     long dialed =
         (long)((tv.tv_sec - y->created.tv_sec) * 1000 + (tv.tv_usec - y->created.tv_usec) / 1000);
-    ev_varset_num(p, y, "ANSWEREDTIME", (long)(ans / 1000));
-    ev_varset_num(p, y, "ANSWEREDTIME_MS", (long)ans);
-    ev_varset_num(p, y, "DIALEDTIME", dialed / 1000);
-    ev_varset_num(p, y, "DIALEDTIME_MS", dialed);
+    if (!op->async_goto) {
+        ev_varset_num(p, y, "ANSWEREDTIME", (long)(ans / 1000));
+        ev_varset_num(p, y, "ANSWEREDTIME_MS", (long)ans);
+        ev_varset_num(p, y, "DIALEDTIME", dialed / 1000);
+        ev_varset_num(p, y, "DIALEDTIME_MS", dialed);
+    }
     if (op->kind == PBX_DIAL_APP)
         ev_varset(p, y, "DIALSTATUS", op->answered ? "ANSWER" : "NOANSWER");
 }
@@ -1918,6 +1984,32 @@ static struct pbx_bridge *bridge_new(struct sim_pbx *p, int queue_style)
     return b;
 }
 
+/* Who may transfer in a bridge a Dial()/Queue() made: the application's T/t options and the
+ * caller's BRIDGE_FEATURES (features.c). */
+static void bridge_set_features(struct pbx_bridge *b, struct pbx_chan *caller,
+                                const struct pbx_dial *op)
+{
+    if (!b)
+        return;
+    b->caller = caller;
+    b->xfer_caller = op->xfer_caller;
+    b->xfer_callee = op->xfer_callee;
+    struct pbx_var *v = var_find(caller->vars, "BRIDGE_FEATURES");
+    for (const char *f = v ? v->value : ""; *f; f++) {
+        if (*f == 'T')
+            b->xfer_caller = 1;
+        else if (*f == 't')
+            b->xfer_callee = 1;
+    }
+}
+
+/* The T/t of a Dial() or Queue() options field. */
+static void dial_xfer_options(struct pbx_dial *op, const char *opts)
+{
+    op->xfer_caller = opts && strchr(opts, 'T') != NULL;
+    op->xfer_callee = opts && strchr(opts, 't') != NULL;
+}
+
 static void bridge_enter(struct sim_pbx *p, struct pbx_bridge *b, struct pbx_chan *c)
 {
     if (!b || b->n >= 2)
@@ -2045,15 +2137,18 @@ static void dial_start(struct pbx_chan *c, const char *data)
     CPY(target, data);
     char *comma = strchr(target, ',');
     double timeout_s = 0;
+    const char *opts = NULL;
     if (comma) {
         *comma = '\0';
         timeout_s = atof(comma + 1);
+        opts = strchr(comma + 1, ',');
     }
     struct pbx_dial *op = calloc(1, sizeof(*op));
     if (!op) {
         c->priority++;
         return;
     }
+    dial_xfer_options(op, opts ? opts + 1 : NULL);
     op->p = p;
     op->kind = PBX_DIAL_APP;
     op->caller = c;
@@ -2093,7 +2188,8 @@ static void dial_start(struct pbx_chan *c, const char *data)
     for (int i = 0; i < n; i++)
         runner_enter(legs[i], legs[i]->lctx, legs[i]->lexten, 1);
     struct pbx_chan *run[PBX_MAX_DESTS];
-    memcpy(run, legs, sizeof(run));
+    for (int i = 0; i < n; i++)
+        run[i] = legs[i];
     runners_side_by_side(run, n);
     /* the device state thread hears of ringing callees as they ring; with one callee it
      * came only after the DialState (06b), see dial_ringing_deferred() */
@@ -2145,12 +2241,14 @@ static void dial_ringing_deferred(struct sim_pbx *p, struct pbx_chan *d1)
 }
 
 /* The other legs of a ring group lose (10d): CANCEL, then Dial() hangs up their ;1 with
- * cause 26; each ;2 notices from its own thread once the answer has gone through. */
+ * cause 26; each ;2 notices from its own thread once the answer has gone through, and the
+ * device state thread publishes both hangups about then. */
 static void dial_loser_l2_gone(struct sim_pbx *p, struct pbx_chan *w)
 {
     (void)p;
     char dev[PBX_NAME];
     CPY(dev, w->device);
+    dsc(w->p, dev, "NOT_INUSE");
     int pbx = w->running;
     w->hangupcause = PBX_CAUSE_ANSWERED_ELSEWHERE;
     stop_activity(w);
@@ -2185,7 +2283,8 @@ static void dial_cancel_losers(struct pbx_dial *op, struct pbx_chan *winner)
         stop_activity(d);
         ev_hangup(p, d, PBX_CAUSE_ANSWERED_ELSEWHERE);
         chan_destroy(d);
-        dsc(p, dev, "NOT_INUSE");
+        if (!w || w->dead)
+            dsc(p, dev, "NOT_INUSE");
         chan_unref(d);
     }
 }
@@ -2206,12 +2305,19 @@ static void dial_answered(struct pbx_chan *d1)
     char num[PBX_DATA];
     struct pbx_dest *dest = dial_dest_of(op, d1);
     CPY(num, dest ? dest->num : "");
+    /* the device state of the answered leg (its Newstate) lands where the captures had it:
+     * after the losers' hangups (10d), else after Dial()'s variables (06b, 10a2) */
+    int losers = op->ndests > 1;
     dial_cancel_losers(op, d1);
+    if (losers)
+        dsc(p, d1->device, "INUSE");
     if (yp && yp->orig && !yp->orig->done && yp->orig->async && !yp->orig->or_sent)
         orig_success(yp->orig);
     ev_varset(p, y, "DIALSTATUS", "ANSWER");
     ev_varset(p, y, "DIALEDPEERNAME", d1->name);
     ev_varset(p, y, "DIALEDPEERNUMBER", num);
+    if (!losers)
+        dsc(p, d1->device, "INUSE");
     d1->exten[0] = '\0';
     ev_dial(p, "DialEnd", y, d1, "DialStatus", "ANSWER");
     op->answered = 1;
@@ -2226,6 +2332,7 @@ static void dial_answered(struct pbx_chan *d1)
         y_rose = 1;
     }
     struct pbx_bridge *b = bridge_new(p, 0);
+    bridge_set_features(b, y, op);
     publish_exten(d1);
     int yp_rose = 0;
     if (yp && !yp->dead && yp->state != PBX_CS_UP) {
@@ -2521,6 +2628,7 @@ static void queue_start(struct pbx_chan *c, const char *data)
         runner_exec(c);
         return;
     }
+    dial_xfer_options(op, fields[1]);
     op->p = p;
     op->kind = PBX_DIAL_QUEUE;
     op->caller = c;
@@ -2651,6 +2759,7 @@ static void queue_answered(struct sim_pbx *p, struct pbx_chan *l1)
         }
     }
     struct pbx_bridge *b = bridge_new(p, 1);
+    bridge_set_features(b, y, op);
     if (b && !l1->dead && !y->dead) {
         bridge_enter(p, b, l1);
         bridge_enter(p, b, y);
@@ -2669,6 +2778,10 @@ static void queue_answered(struct sim_pbx *p, struct pbx_chan *l1)
 /* AMI Hangup: the pair hangs up from this side (05e). */
 void pbx_chan_softhangup(struct pbx_chan *c, int cause)
 {
+    if (c->xfer && c->xfer->transferer == c && c->xfer->step == PBX_XFER_CONSULT) {
+        xfer_complete(c->xfer);
+        return;
+    }
     /* manager.c sets a cause only when one was given (10c: none, Cause 0); a bridged
      * channel is kicked out with normal clearing */
     if (cause <= 0)
@@ -2693,7 +2806,41 @@ void pbx_chan_abs_timeout(struct pbx_chan *c, long secs)
     ptimer_start(c->p, &c->abs_timer, scaled(c->p, (double)secs * 1000.0), abs_timeout_fire, c);
 }
 
-/* AMI Redirect: the channel leaves what it was doing and runs ctx/exten/prio (05d). */
+/* ast_async_goto() on a channel in a bridge (Redirect, BlindTransfer): its snapshot shows the
+ * new place at once, still with the application it is in (one Newexten; the first priority
+ * then publishes nothing new), it leaves the bridge, the Dial()/Queue() that bridged it
+ * returns as after an async goto and it runs the new place (10a2). */
+static void bridge_async_goto(struct pbx_chan *c, const char *ctx, const char *exten, int prio)
+{
+    struct sim_pbx *p = c->p;
+    struct pbx_bridge *b = c->bridge;
+    CPY(c->context, ctx);
+    CPY(c->exten, exten);
+    c->priority = prio;
+    publish_exten(c);
+    ev_bridge(p, "BridgeLeave", b, b->n - 1, c);
+    for (int i = 0; i < b->n; i++)
+        if (b->chans[i] == c)
+            b->chans[i] = b->chans[--b->n];
+    c->bridge = NULL;
+    if (c->dialop) {
+        struct pbx_dial *op = c->dialop;
+        op->async_goto = 1;
+        if (op->kind == PBX_DIAL_QUEUE)
+            agent_complete(op, "transfer");
+        dial_finish_vars(op);
+        c->dialop = NULL;
+        dial_free(op);
+    }
+    ptimer_cancel(&c->timer);
+    c->media_wait = 0;
+    c->in_app = 0;
+    if (!c->dead)
+        runner_start(c, ctx, exten, prio);
+}
+
+/* AMI Redirect: the channel leaves what it was doing and runs ctx/exten/prio (05d); out of a
+ * bridge by an async goto, and the peer left alone is hung up. */
 int pbx_chan_redirect(struct pbx_chan *c, const char *ctx, const char *exten, int prio)
 {
     struct sim_pbx *p = c->p;
@@ -2705,24 +2852,16 @@ int pbx_chan_redirect(struct pbx_chan *c, const char *ctx, const char *exten, in
         ev_varset(p, c, "BRIDGEPEER", "");
         if (z)
             ev_varset(p, z, "BRIDGEPEER", "");
-        ev_bridge(p, "BridgeLeave", b, b->n - 1, c);
-        for (int i = 0; i < b->n; i++)
-            if (b->chans[i] == c)
-                b->chans[i] = b->chans[--b->n];
-        c->bridge = NULL;
-        if (c->dialop) {
-            struct pbx_dial *op = c->dialop;
-            if (op->kind == PBX_DIAL_QUEUE)
-                agent_complete(op, "transfer");
-            dial_finish_vars(op);
-            c->dialop = NULL;
-            dial_free(op);
-        }
+        char cdev[PBX_NAME];
+        CPY(cdev, c->device);
+        bridge_async_goto(c, ctx, exten, prio);
         if (z && !z->dead)
-            bridge_peer_gone(z, c->device, 0);
+            bridge_peer_gone(z, cdev, 0);
         else if (b->n == 0)
             free(b);
         chan_unref(z);
+        chan_unref(c);
+        return 0;
     }
     if (c->dead) {
         chan_unref(c);
@@ -2754,12 +2893,47 @@ int pbx_chan_transferable(const struct pbx_chan *c)
     return c->bridge && c->bridge->n == 2;
 }
 
-/* ast_bridge_transfer_blind() (bridge.c) as the BlindTransfer action runs it: in a two-party
- * bridge, BLINDTRANSFER is set on both channels (the transferer gets its peer's name, the peer
- * the transferer's), the BlindTransfer event is published, then the peer leaves the bridge for
- * ctx/exten/1 and the transferer is left alone: it hangs up, or returns to its dialplan when it
- * runs one. Anything else is AST_BRIDGE_TRANSFER_INVALID: the event says so and nothing moves.
- * The peer leaving first is the order chosen where Asterisk's depends on its bridge threads. */
+/* After a transfer the transferer is alone in the bridge and leaves it (bridge_basic.c):
+ * with no dialplan it hangs up with its Local partner, whose dialplan ends from its own
+ * thread; the bridge goes after that (10a2). */
+static void transferer_leaves(struct pbx_chan *c)
+{
+    struct sim_pbx *p = c->p;
+    struct pbx_bridge *b = c->bridge;
+    if (!b)
+        return;
+    char dev[PBX_NAME];
+    CPY(dev, c->device);
+    ev_bridge(p, "BridgeLeave", b, b->n - 1, c);
+    for (int i = 0; i < b->n; i++)
+        if (b->chans[i] == c)
+            b->chans[i] = b->chans[--b->n];
+    c->bridge = NULL;
+    if (c->running) {
+        /* a caller whose Dial()/Queue() had bridged it: the application returns and,
+         * without the g/c option, the call is over */
+        struct pbx_dial *op = c->dialop;
+        if (op) {
+            dial_finish_vars(op);
+            c->dialop = NULL;
+            dial_free(op);
+        }
+        pair_hangup(c, PBX_CAUSE_NORMAL, PBX_SOFTHANGUP_APPUNLOAD, 1);
+    } else {
+        pair_hangup(c, PBX_CAUSE_NORMAL, 0, 0);
+    }
+    if (b->n == 0) {
+        ev_bridge(p, "BridgeDestroy", b, 0, NULL);
+        free(b);
+    }
+}
+
+/* ast_bridge_transfer_blind() (bridge.c) as the BlindTransfer action runs it. In a two-party
+ * bridge (10a2): the transferer is taken off hold, BLINDTRANSFER is set on both channels
+ * (each gets the other's name), the transferer's BRIDGEPEER is cleared, the BlindTransfer
+ * event goes out, then the transferee's BRIDGEPEER; the transferee is sent to ctx/exten/1 by an
+ * async goto and the transferer, left alone, leaves and hangs up. Anything else is
+ * AST_BRIDGE_TRANSFER_INVALID: the event says so and nothing moves (10a). */
 void pbx_chan_blind_transfer(struct pbx_chan *c, const char *ctx, const char *exten)
 {
     struct sim_pbx *p = c->p;
@@ -2768,11 +2942,13 @@ void pbx_chan_blind_transfer(struct pbx_chan *c, const char *ctx, const char *ex
     chan_ref(c);
     chan_ref(z);
     if (z) {
+        ev_hold(p, "Unhold", c);
         /* set_transfer_variables_all(), in the bridge's order */
         for (int i = 0; i < b->n; i++) {
             struct pbx_chan *x = b->chans[i];
             pbx_setvar(p, x, "BLINDTRANSFER", x == c ? z->name : c->name);
         }
+        ev_varset(p, c, "BRIDGEPEER", "");
     }
     struct sim_ev e;
     sim_ev_begin(&e, "BlindTransfer", SIM_EV_CALL);
@@ -2786,10 +2962,257 @@ void pbx_chan_blind_transfer(struct pbx_chan *c, const char *ctx, const char *ex
     sim_ev_kv(&e, "Context", ctx);
     sim_ev_kv(&e, "Extension", exten);
     sim_ev_end(p->sim, &e);
-    if (z && !z->dead)
-        pbx_chan_redirect(z, ctx, exten, 1);
+    if (z && !z->dead) {
+        ev_varset(p, z, "BRIDGEPEER", "");
+        bridge_async_goto(z, ctx, exten, 1);
+        if (!c->dead)
+            transferer_leaves(c);
+    }
     chan_unref(z);
     chan_unref(c);
+}
+
+/* ---- Atxfer --------------------------------------------------------------------------------
+ *
+ * Action Atxfer queues the atxfer code and the extension as DTMF on the channel. In a
+ * two-party bridge whose Dial()/Queue() lets that side transfer (T/t, or BRIDGE_FEATURES of
+ * the caller), the bridge reads the code, puts the call on hold, collects the extension and
+ * dials it from a second bridge, where the transferer then talks to the target. When the
+ * transferer hangs up, the second bridge is merged into the first: the target takes the
+ * transferer's place (10b2). Elsewhere the digits are only read (DTMFEnd). Other endings
+ * (target busy or never answering, the transferee hanging up first) are not modelled: the
+ * transfer is dropped and everyone stays where they are. */
+
+/* The transfer is over or dropped; every party forgets it. */
+static void xfer_free(struct pbx_xfer *x)
+{
+    ptimer_cancel(&x->timer);
+    struct pbx_chan *parties[] = {x->transferer, x->transferee, x->target};
+    for (size_t i = 0; i < sizeof(parties) / sizeof(parties[0]); i++)
+        if (parties[i] && parties[i]->xfer == x)
+            parties[i]->xfer = NULL;
+    free(x);
+}
+
+static int bridge_remove(struct pbx_bridge *b, struct pbx_chan *c)
+{
+    for (int i = 0; i < b->n; i++) {
+        if (b->chans[i] == c) {
+            b->chans[i] = b->chans[--b->n];
+            c->bridge = NULL;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void xfer_dial(struct pbx_xfer *x);
+static void xfer_read(struct sim_pbx *p, void *arg);
+
+/* The code is complete: the transferee is put on hold, then the extension is collected. */
+static void xfer_hold(struct sim_pbx *p, void *arg)
+{
+    struct pbx_xfer *x = arg;
+    ev_hold(p, "Hold", x->transferer);
+    x->step = PBX_XFER_DIGITS;
+    if (x->queued[x->pos])
+        ptimer_start(p, &x->timer, scaled(p, PBX_DTMF_COLLECT_GAP_MS), xfer_read, x);
+    else
+        xfer_dial(x);
+}
+
+/* The transferer's channel reads its next queued digit. */
+static void xfer_read(struct sim_pbx *p, void *arg)
+{
+    struct pbx_xfer *x = arg;
+    char d = x->queued[x->pos++];
+    ev_dtmf_end(p, x->transferer, d);
+    int more = x->queued[x->pos] != '\0';
+    switch (x->step) {
+    case PBX_XFER_CODE:
+        if (x->pos == x->code_len)
+            ptimer_start(p, &x->timer, scaled(p, PBX_ATXFER_HOLD_MS), xfer_hold, x);
+        else
+            ptimer_start(p, &x->timer, scaled(p, PBX_DTMF_FEATURE_GAP_MS), xfer_read, x);
+        break;
+    case PBX_XFER_DIGITS:
+        if (x->nexten + 1 < sizeof(x->exten)) {
+            x->exten[x->nexten++] = d;
+            x->exten[x->nexten] = '\0';
+        }
+        if (more)
+            ptimer_start(p, &x->timer, scaled(p, PBX_DTMF_COLLECT_GAP_MS), xfer_read, x);
+        else
+            xfer_dial(x);
+        break;
+    default:
+        if (more)
+            ptimer_start(p, &x->timer, scaled(p, PBX_DTMF_FEATURE_GAP_MS), xfer_read, x);
+        else
+            xfer_free(x);
+        break;
+    }
+}
+
+/* Dial the target from a second bridge (bridge_basic.c, dial_transfer()): a Local pair
+ * created from the transferer, so it carries its Linkedid and caller id (10b2). */
+static void xfer_dial(struct pbx_xfer *x)
+{
+    struct sim_pbx *p = x->p;
+    struct pbx_chan *c = x->transferer;
+    char ctx[PBX_STR];
+    int found = 0;
+    char buf[PBX_STR];
+    pbx_getvar(p, c, "TRANSFER_CONTEXT", buf, sizeof(buf), &found);
+    CPY(ctx, found && buf[0] ? buf : c->context);
+    struct pbx_chan *t1, *t2;
+    if (!pbx_exten_exists(ctx, x->exten, 1) ||
+        pair_new(p, x->exten, ctx, NULL, NULL, c->linkedid, &t1, &t2) < 0) {
+        /* "Unable to acquire target extension": back to the transferee */
+        ev_hold(p, "Unhold", c);
+        xfer_free(x);
+        return;
+    }
+    x->step = PBX_XFER_DIAL;
+    x->target = t1;
+    t1->xfer = x;
+    ev_chan(p, "Newchannel", t1);
+    ev_chan(p, "Newchannel", t2);
+    pbx_setvar(p, t1, "TRANSFERERNAME", c->name);
+    pbx_setvar(p, t1, "ATTENDEDTRANSFER", c->name);
+    x->second = bridge_new(p, 0);
+    pbx_setvar(p, t2, "ATTENDEDTRANSFER", c->name);
+    pbx_setvar(p, t2, "TRANSFERERNAME", c->name);
+    CPY(t2->cid_num, c->cid_num);
+    CPY(t2->cid_name, c->cid_name);
+    ev_newcallerid(p, t2);
+    ev_localbridge(p, t1, t2);
+    runner_start(t2, ctx, x->exten, 1);
+}
+
+/* The target answered: it enters the second bridge, the transferer leaves the first (where
+ * the transferee waits on hold) for it (10b2). */
+static void xfer_target_answered(struct pbx_xfer *x)
+{
+    struct sim_pbx *p = x->p;
+    struct pbx_chan *t1 = x->target, *c = x->transferer;
+    if (!x->second || !x->first || c->bridge != x->first) {
+        xfer_free(x);
+        return;
+    }
+    CPY(t1->col_num, c->cid_num);
+    CPY(t1->col_name, c->cid_name);
+    ev_chan(p, "NewConnectedLine", t1);
+    bridge_enter(p, x->second, t1);
+    pbx_setvar(p, t1, "ATTENDEDTRANSFER", "");
+    t1->state = PBX_CS_UP;
+    ev_chan(p, "Newstate", t1);
+    ev_dial(p, "DialEnd", NULL, t1, "DialStatus", "ANSWER");
+    dsc(p, t1->device, "INUSE");
+    ev_bridge(p, "BridgeLeave", x->first, x->first->n - 1, c);
+    bridge_remove(x->first, c);
+    bridge_enter(p, x->second, c);
+    ev_varset(p, t1, "BRIDGEPEER", c->name);
+    ev_varset(p, c, "BRIDGEPEER", t1->name);
+    dsc(p, t1->device, "INUSE");
+    x->step = PBX_XFER_CONSULT;
+}
+
+/* The transferer hung up while talking to the target: the second bridge is merged into the
+ * first, the target takes the transferer's place and the transferer goes (10b2). */
+static void xfer_complete(struct pbx_xfer *x)
+{
+    struct sim_pbx *p = x->p;
+    struct pbx_chan *c = x->transferer, *z = x->transferee, *t1 = x->target;
+    struct pbx_bridge *first = x->first, *second = x->second;
+    struct pbx_chan *c2 = c->partner && !c->partner->dead ? c->partner : NULL;
+    xfer_free(x);
+    chan_ref(c);
+    chan_ref(c2);
+    char dev[PBX_NAME];
+    CPY(dev, c->device);
+    c->hangupcause = PBX_CAUSE_NORMAL;
+    ev_varset(p, c, "BRIDGEPEER", "");
+    ev_bridge(p, "BridgeLeave", second, second->n - 1, c);
+    bridge_remove(second, c);
+    if (c2)
+        ev_cause(p, "HangupRequest", c2, PBX_CAUSE_NORMAL);
+    struct sim_ev e;
+    sim_ev_begin(&e, "BridgeMerge", SIM_EV_CALL);
+    bridge_blk(&e, "To", first, first->n);
+    bridge_blk(&e, "From", second, second->n);
+    sim_ev_end(p->sim, &e);
+    ev_bridge(p, "BridgeLeave", second, second->n - 1, t1);
+    bridge_remove(second, t1);
+    bridge_enter(p, first, t1);
+    ev_varset(p, z, "BRIDGEPEER", t1->name);
+    ev_varset(p, t1, "BRIDGEPEER", z->name);
+    sim_ev_begin(&e, "AttendedTransfer", SIM_EV_CALL);
+    sim_ev_kv(&e, "Result", "Success");
+    blk(&e, "OrigTransferer", c);
+    bridge_blk(&e, "Orig", first, first->n);
+    blk(&e, "SecondTransferer", c);
+    bridge_blk(&e, "Second", second, second->n);
+    blk(&e, "Transferee", z);
+    sim_ev_kv(&e, "IsExternal", "No");
+    sim_ev_kv(&e, "DestType", "Bridge");
+    sim_ev_kv(&e, "DestBridgeUniqueid", first->uuid);
+    sim_ev_end(p->sim, &e);
+    if (z->dialop && z->dialop->peer == c)
+        z->dialop->peer = t1;
+    if (c2) {
+        int pbx = c2->running;
+        c2->hangupcause = PBX_CAUSE_NORMAL;
+        stop_activity(c2);
+        if (pbx)
+            ev_cause(p, "SoftHangupRequest", c2, PBX_SOFTHANGUP_APPUNLOAD);
+        run_h(c2);
+        ev_hangup(p, c2, PBX_CAUSE_NORMAL);
+        chan_destroy(c2);
+    }
+    /* the target's connected line is now the transferee; its Local partner reads that as
+     * its caller id when its current application ends */
+    CPY(t1->col_num, z->cid_num);
+    CPY(t1->col_name, z->cid_name);
+    ev_chan(p, "NewConnectedLine", t1);
+    if (t1->partner && !t1->partner->dead) {
+        t1->partner->cid_reset_pending = 1;
+        CPY(t1->partner->next_cid_num, t1->col_num);
+        CPY(t1->partner->next_cid_name, t1->col_name);
+    }
+    ev_bridge(p, "BridgeDestroy", second, 0, NULL);
+    free(second);
+    stop_activity(c);
+    ev_hangup(p, c, PBX_CAUSE_NORMAL);
+    chan_destroy(c);
+    dsc(p, dev, "NOT_INUSE");
+    dsc(p, dev, "NOT_INUSE");
+    chan_unref(c2);
+    chan_unref(c);
+}
+
+void pbx_chan_atxfer(struct pbx_chan *c, const char *exten)
+{
+    struct sim_pbx *p = c->p;
+    if (c->xfer || !*exten)
+        return;
+    struct pbx_xfer *x = calloc(1, sizeof(*x));
+    if (!x)
+        return;
+    x->p = p;
+    x->transferer = c;
+    c->xfer = x;
+    snprintf(x->queued, sizeof(x->queued), "%s%s", p->atxfer_code, exten);
+    x->code_len = strlen(p->atxfer_code);
+    struct pbx_bridge *b = c->bridge;
+    int allowed = b && b->n == 2 && (b->caller == c ? b->xfer_caller : b->xfer_callee);
+    if (allowed) {
+        x->step = PBX_XFER_CODE;
+        x->first = b;
+        x->transferee = b->chans[0] == c ? b->chans[1] : b->chans[0];
+        x->transferee->xfer = x;
+    }
+    xfer_read(p, x);
 }
 
 /* ---- variables
@@ -3226,6 +3649,7 @@ struct sim_pbx *sim_pbx_new(struct sim *sim)
     const struct sim_opts *o = sim_opts(sim);
     for (int i = 0; i < o->ndevstates; i++)
         devstate_preset(p, o->devstates[i]);
+    CPY(p->atxfer_code, o->no_features_conf ? "" : PBX_FEATURES_ATXFER);
     var_put(&p->globals, "DEMO_GLOBAL", "hello");
     return p;
 }

@@ -20,6 +20,8 @@
 #define PBX_MAX_DESTS   8
 #define PBX_MAX_MEMBERS 32
 #define PBX_UUID        40
+/* the atxfer code of asterisk-conf/features.conf */
+#define PBX_FEATURES_ATXFER "*2"
 
 enum pbx_state {
     PBX_CS_DOWN = 0,
@@ -52,6 +54,7 @@ struct pbx_bridge;
 struct pbx_orig;
 struct pbx_queue;
 struct pbx_member;
+struct pbx_xfer;
 
 struct pbx_chan {
     struct sim_pbx *p;
@@ -91,6 +94,9 @@ struct pbx_chan {
     struct pbx_dial *dialop;     /* this channel runs Dial()/Queue() */
     struct pbx_dial *dialed_by;  /* this ;1 is an outgoing leg of a dial */
     struct pbx_bridge *bridge;
+    struct pbx_xfer *xfer; /* an Atxfer this channel takes part in (any role) */
+    int cid_reset_pending; /* a caller id change it has not read yet (10b2) */
+    char next_cid_num[PBX_STR], next_cid_name[PBX_STR];
     /* Queue legs: what app_queue set on the outgoing channel but was not
      * published yet (it shows at the first state change). */
     int pending_pub;
@@ -150,7 +156,9 @@ struct pbx_dial {
     uint64_t ring_start_ms;
     int ringing_seen;
     int answered;
-    struct pbx_chan *peer; /* the answered outgoing ;1 */
+    int async_goto; /* its channel left the bridge for elsewhere: no end-of-bridge times */
+    int xfer_caller, xfer_callee; /* the T and t options: who may transfer once bridged */
+    struct pbx_chan *peer;        /* the answered outgoing ;1 */
     struct pbx_member *member;
     int position;
 };
@@ -160,6 +168,10 @@ struct pbx_bridge {
     struct pbx_chan *chans[2];
     int n;
     int queue_style; /* device-state events placed as after a Queue() call */
+    /* the Dial()/Queue() caller, and who may transfer: its T/t options or BRIDGE_FEATURES
+     * (features.c set_bridge_features_on_config(): T the caller, t the called party) */
+    struct pbx_chan *caller;
+    int xfer_caller, xfer_callee;
 };
 
 struct pbx_member {
@@ -220,6 +232,7 @@ struct sim_pbx {
     struct pbx_var *globals;
     unsigned long chan_seq;
     unsigned long uid_seq;
+    char atxfer_code[8]; /* features.conf atxfer; "" without features.conf */
     unsigned long active_calls;
     unsigned long processed_calls;
     struct pbx_soon *soon_head, *soon_tail;
@@ -246,6 +259,8 @@ int pbx_chan_redirect(struct pbx_chan *c, const char *ctx, const char *exten, in
 int pbx_chan_transferable(const struct pbx_chan *c);
 /* AMI BlindTransfer of a found channel: its events, and the move when transferable. */
 void pbx_chan_blind_transfer(struct pbx_chan *c, const char *ctx, const char *exten);
+/* AMI Atxfer once its checks passed: the atxfer code and exten arrive on c as DTMF. */
+void pbx_chan_atxfer(struct pbx_chan *c, const char *exten);
 /* Dialplan lookups. */
 int pbx_exten_exists(const char *ctx, const char *exten, int prio);
 int pbx_context_exists(const char *ctx);
