@@ -691,8 +691,9 @@ static void blind_transfer_errors_and_a_channel_in_no_bridge(void **state)
     assert_quiet(ev, QUIET_MS);
 }
 
-/* ast_bridge_transfer_blind() in a two-party bridge: the member's leg of a
- * queue call transfers the caller, who leaves the queue call for demo/250. */
+/* ast_bridge_transfer_blind() in a two-party bridge, in the order of 10a2: the member's leg
+ * of a queue call transfers the caller, who leaves the queue call for demo/250 by an async
+ * goto. */
 static void blind_transfer_sends_the_bridged_peer_to_the_extension(void **state)
 {
     struct fx *f = *state;
@@ -741,20 +742,26 @@ static void blind_transfer_sends_the_bridged_peer_to_the_extension(void **state)
             break;
         const struct ami_msg *m = got[n++];
         if (!strcmp(ami_msg_name(m), "Newexten") && ami_msg_is(m, "Channel", caller) &&
-            ami_msg_is(m, "Exten", "250"))
+            ami_msg_is(m, "Exten", "250") && ami_msg_is(m, "Application", "Answer"))
             break;
     }
-    assert_true(n >= 5);
-    /* set_transfer_variables_all(): the transferer gets its peer's name, the peer the transferer's
-     */
-    assert_string_equal(ami_msg_name(got[0]), "VarSet");
+    assert_true(n >= 7);
+    /* the transferer comes off hold; set_transfer_variables_all(): the transferer gets its
+     * peer's name, the peer the transferer's; the transferer's BRIDGEPEER goes */
+    assert_string_equal(ami_msg_name(got[0]), "Unhold");
     assert_hdr(got[0], "Channel", agent);
-    assert_hdr(got[0], "Variable", "BLINDTRANSFER");
-    assert_hdr(got[0], "Value", caller);
     assert_string_equal(ami_msg_name(got[1]), "VarSet");
-    assert_hdr(got[1], "Channel", caller);
-    assert_hdr(got[1], "Value", agent);
-    const struct ami_msg *bt = got[2];
+    assert_hdr(got[1], "Channel", agent);
+    assert_hdr(got[1], "Variable", "BLINDTRANSFER");
+    assert_hdr(got[1], "Value", caller);
+    assert_string_equal(ami_msg_name(got[2]), "VarSet");
+    assert_hdr(got[2], "Channel", caller);
+    assert_hdr(got[2], "Value", agent);
+    assert_string_equal(ami_msg_name(got[3]), "VarSet");
+    assert_hdr(got[3], "Channel", agent);
+    assert_hdr(got[3], "Variable", "BRIDGEPEER");
+    assert_hdr(got[3], "Value", "");
+    const struct ami_msg *bt = got[4];
     assert_string_equal(ami_msg_name(bt), "BlindTransfer");
     const char *keys[60];
     char store[60][48];
@@ -779,25 +786,34 @@ static void blind_transfer_sends_the_bridged_peer_to_the_extension(void **state)
     assert_hdr(bt, "BridgeNumChannels", "2");
     assert_hdr(bt, "Context", "demo");
     assert_hdr(bt, "Extension", "250");
-    /* the caller leaves the bridge and the queue call (reason transfer),
-     * the bridge goes, and the caller runs demo/250 */
-    int left = 0, destroyed = 0, complete = 0;
-    for (int i = 3; i < n; i++) {
+    /* the caller's snapshot shows demo/250 at once, still in Queue() (the first priority then
+     * publishes nothing new); it leaves the bridge and the queue call (reason transfer) and the
+     * member's leg, alone, leaves and hangs up */
+    int moved = 0, left = 0, complete = 0;
+    for (int i = 5; i < n; i++) {
         const char *name = ami_msg_name(got[i]);
+        if (!strcmp(name, "Newexten") && ami_msg_is(got[i], "Channel", caller) &&
+            ami_msg_is(got[i], "Exten", "250")) {
+            if (!moved) {
+                assert_hdr(got[i], "Priority", "1");
+                assert_hdr(got[i], "Application", "Queue");
+                assert_false(left);
+            }
+            moved = 1;
+        }
         if (!strcmp(name, "BridgeLeave") && !strcmp(ami_msg_get(got[i], "Channel"), caller))
             left = 1;
-        if (!strcmp(name, "BridgeDestroy"))
-            destroyed = 1;
         if (!strcmp(name, "AgentComplete")) {
             assert_hdr(got[i], "Reason", "transfer");
             complete = 1;
         }
     }
-    assert_true(left && destroyed && complete);
-    assert_hdr(got[n - 1], "Channel", caller);
-    assert_hdr(got[n - 1], "Exten", "250");
-    assert_hdr(got[n - 1], "AppData", "redirected here");
+    assert_true(moved && left && complete);
+    assert_hdr(got[n - 1], "Priority", "2");
     free_msgs(got, n);
+    /* then the member's leg, alone, leaves and the bridge goes */
+    assert_int_equal(net_wait_event(ev, "BridgeDestroy", IO_MS, &e), 1);
+    ami_msg_free(e);
     /* the member's leg hung up */
     r = ask(c, "csc", "Action: CoreShowChannels\r\nActionID: csc\r\n\r\n");
     ami_msg_free(r);

@@ -1,4 +1,4 @@
-/* test_sim_transcripts: replay every AMI capture (scenarios 01-08 of
+/* test_sim_transcripts: replay every AMI capture (scenarios 01-08 and 10 of
  * tests/data/transcripts) against build/ami-sim and compare what comes back
  * with what the real Asterisk 22.10.1 sent.
  *
@@ -13,8 +13,9 @@
  *  - the kind (banner, response, event) and name of every message, in order;
  *  - the keys of every message, in order;
  *  - every value, except values that differ on every run (timestamps,
- *    session ids, addresses, uptimes, bridge ids, uniqueid epochs: for
- *    uniqueids only the counter after the dot is compared);
+ *    session ids, addresses, uptimes, bridge ids (every *BridgeUniqueid),
+ *    uniqueid epochs: for uniqueids only the counter after the dot is
+ *    compared);
  *  - the arrival time of every response and of the server's close, within
  *    0.25 s + 5 % of the capture's time.
  * The simulator is started with --channel-seq/--uniqueid-seq taken from the
@@ -34,11 +35,38 @@
  *  - CLI output lines with counters of the machine's past ("22 calls
  *    processed", "login was 57 secs ago", "System uptime: 1 minute, ...")
  *    are compared with their numbers masked.
+ *  - F_THREADS (10d): the ring group's Dial(), the originate's dial and each
+ *    Local ;2's dialplan publish at the same moment from their own threads,
+ *    and 10d interleaves them otherwise than 06b, the same flow with one
+ *    callee (the originated ;1's answer after the bridge instead of before
+ *    it; the caller's hangup after its peer's instead of before). So the
+ *    fixed messages may sit up to THREAD_WINDOW places from the capture's,
+ *    as long as every channel's own messages keep their order (messages
+ *    without a channel keep theirs among themselves), and the floating
+ *    events get THREAD_WINDOW too (10d needs 8 and 11).
+ *  - F_DIALBEGIN_LATE (10a2): Dial()'s DialBegin came out only after the
+ *    callee's ;2 had run Ringing() (its Dest* shows the callee Ringing),
+ *    and the device state thread read the callee as NOT_INUSE before its
+ *    ;2 counted; 10b2, the same flow, has the DialBegin right after the
+ *    callee's LocalBridge with the callee Down and reads INUSE, as 06b and
+ *    the simulator do. That DialBegin is compared where and as 10b2 has
+ *    it, and that first device state of the callee as INUSE.
  * Scenario set-up the README describes but the capture does not contain: for
  * 05a/05b/05d/05e/05f/08a a separate connection first originates the 30 s
  * call Local/200@demo -> demo,200 (CallerID "Long Call" <5553000>); for 05j
  * the QueueAdd/Pause/Remove of 05c is replayed first, because its
  * DeviceStateList shows the device state that history left behind.
+ * The 10* captures ran on an Asterisk restarted before 10a (and again
+ * before 10b2, for features.conf); the simulator starts in the state 05c
+ * left (which 05j and 06a saw), so what differs is given on its command line:
+ *  - F_SUPPORT_AVAIL_FREE (10a2, 10b): 10a, just before on the same
+ *    Asterisk, had a call to Agent202, which turned Queue:support_avail
+ *    to NOT_INUSE (--devstate Queue:support_avail=NOT_INUSE);
+ *  - F_SALES_AVAIL_STARTUP (10c): app_queue starts every Queue:NAME_avail
+ *    at INUSE and no sales member had changed since the restart
+ *    (--devstate Queue:sales_avail=INUSE);
+ *  - F_NO_FEATURES (10b): recorded before features.conf was installed, so
+ *    there was no atxfer code (--no-features-conf).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -86,8 +114,14 @@
 enum setup_kind { SETUP_NONE, SETUP_CALL200, SETUP_QUEUE_HISTORY };
 enum trigger_kind { TRIG_NONE, TRIG_RESTART, TRIG_TERM, TRIG_KILL };
 
-#define F_CSC_UNORDERED      (1u << 0)
-#define F_IGNORE_CALLS_TAKEN (1u << 1)
+#define F_CSC_UNORDERED       (1u << 0)
+#define F_IGNORE_CALLS_TAKEN  (1u << 1)
+#define F_THREADS             (1u << 2)
+#define F_DIALBEGIN_LATE      (1u << 3)
+#define F_SUPPORT_AVAIL_FREE  (1u << 4)
+#define F_SALES_AVAIL_STARTUP (1u << 5)
+#define F_NO_FEATURES         (1u << 6)
+#define THREAD_WINDOW         12 /* see the allowances above */
 
 struct scen_def {
     const char *name;
@@ -136,8 +170,29 @@ static const struct scen_def scen_defs[] = {
     {"08a-restart", SETUP_CALL200, 0, 0.9, TRIG_RESTART, 1.509, F_IGNORE_CALLS_TAKEN},
     {"08b-stop-gracefully", SETUP_NONE, 0, 0, TRIG_TERM, 0.5, 0},
     {"08c-kill-9", SETUP_NONE, 0, 0, TRIG_KILL, 0.501, 0},
+    {"10a-call-blind-transfer", SETUP_NONE, 0, 0, TRIG_NONE, 0, 0},
+    {"10a2-call-blind-transfer-bridged", SETUP_NONE, 0, 0, TRIG_NONE, 0,
+     F_SUPPORT_AVAIL_FREE | F_DIALBEGIN_LATE},
+    {"10b-call-attended-transfer", SETUP_NONE, 0, 0, TRIG_NONE, 0,
+     F_SUPPORT_AVAIL_FREE | F_NO_FEATURES},
+    {"10b2-call-attended-transfer-bridged", SETUP_NONE, 0, 0, TRIG_NONE, 0, 0},
+    {"10c-call-queue-abandoned", SETUP_NONE, 0, 0, TRIG_NONE, 0, F_SALES_AVAIL_STARTUP},
+    {"10d-call-ring-group", SETUP_NONE, 0, 0, TRIG_NONE, 0, F_THREADS},
+    {"10e-originate-async-noanswer-and-congestion", SETUP_NONE, 0, 0, TRIG_NONE, 0, 0},
+    {"10f-originate-channelid", SETUP_NONE, 0, 0, TRIG_NONE, 0, 0},
 };
-#define NSCEN (sizeof(scen_defs) / sizeof(scen_defs[0]))
+
+/* What a flag sets on the simulator's command line (the history above). */
+static const struct {
+    unsigned flag;
+    const char *args[2];
+} flag_args[] = {
+    {F_SUPPORT_AVAIL_FREE, {"--devstate", "Queue:support_avail=NOT_INUSE"}},
+    {F_SALES_AVAIL_STARTUP, {"--devstate", "Queue:sales_avail=INUSE"}},
+    {F_NO_FEATURES, {"--no-features-conf", NULL}},
+};
+#define MAX_SIM_ARGS 16
+#define NSCEN        (sizeof(scen_defs) / sizeof(scen_defs[0]))
 
 static const char SETUP_LOGIN[] = "Action: Login\r\nActionID: setup-login\r\nUsername: bridge\r\n"
                                   "Secret: bridgesecret\r\nEvents: off\r\n\r\n";
@@ -556,8 +611,16 @@ static void scenario_run(struct scen_rt *rt)
     snprintf(scale, sizeof(scale), "%g", rt->scale);
     snprintf(cseq, sizeof(cseq), "%lu", rt->chan_seq);
     snprintf(useq, sizeof(useq), "%lu", rt->uid_seq);
-    const char *extra[] = {"--time-scale", scale, "--channel-seq", cseq, "--uniqueid-seq",
-                           useq,           NULL};
+    const char *extra[MAX_SIM_ARGS] = {"--time-scale",   scale, "--channel-seq", cseq,
+                                       "--uniqueid-seq", useq};
+    int nextra = 6;
+    for (size_t i = 0; i < sizeof(flag_args) / sizeof(flag_args[0]); i++) {
+        if (!(rt->def->flags & flag_args[i].flag))
+            continue;
+        for (int j = 0; j < 2 && flag_args[i].args[j] && nextra < MAX_SIM_ARGS - 1; j++)
+            extra[nextra++] = flag_args[i].args[j];
+    }
+    extra[nextra] = NULL;
     int rc = amisim_start(&rt->sim, extra);
     if (rc < 0) {
         snprintf(rt->error, sizeof(rt->error), "cannot start ami-sim: %s", strerror(-rc));
@@ -650,6 +713,10 @@ static int key_ignored(const char *k, unsigned flags)
     for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
         if (!strcmp(k, ignored[i]))
             return 1;
+    /* Orig-, Second-, Dest-, To-, FromBridgeUniqueid: bridge ids too */
+    size_t kl = strlen(k);
+    if (kl >= 14 && !strcmp(k + kl - 14, "BridgeUniqueid"))
+        return 1;
     if ((flags & F_IGNORE_CALLS_TAKEN) && !strcmp(k, "CallsTaken"))
         return 1;
     return 0;
@@ -853,8 +920,121 @@ static int capture_messages(const struct transcript *tr, struct timed_msg *out, 
     return bad ? -1 : n;
 }
 
-/* One connection: fixed messages pairwise, floats within FLOAT_WINDOW, responses one per
- * action, timing. */
+static int key_ends_with_channel(const char *k)
+{
+    size_t l = strlen(k);
+    return l >= 7 && !strcmp(k + l - 7, "Channel");
+}
+
+/* Whether two messages name a channel in common (any *Channel value); messages that name
+ * none count as one more thread of their own. */
+static int share_channel(const struct ami_msg *a, const struct ami_msg *b)
+{
+    int na = 0, nb = 0;
+    for (size_t j = 0; j < ami_msg_count(b); j++)
+        nb += key_ends_with_channel(ami_msg_key_at(b, j));
+    for (size_t i = 0; i < ami_msg_count(a); i++) {
+        if (!key_ends_with_channel(ami_msg_key_at(a, i)))
+            continue;
+        na++;
+        for (size_t j = 0; j < ami_msg_count(b); j++)
+            if (key_ends_with_channel(ami_msg_key_at(b, j)) &&
+                !strcmp(ami_msg_value_at(a, i), ami_msg_value_at(b, j)))
+                return 1;
+    }
+    return na == 0 && nb == 0;
+}
+
+/* F_THREADS: every fixed message of the capture matches an equal one at most THREAD_WINDOW
+ * places away, and the messages of each channel keep their order. match[i] is the actual
+ * index of expected message i. */
+static int match_threads(const struct seq *ef, const struct seq *af, unsigned flags, int *match,
+                         const char *suffix, struct strbuf *err)
+{
+    char why[512];
+    char *used = calloc((size_t)af->n + 1, 1);
+    int rc = -1;
+    if (!used)
+        return -1;
+    for (int i = 0; i < ef->n; i++) {
+        int found = -1;
+        for (int j = i > THREAD_WINDOW ? i - THREAD_WINDOW : 0;
+             j < af->n && j <= i + THREAD_WINDOW && found < 0; j++)
+            if (!used[j] && msg_equal(ef->items[i].m, af->items[j].m, flags, why, sizeof(why)) == 0)
+                found = j;
+        if (found < 0) {
+            strbuf_printf(err, "[%s] message %d (%s %s) not found within %d places:\n", suffix, i,
+                          ami_msg_kind_name(ami_msg_kind(ef->items[i].m)),
+                          ami_msg_name(ef->items[i].m), THREAD_WINDOW);
+            describe(ef->items[i].m, err);
+            strbuf_append_str(err, "  actual in its place:\n");
+            describe(i < af->n ? af->items[i].m : NULL, err);
+            goto out;
+        }
+        used[found] = 1;
+        match[i] = found;
+    }
+    for (int i = 0; i < ef->n; i++) {
+        for (int k = i + 1; k < ef->n; k++) {
+            if (match[k] < match[i] && share_channel(ef->items[i].m, ef->items[k].m)) {
+                strbuf_printf(err,
+                              "[%s] messages %d (%s) and %d (%s) of one channel came the other "
+                              "way round\n",
+                              suffix, i, ami_msg_name(ef->items[i].m), k,
+                              ami_msg_name(ef->items[k].m));
+                goto out;
+            }
+        }
+    }
+    rc = 0;
+out:
+    free(used);
+    return rc;
+}
+
+/* F_DIALBEGIN_LATE: a Dial() DialBegin published after its callee rang goes back to right
+ * after the callee's LocalBridge, with the callee Down, and the callee's device state read
+ * next as NOT_INUSE reads INUSE (see the allowances at the top). */
+static void dialbegin_as_10b2(struct timed_msg *v, int n)
+{
+    for (int i = 0; i < n; i++) {
+        struct ami_msg *m = v[i].m;
+        if (ami_msg_kind(m) != AMI_MSG_EVENT || strcmp(ami_msg_name(m), "DialBegin") ||
+            !ami_msg_get(m, "Channel") || !ami_msg_is(m, "DestChannelStateDesc", "Ringing"))
+            continue;
+        const char *dest = ami_msg_get(m, "DestChannel");
+        int lb = -1;
+        for (int j = i - 1; dest && j >= 0 && lb < 0; j--)
+            if (ami_msg_kind(v[j].m) == AMI_MSG_EVENT &&
+                !strcmp(ami_msg_name(v[j].m), "LocalBridge") &&
+                ami_msg_is(v[j].m, "LocalOneChannel", dest))
+                lb = j;
+        if (lb < 0)
+            continue;
+        char dev[256];
+        snprintf(dev, sizeof(dev), "%s", dest);
+        char *dash = strrchr(dev, '-');
+        if (dash)
+            *dash = '\0';
+        ami_msg_set(m, "DestChannelState", "0");
+        ami_msg_set(m, "DestChannelStateDesc", "Down");
+        for (int j = i + 1; j < n; j++) {
+            struct ami_msg *d = v[j].m;
+            if (ami_msg_kind(d) == AMI_MSG_EVENT && !strcmp(ami_msg_name(d), "DeviceStateChange") &&
+                ami_msg_is(d, "Device", dev)) {
+                if (ami_msg_is(d, "State", "NOT_INUSE"))
+                    ami_msg_set(d, "State", "INUSE");
+                break;
+            }
+        }
+        struct timed_msg moved = v[i];
+        memmove(&v[lb + 2], &v[lb + 1], (size_t)(i - lb - 1) * sizeof(*v));
+        v[lb + 1] = moved;
+    }
+}
+
+/* One connection: fixed messages pairwise (or as F_THREADS allows), floats within
+ * FLOAT_WINDOW, responses one per action, timing. */
 static int compare_conn(const struct scen_rt *rt, struct conn_rt *c, struct strbuf *err)
 {
     static struct timed_msg exp[MAX_MSGS];
@@ -862,21 +1042,28 @@ static int compare_conn(const struct scen_rt *rt, struct conn_rt *c, struct strb
     int rc = -1;
     struct seq ef = {0}, efl = {0}, af = {0}, afl = {0};
     struct timed_msg *act = calloc((size_t)c->nmsgs + 1, sizeof(*act));
-    if (ne < 0 || !act) {
+    int *match = calloc((size_t)(ne > 0 ? ne : 0) + 1, sizeof(int));
+    unsigned flags = rt->def->flags;
+    int window = flags & F_THREADS ? THREAD_WINDOW : FLOAT_WINDOW;
+    if (ne < 0 || !act || !match) {
         strbuf_printf(err, "[%s] cannot parse the capture\n", c->suffix);
         goto out;
     }
     memcpy(act, c->msgs, (size_t)c->nmsgs * sizeof(*act));
-    if (rt->def->flags & F_CSC_UNORDERED) {
+    if (flags & F_CSC_UNORDERED) {
         sort_csc(exp, ne);
         sort_csc(act, c->nmsgs);
     }
+    if (flags & F_DIALBEGIN_LATE)
+        dialbegin_as_10b2(exp, ne);
     seq_split(exp, ne, &ef, &efl);
     seq_split(act, c->nmsgs, &af, &afl);
     char why[512];
     int n = ef.n < af.n ? ef.n : af.n;
-    for (int i = 0; i < n; i++) {
-        if (msg_equal(ef.items[i].m, af.items[i].m, rt->def->flags, why, sizeof(why)) < 0) {
+    for (int i = 0; i < ef.n; i++)
+        match[i] = i;
+    for (int i = 0; i < n && !(flags & F_THREADS); i++) {
+        if (msg_equal(ef.items[i].m, af.items[i].m, flags, why, sizeof(why)) < 0) {
             strbuf_printf(err, "[%s] message %d (%s %s): %s\n  expected:\n", c->suffix, i,
                           ami_msg_kind_name(ami_msg_kind(ef.items[i].m)),
                           ami_msg_name(ef.items[i].m), why);
@@ -895,7 +1082,10 @@ static int compare_conn(const struct scen_rt *rt, struct conn_rt *c, struct strb
         describe(n < af.n ? af.items[n].m : NULL, err);
         goto out;
     }
-    /* floating events: same multiset, each within FLOAT_WINDOW of its place */
+    if ((flags & F_THREADS) && match_threads(&ef, &af, flags, match, c->suffix, err) < 0)
+        goto out;
+    /* floating events: same multiset, each within FLOAT_WINDOW (F_THREADS: THREAD_WINDOW)
+     * of its place */
     if (efl.n != afl.n) {
         strbuf_printf(err,
                       "[%s] %d floating events (OriginateResponse, DeviceStateChange, "
@@ -907,15 +1097,15 @@ static int compare_conn(const struct scen_rt *rt, struct conn_rt *c, struct strb
     for (int i = 0; i < efl.n && used; i++) {
         int found = -1;
         for (int j = 0; j < afl.n && found < 0; j++) {
-            if (used[j] || abs(efl.anchor[i] - afl.anchor[j]) > FLOAT_WINDOW)
+            if (used[j] || abs(efl.anchor[i] - afl.anchor[j]) > window)
                 continue;
-            if (msg_equal(efl.items[i].m, afl.items[j].m, rt->def->flags, why, sizeof(why)) == 0)
+            if (msg_equal(efl.items[i].m, afl.items[j].m, flags, why, sizeof(why)) == 0)
                 found = j;
         }
         if (found < 0) {
             strbuf_printf(err,
                           "[%s] floating event %d not found within %d events of position %d:\n",
-                          c->suffix, i, FLOAT_WINDOW, efl.anchor[i]);
+                          c->suffix, i, window, efl.anchor[i]);
             describe(efl.items[i].m, err);
             free(used);
             goto out;
@@ -944,12 +1134,12 @@ static int compare_conn(const struct scen_rt *rt, struct conn_rt *c, struct strb
     for (int i = 0; i < ef.n && !g_wrapped; i++) {
         if (ami_msg_kind(ef.items[i].m) != AMI_MSG_RESPONSE)
             continue;
-        if (!within(ef.items[i].t, af.items[i].t)) {
+        if (!within(ef.items[i].t, af.items[match[i]].t)) {
             strbuf_printf(
                 err, "[%s] response %d (%s) arrived at +%.3f s, capture +%.3f s\n", c->suffix, i,
                 ami_msg_get(ef.items[i].m, "ActionID") ? ami_msg_get(ef.items[i].m, "ActionID")
                                                        : "no ActionID",
-                af.items[i].t, ef.items[i].t);
+                af.items[match[i]].t, ef.items[i].t);
             goto out;
         }
     }
@@ -968,6 +1158,7 @@ out:
     for (int i = 0; i < ne; i++)
         ami_msg_free(exp[i].m);
     free(act);
+    free(match);
     seq_free(&ef);
     seq_free(&efl);
     seq_free(&af);

@@ -80,6 +80,10 @@ static void usage(FILE *f)
             "  --max-outbuf BYTES       drop a connection that lets more pile up (64 MiB)\n"
             "  --channel-seq N          first Local channel number (default 0)\n"
             "  --uniqueid-seq N         first uniqueid counter (default 0)\n"
+            "  --devstate DEV=STATE     start with this cached device state, e.g.\n"
+            "                           Queue:sales_avail=INUSE (repeatable, up to 8)\n"
+            "  --no-features-conf       as without features.conf: Atxfer finds no attended\n"
+            "                           transfer feature code (default: atxfer => *2)\n"
             "  --record FILE            append every byte received from clients to FILE\n"
             "  --ready-file FILE        write the bound port to FILE once listening\n"
             "  --quiet                  no log lines\n"
@@ -113,6 +117,31 @@ static int parse_real(const char *opt, const char *v, double *out)
         return -1;
     }
     *out = x;
+    return 0;
+}
+
+/* DEVICE=STATE with a state name ast_devstate2str() knows. */
+static int parse_devstate(const char *v, struct sim_opts *o)
+{
+    static const char *const states[] = {"UNKNOWN", "NOT_INUSE", "INUSE",
+                                         "BUSY",    "INVALID",   "UNAVAILABLE",
+                                         "RINGING", "RINGINUSE", "ONHOLD"};
+    const char *eq = strrchr(v, '=');
+    int known = 0;
+    for (size_t i = 0; eq && i < sizeof(states) / sizeof(states[0]); i++)
+        known |= !strcmp(eq + 1, states[i]);
+    if (!eq || eq == v || !known) {
+        fprintf(stderr,
+                "ami-sim: --devstate needs DEVICE=STATE (e.g. Queue:sales_avail=INUSE), "
+                "not '%s'\n",
+                v);
+        return -1;
+    }
+    if (o->ndevstates >= SIM_MAX_DEVSTATES) {
+        fprintf(stderr, "ami-sim: at most %d --devstate options\n", SIM_MAX_DEVSTATES);
+        return -1;
+    }
+    o->devstates[o->ndevstates++] = v;
     return 0;
 }
 
@@ -167,6 +196,8 @@ int main(int argc, char **argv)
         OPT_MAX_OUTBUF,
         OPT_CHANNEL_SEQ,
         OPT_UNIQUEID_SEQ,
+        OPT_DEVSTATE,
+        OPT_NO_FEATURES,
         OPT_RECORD,
         OPT_READY,
         OPT_QUIET,
@@ -189,6 +220,8 @@ int main(int argc, char **argv)
         {"max-outbuf", required_argument, NULL, OPT_MAX_OUTBUF},
         {"channel-seq", required_argument, NULL, OPT_CHANNEL_SEQ},
         {"uniqueid-seq", required_argument, NULL, OPT_UNIQUEID_SEQ},
+        {"devstate", required_argument, NULL, OPT_DEVSTATE},
+        {"no-features-conf", no_argument, NULL, OPT_NO_FEATURES},
         {"record", required_argument, NULL, OPT_RECORD},
         {"ready-file", required_argument, NULL, OPT_READY},
         {"quiet", no_argument, NULL, OPT_QUIET},
@@ -249,6 +282,12 @@ int main(int argc, char **argv)
         case OPT_UNIQUEID_SEQ:
             bad = parse_num("--uniqueid-seq", optarg, &n);
             o.uniqueid_seq = (unsigned long)n;
+            break;
+        case OPT_DEVSTATE:
+            bad = parse_devstate(optarg, &o);
+            break;
+        case OPT_NO_FEATURES:
+            o.no_features_conf = 1;
             break;
         case OPT_RECORD:
             o.record_file = optarg;

@@ -36,6 +36,7 @@
 #define SIM_PARSE_ERROR_KEY "X-Sim-Parse-Error"
 
 #define SIM_NAME_MAX      80
+#define SIM_MAX_DEVSTATES 8 /* --devstate options */
 #define SIM_SECRET_MAX    128
 #define SIM_CHALLENGE_MAX 16
 
@@ -86,6 +87,11 @@ struct sim_opts {
     int reject_logins;
     unsigned long channel_seq;  /* first Local channel number */
     unsigned long uniqueid_seq; /* first uniqueid counter */
+    /* "DEVICE=STATE" cached device states to start with (a capture machine's
+     * history, e.g. Queue:support_avail=NOT_INUSE); borrowed from argv */
+    const char *devstates[SIM_MAX_DEVSTATES];
+    int ndevstates;
+    int no_features_conf; /* as without features.conf: no atxfer feature code */
 };
 
 struct sim_user {
@@ -257,6 +263,7 @@ void sim_act_coreshowchannels(struct sim_session *s, const struct ami_msg *m);
 void sim_act_hangup(struct sim_session *s, const struct ami_msg *m);
 void sim_act_redirect(struct sim_session *s, const struct ami_msg *m);
 void sim_act_blindtransfer(struct sim_session *s, const struct ami_msg *m);
+void sim_act_atxfer(struct sim_session *s, const struct ami_msg *m);
 void sim_act_getvar(struct sim_session *s, const struct ami_msg *m);
 void sim_act_setvar(struct sim_session *s, const struct ami_msg *m);
 void sim_act_queuestatus(struct sim_session *s, const struct ami_msg *m);

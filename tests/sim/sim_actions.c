@@ -895,6 +895,7 @@ struct sim_action {
 
 static const struct sim_action sim_handlers[] = {
     {"AbsoluteTimeout", sim_act_absolutetimeout},
+    {"Atxfer", sim_act_atxfer},
     {"BlindTransfer", sim_act_blindtransfer},
     {"Challenge", act_challenge},
     {"Command", act_command},

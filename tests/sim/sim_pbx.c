@@ -25,14 +25,16 @@
 #define PBX_ANSWER_MEDIA_MS          500.0 /* Answer() waits this long for media on a Local channel */
 #define PBX_CAUSE_NORMAL             16
 #define PBX_CAUSE_BUSY               17
+#define PBX_CAUSE_NO_ANSWER          19
 #define PBX_CAUSE_ANSWERED_ELSEWHERE 26
 #define PBX_CAUSE_CONGESTION         34
+#define PBX_SOFTHANGUP_APPUNLOAD     16 /* the SoftHangupRequest of a dialplan that ends */
 #define PBX_REASON_FAILED            0
-#define PBX_REASON_HANGUP            1
 #define PBX_REASON_RINGING           3
 #define PBX_REASON_ANSWERED          4
 #define PBX_REASON_BUSY              5
 #define PBX_REASON_CONGESTION        8
+#define PBX_MAX_VARS                 64 /* Originate Variable headers applied */
 
 /* ---- the dialplan of asterisk-conf/extensions.conf ----------------------- */
 
@@ -91,7 +93,10 @@ static const struct dp_prio dp_demo[] = {
     {"900", 3, "UserEvent", "DemoEvent,Foo: bar,Answer: 42", 76},
     {"900", 4, "Wait", "1", 77},
     {"900", 5, "Hangup", "", 78},
-    {"h", 1, "NoOp", "hangup handler ${CHANNEL} cause ${HANGUPCAUSE}", 86},
+    {"500", 1, "NoOp", "ring group", 87},
+    {"500", 2, "Dial", "Local/201@demo&Local/302@demo,20", 88},
+    {"500", 3, "Hangup", "", 89},
+    {"h", 1, "NoOp", "hangup handler ${CHANNEL} cause ${HANGUPCAUSE}", 91},
 };
 #define DP_N       (sizeof(dp_demo) / sizeof(dp_demo[0]))
 #define DP_CONTEXT "demo"
@@ -405,12 +410,14 @@ static void ev_chan(struct sim_pbx *p, const char *name, const struct pbx_chan *
     sim_ev_end(p->sim, &e);
 }
 
+/* A caller id without a number is presented as unavailable (10b2). */
 static void ev_newcallerid(struct sim_pbx *p, const struct pbx_chan *c)
 {
     struct sim_ev e;
     sim_ev_begin(&e, "NewCallerid", SIM_EV_CALL);
     blk(&e, "", c);
-    sim_ev_kv(&e, "CID-CallingPres", "0 (Presentation Allowed, Not Screened)");
+    sim_ev_kv(&e, "CID-CallingPres",
+              c->cid_num[0] ? "0 (Presentation Allowed, Not Screened)" : "67 (Number Unavailable)");
     sim_ev_end(p->sim, &e);
 }
 
@@ -482,16 +489,20 @@ static void ev_localbridge(struct sim_pbx *p, const struct pbx_chan *l1, const s
     sim_ev_end(p->sim, &e);
 }
 
-/* The 7 keys of ast_manager_build_bridge_state_string() for a basic bridge of n channels. */
-static void bridge_blk(struct sim_ev *e, const struct pbx_bridge *b, int n)
+/* The 7 keys of ast_manager_build_bridge_state_string() for a basic bridge of n channels,
+ * with an optional prefix (Orig, Second, To, From). */
+static void bridge_blk(struct sim_ev *e, const char *pfx, const struct pbx_bridge *b, int n)
 {
-    sim_ev_kv(e, "BridgeUniqueid", b->uuid);
-    sim_ev_kv(e, "BridgeType", "basic");
-    sim_ev_kv(e, "BridgeTechnology", "simple_bridge");
-    sim_ev_kv(e, "BridgeCreator", "<unknown>");
-    sim_ev_kv(e, "BridgeName", "<unknown>");
-    sim_ev_kvf(e, "BridgeNumChannels", "%d", n);
-    sim_ev_kv(e, "BridgeVideoSourceMode", "none");
+    char k[64];
+#define K(name) (snprintf(k, sizeof(k), "%sBridge%s", pfx, name), k)
+    sim_ev_kv(e, K("Uniqueid"), b->uuid);
+    sim_ev_kv(e, K("Type"), "basic");
+    sim_ev_kv(e, K("Technology"), "simple_bridge");
+    sim_ev_kv(e, K("Creator"), "<unknown>");
+    sim_ev_kv(e, K("Name"), "<unknown>");
+    sim_ev_kvf(e, K("NumChannels"), "%d", n);
+    sim_ev_kv(e, K("VideoSourceMode"), "none");
+#undef K
 }
 
 static void ev_bridge(struct sim_pbx *p, const char *name, const struct pbx_bridge *b, int n,
@@ -499,9 +510,28 @@ static void ev_bridge(struct sim_pbx *p, const char *name, const struct pbx_brid
 {
     struct sim_ev e;
     sim_ev_begin(&e, name, SIM_EV_CALL);
-    bridge_blk(&e, b, n);
+    bridge_blk(&e, "", b, n);
     if (c)
         blk(&e, "", c);
+    sim_ev_end(p->sim, &e);
+}
+
+/* Hold/Unhold (bridge_channel.c): the channel that put the call on hold. */
+static void ev_hold(struct sim_pbx *p, const char *name, const struct pbx_chan *c)
+{
+    ev_chan(p, name, c);
+}
+
+/* A DTMF digit the channel read (channel.c send_dtmf_end_event()); Atxfer's digits are
+ * queued as END frames only, so the duration is 0 (10b2). */
+static void ev_dtmf_end(struct sim_pbx *p, const struct pbx_chan *c, char digit)
+{
+    struct sim_ev e;
+    sim_ev_begin(&e, "DTMFEnd", SIM_EV_DTMF);
+    blk(&e, "", c);
+    sim_ev_kvf(&e, "Digit", "%c", digit);
+    sim_ev_kv(&e, "DurationMs", "0");
+    sim_ev_kv(&e, "Direction", "Received");
     sim_ev_end(p->sim, &e);
 }
 
@@ -601,19 +631,48 @@ int pbx_member_available(const struct pbx_queue *q, const struct pbx_member *m)
     }
 }
 
-/* Queue:NAME_avail as the captures show it: INUSE once no member is free. */
-void pbx_queue_update_avail(struct sim_pbx *p, struct pbx_queue *q)
+/* Queue:NAME_avail is cached: a DeviceStateChange only when it changes. */
+static void queue_set_avail(struct sim_pbx *p, struct pbx_queue *q, int inuse)
 {
-    int any = 0;
-    for (int i = 0; i < q->nmembers; i++)
-        any |= pbx_member_available(q, &q->members[i]);
-    int inuse = !any;
     if (inuse == q->avail_inuse)
         return;
     q->avail_inuse = inuse;
     char dev[PBX_NAME];
     snprintf(dev, sizeof(dev), "Queue:%s_avail", q->name);
     pbx_devstate_set(p, dev, inuse ? "INUSE" : "NOT_INUSE", 1);
+}
+
+static int queue_any_available(const struct pbx_queue *q)
+{
+    int any = 0;
+    for (int i = 0; i < q->nmembers; i++)
+        any |= pbx_member_available(q, &q->members[i]);
+    return any;
+}
+
+/* Queue:NAME_avail as app_queue's device state callback sets it: INUSE once no member is
+ * free. */
+void pbx_queue_update_avail(struct sim_pbx *p, struct pbx_queue *q)
+{
+    queue_set_avail(p, q, !queue_any_available(q));
+}
+
+/* After one member was added, paused or unpaused (app_queue.c): NOT_INUSE when that member
+ * is free, INUSE when nobody is; otherwise the hint stays (10c: pausing one of two free
+ * members changes nothing). */
+void pbx_queue_avail_member(struct sim_pbx *p, struct pbx_queue *q, const struct pbx_member *m)
+{
+    if (pbx_member_available(q, m))
+        queue_set_avail(p, q, 0);
+    else if (!queue_any_available(q))
+        queue_set_avail(p, q, 1);
+}
+
+/* After a member was removed: INUSE when nobody is free, otherwise unchanged. */
+void pbx_queue_avail_removed(struct sim_pbx *p, struct pbx_queue *q)
+{
+    if (!queue_any_available(q))
+        queue_set_avail(p, q, 1);
 }
 
 /* Device state name to the number QueueMember prints. */
@@ -805,6 +864,7 @@ static int pair_new(struct sim_pbx *p, const char *exten, const char *ctx, const
 
 static void orig_free(struct pbx_orig *o);
 static void dial_free(struct pbx_dial *op);
+static void xfer_free(struct pbx_xfer *x);
 
 /* Forget the channel: it is gone from every list, its timers are off;
  * the memory stays until the flow that killed it has finished. */
@@ -854,6 +914,8 @@ static void chan_destroy(struct pbx_chan *c)
         c->partner->partner = NULL;
     c->partner = NULL;
     dial_forget(c);
+    if (c->xfer)
+        xfer_free(c->xfer);
     if (c->orig) {
         struct pbx_orig *o = c->orig;
         c->orig = NULL;
@@ -952,6 +1014,8 @@ static void orig_success(struct pbx_orig *o);
 static void orig_fail(struct pbx_orig *o, int reason);
 static void orig_start_l1(struct pbx_chan *l1);
 static void dial_start(struct pbx_chan *c, const char *data);
+static void runner_enter(struct pbx_chan *c, const char *ctx, const char *exten, int prio);
+static void runners_side_by_side(struct pbx_chan **cs, int n);
 static void queue_start(struct pbx_chan *c, const char *data);
 static void queue_answered(struct sim_pbx *p, struct pbx_chan *l1);
 static void dial_answered(struct pbx_chan *l1);
@@ -961,6 +1025,34 @@ static void stop_activity(struct pbx_chan *c);
 static void bridge_peer_gone(struct pbx_chan *z, const char *x_dev, int style_queue);
 static void dial_finish_vars(struct pbx_dial *op);
 static void queue_leave(struct pbx_dial *op, int abandoned);
+static void queue_abandon(struct pbx_dial *op);
+static void xfer_target_answered(struct pbx_xfer *x);
+
+#define PBX_DTMF_FEATURE_GAP_MS 160.0 /* between the digits a bridge reads for a feature */
+#define PBX_ATXFER_HOLD_MS      100.0 /* from the complete code to the Hold */
+#define PBX_DTMF_COLLECT_GAP_MS 60.0  /* between the target digits the transfer collects */
+
+enum pbx_xfer_step {
+    PBX_XFER_PLAIN,
+    PBX_XFER_CODE,
+    PBX_XFER_DIGITS,
+    PBX_XFER_DIAL,
+    PBX_XFER_CONSULT
+};
+
+struct pbx_xfer {
+    struct sim_pbx *p;
+    struct pbx_chan *transferer, *transferee, *target;
+    struct pbx_bridge *first, *second;
+    char queued[PBX_DATA];
+    size_t pos, code_len;
+    char exten[PBX_STR];
+    size_t nexten;
+    int step;
+    struct pbx_timer *timer;
+};
+
+static void xfer_complete(struct pbx_xfer *x);
 
 /* ---- the state changes -------------------------------------------------------------------- */
 
@@ -1004,6 +1096,7 @@ static void chan_answer(struct pbx_chan *c)
         l1->state = PBX_CS_UP;
         ev_chan(p, "Newstate", l1);
         ev_dial(p, "DialEnd", NULL, l1, "DialStatus", "ANSWER");
+        o->dial_open = 0;
         dsc(p, l1->device, "INUSE");
         if (!o->done)
             orig_success(o);
@@ -1018,20 +1111,18 @@ static void chan_answer(struct pbx_chan *c)
     } else if (l1->dialed_by) {
         l1->state = PBX_CS_UP;
         ev_chan(p, "Newstate", l1);
-        dsc(p, l1->device, "INUSE");
         dial_answered(l1);
+    } else if (l1->xfer && l1->xfer->target == l1) {
+        xfer_target_answered(l1->xfer);
     } else {
         l1->state = PBX_CS_UP;
         ev_chan(p, "Newstate", l1);
     }
 }
 
-/* An originated ;1 rings: the Originate's own DialState. */
-static void orig_ringing_deferred(struct sim_pbx *p, struct pbx_chan *l1)
+/* The device state thread learns of the ringing ;1 a moment later (10e). */
+static void orig_ringing_dsc(struct sim_pbx *p, struct pbx_chan *l1)
 {
-    if (!l1->orig || l1->orig->done)
-        return;
-    ev_dial(p, "DialState", NULL, l1, "DialStatus", "RINGING");
     dsc(p, l1->device, "INUSE");
 }
 
@@ -1051,7 +1142,9 @@ static void chan_ringing(struct pbx_chan *c)
     if (l1->dialed_by) {
         soon(p, dial_ringing_deferred, l1);
     } else if (l1->orig && !l1->orig->done) {
-        soon(p, orig_ringing_deferred, l1);
+        /* the originate's dial thread reads the RINGING at once (10e) */
+        ev_dial(p, "DialState", NULL, l1, "DialStatus", "RINGING");
+        soon(p, orig_ringing_dsc, l1);
     }
 }
 
@@ -1088,7 +1181,9 @@ static void chan_fail_signal(struct pbx_chan *c, int busy)
 {
     struct sim_pbx *p = c->p;
     c->hangupcause = busy ? PBX_CAUSE_BUSY : PBX_CAUSE_CONGESTION;
-    if (busy) {
+    /* indicate_busy()/indicate_congestion(): both leave a channel that is not up in
+     * state Busy (10e) */
+    if (c->state != PBX_CS_UP) {
         c->state = PBX_CS_BUSY;
         ev_chan(p, "Newstate", c);
     }
@@ -1096,8 +1191,10 @@ static void chan_fail_signal(struct pbx_chan *c, int busy)
     if (!l1 || l1->dead || l1->state == PBX_CS_UP)
         return;
     if (l1->orig && !l1->orig->done) {
-        orig_fail(l1->orig, busy ? PBX_REASON_BUSY : PBX_REASON_CONGESTION);
+        struct pbx_orig *o = l1->orig;
+        orig_fail(o, busy ? PBX_REASON_BUSY : PBX_REASON_CONGESTION);
         ev_dial(p, "DialEnd", NULL, l1, "DialStatus", busy ? "BUSY" : "CONGESTION");
+        o->dial_open = 0;
         orig_abandon_pair(l1);
     } else if (l1->dialed_by) {
         dest_failed(l1, busy ? "BUSY" : "CONGESTION");
@@ -1117,7 +1214,7 @@ static void runner_next(struct sim_pbx *p, void *arg)
 }
 
 /* The channel enters the dialplan: it counts as an active and a processed call. */
-static void runner_start(struct pbx_chan *c, const char *ctx, const char *exten, int prio)
+static void runner_enter(struct pbx_chan *c, const char *ctx, const char *exten, int prio)
 {
     struct sim_pbx *p = c->p;
     if (!c->running) {
@@ -1131,15 +1228,50 @@ static void runner_start(struct pbx_chan *c, const char *ctx, const char *exten,
     CPY(c->context, ctx);
     CPY(c->exten, exten);
     c->priority = prio;
+}
+
+static void runner_start(struct pbx_chan *c, const char *ctx, const char *exten, int prio)
+{
+    runner_enter(c, ctx, exten, prio);
     runner_exec(c);
 }
+
+static int runner_steps(struct pbx_chan *c, int max_steps);
 
 /* Execute priorities until one waits or the channel is gone. */
 static void runner_exec(struct pbx_chan *c)
 {
+    runner_steps(c, -1);
+}
+
+/* Several channels start their dialplans at once (a ring group's callees): their pbx
+ * threads run side by side, one priority each in turn, until each waits (10d). */
+static void runners_side_by_side(struct pbx_chan **cs, int n)
+{
+    int busy = 1;
+    while (busy) {
+        busy = 0;
+        for (int i = 0; i < n; i++) {
+            if (cs[i] && !cs[i]->dead && cs[i]->running && runner_steps(cs[i], 1))
+                busy = 1;
+            else
+                cs[i] = NULL;
+        }
+    }
+}
+
+/* Execute at most max_steps priorities (all when negative); 1 when it stopped only
+ * because of that limit. */
+static int runner_steps(struct pbx_chan *c, int max_steps)
+{
     struct sim_pbx *p = c->p;
+    int steps = 0, limited = 0;
     chan_ref(c);
     while (!c->dead && c->running) {
+        if (max_steps >= 0 && steps++ >= max_steps) {
+            limited = 1;
+            break;
+        }
         const struct dp_prio *e = dp_find(c->context, c->exten, c->priority);
         if (!e) {
             /* fell off the end of the extension: hang up */
@@ -1149,7 +1281,17 @@ static void runner_exec(struct pbx_chan *c)
         char data[PBX_DATA];
         substitute(c, e->data, data, sizeof(data));
         chan_set_app(c, e->app, data);
+        /* a caller id the Local partner passed on while the last application waited is read
+         * when the next one starts (10b2) */
+        int cid_read = c->cid_reset_pending;
+        if (cid_read) {
+            c->cid_reset_pending = 0;
+            CPY(c->cid_num, c->next_cid_num);
+            CPY(c->cid_name, c->next_cid_name);
+        }
         publish_exten(c);
+        if (cid_read)
+            ev_newcallerid(p, c);
         if (!strcmp(e->app, "NoOp")) {
             c->priority++;
         } else if (!strcmp(e->app, "Answer")) {
@@ -1219,6 +1361,7 @@ static void runner_exec(struct pbx_chan *c)
         }
     }
     chan_unref(c);
+    return limited;
 }
 
 /* ---- Originate ---------------------------------------------------------------------------- */
@@ -1343,17 +1486,73 @@ static void orig_start_l1(struct pbx_chan *l1)
     }
 }
 
-/* Nobody answered within Timeout: Reason 3 while ringing, else 0. */
+/* pbx_dial_reason() of pbx.c: the OriginateResponse Reason of a dial that ended with this
+ * cause (0 when the ;1 just went away, as in 10c). */
+static int orig_reason(int cause)
+{
+    switch (cause) {
+    case PBX_CAUSE_BUSY:
+        return PBX_REASON_BUSY;
+    case 21:
+    case 27:
+    case 38:
+    case 41:
+    case 42:
+    case PBX_CAUSE_CONGESTION:
+        return PBX_REASON_CONGESTION;
+    case PBX_CAUSE_NO_ANSWER:
+    case PBX_CAUSE_ANSWERED_ELSEWHERE:
+        return PBX_REASON_RINGING;
+    default:
+        return PBX_REASON_FAILED;
+    }
+}
+
+/* The originate's dial hangs its ;1 up itself (ast_hangup() in dial.c): the ;2 is asked to
+ * hang up, the ;1 goes at once and the ;2 follows from its own thread (10e). */
+static void orig_drop_l1(struct pbx_chan *l1, int cause)
+{
+    struct sim_pbx *p = l1->p;
+    struct pbx_chan *l2 = l1->partner;
+    chan_ref(l1);
+    chan_ref(l2);
+    char dev[PBX_NAME];
+    CPY(dev, l1->device);
+    l1->hangupcause = cause;
+    if (l2 && !l2->dead)
+        ev_cause(p, "HangupRequest", l2, cause);
+    if (l1->orig && !l1->orig->done)
+        orig_fail(l1->orig, orig_reason(cause));
+    stop_activity(l1);
+    ev_hangup(p, l1, cause);
+    chan_destroy(l1);
+    if (l2 && !l2->dead) {
+        int pbx = l2->running;
+        l2->hangupcause = cause;
+        stop_activity(l2);
+        if (pbx)
+            ev_cause(p, "SoftHangupRequest", l2, PBX_SOFTHANGUP_APPUNLOAD);
+        run_h(l2);
+        ev_hangup(p, l2, cause);
+        chan_destroy(l2);
+    }
+    dsc(p, dev, "NOT_INUSE");
+    dsc(p, dev, "NOT_INUSE");
+    chan_unref(l1);
+    chan_unref(l2);
+}
+
+/* dial.c handle_timeout_trip(): nobody answered within Timeout; the ;1 gets cause 19 and
+ * goes without a DialEnd, the OriginateResponse says 3 (10e). */
 static void orig_timeout(struct sim_pbx *p, void *arg)
 {
+    (void)p;
     struct pbx_orig *o = arg;
     struct pbx_chan *l1 = o->chan;
     if (o->done || !l1)
         return;
-    int ringing = l1->state == PBX_CS_RINGING;
-    orig_fail(o, ringing ? PBX_REASON_RINGING : PBX_REASON_FAILED);
-    ev_dial(p, "DialEnd", NULL, l1, "DialStatus", "NOANSWER");
-    orig_abandon_pair(l1);
+    o->dial_open = 0;
+    orig_drop_l1(l1, PBX_CAUSE_NO_ANSWER);
 }
 
 /* Parse "Local/EXT@CTX[/opts]". 0 ok. */
@@ -1377,6 +1576,20 @@ static int parse_local(const char *chan, char *exten, size_t elen, char *ctx, si
     memcpy(exten, buf, strlen(buf) + 1);
     strcpy(ctx, at ? at : "default");
     return *exten ? 0 : -1;
+}
+
+/* The Originate's Variable headers: set on the ;1 (VarSet) and copied to the ;2 when the
+ * Local channel is called (core_unreal.c), in the order the headers came (10b2). */
+static void orig_set_vars(struct pbx_orig *o, struct pbx_chan *l1, struct pbx_chan *l2)
+{
+    struct pbx_var *list[PBX_MAX_VARS];
+    int n = 0;
+    for (struct pbx_var *v = o->vars; v && n < PBX_MAX_VARS; v = v->next)
+        list[n++] = v; /* newest first */
+    for (int i = n - 1; i >= 0; i--)
+        pbx_setvar(o->p, l1, list[i]->name, list[i]->value);
+    for (int i = n - 1; i >= 0; i--)
+        pbx_setvar(o->p, l2, list[i]->name, list[i]->value);
 }
 
 /* Local/EXT@CTX only: the capture machine had no other channel driver. */
@@ -1409,6 +1622,7 @@ void pbx_originate_start(struct sim_pbx *p, struct pbx_orig *o)
     ev_chan(p, "Newchannel", l2);
     chan_set_app(l1, "AppDial2", "(Outgoing Line)");
     publish_exten(l1);
+    orig_set_vars(o, l1, l2);
     if (o->has_cid) {
         CPY(l1->cid_num, o->cid_num);
         CPY(l1->cid_name, o->cid_name);
@@ -1429,8 +1643,7 @@ void pbx_originate_start(struct sim_pbx *p, struct pbx_orig *o)
     ev_dial(p, "DialBegin", NULL, l1, "DialString", ds);
     l1->orig = o;
     o->chan = l1;
-    for (struct pbx_var *v = o->vars; v; v = v->next)
-        var_put(&l1->vars, v->name, v->value);
+    o->dial_open = 1;
     ptimer_start(p, &o->timer, scaled(p, (double)o->timeout_ms), orig_timeout, o);
     runner_start(l2, ctx, exten, 1);
     chan_unref(l1);
@@ -1466,12 +1679,12 @@ static void stop_activity(struct pbx_chan *c)
             chan_unref(d);
         }
         if (op->kind == PBX_DIAL_QUEUE)
-            queue_leave(op, 1);
+            queue_abandon(op);
         c->dialop = NULL;
         dial_free(op);
     }
     if (c->orig && !c->orig->done)
-        orig_fail(c->orig, PBX_REASON_HANGUP);
+        orig_fail(c->orig, orig_reason(c->hangupcause));
 }
 
 /* The member's call is over: AgentComplete and the member's counters. */
@@ -1502,7 +1715,9 @@ static void agent_complete(struct pbx_dial *op, const char *reason)
     op->member = NULL;
 }
 
-/* Dial()/Queue() return: the variables they leave behind (06a, 06b). */
+/* Dial()/Queue() return: the variables they leave behind (06a, 06b). After an async goto
+ * out of the bridge, features.c skips the end-of-bridge callback: Dial() sets only
+ * DIALSTATUS (10a2). */
 static void dial_finish_vars(struct pbx_dial *op)
 {
     struct sim_pbx *p = op->p;
@@ -1512,17 +1727,21 @@ static void dial_finish_vars(struct pbx_dial *op)
     struct timeval tv = sim_now_tv();
     long dialed =
         (long)((tv.tv_sec - y->created.tv_sec) * 1000 + (tv.tv_usec - y->created.tv_usec) / 1000);
-    ev_varset_num(p, y, "ANSWEREDTIME", (long)(ans / 1000));
-    ev_varset_num(p, y, "ANSWEREDTIME_MS", (long)ans);
-    ev_varset_num(p, y, "DIALEDTIME", dialed / 1000);
-    ev_varset_num(p, y, "DIALEDTIME_MS", dialed);
+    if (!op->async_goto) {
+        ev_varset_num(p, y, "ANSWEREDTIME", (long)(ans / 1000));
+        ev_varset_num(p, y, "ANSWEREDTIME_MS", (long)ans);
+        ev_varset_num(p, y, "DIALEDTIME", dialed / 1000);
+        ev_varset_num(p, y, "DIALEDTIME_MS", dialed);
+    }
     if (op->kind == PBX_DIAL_APP)
         ev_varset(p, y, "DIALSTATUS", op->answered ? "ANSWER" : "NOANSWER");
 }
 
 /* The other side of the bridge is gone and `z` is the last one in it
- * (06a, 06b): the bridge goes; an outgoing leg hangs up with its Local
- * partner, a caller returns from Dial()/Queue() to its dialplan. */
+ * (06a, 06b, 10b2): an outgoing leg is kicked out, the bridge goes and the
+ * leg hangs up with its Local partner. A caller in Dial()/Queue() gets the
+ * application's times and, as neither has the g/c option in the demo
+ * dialplan, is hung up too; the bridge goes once it has (10b2). */
 static void bridge_peer_gone(struct pbx_chan *z, const char *x_dev, int style_queue)
 {
     struct sim_pbx *p = z->p;
@@ -1530,12 +1749,12 @@ static void bridge_peer_gone(struct pbx_chan *z, const char *x_dev, int style_qu
     if (!b)
         return;
     ev_bridge(p, "BridgeLeave", b, 0, z);
-    ev_bridge(p, "BridgeDestroy", b, 0, NULL);
     b->n = 0;
     z->bridge = NULL;
-    free(b);
     chan_ref(z);
     if (!z->ran_pbx) {
+        ev_bridge(p, "BridgeDestroy", b, 0, NULL);
+        free(b);
         struct pbx_chan *w = z->partner;
         chan_ref(w);
         char zdev[PBX_NAME];
@@ -1550,7 +1769,7 @@ static void bridge_peer_gone(struct pbx_chan *z, const char *x_dev, int style_qu
             dsc(p, x_dev, "NOT_INUSE");
         }
         if (w && !w->dead) {
-            ev_cause(p, "SoftHangupRequest", w, PBX_CAUSE_NORMAL);
+            ev_cause(p, "SoftHangupRequest", w, PBX_SOFTHANGUP_APPUNLOAD);
             w->hangupcause = PBX_CAUSE_NORMAL;
             stop_activity(w);
             run_h(w);
@@ -1571,17 +1790,34 @@ static void bridge_peer_gone(struct pbx_chan *z, const char *x_dev, int style_qu
             z->dialop = NULL;
             dial_free(op);
         }
-        dsc(p, x_dev, "NOT_INUSE");
-        if (z->running && !z->dead) {
-            z->priority++;
-            runner_exec(z);
-        }
+        if (z->running && !z->dead)
+            pair_hangup(z, PBX_CAUSE_NORMAL, PBX_SOFTHANGUP_APPUNLOAD, 1);
+        ev_bridge(p, "BridgeDestroy", b, 0, NULL);
+        free(b);
     }
     chan_unref(z);
 }
 
+/* ast_hangup_cause_to_dial_status() of dial.c. */
+static const char *cause_dial_status(int cause)
+{
+    switch (cause) {
+    case PBX_CAUSE_BUSY:
+        return "BUSY";
+    case PBX_CAUSE_CONGESTION:
+        return "CONGESTION";
+    case 3:
+    case 20:
+        return "CHANUNAVAIL";
+    default:
+        return "NOANSWER";
+    }
+}
+
 /* x hangs up (Hangup(), AMI, end of dialplan, end of its Originate app);
- * its Local partner follows, and a bridge it is in comes apart. */
+ * its Local partner follows, and a bridge it is in comes apart. What x was
+ * doing (Dial(), Queue()) ends first; a dialplan's SoftHangupRequest comes
+ * after that, when __ast_pbx_run() gives up on the channel (10c). */
 static void pair_hangup(struct pbx_chan *x, int cause, int shr_cause, int do_shr)
 {
     struct sim_pbx *p = x->p;
@@ -1592,8 +1828,12 @@ static void pair_hangup(struct pbx_chan *x, int cause, int shr_cause, int do_shr
         y = NULL;
     chan_ref(x);
     chan_ref(y);
-    if (do_shr)
-        ev_cause(p, "SoftHangupRequest", x, shr_cause);
+    /* y is an Originate's ;1 still being dialled: its dial reads the hangup as a plain
+     * hangup (Reason 0). The OriginateResponse goes to AMI directly and overtakes the
+     * channel events stasis still holds (10c). */
+    struct pbx_orig *yo = y && y->orig && !y->orig->done && y->state != PBX_CS_UP ? y->orig : NULL;
+    if (yo)
+        orig_fail(yo, PBX_REASON_FAILED);
     x->hangupcause = cause;
     stop_activity(x);
     if (x->dialed_by) {
@@ -1622,21 +1862,42 @@ static void pair_hangup(struct pbx_chan *x, int cause, int shr_cause, int do_shr
             dial_free(op);
         }
     }
+    if (do_shr)
+        ev_cause(p, "SoftHangupRequest", x, shr_cause);
     run_h(x);
     if (y) {
         ev_cause(p, "HangupRequest", y, cause);
         if (y->dialop && y->dialop->kind == PBX_DIAL_QUEUE && y->dialop->answered && y->bridge)
             agent_complete(y->dialop, "caller");
     }
-    ev_hangup(p, x, cause);
     char xdev[PBX_NAME];
     CPY(xdev, x->device);
+    if (yo && y && !y->dead) {
+        /* dial.c reads the ;1's hangup and drops it before x is gone (10c) */
+        if (yo->dial_open)
+            ev_dial(p, "DialEnd", NULL, y, "DialStatus", cause_dial_status(cause));
+        yo->dial_open = 0;
+        y->hangupcause = cause;
+        stop_activity(y);
+        ev_hangup(p, y, cause);
+        chan_destroy(y);
+        ev_hangup(p, x, cause);
+        chan_destroy(x);
+        dsc(p, xdev, "NOT_INUSE");
+        dsc(p, xdev, "NOT_INUSE");
+        chan_unref(xz);
+        chan_unref(x);
+        chan_unref(y);
+        return;
+    }
+    ev_hangup(p, x, cause);
     chan_destroy(x);
     if (xz && !xz->dead)
         bridge_peer_gone(xz, xdev, 0);
     chan_unref(xz);
     if (y && !y->dead) {
-        if (y->bridge && y->bridge->n == 2) {
+        if (y->bridge && y->bridge->n == 2 && y->running) {
+            /* y runs the Dial()/Queue() that bridged it (06a, 06b) */
             struct pbx_bridge *b = y->bridge;
             int style = b->queue_style;
             struct pbx_chan *z = b->chans[0] == y ? b->chans[1] : b->chans[0];
@@ -1652,7 +1913,7 @@ static void pair_hangup(struct pbx_chan *x, int cause, int shr_cause, int do_shr
                 y->dialop = NULL;
                 dial_free(op);
             }
-            ev_cause(p, "SoftHangupRequest", y, PBX_CAUSE_NORMAL);
+            ev_cause(p, "SoftHangupRequest", y, PBX_SOFTHANGUP_APPUNLOAD);
             y->hangupcause = PBX_CAUSE_NORMAL;
             stop_activity(y);
             run_h(y);
@@ -1660,10 +1921,34 @@ static void pair_hangup(struct pbx_chan *x, int cause, int shr_cause, int do_shr
             chan_destroy(y);
             bridge_peer_gone(z, xdev, style);
             chan_unref(z);
-        } else {
-            ev_cause(p, "SoftHangupRequest", y, PBX_CAUSE_NORMAL);
+        } else if (y->bridge && y->bridge->n == 2) {
+            /* y is an outgoing leg with no dialplan: its bridge thread leaves, the
+             * other side is kicked out and y's hangup is published last (10b2) */
+            struct pbx_bridge *b = y->bridge;
+            struct pbx_chan *z = b->chans[0] == y ? b->chans[1] : b->chans[0];
+            char ydev[PBX_NAME];
+            CPY(ydev, y->device);
+            chan_ref(z);
+            ev_varset(p, y, "BRIDGEPEER", "");
+            ev_varset(p, z, "BRIDGEPEER", "");
+            ev_bridge(p, "BridgeLeave", b, 1, y);
+            b->chans[0] = z;
+            b->n = 1;
+            y->bridge = NULL;
+            bridge_peer_gone(z, xdev, 0);
             y->hangupcause = cause;
             stop_activity(y);
+            ev_hangup(p, y, cause);
+            chan_destroy(y);
+            dsc(p, ydev, "NOT_INUSE");
+            dsc(p, ydev, "NOT_INUSE");
+            chan_unref(z);
+        } else {
+            int pbx = y->running;
+            y->hangupcause = cause;
+            stop_activity(y);
+            if (pbx)
+                ev_cause(p, "SoftHangupRequest", y, PBX_SOFTHANGUP_APPUNLOAD);
             run_h(y);
             ev_hangup(p, y, cause);
             chan_destroy(y);
@@ -1697,6 +1982,32 @@ static struct pbx_bridge *bridge_new(struct sim_pbx *p, int queue_style)
     b->queue_style = queue_style;
     ev_bridge(p, "BridgeCreate", b, 0, NULL);
     return b;
+}
+
+/* Who may transfer in a bridge a Dial()/Queue() made: the application's T/t options and the
+ * caller's BRIDGE_FEATURES (features.c). */
+static void bridge_set_features(struct pbx_bridge *b, struct pbx_chan *caller,
+                                const struct pbx_dial *op)
+{
+    if (!b)
+        return;
+    b->caller = caller;
+    b->xfer_caller = op->xfer_caller;
+    b->xfer_callee = op->xfer_callee;
+    struct pbx_var *v = var_find(caller->vars, "BRIDGE_FEATURES");
+    for (const char *f = v ? v->value : ""; *f; f++) {
+        if (*f == 'T')
+            b->xfer_caller = 1;
+        else if (*f == 't')
+            b->xfer_callee = 1;
+    }
+}
+
+/* The T/t of a Dial() or Queue() options field. */
+static void dial_xfer_options(struct pbx_dial *op, const char *opts)
+{
+    op->xfer_caller = opts && strchr(opts, 'T') != NULL;
+    op->xfer_callee = opts && strchr(opts, 't') != NULL;
 }
 
 static void bridge_enter(struct sim_pbx *p, struct pbx_bridge *b, struct pbx_chan *c)
@@ -1735,12 +2046,6 @@ static void dial_free(struct pbx_dial *op)
     if (op->caller && op->caller->dialop == op)
         op->caller->dialop = NULL;
     free(op);
-}
-
-/* Dial() strips "Local/" from what it reports. */
-static const char *dial_number(const struct pbx_dial *op)
-{
-    return strncasecmp(op->target, "Local/", 6) ? op->target : op->target + 6;
 }
 
 /* The caller's Dial() is over without an answer: DIALSTATUS and on. */
@@ -1793,7 +2098,38 @@ static void dial_timeout(struct sim_pbx *p, void *arg)
     dial_end_unanswered(op, "NOANSWER");
 }
 
-/* Dial(Local/EXT@CTX,timeout) as in 06b. */
+/* Create one outgoing leg of a Dial() (app_dial.c's first loop, 06b, 10d): its pair, with
+ * the caller's number and place on the ;1. */
+static struct pbx_chan *dial_leg_new(struct pbx_dial *op, const char *target)
+{
+    struct sim_pbx *p = op->p;
+    struct pbx_chan *c = op->caller;
+    char exten[PBX_STR], ctx[PBX_STR];
+    struct pbx_chan *d1, *d2;
+    if (op->ndests >= PBX_MAX_DESTS ||
+        parse_local(target, exten, sizeof(exten), ctx, sizeof(ctx)) < 0 ||
+        !pbx_exten_exists(ctx, exten, 1) ||
+        pair_new(p, exten, ctx, NULL, NULL, c->linkedid, &d1, &d2) < 0)
+        return NULL;
+    struct pbx_dest *d = &op->dests[op->ndests++];
+    *d = (struct pbx_dest){.l1 = d1, .state = PBX_DEST_RINGING};
+    /* Dial() strips "Local/" from what it reports */
+    snprintf(d->num, sizeof(d->num), "%s@%s", exten, ctx);
+    ev_chan(p, "Newchannel", d1);
+    ev_chan(p, "Newchannel", d2);
+    ev_varset(p, d1, "DIALEDPEERNUMBER", d->num);
+    CPY(d1->cid_num, c->cid_num[0] ? c->cid_num : c->exten);
+    CPY(d1->cid_name, c->cid_name);
+    CPY(d1->context, c->context);
+    CPY(d1->exten, c->exten);
+    chan_set_app(d1, "AppDial", "(Outgoing Line)");
+    publish_exten(d1);
+    ev_newcallerid(p, d1);
+    return d1;
+}
+
+/* Dial(Local/A@CTX[&Local/B@CTX...],timeout): every leg is created first, then called
+ * one after the other (DialBegin each), then their dialplans run side by side (06b, 10d). */
 static void dial_start(struct pbx_chan *c, const char *data)
 {
     struct sim_pbx *p = c->p;
@@ -1801,18 +2137,18 @@ static void dial_start(struct pbx_chan *c, const char *data)
     CPY(target, data);
     char *comma = strchr(target, ',');
     double timeout_s = 0;
+    const char *opts = NULL;
     if (comma) {
         *comma = '\0';
         timeout_s = atof(comma + 1);
+        opts = strchr(comma + 1, ',');
     }
-    char *amp = strchr(target, '&');
-    if (amp)
-        *amp = '\0';
     struct pbx_dial *op = calloc(1, sizeof(*op));
     if (!op) {
         c->priority++;
         return;
     }
+    dial_xfer_options(op, opts ? opts + 1 : NULL);
     op->p = p;
     op->kind = PBX_DIAL_APP;
     op->caller = c;
@@ -1825,42 +2161,56 @@ static void dial_start(struct pbx_chan *c, const char *data)
                                        "PROGRESSTIME",  "PROGRESSTIME_MS"};
     for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
         ev_varset(p, c, vars[i], "");
-    char exten[PBX_STR], ctx[PBX_STR];
-    struct pbx_chan *d1, *d2;
-    if (parse_local(target, exten, sizeof(exten), ctx, sizeof(ctx)) < 0 ||
-        !pbx_exten_exists(ctx, exten, 1) ||
-        pair_new(p, exten, ctx, NULL, NULL, c->linkedid, &d1, &d2) < 0) {
+    char *save = NULL;
+    for (char *t = strtok_r(target, "&", &save); t; t = strtok_r(NULL, "&", &save))
+        dial_leg_new(op, t);
+    if (!op->ndests) {
         dial_end_unanswered(op, "CHANUNAVAIL");
         return;
     }
     chan_ref(c);
-    ev_chan(p, "Newchannel", d1);
-    ev_chan(p, "Newchannel", d2);
-    char num[PBX_DATA];
-    snprintf(num, sizeof(num), "%s@%s", exten, ctx);
-    ev_varset(p, d1, "DIALEDPEERNUMBER", num);
-    CPY(d1->cid_num, c->cid_num[0] ? c->cid_num : c->exten);
-    CPY(d1->cid_name, c->cid_name);
-    CPY(d1->context, c->context);
-    CPY(d1->exten, c->exten);
-    chan_set_app(d1, "AppDial", "(Outgoing Line)");
-    publish_exten(d1);
-    ev_newcallerid(p, d1);
-    ev_varset(p, d2, "DIALEDPEERNUMBER", num);
-    CPY(d2->col_num, d1->cid_num);
-    CPY(d2->col_name, d1->cid_name);
-    ev_chan(p, "NewConnectedLine", d2);
-    ev_localbridge(p, d1, d2);
-    ev_dial(p, "DialBegin", c, d1, "DialString", dial_number(op));
-    d1->dialed_by = op;
-    op->dests[op->ndests++] = (struct pbx_dest){.l1 = d1, .state = PBX_DEST_RINGING};
+    struct pbx_chan *legs[PBX_MAX_DESTS];
+    int n = op->ndests;
+    for (int i = 0; i < n; i++) {
+        struct pbx_chan *d1 = op->dests[i].l1, *d2 = d1->partner;
+        legs[i] = d2;
+        chan_ref(d2);
+        ev_varset(p, d2, "DIALEDPEERNUMBER", op->dests[i].num);
+        CPY(d2->col_num, d1->cid_num);
+        CPY(d2->col_name, d1->cid_name);
+        ev_chan(p, "NewConnectedLine", d2);
+        ev_localbridge(p, d1, d2);
+        ev_dial(p, "DialBegin", c, d1, "DialString", op->dests[i].num);
+        d1->dialed_by = op;
+    }
     if (timeout_s > 0)
         ptimer_start(p, &op->timer, scaled(p, timeout_s * 1000.0), dial_timeout, op);
-    runner_start(d2, ctx, exten, 1);
+    for (int i = 0; i < n; i++)
+        runner_enter(legs[i], legs[i]->lctx, legs[i]->lexten, 1);
+    struct pbx_chan *run[PBX_MAX_DESTS];
+    for (int i = 0; i < n; i++)
+        run[i] = legs[i];
+    runners_side_by_side(run, n);
+    /* the device state thread hears of ringing callees as they ring; with one callee it
+     * came only after the DialState (06b), see dial_ringing_deferred() */
+    for (int i = 0; n > 1 && i < n; i++)
+        if (!legs[i]->dead && legs[i]->partner && legs[i]->partner->state == PBX_CS_RINGING)
+            dsc(p, legs[i]->device, "INUSE");
+    for (int i = 0; i < n; i++)
+        chan_unref(legs[i]);
     chan_unref(c);
 }
 
-/* The dialed leg rings: the caller side learns it a moment later (06b). */
+static struct pbx_dest *dial_dest_of(struct pbx_dial *op, const struct pbx_chan *d1)
+{
+    for (int i = 0; i < op->ndests; i++)
+        if (op->dests[i].l1 == d1)
+            return &op->dests[i];
+    return NULL;
+}
+
+/* The dialed legs ring: the caller side learns it a moment later (06b). With several legs
+ * ringing by then, ast_waitfor_n() hands Dial() the last of them first (10d). */
 static void dial_ringing_deferred(struct sim_pbx *p, struct pbx_chan *d1)
 {
     struct pbx_dial *op = d1->dialed_by;
@@ -1870,21 +2220,77 @@ static void dial_ringing_deferred(struct sim_pbx *p, struct pbx_chan *d1)
     op->ring_start_ms = now_ms(p);
     struct pbx_chan *y = op->caller;
     struct pbx_chan *yp = y->leg == 2 ? y->partner : NULL;
+    int yp_rang = 0;
     if (yp && yp->state != PBX_CS_UP && yp->state != PBX_CS_RINGING) {
         yp->state = PBX_CS_RINGING;
         ev_chan(p, "Newstate", yp);
+        yp_rang = 1;
     }
     uint64_t ms = op->ring_start_ms - op->start_ms;
     ev_varset_num(p, y, "RINGTIME", (long)(ms / 1000));
     ev_varset_num(p, y, "RINGTIME_MS", (long)ms);
-    ev_dial(p, "DialState", y, d1, "DialStatus", "RINGING");
+    for (int i = op->ndests - 1; i >= 0; i--)
+        if (op->dests[i].l1->state == PBX_CS_RINGING)
+            ev_dial(p, "DialState", y, op->dests[i].l1, "DialStatus", "RINGING");
     if (yp && yp->orig && !yp->orig->done)
         ev_dial(p, "DialState", NULL, yp, "DialStatus", "RINGING");
-    dsc(p, d1->device, "INUSE");
-    dsc(p, y->device, "INUSE");
+    if (op->ndests == 1)
+        dsc(p, d1->device, "INUSE");
+    if (yp_rang)
+        dsc(p, y->device, "INUSE");
 }
 
-/* The dialed leg answered (06b): the caller is answered and bridged. */
+/* The other legs of a ring group lose (10d): CANCEL, then Dial() hangs up their ;1 with
+ * cause 26; each ;2 notices from its own thread once the answer has gone through, and the
+ * device state thread publishes both hangups about then. */
+static void dial_loser_l2_gone(struct sim_pbx *p, struct pbx_chan *w)
+{
+    (void)p;
+    char dev[PBX_NAME];
+    CPY(dev, w->device);
+    dsc(w->p, dev, "NOT_INUSE");
+    int pbx = w->running;
+    w->hangupcause = PBX_CAUSE_ANSWERED_ELSEWHERE;
+    stop_activity(w);
+    if (pbx)
+        ev_cause(w->p, "SoftHangupRequest", w, PBX_SOFTHANGUP_APPUNLOAD);
+    run_h(w);
+    ev_hangup(w->p, w, PBX_CAUSE_ANSWERED_ELSEWHERE);
+    chan_destroy(w);
+    dsc(w->p, dev, "NOT_INUSE");
+}
+
+static void dial_cancel_losers(struct pbx_dial *op, struct pbx_chan *winner)
+{
+    struct sim_pbx *p = op->p;
+    for (int i = 0; i < op->ndests;) {
+        struct pbx_chan *d = op->dests[i].l1;
+        if (d == winner) {
+            i++;
+            continue;
+        }
+        struct pbx_chan *w = d->partner;
+        char dev[PBX_NAME];
+        CPY(dev, d->device);
+        chan_ref(d);
+        ev_dial(p, "DialEnd", op->caller, d, "DialStatus", "CANCEL");
+        dial_forget(d);
+        d->hangupcause = PBX_CAUSE_ANSWERED_ELSEWHERE;
+        if (w && !w->dead) {
+            ev_cause(p, "HangupRequest", w, PBX_CAUSE_ANSWERED_ELSEWHERE);
+            soon(p, dial_loser_l2_gone, w);
+        }
+        stop_activity(d);
+        ev_hangup(p, d, PBX_CAUSE_ANSWERED_ELSEWHERE);
+        chan_destroy(d);
+        if (!w || w->dead)
+            dsc(p, dev, "NOT_INUSE");
+        chan_unref(d);
+    }
+}
+
+/* The dialed leg answered (06b, 10d): the others are cancelled, the caller is answered
+ * and bridged. */
 static void dial_answered(struct pbx_chan *d1)
 {
     struct sim_pbx *p = d1->p;
@@ -1896,11 +2302,22 @@ static void dial_answered(struct pbx_chan *d1)
     chan_ref(y);
     chan_ref(yp);
     ptimer_cancel(&op->timer);
+    char num[PBX_DATA];
+    struct pbx_dest *dest = dial_dest_of(op, d1);
+    CPY(num, dest ? dest->num : "");
+    /* the device state of the answered leg (its Newstate) lands where the captures had it:
+     * after the losers' hangups (10d), else after Dial()'s variables (06b, 10a2) */
+    int losers = op->ndests > 1;
+    dial_cancel_losers(op, d1);
+    if (losers)
+        dsc(p, d1->device, "INUSE");
     if (yp && yp->orig && !yp->orig->done && yp->orig->async && !yp->orig->or_sent)
         orig_success(yp->orig);
     ev_varset(p, y, "DIALSTATUS", "ANSWER");
     ev_varset(p, y, "DIALEDPEERNAME", d1->name);
-    ev_varset(p, y, "DIALEDPEERNUMBER", dial_number(op));
+    ev_varset(p, y, "DIALEDPEERNUMBER", num);
+    if (!losers)
+        dsc(p, d1->device, "INUSE");
     d1->exten[0] = '\0';
     ev_dial(p, "DialEnd", y, d1, "DialStatus", "ANSWER");
     op->answered = 1;
@@ -1908,26 +2325,35 @@ static void dial_answered(struct pbx_chan *d1)
     op->peer = d1;
     d1->dialed_by = NULL;
     op->ndests = 0;
+    int y_rose = 0;
     if (y->state != PBX_CS_UP) {
         y->state = PBX_CS_UP;
         ev_chan(p, "Newstate", y);
+        y_rose = 1;
     }
     struct pbx_bridge *b = bridge_new(p, 0);
+    bridge_set_features(b, y, op);
     publish_exten(d1);
+    int yp_rose = 0;
     if (yp && !yp->dead && yp->state != PBX_CS_UP) {
         yp->state = PBX_CS_UP;
         ev_chan(p, "Newstate", yp);
+        yp_rose = 1;
         if (yp->orig && !yp->orig->done) {
             ev_dial(p, "DialEnd", NULL, yp, "DialStatus", "ANSWER");
+            yp->orig->dial_open = 0;
             orig_success(yp->orig);
             orig_start_l1(yp);
         }
     }
     if (b && !d1->dead && !y->dead) {
         bridge_enter(p, b, d1);
+        /* a Newstate each: the answered leg's ;1, the caller and its Local partner */
         dsc(p, d1->device, "INUSE");
-        dsc(p, y->device, "INUSE");
-        dsc(p, y->device, "INUSE");
+        if (y_rose)
+            dsc(p, y->device, "INUSE");
+        if (yp_rose)
+            dsc(p, y->device, "INUSE");
         bridge_enter(p, b, y);
         ev_varset(p, d1, "BRIDGEPEER", y->name);
         ev_varset(p, y, "BRIDGEPEER", d1->name);
@@ -2008,8 +2434,27 @@ static void queue_leave(struct pbx_dial *op, int abandoned)
         pbx_devstate_set(p, dev, "NOT_INUSE", 1);
     }
     ev_queue_caller(p, "QueueCallerLeave", y, q, pos, q->ncallers);
-    if (!abandoned)
-        ev_varset_num(p, y, "QUEUEPOSITION", pos);
+    ev_varset_num(p, y, "QUEUEPOSITION", pos);
+}
+
+/* The caller hung up while waiting (10c): app_queue leaves the wait, dial and answer
+ * times (0: never answered) and ABANDONED behind, then the caller leaves the queue. */
+static void queue_abandon(struct pbx_dial *op)
+{
+    struct sim_pbx *p = op->p;
+    struct pbx_chan *y = op->caller;
+    uint64_t wait = now_ms(p) - op->start_ms;
+    struct timeval tv = sim_now_tv();
+    long dialed =
+        (long)((tv.tv_sec - y->created.tv_sec) * 1000 + (tv.tv_usec - y->created.tv_usec) / 1000);
+    ev_varset_num(p, y, "QUEUEWAIT", (long)(wait / 1000));
+    ev_varset_num(p, y, "QUEUEWAIT_MS", (long)wait);
+    ev_varset_num(p, y, "DIALEDTIME", dialed / 1000);
+    ev_varset_num(p, y, "DIALEDTIME_MS", dialed);
+    ev_varset_num(p, y, "ANSWEREDTIME", 0);
+    ev_varset_num(p, y, "ANSWEREDTIME_MS", 0);
+    ev_varset(p, y, "ABANDONED", "TRUE");
+    queue_leave(op, 1);
 }
 
 static void queue_ring(struct sim_pbx *p, void *arg);
@@ -2183,6 +2628,7 @@ static void queue_start(struct pbx_chan *c, const char *data)
         runner_exec(c);
         return;
     }
+    dial_xfer_options(op, fields[1]);
     op->p = p;
     op->kind = PBX_DIAL_QUEUE;
     op->caller = c;
@@ -2313,6 +2759,7 @@ static void queue_answered(struct sim_pbx *p, struct pbx_chan *l1)
         }
     }
     struct pbx_bridge *b = bridge_new(p, 1);
+    bridge_set_features(b, y, op);
     if (b && !l1->dead && !y->dead) {
         bridge_enter(p, b, l1);
         bridge_enter(p, b, y);
@@ -2331,9 +2778,15 @@ static void queue_answered(struct sim_pbx *p, struct pbx_chan *l1)
 /* AMI Hangup: the pair hangs up from this side (05e). */
 void pbx_chan_softhangup(struct pbx_chan *c, int cause)
 {
+    if (c->xfer && c->xfer->transferer == c && c->xfer->step == PBX_XFER_CONSULT) {
+        xfer_complete(c->xfer);
+        return;
+    }
+    /* manager.c sets a cause only when one was given (10c: none, Cause 0); a bridged
+     * channel is kicked out with normal clearing */
     if (cause <= 0)
-        cause = PBX_CAUSE_NORMAL;
-    pair_hangup(c, cause, cause, 1);
+        cause = c->hangupcause ? c->hangupcause : c->bridge ? PBX_CAUSE_NORMAL : 0;
+    pair_hangup(c, cause, PBX_SOFTHANGUP_APPUNLOAD, c->running);
 }
 
 /* AbsoluteTimeout reached. */
@@ -2353,7 +2806,41 @@ void pbx_chan_abs_timeout(struct pbx_chan *c, long secs)
     ptimer_start(c->p, &c->abs_timer, scaled(c->p, (double)secs * 1000.0), abs_timeout_fire, c);
 }
 
-/* AMI Redirect: the channel leaves what it was doing and runs ctx/exten/prio (05d). */
+/* ast_async_goto() on a channel in a bridge (Redirect, BlindTransfer): its snapshot shows the
+ * new place at once, still with the application it is in (one Newexten; the first priority
+ * then publishes nothing new), it leaves the bridge, the Dial()/Queue() that bridged it
+ * returns as after an async goto and it runs the new place (10a2). */
+static void bridge_async_goto(struct pbx_chan *c, const char *ctx, const char *exten, int prio)
+{
+    struct sim_pbx *p = c->p;
+    struct pbx_bridge *b = c->bridge;
+    CPY(c->context, ctx);
+    CPY(c->exten, exten);
+    c->priority = prio;
+    publish_exten(c);
+    ev_bridge(p, "BridgeLeave", b, b->n - 1, c);
+    for (int i = 0; i < b->n; i++)
+        if (b->chans[i] == c)
+            b->chans[i] = b->chans[--b->n];
+    c->bridge = NULL;
+    if (c->dialop) {
+        struct pbx_dial *op = c->dialop;
+        op->async_goto = 1;
+        if (op->kind == PBX_DIAL_QUEUE)
+            agent_complete(op, "transfer");
+        dial_finish_vars(op);
+        c->dialop = NULL;
+        dial_free(op);
+    }
+    ptimer_cancel(&c->timer);
+    c->media_wait = 0;
+    c->in_app = 0;
+    if (!c->dead)
+        runner_start(c, ctx, exten, prio);
+}
+
+/* AMI Redirect: the channel leaves what it was doing and runs ctx/exten/prio (05d); out of a
+ * bridge by an async goto, and the peer left alone is hung up. */
 int pbx_chan_redirect(struct pbx_chan *c, const char *ctx, const char *exten, int prio)
 {
     struct sim_pbx *p = c->p;
@@ -2365,24 +2852,16 @@ int pbx_chan_redirect(struct pbx_chan *c, const char *ctx, const char *exten, in
         ev_varset(p, c, "BRIDGEPEER", "");
         if (z)
             ev_varset(p, z, "BRIDGEPEER", "");
-        ev_bridge(p, "BridgeLeave", b, b->n - 1, c);
-        for (int i = 0; i < b->n; i++)
-            if (b->chans[i] == c)
-                b->chans[i] = b->chans[--b->n];
-        c->bridge = NULL;
-        if (c->dialop) {
-            struct pbx_dial *op = c->dialop;
-            if (op->kind == PBX_DIAL_QUEUE)
-                agent_complete(op, "transfer");
-            dial_finish_vars(op);
-            c->dialop = NULL;
-            dial_free(op);
-        }
+        char cdev[PBX_NAME];
+        CPY(cdev, c->device);
+        bridge_async_goto(c, ctx, exten, prio);
         if (z && !z->dead)
-            bridge_peer_gone(z, c->device, 0);
+            bridge_peer_gone(z, cdev, 0);
         else if (b->n == 0)
             free(b);
         chan_unref(z);
+        chan_unref(c);
+        return 0;
     }
     if (c->dead) {
         chan_unref(c);
@@ -2414,12 +2893,47 @@ int pbx_chan_transferable(const struct pbx_chan *c)
     return c->bridge && c->bridge->n == 2;
 }
 
-/* ast_bridge_transfer_blind() (bridge.c) as the BlindTransfer action runs it: in a two-party
- * bridge, BLINDTRANSFER is set on both channels (the transferer gets its peer's name, the peer
- * the transferer's), the BlindTransfer event is published, then the peer leaves the bridge for
- * ctx/exten/1 and the transferer is left alone: it hangs up, or returns to its dialplan when it
- * runs one. Anything else is AST_BRIDGE_TRANSFER_INVALID: the event says so and nothing moves.
- * The peer leaving first is the order chosen where Asterisk's depends on its bridge threads. */
+/* After a transfer the transferer is alone in the bridge and leaves it (bridge_basic.c):
+ * with no dialplan it hangs up with its Local partner, whose dialplan ends from its own
+ * thread; the bridge goes after that (10a2). */
+static void transferer_leaves(struct pbx_chan *c)
+{
+    struct sim_pbx *p = c->p;
+    struct pbx_bridge *b = c->bridge;
+    if (!b)
+        return;
+    char dev[PBX_NAME];
+    CPY(dev, c->device);
+    ev_bridge(p, "BridgeLeave", b, b->n - 1, c);
+    for (int i = 0; i < b->n; i++)
+        if (b->chans[i] == c)
+            b->chans[i] = b->chans[--b->n];
+    c->bridge = NULL;
+    if (c->running) {
+        /* a caller whose Dial()/Queue() had bridged it: the application returns and,
+         * without the g/c option, the call is over */
+        struct pbx_dial *op = c->dialop;
+        if (op) {
+            dial_finish_vars(op);
+            c->dialop = NULL;
+            dial_free(op);
+        }
+        pair_hangup(c, PBX_CAUSE_NORMAL, PBX_SOFTHANGUP_APPUNLOAD, 1);
+    } else {
+        pair_hangup(c, PBX_CAUSE_NORMAL, 0, 0);
+    }
+    if (b->n == 0) {
+        ev_bridge(p, "BridgeDestroy", b, 0, NULL);
+        free(b);
+    }
+}
+
+/* ast_bridge_transfer_blind() (bridge.c) as the BlindTransfer action runs it. In a two-party
+ * bridge (10a2): the transferer is taken off hold, BLINDTRANSFER is set on both channels
+ * (each gets the other's name), the transferer's BRIDGEPEER is cleared, the BlindTransfer
+ * event goes out, then the transferee's BRIDGEPEER; the transferee is sent to ctx/exten/1 by an
+ * async goto and the transferer, left alone, leaves and hangs up. Anything else is
+ * AST_BRIDGE_TRANSFER_INVALID: the event says so and nothing moves (10a). */
 void pbx_chan_blind_transfer(struct pbx_chan *c, const char *ctx, const char *exten)
 {
     struct sim_pbx *p = c->p;
@@ -2428,11 +2942,13 @@ void pbx_chan_blind_transfer(struct pbx_chan *c, const char *ctx, const char *ex
     chan_ref(c);
     chan_ref(z);
     if (z) {
+        ev_hold(p, "Unhold", c);
         /* set_transfer_variables_all(), in the bridge's order */
         for (int i = 0; i < b->n; i++) {
             struct pbx_chan *x = b->chans[i];
             pbx_setvar(p, x, "BLINDTRANSFER", x == c ? z->name : c->name);
         }
+        ev_varset(p, c, "BRIDGEPEER", "");
     }
     struct sim_ev e;
     sim_ev_begin(&e, "BlindTransfer", SIM_EV_CALL);
@@ -2440,16 +2956,263 @@ void pbx_chan_blind_transfer(struct pbx_chan *c, const char *ctx, const char *ex
     blk(&e, "Transferer", c);
     if (z) {
         blk(&e, "Transferee", z);
-        bridge_blk(&e, b, b->n);
+        bridge_blk(&e, "", b, b->n);
     }
     sim_ev_kv(&e, "IsExternal", "Yes");
     sim_ev_kv(&e, "Context", ctx);
     sim_ev_kv(&e, "Extension", exten);
     sim_ev_end(p->sim, &e);
-    if (z && !z->dead)
-        pbx_chan_redirect(z, ctx, exten, 1);
+    if (z && !z->dead) {
+        ev_varset(p, z, "BRIDGEPEER", "");
+        bridge_async_goto(z, ctx, exten, 1);
+        if (!c->dead)
+            transferer_leaves(c);
+    }
     chan_unref(z);
     chan_unref(c);
+}
+
+/* ---- Atxfer --------------------------------------------------------------------------------
+ *
+ * Action Atxfer queues the atxfer code and the extension as DTMF on the channel. In a
+ * two-party bridge whose Dial()/Queue() lets that side transfer (T/t, or BRIDGE_FEATURES of
+ * the caller), the bridge reads the code, puts the call on hold, collects the extension and
+ * dials it from a second bridge, where the transferer then talks to the target. When the
+ * transferer hangs up, the second bridge is merged into the first: the target takes the
+ * transferer's place (10b2). Elsewhere the digits are only read (DTMFEnd). Other endings
+ * (target busy or never answering, the transferee hanging up first) are not modelled: the
+ * transfer is dropped and everyone stays where they are. */
+
+/* The transfer is over or dropped; every party forgets it. */
+static void xfer_free(struct pbx_xfer *x)
+{
+    ptimer_cancel(&x->timer);
+    struct pbx_chan *parties[] = {x->transferer, x->transferee, x->target};
+    for (size_t i = 0; i < sizeof(parties) / sizeof(parties[0]); i++)
+        if (parties[i] && parties[i]->xfer == x)
+            parties[i]->xfer = NULL;
+    free(x);
+}
+
+static int bridge_remove(struct pbx_bridge *b, struct pbx_chan *c)
+{
+    for (int i = 0; i < b->n; i++) {
+        if (b->chans[i] == c) {
+            b->chans[i] = b->chans[--b->n];
+            c->bridge = NULL;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void xfer_dial(struct pbx_xfer *x);
+static void xfer_read(struct sim_pbx *p, void *arg);
+
+/* The code is complete: the transferee is put on hold, then the extension is collected. */
+static void xfer_hold(struct sim_pbx *p, void *arg)
+{
+    struct pbx_xfer *x = arg;
+    ev_hold(p, "Hold", x->transferer);
+    x->step = PBX_XFER_DIGITS;
+    if (x->queued[x->pos])
+        ptimer_start(p, &x->timer, scaled(p, PBX_DTMF_COLLECT_GAP_MS), xfer_read, x);
+    else
+        xfer_dial(x);
+}
+
+/* The transferer's channel reads its next queued digit. */
+static void xfer_read(struct sim_pbx *p, void *arg)
+{
+    struct pbx_xfer *x = arg;
+    char d = x->queued[x->pos++];
+    ev_dtmf_end(p, x->transferer, d);
+    int more = x->queued[x->pos] != '\0';
+    switch (x->step) {
+    case PBX_XFER_CODE:
+        if (x->pos == x->code_len)
+            ptimer_start(p, &x->timer, scaled(p, PBX_ATXFER_HOLD_MS), xfer_hold, x);
+        else
+            ptimer_start(p, &x->timer, scaled(p, PBX_DTMF_FEATURE_GAP_MS), xfer_read, x);
+        break;
+    case PBX_XFER_DIGITS:
+        if (x->nexten + 1 < sizeof(x->exten)) {
+            x->exten[x->nexten++] = d;
+            x->exten[x->nexten] = '\0';
+        }
+        if (more)
+            ptimer_start(p, &x->timer, scaled(p, PBX_DTMF_COLLECT_GAP_MS), xfer_read, x);
+        else
+            xfer_dial(x);
+        break;
+    default:
+        if (more)
+            ptimer_start(p, &x->timer, scaled(p, PBX_DTMF_FEATURE_GAP_MS), xfer_read, x);
+        else
+            xfer_free(x);
+        break;
+    }
+}
+
+/* Dial the target from a second bridge (bridge_basic.c, dial_transfer()): a Local pair
+ * created from the transferer, so it carries its Linkedid and caller id (10b2). */
+static void xfer_dial(struct pbx_xfer *x)
+{
+    struct sim_pbx *p = x->p;
+    struct pbx_chan *c = x->transferer;
+    char ctx[PBX_STR];
+    int found = 0;
+    char buf[PBX_STR];
+    pbx_getvar(p, c, "TRANSFER_CONTEXT", buf, sizeof(buf), &found);
+    CPY(ctx, found && buf[0] ? buf : c->context);
+    struct pbx_chan *t1, *t2;
+    if (!pbx_exten_exists(ctx, x->exten, 1) ||
+        pair_new(p, x->exten, ctx, NULL, NULL, c->linkedid, &t1, &t2) < 0) {
+        /* "Unable to acquire target extension": back to the transferee */
+        ev_hold(p, "Unhold", c);
+        xfer_free(x);
+        return;
+    }
+    x->step = PBX_XFER_DIAL;
+    x->target = t1;
+    t1->xfer = x;
+    ev_chan(p, "Newchannel", t1);
+    ev_chan(p, "Newchannel", t2);
+    pbx_setvar(p, t1, "TRANSFERERNAME", c->name);
+    pbx_setvar(p, t1, "ATTENDEDTRANSFER", c->name);
+    x->second = bridge_new(p, 0);
+    pbx_setvar(p, t2, "ATTENDEDTRANSFER", c->name);
+    pbx_setvar(p, t2, "TRANSFERERNAME", c->name);
+    CPY(t2->cid_num, c->cid_num);
+    CPY(t2->cid_name, c->cid_name);
+    ev_newcallerid(p, t2);
+    ev_localbridge(p, t1, t2);
+    runner_start(t2, ctx, x->exten, 1);
+}
+
+/* The target answered: it enters the second bridge, the transferer leaves the first (where
+ * the transferee waits on hold) for it (10b2). */
+static void xfer_target_answered(struct pbx_xfer *x)
+{
+    struct sim_pbx *p = x->p;
+    struct pbx_chan *t1 = x->target, *c = x->transferer;
+    if (!x->second || !x->first || c->bridge != x->first) {
+        xfer_free(x);
+        return;
+    }
+    CPY(t1->col_num, c->cid_num);
+    CPY(t1->col_name, c->cid_name);
+    ev_chan(p, "NewConnectedLine", t1);
+    bridge_enter(p, x->second, t1);
+    pbx_setvar(p, t1, "ATTENDEDTRANSFER", "");
+    t1->state = PBX_CS_UP;
+    ev_chan(p, "Newstate", t1);
+    ev_dial(p, "DialEnd", NULL, t1, "DialStatus", "ANSWER");
+    dsc(p, t1->device, "INUSE");
+    ev_bridge(p, "BridgeLeave", x->first, x->first->n - 1, c);
+    bridge_remove(x->first, c);
+    bridge_enter(p, x->second, c);
+    ev_varset(p, t1, "BRIDGEPEER", c->name);
+    ev_varset(p, c, "BRIDGEPEER", t1->name);
+    dsc(p, t1->device, "INUSE");
+    x->step = PBX_XFER_CONSULT;
+}
+
+/* The transferer hung up while talking to the target: the second bridge is merged into the
+ * first, the target takes the transferer's place and the transferer goes (10b2). */
+static void xfer_complete(struct pbx_xfer *x)
+{
+    struct sim_pbx *p = x->p;
+    struct pbx_chan *c = x->transferer, *z = x->transferee, *t1 = x->target;
+    struct pbx_bridge *first = x->first, *second = x->second;
+    struct pbx_chan *c2 = c->partner && !c->partner->dead ? c->partner : NULL;
+    xfer_free(x);
+    chan_ref(c);
+    chan_ref(c2);
+    char dev[PBX_NAME];
+    CPY(dev, c->device);
+    c->hangupcause = PBX_CAUSE_NORMAL;
+    ev_varset(p, c, "BRIDGEPEER", "");
+    ev_bridge(p, "BridgeLeave", second, second->n - 1, c);
+    bridge_remove(second, c);
+    if (c2)
+        ev_cause(p, "HangupRequest", c2, PBX_CAUSE_NORMAL);
+    struct sim_ev e;
+    sim_ev_begin(&e, "BridgeMerge", SIM_EV_CALL);
+    bridge_blk(&e, "To", first, first->n);
+    bridge_blk(&e, "From", second, second->n);
+    sim_ev_end(p->sim, &e);
+    ev_bridge(p, "BridgeLeave", second, second->n - 1, t1);
+    bridge_remove(second, t1);
+    bridge_enter(p, first, t1);
+    ev_varset(p, z, "BRIDGEPEER", t1->name);
+    ev_varset(p, t1, "BRIDGEPEER", z->name);
+    sim_ev_begin(&e, "AttendedTransfer", SIM_EV_CALL);
+    sim_ev_kv(&e, "Result", "Success");
+    blk(&e, "OrigTransferer", c);
+    bridge_blk(&e, "Orig", first, first->n);
+    blk(&e, "SecondTransferer", c);
+    bridge_blk(&e, "Second", second, second->n);
+    blk(&e, "Transferee", z);
+    sim_ev_kv(&e, "IsExternal", "No");
+    sim_ev_kv(&e, "DestType", "Bridge");
+    sim_ev_kv(&e, "DestBridgeUniqueid", first->uuid);
+    sim_ev_end(p->sim, &e);
+    if (z->dialop && z->dialop->peer == c)
+        z->dialop->peer = t1;
+    if (c2) {
+        int pbx = c2->running;
+        c2->hangupcause = PBX_CAUSE_NORMAL;
+        stop_activity(c2);
+        if (pbx)
+            ev_cause(p, "SoftHangupRequest", c2, PBX_SOFTHANGUP_APPUNLOAD);
+        run_h(c2);
+        ev_hangup(p, c2, PBX_CAUSE_NORMAL);
+        chan_destroy(c2);
+    }
+    /* the target's connected line is now the transferee; its Local partner reads that as
+     * its caller id when its current application ends */
+    CPY(t1->col_num, z->cid_num);
+    CPY(t1->col_name, z->cid_name);
+    ev_chan(p, "NewConnectedLine", t1);
+    if (t1->partner && !t1->partner->dead) {
+        t1->partner->cid_reset_pending = 1;
+        CPY(t1->partner->next_cid_num, t1->col_num);
+        CPY(t1->partner->next_cid_name, t1->col_name);
+    }
+    ev_bridge(p, "BridgeDestroy", second, 0, NULL);
+    free(second);
+    stop_activity(c);
+    ev_hangup(p, c, PBX_CAUSE_NORMAL);
+    chan_destroy(c);
+    dsc(p, dev, "NOT_INUSE");
+    dsc(p, dev, "NOT_INUSE");
+    chan_unref(c2);
+    chan_unref(c);
+}
+
+void pbx_chan_atxfer(struct pbx_chan *c, const char *exten)
+{
+    struct sim_pbx *p = c->p;
+    if (c->xfer || !*exten)
+        return;
+    struct pbx_xfer *x = calloc(1, sizeof(*x));
+    if (!x)
+        return;
+    x->p = p;
+    x->transferer = c;
+    c->xfer = x;
+    snprintf(x->queued, sizeof(x->queued), "%s%s", p->atxfer_code, exten);
+    x->code_len = strlen(p->atxfer_code);
+    struct pbx_bridge *b = c->bridge;
+    int allowed = b && b->n == 2 && (b->caller == c ? b->xfer_caller : b->xfer_callee);
+    if (allowed) {
+        x->step = PBX_XFER_CODE;
+        x->first = b;
+        x->transferee = b->chans[0] == c ? b->chans[1] : b->chans[0];
+        x->transferee->xfer = x;
+    }
+    xfer_read(p, x);
 }
 
 /* ---- variables
@@ -2812,6 +3575,24 @@ void sim_pbx_hangup_all(struct sim_pbx *p, int restarting)
     pbx_drain(p);
 }
 
+/* --devstate DEVICE=STATE: a cached state the capture machine's history left
+ * behind; a queue's _avail hint also decides when its next change is news. */
+static void devstate_preset(struct sim_pbx *p, const char *spec)
+{
+    const char *eq = strrchr(spec, '=');
+    char dev[PBX_NAME];
+    if (!eq || (size_t)(eq - spec) >= sizeof(dev))
+        return;
+    snprintf(dev, sizeof(dev), "%.*s", (int)(eq - spec), spec);
+    pbx_devstate_set(p, dev, eq + 1, 0);
+    for (int i = 0; i < p->nqueues; i++) {
+        char avail[PBX_NAME];
+        snprintf(avail, sizeof(avail), "Queue:%s_avail", p->queues[i].name);
+        if (!strcmp(avail, dev))
+            p->queues[i].avail_inuse = !strcmp(eq + 1, "INUSE");
+    }
+}
+
 /* A member from queues.conf. */
 static void queue_add_static(struct pbx_queue *q, const char *iface, const char *name,
                              int ringinuse)
@@ -2865,6 +3646,10 @@ struct sim_pbx *sim_pbx_new(struct sim *sim)
     pbx_devstate_set(p, "Queue:support_avail", "INUSE", 0);
     pbx_devstate_set(p, "Queue:support_pause_Local/202@demo", "NOT_INUSE", 0);
     pbx_devstate_set(p, "Queue:sales_pause_Local/200@demo", "NOT_INUSE", 0);
+    const struct sim_opts *o = sim_opts(sim);
+    for (int i = 0; i < o->ndevstates; i++)
+        devstate_preset(p, o->devstates[i]);
+    CPY(p->atxfer_code, o->no_features_conf ? "" : PBX_FEATURES_ATXFER);
     var_put(&p->globals, "DEMO_GLOBAL", "hello");
     return p;
 }

@@ -20,6 +20,8 @@
 #define PBX_MAX_DESTS   8
 #define PBX_MAX_MEMBERS 32
 #define PBX_UUID        40
+/* the atxfer code of asterisk-conf/features.conf */
+#define PBX_FEATURES_ATXFER "*2"
 
 enum pbx_state {
     PBX_CS_DOWN = 0,
@@ -52,6 +54,7 @@ struct pbx_bridge;
 struct pbx_orig;
 struct pbx_queue;
 struct pbx_member;
+struct pbx_xfer;
 
 struct pbx_chan {
     struct sim_pbx *p;
@@ -91,6 +94,9 @@ struct pbx_chan {
     struct pbx_dial *dialop;     /* this channel runs Dial()/Queue() */
     struct pbx_dial *dialed_by;  /* this ;1 is an outgoing leg of a dial */
     struct pbx_bridge *bridge;
+    struct pbx_xfer *xfer; /* an Atxfer this channel takes part in (any role) */
+    int cid_reset_pending; /* a caller id change it has not read yet (10b2) */
+    char next_cid_num[PBX_STR], next_cid_name[PBX_STR];
     /* Queue legs: what app_queue set on the outgoing channel but was not
      * published yet (it shows at the first state change). */
     int pending_pub;
@@ -118,6 +124,7 @@ struct pbx_orig {
     struct pbx_timer *timer;
     int done;
     int or_sent;
+    int dial_open; /* DialBegin published, no DialEnd yet */
 };
 
 enum pbx_dial_kind { PBX_DIAL_APP, PBX_DIAL_QUEUE };
@@ -126,6 +133,7 @@ enum pbx_dest_state { PBX_DEST_RINGING, PBX_DEST_ANSWERED, PBX_DEST_GONE };
 
 struct pbx_dest {
     struct pbx_chan *l1;
+    char num[PBX_DATA]; /* "201@demo": its DialString and DIALEDPEERNUMBER */
     struct pbx_member *member;
     enum pbx_dest_state state;
 };
@@ -148,7 +156,9 @@ struct pbx_dial {
     uint64_t ring_start_ms;
     int ringing_seen;
     int answered;
-    struct pbx_chan *peer; /* the answered outgoing ;1 */
+    int async_goto; /* its channel left the bridge for elsewhere: no end-of-bridge times */
+    int xfer_caller, xfer_callee; /* the T and t options: who may transfer once bridged */
+    struct pbx_chan *peer;        /* the answered outgoing ;1 */
     struct pbx_member *member;
     int position;
 };
@@ -158,6 +168,10 @@ struct pbx_bridge {
     struct pbx_chan *chans[2];
     int n;
     int queue_style; /* device-state events placed as after a Queue() call */
+    /* the Dial()/Queue() caller, and who may transfer: its T/t options or BRIDGE_FEATURES
+     * (features.c set_bridge_features_on_config(): T the caller, t the called party) */
+    struct pbx_chan *caller;
+    int xfer_caller, xfer_callee;
 };
 
 struct pbx_member {
@@ -218,6 +232,7 @@ struct sim_pbx {
     struct pbx_var *globals;
     unsigned long chan_seq;
     unsigned long uid_seq;
+    char atxfer_code[8]; /* features.conf atxfer; "" without features.conf */
     unsigned long active_calls;
     unsigned long processed_calls;
     struct pbx_soon *soon_head, *soon_tail;
@@ -244,6 +259,8 @@ int pbx_chan_redirect(struct pbx_chan *c, const char *ctx, const char *exten, in
 int pbx_chan_transferable(const struct pbx_chan *c);
 /* AMI BlindTransfer of a found channel: its events, and the move when transferable. */
 void pbx_chan_blind_transfer(struct pbx_chan *c, const char *ctx, const char *exten);
+/* AMI Atxfer once its checks passed: the atxfer code and exten arrive on c as DTMF. */
+void pbx_chan_atxfer(struct pbx_chan *c, const char *exten);
 /* Dialplan lookups. */
 int pbx_exten_exists(const char *ctx, const char *exten, int prio);
 int pbx_context_exists(const char *ctx);
@@ -255,6 +272,8 @@ void pbx_ev_member(struct sim_pbx *p, const char *event, const struct pbx_queue 
                    const struct pbx_member *m);
 void pbx_devstate_set(struct sim_pbx *p, const char *device, const char *state, int emit);
 void pbx_queue_update_avail(struct sim_pbx *p, struct pbx_queue *q);
+void pbx_queue_avail_member(struct sim_pbx *p, struct pbx_queue *q, const struct pbx_member *m);
+void pbx_queue_avail_removed(struct sim_pbx *p, struct pbx_queue *q);
 /* Run deferred work; every entry point ends with it. */
 void pbx_drain(struct sim_pbx *p);
 void pbx_var_free_all(struct pbx_var **list);

@@ -517,6 +517,38 @@ void sim_act_blindtransfer(struct sim_session *s, const struct ami_msg *m)
     pbx_drain(p);
 }
 
+/* action_atxfer() of manager.c: the checks in its order, TRANSFER_CONTEXT, the digits queued,
+ * then the reply (10b: no features.conf, no code; 10b2). */
+void sim_act_atxfer(struct sim_session *s, const struct ami_msg *m)
+{
+    struct sim_pbx *p = pbx_of(s);
+    const char *name = sim_hdr(m, "Channel");
+    const char *exten = sim_hdr(m, "Exten");
+    const char *context = sim_hdr(m, "Context");
+    if (!*name) {
+        sim_reply_error(s, m, "No channel specified");
+        return;
+    }
+    if (!*exten) {
+        sim_reply_error(s, m, "No extension specified");
+        return;
+    }
+    struct pbx_chan *c = pbx_chan_find(p, name);
+    if (!c) {
+        sim_reply_error(s, m, "Channel specified does not exist");
+        return;
+    }
+    if (!p->atxfer_code[0]) {
+        sim_reply_error(s, m, "No attended transfer feature code found");
+        return;
+    }
+    if (*context)
+        pbx_setvar(p, c, "TRANSFER_CONTEXT", context);
+    pbx_chan_atxfer(c, exten);
+    sim_reply_ack(s, m, "Atxfer successfully queued");
+    pbx_drain(p);
+}
+
 void sim_act_absolutetimeout(struct sim_session *s, const struct ami_msg *m)
 {
     struct sim_pbx *p = pbx_of(s);
@@ -795,7 +827,7 @@ void sim_act_queueadd(struct sim_session *s, const struct ami_msg *m)
     sim_reply_ack(s, m, "Added interface to queue");
     pbx_ev_member(p, "QueueMemberAdded", q, mem);
     pause_devstate(p, q, mem);
-    pbx_queue_update_avail(p, q);
+    pbx_queue_avail_member(p, q, mem);
     pbx_drain(p);
 }
 
@@ -832,7 +864,7 @@ void sim_act_queueremove(struct sim_session *s, const struct ami_msg *m)
     for (int i = idx; i + 1 < q->nmembers; i++)
         q->members[i] = q->members[i + 1];
     q->nmembers--;
-    pbx_queue_update_avail(p, q);
+    pbx_queue_avail_removed(p, q);
     pbx_drain(p);
 }
 
@@ -890,7 +922,7 @@ void sim_act_queuepause(struct sim_session *s, const struct ami_msg *m)
         }
         pbx_ev_member(p, "QueueMemberPause", hits[i], mem);
         pause_devstate(p, hits[i], mem);
-        pbx_queue_update_avail(p, hits[i]);
+        pbx_queue_avail_member(p, hits[i], mem);
     }
     pbx_drain(p);
 }
