@@ -342,19 +342,12 @@ static void on_published(void *ud, const char *channel, const char *msg, size_t 
     json_decref(o);
 }
 
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 static void on_ami_event(void *ud, const struct ami_msg *m)
 {
     struct server_ctx *s = ud;
     /* the call model sees every event, before the event filters */
     if (s->calls)
-        calls_feed(s->calls, s->index, m, wall_ms());
+        calls_feed(s->calls, s->index, m, log_wall_ms());
     bus_publish_ami(s->bus, s->index, m);
 }
 
@@ -378,7 +371,7 @@ static void on_channels_listed(void *ud, const struct ami_result *r)
         return;
     }
     if (r->status == AMI_OK && r->response && ami_msg_is(r->response, "Response", "Success")) {
-        calls_snapshot(s->calls, s->index, r->events, r->nevents, wall_ms());
+        calls_snapshot(s->calls, s->index, r->events, r->nevents, log_wall_ms());
         return;
     }
     if (r->status == AMI_OK) {

@@ -19,6 +19,7 @@
 #include "api/guard.h"
 #include "api/idem.h"
 #include "api/internal.h"
+#include "core/log.h"
 #include "api/sguard.h"
 #include "call/calls.h"
 #include "core/metrics.h"
@@ -280,7 +281,7 @@ static void call_go(struct call *c)
                       c->reference[0] ? json_string(c->reference) : json_null(), "api_key",
                       c->key ? json_string(c->key->name) : json_null());
         calls_expect(c->a->calls, c->server, c->call_id, orig, json_incref(c->variables),
-                     api_wall_ms());
+                     log_wall_ms());
     }
     struct ami_req *req = NULL;
     int rc = ami_pool_submit(c->pool, m, &opts, call_done, c, &req);

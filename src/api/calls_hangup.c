@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "core/log.h"
 #include "call/calls.h"
 
 #define CALL_HANGUP_LEGS_MAX 64
@@ -183,7 +184,7 @@ void api_call_hangup(struct api *a, struct http_req *r, const struct http_params
     const char *id = api_path_value(r, p, "id");
     if (!id)
         return;
-    json_t *call = a->calls ? calls_get(a->calls, id, api_wall_ms()) : NULL;
+    json_t *call = a->calls ? calls_get(a->calls, id, log_wall_ms()) : NULL;
     if (call) {
         hang_up(a, r, call);
         json_decref(call);

@@ -73,8 +73,7 @@ int api_authorize(struct api *a, struct http_req *r, unsigned scope);
 void api_calls_post(struct api *a, struct http_req *r, const struct http_params *p);
 /* calls_hangup.c: DELETE /v1/calls/{id} */
 void api_call_hangup(struct api *a, struct http_req *r, const struct http_params *p);
-/* calls_view.c (and the Unix time in milliseconds, for the call model) */
-uint64_t api_wall_ms(void);
+/* calls_view.c */
 void api_calls_live(struct api *a, struct http_req *r, const struct http_params *p);
 void api_call_get(struct api *a, struct http_req *r, const struct http_params *p);
 /* channels.c */

@@ -149,19 +149,12 @@ static uint64_t now_ms(struct webhooks *w)
 
 static long long wall_ms(void)
 {
-    struct timeval tv;
-    gettimeofday(&tv, NULL);
-    return (long long)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+    return (long long)log_wall_ms();
 }
 
 static void iso_time(long long ms, char *buf, size_t len)
 {
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    char base[24];
-    gmtime_r(&s, &tm);
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, len, "%s.%03dZ", base, (int)(ms % 1000));
+    log_iso_ms((uint64_t)ms, buf, len);
 }
 
 static void answer(webhooks_cb cb, void *ud, int status, json_t *body)

@@ -42,6 +42,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "core/log.h"
+
 enum call_state { ST_CREATED, ST_RINGING, ST_ANSWERED };
 
 #define CALL_LEGS_MAX 128 /* channels followed per call */
@@ -170,22 +172,12 @@ static int grow_buckets(struct call_model *m)
 
 /* --- the call object -------------------------------------------------------------------------- */
 
-static void iso_time(uint64_t ms, char *out, size_t len)
-{
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    char base[32];
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out, len, "%s.%03uZ", base, (unsigned)(ms % 1000));
-}
-
 static json_t *time_or_null(uint64_t ms)
 {
     if (!ms)
         return json_null();
     char buf[40];
-    iso_time(ms, buf, sizeof(buf));
+    log_iso_ms(ms, buf, sizeof(buf));
     return json_string(buf);
 }
 
@@ -303,7 +295,7 @@ static json_t *call_json(const struct call_model *m, const struct call *c)
 static void emit(struct call_model *m, struct call *c, const char *type, uint64_t now)
 {
     char when[40];
-    iso_time(now, when, sizeof(when));
+    log_iso_ms(now, when, sizeof(when));
     json_t *call = call_json(m, c);
     json_t *ev = call ? json_pack("{s:s,s:s,s:I,s:s,s:o}", "type", type, "server", m->server, "seq",
                                   (json_int_t)++m->seq, "time", when, "call", call)

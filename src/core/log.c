@@ -39,6 +39,23 @@ int log_enabled(enum log_level lvl)
     return lvl >= log_min;
 }
 
+uint64_t log_wall_ms(void)
+{
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+}
+
+void log_iso_ms(uint64_t ms, char *buf, size_t len)
+{
+    time_t s = (time_t)(ms / 1000);
+    struct tm tm;
+    char base[24];
+    gmtime_r(&s, &tm);
+    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, len, "%s.%03uZ", base, (unsigned)(ms % 1000));
+}
+
 void log_timestamp(char *buf, size_t len)
 {
     struct timeval tv;

@@ -10,6 +10,8 @@
 #define AMIBRIDGE_CORE_LOG_H
 
 #include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
 
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 
@@ -31,5 +33,10 @@ void log_kv(enum log_level lvl, const char *msg, const char *fmt, ...);
 /* Current wall-clock time as RFC 3339 UTC with microseconds, into buf
  * (at least 32 bytes). */
 void log_timestamp(char *buf, size_t len);
+/* Wall-clock time in Unix milliseconds. */
+uint64_t log_wall_ms(void);
+/* Unix milliseconds as RFC 3339 UTC with milliseconds ("...T18:00:12.578Z"),
+ * into buf (at least 32 bytes). */
+void log_iso_ms(uint64_t ms, char *buf, size_t len);
 
 #endif
