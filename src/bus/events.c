@@ -146,55 +146,20 @@ void bus_set_follower(struct bus *b, int follower)
     b->follower = follower;
 }
 
-void bus_inject(struct bus *b, const char *json, size_t len)
+/* Hand one event to the replay ring and every sink (the caller's
+ * reference stays the caller's). */
+static void deliver(struct bus *b, size_t server, struct bus_event *e)
 {
-    if (!b->follower)
-        return;
-    json_t *o = json_loadb(json, len, 0, NULL);
-    const char *server = json_string_value(json_object_get(o, "server"));
-    const char *name = json_string_value(json_object_get(o, "event"));
-    json_t *jseq = json_object_get(o, "seq");
-    size_t idx = b->nservers;
-    for (size_t i = 0; server && i < b->nservers; i++)
-        if (!strcmp(b->cfg->servers[i].name, server))
-            idx = i;
-    struct bus_event *e = NULL;
-    if (idx == b->nservers || !name || !json_is_integer(jseq) || strlen(name) >= sizeof(e->name) ||
-        !(e = calloc(1, sizeof(*e)))) {
-        json_decref(o);
-        return;
-    }
-    e->refs = 1;
-    e->remote = 1;
-    e->server = idx;
-    e->server_name = b->cfg->servers[idx].name;
-    snprintf(e->name, sizeof(e->name), "%s", name);
-    e->seq = (uint64_t)json_integer_value(jseq);
-    struct ami_error err;
-    if (ami_msg_from_json(json_object_get(o, "fields"), &e->msg, &err) != 0 ||
-        !(e->json = malloc(len + 1))) {
-        json_decref(o);
-        bus_event_unref(e);
-        return;
-    }
-    json_decref(o);
-    memcpy(e->json, json, len);
-    e->json[len] = '\0';
-    e->len = len;
-    if (e->seq > b->seq[idx])
-        b->seq[idx] = e->seq; /* a new leader goes on from here */
-    ring_push(&b->rings[idx], e);
+    ring_push(&b->rings[server], e);
     for (size_t i = 0; i < b->nsinks; i++)
         b->sinks[i].fn(b->sinks[i].ud, e);
-    bus_event_unref(e);
 }
 
-void bus_inject_event(struct bus *b, const char *json, size_t len, const char *name,
-                      const struct ami_msg *fields)
+/* A follower: one event as the leader published it (`o` its parse, `msg`
+ * its fields, taken). */
+static void inject(struct bus *b, const char *json, size_t len, json_t *o, const char *name,
+                   struct ami_msg *msg)
 {
-    if (!b->follower || !name || strlen(name) >= BUS_EVENT_NAME_MAX)
-        return;
-    json_t *o = json_loadb(json, len, 0, NULL);
     const char *server = json_string_value(json_object_get(o, "server"));
     json_t *jseq = json_object_get(o, "seq");
     size_t idx = b->nservers;
@@ -202,8 +167,9 @@ void bus_inject_event(struct bus *b, const char *json, size_t len, const char *n
         if (!strcmp(b->cfg->servers[i].name, server))
             idx = i;
     struct bus_event *e = NULL;
-    if (idx == b->nservers || !json_is_integer(jseq) || !(e = calloc(1, sizeof(*e)))) {
-        json_decref(o);
+    if (idx == b->nservers || !name || !msg || !json_is_integer(jseq) ||
+        strlen(name) >= sizeof(e->name) || !(e = calloc(1, sizeof(*e)))) {
+        ami_msg_free(msg);
         return;
     }
     e->refs = 1;
@@ -213,9 +179,8 @@ void bus_inject_event(struct bus *b, const char *json, size_t len, const char *n
     e->channel_prefix = b->channel_prefix;
     snprintf(e->name, sizeof(e->name), "%s", name);
     e->seq = (uint64_t)json_integer_value(jseq);
-    json_decref(o);
-    e->msg = fields ? ami_msg_dup(fields) : ami_msg_new();
-    if (!e->msg || !(e->json = malloc(len + 1))) {
+    e->msg = msg;
+    if (!(e->json = malloc(len + 1))) {
         bus_event_unref(e);
         return;
     }
@@ -224,10 +189,30 @@ void bus_inject_event(struct bus *b, const char *json, size_t len, const char *n
     e->len = len;
     if (e->seq > b->seq[idx])
         b->seq[idx] = e->seq; /* a new leader goes on from here */
-    ring_push(&b->rings[idx], e);
-    for (size_t i = 0; i < b->nsinks; i++)
-        b->sinks[i].fn(b->sinks[i].ud, e);
+    deliver(b, idx, e);
     bus_event_unref(e);
+}
+
+void bus_inject(struct bus *b, const char *json, size_t len)
+{
+    if (!b->follower)
+        return;
+    json_t *o = json_loadb(json, len, 0, NULL);
+    struct ami_msg *msg = NULL;
+    struct ami_error err;
+    if (ami_msg_from_json(json_object_get(o, "fields"), &msg, &err) == 0)
+        inject(b, json, len, o, json_string_value(json_object_get(o, "event")), msg);
+    json_decref(o);
+}
+
+void bus_inject_event(struct bus *b, const char *json, size_t len, const char *name,
+                      const struct ami_msg *fields)
+{
+    if (!b->follower)
+        return;
+    json_t *o = json_loadb(json, len, 0, NULL);
+    inject(b, json, len, o, name, fields ? ami_msg_dup(fields) : ami_msg_new());
+    json_decref(o);
 }
 
 void bus_publish_ami(struct bus *b, size_t server, const struct ami_msg *m)
@@ -263,9 +248,7 @@ void bus_publish_ami(struct bus *b, size_t server, const struct ami_msg *m)
         return;
     }
     b->st.delivered++;
-    ring_push(&b->rings[server], e);
-    for (size_t i = 0; i < b->nsinks; i++)
-        b->sinks[i].fn(b->sinks[i].ud, e);
+    deliver(b, server, e);
     bus_event_unref(e);
 }
 
@@ -299,9 +282,7 @@ void bus_publish_json(struct bus *b, size_t server, const char *name, json_t *ev
     }
     e->len = strlen(e->json);
     b->st.delivered++;
-    ring_push(&b->rings[server], e);
-    for (size_t i = 0; i < b->nsinks; i++)
-        b->sinks[i].fn(b->sinks[i].ud, e);
+    deliver(b, server, e);
     bus_event_unref(e);
 }
 
