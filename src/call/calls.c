@@ -353,22 +353,33 @@ static void on_restore_values(void *ud, const redisReply *rep)
     restore_end(rs);
 }
 
+/* MGET the copies of the ids an SMEMBERS of `server`'s live set answered;
+ * with `kept`, the ids too, in MGET order. 0, or -1 when nothing was sent. */
+static int mget_members(struct calls *cs, size_t server, const redisReply *rep, char ***kept,
+                        size_t *nkept, bus_redis_cb cb, void *ud)
+{
+    size_t n = rep && rep->type == REDIS_REPLY_ARRAY ? rep->elements : 0;
+    char(*keys)[CALLS_KEY_MAX] = n ? calloc(n, sizeof(*keys)) : NULL;
+    if (kept)
+        *kept = n ? calloc(n, sizeof(**kept)) : NULL;
+    size_t k = 0;
+    for (size_t i = 0; keys && (!kept || *kept) && i < n; i++) {
+        const redisReply *e = rep->element[i];
+        if (e->type != REDIS_REPLY_STRING || (kept && !((*kept)[k] = strdup(e->str))))
+            continue;
+        call_key(cs, server, e->str, keys[k++]);
+        if (nkept)
+            *nkept = k;
+    }
+    int rc = k ? mget(cs->redis, keys, k, cb, ud) : -1;
+    free(keys);
+    return rc;
+}
+
 static void on_restore_ids(void *ud, const redisReply *rep)
 {
     struct restore *rs = ud;
-    size_t n = rep && rep->type == REDIS_REPLY_ARRAY ? rep->elements : 0;
-    char(*keys)[CALLS_KEY_MAX] = n ? calloc(n, sizeof(*keys)) : NULL;
-    rs->ids = n ? calloc(n, sizeof(*rs->ids)) : NULL;
-    size_t k = 0;
-    for (size_t i = 0; keys && rs->ids && i < n; i++)
-        if (rep->element[i]->type == REDIS_REPLY_STRING &&
-            (rs->ids[k] = strdup(rep->element[i]->str))) {
-            call_key(rs->cs, rs->server, rep->element[i]->str, keys[k++]);
-            rs->nids = k;
-        }
-    int rc = k ? mget(rs->cs->redis, keys, k, on_restore_values, rs) : -1;
-    free(keys);
-    if (rc != 0)
+    if (mget_members(rs->cs, rs->server, rep, &rs->ids, &rs->nids, on_restore_values, rs) != 0)
         restore_end(rs);
 }
 
@@ -439,15 +450,7 @@ static void on_remote_values(void *ud, const redisReply *rep)
 static void on_remote_ids(void *ud, const redisReply *rep)
 {
     struct remote *rq = ud;
-    size_t n = rep && rep->type == REDIS_REPLY_ARRAY ? rep->elements : 0;
-    char(*keys)[CALLS_KEY_MAX] = n ? calloc(n, sizeof(*keys)) : NULL;
-    size_t k = 0;
-    for (size_t i = 0; keys && i < n; i++)
-        if (rep->element[i]->type == REDIS_REPLY_STRING)
-            call_key(rq->cs, rq->server, rep->element[i]->str, keys[k++]);
-    int rc = k ? mget(rq->cs->redis, keys, k, on_remote_values, rq) : -1;
-    free(keys);
-    if (rc != 0) {
+    if (mget_members(rq->cs, rq->server, rep, NULL, NULL, on_remote_values, rq) != 0) {
         rq->server++;
         next_live(rq);
     }
