@@ -714,10 +714,37 @@ static void on_transfer(struct call_model *m, const struct ami_msg *ev, uint64_t
     emit(m, c, "call.transferred", now);
 }
 
+/* The events the model reads; every other one (VarSet, Newexten, RTCP*:
+ * most of the stream) is passed over at once. */
+static int read_by_model(const char *name)
+{
+    static const char *const names[] = {"Newchannel",
+                                        "Newstate",
+                                        "NewCallerid",
+                                        "DialBegin",
+                                        "DialState",
+                                        "DialEnd",
+                                        "QueueCallerJoin",
+                                        "AgentConnect",
+                                        "Hold",
+                                        "Unhold",
+                                        "BlindTransfer",
+                                        "AttendedTransfer",
+                                        "HangupRequest",
+                                        "SoftHangupRequest",
+                                        "Hangup",
+                                        "OriginateResponse",
+                                        NULL};
+    for (const char *const *n = names; *n; n++)
+        if (!strcmp(name, *n))
+            return 1;
+    return 0;
+}
+
 void call_model_feed(struct call_model *m, const struct ami_msg *ev, uint64_t now)
 {
     const char *name = ami_msg_get(ev, "Event");
-    if (!name)
+    if (!name || !read_by_model(name))
         return;
     if (!strncmp(name, "Dial", 4)) {
         on_dial(m, name, ev, now);
