@@ -106,6 +106,13 @@ static void hang_up(struct api *a, struct http_req *r, json_t *call)
         const char *st = json_string_value(json_object_get(l, "state"));
         if (!ch || (st && !strcmp(st, "Hungup")))
             continue;
+        /* as on DELETE /v1/channels/{channel}: a name Hangup would read as a
+         * regular expression over every channel is refused (a forged copy) */
+        if (!api_channel_name_ok(r, "legs.channel", ch)) {
+            for (size_t k = 0; k < n; k++)
+                ami_msg_free(msgs[k]);
+            return;
+        }
         struct ami_msg *m = ami_msg_new();
         if (!m || ami_msg_add(m, "Action", "Hangup") || ami_msg_add(m, "Channel", ch)) {
             ami_msg_free(m);
