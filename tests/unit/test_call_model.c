@@ -425,6 +425,34 @@ static void assert_each_ends_once(json_t *evs, const char *what)
     json_decref(st);
 }
 
+/* The captures with calls that the reconnect and takeover tests replay. */
+static const char *const split_names[] = {
+    "06a-queue-call-event-stream.events",
+    "10a2-call-blind-transfer-bridged.events",
+    "10b2-call-attended-transfer-bridged.events",
+    "10c-call-queue-abandoned.events",
+    "10d-call-ring-group.events",
+    "10e-originate-async-noanswer-and-congestion.events",
+    "10f-originate-channelid.events",
+};
+#define NSPLIT (sizeof(split_names) / sizeof(split_names[0]))
+
+/* Capture f's events, and the call events of one unbroken process as
+ * sequence_of() writes them into want. */
+static size_t load_with_baseline(size_t f, struct timed **ev, char *want, size_t len)
+{
+    size_t n = load_events(split_names[f], ev);
+    json_t *base = json_array();
+    struct call_model_opts o = {.server = "pbx1"};
+    struct call_model *m = call_model_new(&o, collect, base);
+    for (size_t i = 0; i < n; i++)
+        call_model_feed(m, (*ev)[i].m, (*ev)[i].at);
+    call_model_free(m);
+    sequence_of(base, want, len);
+    json_decref(base);
+    return n;
+}
+
 /* A reconnect between any two events, with `lost` events missed while AMI
  * was down: with none lost the call events are exactly those of an
  * unbroken stream (the snapshot announces nothing twice); with some lost,
@@ -432,26 +460,12 @@ static void assert_each_ends_once(json_t *evs, const char *what)
 static void a_reconnect_at_every_event_boundary_announces_nothing_twice(void **state)
 {
     (void)state;
-    static const char *const names[] = {
-        "06a-queue-call-event-stream.events",
-        "10a2-call-blind-transfer-bridged.events",
-        "10b2-call-attended-transfer-bridged.events",
-        "10c-call-queue-abandoned.events",
-        "10d-call-ring-group.events",
-        "10e-originate-async-noanswer-and-congestion.events",
-        "10f-originate-channelid.events",
-    };
     struct call_model_opts o = {.server = "pbx1"};
-    for (size_t f = 0; f < sizeof(names) / sizeof(names[0]); f++) {
+    for (size_t f = 0; f < NSPLIT; f++) {
         struct timed *ev;
-        size_t n = load_events(names[f], &ev);
-        json_t *base = json_array();
-        struct call_model *m = call_model_new(&o, collect, base);
-        for (size_t i = 0; i < n; i++)
-            call_model_feed(m, ev[i].m, ev[i].at);
-        call_model_free(m);
         static char want[65536], got[65536];
-        sequence_of(base, want, sizeof(want));
+        size_t n = load_with_baseline(f, &ev, want, sizeof(want));
+        struct call_model *m;
         /* `delay` events come between the reconnect and the list's answer */
         for (size_t lost = 0; lost <= 6; lost += 3) {
             for (size_t delay = 0; delay <= 4; delay += 4) {
@@ -475,7 +489,7 @@ static void a_reconnect_at_every_event_boundary_announces_nothing_twice(void **s
                     char what[200];
                     snprintf(what, sizeof(what),
                              "%s, reconnect after event %zu, %zu lost, the list after %zu more",
-                             names[f], k, lost, d);
+                             split_names[f], k, lost, d);
                     if (!lost) {
                         sequence_of(evs, got, sizeof(got));
                         if (strcmp(got, want))
@@ -486,7 +500,6 @@ static void a_reconnect_at_every_event_boundary_announces_nothing_twice(void **s
                 }
             }
         }
-        json_decref(base);
         for (size_t i = 0; i < n; i++)
             ami_msg_free(ev[i].m);
         free(ev);
@@ -527,26 +540,11 @@ static void a_call_gone_while_ami_was_down_ends_by_the_system(void **state)
 static void another_process_takes_the_calls_over_and_announces_nothing_twice(void **state)
 {
     (void)state;
-    static const char *const names[] = {
-        "06a-queue-call-event-stream.events",
-        "10a2-call-blind-transfer-bridged.events",
-        "10b2-call-attended-transfer-bridged.events",
-        "10c-call-queue-abandoned.events",
-        "10d-call-ring-group.events",
-        "10e-originate-async-noanswer-and-congestion.events",
-        "10f-originate-channelid.events",
-    };
     struct call_model_opts o = {.server = "pbx1"};
-    for (size_t f = 0; f < sizeof(names) / sizeof(names[0]); f++) {
+    for (size_t f = 0; f < NSPLIT; f++) {
         struct timed *ev;
-        size_t n = load_events(names[f], &ev);
-        json_t *base = json_array();
-        struct call_model *m = call_model_new(&o, collect, base);
-        for (size_t i = 0; i < n; i++)
-            call_model_feed(m, ev[i].m, ev[i].at);
-        call_model_free(m);
         static char want[65536], got[65536];
-        sequence_of(base, want, sizeof(want));
+        size_t n = load_with_baseline(f, &ev, want, sizeof(want));
         for (size_t k = 0; k <= n; k++) {
             json_t *evs = json_array();
             struct call_model *a = call_model_new(&o, collect, evs);
@@ -580,11 +578,10 @@ static void another_process_takes_the_calls_over_and_announces_nothing_twice(voi
             json_decref(exports);
             sequence_of(evs, got, sizeof(got));
             if (strcmp(got, want))
-                fail_msg("%s, taken over after event %zu:\n  got  %s\n  want %s", names[f], k, got,
-                         want);
+                fail_msg("%s, taken over after event %zu:\n  got  %s\n  want %s", split_names[f], k,
+                         got, want);
             json_decref(evs);
         }
-        json_decref(base);
         for (size_t i = 0; i < n; i++)
             ami_msg_free(ev[i].m);
         free(ev);
