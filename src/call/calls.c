@@ -13,11 +13,13 @@
 #define CALLS_LIVE_TTL_S (7 * 86400) /* a live call's Redis copy, renewed by each event */
 #define CALLS_KEY_MAX    512
 
+/* An ended call kept for GET /v1/calls/{id}: its JSON text, one allocation
+ * (a jansson tree of a call weighs several times its text). */
 struct ended {
-    char *id;
-    json_t *call;
-    uint64_t at;
     struct ended *next; /* newer */
+    uint64_t at;
+    const char *call; /* compact JSON, after the id */
+    char id[];
 };
 
 struct server_calls {
@@ -81,13 +83,6 @@ static void store(struct calls *cs, struct server_calls *sc, const char *type, j
     free(txt);
 }
 
-static void ended_free(struct ended *e)
-{
-    free(e->id);
-    json_decref(e->call);
-    free(e);
-}
-
 /* Forget what is past the history's age or count. */
 static void trim(struct calls *cs, uint64_t now)
 {
@@ -99,19 +94,25 @@ static void trim(struct calls *cs, uint64_t now)
         if (!cs->oldest)
             cs->newest = NULL;
         cs->nhistory--;
-        ended_free(e);
+        free(e);
     }
 }
 
 static void remember(struct calls *cs, json_t *call)
 {
     const char *id = json_string_value(json_object_get(call, "id"));
-    struct ended *e = calloc(1, sizeof(*e));
-    if (!e || !id || !(e->id = strdup(id))) {
-        free(e);
+    char *txt = id ? json_dumps(call, JSON_COMPACT) : NULL;
+    size_t idlen = id ? strlen(id) + 1 : 0, len = txt ? strlen(txt) + 1 : 0;
+    struct ended *e = txt ? malloc(sizeof(*e) + idlen + len) : NULL;
+    if (!e) {
+        free(txt);
         return;
     }
-    e->call = json_incref(call);
+    memcpy(e->id, id, idlen);
+    memcpy(e->id + idlen, txt, len);
+    free(txt);
+    e->call = e->id + idlen;
+    e->next = NULL;
     e->at = cs->now;
     if (cs->newest)
         cs->newest->next = e;
@@ -173,7 +174,7 @@ void calls_free(struct calls *cs)
     while (cs->oldest) {
         struct ended *e = cs->oldest;
         cs->oldest = e->next;
-        ended_free(e);
+        free(e);
     }
     free(cs);
 }
@@ -249,7 +250,7 @@ json_t *calls_get(struct calls *cs, const char *id, uint64_t now_ms)
     for (const struct ended *e = cs->oldest; e; e = e->next)
         if (!strcmp(e->id, id))
             hit = e;
-    return hit ? json_deep_copy(hit->call) : NULL;
+    return hit ? json_loads(hit->call, 0, NULL) : NULL;
 }
 
 void calls_stats(const struct calls *cs, struct calls_stats *st)

@@ -2,8 +2,9 @@
 # Soak and abuse: BUILD/soak (tests/soak/soak.c) against BUILD/amibridge and
 # BUILD/ami-sim on free loopback ports. A fresh bridge per phase, so each
 # phase's memory and descriptor figures start clean:
-#   1. mixed requests over 64 keep-alive connections; RSS flat after warm-up,
-#      descriptors back to the baseline;
+#   1. mixed requests over 64 keep-alive connections (placed calls among
+#      them, their history capped so that it is full by the warm-up); RSS
+#      flat after warm-up, descriptors back to the baseline;
 #   2. thousands of idle keep-alive connections; a new connection still
 #      answered fast; RSS with all of them open;
 #   3. slowloris (bridge with AMIBRIDGE_HTTP_TIMEOUT_S=5) while normal
@@ -130,7 +131,11 @@ phase() {
 echo "== machine: $(nproc) cores, $(uname -r); $(date -u +%Y-%m-%dT%H:%M:%SZ); mode $MODE"
 t_start=$(date +%s)
 
-start_bridge mixed
+# One request in ten places a call, which ends at once and is kept for
+# GET /v1/calls/{id} (about 1 KiB each, up to AMIBRIDGE_CALL_MAX_HISTORY):
+# a history that fills during the warm-up (the first fifth) keeps "RSS flat
+# after warm-up" a test of leaks, not of that documented bound.
+start_bridge mixed AMIBRIDGE_CALL_MAX_HISTORY=$((REQUESTS / 100))
 rss_fresh=$(rss_kib "$bridge_pid")
 {
     echo "figure bridge.rss_fresh_kib $rss_fresh"
