@@ -20,9 +20,9 @@ FUZZ_SECONDS ?= 60
 FUZZ_JOBS ?= 2
 
 PKGS := libmicrohttpd jansson hiredis libcurl libuv libcrypto
-TEST_PKGS := cmocka
+TEST_PKGS := cmocka libssl
 # Debian packages that provide the above, plus the tools the tests start.
-DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libjansson-dev \
+DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libgnutls28-dev libjansson-dev \
             libhiredis-dev libcurl4-openssl-dev libuv1-dev libssl-dev \
             libcmocka-dev redis-server curl python3 nodejs
 DEB_FUZZ_PKGS := clang libclang-rt-14-dev

@@ -802,8 +802,14 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         *socket_context = c;
         if (c->fd < 0)
             return;
-        /* MHD reads TLS connections through GnuTLS, not recv() */
-        c->wired = !s->o.tls_cert && wire_watch(c->fd) == 0;
+        if (s->o.tls_cert) {
+            /* MHD reads TLS connections through GnuTLS, not recv() */
+            const union MHD_ConnectionInfo *tls =
+                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+            c->wired = tls && wire_watch_tls(c->fd, tls->tls_session) == 0;
+        } else {
+            c->wired = wire_watch(c->fd) == 0;
+        }
         if (s->o.max_connections_per_client && !from_trusted_proxy(s, ci) &&
             conns_of_peer(s, c) >= s->o.max_connections_per_client) {
             /* refused at the door: closed before a byte is read */

@@ -1,6 +1,8 @@
 #include "http/wire.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <gnutls/gnutls.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -387,16 +389,22 @@ int wire_scan_release(struct wire_scan *s, char *line, size_t nline, const char 
 
 struct wire_conn {
     struct wire_scan s;
+    void *tls; /* the GnuTLS session of a TLS connection, or NULL */
     size_t ncarry;
-    char carry[WIRE_LINE_MAX]; /* the beginning of a line held back */
+    size_t ready; /* TLS: how many bytes of carry were scanned and may go on */
+    /* plain: the beginning of a line held back (WIRE_LINE_MAX bytes);
+     * TLS: bytes read from the session not given on yet, the held line
+     * last (2 * WIRE_LINE_MAX: room to read the line's end after it) */
+    char carry[];
 };
+#define WIRE_TLS_CARRY (2 * WIRE_LINE_MAX)
 
 /* Per thread: only the thread that watches a socket follows its bytes;
  * recv() on any other thread (or socket) goes straight to the kernel. */
 static __thread struct wire_conn **table;
 static __thread size_t table_len, nwatched;
 
-int wire_watch(int fd)
+static int watch(int fd, void *tls)
 {
     if (fd < 0)
         return -1;
@@ -411,16 +419,30 @@ int wire_watch(int fd)
         table = t;
         table_len = len;
     }
+    /* a socket number is reused only after wire_forget */
     struct wire_conn *w = table[fd];
     if (!w) {
-        if (!(w = malloc(sizeof(*w))))
+        if (!(w = malloc(sizeof(*w) + (tls ? WIRE_TLS_CARRY : WIRE_LINE_MAX))))
             return -1;
         table[fd] = w;
         nwatched++;
+    } else if (!w->tls != !tls) {
+        return -1;
     }
     wire_scan_init(&w->s);
-    w->ncarry = 0;
+    w->tls = tls;
+    w->ncarry = w->ready = 0;
     return 0;
+}
+
+int wire_watch(int fd)
+{
+    return watch(fd, NULL);
+}
+
+int wire_watch_tls(int fd, void *session)
+{
+    return session ? watch(fd, session) : -1;
 }
 
 void wire_forget(int fd)
@@ -452,7 +474,7 @@ enum wire_flaw wire_flaw(int fd, unsigned nreq)
 ssize_t recv(int fd, void *buf, size_t len, int flags)
 {
     struct wire_conn *w = fd >= 0 && (size_t)fd < table_len ? table[fd] : NULL;
-    if (!w || (flags & MSG_PEEK) || !len || (w->s.st == S_PASS && !w->ncarry))
+    if (!w || w->tls || (flags & MSG_PEEK) || !len || (w->s.st == S_PASS && !w->ncarry))
         return recvfrom(fd, buf, len, flags, NULL, NULL);
     char *b = buf;
     size_t out = w->ncarry;
@@ -508,4 +530,86 @@ ssize_t recv(int fd, void *buf, size_t len, int flags)
         return (ssize_t)keep;
     errno = EAGAIN;
     return -1;
+}
+
+/* MHD reads a TLS connection with gnutls_record_recv(): this definition
+ * comes first for it, and reads the session with GnuTLS's own. There is no
+ * peeking into a session, so what was read and not given on yet waits in
+ * carry: the bytes scanned (ready) first, then the line held back. A line
+ * is held only while the session has nothing more (GNUTLS_E_AGAIN: the
+ * client must send more, which wakes MHD again). MHD's epoll loop, unlike
+ * for plain sockets, calls again after a short read of a TLS connection
+ * until it gets GNUTLS_E_AGAIN, so what waits in carry is always asked
+ * for. */
+typedef ssize_t (*tls_recv_fn)(gnutls_session_t, void *, size_t);
+typedef int (*tls_fd_fn)(gnutls_session_t);
+
+static tls_recv_fn tls_recv_real(void)
+{
+    static tls_recv_fn real;
+    if (!real)
+        *(void **)&real = dlsym(RTLD_NEXT, "gnutls_record_recv");
+    return real;
+}
+
+static struct wire_conn *tls_conn(gnutls_session_t session)
+{
+    static tls_fd_fn fd_of;
+    if (!nwatched)
+        return NULL;
+    if (!fd_of)
+        *(void **)&fd_of = dlsym(RTLD_NEXT, "gnutls_transport_get_int");
+    int fd = fd_of ? fd_of(session) : -1;
+    struct wire_conn *w = fd >= 0 && (size_t)fd < table_len ? table[fd] : NULL;
+    return w && w->tls == (void *)session ? w : NULL;
+}
+
+ssize_t gnutls_record_recv(gnutls_session_t session, void *data, size_t len)
+{
+    tls_recv_fn real = tls_recv_real();
+    if (!real)
+        return GNUTLS_E_INTERNAL_ERROR;
+    struct wire_conn *w = tls_conn(session);
+    if (!w || !len || (w->s.st == S_PASS && !w->ncarry))
+        return real(session, data, len);
+    char *b = data;
+    size_t out = 0;
+    while (out < len) {
+        if (w->ready) {
+            size_t n = len - out < w->ready ? len - out : w->ready;
+            memcpy(b + out, w->carry, n);
+            memmove(w->carry, w->carry + n, w->ncarry - n);
+            w->ncarry -= n;
+            w->ready -= n;
+            out += n;
+            continue;
+        }
+        if (w->ncarry) {
+            /* a held line (shorter than WIRE_LINE_MAX): read what follows it */
+            ssize_t r = real(session, w->carry + w->ncarry, WIRE_TLS_CARRY - w->ncarry);
+            if (r == 0) {
+                /* the client sends no more: MHD must see all, then the end */
+                w->s.st = S_PASS;
+                w->ready = w->ncarry;
+                continue;
+            }
+            if (r < 0)
+                return out ? (ssize_t)out : r; /* what is held stays held */
+            w->ncarry += (size_t)r;
+            w->ready = wire_scan(&w->s, w->carry, w->ncarry);
+            continue;
+        }
+        if (w->s.st == S_PASS)
+            break;
+        ssize_t r = real(session, b + out, len - out);
+        if (r <= 0)
+            return out ? (ssize_t)out : r;
+        size_t keep = wire_scan(&w->s, b + out, (size_t)r);
+        if (keep == (size_t)r)
+            return (ssize_t)(out + keep);
+        memcpy(w->carry, b + out + keep, (size_t)r - keep);
+        w->ncarry = (size_t)r - keep;
+        out += keep;
+    }
+    return (ssize_t)out;
 }

@@ -17,8 +17,9 @@
  *
  * The scanner is a pure state machine (wire_scan_*), unit-tested on split
  * byte streams; the glue interposes recv() for the sockets watched with
- * wire_watch(), on the thread that watched them. TLS connections are not
- * watched: MHD reads them through GnuTLS. */
+ * wire_watch() and gnutls_record_recv() for the TLS sessions watched with
+ * wire_watch_tls() (MHD reads those through GnuTLS: the scanner sees the
+ * bytes once decrypted), on the thread that watched them. */
 
 #include <stddef.h>
 #include <stdint.h>
@@ -60,8 +61,10 @@ size_t wire_scan(struct wire_scan *s, char *buf, size_t n);
 int wire_scan_release(struct wire_scan *s, char *line, size_t nline, const char *more,
                       size_t nmore);
 
-/* Follow the socket fd (a new plain-text client connection) / stop. */
+/* Follow the socket fd (a new plain-text client connection), or the TLS
+ * session (a gnutls_session_t) MHD reads the socket fd through / stop. */
 int wire_watch(int fd);
+int wire_watch_tls(int fd, void *session);
 void wire_forget(int fd);
 
 /* The flaw of request number nreq (from 1) of fd, or WIRE_FLAW_NONE. */
