@@ -1,7 +1,7 @@
 #!/bin/sh
 # Standard Webhooks: real deliveries of the binary checked by the official
-# verifier (npm standardwebhooks) and by verify.py (Python 3, standard
-# library).
+# verifiers (npm standardwebhooks; the Python library, vendored in
+# vendor/python) and by verify.py (Python 3, written from the spec).
 #
 #   sh tests/standard-webhooks/run.sh BUILD_DIR
 #

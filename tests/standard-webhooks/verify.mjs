@@ -1,7 +1,9 @@
 // Standard Webhooks: real deliveries of the real amibridge binary, checked
 // by the official verifier (npm standardwebhooks, the reference library of
-// github.com/standard-webhooks/standard-webhooks) and by verify.py (Python,
-// written from the specification), which must also refuse what is forged.
+// github.com/standard-webhooks/standard-webhooks) and in Python by the
+// official library of the same project (vendor/python) and by a verifier
+// written from the specification (verify.py); all must also refuse what is
+// forged.
 //
 //   node tests/standard-webhooks/verify.mjs BUILD_DIR
 //
@@ -212,8 +214,15 @@ async function userEvent(b, name) {
 
 /* --- the run ------------------------------------------------------------------- */
 
-// Python: each case through verify.py; the verdicts must be the expected ones.
+// Python: each case through verify.py, once with the official library
+// (vendor/python) and once with the verifier written from the
+// specification; the verdicts of both must be the expected ones.
 function python(cases) {
+  python1(cases, path.join(HERE, 'vendor', 'python'), 'official');
+  python1(cases, null, 'spec');
+}
+
+function python1(cases, libdir, want) {
   const file = path.join(tmpDir, 'cases.json');
   writeFileSync(
     file,
@@ -221,13 +230,17 @@ function python(cases) {
       cases.map((c) => ({ name: c.name, secret: c.secret, raw: !!c.raw, headers: c.q.headers, body_b64: c.q.body.toString('base64') })),
     ),
   );
-  const r = spawnSync('python3', [path.join(HERE, 'verify.py'), file], { encoding: 'utf8' });
+  const env = { ...process.env };
+  delete env.STANDARDWEBHOOKS_PYTHONPATH;
+  if (libdir) env.STANDARDWEBHOOKS_PYTHONPATH = libdir;
+  const r = spawnSync('python3', [path.join(HERE, 'verify.py'), file], { encoding: 'utf8', env });
   if (r.status !== 0) {
-    report(false, 'python3 verify.py ran', `${r.status} ${r.stderr}`);
+    report(false, `python3 verify.py (${want}) ran`, `${r.status} ${r.stderr}`);
     return;
   }
   const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l));
   const verifier = lines.pop().verifier;
+  report(verifier === want, `python: the ${want} verifier ran`, `it was ${verifier}`);
   for (const c of cases) {
     const got = lines.find((l) => l.name === c.name);
     report(

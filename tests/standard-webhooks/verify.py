@@ -20,9 +20,9 @@ refused.
 
 With STANDARDWEBHOOKS_PYTHONPATH set to a directory that holds the
 official Python library (its standardwebhooks package, which needs only
-the standard library), that library verifies instead. It is not part of
-this repository: it is published on PyPI, which this project's machines
-cannot reach.
+the standard library), that library verifies instead: verify.mjs runs
+every case through both, the official one from vendor/python (copied
+unchanged from the Standard Webhooks repository, see its README.md).
 """
 import base64
 import hashlib
