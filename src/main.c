@@ -494,6 +494,9 @@ static void on_call_published(void *ud, const char *channel, const char *msg, si
     struct ami_msg *f = type ? call_fields(type, o) : NULL;
     if (f)
         bus_inject_event(app->call_bus, msg, len, type, f);
+    /* counted by the leader when it derived them; a follower counts what it hears */
+    if (type && app->lease && bus_lease_follower(app->lease))
+        calls_heard(app->calls, type, o, log_wall_ms());
     ami_msg_free(f);
     json_decref(o);
 }

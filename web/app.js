@@ -11,6 +11,7 @@ const CHANNELS_EVERY_MS = 300; // at most one channel reload per this
 const QUEUES_EVERY_MS = 500;
 const CALLS_POLL_MS = 1000; // GET /v1/calls/live this often
 const CALLS_EVERY_MS = 300; // and at most this often after call events
+const STATS_EVERY_MS = 1000; // the chart's counts, at most this often
 const CALL_LOOKUPS_MAX = 4; // GET /v1/calls/{id} at once
 const CALL_LOOKUP_TRIES = 3;
 const ENDED_MAX = 200; // ended calls listed
@@ -306,8 +307,8 @@ const calls = {
   watch: new Set(), // ids of calls announced by a Newchannel, not yet seen
   done: new Map(), // id -> ended_at (ms): recorded once
   ended: [], // newest first, at most ENDED_MAX
-  minutes: new Map(), // minute (ms / 60000) -> {answered, missed, other}
-  since: 0, // the server's ms when this page began counting (0: not yet)
+  minutes: new Map(), // minute (ms / 60000) -> {answered, missed, other}: GET /v1/calls/stats
+  since: 0, // the server's ms when amibridge began counting (0: not known yet)
   lookups: [], // ids waiting for GET /v1/calls/{id}
   looking: new Set(),
   chartMinute: 0,
@@ -362,7 +363,6 @@ const refreshCalls = throttle(pollCalls, CALLS_EVERY_MS);
 
 // The poll's answer: calls no longer in it have ended (or will say so).
 function onLiveList(list) {
-  if (!calls.since) calls.since = serverNow();
   const now = new Map(list.map((c) => [c.id, c]));
   for (const [id, c] of calls.live) if (!now.has(id) && !calls.done.has(id)) calls.gone.set(id, { last: c, tries: 0 });
   for (const id of calls.watch) if (!now.has(id) && !calls.done.has(id) && !calls.gone.has(id)) calls.gone.set(id, { last: null, tries: 0 });
@@ -394,16 +394,31 @@ function callEnded(c) {
   calls.gone.delete(c.id);
   calls.ended.unshift(c);
   if (calls.ended.length > ENDED_MAX) calls.ended.length = ENDED_MAX;
-  if (c.outcome) {
-    const m = Math.floor(at / 60000);
-    const b = calls.minutes.get(m) || { answered: 0, missed: 0, other: 0 };
-    b[outcomeKind(c.outcome)]++;
-    calls.minutes.set(m, b);
-  }
   soon(renderCalls);
   soon(renderEnded);
-  soon(renderChart);
+  refreshStats();
 }
+
+// The chart is amibridge's own count (GET /v1/calls/stats), asked again
+// when a call ends here and when a new minute begins.
+let statsSeq = 0;
+async function loadStats() {
+  if (!session.on) return;
+  const seq = ++statsSeq, gen = session.gen;
+  try {
+    const data = await api("GET", "/v1/calls/stats");
+    if (seq !== statsSeq || gen !== session.gen) return;
+    calls.minutes.clear();
+    for (const m of data.minutes || []) {
+      const b = { answered: 0, missed: 0, other: 0 };
+      for (const [k, n] of Object.entries(m.outcomes || {})) b[outcomeKind(k)] += n;
+      if (b.answered + b.missed + b.other) calls.minutes.set(Math.floor(Date.parse(m.start) / 60000), b);
+    }
+    calls.since = Date.parse(data.since) || 0;
+    renderChart();
+  } catch (e) { if (gen === session.gen && e.status === 401) keyRefused(e); }
+}
+const refreshStats = throttle(loadStats, STATS_EVERY_MS);
 
 function lookUp(id) {
   if (calls.looking.has(id)) return;
@@ -488,7 +503,7 @@ function svg(tag, attrs, ...kids) {
 }
 
 // Calls per minute over the last hour, stacked: answered, missed, other.
-// Minutes before the page began counting are shaded: it did not see them.
+// Minutes before amibridge began counting are shaded: it did not see them.
 function renderChart() {
   const now = Math.floor(serverNow() / 60000), first = now - CHART_MINUTES + 1;
   calls.chartMinute = now;
@@ -526,9 +541,9 @@ function renderChart() {
   $("chart").dataset.total = String(total);
   $("chart-summary").textContent = calls.since
     ? `Last hour: ${sum.answered} answered, ${sum.missed} missed, ${sum.other} other (at most ${total ? max : 0} a minute). ` +
-      `Counted by this page since it started watching at ${clockText(new Date(calls.since).toISOString())}, from the calls it saw end; ` +
-      "amibridge keeps no per-minute history, so a reload starts from zero."
-    : "Counted by this page from the calls it sees end, once it has a key; amibridge keeps no per-minute history.";
+      `Counted by amibridge since ${clockText(new Date(calls.since).toISOString())}` +
+      (calls.since > (first * 60000) ? " (its start; the shaded minutes are before it)." : ".")
+    : "Counted by amibridge, shown once the page has a key.";
 }
 
 // Running durations, without re-rendering anything else.
@@ -548,7 +563,10 @@ function tick() {
       td.textContent = hms(Number(td.dataset.base) + (now - at) / 1000);
     }
   tickTalk();
-  if (Math.floor(serverNow() / 60000) !== calls.chartMinute) renderChart();
+  if (Math.floor(serverNow() / 60000) !== calls.chartMinute) {
+    renderChart();
+    refreshStats();
+  }
 }
 
 // --- status and counters ------------------------------------------------------------------
@@ -763,6 +781,7 @@ function beginSession() {
     clockSample(meta);
     onLiveList((data && data.calls) || []);
     renderChart();
+    loadStats();
     loadChannels();
     loadQueues();
     loadStatus();

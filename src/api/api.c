@@ -27,6 +27,7 @@ static const struct http_route routes[] = {
     {"POST", "/v1/actions/{action}", "actions", CFG_SCOPE_ACTIONS, (void *)api_actions_post},
     {"POST", "/v1/calls", "calls", CFG_SCOPE_CALL, (void *)api_calls_post},
     {"GET", "/v1/calls/live", "calls_live", CFG_SCOPE_READ, (void *)api_calls_live},
+    {"GET", "/v1/calls/stats", "call_stats", CFG_SCOPE_READ, (void *)api_call_stats},
     {"GET", "/v1/calls/events", "call_events", CFG_SCOPE_READ, (void *)api_call_events_get},
     {"GET", "/v1/calls/{id}", "call", CFG_SCOPE_READ, (void *)api_call_get},
     {"DELETE", "/v1/calls/{id}", "call_hangup", CFG_SCOPE_CONTROL, (void *)api_call_hangup},

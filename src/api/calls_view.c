@@ -1,4 +1,4 @@
-/* GET /v1/calls/live and GET /v1/calls/{id}: the calls of call/calls. */
+/* GET /v1/calls/live, /v1/calls/stats and /v1/calls/{id}: the calls of call/calls. */
 #include <errno.h>
 #include <stdint.h>
 
@@ -35,6 +35,17 @@ void api_calls_live(struct api *a, struct http_req *r, const struct http_params 
         calls_live_remote(a->calls, answer_remote_live, r) == 0)
         return;
     json_t *body = a->calls ? calls_live(a->calls) : json_pack("{s:[]}", "calls");
+    if (!body) {
+        http_respond_oom(r);
+        return;
+    }
+    http_respond_json(r, 200, body);
+}
+
+void api_call_stats(struct api *a, struct http_req *r, const struct http_params *p)
+{
+    (void)p;
+    json_t *body = a->calls ? calls_per_minute(a->calls, log_wall_ms()) : NULL;
     if (!body) {
         http_respond_oom(r);
         return;

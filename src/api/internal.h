@@ -75,6 +75,7 @@ void api_calls_post(struct api *a, struct http_req *r, const struct http_params 
 void api_call_hangup(struct api *a, struct http_req *r, const struct http_params *p);
 /* calls_view.c */
 void api_calls_live(struct api *a, struct http_req *r, const struct http_params *p);
+void api_call_stats(struct api *a, struct http_req *r, const struct http_params *p);
 void api_call_get(struct api *a, struct http_req *r, const struct http_params *p);
 /* channels.c */
 void api_channels_list(struct api *a, struct http_req *r, const struct http_params *p);

@@ -13,6 +13,17 @@
 #define CALLS_LIVE_TTL_S (7 * 86400) /* a live call's Redis copy, renewed by each event */
 #define CALLS_KEY_MAX    512
 
+/* every outcome of call/model, in the order calls_per_minute lists them */
+static const char *const OUTCOMES[] = {"answered",   "missed", "busy",    "no_answer",
+                                       "congestion", "failed", "canceled"};
+#define NOUTCOMES (sizeof(OUTCOMES) / sizeof(OUTCOMES[0]))
+
+/* the calls that ended in one minute, by outcome */
+struct minute {
+    uint64_t minute; /* Unix minutes; 0: nothing counted in this slot */
+    uint32_t n[NOUTCOMES];
+};
+
 /* An ended call kept for GET /v1/calls/{id}: its JSON text, one allocation
  * (a jansson tree of a call weighs several times its text). */
 struct ended {
@@ -36,8 +47,10 @@ struct calls {
     size_t nservers;
     struct ended *oldest, *newest; /* the history, oldest first */
     size_t nhistory;
-    uint64_t now;            /* of the event being fed */
-    struct bus_redis *redis; /* the copy every replica reads, or NULL */
+    uint64_t now;                         /* of the event being fed */
+    struct bus_redis *redis;              /* the copy every replica reads, or NULL */
+    uint64_t counting_since;              /* Unix ms: calls_new */
+    struct minute minutes[CALLS_MINUTES]; /* a ring: slot minute % CALLS_MINUTES */
 };
 
 /* <prefix>:call:<server>:<id>, the export of one call; <prefix>:calls:<server>, the set of the
@@ -123,10 +136,64 @@ static void remember(struct calls *cs, json_t *call)
     trim(cs, cs->now);
 }
 
+/* A call that ended at now_ms, counted in its minute. */
+static void count_ended(struct calls *cs, const json_t *call, uint64_t now_ms)
+{
+    const char *o = json_string_value(json_object_get(call, "outcome"));
+    size_t k = 0;
+    while (o && k < NOUTCOMES && strcmp(OUTCOMES[k], o))
+        k++;
+    if (!o || k == NOUTCOMES)
+        return;
+    uint64_t m = now_ms / 60000;
+    struct minute *slot = &cs->minutes[m % CALLS_MINUTES];
+    if (slot->minute != m)
+        *slot = (struct minute){.minute = m};
+    slot->n[k]++;
+}
+
+void calls_heard(struct calls *cs, const char *type, const json_t *event, uint64_t now_ms)
+{
+    if (!strcmp(type, "call.ended"))
+        count_ended(cs, json_object_get(event, "call"), now_ms);
+}
+
+json_t *calls_per_minute(const struct calls *cs, uint64_t now_ms)
+{
+    char iso[40];
+    log_iso_ms(cs->counting_since, iso, sizeof(iso));
+    json_t *minutes = json_array(),
+           *body = json_pack("{s:s,s:o}", "since", iso, "minutes", minutes);
+    if (!body)
+        return NULL;
+    uint64_t now = now_ms / 60000;
+    for (uint64_t m = now - (CALLS_MINUTES - 1); m <= now; m++) {
+        const struct minute *slot = &cs->minutes[m % CALLS_MINUTES];
+        json_t *by = json_object();
+        uint32_t ended = 0;
+        for (size_t k = 0; by && k < NOUTCOMES; k++) {
+            uint32_t n = slot->minute == m ? slot->n[k] : 0;
+            ended += n;
+            json_object_set_new(by, OUTCOMES[k], json_integer(n));
+        }
+        log_iso_ms(m * 60000, iso, sizeof(iso));
+        json_t *one = by ? json_pack("{s:s,s:i,s:o}", "start", iso, "ended", (json_int_t)ended,
+                                     "outcomes", by)
+                         : NULL;
+        if (!one || json_array_append_new(minutes, one)) {
+            json_decref(body);
+            return NULL;
+        }
+    }
+    return body;
+}
+
 static void on_call_event(void *ud, const char *type, json_t *event)
 {
     struct server_calls *sc = ud;
     struct calls *cs = sc->cs;
+    if (!strcmp(type, "call.ended"))
+        count_ended(cs, json_object_get(event, "call"), cs->now);
     if (!strcmp(type, "call.ended") && cs->cfg->call_history_s > 0 && cs->cfg->call_max_history > 0)
         remember(cs, json_object_get(event, "call"));
     store(cs, sc, type, json_object_get(event, "call"));
@@ -142,6 +209,7 @@ struct calls *calls_new(const struct cfg *c, calls_publish_fn publish, void *ud)
     cs->cfg = c;
     cs->publish = publish;
     cs->ud = ud;
+    cs->counting_since = log_wall_ms();
     cs->servers = calloc(c->nservers ? c->nservers : 1, sizeof(*cs->servers));
     if (!cs->servers) {
         free(cs);

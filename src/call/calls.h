@@ -69,6 +69,18 @@ typedef void (*calls_remote_fn)(void *ud, json_t *value);
 int calls_get_remote(struct calls *cs, const char *id, calls_remote_fn fn, void *ud);
 int calls_live_remote(struct calls *cs, calls_remote_fn fn, void *ud);
 
+/* Calls that ended, per minute, over the last CALLS_MINUTES minutes:
+ * {"since": when this process began counting, "minutes": [{"start",
+ * "ended", "outcomes": {"answered": n, "missed": n, ...every outcome}},
+ * ...]}, oldest first, the last one the minute of now_ms; a new object or
+ * NULL. Counted by this process since its start: the calls it derives
+ * (leading) and the call.ended events it hears from the leader
+ * (calls_heard, following). */
+#define CALLS_MINUTES 60
+json_t *calls_per_minute(const struct calls *cs, uint64_t now_ms);
+/* A call event the leader published (this process follows no calls now). */
+void calls_heard(struct calls *cs, const char *type, const json_t *event, uint64_t now_ms);
+
 struct calls_stats {
     size_t live, history;
     uint64_t created, ended, untracked;

@@ -1195,6 +1195,22 @@ async function run() {
     type: 'invalid-field',
     more: (r) => expectEq('field', r.json.field, 'server'),
   });
+  await check('GET /v1/calls/stats', a, get('/v1/calls/stats', CRM), {
+    status: 200,
+    more: (r) => {
+      const p = [];
+      const ms = r.json.minutes ?? [];
+      for (const m of ms) {
+        const sum = Object.values(m.outcomes).reduce((x, y) => x + y, 0);
+        if (sum !== m.ended) p.push(`${m.start}: ended ${m.ended}, outcomes sum to ${sum}`);
+      }
+      for (let i = 1; i < ms.length; i++)
+        if (Date.parse(ms[i].start) - Date.parse(ms[i - 1].start) !== 60000) p.push(`minute ${i} is not the next one`);
+      const last = Date.parse(ms[ms.length - 1]?.start);
+      if (!(Math.abs(Date.now() - 30000 - last) <= 90000)) p.push(`the last minute ${ms[ms.length - 1]?.start} is not now`);
+      return p;
+    },
+  });
   await check('GET a call that never was', a, get('/v1/calls/1796399999.999'), {
     status: 404,
     type: 'no-such-call',

@@ -774,6 +774,32 @@ static void calls_are_followed_published_once_and_readable_after_their_end(void 
     assert_int_equal(http_call("GET", url, CRM, NULL, NULL, 5000, &r), 0);
     assert_problem(&r, 404, "no-such-call", NULL);
     http_resp_free(&r);
+    /* the last hour per minute counts each call once, by its outcome */
+    snprintf(url, sizeof(url), "%s/v1/calls/stats", b.url);
+    assert_int_equal(http_call("GET", url, CRM, NULL, NULL, 5000, &r), 0);
+    assert_status(&r, 200);
+    json_t *minutes = json_object_get(r.json, "minutes");
+    assert_int_equal(json_array_size(minutes), 60);
+    json_int_t ended = 0, answered = 0, busy = 0, congestion = 0, other = 0;
+    size_t k;
+    json_t *m;
+    json_array_foreach (minutes, k, m) {
+        json_t *by = json_object_get(m, "outcomes");
+        ended += json_integer_value(json_object_get(m, "ended"));
+        answered += json_integer_value(json_object_get(by, "answered"));
+        busy += json_integer_value(json_object_get(by, "busy"));
+        congestion += json_integer_value(json_object_get(by, "congestion"));
+        other += json_integer_value(json_object_get(by, "missed")) +
+                 json_integer_value(json_object_get(by, "no_answer")) +
+                 json_integer_value(json_object_get(by, "failed")) +
+                 json_integer_value(json_object_get(by, "canceled"));
+    }
+    if (ended != 3 || answered != 1 || busy != 1 || congestion != 1 || other != 0)
+        fail_msg(
+            "per minute: %lld ended, %lld answered, %lld busy, %lld congestion, %lld other:\n%s",
+            (long long)ended, (long long)answered, (long long)busy, (long long)congestion,
+            (long long)other, r.body);
+    http_resp_free(&r);
     for (size_t i = 0; i < NC; i++)
         free(ids[i]);
     sub_stop(&s);

@@ -715,6 +715,25 @@ static void calls_survive_the_leader_and_every_replica_reads_them(void **state)
     assert_int_equal(r.status, 200);
     assert_string_equal(http_json_str(&r, "state"), "ended");
     http_resp_free(&r);
+    /* every replica alive counts it once in its last hour: the new leader
+     * derived its end, the follower heard it */
+    for (int i = 0; i < N_REPLICAS; i++) {
+        if (!c.alive[i])
+            continue;
+        snprintf(url, sizeof(url), "%s/v1/calls/stats", c.b[i].url);
+        http_call("GET", url, NULL, NULL, NULL, 5000, &r);
+        assert_int_equal(r.status, 200);
+        json_int_t n = 0;
+        size_t k;
+        json_t *m;
+        json_array_foreach (json_object_get(r.json, "minutes"), k, m) {
+            n += json_integer_value(json_object_get(m, "ended"));
+        }
+        if (n != 1)
+            fail_msg("replica%d%s counts %lld ended calls:\n%s", i, i == next ? " (leader)" : "",
+                     (long long)n, r.body);
+        http_resp_free(&r);
+    }
     sub_stop(&s);
     cluster_stop(&c);
 }
