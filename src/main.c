@@ -62,8 +62,9 @@ struct app {
     struct bus_publisher *publisher;
     struct api *api;
     struct bus_redis *redis;
-    struct bus_redis *redis_sub;       /* replicas: the published stream, read back for SSE */
-    struct bus_redis *redis_calls_sub; /* and the leader's call events */
+    struct bus_redis *redis_sub;        /* replicas: the published stream, read back for SSE */
+    struct bus_redis *redis_calls_sub;  /* and the leader's call events */
+    struct bus_redis *redis_expect_sub; /* the calls followers place, for the leader */
     struct bus_redis *redis_lease; /* the lease's own connection: never queued behind bulk work */
     struct webhooks *webhooks;
     struct bus_lease *lease; /* with Redis: who publishes and delivers */
@@ -262,6 +263,10 @@ static void closed_all(void *arg)
         bus_redis_close(app->redis_calls_sub, NULL, NULL);
         app->redis_calls_sub = NULL;
     }
+    if (app->redis_expect_sub) {
+        bus_redis_close(app->redis_expect_sub, NULL, NULL);
+        app->redis_expect_sub = NULL;
+    }
     if (app->redis_lease) {
         bus_redis_close(app->redis_lease, NULL, NULL);
         app->redis_lease = NULL;
@@ -310,6 +315,7 @@ static void leader_changed(void *ud, enum bus_lease_change change)
      * (when it leads again it takes them over from Redis) */
     if (change == BUS_LEASE_FOLLOWER)
         calls_forget_live(app->calls);
+    calls_set_follower(app->calls, change == BUS_LEASE_FOLLOWER);
     /* only the leader keeps an event connection: a follower's own
      * OriginateResponses come back through the leader's stream */
     for (size_t i = 0; i < app->npools; i++)
@@ -499,6 +505,15 @@ static void on_call_published(void *ud, const char *channel, const char *msg, si
         calls_heard(app->calls, type, o, log_wall_ms());
     ami_msg_free(f);
     json_decref(o);
+}
+
+/* A call a follower places: the leader follows it. */
+static void on_call_expected(void *ud, const char *channel, const char *msg, size_t len)
+{
+    (void)channel;
+    struct app *app = ud;
+    if (app->lease && !bus_lease_follower(app->lease))
+        calls_expect_heard(app->calls, msg, len, log_wall_ms());
 }
 
 /* The pool closes: no more listing of its channels. */
@@ -716,6 +731,14 @@ int main(int argc, char **argv)
             return 2;
         }
         bus_redis_psubscribe(app.redis_calls_sub, "calls.*", on_call_published, &app);
+        /* and, to the leader, the calls the followers place */
+        app.redis_expect_sub = bus_redis_new(app.loop, app.cfg.redis_url, err, sizeof(err));
+        if (!app.redis_expect_sub) {
+            fprintf(stderr, "amibridge: configuration error: %s\n", err);
+            return 2;
+        }
+        snprintf(pattern, sizeof(pattern), CALLS_EXPECT_CHANNEL, app.cfg.redis_prefix);
+        bus_redis_psubscribe(app.redis_expect_sub, pattern, on_call_expected, &app);
     }
     for (size_t i = 0; i < app.npools; i++) {
         app.servers[i] = (struct server_ctx){.bus = app.bus, .calls = app.calls, .index = i};

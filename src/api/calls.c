@@ -260,8 +260,32 @@ static void call_too_many_in_flight(struct call *c)
     call_free(c);
 }
 
-/* The guard let it through: send the Originate. */
+static void call_submit(struct call *c);
+
+static void call_told(void *ud)
+{
+    call_submit(ud);
+}
+
+/* The guard let it through: tell the call model, then send the Originate. */
 static void call_go(struct call *c)
+{
+    if (c->a->calls) {
+        /* before the Originate: its first Newchannel may come before the answer */
+        json_t *orig =
+            json_pack("{s:n,s:o,s:o,s:o}", "id", "idempotency_key",
+                      c->idem_key[0] ? json_string(c->idem_key) : json_null(), "reference",
+                      c->reference[0] ? json_string(c->reference) : json_null(), "api_key",
+                      c->key ? json_string(c->key->name) : json_null());
+        /* a follower replica tells the leader first */
+        if (calls_expect(c->a->calls, c->server, c->call_id, orig, json_incref(c->variables),
+                         log_wall_ms(), call_told, c) == 1)
+            return;
+    }
+    call_submit(c);
+}
+
+static void call_submit(struct call *c)
 {
     const char *scope = c->key ? c->key->name : "";
     struct ami_error err;
@@ -273,16 +297,6 @@ static void call_go(struct call *c)
     };
     struct ami_msg *m = c->action;
     c->action = NULL;
-    if (c->a->calls) {
-        /* before the Originate: its first Newchannel may come before the answer */
-        json_t *orig =
-            json_pack("{s:n,s:o,s:o,s:o}", "id", "idempotency_key",
-                      c->idem_key[0] ? json_string(c->idem_key) : json_null(), "reference",
-                      c->reference[0] ? json_string(c->reference) : json_null(), "api_key",
-                      c->key ? json_string(c->key->name) : json_null());
-        calls_expect(c->a->calls, c->server, c->call_id, orig, json_incref(c->variables),
-                     log_wall_ms());
-    }
     struct ami_req *req = NULL;
     int rc = ami_pool_submit(c->pool, m, &opts, call_done, c, &req);
     /* its ActionID, before any event of the call can be read */

@@ -51,6 +51,7 @@ struct calls {
     struct bus_redis *redis;              /* the copy every replica reads, or NULL */
     uint64_t counting_since;              /* Unix ms: calls_new */
     struct minute minutes[CALLS_MINUTES]; /* a ring: slot minute % CALLS_MINUTES */
+    int follower;                         /* calls_set_follower */
 };
 
 /* <prefix>:call:<server>:<id>, the export of one call; <prefix>:calls:<server>, the set of the
@@ -255,22 +256,104 @@ void calls_feed(struct calls *cs, size_t server, const struct ami_msg *ev, uint6
     call_model_feed(cs->servers[server].model, ev, now_ms);
 }
 
+void calls_set_follower(struct calls *cs, int follower)
+{
+    cs->follower = follower;
+}
+
+struct told {
+    calls_told_fn fn;
+    void *ud;
+};
+
+static void on_told(void *ud, const redisReply *reply)
+{
+    (void)reply; /* taken or not: the call goes on */
+    struct told t = *(struct told *)ud;
+    free(ud);
+    t.fn(t.ud);
+}
+
+/* A follower tells the leader (best effort: with Redis down the leader
+ * follows the call without it). 1 when fn(ud) will run once Redis has
+ * answered, 0 when it will not run. */
+static int tell_leader(struct calls *cs, json_t *msg, calls_told_fn fn, void *ud)
+{
+    char *txt = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+    json_decref(msg);
+    struct told *t = fn && txt ? malloc(sizeof(*t)) : NULL;
+    if (t)
+        *t = (struct told){fn, ud};
+    char channel[CALLS_KEY_MAX];
+    snprintf(channel, sizeof(channel), CALLS_EXPECT_CHANNEL, cs->cfg->redis_prefix);
+    int rc =
+        txt ? bus_redis_command(cs->redis, t ? on_told : NULL, t, "PUBLISH %s %s", channel, txt)
+            : -ENOMEM;
+    free(txt);
+    if (rc != 0 || !t) {
+        free(t);
+        return 0;
+    }
+    return 1;
+}
+
+static int telling(const struct calls *cs)
+{
+    return cs->follower && cs->redis && bus_redis_up(cs->redis);
+}
+
 int calls_expect(struct calls *cs, size_t server, const char *call_id, json_t *origination,
-                 json_t *variables, uint64_t now_ms)
+                 json_t *variables, uint64_t now_ms, calls_told_fn told, void *ud)
 {
     if (server >= cs->nservers) {
         json_decref(origination);
         json_decref(variables);
         return -1;
     }
-    return call_model_expect(cs->servers[server].model, call_id, origination, variables, now_ms);
+    int later = 0;
+    if (telling(cs))
+        later = tell_leader(cs,
+                            json_pack("{s:s,s:s,s:O,s:O}", "server", cs->cfg->servers[server].name,
+                                      "id", call_id, "origination",
+                                      origination ? origination : json_null(), "variables",
+                                      variables ? variables : json_null()),
+                            told, ud);
+    int rc = call_model_expect(cs->servers[server].model, call_id, origination, variables, now_ms);
+    return later ? 1 : rc;
 }
 
 void calls_origination_id(struct calls *cs, size_t server, const char *call_id,
                           const char *action_id)
 {
-    if (server < cs->nservers && call_id && action_id)
-        call_model_origination_id(cs->servers[server].model, call_id, action_id);
+    if (server >= cs->nservers || !call_id || !action_id)
+        return;
+    if (telling(cs))
+        tell_leader(cs,
+                    json_pack("{s:s,s:s,s:s}", "server", cs->cfg->servers[server].name, "id",
+                              call_id, "origination_id", action_id),
+                    NULL, NULL);
+    call_model_origination_id(cs->servers[server].model, call_id, action_id);
+}
+
+void calls_expect_heard(struct calls *cs, const char *msg, size_t len, uint64_t now_ms)
+{
+    json_t *o = json_loadb(msg, len, 0, NULL);
+    const char *name = json_string_value(json_object_get(o, "server"));
+    const char *id = json_string_value(json_object_get(o, "id"));
+    size_t i = 0;
+    while (name && i < cs->nservers && strcmp(cs->cfg->servers[i].name, name))
+        i++;
+    if (id && name && i < cs->nservers) {
+        const char *action_id = json_string_value(json_object_get(o, "origination_id"));
+        json_t *orig = json_object_get(o, "origination");
+        json_t *vars = json_object_get(o, "variables");
+        if (action_id)
+            call_model_origination_id(cs->servers[i].model, id, action_id);
+        else if (json_is_object(orig))
+            call_model_expect(cs->servers[i].model, id, json_deep_copy(orig),
+                              json_is_object(vars) ? json_deep_copy(vars) : NULL, now_ms);
+    }
+    json_decref(o);
 }
 
 void calls_mark(struct calls *cs, size_t server)

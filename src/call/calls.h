@@ -28,11 +28,26 @@ void calls_free(struct calls *cs);
 void calls_feed(struct calls *cs, size_t server, const struct ami_msg *ev, uint64_t now_ms);
 
 /* A call amibridge is placing on `server` (call_model_expect; both JSON
- * values stolen), and the ActionID of its Originate once known. */
+ * values stolen), and the ActionID of its Originate once known. On a
+ * follower replica calls_expect returns 1 when told(ud) will run once the
+ * leader was told (Redis answered, or the connection failed): send the
+ * Originate then, so the leader knows the call before its first event.
+ * Else 0 (or -1: no such server) and told never runs. */
+typedef void (*calls_told_fn)(void *ud);
 int calls_expect(struct calls *cs, size_t server, const char *call_id, json_t *origination,
-                 json_t *variables, uint64_t now_ms);
+                 json_t *variables, uint64_t now_ms, calls_told_fn told, void *ud);
 void calls_origination_id(struct calls *cs, size_t server, const char *call_id,
                           const char *action_id);
+
+/* A follower replica follows no calls: what it is told of the calls it
+ * places (calls_expect, calls_origination_id) it also publishes on
+ * CALLS_EXPECT_CHANNEL (with its redis_prefix), where the leader hears it
+ * (calls_expect_heard) before the call's first event (the Originate waits
+ * for it; heard late, say from a slow subscriber, the call's next events
+ * carry it). */
+#define CALLS_EXPECT_CHANNEL "%s:call-expect"
+void calls_set_follower(struct calls *cs, int follower);
+void calls_expect_heard(struct calls *cs, const char *msg, size_t len, uint64_t now_ms);
 
 /* AMI events of `server` (re)started: calls may have ended meanwhile
  * (call_model_mark); then what CoreShowChannels listed (the items,

@@ -924,6 +924,21 @@ int call_model_expect(struct call_model *m, const char *id, json_t *origination,
             pp = &e->next;
         }
     }
+    /* heard after the call's first event (from another replica): its next
+     * events carry it */
+    struct call *c = find(m, id);
+    if (c) {
+        if (c->origination || !origination) {
+            json_decref(origination);
+            json_decref(variables);
+            return 0;
+        }
+        c->direction = "originated";
+        c->origination = origination;
+        json_decref(c->variables);
+        c->variables = variables;
+        return 0;
+    }
     struct expect *e = calloc(1, sizeof(*e));
     if (!e || !(e->id = strdup(id))) {
         free(e);

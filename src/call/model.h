@@ -49,7 +49,9 @@ void call_model_feed(struct call_model *m, const struct ami_msg *ev, uint64_t no
 
 /* A call amibridge is placing: its id (the ChannelId given to Originate),
  * what to echo as `origination` and `variables` (both stolen; NULL: none).
- * The call gets direction "originated". An expectation no channel claimed
+ * The call gets direction "originated" (a live call of that id without an
+ * origination gets them at once: told late, by another replica, its next
+ * events carry them). An expectation no channel claimed
  * within CALL_EXPECT_TTL_MS, or past the CALL_EXPECT_MAX newest, is
  * forgotten. 0 or -ENOMEM. */
 #define CALL_EXPECT_TTL_MS (10 * 60 * 1000)

@@ -636,7 +636,8 @@ static void calls_survive_the_leader_and_every_replica_reads_them(void **state)
     struct http_resp r;
     http_call("POST", url, NULL,
               "{\"channel\":\"Local/600@demo\",\"application\":\"Wait\",\"data\":\"6\","
-              "\"wait\":false}",
+              "\"wait\":false,\"reference\":\"crm-via-follower\","
+              "\"variables\":{\"CRM_ID\":\"77\"}}",
               NULL, 5000, &r);
     assert_int_equal(r.status, 202);
     char id[64];
@@ -695,10 +696,14 @@ static void calls_survive_the_leader_and_every_replica_reads_them(void **state)
     usleep(500 * 1000);
     created = ended = 0;
     const char *by = NULL;
+    int placed = 0; /* events that say a follower placed it, with what it was given */
     pthread_mutex_lock(&s.mu);
     for (size_t i = 0; i < s.n; i++) {
         if (!strstr(s.v[i].payload, id))
             continue;
+        placed += strstr(s.v[i].payload, "\"direction\":\"originated\"") &&
+                  strstr(s.v[i].payload, "\"reference\":\"crm-via-follower\"") &&
+                  strstr(s.v[i].payload, "\"CRM_ID\":\"77\"");
         created += strstr(s.v[i].channel, ".call.created") != NULL;
         if (strstr(s.v[i].channel, ".call.ended")) {
             ended++;
@@ -710,6 +715,18 @@ static void calls_survive_the_leader_and_every_replica_reads_them(void **state)
                   by ? by : "nobody");
     assert_int_equal(created, 1);
     assert_int_equal(ended, 1);
+    /* placed through a follower: the leader knew what it was given, from
+     * the first event on (and the next leader from the Redis copy) */
+    pthread_mutex_lock(&s.mu);
+    size_t nevents = 0;
+    const char *first = NULL;
+    for (size_t i = 0; i < s.n; i++)
+        if (strstr(s.v[i].payload, id) && nevents++ == 0)
+            first = s.v[i].payload;
+    pthread_mutex_unlock(&s.mu);
+    if ((size_t)placed != nevents)
+        fail_msg("%d of %zu events of the call carry its origination; the first:\n%s", placed,
+                 nevents, first ? first : "");
     snprintf(url, sizeof(url), "%s/v1/calls/%s", c.b[next].url, id);
     http_call("GET", url, NULL, NULL, NULL, 5000, &r);
     assert_int_equal(r.status, 200);

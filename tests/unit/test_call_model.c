@@ -208,6 +208,62 @@ static void a_call_placed_with_a_channel_id_is_known_by_it_and_echoes_the_origin
     json_decref(evs);
 }
 
+/* Placed through another replica, the leader may hear of it after its
+ * first event: the events after say what it was given. */
+static void a_call_told_late_carries_its_origination_from_then_on(void **state)
+{
+    (void)state;
+    char dir[512];
+    testenv_data_path(dir, sizeof(dir), "transcripts");
+    struct transcript t;
+    assert_int_equal(transcript_load(&t, dir, "10f-originate-channelid.events"), 0);
+    json_t *out = json_array();
+    struct call_model_opts o = {.server = "pbx1"};
+    struct call_model *m = call_model_new(&o, collect, out);
+    struct ami_parser *p = ami_parser_new(NULL, AMI_PARSER_EXPECT_BANNER);
+    assert_true(m && p);
+    size_t told_at = 0;
+    for (size_t i = 0; i < t.nchunks; i++) {
+        if (t.chunks[i].dir != TRANSCRIPT_RECV)
+            continue;
+        assert_int_equal(ami_parser_feed(p, t.chunks[i].data, t.chunks[i].len), 0);
+        struct ami_msg *msg;
+        while (ami_parser_next(p, &msg) == 1) {
+            if (ami_msg_kind(msg) == AMI_MSG_EVENT)
+                call_model_feed(m, msg, T0 + (uint64_t)(t.chunks[i].t * 1000));
+            ami_msg_free(msg);
+            if (!told_at && json_array_size(out) > 0) {
+                told_at = json_array_size(out);
+                assert_int_equal(call_model_expect(m, "call-0001",
+                                                   json_pack("{s:s}", "reference", "crm-1"),
+                                                   json_pack("{s:s}", "CRM_ID", "42"), T0),
+                                 0);
+                /* told twice (a retry): the first stands */
+                assert_int_equal(call_model_expect(m, "call-0001",
+                                                   json_pack("{s:s}", "reference", "other"), NULL,
+                                                   T0),
+                                 0);
+            }
+        }
+    }
+    ami_parser_free(p);
+    transcript_free(&t);
+    call_model_free(m);
+    assert_true(told_at > 0 && json_array_size(out) > told_at);
+    for (size_t i = 0; i < json_array_size(out); i++) {
+        json_t *c = json_object_get(json_array_get(out, i), "call");
+        if (i < told_at) {
+            assert_at(c, "direction", "internal");
+            assert_true(json_is_null(json_object_get(c, "origination")));
+        } else {
+            assert_at(c, "direction", "originated");
+            assert_at(c, "origination.reference", "crm-1");
+            assert_at(c, "variables.CRM_ID", "42");
+        }
+    }
+    json_decref(out);
+}
+
 static void transfers_keep_the_call_and_only_a_successful_one_counts(void **state)
 {
     (void)state;
@@ -650,6 +706,7 @@ int main(void)
         cmocka_unit_test(a_queue_call_is_answered_by_the_agent_not_by_the_queue),
         cmocka_unit_test(originates_that_fail_end_with_their_reason),
         cmocka_unit_test(a_call_placed_with_a_channel_id_is_known_by_it_and_echoes_the_origination),
+        cmocka_unit_test(a_call_told_late_carries_its_origination_from_then_on),
         cmocka_unit_test(transfers_keep_the_call_and_only_a_successful_one_counts),
         cmocka_unit_test(every_created_call_ends_exactly_once),
         cmocka_unit_test(a_reconnect_at_every_event_boundary_announces_nothing_twice),
