@@ -71,6 +71,7 @@ struct http_stream {
 struct http_server {
     uv_loop_t *loop;
     struct MHD_Daemon *mhd;
+    int tls_wired; /* TLS reads come through http/wire.c (wire_tls_in_effect) */
     int listen_fd;
     int port;
     struct http_server_opts o;
@@ -806,7 +807,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
             /* MHD reads TLS connections through GnuTLS, not recv() */
             const union MHD_ConnectionInfo *tls =
                 MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-            c->wired = tls && wire_watch_tls(c->fd, tls->tls_session) == 0;
+            c->wired = tls && s->tls_wired && wire_watch_tls(c->fd, tls->tls_session) == 0;
         } else {
             c->wired = wire_watch(c->fd) == 0;
         }
@@ -1264,6 +1265,8 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_op
                                              : ((struct sockaddr_in *)&ss)->sin_port);
     struct MHD_OptionItem tls[] = {
         {MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
+    /* epoll: http/wire.c's TLS reads rely on MHD calling again after a
+     * short read until GNUTLS_E_AGAIN, which its epoll loop does */
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (o->tls_cert && o->tls_key) {
         if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
@@ -1273,6 +1276,12 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_op
             return NULL;
         }
         flags |= MHD_USE_TLS;
+        s->tls_wired = wire_tls_in_effect();
+        if (!s->tls_wired)
+            log_warn("TLS reads do not come through amibridge (gnutls_record_recv is not "
+                     "exported by this build): libmicrohttpd answers a Content-Length that is no "
+                     "number itself",
+                     NULL);
         tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)o->tls_key};
         tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)o->tls_cert};
     }

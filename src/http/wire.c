@@ -392,6 +392,7 @@ struct wire_conn {
     void *tls; /* the GnuTLS session of a TLS connection, or NULL */
     size_t ncarry;
     size_t ready; /* TLS: how many bytes of carry were scanned and may go on */
+    int tls_err;  /* TLS: an error GnuTLS gave after bytes went on, for the next call */
     /* plain: the beginning of a line held back (WIRE_LINE_MAX bytes);
      * TLS: bytes read from the session not given on yet, the held line
      * last (2 * WIRE_LINE_MAX: room to read the line's end after it) */
@@ -432,6 +433,7 @@ static int watch(int fd, void *tls)
     wire_scan_init(&w->s);
     w->tls = tls;
     w->ncarry = w->ready = 0;
+    w->tls_err = 0;
     return 0;
 }
 
@@ -564,12 +566,36 @@ static struct wire_conn *tls_conn(gnutls_session_t session)
     return w && w->tls == (void *)session ? w : NULL;
 }
 
+/* GnuTLS said r (<= 0) after `out` bytes went on in this call: those
+ * first, and an error that is not "nothing more now" on the next call
+ * (MHD acts on it: a rehandshake refused, a warning alert, the end). */
+static ssize_t tls_fail(struct wire_conn *w, size_t out, ssize_t r)
+{
+    if (!out)
+        return r;
+    if (r < 0 && r != GNUTLS_E_AGAIN && r != GNUTLS_E_INTERRUPTED)
+        w->tls_err = (int)r;
+    return (ssize_t)out;
+}
+
+int wire_tls_in_effect(void)
+{
+    tls_recv_fn mine = gnutls_record_recv, used;
+    *(void **)&used = dlsym(RTLD_DEFAULT, "gnutls_record_recv");
+    return used && used == mine;
+}
+
 ssize_t gnutls_record_recv(gnutls_session_t session, void *data, size_t len)
 {
     tls_recv_fn real = tls_recv_real();
     if (!real)
         return GNUTLS_E_INTERNAL_ERROR;
     struct wire_conn *w = tls_conn(session);
+    if (w && w->tls_err) {
+        int err = w->tls_err;
+        w->tls_err = 0;
+        return err;
+    }
     if (!w || !len || (w->s.st == S_PASS && !w->ncarry))
         return real(session, data, len);
     char *b = data;
@@ -594,7 +620,7 @@ ssize_t gnutls_record_recv(gnutls_session_t session, void *data, size_t len)
                 continue;
             }
             if (r < 0)
-                return out ? (ssize_t)out : r; /* what is held stays held */
+                return tls_fail(w, out, r); /* what is held stays held */
             w->ncarry += (size_t)r;
             w->ready = wire_scan(&w->s, w->carry, w->ncarry);
             continue;
@@ -603,7 +629,7 @@ ssize_t gnutls_record_recv(gnutls_session_t session, void *data, size_t len)
             break;
         ssize_t r = real(session, b + out, len - out);
         if (r <= 0)
-            return out ? (ssize_t)out : r;
+            return tls_fail(w, out, r);
         size_t keep = wire_scan(&w->s, b + out, (size_t)r);
         if (keep == (size_t)r)
             return (ssize_t)(out + keep);

@@ -65,6 +65,9 @@ int wire_scan_release(struct wire_scan *s, char *line, size_t nline, const char 
  * session (a gnutls_session_t) MHD reads the socket fd through / stop. */
 int wire_watch(int fd);
 int wire_watch_tls(int fd, void *session);
+/* 1 when libmicrohttpd's TLS reads come through this file (the executable
+ * exports gnutls_record_recv), else 0: TLS sessions cannot be followed. */
+int wire_tls_in_effect(void);
 void wire_forget(int fd);
 
 /* The flaw of request number nreq (from 1) of fd, or WIRE_FLAW_NONE. */
