@@ -727,6 +727,21 @@ static void calls_survive_the_leader_and_every_replica_reads_them(void **state)
     if ((size_t)placed != nevents)
         fail_msg("%d of %zu events of the call carry its origination; the first:\n%s", placed,
                  nevents, first ? first : "");
+    /* the call events' seq (their SSE id) goes on across the failover: the
+     * new leader starts after the highest it heard as a follower */
+    long long last_seq = 0;
+    pthread_mutex_lock(&s.mu);
+    for (size_t i = 0; i < s.n; i++) {
+        const char *q = strstr(s.v[i].payload, "\"seq\":");
+        long long seq = q ? atoll(q + 6) : -1;
+        if (seq <= last_seq) {
+            pthread_mutex_unlock(&s.mu);
+            fail_msg("call event %zu has seq %lld after %lld: %.200s", i, seq, last_seq,
+                     s.v[i].payload);
+        }
+        last_seq = seq;
+    }
+    pthread_mutex_unlock(&s.mu);
     snprintf(url, sizeof(url), "%s/v1/calls/%s", c.b[next].url, id);
     http_call("GET", url, NULL, NULL, NULL, 5000, &r);
     assert_int_equal(r.status, 200);
