@@ -16,6 +16,7 @@
 
 #define HANGUP_CAUSE_MAX 127 /* the highest ISDN cause Asterisk accepts */
 #define PRIORITY_MIN     1
+#define PRIORITY_MAX     99999 /* as POST /v1/calls */
 
 /* What AMI errors mean on these routes. */
 static const struct api_ami_error channel_errors[] = {
@@ -283,8 +284,8 @@ void api_channel_redirect(struct api *a, struct http_req *r, const struct http_p
         !api_nonempty(r, body, "extra_channel") ||
         (extra && !api_channel_name_ok(r, "extra_channel", json_string_value(extra))))
         goto out;
-    if (prio < PRIORITY_MIN) {
-        api_bad_field(r, "priority", "'priority' must be 1 or more");
+    if (prio < PRIORITY_MIN || prio > PRIORITY_MAX) {
+        api_bad_field(r, "priority", "'priority' must be an integer from 1 to 99999");
         goto out;
     }
     m = new_action(r, "Redirect", channel);

@@ -13,6 +13,8 @@
 
 #include "api/internal.h"
 
+#define PENALTY_MAX 2147483647 /* what Asterisk reads a penalty into (int) */
+
 /* What AMI errors mean on these routes. */
 static const struct api_ami_error queue_errors[] = {
     /* QueueAdd, QueueRemove: "Unable to ... queue: No such queue" */
@@ -230,8 +232,8 @@ void api_queue_member_add(struct api *a, struct http_req *r, const struct http_p
     if (!api_nonempty(r, body, "interface") || !api_nonempty(r, body, "name") ||
         !reason_fits(r, body))
         goto out;
-    if (pen && json_integer_value(pen) < 0) {
-        api_bad_field(r, "penalty", "'penalty' must be 0 or more");
+    if (pen && (json_integer_value(pen) < 0 || json_integer_value(pen) > PENALTY_MAX)) {
+        api_bad_field(r, "penalty", "'penalty' must be an integer from 0 to 2147483647");
         goto out;
     }
     m = queue_action("QueueAdd", queue);

@@ -292,8 +292,14 @@ void http_respond_problem(struct http_req *r, int status, const char *slug, cons
     char type[128];
     snprintf(type, sizeof(type), "%s%s", HTTP_PROBLEM_TYPE_PREFIX, slug);
     json_t *p = json_pack("{s:s,s:s,s:i}", "type", type, "title", title, "status", status);
-    if (p && detail)
-        json_object_set_new(p, "detail", json_string(detail));
+    if (p && detail) {
+        /* a detail may quote the client's bytes: never dropped for them */
+        struct strbuf d;
+        strbuf_init(&d, 0);
+        if (utf8_repair(detail, strlen(detail), &d) == 0)
+            json_object_set_new(p, "detail", json_stringn(d.data ? d.data : "", d.len));
+        strbuf_release(&d);
+    }
     if (p) {
         struct strbuf path;
         strbuf_init(&path, 0);

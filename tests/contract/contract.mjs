@@ -19,7 +19,7 @@
 
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -555,6 +555,13 @@ function specProblems(req, res) {
       value = JSON.parse(res.text);
     } catch (e) {
       out.push(`body is not JSON: ${e.message}`);
+      return { label, problems: out };
+    }
+  } else if (ctype === 'application/yaml') {
+    try {
+      value = YAML.parse(res.text);
+    } catch (e) {
+      out.push(`body is not YAML: ${e.message}`);
       return { label, problems: out };
     }
   }
@@ -1263,6 +1270,12 @@ async function run() {
     { status: 400, type: 'invalid-field', invalidRequest: true, more: (r) => expectEq('field', r.json.field, 'priority') },
   );
   await check(
+    'redirect, priority past 99999',
+    a,
+    postTo(chPath(leg1, '/redirect'), { context: 'demo', exten: '250', priority: 100000 }),
+    { status: 400, type: 'invalid-field', invalidRequest: true, more: (r) => expectEq('field', r.json.field, 'priority') },
+  );
+  await check(
     'redirect, an unknown member',
     a,
     postTo(chPath(leg1, '/redirect'), { context: 'demo', exten: '250', priority: 1, Channel: 'x' }),
@@ -1304,6 +1317,17 @@ async function run() {
     more: (r) => expectEq('queues', r.json.queues.map((q) => q.name).join(','), 'support,sales'),
   });
   await check('GET a queue that does not exist', a, get('/v1/queues/nope'), { status: 404, type: 'no-such-queue' });
+  // the client's bytes are not UTF-8: the problem keeps its detail (repaired)
+  await check('GET a queue named by a byte that is not UTF-8', a, get('/v1/queues/%FF'), {
+    status: 404,
+    type: 'no-such-queue',
+    more: (r) => (typeof r.json.detail === 'string' && r.json.detail ? [] : ['no detail']),
+  });
+  await check('GET a channel named by bytes that are not UTF-8', a, get('/v1/channels/%C3%28'), {
+    status: 404,
+    type: 'no-such-channel',
+    more: (r) => (typeof r.json.detail === 'string' && r.json.detail ? [] : ['no detail']),
+  });
   const member = '/v1/queues/sales/members/Local%2F202%40demo';
   await check(
     'add a queue member',
@@ -1324,6 +1348,18 @@ async function run() {
     type: 'invalid-field',
     invalidRequest: true,
     more: (r) => expectEq('field', r.json.field, 'penalty'),
+  });
+  await check('add a member with a penalty past an int', a, postTo('/v1/queues/sales/members', { interface: 'Local/203@demo', penalty: 2147483648 }), {
+    status: 400,
+    type: 'invalid-field',
+    invalidRequest: true,
+    more: (r) => expectEq('field', r.json.field, 'penalty'),
+  });
+  await check('add a member with a reason but not paused', a, postTo('/v1/queues/sales/members', { interface: 'Local/203@demo', reason: 'lunch' }), {
+    status: 400,
+    type: 'invalid-field',
+    invalidRequest: true,
+    more: (r) => expectEq('field', r.json.field, 'reason'),
   });
   await check('GET on the members route', a, get('/v1/queues/sales/members'), {
     status: 405,
@@ -2095,6 +2131,11 @@ async function run() {
     more: (r) => expectEq('field', r.json.field, 'id'),
   });
   const nope = whPath('wh_0000000000000000');
+  await check('GET a webhook subscription named by a byte that is not UTF-8', a, get('/v1/webhooks/%FF'), {
+    status: 404,
+    type: 'webhook-not-found',
+    more: (r) => (typeof r.json.detail === 'string' && r.json.detail ? [] : ['no detail']),
+  });
   await check('GET a webhook subscription that does not exist', a, get(nope), {
     status: 404,
     type: 'webhook-not-found',
@@ -2185,6 +2226,11 @@ async function run() {
     status: 403,
     type: 'cors-origin-not-allowed',
   });
+  await check('preflight from an origin that is not UTF-8 (a Latin-1 byte)', d, options('/v1/calls', { Origin: 'https://cr\u00e9m.example', 'Access-Control-Request-Method': 'POST' }), {
+    status: 403,
+    type: 'cors-origin-not-allowed',
+    more: (r) => (typeof r.json.detail === 'string' && r.json.detail ? [] : ['no detail']),
+  });
   await check('a refusal for an allowed origin carries CORS headers', d, call({}, { ...OPS, Origin: CORS_ORIGIN }), {
     status: 400,
     type: 'invalid-field',
@@ -2271,6 +2317,24 @@ async function run() {
     type: 'ami-unavailable',
     more: (r) => expectEq('server', r.json.server, 'default'),
   });
+
+  /* every problem type the code can send is in the spec's ProblemType */
+  {
+    const types = new Set(spec.components.schemas.ProblemType.enum.map((t) => t.replace(/^urn:amibridge:problem:/, '')));
+    const sent = new Map(); // slug -> a file that sends it
+    const walk = (dir) => {
+      for (const f of readdirSync(dir, { withFileTypes: true })) {
+        const p = path.join(dir, f.name);
+        if (f.isDirectory()) walk(p);
+        else if (/\.c$/.test(f.name))
+          for (const m of readFileSync(p, 'utf8').matchAll(/\b[1-5][0-9]{2},\s*"([a-z][a-z0-9-]*)"/g))
+            if (!sent.has(m[1])) sent.set(m[1], path.relative(ROOT, p));
+      }
+    };
+    walk(path.join(ROOT, 'src'));
+    const absent = [...sent].filter(([slug]) => !types.has(slug)).map(([slug, f]) => `${slug} (sent in ${f})`);
+    report(sent.size > 30 && !absent.length, `every problem type the code sends is in ProblemType (${sent.size} found in src/)`, absent);
+  }
 
   /* coverage */
   const missing = [...operations.keys()].filter((id) => !exercised.has(id));
