@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 
 #include "ami/parser.h"
+#include "core/backoff.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 
@@ -102,16 +102,6 @@ void ami_md5_key(const char *challenge, const char *secret, char out[33])
             snprintf(out + 2 * i, 3, "%02x", md[i]);
     }
     EVP_MD_CTX_free(ctx);
-}
-
-/* A random delay in [lo, hi], so that many connections (and many replicas)
- * do not reconnect in lockstep. */
-static int jitter(int lo, int hi)
-{
-    unsigned r = 0;
-    if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
-        r = (unsigned)uv_hrtime();
-    return lo + (int)(r % (unsigned)(hi - lo + 1));
 }
 
 static void conn_maybe_free(struct ami_conn *c);
@@ -563,21 +553,17 @@ static void conn_fail(struct ami_conn *c, const char *reason, int auth)
     }
     if (auth) {
         c->auth_failed = 1;
-        c->backoff_ms =
-            c->backoff_ms < AMI_CONN_AUTH_BACKOFF_MIN_MS
-                ? AMI_CONN_AUTH_BACKOFF_MIN_MS
-                : (c->backoff_ms * 2 > AMI_CONN_AUTH_BACKOFF_MAX_MS ? AMI_CONN_AUTH_BACKOFF_MAX_MS
-                                                                    : c->backoff_ms * 2);
+        c->backoff_ms = backoff_double(c->backoff_ms, AMI_CONN_AUTH_BACKOFF_MIN_MS,
+                                       AMI_CONN_AUTH_BACKOFF_MAX_MS);
     } else {
-        c->backoff_ms = c->backoff_ms < AMI_CONN_BACKOFF_MIN_MS
-                            ? AMI_CONN_BACKOFF_MIN_MS
-                            : (c->backoff_ms * 2 > AMI_CONN_BACKOFF_MAX_MS ? AMI_CONN_BACKOFF_MAX_MS
-                                                                           : c->backoff_ms * 2);
+        c->backoff_ms =
+            backoff_double(c->backoff_ms, AMI_CONN_BACKOFF_MIN_MS, AMI_CONN_BACKOFF_MAX_MS);
     }
     /* after a rejected login never retry sooner than the minimum: the jitter
      * only spreads retries later */
-    int delay = auth ? jitter(c->backoff_ms, c->backoff_ms + c->backoff_ms / 4)
-                     : jitter(c->backoff_ms / 2, c->backoff_ms);
+    uint64_t step = (uint64_t)c->backoff_ms;
+    int delay =
+        (int)(auth ? backoff_jitter(step, step + step / 4) : backoff_jitter(step / 2, step));
     c->state = AMI_CONN_BACKOFF;
     c->reconnects++;
     log_failure(c, reason, auth, was_up, delay);

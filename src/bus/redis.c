@@ -6,8 +6,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
+#include "core/backoff.h"
 #include "core/log.h"
 
 /* --- the libuv adapter ------------------------------------------------------------ */
@@ -236,14 +236,6 @@ static void set_state(struct bus_redis *r, enum redis_state st)
     }
 }
 
-static int jitter(int lo, int hi)
-{
-    unsigned x = 0;
-    if (getrandom(&x, sizeof(x), GRND_NONBLOCK) != (ssize_t)sizeof(x))
-        x = (unsigned)uv_hrtime();
-    return lo + (int)(x % (unsigned)(hi - lo + 1));
-}
-
 static void on_timer(uv_timer_t *t);
 
 /* Lost or never made: log (once per reason), back off, try again. */
@@ -255,11 +247,9 @@ static void redis_down(struct bus_redis *r, const char *why)
         return;
     int was_up = r->state == RS_UP;
     set_state(r, RS_DOWN);
-    r->backoff_ms = r->backoff_ms < BUS_REDIS_BACKOFF_MIN_MS
-                        ? BUS_REDIS_BACKOFF_MIN_MS
-                        : (r->backoff_ms * 2 > BUS_REDIS_BACKOFF_MAX_MS ? BUS_REDIS_BACKOFF_MAX_MS
-                                                                        : r->backoff_ms * 2);
-    int delay = jitter(r->backoff_ms / 2, r->backoff_ms);
+    r->backoff_ms =
+        backoff_double(r->backoff_ms, BUS_REDIS_BACKOFF_MIN_MS, BUS_REDIS_BACKOFF_MAX_MS);
+    int delay = (int)backoff_jitter((uint64_t)r->backoff_ms / 2, (uint64_t)r->backoff_ms);
     if (was_up || strcmp(r->logged, why)) {
         log_warn(was_up ? "Redis connection lost" : "Redis connection attempt failed", "{s:s,s:i}",
                  "reason", why, "retry_in_ms", delay);
