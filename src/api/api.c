@@ -17,52 +17,57 @@
 #include "core/log.h"
 
 static const struct http_route routes[] = {
-    {"GET", "/healthz", "healthz", 0, (void *)api_healthz},
-    {"GET", "/readyz", "readyz", 0, (void *)api_readyz},
-    {"GET", "/openapi.yaml", "openapi", 0, (void *)api_openapi},
-    {"GET", "/", "dashboard", 0, (void *)api_dashboard_page},
-    {"GET", "/dashboard", "dashboard", 0, (void *)api_dashboard_page},
-    {"GET", "/dashboard/app.js", "dashboard_asset", 0, (void *)api_dashboard_js},
-    {"GET", "/dashboard/style.css", "dashboard_asset", 0, (void *)api_dashboard_css},
-    {"POST", "/v1/actions/{action}", "actions", CFG_SCOPE_ACTIONS, (void *)api_actions_post},
-    {"POST", "/v1/calls", "calls", CFG_SCOPE_CALL, (void *)api_calls_post},
-    {"GET", "/v1/calls/live", "calls_live", CFG_SCOPE_READ, (void *)api_calls_live},
-    {"GET", "/v1/calls/stats", "call_stats", CFG_SCOPE_READ, (void *)api_call_stats},
-    {"GET", "/v1/calls/events", "call_events", CFG_SCOPE_READ, (void *)api_call_events_get},
-    {"GET", "/v1/calls/{id}", "call", CFG_SCOPE_READ, (void *)api_call_get},
-    {"DELETE", "/v1/calls/{id}", "call_hangup", CFG_SCOPE_CONTROL, (void *)api_call_hangup},
-    {"GET", "/v1/events", "events", CFG_SCOPE_READ, (void *)api_events_get},
-    {"GET", "/metrics", "metrics", 0, (void *)api_metrics_get},
-    {"GET", "/v1/channels", "channels", CFG_SCOPE_READ, (void *)api_channels_list},
-    {"GET", "/v1/channels/{channel}", "channel", CFG_SCOPE_READ, (void *)api_channel_get},
-    {"DELETE", "/v1/channels/{channel}", "channel_hangup", CFG_SCOPE_CONTROL,
-     (void *)api_channel_hangup},
+    {"GET", "/healthz", "healthz", 0, api_healthz},
+    {"GET", "/readyz", "readyz", 0, api_readyz},
+    {"GET", "/openapi.yaml", "openapi", 0, api_openapi},
+    {"GET", "/", "dashboard", 0, api_dashboard_page},
+    {"GET", "/dashboard", "dashboard", 0, api_dashboard_page},
+    {"GET", "/dashboard/app.js", "dashboard_asset", 0, api_dashboard_js},
+    {"GET", "/dashboard/style.css", "dashboard_asset", 0, api_dashboard_css},
+    {"POST", "/v1/actions/{action}", "actions", CFG_SCOPE_ACTIONS, api_actions_post},
+    {"POST", "/v1/calls", "calls", CFG_SCOPE_CALL, api_calls_post},
+    {"GET", "/v1/calls/live", "calls_live", CFG_SCOPE_READ, api_calls_live},
+    {"GET", "/v1/calls/stats", "call_stats", CFG_SCOPE_READ, api_call_stats},
+    {"GET", "/v1/calls/events", "call_events", CFG_SCOPE_READ, api_call_events_get},
+    {"GET", "/v1/calls/{id}", "call", CFG_SCOPE_READ, api_call_get},
+    {"DELETE", "/v1/calls/{id}", "call_hangup", CFG_SCOPE_CONTROL, api_call_hangup},
+    {"GET", "/v1/events", "events", CFG_SCOPE_READ, api_events_get},
+    {"GET", "/metrics", "metrics", 0, api_metrics_get},
+    {"GET", "/v1/channels", "channels", CFG_SCOPE_READ, api_channels_list},
+    {"GET", "/v1/channels/{channel}", "channel", CFG_SCOPE_READ, api_channel_get},
+    {"DELETE", "/v1/channels/{channel}", "channel_hangup", CFG_SCOPE_CONTROL, api_channel_hangup},
     {"POST", "/v1/channels/{channel}/redirect", "channel_redirect", CFG_SCOPE_CONTROL,
-     (void *)api_channel_redirect},
+     api_channel_redirect},
     {"POST", "/v1/channels/{channel}/blind-transfer", "channel_blind_transfer", CFG_SCOPE_CONTROL,
-     (void *)api_channel_blind_transfer},
+     api_channel_blind_transfer},
     {"POST", "/v1/channels/{channel}/variables", "channel_setvar", CFG_SCOPE_CONTROL,
-     (void *)api_channel_setvar},
+     api_channel_setvar},
     {"GET", "/v1/channels/{channel}/variables/{name}", "channel_getvar", CFG_SCOPE_READ,
-     (void *)api_channel_getvar},
-    {"GET", "/v1/queues", "queues", CFG_SCOPE_READ, (void *)api_queues_list},
-    {"GET", "/v1/queues/{queue}", "queue", CFG_SCOPE_READ, (void *)api_queue_get},
+     api_channel_getvar},
+    {"GET", "/v1/queues", "queues", CFG_SCOPE_READ, api_queues_list},
+    {"GET", "/v1/queues/{queue}", "queue", CFG_SCOPE_READ, api_queue_get},
     {"POST", "/v1/queues/{queue}/members", "queue_member_add", CFG_SCOPE_CONTROL,
-     (void *)api_queue_member_add},
+     api_queue_member_add},
     {"DELETE", "/v1/queues/{queue}/members/{interface}", "queue_member_remove", CFG_SCOPE_CONTROL,
-     (void *)api_queue_member_remove},
+     api_queue_member_remove},
     {"POST", "/v1/queues/{queue}/members/{interface}/pause", "queue_member_pause",
-     CFG_SCOPE_CONTROL, (void *)api_queue_member_pause},
-    {"GET", "/v1/webhooks", "webhooks", CFG_SCOPE_ADMIN, (void *)api_webhooks_list},
-    {"POST", "/v1/webhooks", "webhook_create", CFG_SCOPE_ADMIN, (void *)api_webhooks_create},
-    {"GET", "/v1/webhooks/{id}", "webhook", CFG_SCOPE_ADMIN, (void *)api_webhook_get},
-    {"PATCH", "/v1/webhooks/{id}", "webhook_patch", CFG_SCOPE_ADMIN, (void *)api_webhook_patch},
-    {"DELETE", "/v1/webhooks/{id}", "webhook_delete", CFG_SCOPE_ADMIN, (void *)api_webhook_delete},
-    {"POST", "/v1/webhooks/{id}/test", "webhook_test", CFG_SCOPE_ADMIN, (void *)api_webhook_test},
+     CFG_SCOPE_CONTROL, api_queue_member_pause},
+    {"GET", "/v1/webhooks", "webhooks", CFG_SCOPE_ADMIN, api_webhooks_list},
+    {"POST", "/v1/webhooks", "webhook_create", CFG_SCOPE_ADMIN, api_webhooks_create},
+    {"GET", "/v1/webhooks/{id}", "webhook", CFG_SCOPE_ADMIN, api_webhook_get},
+    {"PATCH", "/v1/webhooks/{id}", "webhook_patch", CFG_SCOPE_ADMIN, api_webhook_patch},
+    {"DELETE", "/v1/webhooks/{id}", "webhook_delete", CFG_SCOPE_ADMIN, api_webhook_delete},
+    {"POST", "/v1/webhooks/{id}/test", "webhook_test", CFG_SCOPE_ADMIN, api_webhook_test},
     {"GET", "/v1/webhooks/{id}/deliveries", "webhook_deliveries", CFG_SCOPE_ADMIN,
-     (void *)api_webhook_deliveries},
+     api_webhook_deliveries},
 };
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+const struct http_route *api_routes(size_t *n)
+{
+    *n = NROUTES;
+    return routes;
+}
 
 struct api *api_new(uv_loop_t *loop, const struct cfg *cfg, struct ami_pool *const *pools,
                     size_t npools, struct bus_redis *redis, struct bus *bus,
@@ -439,7 +444,7 @@ void api_handle(struct http_req *r, void *ud)
         http_params_release(&params);
         return;
     }
-    ((api_handler)rt->handler)(a, r, &params);
+    rt->handler(a, r, &params);
     http_params_release(&params);
 }
 

@@ -41,6 +41,11 @@ int api_set_calls(struct api *a, struct calls *calls, struct bus *call_bus);
 
 /* The http_handler. */
 void api_handle(struct http_req *r, void *ud);
+
+/* The route table api_handle dispatches on (n set to its length): for the
+ * router's fuzz target, which matches against the real patterns. */
+struct http_route;
+const struct http_route *api_routes(size_t *n);
 /* The http_head_handler: a request that announces a body is refused from
  * its head when its client may not call or its key is missing, locked out
  * or lacks the route's scope; a wrong key is answered after the body as

@@ -48,8 +48,6 @@ struct api {
     int draining;
 };
 
-typedef void (*api_handler)(struct api *a, struct http_req *r, const struct http_params *p);
-
 /* Route handlers. */
 void api_healthz(struct api *a, struct http_req *r, const struct http_params *p);
 void api_readyz(struct api *a, struct http_req *r, const struct http_params *p);

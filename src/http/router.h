@@ -13,12 +13,20 @@
 #define HTTP_ROUTE_MAX_PARAMS  4
 #define HTTP_PATH_MAX_SEGMENTS 16
 
+struct api;
+struct http_req;
+struct http_params;
+
+/* What a route runs: the router only hands it back (api/ defines both the
+ * context and the handlers; struct api is opaque here). */
+typedef void (*http_handler_fn)(struct api *a, struct http_req *r, const struct http_params *p);
+
 struct http_route {
     const char *method;
     const char *pattern;
-    const char *name; /* for logs and metrics */
-    unsigned scope;   /* required scope bits; 0 = public */
-    void *handler;    /* opaque to the router */
+    const char *name;        /* for logs and metrics */
+    unsigned scope;          /* required scope bits; 0 = public */
+    http_handler_fn handler; /* not called by the router */
 };
 
 struct http_params {
