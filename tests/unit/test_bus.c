@@ -1,0 +1,176 @@
+/* Unit tests for bus/events: the filters, one sequence per server without
+ * gaps, the encoding every outlet shares, the replay ring and its bound,
+ * and a follower's injected events (the seq a new leader goes on from). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ami/message.h"
+#include "bus/events.h"
+#include "core/config.h"
+
+struct seen {
+    size_t n;
+    uint64_t seq[64];
+    char name[64][BUS_EVENT_NAME_MAX];
+    int remote[64];
+};
+
+static void sink(void *ud, struct bus_event *e)
+{
+    struct seen *s = ud;
+    if (s->n < 64) {
+        s->seq[s->n] = e->seq;
+        snprintf(s->name[s->n], BUS_EVENT_NAME_MAX, "%s", e->name);
+        s->remote[s->n] = e->remote;
+    }
+    s->n++;
+}
+
+static struct cfg cfg;
+
+static int setup(void **state)
+{
+    (void)state;
+    char errbuf[256];
+    char *env[] = {"AMIBRIDGE_AMI_USERNAME=bridge", "AMIBRIDGE_AMI_SECRET=s3cret-value",
+                   "AMIBRIDGE_EVENTS_EXCLUDE=VarSet RTCP*", "AMIBRIDGE_SSE_REPLAY=4", NULL};
+    if (cfg_load(&cfg, env, NULL, errbuf, sizeof(errbuf)) != 0) {
+        fprintf(stderr, "%s\n", errbuf);
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    cfg_free(&cfg);
+    return 0;
+}
+
+static void publish(struct bus *b, const char *name, const char *channel)
+{
+    struct ami_msg *m = ami_msg_new();
+    assert_non_null(m);
+    assert_int_equal(ami_msg_add(m, "Event", name), 0);
+    assert_int_equal(ami_msg_add(m, "Channel", channel), 0);
+    bus_publish_ami(b, 0, m);
+    ami_msg_free(m);
+}
+
+static void filtered_events_take_no_number_and_the_rest_are_encoded_once(void **state)
+{
+    (void)state;
+    struct bus *b = bus_new(&cfg);
+    assert_non_null(b);
+    struct seen s = {0};
+    assert_int_equal(bus_add_sink(b, sink, &s), 0);
+    publish(b, "Newchannel", "PJSIP/201-00000001");
+    publish(b, "VarSet", "PJSIP/201-00000001");
+    publish(b, "RTCPSent", "PJSIP/201-00000001");
+    publish(b, "Hangup", "PJSIP/201-00000001");
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.seq[0], 1);
+    assert_int_equal(s.seq[1], 2); /* no gap for what the filters dropped */
+    assert_string_equal(s.name[1], "Hangup");
+    assert_int_equal(bus_last_seq(b, 0), 2);
+    struct bus_stats st;
+    bus_stats(b, &st);
+    assert_int_equal(st.received, 4);
+    assert_int_equal(st.filtered, 2);
+    assert_int_equal(st.delivered, 2);
+    bus_free(b);
+}
+
+static struct seen replayed;
+static char last_json[512];
+
+static void keep(void *ud, struct bus_event *e)
+{
+    sink(ud, e);
+    snprintf(last_json, sizeof(last_json), "%.*s", (int)e->len, e->json);
+}
+
+static void the_ring_replays_what_came_after_and_says_where_it_begins(void **state)
+{
+    (void)state;
+    struct bus *b = bus_new(&cfg);
+    assert_non_null(b);
+    char ch[32];
+    for (int i = 1; i <= 6; i++) {
+        snprintf(ch, sizeof(ch), "Local/%d@demo-0001;1", i);
+        publish(b, "Newchannel", ch);
+    }
+    /* AMIBRIDGE_SSE_REPLAY=4: events 3..6 are kept */
+    memset(&replayed, 0, sizeof(replayed));
+    assert_int_equal(bus_replay(b, 0, 4, keep, &replayed), 3);
+    assert_int_equal(replayed.n, 2);
+    assert_int_equal(replayed.seq[0], 5);
+    assert_int_equal(replayed.seq[1], 6);
+    /* the encoding every outlet shares */
+    json_t *o = json_loads(last_json, 0, NULL);
+    assert_non_null(o);
+    assert_string_equal(json_string_value(json_object_get(o, "server")), "default");
+    assert_string_equal(json_string_value(json_object_get(o, "event")), "Newchannel");
+    assert_int_equal(json_integer_value(json_object_get(o, "seq")), 6);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(o, "fields"), "Channel")),
+                        "Local/6@demo-0001;1");
+    json_decref(o);
+    /* from before the ring: all it has, and its first seq tells the gap */
+    memset(&replayed, 0, sizeof(replayed));
+    assert_int_equal(bus_replay(b, 0, 0, keep, &replayed), 3);
+    assert_int_equal(replayed.n, 4);
+    /* nothing newer */
+    memset(&replayed, 0, sizeof(replayed));
+    bus_replay(b, 0, 6, keep, &replayed);
+    assert_int_equal(replayed.n, 0);
+    bus_free(b);
+}
+
+static void a_follower_streams_what_the_leader_published_and_goes_on_from_it(void **state)
+{
+    (void)state;
+    struct bus *b = bus_new(&cfg);
+    assert_non_null(b);
+    struct seen s = {0};
+    assert_int_equal(bus_add_sink(b, sink, &s), 0);
+    bus_set_follower(b, 1);
+    /* its own AMI events are the leader's to publish */
+    publish(b, "Newchannel", "PJSIP/201-00000001");
+    assert_int_equal(s.n, 0);
+    const char *ev = "{\"server\":\"default\",\"event\":\"Hangup\",\"seq\":41,\"time\":\"x\","
+                     "\"fields\":{\"Event\":\"Hangup\",\"Channel\":\"PJSIP/201-00000001\"}}";
+    bus_inject(b, ev, strlen(ev));
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.seq[0], 41);
+    assert_int_equal(s.remote[0], 1);
+    /* not the JSON of an event, or another server's: nothing */
+    const char *other = "{\"server\":\"nope\",\"event\":\"Hangup\",\"seq\":42,\"fields\":{}}";
+    bus_inject(b, other, strlen(other));
+    bus_inject(b, "not json", 8);
+    assert_int_equal(s.n, 1);
+    /* leading now: the next seq follows the highest seen */
+    bus_set_follower(b, 0);
+    publish(b, "Newchannel", "PJSIP/202-00000002");
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.seq[1], 42);
+    assert_int_equal(s.remote[1], 0);
+    bus_free(b);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(filtered_events_take_no_number_and_the_rest_are_encoded_once),
+        cmocka_unit_test(the_ring_replays_what_came_after_and_says_where_it_begins),
+        cmocka_unit_test(a_follower_streams_what_the_leader_published_and_goes_on_from_it),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
