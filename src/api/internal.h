@@ -8,6 +8,8 @@
 #include "ami/pool.h"
 #include "api/api.h"
 #include "api/guard.h"
+#include "api/problem.h"
+#include "api/request.h"
 #include "http/auth.h"
 #include "http/router.h"
 
@@ -64,9 +66,6 @@ void api_sse_end_all(struct sse_hub *h, const char *why);
 size_t api_sse_clients(const struct sse_hub *h);
 /* metrics.c: GET /metrics */
 void api_metrics_get(struct api *a, struct http_req *r, const struct http_params *p);
-/* Check the key of a request against `scope` (answers 401/403 and returns
- * 0 when it fails), for routes whose scope depends on the config. */
-int api_authorize(struct api *a, struct http_req *r, unsigned scope);
 /* calls.c */
 void api_calls_post(struct api *a, struct http_req *r, const struct http_params *p);
 /* calls_hangup.c: DELETE /v1/calls/{id} */
@@ -103,31 +102,6 @@ void api_webhook_delete(struct api *a, struct http_req *r, const struct http_par
 void api_webhook_test(struct api *a, struct http_req *r, const struct http_params *p);
 void api_webhook_deliveries(struct api *a, struct http_req *r, const struct http_params *p);
 
-/* The pool named by ?server= (or the first). Answers 400 and returns NULL
- * when the name is unknown or badly encoded. */
-struct ami_pool *api_pool_for(struct api *a, struct http_req *r);
-/* The index of one of our pools (the guard counts per server by index). */
-size_t api_pool_index(const struct api *a, const struct ami_pool *pool);
-
-/* Parse the body as a JSON object ({} when empty). Answers 400 and returns
- * NULL when it is not one. New reference. */
-json_t *api_body_object(struct http_req *r);
-
-/* Answer a failed ami_pool_submit() (rc < 0). */
-void api_submit_failed(struct api *a, struct http_req *r, struct ami_pool *p, int rc,
-                       const struct ami_error *err);
-
-/* When the result is an error (transport or AMI Response: Error), answer
- * it and return 1; otherwise return 0 and answer nothing. */
-int api_result_failed(struct http_req *r, const struct ami_result *res);
-
-/* The Output lines of a reply as a JSON array (new reference), NULL when
- * there are none. */
-json_t *api_output_lines(const struct ami_msg *m);
-
-/* 400 naming a field. */
-void api_bad_field(struct http_req *r, const char *field, const char *detail);
-
 /* --- convert.c: AMI replies as the JSON of the channel and queue routes ---------------
  * Pure: every function returns a new reference (NULL only when out of memory)
  * and borrows its arguments. */
@@ -161,28 +135,6 @@ void api_queues_add_summary(json_t *queues, struct ami_msg *const *summary, size
 /* --- resource.c: what the channel and queue handlers share ------------------------- */
 
 #define API_NO_CONTENT 204
-
-/* An AMI error message with a meaning of its own on a resource route. */
-enum api_match { API_MATCH_EXACT, API_MATCH_PREFIX, API_MATCH_CONTAINS };
-struct api_ami_error {
-    const char *text; /* NULL ends a table */
-    enum api_match match;
-    int status;
-    const char *slug;
-    const char *title;
-};
-
-/* The first rule of `map` that fits the AMI message (case-insensitive), or NULL. */
-const struct api_ami_error *api_ami_error_find(const struct api_ami_error *map, const char *msg);
-/* Answer the problem of a rule: `ami_message` (may be NULL) as detail and
- * `ami_message`, `action_id` (may be NULL), and the members of `context`
- * (borrowed, may be NULL: channel, queue, interface). */
-void api_respond_mapped(struct http_req *r, const struct api_ami_error *e, const char *ami_message,
-                        const char *action_id, json_t *context);
-/* As api_result_failed(), but an AMI error that a rule of `map` names is
- * answered with that rule. Returns 1 when it answered. */
-int api_resource_failed(struct http_req *r, const struct ami_result *res,
-                        const struct api_ami_error *map, const json_t *context);
 
 /* The API's name of an AMI header, for problems about a built action. */
 struct api_field {

@@ -6,6 +6,7 @@
 
 #include "api/guard.h"
 #include "api/idem.h"
+#include "api/gate.h"
 #include "api/internal.h"
 #include "call/calls.h"
 #include "bus/publisher.h"

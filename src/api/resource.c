@@ -18,56 +18,6 @@
 
 #define DETAIL_MAX 320
 
-/* Does the AMI message fit the rule? */
-static int error_matches(const struct api_ami_error *e, const char *msg)
-{
-    switch (e->match) {
-    case API_MATCH_EXACT:
-        return !strcasecmp(msg, e->text);
-    case API_MATCH_PREFIX:
-        return !strncasecmp(msg, e->text, strlen(e->text));
-    case API_MATCH_CONTAINS:
-        return strcasestr(msg, e->text) != NULL;
-    }
-    return 0;
-}
-
-const struct api_ami_error *api_ami_error_find(const struct api_ami_error *map, const char *msg)
-{
-    for (; map && map->text; map++)
-        if (msg && error_matches(map, msg))
-            return map;
-    return NULL;
-}
-
-void api_respond_mapped(struct http_req *r, const struct api_ami_error *e, const char *ami_message,
-                        const char *action_id, json_t *context)
-{
-    json_t *extra = json_object();
-    if (extra && context)
-        json_object_update(extra, context);
-    if (extra && ami_message)
-        json_object_set_new(extra, "ami_message", json_string(ami_message));
-    if (extra && action_id)
-        json_object_set_new(extra, "action_id", json_string(action_id));
-    http_respond_problem(r, e->status, e->slug, e->title, ami_message ? ami_message : e->title,
-                         extra);
-}
-
-int api_resource_failed(struct http_req *r, const struct ami_result *res,
-                        const struct api_ami_error *map, const json_t *context)
-{
-    if (res->status == AMI_OK && res->response && ami_msg_is(res->response, "Response", "Error")) {
-        const char *msg = ami_msg_get(res->response, "Message");
-        const struct api_ami_error *e = api_ami_error_find(map, msg);
-        if (e) {
-            api_respond_mapped(r, e, msg, res->action_id, (json_t *)context);
-            return 1;
-        }
-    }
-    return api_result_failed(r, res);
-}
-
 const char *api_field_name(const struct api_field *fields, const char *ami)
 {
     for (; fields && fields->ami; fields++)
