@@ -42,7 +42,7 @@ LDFLAGS_ALL = $(SAN) $(LDFLAGS)
 
 GEN_SRCS := $(BUILD)/gen/openapi_yaml.c $(BUILD)/gen/web_index_html.c $(BUILD)/gen/web_app_js.c \
             $(BUILD)/gen/web_style_css.c
-LIB_SRCS := $(sort $(wildcard src/core/*.c src/ami/*.c src/http/*.c src/api/*.c src/bus/*.c src/call/*.c)) \
+LIB_SRCS := $(sort $(wildcard src/core/*.c src/ami/*.c src/http/*.c src/admit/*.c src/api/*.c src/bus/*.c src/call/*.c)) \
             $(GEN_SRCS)
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/libamibridge.a

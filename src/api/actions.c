@@ -5,9 +5,9 @@
 #include <string.h>
 #include <strings.h>
 
-#include "api/guard.h"
+#include "admit/guard.h"
 #include "api/internal.h"
-#include "api/sguard.h"
+#include "admit/sguard.h"
 #include "core/metrics.h"
 
 /* Actions that would change the state of a pooled session under the feet
@@ -20,7 +20,7 @@ struct action_call {
     struct http_req *r;
     size_t server;
     int holds_slot; /* an in-flight originate slot of the guard */
-    int shared;     /* ... kept in Redis (api/sguard), named `slot` */
+    int shared;     /* ... kept in Redis (admit/sguard), named `slot` */
     char slot[SGUARD_SLOT_MAX];
     int answered;
     /* an Originate waiting for the shared guard's answer */

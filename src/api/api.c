@@ -5,11 +5,11 @@
 
 #include <stdlib.h>
 
-#include "api/guard.h"
-#include "api/idem.h"
+#include "admit/guard.h"
+#include "admit/idem.h"
 #include "api/internal.h"
-#include "api/lockout.h"
-#include "api/sguard.h"
+#include "admit/lockout.h"
+#include "admit/sguard.h"
 #include "bus/events.h"
 
 struct api *api_new(uv_loop_t *loop, const struct cfg *cfg, struct ami_pool *const *pools,

@@ -49,7 +49,7 @@ const struct http_route *api_routes(size_t *n);
 /* The http_head_handler: a request that announces a body is refused from
  * its head when its client may not call or its key is missing, locked out
  * or lacks the route's scope; a wrong key is answered after the body as
- * usual (held back, see api/lockout). */
+ * usual (held back, see admit/lockout). */
 void api_head(struct http_req *r, void *ud);
 
 /* Refuse new work with 503 while shutting down. */

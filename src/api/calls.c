@@ -16,11 +16,11 @@
 #include <strings.h>
 #include <sys/random.h>
 
-#include "api/guard.h"
-#include "api/idem.h"
+#include "admit/guard.h"
+#include "admit/idem.h"
 #include "api/internal.h"
 #include "core/log.h"
-#include "api/sguard.h"
+#include "admit/sguard.h"
 #include "call/calls.h"
 #include "core/metrics.h"
 
@@ -49,7 +49,7 @@ struct call {
     unsigned char hash[IDEM_HASH_LEN];
     int answered; /* the HTTP reply was given (202 for wait:false) */
     struct guard_info rate;
-    int shared;                    /* the guard's slot is in Redis (api/sguard) */
+    int shared;                    /* the guard's slot is in Redis (admit/sguard) */
     char slot[SGUARD_SLOT_MAX];    /* its name there */
     char call_id[CALL_ID_LEN + 1]; /* the ChannelId given: the call's Linkedid */
     char reference[CALL_REFERENCE_MAX + 1];

@@ -1,5 +1,5 @@
 /* api/gate: who may call. The trusted networks, CORS, API keys and their
- * scopes, and the lock-out of wrong keys (api/lockout). */
+ * scopes, and the lock-out of wrong keys (admit/lockout). */
 #include "api/gate.h"
 
 #include <stdio.h>
@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "api/internal.h"
-#include "api/lockout.h"
+#include "admit/lockout.h"
 #include "bus/ssrf.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -22,7 +22,7 @@ static void scope_names(unsigned mask, char *out, size_t len)
         }
 }
 
-/* A wrong key's answer, held back for a while (api/lockout): a 401, or a
+/* A wrong key's answer, held back for a while (admit/lockout): a 401, or a
  * 429 when the client's address is locked out. */
 struct held_answer {
     uv_timer_t timer;
@@ -38,7 +38,7 @@ static void respond_401_invalid(struct http_req *r)
     http_respond_problem(r, 401, "unauthorized", "Unauthorized", "the API key is not valid", NULL);
 }
 
-/* 429 auth-locked-out with Retry-After (api/lockout). */
+/* 429 auth-locked-out with Retry-After (admit/lockout). */
 static void locked_out(struct http_req *r, int wait_s, const char *title, const char *detail)
 {
     char ra[16];

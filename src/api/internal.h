@@ -7,7 +7,7 @@
 
 #include "ami/pool.h"
 #include "api/api.h"
-#include "api/guard.h"
+#include "admit/guard.h"
 #include "api/problem.h"
 #include "api/request.h"
 #include "http/auth.h"
@@ -143,7 +143,7 @@ struct api_field {
 };
 /* The API's name for an AMI header (itself when `fields` has none). */
 const char *api_field_name(const struct api_field *fields, const char *ami);
-/* The rules that look inside an action, for every route (api/policy):
+/* The rules that look inside an action, for every route (admit/policy):
  * values as Asterisk reads them (400 invalid-field), the service's deny
  * rules (403 action-denied) and the key's dial policy (403 dial-policy),
  * naming the field as `fields` spells it. Answers and returns -1 when

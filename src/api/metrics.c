@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <unistd.h>
 
-#include "api/guard.h"
-#include "api/idem.h"
+#include "admit/guard.h"
+#include "admit/idem.h"
 #include "api/gate.h"
 #include "api/internal.h"
 #include "call/calls.h"

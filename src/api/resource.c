@@ -12,8 +12,8 @@
 #include <strings.h>
 
 #include "api/internal.h"
-#include "api/astval.h"
-#include "api/policy.h"
+#include "admit/astval.h"
+#include "admit/policy.h"
 #include "core/metrics.h"
 
 #define DETAIL_MAX 320

@@ -1,9 +1,9 @@
-/* libFuzzer target for the guards that look inside an action (api/policy).
+/* libFuzzer target for the guards that look inside an action (admit/policy).
  *
  * The input is an action: a selector byte, then Channel, Context, Exten,
  * Application, Data and Variable values separated by '\n' (any bytes,
  * NUL included). Whenever policy_action() lets it through, an oracle
- * written here from Asterisk's own rules (not from api/astval) reads the
+ * written here from Asterisk's own rules (not from admit/astval) reads the
  * action the way Asterisk will act on it and checks that what it would
  * dial is inside the key's policy and that no denied function would run:
  * leading bytes below 0x21 skipped (astman_get_header), '-' ignored in
@@ -18,7 +18,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "api/policy.h"
+#include "admit/policy.h"
 
 static char *allow_ch[] = {"Local/*@demo", "PJSIP/1???"};
 static char *allow_ctx[] = {"demo", "outbound"};

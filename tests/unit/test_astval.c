@@ -1,4 +1,4 @@
-/* Unit tests for src/api/astval: values as Asterisk reads them. The
+/* Unit tests for src/admit/astval: values as Asterisk reads them. The
  * expectations come from Asterisk's own code (manager.c's
  * __astman_get_header, pbx.c's extension matching, app.c's
  * __ast_app_separate_args, core_local.c's local_alloc). */
@@ -10,7 +10,7 @@
 
 #include <string.h>
 
-#include "api/astval.h"
+#include "admit/astval.h"
 
 static void flaws_are_found_worst_first(void **state)
 {

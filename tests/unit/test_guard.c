@@ -1,4 +1,4 @@
-/* Unit tests for src/api/guard: the token bucket and the in-flight cap. */
+/* Unit tests for src/admit/guard: the token bucket and the in-flight cap. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "api/guard.h"
+#include "admit/guard.h"
 #include "core/log.h"
 
 static struct cfg make_cfg(char **env)

@@ -1,4 +1,4 @@
-/* Unit tests for src/api/idem without Redis: claim, wait, replay, abandon,
+/* Unit tests for src/admit/idem without Redis: claim, wait, replay, abandon,
  * mismatch, expiry and the memory bound. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api/idem.h"
+#include "admit/idem.h"
 #include "core/log.h"
 
 struct seen {

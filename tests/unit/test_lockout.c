@@ -1,4 +1,4 @@
-/* Unit tests for api/lockout: the wrong-key count per address, the
+/* Unit tests for admit/lockout: the wrong-key count per address, the
  * slowing down, the lock-out and its end, and the table's bound. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -8,7 +8,7 @@
 
 #include <stdio.h>
 
-#include "api/lockout.h"
+#include "admit/lockout.h"
 
 #define T0 1796400000000ull
 

@@ -1,4 +1,4 @@
-/* Unit tests for src/api/policy: every rule that looks inside an action,
+/* Unit tests for src/admit/policy: every rule that looks inside an action,
  * judged on what Asterisk will act on. One table: each row is an action as
  * a route would build it, the key that sends it, and the verdict. The rows
  * are the bypasses seen against earlier versions (blanks Asterisk skips,
@@ -13,7 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api/policy.h"
+#include "admit/policy.h"
 
 static char *allow_ch[] = {"PJSIP/1???", "Local/*@outbound", "Local/*@from-internal"};
 static char *allow_ctx[] = {"from-internal", "outbound"};

@@ -1,6 +1,6 @@
-/* api/sguard: the originate guard shared by replicas, kept in Redis.
+/* admit/sguard: the originate guard shared by replicas, kept in Redis.
  *
- * With Redis, a key's call bucket (rate and burst as in api/guard) and a
+ * With Redis, a key's call bucket (rate and burst as in admit/guard) and a
  * server's originates in flight are counted in Redis by one script, so the
  * limits hold across every replica rather than per process. A slot in
  * flight is a member of a sorted set that expires on its own (the call's
@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "api/guard.h"
+#include "admit/guard.h"
 #include "bus/redis.h"
 #include "core/config.h"
 

@@ -1,4 +1,4 @@
-#include "api/astval.h"
+#include "admit/astval.h"
 
 #include <stdio.h>
 #include <string.h>

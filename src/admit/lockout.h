@@ -1,4 +1,4 @@
-/* api/lockout: wrong API keys, counted per client address.
+/* admit/lockout: wrong API keys, counted per client address.
  *
  * Each address may send `limit` wrong keys per window of `window_s`
  * seconds. Past that it is locked out until its window ends: every request

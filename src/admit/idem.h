@@ -1,4 +1,4 @@
-/* api/idem: Idempotency-Key handling for POST /v1/calls.
+/* admit/idem: Idempotency-Key handling for POST /v1/calls.
  *
  * The same key from the same API key within the TTL returns the first
  * reply and places no second call, also while the first is still in

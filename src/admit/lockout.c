@@ -1,4 +1,4 @@
-#include "api/lockout.h"
+#include "admit/lockout.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-#include "api/guard.h"
+#include "admit/guard.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,4 +1,4 @@
-#include "api/idem.h"
+#include "admit/idem.h"
 
 #include <errno.h>
 #include <openssl/evp.h>

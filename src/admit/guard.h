@@ -1,4 +1,4 @@
-/* api/guard: the originate guard.
+/* admit/guard: the originate guard.
  *
  * A runaway script or a stuck CRM button must not flood the PBX: every
  * Originate (POST /v1/calls and the generic route alike) takes a token from

@@ -1,4 +1,4 @@
-#include "api/sguard.h"
+#include "admit/sguard.h"
 
 #include <errno.h>
 #include <stdio.h>

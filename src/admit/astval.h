@@ -1,4 +1,4 @@
-/* api/astval: a value as Asterisk will act on it.
+/* admit/astval: a value as Asterisk will act on it.
  *
  * Every guard must judge what the PBX reads, not what JSON carried.
  * Asterisk's own rules, from main/manager.c, main/pbx.c, main/app.c and

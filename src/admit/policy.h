@@ -1,5 +1,5 @@
-/* api/policy: what an action may ask of Asterisk, judged on what Asterisk
- * will act on (api/astval), before it is sent.
+/* admit/policy: what an action may ask of Asterisk, judged on what Asterisk
+ * will act on (admit/astval), before it is sent.
  *
  * One function, policy_action(), holds every rule that looks inside an
  * action, for every route (calls, channels, queues, the generic route):

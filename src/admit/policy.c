@@ -1,4 +1,4 @@
-#include "api/policy.h"
+#include "admit/policy.h"
 
 #include <fnmatch.h>
 #include <stdarg.h>
@@ -6,7 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "api/astval.h"
+#include "admit/astval.h"
 
 #define NAME_MAX_LEN ASTVAL_MAX /* a number or extension: one AMI line at most, never cut */
 #define APP_ARGS_MAX 16
