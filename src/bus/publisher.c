@@ -1,6 +1,7 @@
 #include "bus/publisher.h"
 
 #include <errno.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,14 @@ struct bus_publisher {
     struct bus_lease *lease; /* replicas: publish only while leader, fenced */
     uint64_t fenced_unlogged;
     uint64_t last_fence_log;
+    /* the fence script goes by its SHA1 (EVALSHA) once this connection has
+     * had it (one EVAL after each connect); a cache flushed under us
+     * (NOSCRIPT) stops sending until what was in flight has answered, and
+     * the refused events go again, in order, first with EVAL */
+    char fence_sha[41];
+    int script_loaded;
+    int noscript;
+    struct fifo redo; /* refused with NOSCRIPT, oldest first */
 };
 
 static void pump(struct bus_publisher *p);
@@ -98,6 +107,24 @@ static void maybe_drained(struct bus_publisher *p)
     }
 }
 
+/* The events refused with NOSCRIPT, ahead of what waits (they are older). */
+static void requeue_redo(struct bus_publisher *p)
+{
+    while (p->redo.n) {
+        struct bus_event *e = fifo_pop_back(&p->redo).e;
+        if (p->buf.n == p->buf.cap) {
+            bus_event_unref(e);
+            p->st.dropped++;
+            p->drops_unlogged++;
+            metrics_inc(METRIC_EVENTS_DROPPED, "redis", "buffer_full", 1);
+            continue;
+        }
+        fifo_push_front(&p->buf, e);
+        p->st.resent++;
+    }
+    p->noscript = 0;
+}
+
 static void on_reply(void *ud, const redisReply *rep)
 {
     struct bus_publisher *p = ud;
@@ -109,6 +136,19 @@ static void on_reply(void *ud, const redisReply *rep)
     if (!p->inflight.n)
         return;
     struct slot sl = fifo_pop(&p->inflight);
+    if (rep->type == REDIS_REPLY_ERROR && rep->str && !strncmp(rep->str, "NOSCRIPT", 8)) {
+        /* the script cache was flushed: not published, goes again */
+        if (!p->noscript)
+            log_warn("Redis lost the fence script (SCRIPT FLUSH?): sending it again", NULL);
+        p->noscript = 1;
+        p->script_loaded = 0;
+        fifo_push(&p->redo, sl.e, CMD_PUBLISH);
+        if (!p->inflight.n) {
+            requeue_redo(p);
+            pump(p);
+        }
+        return;
+    }
     if (rep->type == REDIS_REPLY_INTEGER && rep->integer == -1) {
         /* the fence: the lease moved on while this was on its way */
         p->st.dropped++;
@@ -130,6 +170,8 @@ static void on_reply(void *ud, const redisReply *rep)
         metrics_inc(METRIC_EVENTS_PUBLISHED, "redis", NULL, 1);
     }
     bus_event_unref(sl.e);
+    if (p->noscript && !p->inflight.n)
+        requeue_redo(p);
     pump(p);
     maybe_drained(p);
 }
@@ -143,10 +185,19 @@ static int send_publish(struct bus_publisher *p, struct bus_event *e)
         /* PUBLISH (and XADD) only if the lease is still ours, in one step */
         char maxlen[16];
         snprintf(maxlen, sizeof(maxlen), "%d", p->cfg->redis_stream_maxlen);
-        return bus_redis_command(p->redis, on_reply, p, "EVAL %s 1 %s %s %s %b %s %s",
-                                 bus_lease_fence_script, bus_lease_key(p->lease),
-                                 bus_lease_token(p->lease), channel, e->json, e->len,
-                                 p->cfg->redis_stream ? p->cfg->redis_stream : "", maxlen);
+        const char *stream = p->cfg->redis_stream ? p->cfg->redis_stream : "";
+        if (p->script_loaded && p->fence_sha[0])
+            return bus_redis_command(p->redis, on_reply, p, "EVALSHA %s 1 %s %s %s %b %s %s",
+                                     p->fence_sha, bus_lease_key(p->lease),
+                                     bus_lease_token(p->lease), channel, e->json, e->len, stream,
+                                     maxlen);
+        int rc =
+            bus_redis_command(p->redis, on_reply, p, "EVAL %s 1 %s %s %s %b %s %s",
+                              bus_lease_fence_script, bus_lease_key(p->lease),
+                              bus_lease_token(p->lease), channel, e->json, e->len, stream, maxlen);
+        /* Redis runs commands in order: after this EVAL the script is cached */
+        p->script_loaded = rc == 0;
+        return rc;
     }
     return bus_redis_command(p->redis, on_reply, p, "PUBLISH %s %b", channel, e->json, e->len);
 }
@@ -161,7 +212,7 @@ static int send_xadd(struct bus_publisher *p, struct bus_event *e)
 static void pump(struct bus_publisher *p)
 {
     while (p->buf.n && p->inflight.n + 2 <= PUBLISHER_WINDOW && bus_redis_up(p->redis) &&
-           !follower(p)) {
+           !follower(p) && !p->noscript) {
         struct bus_event *e = p->buf.v[p->buf.head].e;
         if (send_publish(p, e) != 0)
             break;
@@ -211,6 +262,7 @@ void bus_publisher_redis_state(void *ud, int up)
 {
     struct bus_publisher *p = ud;
     metrics_set(METRIC_REDIS_UP, NULL, NULL, NULL, up);
+    p->script_loaded = 0; /* a new connection: its first fenced command is an EVAL */
     if (up) {
         pump(p);
         return;
@@ -234,6 +286,7 @@ void bus_publisher_redis_state(void *ud, int up)
         fifo_push_front(&p->buf, e);
         p->st.resent++;
     }
+    requeue_redo(p); /* older still than what was in flight */
     log_drops(p);
     metrics_set(METRIC_REDIS_BUFFER, NULL, NULL, NULL, (double)p->buf.n);
     maybe_drained(p);
@@ -250,12 +303,21 @@ struct bus_publisher *bus_publisher_new(uv_loop_t *loop, const struct cfg *c,
     p->redis = redis;
     p->cmds_per_event = c->redis_stream ? 2 : 1;
     if (fifo_init(&p->buf, (size_t)c->redis_buffer) ||
-        fifo_init(&p->inflight, PUBLISHER_WINDOW + 2)) {
+        fifo_init(&p->inflight, PUBLISHER_WINDOW + 2) ||
+        fifo_init(&p->redo, PUBLISHER_WINDOW + 2)) {
         free(p->buf.v);
         free(p->inflight.v);
+        free(p->redo.v);
         free(p);
         return NULL;
     }
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    if (EVP_Digest(bus_lease_fence_script, strlen(bus_lease_fence_script), md, &mdlen, EVP_sha1(),
+                   NULL) == 1 &&
+        mdlen == 20)
+        for (unsigned i = 0; i < mdlen; i++)
+            snprintf(p->fence_sha + 2 * i, 3, "%02x", md[i]);
     uv_timer_init(loop, &p->drain_timer);
     p->drain_timer.data = p;
     return p;
@@ -317,8 +379,11 @@ static void drain_timer_closed(uv_handle_t *h)
         bus_event_unref(fifo_pop(&p->buf).e);
     while (p->inflight.n)
         bus_event_unref(fifo_pop(&p->inflight).e);
+    while (p->redo.n)
+        bus_event_unref(fifo_pop(&p->redo).e);
     free(p->buf.v);
     free(p->inflight.v);
+    free(p->redo.v);
     free(p);
 }
 
