@@ -30,7 +30,7 @@ DEB_LINT_PKGS := clang-format cppcheck
 
 OPT ?= -O2 -g
 SAN ?=
-WARN := -Wall -Wextra -Wshadow -Werror
+WARN := -Wall -Wextra -Wshadow -pedantic -Werror
 # Lazily expanded: pkg-config runs in the make that compiles, which is a
 # sub-make started after `deps` when libraries had to be installed.
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(TEST_PKGS) 2>/dev/null)

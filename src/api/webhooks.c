@@ -58,8 +58,10 @@ void api_webhooks_list(struct api *a, struct http_req *r, const struct http_para
     if (unavailable(a, r))
         return;
     json_t *o = webhooks_list_json(a->webhooks);
-    if (!o)
-        return http_respond_oom(r);
+    if (!o) {
+        http_respond_oom(r);
+        return;
+    }
     http_respond_json(r, 200, o);
 }
 
@@ -82,8 +84,10 @@ void api_webhook_get(struct api *a, struct http_req *r, const struct http_params
         return;
     int status = 0;
     json_t *o = webhooks_get_json(a->webhooks, id, &status);
-    if (!o)
-        return not_found(r, id, status);
+    if (!o) {
+        not_found(r, id, status);
+        return;
+    }
     http_respond_json(r, 200, o);
 }
 
@@ -122,7 +126,9 @@ void api_webhook_deliveries(struct api *a, struct http_req *r, const struct http
         return;
     int status = 0;
     json_t *o = webhooks_deliveries_json(a->webhooks, id, &status);
-    if (!o)
-        return not_found(r, id, status);
+    if (!o) {
+        not_found(r, id, status);
+        return;
+    }
     http_respond_json(r, 200, o);
 }

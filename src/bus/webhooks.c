@@ -1363,15 +1363,19 @@ static void problem_answer(webhooks_cb cb, void *ud, const struct wh_problem *pb
 
 void webhooks_create(struct webhooks *w, json_t *body, webhooks_cb cb, void *ud)
 {
-    if (count_subs(w) >= w->cfg->webhook_max_subscriptions)
-        return answer_problem(cb, ud, 409, "webhook-limit", "Too many webhook subscriptions", NULL,
-                              "%d subscriptions exist, the most allowed "
-                              "(AMIBRIDGE_WEBHOOK_MAX_SUBSCRIPTIONS)",
-                              count_subs(w));
+    if (count_subs(w) >= w->cfg->webhook_max_subscriptions) {
+        answer_problem(cb, ud, 409, "webhook-limit", "Too many webhook subscriptions", NULL,
+                       "%d subscriptions exist, the most allowed "
+                       "(AMIBRIDGE_WEBHOOK_MAX_SUBSCRIPTIONS)",
+                       count_subs(w));
+        return;
+    }
     struct wh_op *op = calloc(1, sizeof(*op));
     struct wh_problem pb = {{0}, {0}};
-    if (!op)
-        return answer_oom(cb, ud);
+    if (!op) {
+        answer_oom(cb, ud);
+        return;
+    }
     op->w = w;
     op->kind = OP_CREATE;
     op->cb = cb;
@@ -1423,8 +1427,10 @@ void webhooks_patch(struct webhooks *w, const char *id, json_t *body, webhooks_c
         return;
     struct wh_op *op = calloc(1, sizeof(*op));
     struct wh_problem pb = {{0}, {0}};
-    if (!op)
-        return answer_oom(cb, ud);
+    if (!op) {
+        answer_oom(cb, ud);
+        return;
+    }
     op->w = w;
     op->kind = OP_PATCH;
     op->cb = cb;
@@ -1452,8 +1458,10 @@ void webhooks_delete(struct webhooks *w, const char *id, webhooks_cb cb, void *u
     if (!sub_for_change(w, id, cb, ud))
         return;
     struct wh_op *op = calloc(1, sizeof(*op));
-    if (!op)
-        return answer_oom(cb, ud);
+    if (!op) {
+        answer_oom(cb, ud);
+        return;
+    }
     op->w = w;
     op->kind = OP_DELETE;
     op->cb = cb;
@@ -1510,12 +1518,16 @@ static void test_done(struct wh_xfer *x, CURLcode rc, long status)
 void webhooks_test(struct webhooks *w, const char *id, webhooks_cb cb, void *ud)
 {
     struct wh_sub *s = sub_find(w, id);
-    if (!s)
-        return answer_problem(cb, ud, 404, "webhook-not-found", "No such webhook subscription",
-                              "id", "no webhook subscription has the id '%.64s'", id);
-    if (w->closing)
-        return answer_problem(cb, ud, 503, "shutting-down", "Shutting down", NULL,
-                              "the service is shutting down");
+    if (!s) {
+        answer_problem(cb, ud, 404, "webhook-not-found", "No such webhook subscription", "id",
+                       "no webhook subscription has the id '%.64s'", id);
+        return;
+    }
+    if (w->closing) {
+        answer_problem(cb, ud, 503, "shutting-down", "Shutting down", NULL,
+                       "the service is shutting down");
+        return;
+    }
     struct wh_test *t = calloc(1, sizeof(*t));
     char when[40];
     iso_time(wall_ms(), when, sizeof(when));
@@ -1525,7 +1537,8 @@ void webhooks_test(struct webhooks *w, const char *id, webhooks_cb cb, void *ud)
         json_decref(o);
         if (t)
             test_free(t);
-        return answer_oom(cb, ud);
+        answer_oom(cb, ud);
+        return;
     }
     json_decref(o);
     snprintf(t->sub, sizeof(t->sub), "%s", id);
@@ -1533,7 +1546,8 @@ void webhooks_test(struct webhooks *w, const char *id, webhooks_cb cb, void *ud)
     t->ud = ud;
     if (xfer_start(&t->x, &t->c, "ping", t->id, 1, t->body, strlen(t->body))) {
         test_free(t);
-        return answer_oom(cb, ud);
+        answer_oom(cb, ud);
+        return;
     }
     t->next = w->tests;
     w->tests = t;
