@@ -182,7 +182,7 @@ static int trusted(const struct api *a, struct http_req *r)
         return 1;
     socklen_t len = 0;
     const struct sockaddr *sa = http_req_peer_addr(r, &len);
-    return len && ssrf_in_nets(sa, len, a->cfg->trusted_nets, a->cfg->ntrusted_nets);
+    return len && netlist_has(sa, len, a->cfg->trusted_nets, a->cfg->ntrusted_nets);
 }
 
 /* 403 to a client outside AMIBRIDGE_TRUSTED_NETS; 1 when it answered. */

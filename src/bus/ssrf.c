@@ -1,5 +1,7 @@
 #include "bus/ssrf.h"
 
+#include "core/netlist.h"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -8,17 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SSRF_V4_BITS      32
-#define SSRF_V6_BITS      128
-#define SSRF_TOKEN_MAX    (INET6_ADDRSTRLEN + 4) /* longest "addr/prefix" worth parsing */
-#define SSRF_SHOW_MAX     64                     /* bytes of a bad entry quoted in err */
-#define SSRF_ELLIPSIS     "..."
-#define SSRF_SHOW_BUF     (SSRF_SHOW_MAX + sizeof(SSRF_ELLIPSIS))
-#define SSRF_TEXT_MAX     64 /* a numeric address plus an IPv6 zone */
-#define SSRF_NETS_INITIAL 8
+#define SSRF_V4_BITS  32
+#define SSRF_V6_BITS  128
+#define SSRF_TEXT_MAX 64 /* a numeric address plus an IPv6 zone */
 
 struct ssrf_rule {
-    struct ssrf_net net;
+    struct netlist_net net;
     enum ssrf_verdict verdict;
 };
 
@@ -71,7 +68,7 @@ static const struct ssrf_rule SSRF_V6_RULES[] = {
  * `if_public` when that one is public. v4-compatible addresses are
  * deprecated (RFC 4291): nothing legitimate uses one, whatever it carries. */
 static const struct {
-    struct ssrf_net net;
+    struct netlist_net net;
     int at;
     enum ssrf_verdict if_public;
 } SSRF_V6_EMBEDS[] = {
@@ -82,49 +79,10 @@ static const struct {
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
-static void ssrf_err(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void ssrf_err(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-/* Is the address a (family, bytes) inside net? Bits past the prefix are
- * ignored, so an unmasked net still matches sensibly. */
-static int ssrf_net_has(const struct ssrf_net *net, int family, const unsigned char *a)
-{
-    if (net->family != family)
-        return 0;
-    int bits = family == AF_INET ? SSRF_V4_BITS : SSRF_V6_BITS;
-    int prefix = net->prefix < 0 ? 0 : net->prefix > bits ? bits : net->prefix;
-    size_t whole = (size_t)prefix / 8;
-    if (memcmp(net->addr, a, whole) != 0)
-        return 0;
-    int rest = prefix % 8;
-    if (!rest)
-        return 1;
-    unsigned char mask = (unsigned char)(0xff << (8 - rest));
-    return (net->addr[whole] & mask) == (a[whole] & mask);
-}
-
-static int ssrf_nets_have(const struct ssrf_net *nets, size_t n, int family, const unsigned char *a)
-{
-    for (size_t i = 0; i < n; i++)
-        if (ssrf_net_has(&nets[i], family, a))
-            return 1;
-    return 0;
-}
-
 static enum ssrf_verdict ssrf_class_v4(const unsigned char *a)
 {
     for (size_t i = 0; i < COUNT(SSRF_V4_RULES); i++)
-        if (ssrf_net_has(&SSRF_V4_RULES[i].net, AF_INET, a))
+        if (netlist_net_has(&SSRF_V4_RULES[i].net, AF_INET, a))
             return SSRF_V4_RULES[i].verdict;
     return SSRF_OK;
 }
@@ -132,10 +90,10 @@ static enum ssrf_verdict ssrf_class_v4(const unsigned char *a)
 static enum ssrf_verdict ssrf_class_v6(const unsigned char *a)
 {
     for (size_t i = 0; i < COUNT(SSRF_V6_RULES); i++)
-        if (ssrf_net_has(&SSRF_V6_RULES[i].net, AF_INET6, a))
+        if (netlist_net_has(&SSRF_V6_RULES[i].net, AF_INET6, a))
             return SSRF_V6_RULES[i].verdict;
     for (size_t i = 0; i < COUNT(SSRF_V6_EMBEDS); i++) {
-        if (!ssrf_net_has(&SSRF_V6_EMBEDS[i].net, AF_INET6, a))
+        if (!netlist_net_has(&SSRF_V6_EMBEDS[i].net, AF_INET6, a))
             continue;
         enum ssrf_verdict v = ssrf_class_v4(a + SSRF_V6_EMBEDS[i].at);
         return v == SSRF_OK ? SSRF_V6_EMBEDS[i].if_public : v;
@@ -146,53 +104,26 @@ static enum ssrf_verdict ssrf_class_v6(const unsigned char *a)
 /* The verdict for raw address bytes: the class first, then the allow nets
  * for anything refused (so a public address in an allow net stays OK). */
 static enum ssrf_verdict ssrf_judge(int family, const unsigned char *a,
-                                    const struct ssrf_net *allow, size_t nallow)
+                                    const struct netlist_net *allow, size_t nallow)
 {
     enum ssrf_verdict v = family == AF_INET ? ssrf_class_v4(a) : ssrf_class_v6(a);
     if (v == SSRF_OK)
         return SSRF_OK;
-    if (ssrf_nets_have(allow, nallow, family, a))
+    if (netlist_has_bytes(allow, nallow, family, a))
         return SSRF_ALLOWED;
-    if (v == SSRF_V4_MAPPED && ssrf_nets_have(allow, nallow, AF_INET, a + 12))
+    if (v == SSRF_V4_MAPPED && netlist_has_bytes(allow, nallow, AF_INET, a + 12))
         return SSRF_ALLOWED;
     return v;
 }
 
-/* Family and address bytes of sa; -1 for a bad family or a short len. */
-static int ssrf_sa_bytes(const struct sockaddr *sa, socklen_t len, int *family, unsigned char *a)
-{
-    if (!sa || len < (socklen_t)(offsetof(struct sockaddr, sa_family) + sizeof(sa_family_t)))
-        return -1;
-    if (sa->sa_family == AF_INET && len >= (socklen_t)sizeof(struct sockaddr_in)) {
-        memcpy(a, (const char *)sa + offsetof(struct sockaddr_in, sin_addr), 4);
-        *family = AF_INET;
-        return 0;
-    }
-    if (sa->sa_family == AF_INET6 && len >= (socklen_t)sizeof(struct sockaddr_in6)) {
-        memcpy(a, (const char *)sa + offsetof(struct sockaddr_in6, sin6_addr), 16);
-        *family = AF_INET6;
-        return 0;
-    }
-    return -1;
-}
-
-enum ssrf_verdict ssrf_check(const struct sockaddr *sa, socklen_t len, const struct ssrf_net *allow,
-                             size_t nallow)
+enum ssrf_verdict ssrf_check(const struct sockaddr *sa, socklen_t len,
+                             const struct netlist_net *allow, size_t nallow)
 {
     int family;
     unsigned char a[16];
-    if (ssrf_sa_bytes(sa, len, &family, a) != 0)
+    if (netlist_sa_bytes(sa, len, &family, a) != 0)
         return SSRF_BAD_FAMILY;
     return ssrf_judge(family, a, allow, nallow);
-}
-
-int ssrf_in_nets(const struct sockaddr *sa, socklen_t len, const struct ssrf_net *nets, size_t n)
-{
-    int family;
-    unsigned char a[16];
-    if (ssrf_sa_bytes(sa, len, &family, a) != 0)
-        return 0;
-    return ssrf_nets_have(nets, n, family, a);
 }
 
 /* One part of a legacy IPv4 address: 0x hex, 0 octal or decimal, as
@@ -280,7 +211,7 @@ static int ssrf_zone_ok(const char *z)
     return 1;
 }
 
-enum ssrf_verdict ssrf_check_text(const char *ip, const struct ssrf_net *allow, size_t nallow)
+enum ssrf_verdict ssrf_check_text(const char *ip, const struct netlist_net *allow, size_t nallow)
 {
     char buf[SSRF_TEXT_MAX + 1];
     unsigned char a[16];
@@ -335,135 +266,4 @@ const char *ssrf_reason(enum ssrf_verdict v)
         return "not an IP address";
     }
     return "unknown verdict";
-}
-
-/* A bad entry as quoted in err: at most SSRF_SHOW_MAX bytes then "...",
- * and control and non-ASCII bytes shown as '?' so a config typo cannot
- * garble the log line. out has room for SSRF_SHOW_BUF bytes. */
-static void ssrf_show(const char *tok, size_t len, char *out)
-{
-    int cut = len > SSRF_SHOW_MAX;
-    size_t n = cut ? SSRF_SHOW_MAX : len;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)tok[i];
-        out[i] = (c > ' ' && c < 0x7f) ? (char)c : '?';
-    }
-    if (cut)
-        memcpy(out + n, SSRF_ELLIPSIS, sizeof(SSRF_ELLIPSIS) - 1);
-    out[cut ? n + sizeof(SSRF_ELLIPSIS) - 1 : n] = '\0';
-}
-
-/* One "addr[/prefix]" entry into *net; -1 with err set. */
-static int ssrf_parse_net(const char *tok, size_t len, struct ssrf_net *net, char *err,
-                          size_t errlen)
-{
-    char show[SSRF_SHOW_BUF];
-    char buf[SSRF_TOKEN_MAX + 1];
-    ssrf_show(tok, len, show);
-    if (len > SSRF_TOKEN_MAX) {
-        ssrf_err(err, errlen, "bad network '%s': not an IP address", show);
-        return -1;
-    }
-    memcpy(buf, tok, len);
-    buf[len] = '\0';
-    char *slash = strchr(buf, '/');
-    if (slash)
-        *slash = '\0';
-
-    int bits;
-    memset(net, 0, sizeof(*net));
-    if (inet_pton(AF_INET, buf, net->addr) == 1) {
-        net->family = AF_INET;
-        bits = SSRF_V4_BITS;
-    } else if (inet_pton(AF_INET6, buf, net->addr) == 1) {
-        net->family = AF_INET6;
-        bits = SSRF_V6_BITS;
-    } else {
-        ssrf_err(err, errlen, "bad network '%s': not an IP address", show);
-        return -1;
-    }
-
-    net->prefix = bits;
-    if (slash) {
-        const char *p = slash + 1;
-        size_t plen = strlen(p);
-        int v = 0;
-        if (plen == 0 || plen > 3 || strspn(p, "0123456789") != plen || (v = atoi(p)) > bits) {
-            ssrf_err(err, errlen, "bad network '%s': the prefix must be a number from 0 to %d",
-                     show, bits);
-            return -1;
-        }
-        net->prefix = v;
-    }
-
-    /* "10.0.0.1/8" is almost always a typo for a host or for 10.0.0.0/8:
-     * say which instead of guessing */
-    struct ssrf_net masked = *net;
-    size_t whole = (size_t)net->prefix / 8;
-    int rest = net->prefix % 8;
-    if (rest)
-        masked.addr[whole++] &= (unsigned char)(0xff << (8 - rest));
-    memset(masked.addr + whole, 0, sizeof(masked.addr) - whole);
-    if (memcmp(masked.addr, net->addr, sizeof(net->addr)) != 0) {
-        char txt[INET6_ADDRSTRLEN];
-        inet_ntop(net->family, masked.addr, txt, sizeof(txt));
-        ssrf_err(err, errlen, "bad network '%s': host bits set beyond /%d (did you mean %s/%d?)",
-                 show, net->prefix, txt, net->prefix);
-        return -1;
-    }
-    return 0;
-}
-
-static int ssrf_is_sep(char c)
-{
-    return c == ' ' || c == ',' || c == '\t' || c == '\n' || c == '\r';
-}
-
-int ssrf_parse_nets(const char *list, struct ssrf_net **out, size_t *n, char *err, size_t errlen)
-{
-    struct ssrf_net *nets = NULL;
-    size_t count = 0, cap = 0;
-    *out = NULL;
-    *n = 0;
-    if (!list)
-        return 0;
-    const char *p = list;
-    for (;;) {
-        while (ssrf_is_sep(*p))
-            p++;
-        if (!*p)
-            break;
-        const char *tok = p;
-        while (*p && !ssrf_is_sep(*p))
-            p++;
-        size_t len = (size_t)(p - tok);
-        if (count == SSRF_MAX_NETS) {
-            char show[SSRF_SHOW_BUF];
-            ssrf_show(tok, len, show);
-            ssrf_err(err, errlen, "too many networks (at most %d): '%s' is one too many",
-                     SSRF_MAX_NETS, show);
-            goto fail;
-        }
-        if (count == cap) {
-            size_t ncap = cap ? cap * 2 : SSRF_NETS_INITIAL;
-            if (ncap > SSRF_MAX_NETS)
-                ncap = SSRF_MAX_NETS;
-            struct ssrf_net *grown = realloc(nets, ncap * sizeof(*nets));
-            if (!grown) {
-                ssrf_err(err, errlen, "out of memory");
-                goto fail;
-            }
-            nets = grown;
-            cap = ncap;
-        }
-        if (ssrf_parse_net(tok, len, &nets[count], err, errlen) != 0)
-            goto fail;
-        count++;
-    }
-    *out = nets;
-    *n = count;
-    return 0;
-fail:
-    free(nets);
-    return -1;
 }

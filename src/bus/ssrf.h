@@ -19,23 +19,7 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-#define SSRF_MAX_NETS 256 /* entries in one ssrf_parse_nets list */
-
-struct ssrf_net {
-    int family; /* AF_INET or AF_INET6 */
-    unsigned char addr[16];
-    int prefix;
-};
-
-/* Parse a list of networks separated by spaces and/or commas:
- * "127.0.0.0/8 ::1/128, 10.1.2.3" (a bare address means /32 or /128; only
- * the strict inet_pton forms, no "127.1" shorthand, in configuration).
- * Host bits set beyond the prefix are an error ("10.0.0.1/8" is refused,
- * and the message says so). 0 with a malloc'd array the caller frees in
- * *out and its length in *n (an empty list gives *out NULL, *n 0); -1 with
- * a message naming the bad entry in err (NULL or errlen 0: no message) and
- * *out NULL, *n 0. At most SSRF_MAX_NETS entries. */
-int ssrf_parse_nets(const char *list, struct ssrf_net **out, size_t *n, char *err, size_t errlen);
+#include "core/netlist.h"
 
 enum ssrf_verdict {
     SSRF_OK = 0,
@@ -60,24 +44,18 @@ enum ssrf_verdict {
  * class of the IPv4 address they carry; v4-compatible ones carrying a
  * public address are refused as SSRF_RESERVED (deprecated, RFC 4291).
  * A family other than AF_INET/AF_INET6 or a short len: SSRF_BAD_FAMILY. */
-enum ssrf_verdict ssrf_check(const struct sockaddr *sa, socklen_t len, const struct ssrf_net *allow,
-                             size_t nallow);
+enum ssrf_verdict ssrf_check(const struct sockaddr *sa, socklen_t len,
+                             const struct netlist_net *allow, size_t nallow);
 
 /* The same for a numeric address in text: "10.0.0.1", "::1", "fe80::1%eth0"
  * (the zone is ignored), and the legacy IPv4 forms inet_aton and URL
  * parsers accept ("127.1", "0x7f000001", "017700000001"), so none of them
  * slips past as a "host name". SSRF_BAD_FAMILY when ip is not a numeric
  * address (a host name, brackets, trailing text, NULL). */
-enum ssrf_verdict ssrf_check_text(const char *ip, const struct ssrf_net *allow, size_t nallow);
+enum ssrf_verdict ssrf_check_text(const char *ip, const struct netlist_net *allow, size_t nallow);
 
 /* Short reason for logs and API errors, e.g. "loopback address" or
  * "private address (RFC 1918)". A static string, never NULL. */
 const char *ssrf_reason(enum ssrf_verdict v);
-
-/* True when sa is inside one of nets[0..n). Families must match: an
- * IPv4-mapped IPv6 address is not inside an IPv4 net here (ssrf_check
- * looks at the IPv4 address inside on its own). 0 for a bad family or
- * short len. */
-int ssrf_in_nets(const struct sockaddr *sa, socklen_t len, const struct ssrf_net *nets, size_t n);
 
 #endif

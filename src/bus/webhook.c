@@ -125,7 +125,7 @@ static int text_ok(const char *s)
     return 1;
 }
 
-int wh_url_check(const char *url, const struct ssrf_net *allow, size_t nallow, char *detail,
+int wh_url_check(const char *url, const struct netlist_net *allow, size_t nallow, char *detail,
                  size_t len)
 {
     int rc = -1;
@@ -462,7 +462,7 @@ static int has_nul(const json_t *v)
 }
 
 static int apply_members(struct wh_conf *c, json_t *o, enum wh_mode mode,
-                         const struct ssrf_net *allow, size_t nallow, struct wh_problem *pb)
+                         const struct netlist_net *allow, size_t nallow, struct wh_problem *pb)
 {
     static const char *const api_members[] = {"url",         "events",  "filter",   "secret",
                                               "description", "enabled", "signature"};
@@ -570,7 +570,7 @@ static int apply_members(struct wh_conf *c, json_t *o, enum wh_mode mode,
     return 0;
 }
 
-int wh_conf_apply(struct wh_conf *c, json_t *o, enum wh_mode mode, const struct ssrf_net *allow,
+int wh_conf_apply(struct wh_conf *c, json_t *o, enum wh_mode mode, const struct netlist_net *allow,
                   size_t nallow, struct wh_problem *pb)
 {
     if (!json_is_object(o))
@@ -618,7 +618,7 @@ static void rotate(struct wh_conf *c, char *old, long long now, int grace_s)
 }
 
 int wh_conf_patch(struct wh_conf *c, json_t *o, int grace_s, long long now,
-                  const struct ssrf_net *allow, size_t nallow, struct wh_problem *pb)
+                  const struct netlist_net *allow, size_t nallow, struct wh_problem *pb)
 {
     if (!json_is_object(o))
         return problem(pb, "", "a webhook subscription must be a JSON object");

@@ -99,7 +99,7 @@ enum wh_mode {
  * `c` holds the current values and is changed only when everything is
  * valid). Unknown members are refused. URLs are checked by wh_url_check()
  * with the allow nets. Returns 0, -1 with `pb` filled, or -ENOMEM. */
-int wh_conf_apply(struct wh_conf *c, json_t *o, enum wh_mode mode, const struct ssrf_net *allow,
+int wh_conf_apply(struct wh_conf *c, json_t *o, enum wh_mode mode, const struct netlist_net *allow,
                   size_t nallow, struct wh_problem *pb);
 /* A PATCH from the API: wh_conf_apply(WH_PATCH) plus the rotation of the
  * secret. A new `secret` keeps the old one signing webhook-signature for
@@ -108,7 +108,7 @@ int wh_conf_apply(struct wh_conf *c, json_t *o, enum wh_mode mode, const struct 
  * once. At most WH_PREVIOUS_MAX are kept (the oldest go first). Returns as
  * wh_conf_apply(). */
 int wh_conf_patch(struct wh_conf *c, json_t *o, int grace_s, long long now,
-                  const struct ssrf_net *allow, size_t nallow, struct wh_problem *pb);
+                  const struct netlist_net *allow, size_t nallow, struct wh_problem *pb);
 /* Deep copy. 0 or -ENOMEM (dst is then empty). */
 int wh_conf_copy(struct wh_conf *dst, const struct wh_conf *src);
 void wh_conf_free(struct wh_conf *c);
@@ -121,7 +121,7 @@ json_t *wh_conf_json(const struct wh_conf *c, int with_secret);
 /* http or https, a host, no user:password, no fragment, at most
  * WH_URL_MAX bytes; a literal IP address must pass the SSRF guard. 0 or -1
  * with a sentence in `detail`. */
-int wh_url_check(const char *url, const struct ssrf_net *allow, size_t nallow, char *detail,
+int wh_url_check(const char *url, const struct netlist_net *allow, size_t nallow, char *detail,
                  size_t len);
 
 /* Does the subscription want this event (name globs and field filter)?

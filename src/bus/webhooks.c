@@ -118,7 +118,7 @@ struct webhooks {
     uv_loop_t *loop;
     const struct cfg *cfg;
     struct bus_redis *redis;
-    struct ssrf_net *allow;
+    struct netlist_net *allow;
     size_t nallow;
     CURLM *multi;
     uv_timer_t curl_timer, poll_timer;
@@ -1709,7 +1709,7 @@ struct webhooks *webhooks_new(uv_loop_t *loop, const struct cfg *c, struct bus_r
         snprintf(w->state_path, sizeof(w->state_path), "%s/%s", c->state_dir, WEBHOOKS_STATE_FILE);
     char nerr[200];
     if (c->webhook_allow_nets &&
-        ssrf_parse_nets(c->webhook_allow_nets, &w->allow, &w->nallow, nerr, sizeof(nerr))) {
+        netlist_parse(c->webhook_allow_nets, &w->allow, &w->nallow, nerr, sizeof(nerr))) {
         snprintf(err, errlen, "AMIBRIDGE_WEBHOOK_ALLOW_NETS: %s", nerr);
         free(w);
         return NULL;

@@ -16,7 +16,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "bus/ssrf.h" /* network lists: one parser for the SSRF guard and trusted nets */
+#include "core/netlist.h"
 #include "core/log.h"
 
 extern char **environ;
@@ -1182,10 +1182,10 @@ static int security_config(struct cfg_ctx *x, struct cfg *c)
         env_int(x, "AMIBRIDGE_AUTH_FAIL_WINDOW_S", 1, 86400, &c->auth_fail_window_s))
         return -1;
     if ((v = env_val(x, "AMIBRIDGE_TRUSTED_NETS")) &&
-        ssrf_parse_nets(v, &c->trusted_nets, &c->ntrusted_nets, err, sizeof(err)))
+        netlist_parse(v, &c->trusted_nets, &c->ntrusted_nets, err, sizeof(err)))
         return cfg_fail(x, "AMIBRIDGE_TRUSTED_NETS: %s", err);
     if ((v = env_val(x, "AMIBRIDGE_TRUSTED_PROXIES")) &&
-        ssrf_parse_nets(v, &c->trusted_proxies, &c->ntrusted_proxies, err, sizeof(err)))
+        netlist_parse(v, &c->trusted_proxies, &c->ntrusted_proxies, err, sizeof(err)))
         return cfg_fail(x, "AMIBRIDGE_TRUSTED_PROXIES: %s", err);
     return 0;
 }

@@ -11,7 +11,7 @@
 
 #include <stddef.h>
 
-struct ssrf_net;
+struct netlist_net;
 
 enum cfg_scope {
     CFG_SCOPE_READ = 1 << 0,
@@ -139,12 +139,12 @@ struct cfg {
     int webhook_retry_max_ms;
     int webhook_queue; /* deliveries waiting per subscription */
     int webhook_max_subscriptions;
-    int webhook_secret_grace_s;    /* an old secret keeps signing this long after a new one */
-    char *webhooks_json;           /* static subscriptions from the config file (a JSON array) */
-    char *state_dir;               /* webhook subscriptions without Redis, or NULL */
-    struct ssrf_net *trusted_nets; /* clients allowed at all (loopback always is); none: all */
+    int webhook_secret_grace_s;       /* an old secret keeps signing this long after a new one */
+    char *webhooks_json;              /* static subscriptions from the config file (a JSON array) */
+    char *state_dir;                  /* webhook subscriptions without Redis, or NULL */
+    struct netlist_net *trusted_nets; /* clients allowed at all (loopback always is); none: all */
     size_t ntrusted_nets;
-    struct ssrf_net *trusted_proxies; /* peers whose X-Forwarded-For names the client */
+    struct netlist_net *trusted_proxies; /* peers whose X-Forwarded-For names the client */
     size_t ntrusted_proxies;
     int auth_fail_limit; /* bad tokens per client address per window before it is locked out */
     int auth_fail_window_s;

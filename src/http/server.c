@@ -784,7 +784,7 @@ static int from_trusted_proxy(const struct http_server *s, const union MHD_Conne
     const struct sockaddr *sa = ci->client_addr;
     socklen_t len =
         sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    return ssrf_in_nets(sa, len, s->o.trusted_proxies, s->o.ntrusted_proxies);
+    return netlist_has(sa, len, s->o.trusted_proxies, s->o.ntrusted_proxies);
 }
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,

@@ -43,7 +43,7 @@
 
 struct http_server;
 struct http_req;
-struct ssrf_net;
+struct netlist_net;
 
 typedef void (*http_handler)(struct http_req *req, void *ud);
 /* Called once the head of a request that announces a body is in, before
@@ -69,7 +69,7 @@ struct http_server_opts {
     const char *tls_cert;   /* PEM: serve HTTPS (GnuTLS in libmicrohttpd); NULL: plain HTTP */
     const char *tls_key;
     /* peers whose X-Forwarded-For names the client (http/xff; borrowed) */
-    const struct ssrf_net *trusted_proxies;
+    const struct netlist_net *trusted_proxies;
     size_t ntrusted_proxies;
 };
 

@@ -77,12 +77,12 @@ static int is_ows(char c)
 }
 
 enum http_xff http_xff_client(const struct sockaddr *peer, socklen_t peer_len, const char *xff,
-                              const struct ssrf_net *trusted, size_t ntrusted,
+                              const struct netlist_net *trusted, size_t ntrusted,
                               struct sockaddr_storage *out, socklen_t *out_len)
 {
     struct sockaddr_storage a;
     socklen_t alen = peer && peer_len ? unmap(peer, peer_len, &a) : 0;
-    if (!xff || !alen || !ssrf_in_nets((const struct sockaddr *)&a, alen, trusted, ntrusted))
+    if (!xff || !alen || !netlist_has((const struct sockaddr *)&a, alen, trusted, ntrusted))
         return HTTP_XFF_PEER;
     size_t end = strlen(xff), hops = 0;
     int found = 0; /* an entry was read: a, alen hold the left-most trusted one so far */
@@ -104,7 +104,7 @@ enum http_xff http_xff_client(const struct sockaddr *peer, socklen_t peer_len, c
             if (parse_entry(entry, &a, &alen) != 0)
                 return HTTP_XFF_MALFORMED;
             found = 1;
-            if (!ssrf_in_nets((const struct sockaddr *)&a, alen, trusted, ntrusted))
+            if (!netlist_has((const struct sockaddr *)&a, alen, trusted, ntrusted))
                 break;
         }
         if (start == 0)

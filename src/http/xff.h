@@ -18,7 +18,7 @@
 #define HTTP_XFF_MAX_HOPS  32
 #define HTTP_XFF_ENTRY_MAX 64 /* longest entry read ("[IPv6]:port" fits) */
 
-struct ssrf_net;
+struct netlist_net;
 
 enum http_xff {
     HTTP_XFF_PEER = 0,  /* the TCP peer is the client: not a trusted proxy, or no header */
@@ -34,7 +34,7 @@ enum http_xff {
  * client. `trusted` is borrowed (may be NULL when ntrusted is 0). *out is
  * written only for HTTP_XFF_CLIENT. */
 enum http_xff http_xff_client(const struct sockaddr *peer, socklen_t peer_len, const char *xff,
-                              const struct ssrf_net *trusted, size_t ntrusted,
+                              const struct netlist_net *trusted, size_t ntrusted,
                               struct sockaddr_storage *out, socklen_t *out_len);
 
 #endif

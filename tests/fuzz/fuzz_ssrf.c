@@ -14,7 +14,7 @@
 
 #include "bus/ssrf.h"
 
-static enum ssrf_verdict check_bytes(int family, const void *a, const struct ssrf_net *allow,
+static enum ssrf_verdict check_bytes(int family, const void *a, const struct netlist_net *allow,
                                      size_t nallow)
 {
     struct sockaddr_storage ss;
@@ -31,12 +31,12 @@ static enum ssrf_verdict check_bytes(int family, const void *a, const struct ssr
     return ssrf_check((struct sockaddr *)&ss, sizeof(*sin6), allow, nallow);
 }
 
-static void check_nets(const struct ssrf_net *nets, size_t n)
+static void check_nets(const struct netlist_net *nets, size_t n)
 {
-    if (n > SSRF_MAX_NETS || (n == 0) != (nets == NULL))
+    if (n > NETLIST_MAX || (n == 0) != (nets == NULL))
         abort();
     for (size_t i = 0; i < n; i++) {
-        const struct ssrf_net *t = &nets[i];
+        const struct netlist_net *t = &nets[i];
         int bits = t->family == AF_INET ? 32 : t->family == AF_INET6 ? 128 : -1;
         if (bits < 0 || t->prefix < 0 || t->prefix > bits)
             abort();
@@ -63,10 +63,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(s, data, size);
     s[size] = '\0';
 
-    struct ssrf_net *nets = NULL;
+    struct netlist_net *nets = NULL;
     size_t n = 0;
     char err[128] = "";
-    if (ssrf_parse_nets(s, &nets, &n, err, sizeof(err)) == 0) {
+    if (netlist_parse(s, &nets, &n, err, sizeof(err)) == 0) {
         check_nets(nets, n);
     } else if (nets || n || !err[0]) {
         abort();

@@ -11,11 +11,11 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static struct ssrf_net *allow;
+    static struct netlist_net *allow;
     static size_t nallow;
     if (!allow) {
         char err[128];
-        if (ssrf_parse_nets("127.0.0.0/8 fd00:1::/64", &allow, &nallow, err, sizeof(err)))
+        if (netlist_parse("127.0.0.0/8 fd00:1::/64", &allow, &nallow, err, sizeof(err)))
             abort();
     }
     /* the URL check alone, on the raw bytes */

@@ -18,9 +18,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static struct ssrf_net *nets;
+    static struct netlist_net *nets;
     static size_t n;
-    if (!nets && ssrf_parse_nets("127.0.0.0/8 10.0.0.0/8 ::1/128", &nets, &n, NULL, 0) != 0)
+    if (!nets && netlist_parse("127.0.0.0/8 10.0.0.0/8 ::1/128", &nets, &n, NULL, 0) != 0)
         abort();
     char *xff = malloc(size + 1);
     if (!xff)
@@ -45,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         }
         /* a trusted client only when nothing but trusted entries came */
-        if (ssrf_in_nets((struct sockaddr *)&out, len, nets, n)) {
+        if (netlist_has((struct sockaddr *)&out, len, nets, n)) {
             char again[64];
             struct sockaddr_storage other;
             socklen_t olen = 0;

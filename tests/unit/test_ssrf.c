@@ -16,7 +16,7 @@
 
 /* The verdict for a strict numeric address, through both entry points:
  * the text one and a real sockaddr_in/sockaddr_in6 (which must agree). */
-static enum ssrf_verdict judge(const char *ip, const struct ssrf_net *allow, size_t nallow)
+static enum ssrf_verdict judge(const char *ip, const struct netlist_net *allow, size_t nallow)
 {
     enum ssrf_verdict t = ssrf_check_text(ip, allow, nallow);
     struct sockaddr_in sin;
@@ -42,25 +42,25 @@ static enum ssrf_verdict check(const char *ip)
     return judge(ip, NULL, 0);
 }
 
-static struct ssrf_net *nets(const char *list, size_t *n)
+static struct netlist_net *nets(const char *list, size_t *n)
 {
-    struct ssrf_net *out = NULL;
+    struct netlist_net *out = NULL;
     char err[256] = "";
-    if (ssrf_parse_nets(list, &out, n, err, sizeof(err)) != 0)
+    if (netlist_parse(list, &out, n, err, sizeof(err)) != 0)
         fail_msg("'%s' did not parse: %s", list, err);
     return out;
 }
 
 /* Stands in for "not written yet" in *out. */
-static struct ssrf_net sentinel;
+static struct netlist_net sentinel;
 
-/* -1 from ssrf_parse_nets, with err containing `want`. */
+/* -1 from netlist_parse, with err containing `want`. */
 static void refused(const char *list, const char *want)
 {
-    struct ssrf_net *out = &sentinel;
+    struct netlist_net *out = &sentinel;
     size_t n = 99;
     char err[256] = "";
-    assert_int_equal(ssrf_parse_nets(list, &out, &n, err, sizeof(err)), -1);
+    assert_int_equal(netlist_parse(list, &out, &n, err, sizeof(err)), -1);
     assert_null(out);
     assert_int_equal(n, 0);
     if (!strstr(err, want))
@@ -183,7 +183,7 @@ static void v4_mapped_is_refused_unless_allowed(void **state)
 {
     (void)state;
     size_t n;
-    struct ssrf_net *lo = nets("127.0.0.0/8", &n);
+    struct netlist_net *lo = nets("127.0.0.0/8", &n);
     assert_int_equal(check("::ffff:127.0.0.1"), SSRF_V4_MAPPED);
     assert_int_equal(check("::ffff:10.0.0.1"), SSRF_V4_MAPPED);
     /* even a public one: a dual-stack socket reaches it over IPv4 anyway */
@@ -195,7 +195,7 @@ static void v4_mapped_is_refused_unless_allowed(void **state)
     assert_int_equal(judge("::ffff:10.0.0.1", lo, n), SSRF_V4_MAPPED);
     free(lo);
     /* and so is the IPv6 address itself */
-    struct ssrf_net *m = nets("::ffff:10.0.0.0/104", &n);
+    struct netlist_net *m = nets("::ffff:10.0.0.0/104", &n);
     assert_int_equal(judge("::ffff:10.1.2.3", m, n), SSRF_ALLOWED);
     assert_int_equal(judge("::ffff:11.1.2.3", m, n), SSRF_V4_MAPPED);
     assert_int_equal(judge("10.1.2.3", m, n), SSRF_PRIVATE); /* families differ */
@@ -230,7 +230,7 @@ static void allow_nets_let_only_their_addresses_through(void **state)
 {
     (void)state;
     size_t n;
-    struct ssrf_net *a = nets("127.0.0.0/8", &n);
+    struct netlist_net *a = nets("127.0.0.0/8", &n);
     assert_int_equal(n, 1);
     assert_int_equal(judge("127.0.0.1", a, n), SSRF_ALLOWED);
     assert_int_equal(judge("127.255.255.255", a, n), SSRF_ALLOWED);
@@ -266,7 +266,7 @@ static void sockaddr_path_checks_family_and_length(void **state)
 {
     (void)state;
     size_t n;
-    struct ssrf_net *a = nets("192.168.0.0/16 fe80::/10", &n);
+    struct netlist_net *a = nets("192.168.0.0/16 fe80::/10", &n);
 
     struct sockaddr_in sin;
     memset(&sin, 0, sizeof(sin));
@@ -274,12 +274,12 @@ static void sockaddr_path_checks_family_and_length(void **state)
     sin.sin_port = htons(80);
     sin.sin_addr.s_addr = htonl(0xA9FEA9FE); /* 169.254.169.254 */
     assert_int_equal(ssrf_check((struct sockaddr *)&sin, sizeof(sin), NULL, 0), SSRF_LINK_LOCAL);
-    assert_false(ssrf_in_nets((struct sockaddr *)&sin, sizeof(sin), a, n));
+    assert_false(netlist_has((struct sockaddr *)&sin, sizeof(sin), a, n));
     sin.sin_addr.s_addr = htonl(0xC0A80101); /* 192.168.1.1 */
     assert_int_equal(ssrf_check((struct sockaddr *)&sin, sizeof(sin), a, n), SSRF_ALLOWED);
-    assert_true(ssrf_in_nets((struct sockaddr *)&sin, sizeof(sin), a, n));
+    assert_true(netlist_has((struct sockaddr *)&sin, sizeof(sin), a, n));
     assert_int_equal(ssrf_check((struct sockaddr *)&sin, sizeof(sin) - 1, a, n), SSRF_BAD_FAMILY);
-    assert_false(ssrf_in_nets((struct sockaddr *)&sin, sizeof(sin) - 1, a, n));
+    assert_false(netlist_has((struct sockaddr *)&sin, sizeof(sin) - 1, a, n));
 
     struct sockaddr_in6 sin6;
     memset(&sin6, 0, sizeof(sin6));
@@ -293,7 +293,7 @@ static void sockaddr_path_checks_family_and_length(void **state)
     sin6.sin6_scope_id = 2;
     assert_int_equal(ssrf_check((struct sockaddr *)&sin6, sizeof(sin6), NULL, 0), SSRF_LINK_LOCAL);
     assert_int_equal(ssrf_check((struct sockaddr *)&sin6, sizeof(sin6), a, n), SSRF_ALLOWED);
-    assert_true(ssrf_in_nets((struct sockaddr *)&sin6, sizeof(sin6), a, n));
+    assert_true(netlist_has((struct sockaddr *)&sin6, sizeof(sin6), a, n));
     assert_int_equal(ssrf_check((struct sockaddr *)&sin6, sizeof(struct sockaddr_in), a, n),
                      SSRF_BAD_FAMILY);
 
@@ -308,10 +308,10 @@ static void sockaddr_path_checks_family_and_length(void **state)
     sun.sun_family = AF_UNIX;
     strcpy(sun.sun_path, "/tmp/x");
     assert_int_equal(ssrf_check((struct sockaddr *)&sun, sizeof(sun), a, n), SSRF_BAD_FAMILY);
-    assert_false(ssrf_in_nets((struct sockaddr *)&sun, sizeof(sun), a, n));
+    assert_false(netlist_has((struct sockaddr *)&sun, sizeof(sun), a, n));
     assert_int_equal(ssrf_check(NULL, sizeof(sin), a, n), SSRF_BAD_FAMILY);
     assert_int_equal(ssrf_check((struct sockaddr *)&sin, 0, a, n), SSRF_BAD_FAMILY);
-    assert_false(ssrf_in_nets(NULL, 0, a, n));
+    assert_false(netlist_has(NULL, 0, a, n));
     free(a);
 }
 
@@ -380,7 +380,7 @@ static void parse_nets_reads_lists_of_networks(void **state)
 {
     (void)state;
     size_t n;
-    struct ssrf_net *a = nets("127.0.0.0/8 ::1/128, 10.1.2.3", &n);
+    struct netlist_net *a = nets("127.0.0.0/8 ::1/128, 10.1.2.3", &n);
     assert_int_equal(n, 3);
     assert_int_equal(a[0].family, AF_INET);
     assert_int_equal(a[0].prefix, 8);
@@ -411,9 +411,9 @@ static void parse_nets_reads_lists_of_networks(void **state)
     /* empty lists */
     const char *empty[] = {NULL, "", " ", " ,, \t,"};
     for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
-        struct ssrf_net *out = &sentinel;
+        struct netlist_net *out = &sentinel;
         n = 99;
-        assert_int_equal(ssrf_parse_nets(empty[i], &out, &n, NULL, 0), 0);
+        assert_int_equal(netlist_parse(empty[i], &out, &n, NULL, 0), 0);
         assert_null(out);
         assert_int_equal(n, 0);
     }
@@ -447,27 +447,27 @@ static void parse_nets_names_the_bad_entry(void **state)
     big[sizeof(big) - 1] = '\0';
     refused(big, "...': not an IP address");
 
-    /* SSRF_MAX_NETS entries are fine, one more is not */
-    size_t cap = (size_t)SSRF_MAX_NETS * 16 + 64;
+    /* NETLIST_MAX entries are fine, one more is not */
+    size_t cap = (size_t)NETLIST_MAX * 16 + 64;
     char *list = malloc(cap);
     assert_non_null(list);
     size_t len = 0;
-    for (int i = 0; i < SSRF_MAX_NETS; i++)
+    for (int i = 0; i < NETLIST_MAX; i++)
         len += (size_t)snprintf(list + len, cap - len, "10.0.%d.%d ", i / 256, i % 256);
     size_t n;
-    struct ssrf_net *a = nets(list, &n);
-    assert_int_equal(n, SSRF_MAX_NETS);
-    assert_memory_equal(a[SSRF_MAX_NETS - 1].addr, "\x0a\x00\x00\xff", 4);
+    struct netlist_net *a = nets(list, &n);
+    assert_int_equal(n, NETLIST_MAX);
+    assert_memory_equal(a[NETLIST_MAX - 1].addr, "\x0a\x00\x00\xff", 4);
     free(a);
     snprintf(list + len, cap - len, "10.1.0.0");
     refused(list, "too many networks (at most 256): '10.1.0.0'");
     free(list);
 
     /* no err buffer: still -1, nothing written */
-    struct ssrf_net *out = NULL;
-    assert_int_equal(ssrf_parse_nets("garbage", &out, &n, NULL, 0), -1);
+    struct netlist_net *out = NULL;
+    assert_int_equal(netlist_parse("garbage", &out, &n, NULL, 0), -1);
     char one[1] = {'x'};
-    assert_int_equal(ssrf_parse_nets("garbage", &out, &n, one, 0), -1);
+    assert_int_equal(netlist_parse("garbage", &out, &n, one, 0), -1);
     assert_int_equal(one[0], 'x');
 }
 

@@ -12,7 +12,7 @@
 #include "ami/message.h"
 #include "bus/webhook.h"
 
-static const struct ssrf_net *no_nets = NULL;
+static const struct netlist_net *no_nets = NULL;
 
 /* Apply `text` in `mode`; the return code, with the problem's field in `field`. */
 static int apply(struct wh_conf *c, const char *text, enum wh_mode mode, char *field)
@@ -441,10 +441,10 @@ static void previous_secrets_are_stored_and_expired_ones_dropped(void **state)
 static void url_check_allows_listed_networks_only(void **state)
 {
     (void)state;
-    struct ssrf_net *nets = NULL;
+    struct netlist_net *nets = NULL;
     size_t n = 0;
     char err[200];
-    assert_int_equal(ssrf_parse_nets("127.0.0.0/8", &nets, &n, err, sizeof(err)), 0);
+    assert_int_equal(netlist_parse("127.0.0.0/8", &nets, &n, err, sizeof(err)), 0);
     assert_int_equal(wh_url_check("http://127.0.0.1:9000/h", nets, n, err, sizeof(err)), 0);
     assert_int_equal(wh_url_check("http://127.0.0.1:9000/h", NULL, 0, err, sizeof(err)), -1);
     assert_non_null(strstr(err, "loopback"));

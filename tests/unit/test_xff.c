@@ -18,9 +18,9 @@
  * `nets`, as text in out ("peer" when it is the peer, "malformed"). */
 static void pick(const char *nets, const char *peer, const char *xff, char *out, size_t len)
 {
-    struct ssrf_net *tn = NULL;
+    struct netlist_net *tn = NULL;
     size_t n = 0;
-    assert_int_equal(ssrf_parse_nets(nets, &tn, &n, NULL, 0), 0);
+    assert_int_equal(netlist_parse(nets, &tn, &n, NULL, 0), 0);
     struct sockaddr_storage ps;
     socklen_t plen;
     memset(&ps, 0, sizeof(ps));
