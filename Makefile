@@ -47,7 +47,8 @@ LIB_SRCS := $(sort $(wildcard src/core/*.c src/ami/*.c src/http/*.c src/admit/*.
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 LIB := $(BUILD)/libamibridge.a
 
-SIM_SRCS := $(sort $(wildcard tests/sim/*.c))
+# tests/sim/ holds the simulator and its own tests (test_*.c)
+SIM_SRCS := $(sort $(filter-out tests/sim/test_%.c,$(wildcard tests/sim/*.c)))
 SIM_OBJS := $(SIM_SRCS:%.c=$(BUILD)/obj/%.o)
 SIM := $(if $(SIM_SRCS),$(BUILD)/ami-sim)
 
@@ -62,7 +63,8 @@ BENCH_TOOL += $(BUILD)/mhd-baseline
 
 SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
 SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(BUILD)/obj/%.o)
-TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c tests/integration/test_*.c tests/replicas/test_*.c))
+TEST_SRCS := $(sort $(wildcard tests/unit/test_*.c tests/sim/test_*.c tests/integration/test_*.c \
+                                 tests/replicas/test_*.c))
 TEST_BINS := $(TEST_SRCS:%.c=$(BUILD)/%)
 
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -162,7 +164,7 @@ test: ensure-deps
 	@$(MAKE) --no-print-directory stdwebhooks
 	@$(MAKE) --no-print-directory browser
 
-# the CMocka programs only (unit, integration, replicas)
+# the CMocka programs only (unit, the simulator's, integration, replicas)
 test-c: ensure-deps
 	@$(MAKE) --no-print-directory test-build
 	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
@@ -202,7 +204,7 @@ chaos: ensure-deps
 
 # every amibridge and ami-sim the integration and replica tests start, under
 # valgrind memcheck; fails on any invalid access or definite/indirect leak
-VALGRIND_TESTS = $(filter $(BUILD)/tests/integration/% $(BUILD)/tests/replicas/%,$(TEST_BINS))
+VALGRIND_TESTS = $(filter $(BUILD)/tests/sim/% $(BUILD)/tests/integration/% $(BUILD)/tests/replicas/%,$(TEST_BINS))
 valgrind: ensure-deps
 	@command -v valgrind >/dev/null 2>&1 || sh tools/deps.sh valgrind
 	@$(MAKE) --no-print-directory test-build
