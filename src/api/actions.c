@@ -119,7 +119,7 @@ static int is_true(const char *v)
 
 /* Originate through the generic route obeys the same guard as POST
  * /v1/calls (here: the local one, without Redis or when Redis cannot
- * answer). Answers and returns -1 when refused. */
+ * answer). 1 when it answered (refused). */
 static int guard_originate(struct api *a, struct http_req *r, struct action_call *call,
                            const struct ami_msg *m)
 {
@@ -137,7 +137,7 @@ static int guard_originate(struct api *a, struct http_req *r, struct action_call
         http_req_add_header(r, "Retry-After", v);
         api_rate_headers(r, &gi);
         http_respond_problem(r, 429, "rate-limited", "Too many calls", detail, NULL);
-        return -1;
+        return 1;
     }
     if (guard_acquire(a->guard, call->server) != 0) {
         guard_refund(a->guard, key, &gi); /* nothing was dialled */
@@ -150,7 +150,7 @@ static int guard_originate(struct api *a, struct http_req *r, struct action_call
         api_rate_headers(r, &gi);
         http_respond_problem(r, 429, "too-many-calls-in-flight", "Too many calls in flight", detail,
                              json_pack("{s:s}", "server", server));
-        return -1;
+        return 1;
     }
     api_rate_headers(r, &gi);
     call->holds_slot = 1;
@@ -245,7 +245,7 @@ void api_actions_post(struct api *a, struct http_req *r, const struct http_param
         ami_msg_free(m);
         return;
     }
-    if (api_refuse_content(a, r, m, NULL) != 0) {
+    if (api_refuse_content(a, r, m, NULL)) {
         ami_msg_free(m);
         return;
     }

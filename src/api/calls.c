@@ -417,7 +417,7 @@ static int bad(struct http_req *r, const char *field, const char *fmt, const cha
     char detail[256];
     snprintf(detail, sizeof(detail), fmt, arg);
     api_bad_field(r, field, detail);
-    return -1;
+    return 1;
 }
 
 /* A string member: absent (NULL, 0), or a string of 1..max bytes. */
@@ -439,7 +439,7 @@ static int str_field(struct http_req *r, json_t *body, const char *name, size_t 
         char detail[128];
         snprintf(detail, sizeof(detail), "'%s' is longer than %zu bytes", name, max);
         api_bad_field(r, name, detail);
-        return -1;
+        return 1;
     }
     *out = json_string_value(v);
     return 0;
@@ -473,8 +473,7 @@ static int valid_var_name(const char *s)
     return 1;
 }
 
-/* Check the body and build the Originate. Answers 400/403 and returns -1
- * on any problem. */
+/* Check the body and build the Originate: 1 when it answered (400/403). */
 static int build_originate(struct call *c, json_t *body)
 {
     struct http_req *r = c->r;
@@ -496,7 +495,7 @@ static int build_originate(struct call *c, json_t *body)
         str_field(r, body, "caller_id", CALL_FIELD_MAX, &cid) ||
         str_field(r, body, "account", 64, &account) ||
         str_field(r, body, "reference", CALL_REFERENCE_MAX, &reference))
-        return -1;
+        return 1;
     for (const char *q = reference; q && *q; q++)
         if ((unsigned char)*q < 0x20 || *q == 0x7f)
             return bad(r, "reference", "'%s' may not contain control characters", "reference");
@@ -548,7 +547,7 @@ static int build_originate(struct call *c, json_t *body)
     struct ami_msg *m = c->action = ami_msg_new();
     if (!m) {
         http_respond_oom(r);
-        return -1;
+        return 1;
     }
     snprintf(c->channel, sizeof(c->channel), "%s", channel);
     ami_msg_add(m, "Action", "Originate");
@@ -584,15 +583,15 @@ static int build_originate(struct call *c, json_t *body)
     }
     /* the values as Asterisk reads them, the deny rules and the key's dial
      * policy, as on every route */
-    if (api_check_action(c->a, r, m, call_headers) != 0)
-        return -1;
+    if (api_check_action(c->a, r, m, call_headers))
+        return 1;
     /* the call's id, known before any event: Asterisk (13+) uses ChannelId
      * as the first channel's Uniqueid, which every channel of the call
      * then carries as its Linkedid (10f) */
     unsigned char rnd[CALL_ID_LEN / 2];
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
         http_respond_oom(r);
-        return -1;
+        return 1;
     }
     for (size_t i = 0; i < sizeof(rnd); i++)
         snprintf(c->call_id + 2 * i, 3, "%02x", rnd[i]);

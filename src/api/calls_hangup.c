@@ -108,7 +108,7 @@ static void hang_up(struct api *a, struct http_req *r, json_t *call)
             continue;
         /* as on DELETE /v1/channels/{channel}: a name Hangup would read as a
          * regular expression over every channel is refused (a forged copy) */
-        if (!api_channel_name_ok(r, "legs.channel", ch)) {
+        if (api_refuse_channel_name(r, "legs.channel", ch)) {
             for (size_t k = 0; k < n; k++)
                 ami_msg_free(msgs[k]);
             return;
@@ -122,7 +122,7 @@ static void hang_up(struct api *a, struct http_req *r, json_t *call)
             return;
         }
         /* the guards of DELETE /v1/channels/{channel}, for every leg first */
-        if (api_check_action(a, r, m, leg_fields) < 0) {
+        if (api_check_action(a, r, m, leg_fields)) {
             ami_msg_free(m);
             for (size_t k = 0; k < n; k++)
                 ami_msg_free(msgs[k]);

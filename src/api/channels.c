@@ -49,7 +49,7 @@ static const struct api_field channel_fields[] = {
 static const char *path_channel(struct http_req *r, const struct http_params *p)
 {
     const char *ch = api_path_value(r, p, "channel");
-    return ch && api_channel_name_ok(r, "channel", ch) ? ch : NULL;
+    return ch && !api_refuse_channel_name(r, "channel", ch) ? ch : NULL;
 }
 
 /* A new action with its first headers, or NULL after answering 500. */
@@ -134,7 +134,7 @@ static void read_channels(struct api *a, struct http_req *r, const char *channel
         return;
     }
     c->r = r;
-    if (api_submit(a, r, pool, m, list_done, c) < 0)
+    if (api_submit(a, r, pool, m, list_done, c))
         read_free(c);
 }
 
@@ -192,7 +192,7 @@ void api_channel_getvar(struct api *a, struct http_req *r, const struct http_par
         http_respond_oom(r);
         return;
     }
-    if (api_check_action(a, r, m, channel_fields) < 0) {
+    if (api_check_action(a, r, m, channel_fields)) {
         ami_msg_free(m);
         return;
     }
@@ -205,7 +205,7 @@ void api_channel_getvar(struct api *a, struct http_req *r, const struct http_par
         return;
     }
     c->r = r;
-    if (api_submit(a, r, pool, m, getvar_done, c) < 0)
+    if (api_submit(a, r, pool, m, getvar_done, c))
         read_free(c);
 }
 
@@ -216,7 +216,7 @@ void api_channel_getvar(struct api *a, struct http_req *r, const struct http_par
 static void send_change(struct api *a, struct http_req *r, struct ami_pool *pool, struct ami_msg *m,
                         const char *channel, int status, const json_t *body)
 {
-    if (api_check_action(a, r, m, channel_fields) < 0) {
+    if (api_check_action(a, r, m, channel_fields)) {
         ami_msg_free(m);
         return;
     }
@@ -280,9 +280,9 @@ void api_channel_redirect(struct api *a, struct http_req *r, const struct http_p
     json_t *extra = json_object_get(body, "extra_channel");
     json_int_t prio = json_integer_value(json_object_get(body, "priority"));
     struct ami_msg *m = NULL;
-    if (!api_nonempty(r, body, "context") || !api_nonempty(r, body, "exten") ||
-        !api_nonempty(r, body, "extra_channel") ||
-        (extra && !api_channel_name_ok(r, "extra_channel", json_string_value(extra))))
+    if (api_refuse_empty(r, body, "context") || api_refuse_empty(r, body, "exten") ||
+        api_refuse_empty(r, body, "extra_channel") ||
+        (extra && api_refuse_channel_name(r, "extra_channel", json_string_value(extra))))
         goto out;
     if (prio < PRIORITY_MIN || prio > PRIORITY_MAX) {
         api_bad_field(r, "priority", "'priority' must be an integer from 1 to 99999");
@@ -322,7 +322,7 @@ void api_channel_blind_transfer(struct api *a, struct http_req *r, const struct 
     if (!body)
         return;
     struct ami_msg *m = NULL;
-    if (!api_nonempty(r, body, "context") || !api_nonempty(r, body, "exten"))
+    if (api_refuse_empty(r, body, "context") || api_refuse_empty(r, body, "exten"))
         goto out;
     m = new_action(r, "BlindTransfer", channel);
     if (!m)
@@ -355,7 +355,7 @@ void api_channel_setvar(struct api *a, struct http_req *r, const struct http_par
     if (!body)
         return;
     struct ami_msg *m = NULL;
-    if (!api_nonempty(r, body, "name"))
+    if (api_refuse_empty(r, body, "name"))
         goto out;
     m = new_action(r, "Setvar", channel);
     if (!m)

@@ -243,10 +243,10 @@ int api_gate_refuse(struct api *a, struct http_req *r, const struct http_route *
     return !authorize(a, r, rt);
 }
 
-int api_authorize(struct api *a, struct http_req *r, unsigned scope)
+int api_gate_refuse_scope(struct api *a, struct http_req *r, unsigned scope)
 {
     struct http_route rt = {"", "", "", scope, NULL};
-    return authorize(a, r, &rt);
+    return !authorize(a, r, &rt);
 }
 
 void api_gate_head(struct api *a, struct http_req *r, const struct http_route *rt)

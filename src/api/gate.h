@@ -24,9 +24,8 @@ int api_gate_cors(const struct api *a, struct http_req *r);
 void api_gate_cors_headers(struct http_req *r);
 void api_gate_preflight_headers(struct http_req *r, const char *allow);
 
-/* Check the key of a request against `scope` (answers 401/403 and returns
- * 0 when it fails: the one exception to the rule above), for routes whose scope depends on the
- * config. */
-int api_authorize(struct api *a, struct http_req *r, unsigned scope);
+/* The key of a request against `scope`, for routes whose scope depends on
+ * the config (/metrics): 401, 403 or 429 when refused. */
+int api_gate_refuse_scope(struct api *a, struct http_req *r, unsigned scope);
 
 #endif

@@ -1,4 +1,9 @@
-/* api/internal: what the route handlers share. Not for use outside src/api. */
+/* api/internal: what the route handlers share. Not for use outside src/api.
+ *
+ * One convention for helpers that may answer the request themselves (a
+ * refusal, an error): they return 1 when they answered (the handler stops)
+ * and 0 when the handler goes on; helpers that return a pointer return
+ * NULL when they answered. */
 #ifndef AMIBRIDGE_API_INTERNAL_H
 #define AMIBRIDGE_API_INTERNAL_H
 
@@ -146,13 +151,12 @@ const char *api_field_name(const struct api_field *fields, const char *ami);
 /* The rules that look inside an action, for every route (admit/policy):
  * values as Asterisk reads them (400 invalid-field), the service's deny
  * rules (403 action-denied) and the key's dial policy (403 dial-policy),
- * naming the field as `fields` spells it. Answers and returns -1 when
- * refused, else 0. */
+ * naming the field as `fields` spells it. 1 when it answered (refused). */
 int api_refuse_content(struct api *a, struct http_req *r, const struct ami_msg *m,
                        const struct api_field *fields);
 /* Before a built action is sent: ami_action_validate() (CR, LF, NUL, line
- * length: 400) and api_refuse_content(), naming the API field. Answers and
- * returns -1 when refused, else 0. */
+ * length: 400) and api_refuse_content(), naming the API field. 1 when it
+ * answered (refused). */
 int api_check_action(struct api *a, struct http_req *r, const struct ami_msg *m,
                      const struct api_field *fields);
 
@@ -167,9 +171,9 @@ struct api_member {
  * with the required ones present. Answers 400 naming the member and returns
  * NULL otherwise. New reference. */
 json_t *api_body_members(struct http_req *r, const struct api_member *spec);
-/* A string member of `body`, when present, must not be empty: answers 400
- * naming it and returns 0 otherwise. */
-int api_nonempty(struct http_req *r, const json_t *body, const char *name);
+/* A string member of `body`, when present, must not be empty: 1 when it
+ * answered 400 naming it. */
+int api_refuse_empty(struct http_req *r, const json_t *body, const char *name);
 /* {key: value} for problems and answers (value as api_json_text()). New reference. */
 json_t *api_context(const char *key, const char *value);
 /* Append a JSON string as an AMI header, NUL bytes included (so that
@@ -179,11 +183,11 @@ int api_msg_add_json(struct ami_msg *m, const char *key, const json_t *str);
  * NULL after answering 400 naming it. */
 const char *api_path_value(struct http_req *r, const struct http_params *p, const char *name);
 /* A channel name may not start with '/' (Hangup would read it as a regular
- * expression): answers 400 naming `field` and returns 0 then. */
-int api_channel_name_ok(struct http_req *r, const char *field, const char *name);
+ * expression): 1 when it answered 400 naming `field`. */
+int api_refuse_channel_name(struct http_req *r, const char *field, const char *name);
 
-/* ami_pool_submit() that answers a refused submit itself; 0 when `cb` will
- * fire, -1 when it will not (the action is freed either way). */
+/* ami_pool_submit() that answers a refused submit itself: 0 when `cb` will
+ * fire, 1 when it answered (cb never fires; the action is freed either way). */
 int api_submit(struct api *a, struct http_req *r, struct ami_pool *pool, struct ami_msg *m,
                ami_result_cb cb, void *ud);
 /* Send a change (Hangup, Redirect, QueueAdd, ...) whose reply is the

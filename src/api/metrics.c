@@ -87,7 +87,7 @@ static void scrape_gauges(struct api *a)
 void api_metrics_get(struct api *a, struct http_req *r, const struct http_params *p)
 {
     (void)p;
-    if (a->cfg->metrics_auth && !api_authorize(a, r, CFG_SCOPE_READ))
+    if (a->cfg->metrics_auth && api_gate_refuse_scope(a, r, CFG_SCOPE_READ))
         return;
     scrape_gauges(a);
     struct strbuf sb;

@@ -89,11 +89,11 @@ static struct ami_msg *queue_action(const char *action, const char *queue)
     return m;
 }
 
-/* Out of memory: answer 500 and say so to the caller. */
+/* Out of memory: answer 500 (1: it answered). */
 static int respond_nomem(struct http_req *r)
 {
     http_respond_oom(r);
-    return -1;
+    return 1;
 }
 
 /* The queue path segment, checked the way its AMI header will be. */
@@ -109,7 +109,7 @@ static const char *path_queue(struct api *a, struct http_req *r, const struct ht
     }
     int rc = api_check_action(a, r, m, queue_fields);
     ami_msg_free(m);
-    return rc < 0 ? NULL : q;
+    return rc ? NULL : q;
 }
 
 /* --- GET /v1/queues, GET /v1/queues/{queue} ------------------------------------------ */
@@ -174,7 +174,7 @@ static void read_queues(struct api *a, struct http_req *r, const char *queue)
     }
     if (queue)
         c->context = api_context("queue", queue);
-    if (api_submit(a, r, pool, m, status_done, c) < 0)
+    if (api_submit(a, r, pool, m, status_done, c))
         call_free(c);
 }
 
@@ -207,13 +207,13 @@ static const struct api_member add_members[] = {
     {"paused", API_BOOLEAN, 0},   {"reason", API_STRING, 0}, {NULL, API_STRING, 0},
 };
 
-/* A pause reason only goes with paused: true. */
-static int reason_fits(struct http_req *r, const json_t *body)
+/* A pause reason only goes with paused: true. 1 when it answered. */
+static int refuse_lone_reason(struct http_req *r, const json_t *body)
 {
     if (!json_object_get(body, "reason") || json_is_true(json_object_get(body, "paused")))
-        return 1;
+        return 0;
     api_bad_field(r, "reason", "'reason' is the reason for a pause: it needs \"paused\": true");
-    return 0;
+    return 1;
 }
 
 /* POST /v1/queues/{queue}/members: QueueAdd of a dynamic member. */
@@ -229,8 +229,8 @@ void api_queue_member_add(struct api *a, struct http_req *r, const struct http_p
     json_t *paused = json_object_get(body, "paused");
     json_t *name = json_object_get(body, "name");
     json_t *reason = json_object_get(body, "reason");
-    if (!api_nonempty(r, body, "interface") || !api_nonempty(r, body, "name") ||
-        !reason_fits(r, body))
+    if (api_refuse_empty(r, body, "interface") || api_refuse_empty(r, body, "name") ||
+        refuse_lone_reason(r, body))
         goto out;
     if (pen && (json_integer_value(pen) < 0 || json_integer_value(pen) > PENALTY_MAX)) {
         api_bad_field(r, "penalty", "'penalty' must be an integer from 0 to 2147483647");
@@ -245,7 +245,7 @@ void api_queue_member_add(struct api *a, struct http_req *r, const struct http_p
         respond_nomem(r);
         goto out;
     }
-    if (api_check_action(a, r, m, queue_fields) < 0)
+    if (api_check_action(a, r, m, queue_fields))
         goto out;
     json_t *answer = json_deep_copy(body);
     json_object_set_new(answer, "queue", api_json_text(queue));
@@ -268,7 +268,7 @@ static struct ami_msg *member_action(struct api *a, struct http_req *r, const ch
         respond_nomem(r);
         return NULL;
     }
-    if (api_check_action(a, r, m, queue_fields) < 0) {
+    if (api_check_action(a, r, m, queue_fields)) {
         ami_msg_free(m);
         return NULL;
     }
@@ -354,7 +354,7 @@ void api_queue_member_pause(struct api *a, struct http_req *r, const struct http
     struct ami_msg *m = NULL;
     struct queue_call *c = NULL;
     json_t *reason = json_object_get(body, "reason");
-    if (!reason_fits(r, body))
+    if (refuse_lone_reason(r, body))
         goto out;
     m = member_action(a, r, "QueuePause", queue, iface);
     if (!m)
@@ -365,7 +365,7 @@ void api_queue_member_pause(struct api *a, struct http_req *r, const struct http
         respond_nomem(r);
         goto out;
     }
-    if (api_check_action(a, r, m, queue_fields) < 0)
+    if (api_check_action(a, r, m, queue_fields))
         goto out;
     c = call_new(a, r, pool, queue);
     if (!c)

@@ -42,7 +42,7 @@ int api_check_action(struct api *a, struct http_req *r, const struct ami_msg *m,
         else
             snprintf(detail, sizeof(detail), "%s", err.detail);
         api_bad_field(r, f, detail);
-        return -1;
+        return 1;
     }
     return api_refuse_content(a, r, m, fields);
 }
@@ -78,7 +78,7 @@ int api_refuse_content(struct api *a, struct http_req *r, const struct ami_msg *
     case POLICY_OK:
         break;
     }
-    return -1;
+    return 1;
 }
 
 /* For problems: what the member should have been. */
@@ -163,7 +163,7 @@ const char *api_path_value(struct http_req *r, const struct http_params *p, cons
     return v;
 }
 
-int api_channel_name_ok(struct http_req *r, const char *field, const char *name)
+int api_refuse_channel_name(struct http_req *r, const char *field, const char *name)
 {
     /* AMI Hangup reads "/regex/" as a pattern over every channel name, after
      * skipping leading blanks */
@@ -174,20 +174,20 @@ int api_channel_name_ok(struct http_req *r, const char *field, const char *name)
                  "with '/'",
                  field);
         api_bad_field(r, field, detail);
-        return 0;
+        return 1;
     }
-    return 1;
+    return 0;
 }
 
-int api_nonempty(struct http_req *r, const json_t *body, const char *name)
+int api_refuse_empty(struct http_req *r, const json_t *body, const char *name)
 {
     const json_t *v = json_object_get(body, name);
     if (!v || !json_is_string(v) || json_string_length(v) > 0)
-        return 1;
+        return 0;
     char detail[96];
     snprintf(detail, sizeof(detail), "'%s' must not be empty", name);
     api_bad_field(r, name, detail);
-    return 0;
+    return 1;
 }
 
 json_t *api_context(const char *key, const char *value)
@@ -246,7 +246,7 @@ int api_submit(struct api *a, struct http_req *r, struct ami_pool *pool, struct 
     int rc = ami_pool_submit(pool, m, &opts, cb, ud, NULL);
     if (rc < 0)
         api_submit_failed(a, r, pool, rc, &err);
-    return rc < 0 ? -1 : 0;
+    return rc < 0;
 }
 
 void api_change_submit(struct api *a, struct http_req *r, struct ami_pool *pool, struct ami_msg *m,
@@ -267,7 +267,7 @@ void api_change_submit(struct api *a, struct http_req *r, struct ami_pool *pool,
     c->answer = answer;
     c->context = context;
     c->errors = errors;
-    if (api_submit(a, r, pool, m, change_done, c) < 0)
+    if (api_submit(a, r, pool, m, change_done, c))
         change_free(c);
 }
 
