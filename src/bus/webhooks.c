@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
@@ -18,6 +17,7 @@
 #include "bus/lease.h"
 #include "bus/ssrf.h"
 #include "bus/webhook.h"
+#include "core/backoff.h"
 #include "core/log.h"
 #include "core/metrics.h"
 
@@ -551,15 +551,10 @@ static void on_retry(uv_timer_t *t)
 static void schedule_retry(struct wh_sub *s, int attempts)
 {
     const struct cfg *c = s->w->cfg;
-    uint64_t delay = (uint64_t)c->webhook_retry_base_ms;
-    for (int i = 1; i < attempts && delay < (uint64_t)c->webhook_retry_max_ms; i++)
-        delay *= 2;
-    if (delay > (uint64_t)c->webhook_retry_max_ms)
-        delay = (uint64_t)c->webhook_retry_max_ms;
-    uint32_t r = 0;
-    if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
-        r = (uint32_t)uv_hrtime();
-    delay = delay / 2 + (delay / 2) * r / UINT32_MAX; /* 50-100 % of it */
+    uint64_t step =
+        backoff_nth((uint64_t)c->webhook_retry_base_ms, (uint64_t)c->webhook_retry_max_ms,
+                    attempts > 0 ? (unsigned)attempts : 1);
+    uint64_t delay = backoff_jitter(step / 2, step); /* 50-100 % of it */
     s->waiting = 1;
     uv_timer_start(&s->timer, on_retry, delay, 0);
 }
