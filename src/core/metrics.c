@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/idmap.h"
+
 enum metric_type { M_COUNTER, M_GAUGE, M_HISTOGRAM };
 
 static const double buckets[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
@@ -164,6 +166,7 @@ static const struct family_def defs[METRIC_COUNT] = {
 
 struct series {
     char *labels[METRICS_MAX_LABELS];
+    uint64_t hash;            /* of the labels: the index's key */
     double value;             /* counter, gauge; histogram: sum */
     unsigned long long count; /* histogram */
     unsigned long long b[NBUCKETS];
@@ -172,6 +175,8 @@ struct series {
 struct family {
     struct series *s;
     size_t n, cap;
+    struct idmap idx; /* labels' hash -> index + 1 (a series is found without a scan) */
+    int idx_ready;
 };
 
 static struct family fams[METRIC_COUNT];
@@ -183,22 +188,45 @@ static int label_eq(const char *a, const char *b)
     return !strcmp(a, b);
 }
 
-static struct series *lookup(struct family *f, const char *const l[METRICS_MAX_LABELS])
+/* FNV-1a over the labels (an absent one counts apart from an empty one);
+ * never 0 or UINT64_MAX, idmap's own keys. */
+static uint64_t labels_hash(const char *const l[METRICS_MAX_LABELS])
 {
-    for (size_t i = 0; i < f->n; i++) {
-        int eq = 1;
-        for (int k = 0; k < METRICS_MAX_LABELS && eq; k++)
-            eq = label_eq(f->s[i].labels[k], l[k]);
-        if (eq)
-            return &f->s[i];
+    uint64_t h = 1469598103934665603ULL;
+    for (int k = 0; k < METRICS_MAX_LABELS; k++) {
+        h = (h ^ (l[k] ? 1u : 2u)) * 1099511628211ULL;
+        for (const char *p = l[k]; p && *p; p++)
+            h = (h ^ (unsigned char)*p) * 1099511628211ULL;
     }
+    return h == 0 || h == UINT64_MAX ? 1 : h;
+}
+
+static int labels_eq(const struct series *s, const char *const l[METRICS_MAX_LABELS])
+{
+    for (int k = 0; k < METRICS_MAX_LABELS; k++)
+        if (!label_eq(s->labels[k], l[k]))
+            return 0;
+    return 1;
+}
+
+static struct series *lookup(struct family *f, const char *const l[METRICS_MAX_LABELS], uint64_t h)
+{
+    uintptr_t at = f->idx_ready ? (uintptr_t)idmap_get(&f->idx, h) : 0;
+    if (at && labels_eq(&f->s[at - 1], l))
+        return &f->s[at - 1];
+    if (!at)
+        return NULL;                  /* no series has this hash */
+    for (size_t i = 0; i < f->n; i++) /* two label sets with one hash */
+        if (f->s[i].hash == h && labels_eq(&f->s[i], l))
+            return &f->s[i];
     return NULL;
 }
 
 static struct series *find(enum metric_id id, const char *const l[METRICS_MAX_LABELS])
 {
     struct family *f = &fams[id];
-    struct series *s = lookup(f, l);
+    uint64_t h = labels_hash(l);
+    struct series *s = lookup(f, l, h);
     if (s)
         return s;
     const char *other[METRICS_MAX_LABELS];
@@ -206,9 +234,14 @@ static struct series *find(enum metric_id id, const char *const l[METRICS_MAX_LA
         /* too many combinations: the rest is counted under "other" */
         for (int k = 0; k < METRICS_MAX_LABELS; k++)
             other[k] = l[k] ? "other" : NULL;
-        if ((s = lookup(f, other)) != NULL || f->n > METRICS_MAX_SERIES)
+        h = labels_hash(other);
+        if ((s = lookup(f, other, h)) != NULL || f->n > METRICS_MAX_SERIES)
             return s;
         l = other;
+    }
+    if (!f->idx_ready) {
+        idmap_init(&f->idx);
+        f->idx_ready = 1;
     }
     if (f->n == f->cap) {
         size_t ncap = f->cap ? f->cap * 2 : 8;
@@ -226,6 +259,14 @@ static struct series *find(enum metric_id id, const char *const l[METRICS_MAX_LA
                 free(s->labels[j]);
             return NULL;
         }
+    s->hash = h;
+    /* the first series of a hash is indexed; a later one with the same hash
+     * is found by the scan in lookup() */
+    if (!idmap_get(&f->idx, h) && idmap_put(&f->idx, h, (void *)(uintptr_t)(f->n + 1)) != 0) {
+        for (int k = 0; k < METRICS_MAX_LABELS; k++)
+            free(s->labels[k]);
+        return NULL;
+    }
     f->n++;
     return s;
 }
@@ -271,6 +312,10 @@ void metrics_clear(enum metric_id id)
         for (int k = 0; k < METRICS_MAX_LABELS; k++)
             free(f->s[i].labels[k]);
     f->n = 0;
+    if (f->idx_ready) {
+        idmap_release(&f->idx);
+        f->idx_ready = 0;
+    }
 }
 
 void metrics_reset(void)
