@@ -178,7 +178,7 @@ json_t *calls_per_minute(const struct calls *cs, uint64_t now_ms)
             json_object_set_new(by, OUTCOMES[k], json_integer(n));
         }
         log_iso_ms(m * 60000, iso, sizeof(iso));
-        json_t *one = by ? json_pack("{s:s,s:i,s:o}", "start", iso, "ended", (json_int_t)ended,
+        json_t *one = by ? json_pack("{s:s,s:I,s:o}", "start", iso, "ended", (json_int_t)ended,
                                      "outcomes", by)
                          : NULL;
         if (!one || json_array_append_new(minutes, one)) {
