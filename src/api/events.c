@@ -18,6 +18,7 @@
 #include "api/internal.h"
 #include "api/sseid.h"
 #include "bus/events.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/strbuf.h"
@@ -155,12 +156,7 @@ static void client_closed(void *ud)
     struct sse_client *c = ud;
     struct sse_hub *h = c->hub;
     if (h) { /* NULL when the hub went first, at shutdown */
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            h->clients = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
+        LIST_UNLINK(h->clients, c);
         h->n--;
         metrics_set(METRIC_SSE_CLIENTS, NULL, NULL, NULL, (double)h->n);
     }
@@ -453,10 +449,7 @@ static void stream_get(struct api *a, struct sse_hub *h, struct http_req *r,
     const char *last = http_req_header(r, "Last-Event-ID");
     if (last && *last)
         replay(a, c, last);
-    c->next = h->clients;
-    if (c->next)
-        c->next->prev = c;
-    h->clients = c;
+    LIST_PUSH_FRONT(h->clients, c);
     h->n++;
     metrics_set(METRIC_SSE_CLIENTS, NULL, NULL, NULL, (double)h->n);
     http_req_add_header(r, "X-Accel-Buffering", "no"); /* proxies: do not buffer the stream */

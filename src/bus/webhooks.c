@@ -18,6 +18,7 @@
 #include "bus/ssrf.h"
 #include "bus/webhook.h"
 #include "core/backoff.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/metrics.h"
 
@@ -225,12 +226,7 @@ static void sock_closed(uv_handle_t *h)
 
 static void sock_drop(struct webhooks *w, struct wh_sock *k)
 {
-    if (k->prev)
-        k->prev->next = k->next;
-    else
-        w->socks = k->next;
-    if (k->next)
-        k->next->prev = k->prev;
+    LIST_UNLINK(w->socks, k);
     uv_poll_stop(&k->poll);
     uv_close((uv_handle_t *)&k->poll, sock_closed);
 }
@@ -271,10 +267,7 @@ static int on_curl_socket(CURL *e, curl_socket_t s, int what, void *userp, void 
         k->fd = s;
         k->w = w;
         k->poll.data = k;
-        k->next = w->socks;
-        if (w->socks)
-            w->socks->prev = k;
-        w->socks = k;
+        LIST_PUSH_FRONT(w->socks, k);
         curl_multi_assign(w->multi, s, k);
     }
     int ev = (what & CURL_POLL_IN ? UV_READABLE : 0) | (what & CURL_POLL_OUT ? UV_WRITABLE : 0);

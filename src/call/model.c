@@ -42,6 +42,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "core/list.h"
 #include "core/log.h"
 
 enum call_state { ST_CREATED, ST_RINGING, ST_ANSWERED };
@@ -339,14 +340,7 @@ static void unlink_call(struct call_model *m, struct call *c)
         pp = &(*pp)->hnext;
     if (*pp)
         *pp = c->hnext;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        m->head = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
-    else
-        m->tail = c->prev;
+    LIST_UNLINK2(m->head, m->tail, c);
     m->live--;
 }
 
@@ -478,12 +472,7 @@ static struct call *create(struct call_model *m, const struct ami_msg *ev, const
         e->origination = e->variables = NULL;
         expect_free(e);
     }
-    c->prev = m->tail;
-    if (m->tail)
-        m->tail->next = c;
-    else
-        m->head = c;
-    m->tail = c;
+    LIST_PUSH_BACK(m->head, m->tail, c);
     size_t i = hash(id) & (m->nbuckets - 1);
     c->hnext = m->buckets[i];
     m->buckets[i] = c;
@@ -1226,12 +1215,7 @@ int call_model_import(struct call_model *m, json_t *exported)
         call_free(c);
         return -EINVAL;
     }
-    c->prev = m->tail;
-    if (m->tail)
-        m->tail->next = c;
-    else
-        m->head = c;
-    m->tail = c;
+    LIST_PUSH_BACK(m->head, m->tail, c);
     size_t i = hash(id) & (m->nbuckets - 1);
     c->hnext = m->buckets[i];
     m->buckets[i] = c;

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "core/list.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/strbuf.h"
@@ -449,12 +450,7 @@ static void stream_free(void *cls)
     struct http_server *s = st->srv;
     if (st->req)
         st->req->stream = NULL;
-    if (st->prev)
-        st->prev->next = st->next;
-    else
-        s->streams = st->next;
-    if (st->next)
-        st->next->prev = st->prev;
+    LIST_UNLINK(s->streams, st);
     s->nstreams--;
     if (st->cl)
         st->cl(st->ud);
@@ -484,10 +480,7 @@ void http_respond_stream(struct http_req *r, int status, const char *content_typ
     st->rd = rd;
     st->cl = cl;
     st->ud = ud;
-    st->next = r->srv->streams;
-    if (st->next)
-        st->next->prev = st;
-    r->srv->streams = st;
+    LIST_PUSH_FRONT(r->srv->streams, st);
     r->srv->nstreams++;
     r->stream = st;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
@@ -818,10 +811,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         c->idle_ms = uv_now(s->loop);
         ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
         peer_key(ci ? ci->client_addr : NULL, c->peer);
-        c->next = s->conns;
-        if (s->conns)
-            s->conns->prev = c;
-        s->conns = c;
+        LIST_PUSH_FRONT(s->conns, c);
         s->nconns++;
         *socket_context = c;
         if (c->fd < 0)
@@ -849,12 +839,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     struct http_conn *c = *socket_context;
     if (!c)
         return;
-    if (c->prev)
-        c->prev->next = c->next;
-    else
-        s->conns = c->next;
-    if (c->next)
-        c->next->prev = c->prev;
+    LIST_UNLINK(s->conns, c);
     s->nconns--;
     if (c->wired)
         wire_forget(c->fd);
