@@ -352,6 +352,12 @@ void calls_expect_heard(struct calls *cs, const char *msg, size_t len, uint64_t 
         else if (json_is_object(orig))
             call_model_expect(cs->servers[i].model, id, json_deep_copy(orig),
                               json_is_object(vars) ? json_deep_copy(vars) : NULL, now_ms);
+        /* heard after the call began: its Redis copy says so at once (a
+         * replica that takes over before its next event goes on with it) */
+        json_t *live = call_model_get(cs->servers[i].model, id);
+        if (live)
+            store(cs, &cs->servers[i], "call.updated", live);
+        json_decref(live);
     }
     json_decref(o);
 }
