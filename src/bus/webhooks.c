@@ -16,7 +16,7 @@
 
 #include "bus/lease.h"
 #include "bus/ssrf.h"
-#include "bus/webhook.h"
+#include "bus/webhook_sub.h"
 #include "core/backoff.h"
 #include "core/list.h"
 #include "core/log.h"

@@ -23,7 +23,7 @@
  * event path never waits for any of them. Attempts run on libcurl's multi
  * socket interface on the loop: POST of the event JSON with
  * X-Amibridge-Event, -Webhook, -Attempt and the signature headers of the
- * subscription's scheme (bus/webhook.h): Standard Webhooks' webhook-id
+ * subscription's scheme (bus/webhook_sub.h): Standard Webhooks' webhook-id
  * (the delivery id), webhook-timestamp and webhook-signature (one "v1,"
  * per secret still valid, so a PATCH of the secret keeps the old one
  * signing for AMIBRIDGE_WEBHOOK_SECRET_GRACE_S or the request's
