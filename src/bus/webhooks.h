@@ -1,39 +1,26 @@
-/* bus/webhooks: the webhook outlet of the event stream — subscriptions
- * kept, events matched, deliveries signed, sent and retried.
+/* bus/webhooks: the webhook outlet of the event stream — what the event
+ * bus and the API call. It puts together the parts, each in its own file:
  *
- * Store. With Redis, subscriptions live in the hash <prefix>:webhooks
- * (id -> JSON, secret included) and every change bumps
- * <prefix>:webhooks:version, which each process polls twice a second, so
- * every replica sees the same set. Without Redis they live in
- * AMIBRIDGE_STATE_DIR/webhooks.json, replaced atomically (temp file, fsync,
- * rename, fsync of the directory), or in memory only when no state
- * directory is set. Static subscriptions come from the config file and
- * are read-only.
+ *   bus/webhook_sub    one subscription: its checks, JSON, matching, signatures (pure)
+ *   bus/webhook_http   libcurl on the loop: one signed POST per attempt
+ *   bus/webhook_queue  the subscriptions held and their deliveries: queue, retries
+ *   bus/webhook_store  where subscriptions are kept: config, state file, Redis
  *
- * Delivery. Every event a subscription wants becomes a delivery with its
- * own id. With Redis it is pushed to the list <prefix>:webhooks:queue:<id>
- * and its first attempt waits for Redis to acknowledge that, so a crash
- * and restart resume it (at-least-once, same delivery id); it leaves the
- * list when delivered, failed or dropped. Without Redis the queue is in
- * memory. Each queue is bounded (AMIBRIDGE_WEBHOOK_QUEUE); past it new
- * deliveries are dropped, counted and logged.
+ * and runs the operations of the API on them: create (id and, unless given,
+ * secret generated), change (a new secret keeps the old one signing
+ * webhook-signature for AMIBRIDGE_WEBHOOK_SECRET_GRACE_S or the request's
+ * secret_grace_s), delete, test (a "ping" sent now, outside the queue),
+ * list and read. A change is made here once the store has taken it.
  *
- * One attempt per subscription is in flight at a time, so a receiver sees
- * its events in order; subscriptions never wait for each other and the
- * event path never waits for any of them. Attempts run on libcurl's multi
- * socket interface on the loop: POST of the event JSON with
- * X-Amibridge-Event, -Webhook, -Attempt and the signature headers of the
- * subscription's scheme (bus/webhook.h): Standard Webhooks' webhook-id
- * (the delivery id), webhook-timestamp and webhook-signature (one "v1,"
- * per secret still valid, so a PATCH of the secret keeps the old one
- * signing for AMIBRIDGE_WEBHOOK_SECRET_GRACE_S or the request's
- * secret_grace_s), and/or X-Amibridge-Delivery, -Timestamp and -Signature
- * ("sha256=" hex HMAC-SHA256 of "<timestamp>.<body>" with the secret);
- * http and https only, no redirects, no proxies from the environment, the
- * SSRF guard checked on every address curl connects to. 2xx delivers, 410
- * disables the subscription, anything else retries after a capped,
- * jittered exponential backoff until AMIBRIDGE_WEBHOOK_MAX_ATTEMPTS or
- * AMIBRIDGE_WEBHOOK_MAX_AGE_S, then the delivery is recorded as failed.
+ * Operations fail with a negative errno and a sentence, never with HTTP:
+ * the API (api/webhooks.c) says what they mean there.
+ *   -EINVAL     a member of the body is wrong (`field` names it)
+ *   -ENOENT     no subscription has the id
+ *   -EROFS      the subscription is static (from the config file)
+ *   -ENOSPC     AMIBRIDGE_WEBHOOK_MAX_SUBSCRIPTIONS exist already
+ *   -EAGAIN     the store did not take the change (Redis down, file not written)
+ *   -ESHUTDOWN  the process is shutting down
+ *   -ENOMEM     out of memory
  */
 #ifndef AMIBRIDGE_BUS_WEBHOOKS_H
 #define AMIBRIDGE_BUS_WEBHOOKS_H
@@ -43,33 +30,21 @@
 #include <uv.h>
 
 #include "bus/events.h"
+#include "bus/lease.h"
 #include "bus/redis.h"
 #include "core/config.h"
 
-#define WEBHOOKS_LOG_MAX       100  /* attempts kept per subscription for the API */
-#define WEBHOOKS_POLL_MS       500  /* how often the Redis store is checked for changes */
-#define WEBHOOKS_RESPONSE_KEEP 256  /* bytes of a receiver's answer kept for the log */
-#define WEBHOOKS_CONNECTS_MAX  256  /* idle connections kept for reuse */
-#define WEBHOOKS_CONNECT_MS    5000 /* connect timeout (within the attempt timeout) */
-#define WEBHOOKS_DROP_LOG_MS   1000
-#define WEBHOOKS_STATE_FILE    "webhooks.json"
-
 struct webhooks;
 
-/* The outcome of an API operation: an HTTP status with, on success, a
- * JSON body (new reference, may be NULL for 204) or, on failure, a
- * problem (slug, title, detail and the field when one is to blame). */
-struct webhooks_answer {
-    int status;
-    json_t *body;
-    const char *slug;
-    const char *title;
-    char detail[320];
-    char field[96];
+/* What an operation came to. */
+struct webhooks_result {
+    int err;          /* 0 or one of the negative errno values above */
+    json_t *body;     /* err 0: new reference (NULL after a delete), the callee's */
+    char detail[320]; /* err != 0: a sentence for whoever asked */
+    char field[96];   /* err != 0: the member or parameter to blame, "" when none */
 };
-/* Fires exactly once per operation, possibly before the call returns;
- * `a->body` belongs to the callee. */
-typedef void (*webhooks_cb)(void *ud, struct webhooks_answer *a);
+/* Fires exactly once per operation, possibly before the call returns. */
+typedef void (*webhooks_cb)(void *ud, struct webhooks_result *res);
 
 /* `c` and `redis` (NULL without Redis) are borrowed and must outlive it.
  * Loads the static subscriptions and, without Redis, the state file.
@@ -89,8 +64,6 @@ void webhooks_sink(void *w, struct bus_event *e);
 /* Redis came up or went down (chain from bus_redis_set_state_cb). */
 void webhooks_redis_state(void *w, int up);
 
-#include "bus/lease.h"
-
 /* Replicas (Redis): deliver only while this process holds the leader lease
  * (`l` borrowed); on taking it over, every subscription's pending
  * deliveries are read back from Redis, so the ones a dead leader left are
@@ -99,18 +72,20 @@ void webhooks_set_lease(struct webhooks *w, struct bus_lease *l);
 /* The lease changed (chain from the lease callback). */
 void webhooks_leader(void *w, enum bus_lease_change change);
 
-/* The API. `body` is borrowed. */
+/* The operations. `body` is borrowed. On success: create answers the
+ * subscription with its secret (the only time it is shown), patch the
+ * subscription without it, delete no body, test the ping's result
+ * ({"delivery_id","event","result","status","latency_ms","error"}). */
 void webhooks_create(struct webhooks *w, json_t *body, webhooks_cb cb, void *ud);
 void webhooks_patch(struct webhooks *w, const char *id, json_t *body, webhooks_cb cb, void *ud);
 void webhooks_delete(struct webhooks *w, const char *id, webhooks_cb cb, void *ud);
-/* Send a "ping" delivery now, outside the queue; answers its result. */
 void webhooks_test(struct webhooks *w, const char *id, webhooks_cb cb, void *ud);
 /* {"webhooks":[...]} without secrets. New reference, NULL when out of memory. */
 json_t *webhooks_list_json(struct webhooks *w);
-/* One subscription (no secret) or its recent attempts, newest first.
- * New reference; NULL with *status 404 or 500. */
-json_t *webhooks_get_json(struct webhooks *w, const char *id, int *status);
-json_t *webhooks_deliveries_json(struct webhooks *w, const char *id, int *status);
+/* One subscription (no secret, with its "stats") or its recent attempts,
+ * newest first. New reference; NULL with *err -ENOENT or -ENOMEM. */
+json_t *webhooks_get_json(struct webhooks *w, const char *id, int *err);
+json_t *webhooks_deliveries_json(struct webhooks *w, const char *id, int *err);
 
 struct webhooks_stats {
     size_t subscriptions;

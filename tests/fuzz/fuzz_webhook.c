@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bus/webhook.h"
+#include "bus/webhook_sub.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

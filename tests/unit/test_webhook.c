@@ -10,7 +10,7 @@
 #include <time.h>
 
 #include "ami/message.h"
-#include "bus/webhook.h"
+#include "bus/webhook_sub.h"
 
 static const struct netlist_net *no_nets = NULL;
 

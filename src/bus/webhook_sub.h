@@ -1,4 +1,4 @@
-/* bus/webhook: one webhook subscription — what it is, how it is checked,
+/* bus/webhook_sub: one webhook subscription — what it is, how it is checked,
  * which events it wants, and how a delivery is signed.
  *
  * Two signature schemes, chosen per subscription (`signature`):
@@ -16,8 +16,8 @@
  * from the store (Redis or the state file), so that nothing the store
  * hands back can be looser than what the API accepts.
  */
-#ifndef AMIBRIDGE_BUS_WEBHOOK_H
-#define AMIBRIDGE_BUS_WEBHOOK_H
+#ifndef AMIBRIDGE_BUS_WEBHOOK_SUB_H
+#define AMIBRIDGE_BUS_WEBHOOK_SUB_H
 
 #include <jansson.h>
 #include <stddef.h>

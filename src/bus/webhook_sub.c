@@ -1,4 +1,4 @@
-#include "bus/webhook.h"
+#include "bus/webhook_sub.h"
 
 #include <curl/curl.h>
 #include <errno.h>
