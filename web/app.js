@@ -364,6 +364,20 @@ const refreshCalls = throttle(pollCalls, CALLS_EVERY_MS);
 // The poll's answer: calls no longer in it have ended (or will say so).
 function onLiveList(list) {
   const now = new Map(list.map((c) => [c.id, c]));
+  // a call listed as ended only because amibridge did not know it (a 404:
+  // say just after it restarted, before it settled its calls with the PBX)
+  // is live again when amibridge lists it
+  let revived = false;
+  for (const id of now.keys()) {
+    if (!calls.done.has(id)) continue;
+    const i = calls.ended.findIndex((c) => c.id === id);
+    if (i >= 0 && !calls.ended[i].outcome) {
+      calls.ended.splice(i, 1);
+      calls.done.delete(id);
+      revived = true;
+    }
+  }
+  if (revived) soon(renderEnded);
   for (const [id, c] of calls.live) if (!now.has(id) && !calls.done.has(id)) calls.gone.set(id, { last: c, tries: 0 });
   for (const id of calls.watch) if (!now.has(id) && !calls.done.has(id) && !calls.gone.has(id)) calls.gone.set(id, { last: null, tries: 0 });
   calls.watch.clear();
