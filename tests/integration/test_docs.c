@@ -1,5 +1,6 @@
-/* The README's configuration table is the one the binary prints, so the
- * documentation cannot drift from the code; --version tells what runs. */
+/* The configuration table of docs/configuration.md is the one the binary
+ * prints, so the documentation cannot drift from the code; --version tells
+ * what runs. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,7 +25,7 @@ static char *read_all(FILE *f)
     return strbuf_detach(&sb, NULL);
 }
 
-static void readme_config_table_matches_the_binary(void **state)
+static void config_doc_table_matches_the_binary(void **state)
 {
     (void)state;
     char bin[1024], cmd[1100];
@@ -35,20 +36,22 @@ static void readme_config_table_matches_the_binary(void **state)
     char *table = read_all(p);
     assert_int_equal(pclose(p), 0);
     assert_non_null(strstr(table, "AMIBRIDGE_AMI_HOST"));
-    FILE *f = fopen("README.md", "r");
-    assert_non_null(f);
-    char *readme = read_all(f);
+    FILE *f = fopen("docs/configuration.md", "r");
+    if (!f)
+        fail_msg("docs/configuration.md cannot be read (run the test from the repository's root)");
+    char *doc = read_all(f);
     fclose(f);
-    const char *b = strstr(readme, "<!-- config-table:begin -->\n");
-    const char *e = strstr(readme, "<!-- config-table:end -->");
+    const char *b = strstr(doc, "<!-- config-table:begin -->\n");
+    const char *e = strstr(doc, "<!-- config-table:end -->");
     assert_non_null(b);
     assert_non_null(e);
     b += strlen("<!-- config-table:begin -->\n");
     if ((size_t)(e - b) != strlen(table) || strncmp(b, table, strlen(table)) != 0)
-        fail_msg("README.md's configuration table differs from `amibridge --config-table`; "
-                 "paste the command's output between the config-table markers");
+        fail_msg("docs/configuration.md's configuration table differs from "
+                 "`amibridge --config-table`; paste the command's output between the "
+                 "config-table markers");
     free(table);
-    free(readme);
+    free(doc);
 }
 
 /* --version names the release and every library as it runs, for bug reports. */
@@ -74,7 +77,7 @@ static void version_names_the_release_and_the_libraries(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(readme_config_table_matches_the_binary),
+        cmocka_unit_test(config_doc_table_matches_the_binary),
         cmocka_unit_test(version_names_the_release_and_the_libraries),
     };
     return cmocka_run_group_tests_name("docs", tests, NULL, NULL);
