@@ -196,7 +196,7 @@ asan:
 	@$(MAKE) --no-print-directory BUILD=build/asan OPT="-O1 -g" \
 	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" test-c
 
-# faults under steady load (tests/chaos): prints the table in the README
+# faults under steady load (tests/chaos): prints the table in bench/README.md
 CHAOS_BIN := $(BUILD)/tests/chaos/test_chaos
 chaos: ensure-deps
 	@$(MAKE) --no-print-directory $(LIB) $(SIM) $(BRIDGE) $(CHAOS_BIN)

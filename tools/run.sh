@@ -94,7 +94,7 @@ if [ -n "$REDIS_URL" ]; then
 fi
 cat <<MSG
 
-Webhooks to a local receiver (this demo allows 127.0.0.0/8; see the README):
+Webhooks to a local receiver (this demo allows 127.0.0.0/8; see docs/events-and-webhooks.md):
 
   AMIBRIDGE_WEBHOOK_SECRET=demo-webhook-secret-0123 python3 docs/examples/webhook_receiver.py 9000 &
   curl -s -X POST -H 'Authorization: Bearer $DEMO_TOKEN' -H 'Content-Type: application/json' \\

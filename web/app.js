@@ -21,7 +21,7 @@ const RETRY_MIN_MS = 250;
 const RETRY_MAX_MS = 5000;
 const CHANNEL_EVENTS = /^(Newchannel|Hangup|Newstate|NewCallerid|NewConnectedLine|Rename|Bridge(Enter|Leave|Create|Destroy)|Dial(Begin|End)|OriginateResponse|Hold|Unhold)$/;
 const QUEUE_EVENTS = /^(Queue|Agent)/;
-// the AMI events the call model reads (README "Calls"): a call changed
+// the AMI events the call model reads (docs/api.md "Calls"): a call changed
 const CALL_EVENTS = /^(Newchannel|Newstate|Hangup|Dial(Begin|End)|Queue(CallerJoin|CallerLeave|CallerAbandon)|AgentConnect|Hold|Unhold|BlindTransfer|AttendedTransfer|OriginateResponse)$/;
 
 const $ = (id) => document.getElementById(id);

@@ -2,7 +2,7 @@
  * a webhook receiver. Each test runs the same load (HTTP Pings on 4
  * threads, a 200/s event flood with a webhook subscription to it), injects
  * one fault for a while, and then checks and prints one row of the table
- * in the README: every HTTP request answered (success or a clean 5xx within
+ * in bench/README.md: every HTTP request answered (success or a clean 5xx within
  * its timeout), recovery within 5 s of the fault ending, events lost only
  * where documented, and no webhook delivery lost for an event that reached
  * the stream.

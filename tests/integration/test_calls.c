@@ -1054,8 +1054,8 @@ static const char *s_at(json_t *o, const char *path)
             fail_msg("%s: '%s', not '%s'", (path), got_ ? got_ : "(none)", (want));                \
     } while (0)
 
-/* The README's CRM walkthrough, step by step. */
-static void the_readme_crm_walkthrough(void **state)
+/* The CRM walkthrough of docs/api.md, step by step. */
+static void the_documented_crm_walkthrough(void **state)
 {
     (void)state;
     struct stack e;
@@ -1142,7 +1142,7 @@ int main(void)
         cmocka_unit_test(a_call_gone_while_ami_was_down_ends_after_the_reconnect),
         cmocka_unit_test(call_events_stream_and_go_to_webhooks_that_ask_for_them),
         cmocka_unit_test(a_call_is_hung_up_as_a_whole),
-        cmocka_unit_test(the_readme_crm_walkthrough),
+        cmocka_unit_test(the_documented_crm_walkthrough),
     };
     return cmocka_run_group_tests_name("calls", tests, NULL, NULL);
 }

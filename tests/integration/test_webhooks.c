@@ -1021,9 +1021,9 @@ static void the_state_file_survives_kill_9_mid_write(void **state)
     testenv_rmdir(dir);
 }
 
-/* --- the README's receivers ---------------------------------------------------------------- */
+/* --- the documented receivers (docs/examples, docs/events-and-webhooks.md) ---------------- */
 
-#define README_SECRET "whsec_cmVhZG1lLWV4YW1wbGUtc2VjcmV0LTAxMjM0NTY3"
+#define DOCS_SECRET "whsec_cmVhZG1lLWV4YW1wbGUtc2VjcmV0LTAxMjM0NTY3"
 
 /* A subscription of `scheme` to the receiver at `url` for the UserEvent
  * named `name`; its test route into `path`. */
@@ -1062,14 +1062,14 @@ static void run_documented_receiver(const struct env *e, const char *interp, con
     int port = proc_free_port();
     snprintf(port_s, sizeof(port_s), "%d", port);
     const char *argv[] = {"/usr/bin/env", interp, script, port_s, NULL};
-    const char *envv[] = {"AMIBRIDGE_WEBHOOK_SECRET=" README_SECRET, NULL};
+    const char *envv[] = {"AMIBRIDGE_WEBHOOK_SECRET=" DOCS_SECRET, NULL};
     struct proc_opts o = {.env = envv, .stdout_path = out};
     struct proc p;
     assert_int_equal(proc_spawn(&p, argv, &o), 0);
     snprintf(url, sizeof(url), "http://127.0.0.1:%d/hook", port);
     for (size_t k = 0; k < 2; k++) {
         snprintf(name, sizeof(name), "%s-%s", interp, schemes[k]);
-        documented_subscription(e, url, schemes[k], name, README_SECRET, path, sizeof(path));
+        documented_subscription(e, url, schemes[k], name, DOCS_SECRET, path, sizeof(path));
         /* the receiver is up once a ping verifies */
         int up = 0;
         struct http_resp r;
