@@ -183,8 +183,8 @@ const struct cfg_doc cfg_docs[] = {
     {"AMIBRIDGE_CALL_MAX_HISTORY", "10000",
      "Ended calls kept for GET /v1/calls/{id}; past it the oldest go first."},
     {"AMIBRIDGE_CALL_MAX_LIVE", "10000",
-     "Calls followed at once per server; more are counted (amibridge_calls_untracked_total), "
-     "not followed."},
+     "Calls followed at once per server; more are counted "
+     "(amibridge_calls_total{event=\"untracked\"}), not followed."},
     {"AMIBRIDGE_SSE_REPLAY", "1000", "Events kept in memory for SSE Last-Event-ID replay."},
     {"AMIBRIDGE_SSE_MAX_CLIENTS", "100", "Concurrent SSE clients; past it 503."},
     {"AMIBRIDGE_SSE_MAX_CLIENTS_PER_KEY", "10",
