@@ -70,9 +70,8 @@ static void live_key(const struct calls *cs, size_t server, char *out)
 
 /* The Redis copy follows each event, in order on the one connection (best
  * effort: while Redis is down the copy misses what happens). */
-static void store(struct calls *cs, struct server_calls *sc, const char *type, json_t *call)
+static void store(struct calls *cs, struct server_calls *sc, const char *type, const char *id)
 {
-    const char *id = json_string_value(json_object_get(call, "id"));
     if (!cs->redis || !id || !bus_redis_up(cs->redis))
         return;
     char key[CALLS_KEY_MAX], live[CALLS_KEY_MAX];
@@ -197,7 +196,7 @@ static void on_call_event(void *ud, const char *type, json_t *event)
         count_ended(cs, json_object_get(event, "call"), cs->now);
     if (!strcmp(type, "call.ended") && cs->cfg->call_history_s > 0 && cs->cfg->call_max_history > 0)
         remember(cs, json_object_get(event, "call"));
-    store(cs, sc, type, json_object_get(event, "call"));
+    store(cs, sc, type, json_string_value(json_object_get(json_object_get(event, "call"), "id")));
     if (cs->publish)
         cs->publish(cs->ud, sc->index, type, event);
 }
@@ -353,11 +352,9 @@ void calls_expect_heard(struct calls *cs, const char *msg, size_t len, uint64_t 
             call_model_expect(cs->servers[i].model, id, json_deep_copy(orig),
                               json_is_object(vars) ? json_deep_copy(vars) : NULL, now_ms);
         /* heard after the call began: its Redis copy says so at once (a
-         * replica that takes over before its next event goes on with it) */
-        json_t *live = call_model_get(cs->servers[i].model, id);
-        if (live)
-            store(cs, &cs->servers[i], "call.updated", live);
-        json_decref(live);
+         * replica that takes over before its next event goes on with it);
+         * a call not live has no copy to write (store finds no export) */
+        store(cs, &cs->servers[i], "call.updated", id);
     }
     json_decref(o);
 }

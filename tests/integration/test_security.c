@@ -99,18 +99,33 @@ static int local_address(char *out, size_t len)
 
 /* --- HTTPS --------------------------------------------------------------------------------- */
 
+/* A certificate made in a fresh directory (name) and the environment that
+ * makes the bridge serve HTTPS with it on a free port. */
+struct tls_setup {
+    char dir[256], cert[300], key[300], env_cert[320], env_key[320], listen[64];
+    int port;
+};
+
+static void tls_setup(struct tls_setup *t, const char *name)
+{
+    assert_int_equal(testenv_tmpdir(t->dir, sizeof(t->dir), name), 0);
+    snprintf(t->cert, sizeof(t->cert), "%s/cert.pem", t->dir);
+    snprintf(t->key, sizeof(t->key), "%s/key.pem", t->dir);
+    make_cert(t->cert, t->key);
+    snprintf(t->env_cert, sizeof(t->env_cert), "AMIBRIDGE_TLS_CERT=%s", t->cert);
+    snprintf(t->env_key, sizeof(t->env_key), "AMIBRIDGE_TLS_KEY=%s", t->key);
+    t->port = proc_free_port();
+    snprintf(t->listen, sizeof(t->listen), "AMIBRIDGE_LISTEN=127.0.0.1:%d", t->port);
+}
+
 static void https_is_served_with_the_configured_certificate(void **state)
 {
     (void)state;
-    char dir[256], cert[300], key[300], env_cert[320], env_key[320], listen[64];
-    assert_int_equal(testenv_tmpdir(dir, sizeof(dir), "tls"), 0);
-    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
-    snprintf(key, sizeof(key), "%s/key.pem", dir);
-    make_cert(cert, key);
-    snprintf(env_cert, sizeof(env_cert), "AMIBRIDGE_TLS_CERT=%s", cert);
-    snprintf(env_key, sizeof(env_key), "AMIBRIDGE_TLS_KEY=%s", key);
-    int port = proc_free_port();
-    snprintf(listen, sizeof(listen), "AMIBRIDGE_LISTEN=127.0.0.1:%d", port);
+    struct tls_setup t;
+    tls_setup(&t, "tls");
+    const char *dir = t.dir, *cert = t.cert, *key = t.key;
+    const char *env_cert = t.env_cert, *env_key = t.env_key, *listen = t.listen;
+    int port = t.port;
     setenv("AMIBRIDGE_TEST_CA", cert, 1);
 
     struct amisim sim;
@@ -594,19 +609,14 @@ static void tls_exchange(int port, const char *ca, const char *const *parts, siz
 static void over_https_a_content_length_that_is_no_number_gets_our_answer_too(void **state)
 {
     (void)state;
-    char dir[256], cert[300], key[300], env_cert[320], env_key[320], listen[64];
-    assert_int_equal(testenv_tmpdir(dir, sizeof(dir), "tls-framing"), 0);
-    snprintf(cert, sizeof(cert), "%s/cert.pem", dir);
-    snprintf(key, sizeof(key), "%s/key.pem", dir);
-    make_cert(cert, key);
-    snprintf(env_cert, sizeof(env_cert), "AMIBRIDGE_TLS_CERT=%s", cert);
-    snprintf(env_key, sizeof(env_key), "AMIBRIDGE_TLS_KEY=%s", key);
-    int port = proc_free_port();
-    snprintf(listen, sizeof(listen), "AMIBRIDGE_LISTEN=127.0.0.1:%d", port);
+    struct tls_setup t;
+    tls_setup(&t, "tls-framing");
+    const char *cert = t.cert;
+    int port = t.port;
     struct amisim sim;
     assert_int_equal(amisim_start(&sim, NULL), 0);
     struct bridge b;
-    const char *env[] = {env_cert, env_key, listen, NULL};
+    const char *env[] = {t.env_cert, t.env_key, t.listen, NULL};
     setenv("AMIBRIDGE_TEST_CA", cert, 1); /* the harness's own requests */
     assert_int_equal(bridge_start(&b, sim.port, env), 0);
     char got[8192];
@@ -639,7 +649,7 @@ static void over_https_a_content_length_that_is_no_number_gets_our_answer_too(vo
     bridge_stop(&b, 0);
     unsetenv("AMIBRIDGE_TEST_CA");
     amisim_stop(&sim);
-    testenv_rmdir(dir);
+    testenv_rmdir(t.dir);
 }
 
 /* --- slow bodies, too many connections ----------------------------------------------------- */

@@ -27,7 +27,11 @@ static void collect(void *ud, const char *type, json_t *ev)
 
 /* Feed the server side of capture `name` to a model, each message at the
  * time of the chunk that completed it; the call events it emitted. */
-static json_t *replay_into(struct call_model *m, json_t *out, const char *name)
+/* after(m, out, ud), when given, runs after each message fed. */
+typedef void (*after_fn)(struct call_model *m, json_t *out, void *ud);
+
+static json_t *replay_each(struct call_model *m, json_t *out, const char *name, after_fn after,
+                           void *ud)
 {
     char dir[512];
     testenv_data_path(dir, sizeof(dir), "transcripts");
@@ -44,11 +48,18 @@ static json_t *replay_into(struct call_model *m, json_t *out, const char *name)
             if (ami_msg_kind(msg) == AMI_MSG_EVENT)
                 call_model_feed(m, msg, T0 + (uint64_t)(t.chunks[i].t * 1000));
             ami_msg_free(msg);
+            if (after)
+                after(m, out, ud);
         }
     }
     ami_parser_free(p);
     transcript_free(&t);
     return out;
+}
+
+static json_t *replay_into(struct call_model *m, json_t *out, const char *name)
+{
+    return replay_each(m, out, name, NULL, NULL);
 }
 
 static json_t *replay(const char *name, const char *expect_id)
@@ -210,44 +221,30 @@ static void a_call_placed_with_a_channel_id_is_known_by_it_and_echoes_the_origin
 
 /* Placed through another replica, the leader may hear of it after its
  * first event: the events after say what it was given. */
+/* Told of call-0001 once its first call event is out, twice (a retry:
+ * the first stands). */
+static void tell_late(struct call_model *m, json_t *out, void *ud)
+{
+    size_t *told_at = ud;
+    if (*told_at || json_array_size(out) == 0)
+        return;
+    *told_at = json_array_size(out);
+    assert_int_equal(call_model_expect(m, "call-0001", json_pack("{s:s}", "reference", "crm-1"),
+                                       json_pack("{s:s}", "CRM_ID", "42"), T0),
+                     0);
+    assert_int_equal(
+        call_model_expect(m, "call-0001", json_pack("{s:s}", "reference", "other"), NULL, T0), 0);
+}
+
 static void a_call_told_late_carries_its_origination_from_then_on(void **state)
 {
     (void)state;
-    char dir[512];
-    testenv_data_path(dir, sizeof(dir), "transcripts");
-    struct transcript t;
-    assert_int_equal(transcript_load(&t, dir, "10f-originate-channelid.events"), 0);
     json_t *out = json_array();
     struct call_model_opts o = {.server = "pbx1"};
     struct call_model *m = call_model_new(&o, collect, out);
-    struct ami_parser *p = ami_parser_new(NULL, AMI_PARSER_EXPECT_BANNER);
-    assert_true(m && p);
+    assert_non_null(m);
     size_t told_at = 0;
-    for (size_t i = 0; i < t.nchunks; i++) {
-        if (t.chunks[i].dir != TRANSCRIPT_RECV)
-            continue;
-        assert_int_equal(ami_parser_feed(p, t.chunks[i].data, t.chunks[i].len), 0);
-        struct ami_msg *msg;
-        while (ami_parser_next(p, &msg) == 1) {
-            if (ami_msg_kind(msg) == AMI_MSG_EVENT)
-                call_model_feed(m, msg, T0 + (uint64_t)(t.chunks[i].t * 1000));
-            ami_msg_free(msg);
-            if (!told_at && json_array_size(out) > 0) {
-                told_at = json_array_size(out);
-                assert_int_equal(call_model_expect(m, "call-0001",
-                                                   json_pack("{s:s}", "reference", "crm-1"),
-                                                   json_pack("{s:s}", "CRM_ID", "42"), T0),
-                                 0);
-                /* told twice (a retry): the first stands */
-                assert_int_equal(call_model_expect(m, "call-0001",
-                                                   json_pack("{s:s}", "reference", "other"), NULL,
-                                                   T0),
-                                 0);
-            }
-        }
-    }
-    ami_parser_free(p);
-    transcript_free(&t);
+    replay_each(m, out, "10f-originate-channelid.events", tell_late, &told_at);
     call_model_free(m);
     assert_true(told_at > 0 && json_array_size(out) > told_at);
     for (size_t i = 0; i < json_array_size(out); i++) {
