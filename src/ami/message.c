@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/jsonw.h"
 #include "core/utf8.h"
 
 #define AMI_MSG_INITIAL_PAIRS 16
@@ -332,6 +333,75 @@ fail:
     strbuf_release(&key);
     strbuf_release(&lower);
     return NULL;
+}
+
+/* Keys the hand encoder writes as they are: printable ASCII without `"` or
+ * `\\` (every key Asterisk sends). */
+static int plain_key(const char *k, size_t len)
+{
+    for (size_t i = 0; i < len; i++)
+        if (k[i] < 0x20 || k[i] > 0x7e || k[i] == '"' || k[i] == '\\')
+            return 0;
+    return 1;
+}
+
+/* The general case: through jansson. */
+static int json_append_tree(const struct ami_msg *m, struct strbuf *out)
+{
+    json_t *o = ami_msg_to_json(m);
+    char *s = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    json_decref(o);
+    int rc = s ? strbuf_append_str(out, s) : -ENOMEM;
+    free(s);
+    return rc;
+}
+
+int ami_msg_json_append(const struct ami_msg *m, struct strbuf *out)
+{
+    size_t n = m->npairs;
+    if (n > AMI_MSG_JSON_DIRECT_MAX)
+        return json_append_tree(m, out);
+    /* first[i]: the index of the first key equal to key i, ignoring case */
+    unsigned char first[AMI_MSG_JSON_DIRECT_MAX], more[AMI_MSG_JSON_DIRECT_MAX];
+    for (size_t i = 0; i < n; i++) {
+        const struct ami_pair *p = &m->pairs[i];
+        if (!plain_key(arena_at(m, p->koff), p->klen))
+            return json_append_tree(m, out);
+        first[i] = (unsigned char)i;
+        more[i] = 0;
+        for (size_t j = 0; j < i; j++) {
+            const struct ami_pair *q = &m->pairs[j];
+            if (first[j] == j && q->klen == p->klen &&
+                !strncasecmp(arena_at(m, q->koff), arena_at(m, p->koff), p->klen)) {
+                first[i] = (unsigned char)j;
+                more[j] = 1;
+                break;
+            }
+        }
+    }
+    int rc = strbuf_append(out, "{", 1);
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (first[i] != i)
+            continue;
+        const struct ami_pair *p = &m->pairs[i];
+        if (i)
+            rc = strbuf_append(out, ",", 1);
+        if (!rc)
+            rc = jsonw_string(out, arena_at(m, p->koff), p->klen);
+        if (!rc)
+            rc = strbuf_append(out, more[i] ? ":[" : ":", more[i] ? 2 : 1);
+        for (size_t k = i; k < n && !rc; k++) {
+            if (first[k] != i)
+                continue;
+            if (k != i)
+                rc = strbuf_append(out, ",", 1);
+            if (!rc)
+                rc = jsonw_string(out, arena_at(m, m->pairs[k].voff), m->pairs[k].vlen);
+        }
+        if (!rc && more[i])
+            rc = strbuf_append(out, "]", 1);
+    }
+    return rc ? rc : strbuf_append(out, "}", 1);
 }
 
 static void ami_error_set(struct ami_error *err, const char *field, const char *fmt, ...)

@@ -92,6 +92,13 @@ const char *ami_msg_name(const struct ami_msg *m);
  * NULL when out of memory. */
 json_t *ami_msg_to_json(const struct ami_msg *m);
 
+/* The same object as JSON text (the bytes json_dumps(ami_msg_to_json(m),
+ * JSON_COMPACT) gives), appended to `out` without building the tree for
+ * messages of at most AMI_MSG_JSON_DIRECT_MAX pairs with plain keys.
+ * 0, -ENOMEM or -E2BIG. */
+#define AMI_MSG_JSON_DIRECT_MAX 64
+int ami_msg_json_append(const struct ami_msg *m, struct strbuf *out);
+
 /* Build a message from a JSON object of headers: string, integer, real or
  * boolean values; an array of those repeats the header. Anything else is
  * refused with `err` naming the field. Returns 0 and sets *out (owned by the

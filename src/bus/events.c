@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/jsonw.h"
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/strbuf.h"
@@ -30,6 +31,7 @@ struct bus {
     struct bus_stats st;
     int follower;               /* replicas: another process leads */
     const char *channel_prefix; /* of every event: a bus of call events */
+    struct strbuf scratch;      /* where each event is encoded */
 };
 
 void bus_event_ref(struct bus_event *e)
@@ -41,7 +43,8 @@ void bus_event_unref(struct bus_event *e)
 {
     if (!e || --e->refs > 0)
         return;
-    free(e->json);
+    if (e->json != (char *)(e + 1)) /* not stored with the event */
+        free(e->json);
     ami_msg_free(e->msg);
     free(e);
 }
@@ -68,6 +71,7 @@ struct bus *bus_new(const struct cfg *c)
     if (!b)
         return NULL;
     b->cfg = c;
+    strbuf_init(&b->scratch, 0);
     b->nservers = c->nservers;
     b->seq = calloc(c->nservers ? c->nservers : 1, sizeof(*b->seq));
     b->rings = calloc(c->nservers ? c->nservers : 1, sizeof(*b->rings));
@@ -98,6 +102,7 @@ void bus_free(struct bus *b)
     }
     free(b->rings);
     free(b->seq);
+    strbuf_release(&b->scratch);
     free(b);
 }
 
@@ -109,21 +114,35 @@ int bus_add_sink(struct bus *b, bus_sink_fn fn, void *ud)
     return 0;
 }
 
-/* The JSON of an event, dumped once for every outlet (json_pack keeps the
- * envelope's member order). */
-static char *encode(const char *server, const char *name, uint64_t seq, const char *when,
-                    const struct ami_msg *m, size_t *len)
+/* The JSON of an event, written once for every outlet, by hand (the bytes
+ * json_pack + json_dumps gave, without the tree), into the bus's scratch
+ * buffer. */
+static int encode(struct strbuf *sb, const char *server, const char *name, uint64_t seq,
+                  const char *when, const struct ami_msg *m)
 {
-    json_t *fields = ami_msg_to_json(m);
-    json_t *env = json_pack("{s:s,s:s,s:I,s:s,s:o}", "server", server, "event", name, "seq",
-                            (json_int_t)seq, "time", when, "fields", fields);
-    if (!env)
-        return NULL;
-    char *s = json_dumps(env, JSON_COMPACT);
-    json_decref(env);
-    if (s)
-        *len = strlen(s);
-    return s;
+    strbuf_reset(sb);
+    int rc = strbuf_append_str(sb, "{\"server\":");
+    if (!rc)
+        rc = jsonw_string(sb, server, strlen(server));
+    if (!rc)
+        rc = strbuf_append_str(sb, ",\"event\":");
+    if (!rc)
+        rc = jsonw_string(sb, name, strlen(name));
+    if (!rc)
+        rc = strbuf_append_str(sb, ",\"seq\":");
+    if (!rc)
+        rc = jsonw_u64(sb, seq);
+    if (!rc)
+        rc = strbuf_append_str(sb, ",\"time\":");
+    if (!rc)
+        rc = jsonw_string(sb, when, strlen(when));
+    if (!rc)
+        rc = strbuf_append_str(sb, ",\"fields\":");
+    if (!rc)
+        rc = ami_msg_json_append(m, sb);
+    if (!rc)
+        rc = strbuf_append(sb, "}", 1);
+    return rc;
 }
 
 static void ring_push(struct ring *r, struct bus_event *e)
@@ -229,24 +248,29 @@ void bus_publish_ami(struct bus *b, size_t server, const struct ami_msg *m)
         metrics_inc(METRIC_EVENTS_FILTERED, b->cfg->servers[server].name, NULL, 1);
         return;
     }
-    struct bus_event *e = calloc(1, sizeof(*e));
-    if (!e)
-        return;
-    e->refs = 1;
-    e->server = server;
-    e->server_name = b->cfg->servers[server].name;
-    snprintf(e->name, sizeof(e->name), "%s", name);
-    char when[40];
+    char when[40], ename[BUS_EVENT_NAME_MAX];
     log_timestamp(when, sizeof(when));
-    e->seq = ++b->seq[server];
-    e->json = encode(e->server_name, e->name, e->seq, when, m, &e->len);
-    e->msg = ami_msg_dup(m);
-    if (!e->json || !e->msg) {
+    snprintf(ename, sizeof(ename), "%s", name);
+    uint64_t seq = b->seq[server] + 1;
+    struct bus_event *e = NULL;
+    /* the event and its JSON in one allocation */
+    if (encode(&b->scratch, b->cfg->servers[server].name, ename, seq, when, m) == 0 &&
+        (e = calloc(1, sizeof(*e) + b->scratch.len + 1)) != NULL) {
+        e->json = (char *)(e + 1);
+        memcpy(e->json, b->scratch.data, b->scratch.len + 1);
+        e->len = b->scratch.len;
+        e->msg = ami_msg_dup(m);
+    }
+    if (!e || !e->msg) {
         bus_event_unref(e);
-        b->seq[server]--; /* keep the sequence gap-free */
         log_error("out of memory encoding an event", NULL);
         return;
     }
+    e->refs = 1;
+    e->server = server;
+    e->server_name = b->cfg->servers[server].name;
+    memcpy(e->name, ename, sizeof(ename));
+    e->seq = b->seq[server] = seq; /* gap-free: given out only now */
     b->st.delivered++;
     deliver(b, server, e);
     bus_event_unref(e);

@@ -2,8 +2,9 @@
  *
  * The first input byte picks the chunk size and whether a banner is
  * expected, and small limits are used half of the time so the caps are hit
- * often. Every message that comes out must convert to valid JSON, and its
- * wire form must parse back to the same pairs. */
+ * often. Every message that comes out must convert to valid JSON, the hand
+ * encoder (ami_msg_json_append) must write the very bytes jansson dumps,
+ * and its wire form must parse back to the same pairs. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,12 @@ static void check_message(const struct ami_msg *m)
     char *s = json_dumps(j, JSON_COMPACT);
     if (!s || !utf8_valid(s, strlen(s)))
         abort();
+    struct strbuf direct;
+    strbuf_init(&direct, 0);
+    if (ami_msg_json_append(m, &direct) != 0 || direct.len != strlen(s) ||
+        memcmp(direct.data, s, direct.len) != 0)
+        abort();
+    strbuf_release(&direct);
     json_error_t e;
     json_t *back = json_loads(s, 0, &e);
     if (!back)

@@ -405,6 +405,60 @@ static void dup_copies_every_pair_and_stands_alone(void **state)
     ami_msg_free(empty);
 }
 
+/* The hand encoder against jansson, the oracle: random messages with
+ * repeated keys in mixed case, controls, quotes, backslashes, NUL bytes,
+ * valid and ill-formed UTF-8. */
+static void direct_json_is_byte_for_byte_janssons(void **state)
+{
+    (void)state;
+    static const char *const keys[] = {"Event",    "Channel",  "Variable", "variable",
+                                       "VARIABLE", "Uniqueid", "a",        "A",
+                                       "Exten",    "Output",   "x-y_z"};
+    static const char pieces[][5] = {"a",    "Z",        "\"",           "\\",
+                                     "/",    "\n",       "\r",           "\t",
+                                     "\b",   "\f",       "\x01",         "\x1f",
+                                     "\x7f", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+                                     "\xc3", "\xff",     "\xed\xa0\x80", "\xc0\xaf",
+                                     " ",    "="};
+    unsigned seed = 12345;
+    for (int round = 0; round < 3000; round++) {
+        struct ami_msg *m = ami_msg_new();
+        size_t n = (size_t)(rand_r(&seed) % 20);
+        if (round % 500 == 0)
+            n = AMI_MSG_JSON_DIRECT_MAX +
+                (size_t)(round % 1000 ? 1 : 0); /* both sides of the cap */
+        for (size_t i = 0; i < n; i++) {
+            char v[64];
+            size_t vl = 0;
+            size_t np = (size_t)(rand_r(&seed) % 8);
+            for (size_t k = 0; k < np; k++) {
+                const char *pc = pieces[rand_r(&seed) % (sizeof(pieces) / sizeof(pieces[0]))];
+                size_t pl = strlen(pc);
+                memcpy(v + vl, pc, pl);
+                vl += pl;
+            }
+            if (rand_r(&seed) % 10 == 0)
+                v[vl++] = '\0'; /* a NUL inside a value */
+            const char *key = keys[rand_r(&seed) % (sizeof(keys) / sizeof(keys[0]))];
+            assert_int_equal(ami_msg_addn(m, key, strlen(key), v, vl), 0);
+        }
+        if (round % 7 == 0)
+            assert_int_equal(ami_msg_add(m, "Bad\xc3Key", "v"), 0); /* through the tree */
+        json_t *j = ami_msg_to_json(m);
+        char *want = json_dumps(j, JSON_COMPACT);
+        struct strbuf got;
+        strbuf_init(&got, 0);
+        assert_int_equal(ami_msg_json_append(m, &got), 0);
+        assert_non_null(want);
+        assert_int_equal(got.len, strlen(want));
+        assert_memory_equal(got.data, want, got.len);
+        strbuf_release(&got);
+        free(want);
+        json_decref(j);
+        ami_msg_free(m);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -423,6 +477,7 @@ int main(void)
         cmocka_unit_test(json_nul_in_a_value_is_refused_not_truncated),
         cmocka_unit_test(asterisk_line_and_header_limits_are_enforced),
         cmocka_unit_test(action_must_come_first_and_be_named),
+        cmocka_unit_test(direct_json_is_byte_for_byte_janssons),
     };
     return cmocka_run_group_tests_name("ami_message", tests, NULL, NULL);
 }
