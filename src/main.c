@@ -525,10 +525,28 @@ static void forget_pool(struct server_ctx *s)
     uv_close((uv_handle_t *)&s->retry, NULL);
 }
 
+/* Backpressure from the Redis outlet: hold back (or go on) reading the
+ * AMI event connections. */
+static void pause_events(void *ud, int pause)
+{
+    struct app *app = ud;
+    for (size_t i = 0; i < app->npools; i++)
+        if (app->pools[i])
+            ami_pool_pause_events(app->pools[i], pause);
+}
+
+/* The pools are about to close: they read to the end. */
+static void stop_pausing(struct app *app)
+{
+    if (app->publisher)
+        bus_publisher_set_pause_cb(app->publisher, NULL, NULL);
+}
+
 static void http_closed(void *arg)
 {
     struct app *app = arg;
     app->http = NULL;
+    stop_pausing(app);
     app->pools_open = (int)app->npools;
     if (app->npools == 0) {
         app->pools_open = 1;
@@ -558,6 +576,7 @@ static void on_drain(uv_timer_t *t)
         /* closing the pools answers them with 503; give MHD a moment to send */
         if (app->webhooks)
             webhooks_quiesce(app->webhooks);
+        stop_pausing(app);
         for (size_t i = 0; i < app->npools; i++) {
             struct ami_pool *p = app->pools[i];
             app->pools[i] = NULL;
@@ -754,6 +773,8 @@ int main(int argc, char **argv)
         app.servers[i].retry.data = &app.servers[i];
         ami_pool_set_events_up_cb(app.pools[i], on_events_up, &app.servers[i]);
     }
+    if (app.publisher)
+        bus_publisher_set_pause_cb(app.publisher, pause_events, &app);
     metrics_set(METRIC_BUILD_INFO, AMIBRIDGE_VERSION, NULL, NULL, 1);
     app.api = api_new(app.loop, &app.cfg, app.pools, app.npools, app.redis, app.bus, app.publisher,
                       app.webhooks);

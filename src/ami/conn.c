@@ -36,7 +36,14 @@ struct ami_conn {
     uv_timer_t timer;    /* connect deadline, backoff, logoff wait */
     uv_timer_t ka_timer; /* keepalive */
     int closes_pending;  /* close callbacks not yet run */
-    int tearing;         /* final teardown started */
+    int paused;          /* held back by ami_conn_pause() */
+    struct strbuf held;  /* bytes read while held back, parsed from held_off on */
+    size_t held_off;
+    int undrained;      /* the parser has messages not handed out yet */
+    int forcing;        /* the hold is full: messages go through all the same */
+    uv_timer_t release; /* parses them once the hold ends */
+    uint64_t hold_overflows;
+    int tearing; /* final teardown started */
 
     struct ami_parser *parser;
     enum login_phase phase;
@@ -337,32 +344,23 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(chunk, sizeof(chunk));
 }
 
-static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+/* Hand out the complete messages the parser has, until the owner holds
+ * them back (the rest stay in the parser, c->undrained). Returns 0, or -1
+ * when the socket is gone (a callback closed or reset us, or the bytes
+ * were not AMI). */
+static int drain(struct ami_conn *c, struct ami_sock *sk)
 {
-    struct ami_sock *sk = s->data;
-    struct ami_conn *c = sk->c;
-    if (!c || c->sock != sk)
-        return;
-    if (nread < 0) {
-        char why[128];
-        if (nread == UV_EOF)
-            snprintf(why, sizeof(why), "connection closed by Asterisk");
-        else
-            snprintf(why, sizeof(why), "read failed: %s", uv_strerror((int)nread));
-        conn_fail(c, why, 0);
-        return;
-    }
-    if (nread == 0)
-        return;
-    c->last_rx = uv_now(c->loop);
-    if (ami_parser_feed(c->parser, buf->base, (size_t)nread) < 0) {
-        conn_fail(c, ami_parser_errstr(c->parser), 0);
-        return;
-    }
     struct ami_msg *m;
     int rc = 0;
+    c->undrained = 0;
     /* a callback may close or reset us: stop as soon as this socket is gone */
-    while (c->sock == sk && (rc = ami_parser_next(c->parser, &m)) == 1) {
+    while (c->sock == sk) {
+        if (c->paused && !c->forcing && c->state == AMI_CONN_UP) {
+            c->undrained = 1;
+            return 0;
+        }
+        if ((rc = ami_parser_next(c->parser, &m)) != 1)
+            break;
         if (c->state == AMI_CONN_CONNECTING) {
             on_login_message(c, m);
             continue;
@@ -388,7 +386,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             ami_msg_free(m);
             if (bye) {
                 conn_teardown(c);
-                return;
+                return -1;
             }
             continue;
         }
@@ -397,8 +395,106 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         else
             ami_msg_free(m);
     }
-    if (c->sock == sk && rc < 0)
+    if (c->sock != sk)
+        return -1;
+    if (rc < 0) {
         conn_fail(c, ami_parser_errstr(c->parser), 0);
+        return -1;
+    }
+    return 0;
+}
+
+/* Parse bytes from the socket and hand out what is complete. */
+static int feed(struct ami_conn *c, struct ami_sock *sk, const char *data, size_t len)
+{
+    if (ami_parser_feed(c->parser, data, len) < 0) {
+        conn_fail(c, ami_parser_errstr(c->parser), 0);
+        return -1;
+    }
+    return drain(c, sk);
+}
+
+static size_t held_len(const struct ami_conn *c)
+{
+    return c->held.len - c->held_off;
+}
+
+/* Parse the next chunk of held bytes (read position moves on; the buffer
+ * is compacted when most of it was read, and given back when empty). */
+static int feed_held(struct ami_conn *c, struct ami_sock *sk)
+{
+    size_t n = held_len(c) < AMI_CONN_READ_CHUNK ? held_len(c) : AMI_CONN_READ_CHUNK;
+    /* the parser copies what it keeps; a callback may hold again and append
+     * while we are in it, moving the buffer: feed from a copy */
+    static char chunk[AMI_CONN_READ_CHUNK];
+    memcpy(chunk, c->held.data + c->held_off, n);
+    c->held_off += n;
+    if (c->held_off == c->held.len) {
+        strbuf_release(&c->held); /* a burst's memory goes back */
+        c->held_off = 0;
+    } else if (c->held_off > c->held.len / 2) {
+        strbuf_consume(&c->held, c->held_off);
+        c->held_off = 0;
+    }
+    return feed(c, sk, chunk, n);
+}
+
+static void on_release(uv_timer_t *t)
+{
+    struct ami_conn *c = t->data;
+    struct ami_sock *sk = c->sock;
+    if (!sk || (c->undrained && drain(c, sk) < 0))
+        return;
+    for (int i = 0; i < AMI_CONN_RELEASE_CHUNKS && !c->paused && held_len(c); i++)
+        if (feed_held(c, sk) < 0)
+            return;
+    if (!c->paused && held_len(c))
+        uv_timer_start(&c->release, on_release, 0, 0);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    struct ami_sock *sk = s->data;
+    struct ami_conn *c = sk->c;
+    if (!c || c->sock != sk)
+        return;
+    if (nread < 0) {
+        char why[128];
+        if (nread == UV_EOF)
+            snprintf(why, sizeof(why), "connection closed by Asterisk");
+        else
+            snprintf(why, sizeof(why), "read failed: %s", uv_strerror((int)nread));
+        conn_fail(c, why, 0);
+        return;
+    }
+    if (nread == 0)
+        return;
+    c->last_rx = uv_now(c->loop);
+    /* held back (or still releasing what was): keep the bytes, in order;
+     * when the hold is full, its oldest bytes go through to make room (and
+     * the outlet that asked for the hold drops what it cannot take) */
+    if (c->paused || held_len(c) || c->undrained) {
+        if (held_len(c) + (size_t)nread <= AMI_CONN_HOLD_MAX &&
+            strbuf_append(&c->held, buf->base, (size_t)nread) == 0)
+            return;
+        /* full: the oldest go through, held or not, until there is room
+         * (out of memory: everything) */
+        c->hold_overflows++;
+        c->forcing = 1;
+        int rc = drain(c, sk);
+        while (rc == 0 && held_len(c) && held_len(c) + (size_t)nread > AMI_CONN_HOLD_MAX)
+            rc = feed_held(c, sk);
+        if (rc == 0 && strbuf_append(&c->held, buf->base, (size_t)nread) != 0) {
+            while (rc == 0 && held_len(c))
+                rc = feed_held(c, sk);
+            if (rc == 0)
+                rc = feed(c, sk, buf->base, (size_t)nread);
+        }
+        if (rc == 0)
+            c->forcing = 0;
+        return;
+    }
+    feed(c, sk, buf->base, (size_t)nread);
 }
 
 /* --- connecting -------------------------------------------------------------------- */
@@ -510,6 +606,11 @@ static void close_sock(struct ami_conn *c)
     if (!sk)
         return;
     c->sock = NULL;
+    c->paused = 0; /* the next connection starts afresh */
+    strbuf_release(&c->held);
+    c->held_off = 0;
+    c->undrained = 0;
+    c->forcing = 0;
     uv_read_stop((uv_stream_t *)&sk->tcp);
     c->closes_pending++;
     uv_close((uv_handle_t *)&sk->tcp, sock_closed);
@@ -667,8 +768,11 @@ struct ami_conn *ami_conn_new(uv_loop_t *loop, const struct ami_conn_opts *o,
     strbuf_init(&c->outw, 0);
     uv_timer_init(loop, &c->timer);
     uv_timer_init(loop, &c->ka_timer);
+    uv_timer_init(loop, &c->release);
+    strbuf_init(&c->held, 0);
     c->timer.data = c;
     c->ka_timer.data = c;
+    c->release.data = c;
     c->last_rx = uv_now(loop);
     return c;
 }
@@ -680,6 +784,31 @@ void ami_conn_start(struct ami_conn *c)
     uint64_t ka = (uint64_t)c->o.keepalive_ms;
     uv_timer_start(&c->ka_timer, on_keepalive, ka / 2 ? ka / 2 : 1, ka / 2 ? ka / 2 : 1);
     conn_connect(c);
+}
+
+void ami_conn_pause(struct ami_conn *c, int pause)
+{
+    pause = !!pause;
+    if (c->state != AMI_CONN_UP || !c->sock || c->paused == pause)
+        return;
+    c->paused = pause;
+    if (!pause && (held_len(c) || c->undrained))
+        uv_timer_start(&c->release, on_release, 0, 0);
+}
+
+size_t ami_conn_held(const struct ami_conn *c)
+{
+    return held_len(c);
+}
+
+uint64_t ami_conn_hold_overflows(const struct ami_conn *c)
+{
+    return c->hold_overflows;
+}
+
+int ami_conn_paused(const struct ami_conn *c)
+{
+    return c->paused;
 }
 
 void ami_conn_reset(struct ami_conn *c, const char *reason)
@@ -698,9 +827,10 @@ static void conn_teardown(struct ami_conn *c)
     if (c->gai_active)
         uv_cancel((uv_req_t *)&c->gai);
     close_sock(c);
-    c->closes_pending += 2;
+    c->closes_pending += 3;
     uv_close((uv_handle_t *)&c->timer, handle_closed);
     uv_close((uv_handle_t *)&c->ka_timer, handle_closed);
+    uv_close((uv_handle_t *)&c->release, handle_closed);
 }
 
 static void conn_maybe_free(struct ami_conn *c)

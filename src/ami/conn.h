@@ -19,6 +19,8 @@
 #include "ami/message.h"
 
 #define AMI_CONN_READ_CHUNK          (64 * 1024)
+#define AMI_CONN_HOLD_MAX            (64 * 1024 * 1024) /* bytes held back (ami_conn_pause) */
+#define AMI_CONN_RELEASE_CHUNKS      4                 /* held chunks parsed per turn of the loop */
 #define AMI_CONN_MAX_OUTBUF          (8 * 1024 * 1024) /* queued bytes before send refuses */
 #define AMI_CONN_BACKOFF_MIN_MS      100
 #define AMI_CONN_BACKOFF_MAX_MS      3000
@@ -79,6 +81,22 @@ void ami_conn_start(struct ami_conn *c);
 /* Queue bytes (a serialised action) for sending. Only while UP.
  * Returns 0, -ENOTCONN, -ENOBUFS (too much queued) or -ENOMEM. */
 int ami_conn_send(struct ami_conn *c, const char *bytes, size_t len);
+
+/* Hold messages back (pause = 1) or let them come again (0): backpressure
+ * when they cannot be passed on fast enough. The socket is read all the
+ * same and the bytes kept as Asterisk sent them (no parsing, no allocation
+ * per message), up to AMI_CONN_HOLD_MAX; past that they go through (the
+ * owner drops what it cannot take). Reading is never stopped: Asterisk
+ * drops a manager session whose writes make no progress for `writetimeout`
+ * (manager.conf, 100 ms by default), and a stopped reader can stall its
+ * writes far longer than the pause itself (the kernel wakes a blocked
+ * writer only when a third of its send buffer is free). A new connection
+ * starts afresh; what was held on a lost one is lost with it. */
+void ami_conn_pause(struct ami_conn *c, int pause);
+int ami_conn_paused(const struct ami_conn *c);
+size_t ami_conn_held(const struct ami_conn *c);
+/* Times the hold was full and bytes went through anyway. */
+uint64_t ami_conn_hold_overflows(const struct ami_conn *c);
 
 /* Drop the TCP connection now and reconnect after the usual backoff, e.g.
  * when the owner found the session stuck. on_down fires if it was up. */

@@ -435,6 +435,12 @@ static void on_event_message(struct ami_conn *c, void *ud, struct ami_msg *m)
         ami_msg_free(m);
 }
 
+void ami_pool_pause_events(struct ami_pool *p, int pause)
+{
+    if (p->event.c)
+        ami_conn_pause(p->event.c, pause);
+}
+
 /* --- connection state ----------------------------------------------------------------- */
 
 static void on_up(struct ami_conn *c, void *ud)

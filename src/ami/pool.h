@@ -95,6 +95,10 @@ void ami_pool_set_events_up_cb(struct ami_pool *p, void (*fn)(void *ud), void *u
  * while the event connection is off. */
 void ami_pool_feed_event(struct ami_pool *p, struct ami_msg *m);
 
+/* Backpressure: stop (1) or go on (0) reading the event connection (see
+ * ami_conn_pause() for the bound Asterisk puts on such a pause). */
+void ami_pool_pause_events(struct ami_pool *p, int pause);
+
 /* `server` and `instance_id` are copied. Connections start at once.
  * `event_filters` (may be NULL) are Filter values for the event connection. */
 struct ami_pool *ami_pool_new(uv_loop_t *loop, const struct cfg_server *server,

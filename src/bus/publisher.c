@@ -8,6 +8,7 @@
 
 #include "bus/lease.h"
 #include "core/log.h"
+#include "core/strbuf.h"
 #include "core/metrics.h"
 
 /* A FIFO of events: buffer (not yet sent) and in flight (sent, replies
@@ -85,7 +86,14 @@ struct bus_publisher {
     char fence_sha[41];
     int script_loaded;
     int noscript;
-    struct fifo redo; /* refused with NOSCRIPT, oldest first */
+    struct fifo redo;  /* refused with NOSCRIPT, oldest first */
+    struct strbuf cmd; /* the command being sent, in RESP */
+    /* backpressure */
+    void (*pause_fn)(void *ud, int pause);
+    void *pause_ud;
+    int paused;
+    uint64_t paused_at;
+    char maxlen[16]; /* AMIBRIDGE_REDIS_STREAM_MAXLEN as text */
 };
 
 static void pump(struct bus_publisher *p);
@@ -176,36 +184,83 @@ static void on_reply(void *ud, const redisReply *rep)
     maybe_drained(p);
 }
 
+/* Send one command of `argc` arguments, formatted here (RESP) into the
+ * publisher's scratch buffer. */
+static int send_argv(struct bus_publisher *p, int argc, const char *const *argv, const size_t *len)
+{
+    strbuf_reset(&p->cmd);
+    if (bus_redis_format(&p->cmd, argc, argv, len) != 0)
+        return -ENOMEM;
+    return bus_redis_formatted(p->redis, on_reply, p, p->cmd.data, p->cmd.len);
+}
+
 static int send_publish(struct bus_publisher *p, struct bus_event *e)
 {
     char channel[256];
-    snprintf(channel, sizeof(channel), "%s.%s.%s",
-             e->channel_prefix ? e->channel_prefix : p->cfg->redis_prefix, e->server_name, e->name);
+    int cl = snprintf(channel, sizeof(channel), "%s.%s.%s",
+                      e->channel_prefix ? e->channel_prefix : p->cfg->redis_prefix, e->server_name,
+                      e->name);
+    size_t chlen = cl < 0 ? 0 : (size_t)cl < sizeof(channel) ? (size_t)cl : sizeof(channel) - 1;
     if (p->lease) {
         /* PUBLISH (and XADD) only if the lease is still ours, in one step */
-        char maxlen[16];
-        snprintf(maxlen, sizeof(maxlen), "%d", p->cfg->redis_stream_maxlen);
         const char *stream = p->cfg->redis_stream ? p->cfg->redis_stream : "";
-        if (p->script_loaded && p->fence_sha[0])
-            return bus_redis_command(p->redis, on_reply, p, "EVALSHA %s 1 %s %s %s %b %s %s",
-                                     p->fence_sha, bus_lease_key(p->lease),
-                                     bus_lease_token(p->lease), channel, e->json, e->len, stream,
-                                     maxlen);
-        int rc =
-            bus_redis_command(p->redis, on_reply, p, "EVAL %s 1 %s %s %s %b %s %s",
-                              bus_lease_fence_script, bus_lease_key(p->lease),
-                              bus_lease_token(p->lease), channel, e->json, e->len, stream, maxlen);
+        const char *key = bus_lease_key(p->lease), *token = bus_lease_token(p->lease);
+        int sha = p->script_loaded && p->fence_sha[0];
+        const char *script = sha ? p->fence_sha : bus_lease_fence_script;
+        const char *argv[] = {
+            sha ? "EVALSHA" : "EVAL", script, "1", key, token, channel, e->json, stream, p->maxlen};
+        size_t len[] = {strlen(argv[0]), strlen(script), 1,
+                        strlen(key),     strlen(token),  chlen,
+                        e->len,          strlen(stream), strlen(p->maxlen)};
+        int rc = send_argv(p, 9, argv, len);
         /* Redis runs commands in order: after this EVAL the script is cached */
-        p->script_loaded = rc == 0;
+        if (!sha)
+            p->script_loaded = rc == 0;
         return rc;
     }
-    return bus_redis_command(p->redis, on_reply, p, "PUBLISH %s %b", channel, e->json, e->len);
+    const char *argv[] = {"PUBLISH", channel, e->json};
+    size_t len[] = {7, chlen, e->len};
+    return send_argv(p, 3, argv, len);
 }
 
 static int send_xadd(struct bus_publisher *p, struct bus_event *e)
 {
-    return bus_redis_command(p->redis, on_reply, p, "XADD %s MAXLEN ~ %d * event %b",
-                             p->cfg->redis_stream, p->cfg->redis_stream_maxlen, e->json, e->len);
+    const char *argv[] = {"XADD", p->cfg->redis_stream, "MAXLEN", "~", p->maxlen, "*", "event",
+                          e->json};
+    size_t len[] = {4, strlen(p->cfg->redis_stream), 6, 1, strlen(p->maxlen), 1, 5, e->len};
+    return send_argv(p, 8, argv, len);
+}
+
+/* Backpressure: hold AMI events back while Redis is up and the buffer
+ * fills; let them come once Redis has caught up or is down. */
+static void set_paused(struct bus_publisher *p, int on)
+{
+    uint64_t now = uv_now(p->loop);
+    if (on) {
+        p->paused_at = now;
+        p->st.pauses++;
+    } else {
+        p->st.paused_ms += now - p->paused_at;
+        metrics_inc(METRIC_EVENTS_PAUSED, NULL, NULL, (double)(now - p->paused_at) / 1000.0);
+    }
+    p->paused = on;
+    p->pause_fn(p->pause_ud, on);
+}
+
+static void flow(struct bus_publisher *p)
+{
+    if (!p->pause_fn)
+        return;
+    size_t cap = p->buf.cap;
+    int want;
+    if (p->closing || !bus_redis_up(p->redis) || follower(p))
+        want = 0;
+    else if (p->paused)
+        want = p->buf.n * 100 > cap * PUBLISHER_RESUME_AT_PCT;
+    else
+        want = p->buf.n * 100 >= cap * PUBLISHER_PAUSE_AT_PCT;
+    if (want != p->paused)
+        set_paused(p, want);
 }
 
 /* Send what the window allows, oldest first. */
@@ -225,6 +280,7 @@ static void pump(struct bus_publisher *p)
         bus_event_unref(fifo_pop(&p->buf).e);
     }
     metrics_set(METRIC_REDIS_BUFFER, NULL, NULL, NULL, (double)p->buf.n);
+    flow(p);
 }
 
 static void log_drops(struct bus_publisher *p)
@@ -287,6 +343,7 @@ void bus_publisher_redis_state(void *ud, int up)
         p->st.resent++;
     }
     requeue_redo(p); /* older still than what was in flight */
+    flow(p);         /* nothing is held back while Redis is down */
     log_drops(p);
     metrics_set(METRIC_REDIS_BUFFER, NULL, NULL, NULL, (double)p->buf.n);
     maybe_drained(p);
@@ -302,6 +359,8 @@ struct bus_publisher *bus_publisher_new(uv_loop_t *loop, const struct cfg *c,
     p->cfg = c;
     p->redis = redis;
     p->cmds_per_event = c->redis_stream ? 2 : 1;
+    strbuf_init(&p->cmd, 0);
+    snprintf(p->maxlen, sizeof(p->maxlen), "%d", c->redis_stream_maxlen);
     if (fifo_init(&p->buf, (size_t)c->redis_buffer) ||
         fifo_init(&p->inflight, PUBLISHER_WINDOW + 2) ||
         fifo_init(&p->redo, PUBLISHER_WINDOW + 2)) {
@@ -384,6 +443,7 @@ static void drain_timer_closed(uv_handle_t *h)
     free(p->buf.v);
     free(p->inflight.v);
     free(p->redo.v);
+    strbuf_release(&p->cmd);
     free(p);
 }
 
@@ -392,8 +452,18 @@ void bus_publisher_free(struct bus_publisher *p)
     if (!p)
         return;
     p->closing = 1;
+    p->pause_fn = NULL; /* the owner is going: nothing to hold back any more */
     uv_timer_stop(&p->drain_timer);
     uv_close((uv_handle_t *)&p->drain_timer, drain_timer_closed);
+}
+
+void bus_publisher_set_pause_cb(struct bus_publisher *p, void (*fn)(void *ud, int pause), void *ud)
+{
+    if (p->paused && p->pause_fn)
+        set_paused(p, 0); /* the old owner reads again */
+    p->pause_fn = fn;
+    p->pause_ud = ud;
+    flow(p);
 }
 
 void bus_publisher_stats(const struct bus_publisher *p, struct bus_publisher_stats *st)

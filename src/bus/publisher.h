@@ -8,6 +8,14 @@
  * once a second. Commands that were in flight when the connection dropped
  * are sent again after the reconnect (at-least-once: a subscriber may see
  * such an event twice, with the same seq). The loop never blocks on Redis.
+ *
+ * Backpressure: while Redis is up but slower than AMI, the buffer would
+ * overflow; before it does (PUBLISHER_PAUSE_AT_PCT % of it used), the
+ * publisher asks its owner to hold AMI events back, and to let them come
+ * again once Redis has caught up (PUBLISHER_RESUME_AT_PCT %). The owner
+ * holds them as the bytes Asterisk sent (ami_conn_pause()), so nothing is
+ * dropped until that bounded hold is full too. While Redis is down nothing
+ * is held back: events wait in the buffer and the oldest are dropped.
  */
 #ifndef AMIBRIDGE_BUS_PUBLISHER_H
 #define AMIBRIDGE_BUS_PUBLISHER_H
@@ -20,8 +28,10 @@
 #include "bus/redis.h"
 #include "core/config.h"
 
-#define PUBLISHER_WINDOW      1024 /* commands in flight on the connection */
-#define PUBLISHER_DROP_LOG_MS 1000
+#define PUBLISHER_WINDOW        1024 /* commands in flight on the connection */
+#define PUBLISHER_DROP_LOG_MS   1000
+#define PUBLISHER_PAUSE_AT_PCT  75 /* of AMIBRIDGE_REDIS_BUFFER */
+#define PUBLISHER_RESUME_AT_PCT 50
 
 struct bus_publisher;
 
@@ -32,6 +42,8 @@ struct bus_publisher_stats {
     uint64_t resent;    /* sent again after a lost connection */
     size_t buffered;    /* waiting to be sent */
     size_t inflight;    /* sent, not acknowledged */
+    uint64_t pauses;    /* times AMI reading was held back */
+    uint64_t paused_ms; /* for how long in all */
 };
 
 /* `c` and `redis` are borrowed. */
@@ -43,6 +55,10 @@ void bus_publisher_sink(void *p, struct bus_event *e);
 /* Redis came up or went down (wire to bus_redis_set_state_cb). */
 void bus_publisher_redis_state(void *p, int up);
 void bus_publisher_stats(const struct bus_publisher *p, struct bus_publisher_stats *st);
+/* Backpressure: `fn(ud, 1)` asks to stop reading AMI events, `fn(ud, 0)` to
+ * go on (see above). Setting another (or NULL) first ends a pause in
+ * effect. */
+void bus_publisher_set_pause_cb(struct bus_publisher *p, void (*fn)(void *ud, int pause), void *ud);
 #include "bus/lease.h"
 
 /* Replicas (Redis): publish only while this process holds the leader

@@ -9,12 +9,14 @@
 
 #include "core/backoff.h"
 #include "core/log.h"
+#include "core/strbuf.h"
 
 /* --- the libuv adapter ------------------------------------------------------------ */
 
 struct redis_poll {
     uv_poll_t poll;
     int events;
+    int watched;           /* the events uv_poll was last started with */
     redisAsyncContext *ac; /* NULL once hiredis cleaned up */
 };
 
@@ -31,8 +33,13 @@ static void poll_cb(uv_poll_t *h, int status, int events)
         redisAsyncHandleWrite(p->ac);
 }
 
+/* hiredis asks for write interest with every command: libuv hears only of
+ * changes (each start is an epoll_ctl on the next turn of the loop). */
 static void poll_update(struct redis_poll *p)
 {
+    if (p->events == p->watched)
+        return;
+    p->watched = p->events;
     if (p->events)
         uv_poll_start(&p->poll, p->events, poll_cb);
     else
@@ -443,6 +450,49 @@ int bus_redis_commandargv(struct bus_redis *r, bus_redis_cb cb, void *ud, int ar
     }
     r->pending++;
     return 0;
+}
+
+int bus_redis_formatted(struct bus_redis *r, bus_redis_cb cb, void *ud, const char *cmd, size_t len)
+{
+    if (r->state != RS_UP || !r->ac)
+        return -ENOTCONN;
+    struct pending_cmd *pc = malloc(sizeof(*pc));
+    if (!pc)
+        return -ENOMEM;
+    *pc = (struct pending_cmd){r, cb, ud};
+    if (redisAsyncFormattedCommand(r->ac, on_reply, pc, cmd, len) != REDIS_OK) {
+        free(pc);
+        return -ENOTCONN;
+    }
+    r->pending++;
+    return 0;
+}
+
+static int append_len(struct strbuf *out, char kind, size_t n)
+{
+    char d[24];
+    size_t i = sizeof(d);
+    d[--i] = '\n';
+    d[--i] = '\r';
+    do {
+        d[--i] = (char)('0' + n % 10);
+        n /= 10;
+    } while (n);
+    d[--i] = kind;
+    return strbuf_append(out, d + i, sizeof(d) - i);
+}
+
+int bus_redis_format(struct strbuf *out, int argc, const char *const *argv, const size_t *argvlen)
+{
+    int rc = append_len(out, '*', (size_t)argc);
+    for (int i = 0; i < argc && !rc; i++) {
+        rc = append_len(out, '$', argvlen[i]);
+        if (!rc)
+            rc = strbuf_append(out, argv[i], argvlen[i]);
+        if (!rc)
+            rc = strbuf_append(out, "\r\n", 2);
+    }
+    return rc;
 }
 
 void bus_redis_psubscribe(struct bus_redis *r, const char *pattern, bus_redis_msg_cb cb, void *ud)

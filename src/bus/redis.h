@@ -40,6 +40,13 @@ int bus_redis_command(struct bus_redis *r, bus_redis_cb cb, void *ud, const char
 int bus_redis_commandargv(struct bus_redis *r, bus_redis_cb cb, void *ud, int argc,
                           const char **argv, const size_t *argvlen);
 
+/* The same with a command already in RESP (bus_redis_format): no format
+ * string to parse and no copy of the arguments but hiredis's own. */
+int bus_redis_formatted(struct bus_redis *r, bus_redis_cb cb, void *ud, const char *cmd,
+                        size_t len);
+/* Append one command in RESP (`*argc`, then `$len` and each argument). */
+struct strbuf;
+int bus_redis_format(struct strbuf *out, int argc, const char *const *argv, const size_t *argvlen);
 /* Make this connection a subscriber: PSUBSCRIBE `pattern` now and after
  * every reconnect, and call cb for each message (channel and payload
  * borrowed for the call). The connection takes no other command after. */

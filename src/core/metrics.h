@@ -27,6 +27,7 @@ enum metric_id {
     METRIC_EVENTS_PUBLISHED,      /* counter {outlet} */
     METRIC_EVENTS_DROPPED,        /* counter {outlet,reason} */
     METRIC_REDIS_BUFFER,          /* gauge */
+    METRIC_EVENTS_PAUSED,         /* counter: seconds AMI event reading was held back */
     METRIC_REDIS_UP,              /* gauge */
     METRIC_SSE_CLIENTS,           /* gauge */
     METRIC_ORIGINATE_REJECTED,    /* counter {reason} */

@@ -244,6 +244,51 @@ static void hundred_thousand_flood_events_arrive_without_a_gap(void **state)
     stop(&e);
 }
 
+/* Redis up but not taking commands for a second (CLIENT PAUSE) during a
+ * flood, with a buffer of 1,000 events: the bridge holds AMI events back
+ * instead of dropping them, without ever leaving Asterisk's writes stuck
+ * (the simulator plays manager.conf writetimeout = 100 ms and would drop
+ * the session), and every event arrives, in order. */
+static void a_stalled_redis_holds_events_back_and_loses_none(void **state)
+{
+    (void)state;
+    struct env e;
+    const char *extra[] = {"AMIBRIDGE_LOG_LEVEL=warn", "AMIBRIDGE_REDIS_BUFFER=1000", NULL};
+    start(&e, 1, extra);
+    assert_int_equal(
+        post(&e, "/v1/actions/SimControl", "{\"WriteTimeout\":\"100\",\"MaxOutbuf\":\"0\"}"), 200);
+    struct sub s;
+    assert_int_equal(sub_start(&s, e.redis.port, "ami.default.SimFlood"), 0);
+    enum { N = 60000 };
+    flood(&e, 20000, N);
+    testenv_sleep_ms(500);
+    const char *pause[] = {"CLIENT", "PAUSE", "1000", "WRITE", NULL};
+    free(redis_cli(&e.redis, pause));
+    size_t got = sub_wait(&s, N, 60000);
+    double held = metric(&e, "amibridge_events_read_paused_seconds_total");
+    print_message(
+        "%zu of %d events through a 1 s Redis pause; held back for %.2f s; dropped "
+        "%.0f; AMI reconnects %.0f\n",
+        got, N, held,
+        metric(&e, "amibridge_events_dropped_total{outlet=\"redis\",reason=\"buffer_full\"}"),
+        metric(&e, "amibridge_ami_reconnects_total{server=\"default\"}"));
+    assert_int_equal(got, N);
+    for (size_t i = 0; i < N; i++) {
+        json_t *j = json_loads(s.v[i].payload, 0, NULL);
+        long fseq = strtol(json_string_value(json_object_get(json_object_get(j, "fields"), "Seq")),
+                           NULL, 10);
+        json_decref(j);
+        if (fseq != (long)i + 1)
+            fail_msg("event %zu carries Seq %ld", i, fseq);
+    }
+    assert_true(held >= 0.5);
+    assert_int_equal(
+        metric(&e, "amibridge_events_dropped_total{outlet=\"redis\",reason=\"buffer_full\"}"), 0);
+    assert_int_equal(metric(&e, "amibridge_ami_reconnects_total{server=\"default\"}"), 0);
+    sub_stop(&s);
+    stop(&e);
+}
+
 static void redis_down_drops_are_counted_nothing_blocks_and_publishing_resumes(void **state)
 {
     (void)state;
@@ -808,6 +853,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(redis_subscriber_gets_a_call_in_order_as_in_the_capture),
         cmocka_unit_test(hundred_thousand_flood_events_arrive_without_a_gap),
+        cmocka_unit_test(a_stalled_redis_holds_events_back_and_loses_none),
         cmocka_unit_test(redis_down_drops_are_counted_nothing_blocks_and_publishing_resumes),
         cmocka_unit_test(xadd_keeps_a_trimmed_stream),
         cmocka_unit_test(sse_filters_replay_and_heartbeat),

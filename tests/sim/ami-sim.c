@@ -19,7 +19,7 @@
  *     RejectLogins: B   every Login fails like a wrong secret (true/false)
  *     TimeScale: F      new waits use this factor
  *     RestartDownMs: N  how long a restart keeps the port closed
- *     AuthLimit: N, MaxOutbuf: BYTES
+ *     AuthLimit: N, MaxOutbuf: BYTES, WriteTimeout: MS
  *     Restart: now      like 'core restart now'
  *     Shutdown: now     like 'core stop gracefully'
  *   -> "Response: Success / Message: SimControl applied", or an error naming
@@ -78,6 +78,8 @@ static void usage(FILE *f)
             "  --auth-limit N           unauthenticated connections at once (default 50, 0 off)\n"
             "  --auth-timeout-ms N      close connections not logged in after N ms (30000)\n"
             "  --max-outbuf BYTES       drop a connection that lets more pile up (64 MiB)\n"
+            "  --write-timeout MS       drop a connection whose writes make no progress for\n"
+            "                           MS (manager.conf writetimeout; default 0: off)\n"
             "  --channel-seq N          first Local channel number (default 0)\n"
             "  --uniqueid-seq N         first uniqueid counter (default 0)\n"
             "  --devstate DEV=STATE     start with this cached device state, e.g.\n"
@@ -90,7 +92,7 @@ static void usage(FILE *f)
             "  --help\n"
             "runtime: 'Action: SimControl' (DropAfter, GarbageAfter, StallReadAfter, DelayMs,\n"
             "Flood, FloodCount, RejectLogins, TimeScale, RestartDownMs, AuthLimit, MaxOutbuf,\n"
-            "Restart: now, Shutdown: now) and 'Action: SimStats'.\n");
+            "WriteTimeout, Restart: now, Shutdown: now) and 'Action: SimStats'.\n");
 }
 
 /* Non-negative integers only: a knob of -1 is always a typo. */
@@ -194,6 +196,7 @@ int main(int argc, char **argv)
         OPT_AUTH_LIMIT,
         OPT_AUTH_TIMEOUT,
         OPT_MAX_OUTBUF,
+        OPT_WRITE_TIMEOUT,
         OPT_CHANNEL_SEQ,
         OPT_UNIQUEID_SEQ,
         OPT_DEVSTATE,
@@ -218,6 +221,7 @@ int main(int argc, char **argv)
         {"auth-limit", required_argument, NULL, OPT_AUTH_LIMIT},
         {"auth-timeout-ms", required_argument, NULL, OPT_AUTH_TIMEOUT},
         {"max-outbuf", required_argument, NULL, OPT_MAX_OUTBUF},
+        {"write-timeout", required_argument, NULL, OPT_WRITE_TIMEOUT},
         {"channel-seq", required_argument, NULL, OPT_CHANNEL_SEQ},
         {"uniqueid-seq", required_argument, NULL, OPT_UNIQUEID_SEQ},
         {"devstate", required_argument, NULL, OPT_DEVSTATE},
@@ -274,6 +278,9 @@ int main(int argc, char **argv)
             break;
         case OPT_MAX_OUTBUF:
             bad = parse_num("--max-outbuf", optarg, &o.max_outbuf);
+            break;
+        case OPT_WRITE_TIMEOUT:
+            bad = parse_num("--write-timeout", optarg, &o.write_timeout_ms);
             break;
         case OPT_CHANNEL_SEQ:
             bad = parse_num("--channel-seq", optarg, &n);

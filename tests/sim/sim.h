@@ -80,7 +80,9 @@ struct sim_opts {
     long restart_down_ms;
     long auth_limit; /* unauthenticated sessions at once (manager.conf authlimit) */
     long auth_timeout_ms;
-    long max_outbuf; /* bytes queued to one session before it is dropped */
+    long max_outbuf;       /* bytes queued to one session before it is dropped */
+    long write_timeout_ms; /* manager.conf writetimeout: no write progress that long drops the
+                              session; 0 off */
     const char *record_file;
     const char *ready_file;
     int quiet;

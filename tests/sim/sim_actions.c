@@ -807,6 +807,8 @@ static void act_simcontrol(struct sim_session *s, const struct ami_msg *m)
             lp = &o->auth_limit;
         else if (!strcasecmp(k, "MaxOutbuf"))
             lp = &o->max_outbuf;
+        else if (!strcasecmp(k, "WriteTimeout"))
+            lp = &o->write_timeout_ms;
         if (lp) {
             if (parse_long(v, lp) < 0)
                 snprintf(err, sizeof(err), "Invalid value for %s: %s", k, v);

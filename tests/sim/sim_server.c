@@ -30,7 +30,7 @@
 #define SIM_READ_CHUNK       65536
 #define SIM_QUEUE_MAX        4096   /* pending actions before reading pauses */
 #define SIM_LINGER_MS        2000   /* wait for the peer's FIN after ours */
-#define SIM_SWEEP_MS         1000   /* auth timeout check period */
+#define SIM_SWEEP_MS         10     /* auth timeout and write timeout check period */
 #define SIM_FLOOD_TICK_MS    5      /* flood timer period */
 #define SIM_FLOOD_MAX_BURST  100000 /* events per tick at most */
 #define SIM_RESTART_CLOSE_MS 1100.0 /* 08a: connections closed 1.1 s after the command */
@@ -90,6 +90,9 @@ struct sim_session {
     struct strbuf out;
     struct strbuf inflight;
     int writing;
+    size_t stall_queue; /* bytes libuv still had to write at the last sweep */
+    uint64_t writes_done, stall_writes;
+    uint64_t stall_since; /* when that stopped shrinking */
     int close_after_flush;
     long msgs_sent;
     int garbage_done;
@@ -347,6 +350,7 @@ static void on_write(uv_write_t *req, int status)
 {
     struct sim_session *s = req->data;
     s->writing = 0;
+    s->writes_done++;
     strbuf_reset(&s->inflight);
     if (status < 0) {
         if (s->state == SESS_OPEN)
@@ -1168,6 +1172,23 @@ static void on_restart_auto(uv_timer_t *t)
 }
 
 /* manager.conf authtimeout: sessions that never log in are closed. */
+/* manager.c send_string(): a write that makes no progress for the
+ * session's writetimeout ends the session (write_error). Here: output
+ * queued in the kernel's stead (libuv's write queue) that has not shrunk
+ * for write_timeout_ms. */
+static int write_stalled(struct sim_session *s, uint64_t now)
+{
+    long limit = s->sim->opt.write_timeout_ms;
+    size_t q = s->writing ? uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) : 0;
+    if (limit <= 0 || q == 0 || q < s->stall_queue || s->writes_done != s->stall_writes) {
+        s->stall_queue = q;
+        s->stall_writes = s->writes_done;
+        s->stall_since = now;
+        return 0;
+    }
+    return now - s->stall_since >= (uint64_t)limit;
+}
+
 static void on_sweep(uv_timer_t *t)
 {
     struct sim *sim = t->data;
@@ -1176,8 +1197,14 @@ static void on_sweep(uv_timer_t *t)
     while (s) {
         struct sim_session *next = s->next;
         if (!s->auth.authenticated && sim->opt.auth_timeout_ms > 0 &&
-            now - s->start_ms > (uint64_t)sim->opt.auth_timeout_ms)
+            now - s->start_ms > (uint64_t)sim->opt.auth_timeout_ms) {
             session_close(s);
+        } else if (s->state == SESS_OPEN && write_stalled(s, now)) {
+            sim->stats.dropped_slow++;
+            sim_log(sim, "dropping %s:%d: no write progress for %ld ms (writetimeout)", s->remote,
+                    s->remote_port, sim->opt.write_timeout_ms);
+            session_close(s);
+        }
         s = next;
     }
 }
