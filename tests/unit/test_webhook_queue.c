@@ -204,7 +204,7 @@ static struct wh_sub *subscribe(const char *id, struct receiver *r, int load)
     json_t *o = json_pack("{s:s,s:s,s:[s],s:s,s:b}", "id", id, "url", url, "events", "*", "secret",
                           SECRET, "enabled", 1);
     struct wh_conf c = {0};
-    struct wh_problem pb;
+    struct wh_problem pb = {{0}, {0}};
     if (wh_conf_apply(&c, o, WH_STORED, allow, nallow, &pb) != 0)
         fail_msg("%s: %s", pb.field, pb.detail);
     json_decref(o);

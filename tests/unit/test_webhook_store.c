@@ -191,7 +191,7 @@ static void conf(struct wh_conf *c, const char *id, const char *more)
              id, id, SECRET, more ? "," : "", more ? more : "");
     json_t *o = json_loads(text, 0, NULL);
     assert_non_null(o);
-    struct wh_problem pb;
+    struct wh_problem pb = {{0}, {0}};
     memset(c, 0, sizeof(*c));
     if (wh_conf_apply(c, o, WH_STORED, allow, nallow, &pb) != 0)
         fail_msg("%s: %s", pb.field, pb.detail);
