@@ -89,24 +89,48 @@ static void options(struct api *a, struct http_req *r)
     http_respond(r, 204, NULL, "", 0);
 }
 
+/* What a request meets first, from its head as after its body. */
+enum first_look {
+    LOOK_ANSWERED, /* a client outside the trusted nets: refused and answered */
+    LOOK_OPTIONS,  /* OPTIONS, matched by options() */
+    LOOK_MATCHED,  /* *m says how the route matched; params to release when OK */
+};
+
+/* The same steps for api_head and api_handle, so that the two never
+ * disagree on who may call and which route a request is for. */
+static enum first_look first_look(struct api *a, struct http_req *r, enum http_match *m,
+                                  const struct http_route **rt, struct http_params *params,
+                                  char *allow, size_t allowlen)
+{
+    if (api_gate_untrusted(a, r))
+        return LOOK_ANSWERED;
+    if (!strcmp(http_req_method(r), "OPTIONS"))
+        return LOOK_OPTIONS;
+    *m = http_route_match(routes, NROUTES, http_req_method(r), http_req_path(r), rt, params, allow,
+                          allowlen);
+    return LOOK_MATCHED;
+}
+
 void api_handle(struct http_req *r, void *ud)
 {
     struct api *a = ud;
     const struct http_route *rt;
     struct http_params params;
     char allow[64];
-    if (api_gate_untrusted(a, r))
+    enum http_match m;
+    switch (first_look(a, r, &m, &rt, &params, allow, sizeof(allow))) {
+    case LOOK_ANSWERED:
         return;
-    if (!strcmp(http_req_method(r), "OPTIONS")) {
+    case LOOK_OPTIONS:
         options(a, r);
         return;
+    case LOOK_MATCHED:
+        break;
     }
     /* every answer to an allowed browser origin, errors included, carries
      * the CORS headers so that the page can read it */
     if (api_gate_cors(a, r) > 0)
         api_gate_cors_headers(r);
-    enum http_match m = http_route_match(routes, NROUTES, http_req_method(r), http_req_path(r), &rt,
-                                         &params, allow, sizeof(allow));
     switch (m) {
     case HTTP_MATCH_NOT_FOUND:
         http_respond_problem(r, 404, "not-found", "Not found", "no such route", NULL);
@@ -169,13 +193,10 @@ void api_head(struct http_req *r, void *ud)
     const struct http_route *rt;
     struct http_params params;
     char allow[64];
-    if (api_gate_untrusted(a, r))
-        return;
-    if (!strcmp(http_req_method(r), "OPTIONS"))
-        return;
-    enum http_match m = http_route_match(routes, NROUTES, http_req_method(r), http_req_path(r), &rt,
-                                         &params, allow, sizeof(allow));
-    if (m != HTTP_MATCH_OK)
+    enum http_match m;
+    /* OPTIONS has no body to spare: api_handle answers it */
+    if (first_look(a, r, &m, &rt, &params, allow, sizeof(allow)) != LOOK_MATCHED ||
+        m != HTTP_MATCH_OK)
         return;
     http_params_release(&params);
     if (!rt->scope)

@@ -62,7 +62,6 @@ struct wh_queues {
     wh_disabled_fn on_disabled;
     void *ud;
     struct wh_sub *subs;
-    size_t nsubs;
     int closing;
     uint64_t last_unpersisted_log;
     struct bus_lease *lease; /* replicas: only the leader delivers */
@@ -470,7 +469,6 @@ static void sub_unlink(struct wh_queues *q, struct wh_sub *s)
     for (struct wh_sub **pp = &q->subs; *pp; pp = &(*pp)->next)
         if (*pp == s) {
             *pp = s->next;
-            q->nsubs--;
             break;
         }
 }
@@ -597,7 +595,6 @@ struct wh_sub *wh_sub_add(struct wh_queues *q, struct wh_conf *c, int load)
     while (*pp)
         pp = &(*pp)->next;
     *pp = s;
-    q->nsubs++;
     s->loaded = !load || !q->redis;
     if (!s->loaded)
         sub_load(s);

@@ -74,6 +74,41 @@ static void defaults_come_from_the_documented_values(void **state)
     cfg_free(&c);
 }
 
+/* The lists' defaults are written twice in core/config.c: as arrays the
+ * code loads and as the text of --config-table (docs/configuration.md). */
+static void assert_list_is_documented(const char *env, char *const *list, size_t n)
+{
+    const char *doc = NULL;
+    for (const struct cfg_doc *d = cfg_docs; d->env && !doc; d++)
+        if (!strcmp(d->env, env))
+            doc = d->def;
+    assert_non_null(doc);
+    char *copy = strdup(doc), *save = NULL;
+    size_t i = 0;
+    for (char *w = strtok_r(copy, " ", &save); w; w = strtok_r(NULL, " ", &save), i++) {
+        if (i >= n || strcmp(w, list[i]))
+            fail_msg("%s: the documented default has '%s' where the code has '%s'", env, w,
+                     i < n ? list[i] : "(nothing)");
+    }
+    if (i != n)
+        fail_msg("%s: %zu documented, %zu in the code", env, i, n);
+    free(copy);
+}
+
+static void the_documented_list_defaults_are_the_loaded_ones(void **state)
+{
+    (void)state;
+    char *env[] = {BASE, NULL};
+    struct cfg c;
+    char err[256];
+    assert_int_equal(cfg_load(&c, env, NULL, err, sizeof(err)), 0);
+    assert_list_is_documented("AMIBRIDGE_DENY_ACTIONS", c.deny_actions, c.ndeny_actions);
+    assert_list_is_documented("AMIBRIDGE_DENY_ORIGINATE_APPS", c.deny_apps, c.ndeny_apps);
+    assert_list_is_documented("AMIBRIDGE_DENY_FUNCTIONS", c.deny_funcs, c.ndeny_funcs);
+    assert_list_is_documented("AMIBRIDGE_ALLOW_FUNCTIONS", c.allow_funcs, c.nallow_funcs);
+    cfg_free(&c);
+}
+
 static void environment_sets_every_key(void **state)
 {
     (void)state;
@@ -536,6 +571,7 @@ int main(void)
     log_set_level(LOG_ERROR); /* short-token warnings are expected here */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(defaults_come_from_the_documented_values),
+        cmocka_unit_test(the_documented_list_defaults_are_the_loaded_ones),
         cmocka_unit_test(environment_sets_every_key),
         cmocka_unit_test(bad_values_name_the_key),
         cmocka_unit_test(api_key_errors_never_echo_tokens),
