@@ -19,7 +19,7 @@ DESTDIR ?=
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS ?= 2
 
-PKGS := libmicrohttpd jansson hiredis libcurl libuv libcrypto
+PKGS := libmicrohttpd jansson hiredis libcurl libuv nettle libcrypto
 TEST_PKGS := cmocka libssl
 # Debian packages that provide the above, plus the tools the tests start.
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libgnutls28-dev libjansson-dev \
