@@ -24,8 +24,11 @@ PKGS := libmicrohttpd jansson hiredis libcurl libuv nettle
 # than the one they test, and speak TLS with it.
 TEST_PKGS := cmocka libssl libcrypto
 # Debian packages that provide the above, plus the tools the tests start.
-DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libgnutls28-dev libjansson-dev \
-            libhiredis-dev libcurl4-openssl-dev libuv1-dev libssl-dev \
+# libcurl's GnuTLS flavour: its webhooks' TLS uses the GnuTLS and nettle that
+# libmicrohttpd loads anyway instead of setting OpenSSL up (memory). It
+# replaces libcurl4-openssl-dev (apt removes that); libssl-dev is the tests'.
+DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libgnutls28-dev nettle-dev \
+            libjansson-dev libhiredis-dev libcurl4-gnutls-dev libuv1-dev libssl-dev \
             libcmocka-dev redis-server curl python3 nodejs
 DEB_FUZZ_PKGS := clang libclang-rt-14-dev
 DEB_LINT_PKGS := clang-format cppcheck
