@@ -19,11 +19,16 @@ DESTDIR ?=
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS ?= 2
 
-PKGS := libmicrohttpd jansson hiredis libcurl libuv libcrypto
-TEST_PKGS := cmocka libssl
+PKGS := libmicrohttpd jansson hiredis libcurl libuv nettle
+# The tests check hashes and signatures with OpenSSL, an implementation other
+# than the one they test, and speak TLS with it.
+TEST_PKGS := cmocka libssl libcrypto
 # Debian packages that provide the above, plus the tools the tests start.
-DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libgnutls28-dev libjansson-dev \
-            libhiredis-dev libcurl4-openssl-dev libuv1-dev libssl-dev \
+# libcurl's GnuTLS flavour: its webhooks' TLS uses the GnuTLS and nettle that
+# libmicrohttpd loads anyway instead of setting OpenSSL up (memory). It
+# replaces libcurl4-openssl-dev (apt removes that); libssl-dev is the tests'.
+DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libgnutls28-dev nettle-dev \
+            libjansson-dev libhiredis-dev libcurl4-gnutls-dev libuv1-dev libssl-dev \
             libcmocka-dev redis-server curl python3 nodejs
 DEB_FUZZ_PKGS := clang libclang-rt-14-dev
 DEB_LINT_PKGS := clang-format cppcheck
@@ -135,9 +140,11 @@ $(BUILD)/soak: $(BUILD)/obj/tests/soak/soak.o $(LIB)
 $(BUILD)/mhd-baseline: $(BUILD)/obj/bench/mhd_baseline.o
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(shell pkg-config --libs libmicrohttpd)
 
-# a real HTTP/1.1 receiver (tests/support/receiver.c, threaded) inside the tool
+# a real HTTP/1.1 receiver (tests/support/receiver.c, threaded) inside the tool;
+# it checks signatures with libcrypto, not the code it measures
 $(BUILD)/webhooks-bench: $(BUILD)/obj/bench/webhooks_bench.o $(BUILD)/obj/tests/support/receiver.o $(LIB)
-	$(CC) $(LDFLAGS_ALL) -pthread -o $@ $< $(BUILD)/obj/tests/support/receiver.o $(LIB) $(PKG_LIBS) -lm
+	$(CC) $(LDFLAGS_ALL) -pthread -o $@ $< $(BUILD)/obj/tests/support/receiver.o $(LIB) $(PKG_LIBS) \
+	    $(shell pkg-config --libs libcrypto) -lm
 
 $(BUILD)/amibridge: $(BUILD)/obj/src/main.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) -lm

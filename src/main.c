@@ -6,7 +6,7 @@
 #include <hiredis/hiredis.h>
 #include <jansson.h>
 #include <microhttpd.h>
-#include <openssl/crypto.h>
+#include <nettle/version.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -203,9 +203,12 @@ static void version(void)
 {
     printf("amibridge %s\n", AMIBRIDGE_VERSION);
     /* the libraries as loaded at run time (hiredis has compile-time numbers only) */
-    printf("libuv %s, libmicrohttpd %s, jansson %s, hiredis %d.%d.%d, %s\n", uv_version_string(),
-           MHD_get_version(), jansson_version_str(), HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH,
-           OpenSSL_version(OPENSSL_VERSION));
+    const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
+    printf(
+        "libuv %s, libmicrohttpd %s, jansson %s, hiredis %d.%d.%d, nettle %d.%d, libcurl %s (%s)\n",
+        uv_version_string(), MHD_get_version(), jansson_version_str(), HIREDIS_MAJOR, HIREDIS_MINOR,
+        HIREDIS_PATCH, nettle_version_major(), nettle_version_minor(), cv->version,
+        cv->ssl_version ? cv->ssl_version : "no TLS");
 }
 
 /* Many keep-alive clients need many descriptors: take what the hard limit

@@ -1,13 +1,13 @@
 #include "admit/idem.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bus/redis.h"
+#include "core/digest.h"
 #include "core/idmap.h"
 #include "core/log.h"
 #include "core/strbuf.h"
@@ -282,11 +282,10 @@ static void hex(const unsigned char *b, size_t n, char *out)
 
 static void redis_key(const struct idem *s, const char *id, char *out, size_t len)
 {
-    unsigned char d[32];
-    unsigned int n = 0;
-    EVP_Digest(id, strlen(id), d, &n, EVP_sha256(), NULL);
-    char h[65];
-    hex(d, 32, h);
+    unsigned char d[DIGEST_SHA256_LEN];
+    digest_sha256(id, strlen(id), d);
+    char h[2 * DIGEST_SHA256_LEN + 1];
+    hex(d, sizeof(d), h);
     snprintf(out, len, "%s:idem:%s", s->cfg->redis_prefix, h);
 }
 

@@ -1,7 +1,6 @@
 #include "ami/conn.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 
 #include "ami/parser.h"
 #include "core/backoff.h"
+#include "core/digest.h"
 #include "core/log.h"
 #include "core/strbuf.h"
 
@@ -95,20 +95,10 @@ const char *ami_conn_state_name(enum ami_conn_state s)
 
 void ami_md5_key(const char *challenge, const char *secret, char out[33])
 {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    out[0] = '\0';
-    if (!ctx)
-        return;
-    if (EVP_DigestInit_ex(ctx, EVP_md5(), NULL) == 1 &&
-        EVP_DigestUpdate(ctx, challenge, strlen(challenge)) == 1 &&
-        EVP_DigestUpdate(ctx, secret, strlen(secret)) == 1 &&
-        EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == 16) {
-        for (unsigned i = 0; i < 16; i++)
-            snprintf(out + 2 * i, 3, "%02x", md[i]);
-    }
-    EVP_MD_CTX_free(ctx);
+    unsigned char md[DIGEST_MD5_LEN];
+    const struct digest_part parts[] = {{challenge, strlen(challenge)}, {secret, strlen(secret)}};
+    digest_md5(parts, 2, md);
+    digest_hex(md, sizeof(md), out);
 }
 
 static void conn_maybe_free(struct ami_conn *c);

@@ -9,7 +9,6 @@
  * sends one, the Idempotency-Key.
  */
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +21,7 @@
 #include "core/log.h"
 #include "admit/sguard.h"
 #include "call/calls.h"
+#include "core/digest.h"
 #include "core/metrics.h"
 
 #define CALL_TIMEOUT_DEFAULT_S 30
@@ -639,13 +639,13 @@ void api_calls_post(struct api *a, struct http_req *r, const struct http_params 
     /* the same request is the same body, whatever its formatting */
     char *canon = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(body);
-    unsigned int n = 0;
-    if (!canon || EVP_Digest(canon, strlen(canon), c->hash, &n, EVP_sha256(), NULL) != 1) {
+    if (!canon) {
         free(canon);
         call_free(c);
         http_respond_oom(r);
         return;
     }
+    digest_sha256(canon, strlen(canon), c->hash);
     free(canon);
     snprintf(c->idem_key, sizeof(c->idem_key), "%s", idk);
     /* the claim outlives the call's own bound: ring timeout, outcome margin */

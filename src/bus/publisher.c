@@ -1,15 +1,15 @@
 #include "bus/publisher.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bus/lease.h"
+#include "core/digest.h"
 #include "core/log.h"
-#include "core/strbuf.h"
 #include "core/metrics.h"
+#include "core/strbuf.h"
 
 /* A FIFO of events: buffer (not yet sent) and in flight (sent, replies
  * pending, in send order since Redis answers in order). */
@@ -370,13 +370,9 @@ struct bus_publisher *bus_publisher_new(uv_loop_t *loop, const struct cfg *c,
         free(p);
         return NULL;
     }
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    if (EVP_Digest(bus_lease_fence_script, strlen(bus_lease_fence_script), md, &mdlen, EVP_sha1(),
-                   NULL) == 1 &&
-        mdlen == 20)
-        for (unsigned i = 0; i < mdlen; i++)
-            snprintf(p->fence_sha + 2 * i, 3, "%02x", md[i]);
+    unsigned char md[DIGEST_SHA1_LEN];
+    digest_sha1(bus_lease_fence_script, strlen(bus_lease_fence_script), md);
+    digest_hex(md, sizeof(md), p->fence_sha);
     uv_timer_init(loop, &p->drain_timer);
     p->drain_timer.data = p;
     return p;

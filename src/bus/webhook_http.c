@@ -23,7 +23,9 @@ struct wh_http {
     const struct netlist_net *allow;
     size_t nallow;
     int timeout_ms;
-    CURLM *multi;
+    int curl_ready; /* curl_global_init() done: wh_http_free() undoes it */
+    int closed;
+    CURLM *multi; /* made with the first attempt's handle */
     uv_timer_t curl_timer;
     struct wh_sock *socks;
 };
@@ -132,21 +134,34 @@ struct wh_http *wh_http_new(uv_loop_t *loop, const struct netlist_net *allow, si
     h->allow = allow;
     h->nallow = nallow;
     h->timeout_ms = timeout_ms;
-    curl_global_init(CURL_GLOBAL_DEFAULT);
-    h->multi = curl_multi_init();
-    if (!h->multi) {
-        curl_global_cleanup();
-        free(h);
-        return NULL;
+    uv_timer_init(loop, &h->curl_timer);
+    h->curl_timer.data = h;
+    return h;
+}
+
+/* libcurl and the multi handle are set up for the first subscription, not
+ * at start: curl_global_init() initialises libcurl's TLS and SSH libraries
+ * (on Debian libssh2 brings OpenSSL), about 2 MiB a bridge without webhooks
+ * does not need. */
+static int http_start(struct wh_http *h)
+{
+    if (h->multi)
+        return 0;
+    if (h->closed)
+        return -ESHUTDOWN;
+    if (!h->curl_ready) {
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+            return -ENOMEM;
+        h->curl_ready = 1;
     }
+    if (!(h->multi = curl_multi_init()))
+        return -ENOMEM;
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
     curl_multi_setopt(h->multi, CURLMOPT_SOCKETDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERFUNCTION, on_curl_timeout);
     curl_multi_setopt(h->multi, CURLMOPT_TIMERDATA, h);
     curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS, (long)WEBHOOKS_CONNECTS_MAX);
-    uv_timer_init(loop, &h->curl_timer);
-    h->curl_timer.data = h;
-    return h;
+    return 0;
 }
 
 static void handle_closed(uv_handle_t *hd)
@@ -156,7 +171,9 @@ static void handle_closed(uv_handle_t *hd)
 
 void wh_http_close(struct wh_http *h)
 {
-    curl_multi_cleanup(h->multi);
+    h->closed = 1;
+    if (h->multi)
+        curl_multi_cleanup(h->multi);
     h->multi = NULL;
     while (h->socks)
         sock_drop(h, h->socks);
@@ -167,8 +184,9 @@ void wh_http_free(struct wh_http *h)
 {
     if (!h)
         return;
+    if (h->curl_ready)
+        curl_global_cleanup();
     free(h);
-    curl_global_cleanup();
 }
 
 /* Every address curl is about to connect to passes the SSRF guard here,
@@ -209,6 +227,9 @@ int wh_xfer_init(struct wh_http *h, struct wh_xfer *x, void *owner, wh_xfer_done
     x->http = h;
     x->owner = owner;
     x->done = done;
+    int rc = http_start(h);
+    if (rc)
+        return rc;
     x->easy = curl_easy_init();
     if (!x->easy)
         return -ENOMEM;

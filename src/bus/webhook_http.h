@@ -56,8 +56,9 @@ struct wh_xfer {
 };
 
 /* The allow nets (`allow`, `nallow`) are borrowed and must outlive it;
- * `timeout_ms` bounds each attempt. Initialises libcurl (globally). NULL
- * when out of memory. */
+ * `timeout_ms` bounds each attempt. libcurl is initialised (globally) by
+ * the first wh_xfer_init(), so a bridge without webhooks never sets it up.
+ * NULL when out of memory. */
 struct wh_http *wh_http_new(uv_loop_t *loop, const struct netlist_net *allow, size_t nallow,
                             int timeout_ms);
 /* Drop the multi handle and every socket and close the timer; attempts
@@ -65,11 +66,12 @@ struct wh_http *wh_http_new(uv_loop_t *loop, const struct netlist_net *allow, si
  * Call before the loop's last run. */
 void wh_http_close(struct wh_http *h);
 /* After the loop has run the close callbacks, and after the last
- * wh_xfer_cleanup(): also ends libcurl's global state. */
+ * wh_xfer_cleanup(): also ends libcurl's global state if it was begun. */
 void wh_http_free(struct wh_http *h);
 
-/* Prepare `x` for attempts by `owner`, `done` to hear how each ended.
- * 0 or -ENOMEM (then call wh_xfer_cleanup()). */
+/* Prepare `x` for attempts by `owner`, `done` to hear how each ended; the
+ * first call sets libcurl up. 0, -ENOMEM, or -ESHUTDOWN after
+ * wh_http_close() (then call wh_xfer_cleanup()). */
 int wh_xfer_init(struct wh_http *h, struct wh_xfer *x, void *owner, wh_xfer_done_fn done);
 /* Start one POST to subscription `c`'s URL, signed as `c` wants
  * (attempt number `attempt`, delivery id `delivery`); the headers are built

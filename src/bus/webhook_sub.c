@@ -3,14 +3,14 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <fnmatch.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
+
+#include "core/digest.h"
 
 static int problem(struct wh_problem *pb, const char *field, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -267,7 +267,7 @@ int wh_secret_generate(char *out, size_t len)
         getrandom(key, sizeof(key), 0) != (ssize_t)sizeof(key))
         return -1;
     memcpy(out, WH_SECRET_PREFIX, pl);
-    EVP_EncodeBlock((unsigned char *)out + pl, key, (int)sizeof(key));
+    digest_base64(key, sizeof(key), out + pl);
     explicit_bzero(key, sizeof(key));
     return 0;
 }
@@ -716,53 +716,25 @@ int wh_conf_wants(const struct wh_conf *c, const char *event, const struct ami_m
 
 int wh_sign(const char *secret, const char *timestamp, const char *body, size_t len, char *out)
 {
-    static const char hex[] = "0123456789abcdef";
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    size_t tl = strlen(timestamp);
-    /* HMAC() is the one-shot kept by OpenSSL 3 (the HMAC_CTX calls are deprecated). */
-    unsigned char *msg = malloc(tl + 1 + len + 1);
-    if (!msg)
-        return -1;
-    memcpy(msg, timestamp, tl);
-    msg[tl] = '.';
-    memcpy(msg + tl + 1, body, len);
-    int ok = HMAC(EVP_sha256(), secret, (int)strlen(secret), msg, tl + 1 + len, mac, &maclen) &&
-             maclen == 32;
-    free(msg);
-    if (!ok)
-        return -1;
+    unsigned char mac[DIGEST_SHA256_LEN];
+    const struct digest_part msg[] = {{timestamp, strlen(timestamp)}, {".", 1}, {body, len}};
+    digest_hmac_sha256(secret, strlen(secret), msg, 3, mac);
     memcpy(out, "sha256=", 7);
-    for (unsigned i = 0; i < maclen; i++) {
-        out[7 + 2 * i] = hex[mac[i] >> 4];
-        out[8 + 2 * i] = hex[mac[i] & 15];
-    }
-    out[WH_SIGNATURE_LEN] = '\0';
+    digest_hex(mac, sizeof(mac), out + 7);
     return 0;
 }
 
 int wh_sign_v1(const char *secret, const char *msg_id, const char *timestamp, const char *body,
                size_t len, char *out)
 {
-    unsigned char key[WH_SECRET_MAX], mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    size_t kl = wh_secret_key(secret, key), il = strlen(msg_id), tl = strlen(timestamp);
-    unsigned char *msg = malloc(il + 1 + tl + 1 + len + 1);
-    int ok = msg != NULL;
-    if (ok) {
-        memcpy(msg, msg_id, il);
-        msg[il] = '.';
-        memcpy(msg + il + 1, timestamp, tl);
-        msg[il + 1 + tl] = '.';
-        memcpy(msg + il + tl + 2, body, len);
-        ok = HMAC(EVP_sha256(), key, (int)kl, msg, il + tl + 2 + len, mac, &maclen) && maclen == 32;
-    }
-    free(msg);
+    unsigned char key[WH_SECRET_MAX], mac[DIGEST_SHA256_LEN];
+    size_t kl = wh_secret_key(secret, key);
+    const struct digest_part msg[] = {
+        {msg_id, strlen(msg_id)}, {".", 1}, {timestamp, strlen(timestamp)}, {".", 1}, {body, len}};
+    digest_hmac_sha256(key, kl, msg, 5, mac);
     explicit_bzero(key, sizeof(key));
-    if (!ok)
-        return -1;
     memcpy(out, "v1,", 3);
-    EVP_EncodeBlock((unsigned char *)out + 3, mac, (int)maclen);
+    digest_base64(mac, sizeof(mac), out + 3);
     return 0;
 }
 

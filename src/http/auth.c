@@ -1,12 +1,12 @@
 #include "http/auth.h"
 
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#define AUTH_DIGEST_LEN 32
+#include "core/digest.h"
+
+#define AUTH_DIGEST_LEN DIGEST_SHA256_LEN
 
 struct auth_key {
     unsigned char digest[AUTH_DIGEST_LEN];
@@ -17,13 +17,6 @@ struct http_auth {
     struct auth_key *keys;
     size_t n;
 };
-
-static void digest(const char *s, size_t len, unsigned char out[AUTH_DIGEST_LEN])
-{
-    unsigned int n = 0;
-    if (EVP_Digest(s, len, out, &n, EVP_sha256(), NULL) != 1 || n != AUTH_DIGEST_LEN)
-        memset(out, 0, AUTH_DIGEST_LEN); /* matches nothing: keys are never all zero */
-}
 
 struct http_auth *http_auth_new(const struct cfg *c)
 {
@@ -38,7 +31,7 @@ struct http_auth *http_auth_new(const struct cfg *c)
         }
     }
     for (size_t i = 0; i < c->nkeys; i++) {
-        digest(c->keys[i].token, strlen(c->keys[i].token), a->keys[i].digest);
+        digest_sha256(c->keys[i].token, strlen(c->keys[i].token), a->keys[i].digest);
         a->keys[i].key = &c->keys[i];
     }
     a->n = c->nkeys;
@@ -76,11 +69,11 @@ enum http_auth_result http_auth_check(const struct http_auth *a, const char *aut
     if (!len)
         return HTTP_AUTH_MISSING;
     unsigned char d[AUTH_DIGEST_LEN];
-    digest(tok, len, d);
+    digest_sha256(tok, len, d);
     const struct auth_key *found = NULL;
     for (size_t i = 0; i < a->n; i++) {
         /* no early exit: every key is compared */
-        int eq = CRYPTO_memcmp(d, a->keys[i].digest, AUTH_DIGEST_LEN) == 0;
+        int eq = digest_equal(d, a->keys[i].digest, AUTH_DIGEST_LEN);
         if (eq && !found)
             found = &a->keys[i];
     }

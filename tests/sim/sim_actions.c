@@ -8,13 +8,14 @@
 
 #include <errno.h>
 #include <limits.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+
+#include "core/digest.h"
 
 #define SIM_AUTH_FAIL_MS     1000.0              /* manager.c sleep(1) after a failed login */
 #define SIM_CHALLENGE_DIGITS 9                   /* challenge[10] in struct mansession */
@@ -360,12 +361,10 @@ void sim_fmt_eventtv(struct timeval tv, char *buf, size_t len)
 
 void sim_md5_hex(const char *s, size_t len, char out[33])
 {
-    unsigned char d[EVP_MAX_MD_SIZE];
-    unsigned int dl = 0;
-    EVP_Digest(s, len, d, &dl, EVP_md5(), NULL);
-    for (unsigned int i = 0; i < 16 && i < dl; i++)
-        snprintf(out + 2 * i, 3, "%02x", d[i]);
-    out[32] = '\0';
+    unsigned char d[DIGEST_MD5_LEN];
+    const struct digest_part part = {s, len};
+    digest_md5(&part, 1, d);
+    digest_hex(d, sizeof(d), out);
 }
 
 /* ---- Login / Challenge / Logoff ------------------------------------------------------ */
