@@ -69,7 +69,8 @@ static void defaults_come_from_the_documented_values(void **state)
     assert_int_equal(c.ndeny_actions, 25);
     assert_true(strlen(c.instance_id) >= 8);
     /* every documented default that is a plain value matches the code */
-    for (const struct cfg_doc *d = cfg_docs; d->env; d++)
+    const struct cfg_doc *d;
+    for (size_t i = 0; (d = cfg_doc_at(i)); i++)
         assert_non_null(d->help);
     cfg_free(&c);
 }
