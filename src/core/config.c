@@ -1036,7 +1036,8 @@ struct cfg_src {
 
 /* One row from its default, the file and the environment. Numbers and
  * lists take each source in turn, so a bad value is refused wherever it
- * is; a text is read once, the one that wins. */
+ * is; a text is read once, the one that wins, but a variable that is a
+ * servers[] entry's default is read even when the entry overrides it. */
 static int setting_load(struct cfg_ctx *x, const struct cfg_setting *s, void *base,
                         const struct cfg_src *src)
 {
@@ -1067,12 +1068,14 @@ static int setting_load(struct cfg_ctx *x, const struct cfg_setting *s, void *ba
                 text = t;
                 tkey = jkey;
             }
-        } else if (ev) { /* the environment */
-            if (is_text(s)) {
+        } else if (ev) { /* the environment; as a servers[] entry's default it is read anyway */
+            if (is_text(s) && !src->server_entry) {
                 text = ev;
                 tkey = env;
             } else if (from_text(x, s, env, ev, base)) {
                 return -1;
+            } else {
+                text = NULL; /* read: the default no longer applies */
             }
         }
     }

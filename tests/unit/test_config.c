@@ -648,6 +648,14 @@ static void environment_and_file_rank_as_documented(void **state)
     assert_non_null(strstr(errbuf, "max_body"));
     unlink(path);
     free(path);
+    /* and a bad default for servers[] entries even when each gives its own */
+    path = write_tmp("{\"servers\":[{\"name\":\"a\",\"username\":\"u\",\"secret\":\"s\","
+                     "\"auth\":\"md5\"}]}");
+    char *env3[] = {"AMIBRIDGE_AMI_AUTH=sha1", NULL};
+    assert_int_equal(cfg_load(&c, env3, path, errbuf, sizeof(errbuf)), -1);
+    assert_non_null(strstr(errbuf, "AMIBRIDGE_AMI_AUTH"));
+    unlink(path);
+    free(path);
 }
 
 int main(void)
