@@ -87,9 +87,11 @@ static void usage(FILE *f)
                "  --healthcheck    GET /readyz of the configured listener; exit 0 when ready\n"
                "  --help           this text\n\n"
                "Settings come from the environment:\n\n");
-    for (const struct cfg_doc *d = cfg_docs; d->env; d++)
-        fprintf(f, "  %-36s %s\n  %-36s default: %s\n", d->env, d->help, "",
-                d->def[0] ? d->def : "(none)");
+    const struct cfg_doc *d;
+    for (size_t i = 0; (d = cfg_doc_at(i)); i++)
+        if (d->env)
+            fprintf(f, "  %-36s %s\n  %-36s default: %s\n", d->env, d->help, "",
+                    d->def[0] ? d->def : "(none)");
 }
 
 /* The configuration reference as the README shows it (a test checks that
@@ -97,9 +99,11 @@ static void usage(FILE *f)
 static void config_table(void)
 {
     printf("| variable | default | meaning |\n| --- | --- | --- |\n");
-    for (const struct cfg_doc *d = cfg_docs; d->env; d++)
-        printf("| `%s` | %s%s%s | %s |\n", d->env, d->def[0] && d->def[0] != '(' ? "`" : "",
-               d->def[0] ? d->def : "", d->def[0] && d->def[0] != '(' ? "`" : "", d->help);
+    const struct cfg_doc *d;
+    for (size_t i = 0; (d = cfg_doc_at(i)); i++)
+        if (d->env)
+            printf("| `%s` | %s%s%s | %s |\n", d->env, d->def[0] && d->def[0] != '(' ? "`" : "",
+                   d->def[0] ? d->def : "", d->def[0] && d->def[0] != '(' ? "`" : "", d->help);
 }
 
 /* --healthcheck: GET /readyz on the configured address with a plain

@@ -155,13 +155,19 @@ struct cfg {
     char *config_path; /* the file used, or NULL */
 };
 
-/* One documented setting, for --help and the README check. */
+/* One setting as documented, for --help and --config-table (whose output
+ * docs/configuration.md holds). */
 struct cfg_doc {
-    const char *env;
-    const char *def;
+    const char *env;  /* AMIBRIDGE_..., or NULL: only in the config file */
+    const char *json; /* its key in the config file (in a servers[] entry for the
+                       * AMIBRIDGE_AMI_* ones), or NULL: only in the environment */
+    const char *def;  /* the default as a variable would hold it; "(...)" describes it */
     const char *help;
 };
-extern const struct cfg_doc cfg_docs[];
+
+/* The i-th setting, in the documented order, or NULL past the last. The
+ * entry is static: never freed. */
+const struct cfg_doc *cfg_doc_at(size_t i);
 
 /* Load from `envp` (an environ-style NULL-terminated array; NULL means the
  * process environment) and the JSON file named by `config_path`, or by

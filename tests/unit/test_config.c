@@ -69,7 +69,8 @@ static void defaults_come_from_the_documented_values(void **state)
     assert_int_equal(c.ndeny_actions, 25);
     assert_true(strlen(c.instance_id) >= 8);
     /* every documented default that is a plain value matches the code */
-    for (const struct cfg_doc *d = cfg_docs; d->env; d++)
+    const struct cfg_doc *d;
+    for (size_t i = 0; (d = cfg_doc_at(i)); i++)
         assert_non_null(d->help);
     cfg_free(&c);
 }
@@ -566,6 +567,132 @@ static void trusted_proxies_and_the_stream_share_per_key(void **state)
     assert_fails_naming(bad3, "AMIBRIDGE_SSE_MAX_CLIENTS_PER_KEY");
 }
 
+/* The settings table behind --help and --config-table: every row is
+ * documented, variables and file keys are unique, and a file key is the
+ * variable's name in lower case (without AMIBRIDGE_, or AMIBRIDGE_AMI_ in
+ * a servers[] entry). */
+static void settings_table_is_consistent(void **state)
+{
+    (void)state;
+    const struct cfg_doc *d, *e;
+    size_t n = 0;
+    for (size_t i = 0; (d = cfg_doc_at(i)); i++, n++) {
+        assert_true(d->env || d->json);
+        assert_non_null(d->def);
+        assert_non_null(d->help);
+        assert_true(strlen(d->help) > 10);
+        assert_true(d->help[strlen(d->help) - 1] == '.');
+        if (d->env) {
+            assert_int_equal(strncmp(d->env, "AMIBRIDGE_", 10), 0);
+            for (const char *p = d->env; *p; p++)
+                assert_true((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_');
+        }
+        if (d->env && d->json) {
+            int server = !strncmp(d->env, "AMIBRIDGE_AMI_", 14);
+            const char *tail = d->env + (server ? 14 : 10);
+            char lower[64];
+            size_t k;
+            for (k = 0; tail[k] && k + 1 < sizeof(lower); k++)
+                lower[k] = (char)(tail[k] >= 'A' && tail[k] <= 'Z' ? tail[k] + 32 : tail[k]);
+            lower[k] = '\0';
+            if (strcmp(lower, d->json))
+                fail_msg("%s has the file key '%s', not '%s'", d->env, d->json, lower);
+        }
+        for (size_t j = 0; j < i; j++) {
+            e = cfg_doc_at(j);
+            if (d->env && e->env && !strcmp(d->env, e->env))
+                fail_msg("%s is in the table twice", d->env);
+            if (d->json && e->json && !strcmp(d->json, e->json))
+                fail_msg("the file key '%s' is in the table twice", d->json);
+        }
+    }
+    assert_true(n > 60);
+    assert_null(cfg_doc_at(n));
+}
+
+/* Every key the table gives the file is accepted there: a file that sets
+ * each top-level key to a valid value loads. */
+static void file_keys_of_the_table_are_known(void **state)
+{
+    (void)state;
+    char *path =
+        write_tmp("{\"listen\":\"127.0.0.1:0\",\"servers\":[{\"name\":\"a\",\"host\":\"h\","
+                  "\"port\":1,\"username\":\"u\",\"secret\":\"s\",\"auth\":\"md5\",\"pool_size\":1,"
+                  "\"timeout_ms\":100,\"max_inflight\":1,\"max_inflight_per_conn\":1,"
+                  "\"keepalive_ms\":1000,\"connect_timeout_ms\":100}],\"api_keys\":[],"
+                  "\"deny_actions\":[],\"allow_actions\":[],\"deny_originate_apps\":[],"
+                  "\"allow_functions\":[],\"deny_functions\":[],\"max_body\":1,"
+                  "\"http_max_connections\":1,\"http_timeout_s\":1,\"calls_per_second\":1,"
+                  "\"calls_burst\":1,\"calls_max_inflight\":1,\"cors_origins\":[],"
+                  "\"idempotency_ttl_s\":1,\"redis_url\":\"redis://r\",\"webhooks\":[],"
+                  "\"log_level\":\"info\"}");
+    char *env[] = {NULL};
+    struct cfg c;
+    if (cfg_load(&c, env, path, errbuf, sizeof(errbuf)))
+        fail_msg("%s", errbuf);
+    cfg_free(&c);
+    /* and the table names every one of them */
+    static const char *const keys[] = {"listen",    "servers", "api_keys",    "webhooks",
+                                       "redis_url", "name",    "secret_file", "connect_timeout_ms"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const struct cfg_doc *d;
+        size_t j;
+        for (j = 0; (d = cfg_doc_at(j)) && !(d->json && !strcmp(d->json, keys[i])); j++)
+            ;
+        if (!d)
+            fail_msg("no row has the file key '%s'", keys[i]);
+    }
+    unlink(path);
+    free(path);
+}
+
+/* The environment ranks over the file at the top level; in a servers[]
+ * entry the file ranks over the environment, whose tuning settings are
+ * every entry's defaults. */
+static void environment_and_file_rank_as_documented(void **state)
+{
+    (void)state;
+    char *path = write_tmp("{\"max_body\":2048,\"log_level\":\"debug\",\"calls_burst\":6,"
+                           "\"deny_actions\":[\"Originate\"],\"servers\":[{\"name\":\"a\","
+                           "\"username\":\"u\",\"secret\":\"s\",\"pool_size\":2},"
+                           "{\"name\":\"b\",\"username\":\"u\",\"secret\":\"s\"}]}");
+    char *env[] = {"AMIBRIDGE_MAX_BODY=99",
+                   "AMIBRIDGE_LOG_LEVEL=error",
+                   "AMIBRIDGE_DENY_ACTIONS=Command Reload",
+                   "AMIBRIDGE_AMI_POOL_SIZE=9",
+                   "AMIBRIDGE_AMI_AUTH=plain",
+                   NULL};
+    struct cfg c;
+    if (cfg_load(&c, env, path, errbuf, sizeof(errbuf)))
+        fail_msg("%s", errbuf);
+    assert_int_equal(c.max_body, 99);
+    assert_int_equal(c.log_level, LOG_ERROR);
+    assert_int_equal(c.calls_burst, 6);
+    assert_int_equal(c.ndeny_actions, 2);
+    assert_int_equal(c.servers[0].pool_size, 2);
+    assert_int_equal(c.servers[1].pool_size, 9);
+    assert_int_equal(c.servers[0].auth, CFG_AUTH_PLAIN);
+    assert_string_equal(c.servers[1].host, "127.0.0.1");
+    cfg_free(&c);
+    /* a bad file value is refused even when the environment overrides it */
+    unlink(path);
+    free(path);
+    path = write_tmp("{\"max_body\":0}");
+    char *env2[] = {BASE, "AMIBRIDGE_MAX_BODY=99", NULL};
+    assert_int_equal(cfg_load(&c, env2, path, errbuf, sizeof(errbuf)), -1);
+    assert_non_null(strstr(errbuf, "max_body"));
+    unlink(path);
+    free(path);
+    /* and a bad default for servers[] entries even when each gives its own */
+    path = write_tmp("{\"servers\":[{\"name\":\"a\",\"username\":\"u\",\"secret\":\"s\","
+                     "\"auth\":\"md5\"}]}");
+    char *env3[] = {"AMIBRIDGE_AMI_AUTH=sha1", NULL};
+    assert_int_equal(cfg_load(&c, env3, path, errbuf, sizeof(errbuf)), -1);
+    assert_non_null(strstr(errbuf, "AMIBRIDGE_AMI_AUTH"));
+    unlink(path);
+    free(path);
+}
+
 int main(void)
 {
     log_set_level(LOG_ERROR); /* short-token warnings are expected here */
@@ -584,6 +711,9 @@ int main(void)
         cmocka_unit_test(function_lists_and_allowed_applications),
         cmocka_unit_test(server_filters_match_the_event_globs),
         cmocka_unit_test(trusted_proxies_and_the_stream_share_per_key),
+        cmocka_unit_test(settings_table_is_consistent),
+        cmocka_unit_test(file_keys_of_the_table_are_known),
+        cmocka_unit_test(environment_and_file_rank_as_documented),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
