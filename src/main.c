@@ -463,10 +463,9 @@ static void on_events_up(void *ud)
 
 /* A call event goes on the call bus: to Redis as calls.<server>.<type>
  * (through the same ordered, and with replicas fenced, outlet as the AMI
- * events), to GET /v1/calls/events and to webhooks. Its filterable fields:
- * type, id, reference, direction, state, outcome, queue. */
-/* The fields of a call event that stream and webhook filters match: type,
- * id, reference, direction, state, outcome, queue. */
+ * events), to GET /v1/calls/events and to webhooks. The fields of a call
+ * event that stream and webhook filters match: type, id, reference,
+ * direction, state, outcome, queue. */
 static struct ami_msg *call_fields(const char *type, json_t *event)
 {
     json_t *call = json_object_get(event, "call");
