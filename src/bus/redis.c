@@ -468,31 +468,42 @@ int bus_redis_formatted(struct bus_redis *r, bus_redis_cb cb, void *ud, const ch
     return 0;
 }
 
-static int append_len(struct strbuf *out, char kind, size_t n)
+/* "<kind><n>\r\n" at w; returns the end. */
+static char *put_len(char *w, char kind, size_t n)
 {
-    char d[24];
+    char d[20];
     size_t i = sizeof(d);
-    d[--i] = '\n';
-    d[--i] = '\r';
     do {
         d[--i] = (char)('0' + n % 10);
         n /= 10;
     } while (n);
-    d[--i] = kind;
-    return strbuf_append(out, d + i, sizeof(d) - i);
+    *w++ = kind;
+    memcpy(w, d + i, sizeof(d) - i);
+    w += sizeof(d) - i;
+    *w++ = '\r';
+    *w++ = '\n';
+    return w;
 }
 
 int bus_redis_format(struct strbuf *out, int argc, const char *const *argv, const size_t *argvlen)
 {
-    int rc = append_len(out, '*', (size_t)argc);
-    for (int i = 0; i < argc && !rc; i++) {
-        rc = append_len(out, '$', argvlen[i]);
-        if (!rc)
-            rc = strbuf_append(out, argv[i], argvlen[i]);
-        if (!rc)
-            rc = strbuf_append(out, "\r\n", 2);
+    size_t total = 23;
+    for (int i = 0; i < argc; i++)
+        total += 25 + argvlen[i];
+    int rc = strbuf_grow(out, total);
+    if (rc)
+        return rc;
+    char *w = put_len(out->data + out->len, '*', (size_t)argc);
+    for (int i = 0; i < argc; i++) {
+        w = put_len(w, '$', argvlen[i]);
+        memcpy(w, argv[i], argvlen[i]);
+        w += argvlen[i];
+        *w++ = '\r';
+        *w++ = '\n';
     }
-    return rc;
+    *w = '\0';
+    out->len = (size_t)(w - out->data);
+    return 0;
 }
 
 void bus_redis_psubscribe(struct bus_redis *r, const char *pattern, bus_redis_msg_cb cb, void *ud)

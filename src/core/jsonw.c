@@ -1,5 +1,7 @@
 #include "core/jsonw.h"
 
+#include <errno.h>
+
 #include "core/utf8.h"
 
 /* Bytes that cannot go into a JSON string as they are. */
@@ -8,57 +10,65 @@ static int needs_escape(unsigned char c)
     return c < 0x20 || c == '"' || c == '\\';
 }
 
-static int escape(struct strbuf *out, unsigned char c)
+/* Write the escaped form of bytes known to be valid UTF-8 at w (room for
+ * six bytes per input byte); returns the end. */
+static char *escaped(char *w, const unsigned char *s, size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";
-    char seq[6] = {'\\', 0};
-    switch (c) {
-    case '"':
-        seq[1] = '"';
-        return strbuf_append(out, seq, 2);
-    case '\\':
-        seq[1] = '\\';
-        return strbuf_append(out, seq, 2);
-    case '\b':
-        seq[1] = 'b';
-        return strbuf_append(out, seq, 2);
-    case '\f':
-        seq[1] = 'f';
-        return strbuf_append(out, seq, 2);
-    case '\n':
-        seq[1] = 'n';
-        return strbuf_append(out, seq, 2);
-    case '\r':
-        seq[1] = 'r';
-        return strbuf_append(out, seq, 2);
-    case '\t':
-        seq[1] = 't';
-        return strbuf_append(out, seq, 2);
-    default:
-        seq[1] = 'u';
-        seq[2] = '0';
-        seq[3] = '0';
-        seq[4] = hex[c >> 4];
-        seq[5] = hex[c & 15];
-        return strbuf_append(out, seq, 6);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = s[i];
+        if (!needs_escape(c)) {
+            *w++ = (char)c;
+            continue;
+        }
+        *w++ = '\\';
+        switch (c) {
+        case '"':
+            *w++ = '"';
+            break;
+        case '\\':
+            *w++ = '\\';
+            break;
+        case '\b':
+            *w++ = 'b';
+            break;
+        case '\f':
+            *w++ = 'f';
+            break;
+        case '\n':
+            *w++ = 'n';
+            break;
+        case '\r':
+            *w++ = 'r';
+            break;
+        case '\t':
+            *w++ = 't';
+            break;
+        default:
+            *w++ = 'u';
+            *w++ = '0';
+            *w++ = '0';
+            *w++ = hex[c >> 4];
+            *w++ = hex[c & 15];
+        }
     }
+    return w;
 }
 
-/* The escaping pass over bytes known to be valid UTF-8. */
-static int escaped(struct strbuf *out, const unsigned char *s, size_t len)
+static int quoted(struct strbuf *out, const unsigned char *s, size_t len)
 {
-    size_t run = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (!needs_escape(s[i]))
-            continue;
-        int rc = strbuf_append(out, s + run, i - run);
-        if (!rc)
-            rc = escape(out, s[i]);
-        if (rc)
-            return rc;
-        run = i + 1;
-    }
-    return strbuf_append(out, s + run, len - run);
+    if (len > ((size_t)-1 - 2) / 6)
+        return -ENOMEM;
+    int rc = strbuf_grow(out, 2 + 6 * len);
+    if (rc)
+        return rc;
+    char *w = out->data + out->len;
+    *w++ = '"';
+    w = escaped(w, s, len);
+    *w++ = '"';
+    *w = '\0';
+    out->len = (size_t)(w - out->data);
+    return 0;
 }
 
 int jsonw_string(struct strbuf *out, const char *s, size_t len)
@@ -67,20 +77,15 @@ int jsonw_string(struct strbuf *out, const char *s, size_t len)
     int high = 0;
     for (size_t i = 0; i < len && !high; i++)
         high = p[i] >= 0x80;
-    int rc = strbuf_append(out, "\"", 1);
-    if (rc)
-        return rc;
-    if (high && !utf8_valid(s, len)) {
-        struct strbuf fixed;
-        strbuf_init(&fixed, 0);
-        rc = utf8_repair(s, len, &fixed);
-        if (!rc)
-            rc = escaped(out, (const unsigned char *)(fixed.data ? fixed.data : ""), fixed.len);
-        strbuf_release(&fixed);
-    } else {
-        rc = escaped(out, p, len);
-    }
-    return rc ? rc : strbuf_append(out, "\"", 1);
+    if (!high || utf8_valid(s, len))
+        return quoted(out, p, len);
+    struct strbuf fixed;
+    strbuf_init(&fixed, 0);
+    int rc = utf8_repair(s, len, &fixed);
+    if (!rc)
+        rc = quoted(out, (const unsigned char *)(fixed.data ? fixed.data : ""), fixed.len);
+    strbuf_release(&fixed);
+    return rc;
 }
 
 int jsonw_u64(struct strbuf *out, uint64_t v)

@@ -60,11 +60,26 @@ void log_timestamp(char *buf, size_t len)
 {
     struct timeval tv;
     gettimeofday(&tv, NULL);
-    struct tm tm;
-    gmtime_r(&tv.tv_sec, &tm);
-    char base[24];
-    strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(buf, len, "%s.%06ldZ", base, (long)tv.tv_usec);
+    /* every event gets one: the date part is formatted once a second */
+    static __thread time_t sec = -1;
+    static __thread char base[24];
+    if (tv.tv_sec != sec) {
+        struct tm tm;
+        gmtime_r(&tv.tv_sec, &tm);
+        strftime(base, sizeof(base), "%Y-%m-%dT%H:%M:%S", &tm);
+        sec = tv.tv_sec;
+    }
+    char frac[9] = {'.', 0, 0, 0, 0, 0, 0, 'Z', 0};
+    long us = (long)tv.tv_usec;
+    for (int i = 6; i >= 1; i--, us /= 10)
+        frac[i] = (char)('0' + us % 10);
+    size_t bl = strlen(base);
+    if (len < bl + sizeof(frac)) {
+        snprintf(buf, len, "%s%s", base, frac);
+        return;
+    }
+    memcpy(buf, base, bl);
+    memcpy(buf + bl, frac, sizeof(frac));
 }
 
 void log_emit(enum log_level lvl, const char *msg, json_t *fields)

@@ -51,6 +51,11 @@ static int strbuf_reserve(struct strbuf *sb, size_t extra)
     return 0;
 }
 
+int strbuf_grow(struct strbuf *sb, size_t extra)
+{
+    return strbuf_reserve(sb, extra);
+}
+
 int strbuf_append(struct strbuf *sb, const void *data, size_t len)
 {
     int rc = strbuf_reserve(sb, len);

@@ -26,6 +26,11 @@ void strbuf_release(struct strbuf *sb);
 /* Forget the contents but keep the allocation. */
 void strbuf_reset(struct strbuf *sb);
 
+/* Make room for `extra` more bytes (and the NUL) so that they can be
+ * written at data + len directly; len is the caller's to move then.
+ * 0, -ENOMEM or -E2BIG. */
+int strbuf_grow(struct strbuf *sb, size_t extra);
+
 /* Append bytes. Returns 0, -ENOMEM, or -E2BIG when the cap would be passed
  * (in which case nothing is appended). */
 int strbuf_append(struct strbuf *sb, const void *data, size_t len);

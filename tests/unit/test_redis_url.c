@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bus/redis.h"
+#include "core/strbuf.h"
 
 static void urls_parse_into_their_parts(void **state)
 {
@@ -52,11 +53,39 @@ static void bad_urls_are_refused_without_echoing_passwords(void **state)
     }
 }
 
+/* Commands in RESP, written by hand: binary-safe lengths, empty and NUL
+ * bytes, appended after what the buffer held. */
+static void commands_are_formatted_in_resp(void **state)
+{
+    (void)state;
+    struct strbuf sb;
+    strbuf_init(&sb, 0);
+    strbuf_append_str(&sb, "x");
+    const char *argv[] = {"PUBLISH", "ami.pbx1.Hangup", "", "a\0b\r\n"};
+    size_t len[] = {7, 15, 0, 5};
+    assert_int_equal(bus_redis_format(&sb, 4, argv, len), 0);
+    static const char want[] = "x*4\r\n$7\r\nPUBLISH\r\n$15\r\nami.pbx1.Hangup\r\n$0\r\n\r\n"
+                               "$5\r\na\0b\r\n\r\n";
+    assert_int_equal(sb.len, sizeof(want) - 1);
+    assert_memory_equal(sb.data, want, sb.len);
+    /* a seven-digit length */
+    strbuf_reset(&sb);
+    static char big[1234567];
+    memset(big, 'v', sizeof(big));
+    const char *one[] = {big};
+    size_t onelen[] = {sizeof(big)};
+    assert_int_equal(bus_redis_format(&sb, 1, one, onelen), 0);
+    assert_int_equal(memcmp(sb.data, "*1\r\n$1234567\r\nvv", 16), 0);
+    assert_int_equal(sb.len, 4 + 10 + sizeof(big) + 2);
+    strbuf_release(&sb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(urls_parse_into_their_parts),
         cmocka_unit_test(bad_urls_are_refused_without_echoing_passwords),
+        cmocka_unit_test(commands_are_formatted_in_resp),
     };
     return cmocka_run_group_tests_name("redis_url", tests, NULL, NULL);
 }
