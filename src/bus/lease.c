@@ -39,11 +39,15 @@ static const char release_script[] = "if redis.call('get', KEYS[1]) == ARGV[1] t
 
 const char bus_lease_fence_script[] =
     "if redis.call('get', KEYS[1]) ~= ARGV[1] then return -1 end\n"
-    "redis.call('publish', ARGV[2], ARGV[3])\n"
-    "if ARGV[4] ~= '' then\n"
-    "  redis.call('xadd', ARGV[4], 'MAXLEN', '~', ARGV[5], '*', 'event', ARGV[3])\n"
+    "local n = 0\n"
+    "for i = 4, #ARGV - 1, 2 do\n"
+    "  redis.call('publish', ARGV[i], ARGV[i + 1])\n"
+    "  if ARGV[2] ~= '' then\n"
+    "    redis.call('xadd', ARGV[2], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[i + 1])\n"
+    "  end\n"
+    "  n = n + 1\n"
     "end\n"
-    "return 1\n";
+    "return n\n";
 
 enum role { ROLE_UNSURE = 0, ROLE_LEADER, ROLE_FOLLOWER };
 

@@ -67,9 +67,11 @@ uint64_t bus_lease_changes(const struct bus_lease *l);
 void bus_lease_release(struct bus_lease *l, void (*done)(void *), void *arg);
 void bus_lease_free(struct bus_lease *l);
 
-/* The fenced PUBLISH (and XADD): KEYS[1] the lease key; ARGV: our token,
- * channel, message, stream ("" for none), stream maxlen. Returns 1, or -1
- * (nothing published) when the lease is not ours. */
+/* The fenced PUBLISH (and XADD) of a batch of events: KEYS[1] the lease
+ * key; ARGV: our token, stream ("" for none), stream maxlen, then channel
+ * and message of each event. Returns how many were published (all of
+ * them), or -1 (none) when the lease is not ours: one fence check, and one
+ * reply, for the whole batch. */
 extern const char bus_lease_fence_script[];
 
 #endif

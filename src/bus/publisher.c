@@ -13,11 +13,17 @@
 
 /* A FIFO of events: buffer (not yet sent) and in flight (sent, replies
  * pending, in send order since Redis answers in order). */
-enum cmd_kind { CMD_PUBLISH = 0, CMD_XADD };
+enum cmd_kind {
+    CMD_PUBLISH = 0, /* a command whose reply covers `n` events: this one and
+                      * the n - 1 CMD_COVERED slots after it (a fenced batch) */
+    CMD_XADD,
+    CMD_COVERED,
+};
 
 struct slot {
     struct bus_event *e;
     enum cmd_kind kind;
+    unsigned n;
 };
 
 struct fifo {
@@ -35,14 +41,14 @@ static int fifo_init(struct fifo *f, size_t cap)
 
 static void fifo_push(struct fifo *f, struct bus_event *e, enum cmd_kind k)
 {
-    f->v[(f->head + f->n) % f->cap] = (struct slot){e, k};
+    f->v[(f->head + f->n) % f->cap] = (struct slot){e, k, 1};
     f->n++;
 }
 
 static void fifo_push_front(struct fifo *f, struct bus_event *e)
 {
     f->head = (f->head + f->cap - 1) % f->cap;
-    f->v[f->head] = (struct slot){e, CMD_PUBLISH};
+    f->v[f->head] = (struct slot){e, CMD_PUBLISH, 1};
     f->n++;
 }
 
@@ -144,6 +150,9 @@ static void on_reply(void *ud, const redisReply *rep)
     if (!p->inflight.n)
         return;
     struct slot sl = fifo_pop(&p->inflight);
+    unsigned n = sl.kind == CMD_PUBLISH && sl.n > 1 ? sl.n : 1; /* events this reply covers */
+    if (n - 1 > p->inflight.n)
+        n = (unsigned)p->inflight.n + 1;
     if (rep->type == REDIS_REPLY_ERROR && rep->str && !strncmp(rep->str, "NOSCRIPT", 8)) {
         /* the script cache was flushed: not published, goes again */
         if (!p->noscript)
@@ -151,6 +160,8 @@ static void on_reply(void *ud, const redisReply *rep)
         p->noscript = 1;
         p->script_loaded = 0;
         fifo_push(&p->redo, sl.e, CMD_PUBLISH);
+        for (unsigned i = 1; i < n; i++)
+            fifo_push(&p->redo, fifo_pop(&p->inflight).e, CMD_PUBLISH);
         if (!p->inflight.n) {
             requeue_redo(p);
             pump(p);
@@ -159,9 +170,9 @@ static void on_reply(void *ud, const redisReply *rep)
     }
     if (rep->type == REDIS_REPLY_INTEGER && rep->integer == -1) {
         /* the fence: the lease moved on while this was on its way */
-        p->st.dropped++;
-        p->fenced_unlogged++;
-        metrics_inc(METRIC_EVENTS_DROPPED, "redis", "fenced", 1);
+        p->st.dropped += n;
+        p->fenced_unlogged += n;
+        metrics_inc(METRIC_EVENTS_DROPPED, "redis", "fenced", n);
         if (uv_now(p->loop) - p->last_fence_log >= PUBLISHER_DROP_LOG_MS) {
             log_warn("events not published: this replica no longer holds the leader lease", "{s:I}",
                      "dropped", (json_int_t)p->fenced_unlogged);
@@ -169,15 +180,18 @@ static void on_reply(void *ud, const redisReply *rep)
             p->last_fence_log = uv_now(p->loop);
         }
     } else if (rep->type == REDIS_REPLY_ERROR) {
-        p->st.errors++;
-        metrics_inc(METRIC_EVENTS_DROPPED, "redis", "refused", 1);
-        log_warn("Redis refused an event command", "{s:s,s:s}", "command",
-                 sl.kind == CMD_XADD ? "XADD" : "PUBLISH", "error", rep->str ? rep->str : "");
-    } else if (sl.kind == CMD_PUBLISH) { /* an event counts once */
-        p->st.published++;
-        metrics_inc(METRIC_EVENTS_PUBLISHED, "redis", NULL, 1);
+        p->st.errors += n;
+        metrics_inc(METRIC_EVENTS_DROPPED, "redis", "refused", n);
+        log_warn("Redis refused an event command", "{s:s,s:s,s:i}", "command",
+                 sl.kind == CMD_XADD ? "XADD" : "PUBLISH", "error", rep->str ? rep->str : "",
+                 "events", (int)n);
+    } else if (sl.kind != CMD_XADD) { /* an event counts once */
+        p->st.published += n;
+        metrics_inc(METRIC_EVENTS_PUBLISHED, "redis", NULL, n);
     }
     bus_event_unref(sl.e);
+    for (unsigned i = 1; i < n; i++)
+        bus_event_unref(fifo_pop(&p->inflight).e);
     if (p->noscript && !p->inflight.n)
         requeue_redo(p);
     pump(p);
@@ -194,33 +208,79 @@ static int send_argv(struct bus_publisher *p, int argc, const char *const *argv,
     return bus_redis_formatted(p->redis, on_reply, p, p->cmd.data, p->cmd.len);
 }
 
-static int send_publish(struct bus_publisher *p, struct bus_event *e)
+/* "<prefix>.<server>.<Event>" into buf (cut at its size); its length. */
+static size_t channel_of(const struct bus_publisher *p, const struct bus_event *e, char *buf,
+                         size_t size)
 {
-    char channel[256];
-    int cl = snprintf(channel, sizeof(channel), "%s.%s.%s",
+    int cl = snprintf(buf, size, "%s.%s.%s",
                       e->channel_prefix ? e->channel_prefix : p->cfg->redis_prefix, e->server_name,
                       e->name);
-    size_t chlen = cl < 0 ? 0 : (size_t)cl < sizeof(channel) ? (size_t)cl : sizeof(channel) - 1;
-    if (p->lease) {
-        /* PUBLISH (and XADD) only if the lease is still ours, in one step */
-        const char *stream = p->cfg->redis_stream ? p->cfg->redis_stream : "";
-        const char *key = bus_lease_key(p->lease), *token = bus_lease_token(p->lease);
-        int sha = p->script_loaded && p->fence_sha[0];
-        const char *script = sha ? p->fence_sha : bus_lease_fence_script;
-        const char *argv[] = {
-            sha ? "EVALSHA" : "EVAL", script, "1", key, token, channel, e->json, stream, p->maxlen};
-        size_t len[] = {strlen(argv[0]), strlen(script), 1,
-                        strlen(key),     strlen(token),  chlen,
-                        e->len,          strlen(stream), strlen(p->maxlen)};
-        int rc = send_argv(p, 9, argv, len);
-        /* Redis runs commands in order: after this EVAL the script is cached */
-        if (!sha)
-            p->script_loaded = rc == 0;
-        return rc;
-    }
+    return cl < 0 ? 0 : (size_t)cl < size ? (size_t)cl : size - 1;
+}
+
+static int send_publish(struct bus_publisher *p, struct bus_event *e)
+{
+    char channel[PUBLISHER_CHANNEL_MAX];
+    size_t chlen = channel_of(p, e, channel, sizeof(channel));
     const char *argv[] = {"PUBLISH", channel, e->json};
     size_t len[] = {7, chlen, e->len};
     return send_argv(p, 3, argv, len);
+}
+
+/* The fenced batch: the oldest `k` waiting events (and their XADD) in one
+ * script call, published only if the lease is still ours, in one step. */
+static int send_fenced(struct bus_publisher *p, size_t k)
+{
+    static char channels[PUBLISHER_BATCH][PUBLISHER_CHANNEL_MAX];
+    const char *argv[7 + 2 * PUBLISHER_BATCH];
+    size_t len[7 + 2 * PUBLISHER_BATCH];
+    const char *stream = p->cfg->redis_stream ? p->cfg->redis_stream : "";
+    const char *key = bus_lease_key(p->lease), *token = bus_lease_token(p->lease);
+    int sha = p->script_loaded && p->fence_sha[0];
+    const char *script = sha ? p->fence_sha : bus_lease_fence_script;
+    int argc = 0;
+    argv[argc] = sha ? "EVALSHA" : "EVAL";
+    len[argc++] = sha ? 7 : 4;
+    argv[argc] = script;
+    len[argc++] = strlen(script);
+    argv[argc] = "1";
+    len[argc++] = 1;
+    argv[argc] = key;
+    len[argc++] = strlen(key);
+    argv[argc] = token;
+    len[argc++] = strlen(token);
+    argv[argc] = stream;
+    len[argc++] = strlen(stream);
+    argv[argc] = p->maxlen;
+    len[argc++] = strlen(p->maxlen);
+    for (size_t i = 0; i < k; i++) {
+        struct bus_event *e = p->buf.v[(p->buf.head + i) % p->buf.cap].e;
+        len[argc] = channel_of(p, e, channels[i], sizeof(channels[i]));
+        argv[argc++] = channels[i];
+        argv[argc] = e->json;
+        len[argc++] = e->len;
+    }
+    int rc = send_argv(p, argc, argv, len);
+    /* Redis runs commands in order: after this EVAL the script is cached */
+    if (!sha)
+        p->script_loaded = rc == 0;
+    return rc;
+}
+
+/* How many of the waiting events go in the next fenced batch: at most
+ * PUBLISHER_BATCH, what the window allows, and PUBLISHER_BATCH_BYTES of
+ * JSON (at least one event whatever its size). */
+static size_t batch_size(const struct bus_publisher *p)
+{
+    size_t room = PUBLISHER_WINDOW - p->inflight.n, k = 0, bytes = 0;
+    while (k < p->buf.n && k < PUBLISHER_BATCH && k < room) {
+        const struct bus_event *e = p->buf.v[(p->buf.head + k) % p->buf.cap].e;
+        if (k && bytes + e->len > PUBLISHER_BATCH_BYTES)
+            break;
+        bytes += e->len;
+        k++;
+    }
+    return k;
 }
 
 static int send_xadd(struct bus_publisher *p, struct bus_event *e)
@@ -268,12 +328,23 @@ static void pump(struct bus_publisher *p)
 {
     while (p->buf.n && p->inflight.n + 2 <= PUBLISHER_WINDOW && bus_redis_up(p->redis) &&
            !follower(p) && !p->noscript) {
+        if (p->lease) {
+            size_t k = batch_size(p);
+            if (send_fenced(p, k) != 0)
+                break;
+            for (size_t i = 0; i < k; i++) {
+                struct bus_event *e = fifo_pop(&p->buf).e; /* its reference moves */
+                fifo_push(&p->inflight, e, i ? CMD_COVERED : CMD_PUBLISH);
+            }
+            p->inflight.v[(p->inflight.head + p->inflight.n - k) % p->inflight.cap].n = (unsigned)k;
+            continue;
+        }
         struct bus_event *e = p->buf.v[p->buf.head].e;
         if (send_publish(p, e) != 0)
             break;
         bus_event_ref(e);
         fifo_push(&p->inflight, e, CMD_PUBLISH);
-        if (p->cmds_per_event == 2 && !p->lease && send_xadd(p, e) == 0) {
+        if (p->cmds_per_event == 2 && send_xadd(p, e) == 0) {
             bus_event_ref(e);
             fifo_push(&p->inflight, e, CMD_XADD);
         }

@@ -2,7 +2,10 @@
  *
  * Each event becomes `PUBLISH <prefix>.<server>.<Event> <json>` (and, with
  * AMIBRIDGE_REDIS_STREAM, `XADD <stream> MAXLEN ~ N * event <json>`),
- * pipelined in order on the one Redis connection. While Redis is slow or
+ * pipelined in order on the one Redis connection. With a lease (replicas,
+ * bus/lease) the events go through the fence script instead, the waiting
+ * ones in batches (PUBLISHER_BATCH): one fence check and one reply per
+ * batch, all of it published or none. While Redis is slow or
  * down, events wait in a bounded buffer (AMIBRIDGE_REDIS_BUFFER); when it
  * is full the oldest are dropped, every drop counted and logged at most
  * once a second. Commands that were in flight when the connection dropped
@@ -28,7 +31,10 @@
 #include "bus/redis.h"
 #include "core/config.h"
 
-#define PUBLISHER_WINDOW        1024 /* commands in flight on the connection */
+#define PUBLISHER_WINDOW        1024         /* events in flight on the connection */
+#define PUBLISHER_BATCH         64           /* events in one fenced script call at most */
+#define PUBLISHER_BATCH_BYTES   (256 * 1024) /* and their JSON at most (one event: any size) */
+#define PUBLISHER_CHANNEL_MAX   256          /* bytes of a channel name; longer ones are cut */
 #define PUBLISHER_DROP_LOG_MS   1000
 #define PUBLISHER_PAUSE_AT_PCT  75 /* of AMIBRIDGE_REDIS_BUFFER */
 #define PUBLISHER_RESUME_AT_PCT 50
