@@ -464,7 +464,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
      * when the hold is full, its oldest bytes go through to make room (and
      * the outlet that asked for the hold drops what it cannot take) */
     if (c->paused || held_len(c) || c->undrained) {
-        if (held_len(c) + (size_t)nread <= AMI_CONN_HOLD_MAX &&
+        if (held_len(c) + (size_t)nread <= c->o.hold_max &&
             strbuf_append(&c->held, buf->base, (size_t)nread) == 0)
             return;
         /* full: the oldest go through, held or not, until there is room
@@ -472,7 +472,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         c->hold_overflows++;
         c->forcing = 1;
         int rc = drain(c, sk);
-        while (rc == 0 && held_len(c) && held_len(c) + (size_t)nread > AMI_CONN_HOLD_MAX)
+        while (rc == 0 && held_len(c) && held_len(c) + (size_t)nread > c->o.hold_max)
             rc = feed_held(c, sk);
         if (rc == 0 && strbuf_append(&c->held, buf->base, (size_t)nread) != 0) {
             while (rc == 0 && held_len(c))

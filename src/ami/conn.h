@@ -19,7 +19,6 @@
 #include "ami/message.h"
 
 #define AMI_CONN_READ_CHUNK          (64 * 1024)
-#define AMI_CONN_HOLD_MAX            (64 * 1024 * 1024) /* bytes held back (ami_conn_pause) */
 #define AMI_CONN_RELEASE_CHUNKS      4                 /* held chunks parsed per turn of the loop */
 #define AMI_CONN_MAX_OUTBUF          (8 * 1024 * 1024) /* queued bytes before send refuses */
 #define AMI_CONN_BACKOFF_MIN_MS      100
@@ -52,6 +51,7 @@ struct ami_conn_opts {
     int index;             /* connection number, for logs */
     int connect_timeout_ms;
     int keepalive_ms;
+    size_t hold_max; /* bytes held back at most while paused (0: none) */
     /* values of Filter actions sent after login (server-side event filters,
      * e.g. "!^Event: VarSet[[:space:]]"); copied */
     char *const *filters;
@@ -85,7 +85,7 @@ int ami_conn_send(struct ami_conn *c, const char *bytes, size_t len);
 /* Hold messages back (pause = 1) or let them come again (0): backpressure
  * when they cannot be passed on fast enough. The socket is read all the
  * same and the bytes kept as Asterisk sent them (no parsing, no allocation
- * per message), up to AMI_CONN_HOLD_MAX; past that they go through (the
+ * per message), up to opts.hold_max; past that they go through (the
  * owner drops what it cannot take). Reading is never stopped: Asterisk
  * drops a manager session whose writes make no progress for `writetimeout`
  * (manager.conf, 100 ms by default), and a stopped reader can stall its

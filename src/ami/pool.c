@@ -537,6 +537,7 @@ static struct ami_conn *make_conn(struct ami_pool *p, struct pconn *pc, const ch
         .index = index,
         .connect_timeout_ms = p->srv.connect_timeout_ms,
         .keepalive_ms = p->srv.keepalive_ms,
+        .hold_max = (size_t)p->srv.events_hold_mib * 1024 * 1024,
         .filters = filters,
         .nfilters = nfilters,
     };

@@ -698,6 +698,11 @@ static const struct cfg_setting cfg_settings[] = {
          "Time allowed for connect, banner and login."),
      .kind = CFG_INT, .flags = CFG_F_SERVER | CFG_F_TUNING, .lo = 100, .hi = 600000,
      .off = SRV(connect_timeout_ms)},
+    {DOC("AMIBRIDGE_AMI_EVENTS_HOLD_MIB", "events_hold_mib", "256",
+         "MiB of AMI events held back while Redis catches up; past it the oldest are dropped; "
+         "0: none held."),
+     .kind = CFG_INT, .flags = CFG_F_SERVER | CFG_F_TUNING, .lo = 0, .hi = CFG_EVENTS_HOLD_MIB_MAX,
+     .off = SRV(events_hold_mib)},
     {DOC("AMIBRIDGE_API_KEYS", "api_keys", "",
          "Space-separated NAME:TOKEN:SCOPES; scopes read,call,control,actions,admin."),
      .kind = CFG_OWN, .load = api_keys_load},

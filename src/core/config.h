@@ -24,17 +24,18 @@ enum cfg_scope {
 
 enum cfg_auth { CFG_AUTH_MD5 = 0, CFG_AUTH_PLAIN };
 
-#define CFG_NAME_MAX        64 /* server and key names */
-#define CFG_MAX_SERVERS     32
-#define CFG_MAX_KEYS        1024
-#define CFG_POOL_SIZE_MAX   64
-#define CFG_TIMEOUT_MS_MIN  100
-#define CFG_TIMEOUT_MS_MAX  600000
-#define CFG_MAX_BODY_MAX    (16 * 1024 * 1024)
-#define CFG_FILE_MAX        (4 * 1024 * 1024)
-#define CFG_PEM_MAX         (1024 * 1024)
-#define CFG_CALLS_RATE_MAX  10000.0
-#define CFG_CALLS_BURST_MAX 100000
+#define CFG_NAME_MAX            64 /* server and key names */
+#define CFG_MAX_SERVERS         32
+#define CFG_MAX_KEYS            1024
+#define CFG_POOL_SIZE_MAX       64
+#define CFG_EVENTS_HOLD_MIB_MAX 16384
+#define CFG_TIMEOUT_MS_MIN      100
+#define CFG_TIMEOUT_MS_MAX      600000
+#define CFG_MAX_BODY_MAX        (16 * 1024 * 1024)
+#define CFG_FILE_MAX            (4 * 1024 * 1024)
+#define CFG_PEM_MAX             (1024 * 1024)
+#define CFG_CALLS_RATE_MAX      10000.0
+#define CFG_CALLS_BURST_MAX     100000
 
 struct cfg_server {
     char *name;
@@ -49,6 +50,7 @@ struct cfg_server {
     int max_inflight_per_conn; /* per action connection */
     int keepalive_ms;
     int connect_timeout_ms;
+    int events_hold_mib; /* AMI events held back while Redis catches up (ami_conn_pause) */
 };
 
 /* A per-key dial policy (toll-fraud guard): globs, case-insensitive. An

@@ -16,6 +16,7 @@
 #include "sim/sim.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <regex.h>
 #include <stdarg.h>
@@ -1172,15 +1173,29 @@ static void on_restart_auto(uv_timer_t *t)
 }
 
 /* manager.conf authtimeout: sessions that never log in are closed. */
+/* Can the kernel take more bytes on this session's socket now? */
+static int sock_writable(struct sim_session *s)
+{
+    uv_os_fd_t fd;
+    if (uv_fileno((uv_handle_t *)&s->tcp, &fd) != 0)
+        return 1;
+    struct pollfd pfd = {.fd = fd, .events = POLLOUT};
+    return poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLOUT);
+}
+
 /* manager.c send_string(): a write that makes no progress for the
- * session's writetimeout ends the session (write_error). Here: output
- * queued in the kernel's stead (libuv's write queue) that has not shrunk
- * for write_timeout_ms. */
+ * session's writetimeout ends the session (write_error); Asterisk's writer
+ * waits for POLLOUT (main/iostream.c). Here: output that libuv still holds
+ * (its write queue has not shrunk) while the socket has not been writable
+ * for write_timeout_ms. A socket that is writable does not count as
+ * stalled, so time this single-threaded simulator spends elsewhere (making
+ * a flood) is not blamed on the client. */
 static int write_stalled(struct sim_session *s, uint64_t now)
 {
     long limit = s->sim->opt.write_timeout_ms;
     size_t q = s->writing ? uv_stream_get_write_queue_size((uv_stream_t *)&s->tcp) : 0;
-    if (limit <= 0 || q == 0 || q < s->stall_queue || s->writes_done != s->stall_writes) {
+    if (limit <= 0 || q == 0 || q < s->stall_queue || s->writes_done != s->stall_writes ||
+        sock_writable(s)) {
         s->stall_queue = q;
         s->stall_writes = s->writes_done;
         s->stall_since = now;
