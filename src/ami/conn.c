@@ -325,10 +325,20 @@ static void on_login_message(struct ami_conn *c, struct ami_msg *m)
 
 /* --- reading ----------------------------------------------------------------------- */
 
+static int holding(const struct ami_conn *c);
+
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
-    (void)h;
     (void)suggested;
+    struct ami_sock *sk = h->data;
+    struct ami_conn *c = sk->c;
+    /* held back: read straight to the end of what is held, when it has room */
+    if (c && c->sock == sk && holding(c) &&
+        c->held.len - c->held_off + AMI_CONN_READ_CHUNK <= c->o.hold_max &&
+        strbuf_grow(&c->held, AMI_CONN_READ_CHUNK) == 0) {
+        *buf = uv_buf_init(c->held.data + c->held.len, AMI_CONN_READ_CHUNK);
+        return;
+    }
     /* one read buffer per read; the parser copies what it keeps */
     static char chunk[AMI_CONN_READ_CHUNK];
     *buf = uv_buf_init(chunk, sizeof(chunk));
@@ -409,15 +419,22 @@ static size_t held_len(const struct ami_conn *c)
     return c->held.len - c->held_off;
 }
 
+/* Bytes read now must wait behind what is held (or is being held). */
+static int holding(const struct ami_conn *c)
+{
+    return c->paused || held_len(c) || c->undrained;
+}
+
 /* Parse the next chunk of held bytes (read position moves on; the buffer
  * is compacted when most of it was read, and given back when empty). */
 static int feed_held(struct ami_conn *c, struct ami_sock *sk)
 {
     size_t n = held_len(c) < AMI_CONN_READ_CHUNK ? held_len(c) : AMI_CONN_READ_CHUNK;
-    /* the parser copies what it keeps; a callback may hold again and append
-     * while we are in it, moving the buffer: feed from a copy */
-    static char chunk[AMI_CONN_READ_CHUNK];
-    memcpy(chunk, c->held.data + c->held_off, n);
+    /* the parser copies: the held bytes may move or go once it has them */
+    if (ami_parser_feed(c->parser, c->held.data + c->held_off, n) < 0) {
+        conn_fail(c, ami_parser_errstr(c->parser), 0);
+        return -1;
+    }
     c->held_off += n;
     if (c->held_off == c->held.len) {
         strbuf_release(&c->held); /* a burst's memory goes back */
@@ -426,7 +443,7 @@ static int feed_held(struct ami_conn *c, struct ami_sock *sk)
         strbuf_consume(&c->held, c->held_off);
         c->held_off = 0;
     }
-    return feed(c, sk, chunk, n);
+    return drain(c, sk);
 }
 
 static void on_release(uv_timer_t *t)
@@ -463,7 +480,12 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     /* held back (or still releasing what was): keep the bytes, in order;
      * when the hold is full, its oldest bytes go through to make room (and
      * the outlet that asked for the hold drops what it cannot take) */
-    if (c->paused || held_len(c) || c->undrained) {
+    if (holding(c)) {
+        if (buf->base == c->held.data + c->held.len) { /* read in place (alloc_cb) */
+            c->held.len += (size_t)nread;
+            c->held.data[c->held.len] = '\0';
+            return;
+        }
         if (held_len(c) + (size_t)nread <= c->o.hold_max &&
             strbuf_append(&c->held, buf->base, (size_t)nread) == 0)
             return;
