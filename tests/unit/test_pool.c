@@ -2,8 +2,9 @@
  * thread with plain sockets): ActionID correlation when replies come out of
  * order, a late reply to a timed-out action (a zombie) recognised and not
  * given to anyone, an event list past AMI_POOL_MAX_LIST_ITEMS refused while
- * the session stays in step, and a dropped connection failing what it
- * carried. */
+ * the session stays in step, a dropped connection failing what it carried,
+ * and events held back (ami_pool_pause_events) then handed out in order,
+ * the oldest going through when the hold is full. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -43,6 +44,7 @@ struct peer {
     size_t nin[PEER_CONNS];
     struct held held[4]; /* replies to "Hold" actions, sent when "Release" comes */
     int nheld;
+    volatile int event_fd; /* the session that logged in with events on */
 };
 
 static void say(int fd, const char *fmt, ...)
@@ -79,7 +81,19 @@ static void act(struct peer *pe, int fd, const char *msg)
     char action[64] = "", id[64] = "";
     header(msg, "Action", action, sizeof(action));
     header(msg, "ActionID", id, sizeof(id));
-    if (!strcmp(action, "Challenge")) {
+    char events[16] = "";
+    if (!strcmp(action, "Login") && header(msg, "Events", events, sizeof(events)) &&
+        strcmp(events, "off"))
+        pe->event_fd = fd;
+    if (!strcmp(action, "Emit")) {
+        /* Count events on the event session, then the reply */
+        char count[16] = "0";
+        header(msg, "Count", count, sizeof(count));
+        for (int i = 1; i <= atoi(count); i++)
+            say(pe->event_fd, "Event: Tick\r\nPrivilege: user,all\r\nN: %d\r\nPad: %s\r\n\r\n", i,
+                "................................................................");
+        say(fd, "Response: Success\r\nActionID: %s\r\nMessage: emitted\r\n\r\n", id);
+    } else if (!strcmp(action, "Challenge")) {
         say(fd, "Response: Success\r\nActionID: %s\r\nChallenge: 123456789\r\n\r\n", id);
     } else if (!strcmp(action, "Hold") && pe->nheld < 4) {
         pe->held[pe->nheld].fd = fd;
@@ -167,6 +181,7 @@ static void peer_start(struct peer *pe)
     memset(pe, 0, sizeof(*pe));
     for (int i = 0; i < PEER_CONNS; i++)
         pe->fds[i] = -1;
+    pe->event_fd = -1;
     pe->lfd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(bind(pe->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
@@ -206,6 +221,19 @@ static void on_result(void *ud, const struct ami_result *r)
     g->nevents = r->nevents;
 }
 
+/* Events from the event connection: how many, and whether N counted up. */
+static int ticks, ticks_out_of_order;
+static void on_event(void *ud, const struct ami_msg *m)
+{
+    (void)ud;
+    const char *n = ami_msg_get(m, "N");
+    if (!n || strcmp(ami_msg_name(m), "Tick"))
+        return;
+    if (atoi(n) != ticks + 1)
+        ticks_out_of_order++;
+    ticks++;
+}
+
 static uv_loop_t loop;
 static uv_timer_t wake; /* every 10 ms, so that run_until looks at the clock */
 static struct cfg cfg;
@@ -237,10 +265,15 @@ static int setup(void **state)
     peer_start(&peer);
     char port[48], errbuf[256];
     snprintf(port, sizeof(port), "AMIBRIDGE_AMI_PORT=%d", peer.port);
-    char *env[] = {"AMIBRIDGE_AMI_USERNAME=bridge", "AMIBRIDGE_AMI_SECRET=s3cret-value",
-                   "AMIBRIDGE_AMI_HOST=127.0.0.1",  port,
-                   "AMIBRIDGE_AMI_POOL_SIZE=1",     "AMIBRIDGE_AMI_TIMEOUT_MS=300",
-                   "AMIBRIDGE_LOG_LEVEL=error",     NULL};
+    char *env[] = {"AMIBRIDGE_AMI_USERNAME=bridge",
+                   "AMIBRIDGE_AMI_SECRET=s3cret-value",
+                   "AMIBRIDGE_AMI_HOST=127.0.0.1",
+                   port,
+                   "AMIBRIDGE_AMI_POOL_SIZE=1",
+                   "AMIBRIDGE_AMI_TIMEOUT_MS=300",
+                   "AMIBRIDGE_LOG_LEVEL=error",
+                   "AMIBRIDGE_AMI_EVENTS_HOLD_MIB=1",
+                   NULL};
     if (cfg_load(&cfg, env, NULL, errbuf, sizeof(errbuf)) != 0) {
         fprintf(stderr, "%s\n", errbuf);
         return -1;
@@ -248,13 +281,16 @@ static int setup(void **state)
     uv_loop_init(&loop);
     uv_timer_init(&loop, &wake);
     uv_timer_start(&wake, on_wake, 10, 10);
-    pool = ami_pool_new(&loop, &cfg.servers[0], "test", NULL, NULL, NULL, 0);
+    pool = ami_pool_new(&loop, &cfg.servers[0], "test", on_event, NULL, NULL, 0);
     if (!pool)
         return -1;
     uint64_t end = uv_now(&loop) + 5000;
-    while (actions_up() < 1 && uv_now(&loop) < end)
+    struct ami_pool_status st = {0};
+    while ((actions_up() < 1 || !st.event_up) && uv_now(&loop) < end) {
         uv_run(&loop, UV_RUN_ONCE);
-    return actions_up() == 1 ? 0 : -1;
+        ami_pool_status(pool, &st);
+    }
+    return actions_up() == 1 && st.event_up ? 0 : -1;
 }
 
 static int closed;
@@ -380,6 +416,55 @@ static void a_dropped_connection_fails_what_it_carried_and_comes_back(void **sta
     assert_string_equal(p.message, "Ping done");
 }
 
+/* Run the loop for about `ms`. */
+static void run_for(int ms)
+{
+    int never = 0;
+    run_until(&never, 1, ms);
+}
+
+static void held_events_come_in_order_once_let_go(void **state)
+{
+    (void)state;
+    struct got g = {0};
+    ticks = ticks_out_of_order = 0;
+    ami_pool_pause_events(pool, 1);
+    struct ami_msg *m = ami_msg_new();
+    ami_msg_add(m, "Action", "Emit");
+    ami_msg_add(m, "Count", "1000");
+    assert_int_equal(ami_pool_submit(pool, m, NULL, on_result, &g, NULL), 0);
+    run_until(&g.n, 1, 2000);
+    assert_int_equal(g.n, 1);
+    run_for(200);
+    assert_int_equal(ticks, 0); /* read, held, not handed out */
+    ami_pool_pause_events(pool, 0);
+    run_until(&ticks, 1000, 3000);
+    assert_int_equal(ticks, 1000);
+    assert_int_equal(ticks_out_of_order, 0);
+}
+
+static void a_full_hold_lets_the_oldest_through_in_order(void **state)
+{
+    (void)state;
+    struct got g = {0};
+    ticks = ticks_out_of_order = 0;
+    ami_pool_pause_events(pool, 1);
+    /* 40,000 events of ~110 bytes: 4 MiB against a hold of 1 MiB */
+    struct ami_msg *m = ami_msg_new();
+    ami_msg_add(m, "Action", "Emit");
+    ami_msg_add(m, "Count", "40000");
+    assert_int_equal(ami_pool_submit(pool, m, NULL, on_result, &g, NULL), 0);
+    run_until(&g.n, 1, 5000);
+    run_for(300);
+    int while_held = ticks;
+    print_message("%d of 40000 went through a full 1 MiB hold\n", while_held);
+    assert_true(while_held > 0 && while_held < 40000);
+    ami_pool_pause_events(pool, 0);
+    run_until(&ticks, 40000, 5000);
+    assert_int_equal(ticks, 40000);
+    assert_int_equal(ticks_out_of_order, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -387,6 +472,8 @@ int main(void)
         cmocka_unit_test(a_late_reply_to_a_timed_out_action_goes_to_nobody),
         cmocka_unit_test(a_list_past_the_cap_is_refused_and_the_session_stays_in_step),
         cmocka_unit_test(a_dropped_connection_fails_what_it_carried_and_comes_back),
+        cmocka_unit_test(held_events_come_in_order_once_let_go),
+        cmocka_unit_test(a_full_hold_lets_the_oldest_through_in_order),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
