@@ -11,9 +11,11 @@ total=0
 for t in "$@"; do
     total=$((total + 1))
     echo "### $t"
+    start=$(date +%s)
     if ! "$t"; then
         failed="$failed $t"
     fi
+    echo "### $t: $(($(date +%s) - start)) s"
 done
 if [ -n "$failed" ]; then
     echo "FAILED test programs:$failed" >&2
