@@ -12,6 +12,8 @@
 #   2. the highest SimFlood rate ami-sim -> amibridge -> Redis PUBLISH that
 #      a subscriber (build/events-bench) receives complete and in order, as
 #      bench/events.sh, against redis-benchmark PUBLISH of the same payload;
+#      then the end-to-end latency (ami-sim's Timestamp to the subscriber) of a
+#      flood at LAT_RATE for LAT_S seconds, its own step;
 #   3. RSS of an idle bridge right after /readyz says 200, and with 5,000
 #      idle keep-alive connections (build/soak idle), each beside the same
 #      figure of build/mhd-baseline;
@@ -27,6 +29,7 @@
 #   bash bench/run-all.sh [BUILD_DIR]        (or: make bench-all)
 #   DURATION=10 CONNS=64 THREADS=2 POOL=4 ROUNDS=2 PACE_CONNS=64
 #   STEP_S=2 RATES="20000 40000 60000 80000 120000 160000 200000 250000"
+#   LAT_RATE=50000 LAT_S=4
 #   IDLE_CONNS=5000 STARTS=10 WEBHOOKS=0 PROFILE=auto PROFILE_S=5 TIMEOUT_S=900
 set -uo pipefail
 BUILD=${1:-build}
@@ -38,6 +41,8 @@ ROUNDS=${ROUNDS:-2}
 PACE_CONNS=${PACE_CONNS:-64}
 STEP_S=${STEP_S:-2}
 RATES=${RATES:-"20000 40000 60000 80000 120000 160000 200000 250000"}
+LAT_RATE=${LAT_RATE:-50000}
+LAT_S=${LAT_S:-4}
 IDLE_CONNS=${IDLE_CONNS:-5000}
 STARTS=${STARTS:-10}
 WEBHOOKS=${WEBHOOKS:-0}
@@ -46,6 +51,8 @@ PROFILE_S=${PROFILE_S:-5}
 if [ "$WEBHOOKS" = 1 ]; then TIMEOUT_S=${TIMEOUT_S:-2400}; else TIMEOUT_S=${TIMEOUT_S:-900}; fi
 # targets (issue "Hardening and speed", item 6)
 T_RATIO=0.5 T_P99_MS=2 T_EVENTS=200000 T_IDLE_MIB=10 T_CONNS_MIB=64 T_READY_MS=100
+# issue 17 ("Speed")
+T_EV_P99_MS=2
 
 for b in ami-sim amibridge events-bench soak mhd-baseline; do
     [ -x "$BUILD/$b" ] || { echo "missing $BUILD/$b: run 'make all'" >&2; exit 2; }
@@ -100,6 +107,7 @@ fmt0() { python3 -c 'import sys; print(f"{float(sys.argv[1]):,.0f}")' "$1"; }
 jfield() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null; }
 mib() { awk -v k="$1" 'BEGIN {if (k == "") print "?"; else printf "%.1f", k / 1024}'; }
+hz=$(getconf CLK_TCK)
 cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # wrk's "99%    2.96ms" in ms
 wrk_ms() { awk -v q="$1" '$1 == q {v = $2; m = 1; if (v ~ /us$/) m = 0.001; else if (v ~ /ms$/) m = 1;
@@ -203,7 +211,6 @@ start_bridge actions AMIBRIDGE_AMI_POOL_SIZE="$POOL"
 start_baseline
 base_rss_idle=$(status_kib "$BASE_PID" VmRSS)
 best_base=0 best_bridge=0 bridge_p50='' bridge_p99='' bad=0 bridge_cpu='' base_cpu='' sim_cpu='' base_us='' bridge_us=''
-hz=$(getconf CLK_TCK)
 for r in $(seq "$ROUNDS"); do
     b0=$(cpu_ticks "$BASE_PID")
     run_wrk "$tmp/wrk-base.txt" "$BASE_URL" "$DURATION"
@@ -331,38 +338,69 @@ flood() {
     curl -fs -m 5 -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
         -d "{\"Flood\":\"$1\",\"FloodCount\":\"$2\"}" "$BRIDGE_URL/v1/actions/SimControl" >/dev/null
 }
-best=0 failed_rate='' size=''
-for rate in $RATES; do
-    count=$((rate * STEP_S))
+# ev_step RATE SECONDS: events-bench subscribed, a flood of RATE for SECONDS
+# through the bridge; its JSON into $tmp/step.json (empty when it failed),
+# the bridge's CPU over the step in EV_CPU_MS
+ev_step() {
+    local count=$(($1 * $2)) sub x0 x1
     rm -f "$tmp/ready" "$tmp/step.json"
-    timeout $((STEP_S + 60)) "$BIN/events-bench" --port "$REDIS_PORT" --channel ami.default.SimFlood \
+    timeout $(($2 + 60)) "$BIN/events-bench" --port "$REDIS_PORT" --channel ami.default.SimFlood \
         --count "$count" --ready-file "$tmp/ready" --idle-ms 3000 >"$tmp/step.json" &
     sub=$!
     pids+=("$sub")
     for _ in $(seq 100); do [ -s "$tmp/ready" ] && break; sleep 0.05; done
     x0=$(cpu_ticks "$BRIDGE_PID")
-    flood "$rate" "$count"
+    flood "$1" "$count"
     wait "$sub"
     x1=$(cpu_ticks "$BRIDGE_PID")
     stop_pid "$sub"
+    EV_CPU_MS=$(((x1 - x0) * 1000 / hz))
+}
+ev_line() {
+    printf '%9s/s  received %s of %s, missing %s, gaps %s, out of order %s, delivered at %s/s, p50 %s ms, p99 %s ms; amibridge CPU %s ms\n' \
+        "$1" "$(jfield "$tmp/step.json" received)" "$(jfield "$tmp/step.json" expected)" \
+        "$(jfield "$tmp/step.json" missing)" "$(jfield "$tmp/step.json" seq_gaps)" \
+        "$(jfield "$tmp/step.json" out_of_order)" "$(jfield "$tmp/step.json" rate_per_s)" "$(jfield "$tmp/step.json" p50_ms)" \
+        "$(jfield "$tmp/step.json" p99_ms)" "$EV_CPU_MS"
+}
+ev_clean() {
+    [ "$(jfield "$tmp/step.json" missing)" = 0 ] && [ "$(jfield "$tmp/step.json" seq_gaps)" = 0 ] &&
+        [ "$(jfield "$tmp/step.json" out_of_order)" = 0 ]
+}
+best=0 failed_rate='' size=''
+for rate in $RATES; do
+    ev_step "$rate" "$STEP_S"
     if [ ! -s "$tmp/step.json" ]; then
         printf '%9s/s  events-bench failed\n' "$rate"
         failed_rate=$rate
         break
     fi
     size=$(jfield "$tmp/step.json" avg_payload_bytes)
-    printf '%9s/s  received %s of %s, missing %s, gaps %s, out of order %s, p99 %s ms; amibridge CPU %s ms\n' \
-        "$rate" "$(jfield "$tmp/step.json" received)" "$count" "$(jfield "$tmp/step.json" missing)" \
-        "$(jfield "$tmp/step.json" seq_gaps)" "$(jfield "$tmp/step.json" out_of_order)" \
-        "$(jfield "$tmp/step.json" p99_ms)" "$(((x1 - x0) * 1000 / hz))"
-    if [ "$(jfield "$tmp/step.json" missing)" = 0 ] && [ "$(jfield "$tmp/step.json" seq_gaps)" = 0 ] &&
-        [ "$(jfield "$tmp/step.json" out_of_order)" = 0 ]; then
+    ev_line "$rate"
+    if ev_clean; then
         best=$rate
     else
         failed_rate=$rate
         break
     fi
 done
+# latency at a fixed rate, below the zero-loss one: its own step, longer
+echo "== 2b. events: end-to-end latency at $LAT_RATE/s for ${LAT_S}s (ami-sim Timestamp -> events-bench)"
+ev_step "$LAT_RATE" "$LAT_S"
+if [ -s "$tmp/step.json" ]; then
+    ev_line "$LAT_RATE"
+    lat_p50=$(jfield "$tmp/step.json" p50_ms) lat_p99=$(jfield "$tmp/step.json" p99_ms)
+    lat_max=$(jfield "$tmp/step.json" max_ms) lat_cpu=$((EV_CPU_MS / LAT_S / 10))
+    lat_note=""
+    ev_clean || lat_note=", **lost events: $(jfield "$tmp/step.json" missing) missing, $(jfield "$tmp/step.json" seq_gaps) gaps**"
+    ok=$(calc 'int(float(sys.argv[1]) < float(sys.argv[2]) and sys.argv[3] == "")' "$lat_p99" "$T_EV_P99_MS" "$lat_note")
+    lat_row=("events: end-to-end latency at $(fmt0 "$LAT_RATE")/s for ${LAT_S}s (ami-sim Timestamp → amibridge → Redis → events-bench)" \
+        "p50 $lat_p50 ms, p99 $lat_p99 ms, max $lat_max ms ($(jfield "$tmp/step.json" received) of $(jfield "$tmp/step.json" expected) events; amibridge $lat_cpu % of a core$lat_note)" \
+        "—" "—" "p99 < $T_EV_P99_MS ms" "$(met "$ok")")
+else
+    echo "  events-bench failed"
+    lat_row=("events: end-to-end latency at $(fmt0 "$LAT_RATE")/s" "FAILED (events-bench gave nothing)" "—" "—" "p99 < $T_EV_P99_MS ms" "**no**")
+fi
 drops=$(curl -fs -m 5 "$BRIDGE_URL/metrics" | awk 'index($1, "amibridge_events_dropped_total{outlet=\"redis\"") == 1 {s += $2} END {print s + 0}')
 size=${size:-187}
 payload=$(python3 -c "import sys; print('x' * int(sys.argv[1]))" "$size")
@@ -386,6 +424,7 @@ row "events: highest SimFlood rate with zero loss, ami-sim → amibridge → Red
     "redis-benchmark PUBLISH, ${size}-byte payload, 1 conn, pipeline 64, $sub_note: $(fmt0 "${ceiling:-0}")/s" \
     "$(calc '"%.2f" % (float(sys.argv[1]) / max(float(sys.argv[2]), 1))' "$best" "${ceiling:-0}")" \
     "≥ $(fmt0 "$T_EVENTS")/s" "$(met "$ok")"
+row "${lat_row[@]}"
 if [ "$PROFILE" = 1 ] || { [ "$PROFILE" = auto ] && [ "$MISSED_EVENTS" = 1 ]; }; then
     prate=${failed_rate:-$T_EVENTS}
     echo "== profile: perf record -g -p <amibridge> during a $prate/s flood (${PROFILE_S}s)"
