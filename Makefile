@@ -61,6 +61,8 @@ BRIDGE_SRCS := $(wildcard src/main.c)
 BRIDGE := $(if $(BRIDGE_SRCS),$(BUILD)/amibridge)
 
 BENCH_TOOL := $(BUILD)/ami-bench $(BUILD)/events-bench $(BUILD)/webhooks-bench
+# 100 SSE streams read by one epoll loop: the fan-out figure of bench/run-all.sh
+BENCH_TOOL += $(BUILD)/sse-bench
 # load and abuse of a running bridge (tests/soak/run.sh)
 BENCH_TOOL += $(BUILD)/soak
 # a bare libmicrohttpd JSON responder: the ceiling of bench/run-all.sh
@@ -133,6 +135,9 @@ $(BUILD)/ami-bench: $(BUILD)/obj/bench/ami_bench.o $(LIB)
 
 $(BUILD)/events-bench: $(BUILD)/obj/bench/events_bench.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) -lm
+
+$(BUILD)/sse-bench: $(BUILD)/obj/bench/sse_bench.o
+	$(CC) $(LDFLAGS_ALL) -o $@ $<
 
 $(BUILD)/soak: $(BUILD)/obj/tests/soak/soak.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) -lm

@@ -13,7 +13,10 @@
 #      a subscriber (build/events-bench) receives complete and in order, as
 #      bench/events.sh, against redis-benchmark PUBLISH of the same payload;
 #      then the end-to-end latency (ami-sim's Timestamp to the subscriber) of a
-#      flood at LAT_RATE for LAT_S seconds, its own step;
+#      flood at LAT_RATE for LAT_S seconds, its own step; then SSE fan-out:
+#      SSE_CLIENTS streams of GET /v1/events (build/sse-bench, one epoll loop)
+#      while ami-sim floods SSE_RATE for SSE_S seconds, each stream checked
+#      complete and in order, latency from ami-sim's Timestamp;
 #   3. RSS of an idle bridge right after /readyz says 200, and with 5,000
 #      idle keep-alive connections (build/soak idle), each beside the same
 #      figure of build/mhd-baseline;
@@ -29,7 +32,7 @@
 #   bash bench/run-all.sh [BUILD_DIR]        (or: make bench-all)
 #   DURATION=10 CONNS=64 THREADS=2 POOL=4 ROUNDS=2 PACE_CONNS=64
 #   STEP_S=2 RATES="20000 40000 60000 80000 120000 160000 200000 250000"
-#   LAT_RATE=50000 LAT_S=4
+#   LAT_RATE=50000 LAT_S=4 SSE_CLIENTS=100 SSE_RATE=20000 SSE_S=5 SSE_QUEUE=20000
 #   IDLE_CONNS=5000 STARTS=10 WEBHOOKS=0 PROFILE=auto PROFILE_S=5 TIMEOUT_S=900
 set -uo pipefail
 BUILD=${1:-build}
@@ -43,6 +46,10 @@ STEP_S=${STEP_S:-2}
 RATES=${RATES:-"20000 40000 60000 80000 120000 160000 200000 250000"}
 LAT_RATE=${LAT_RATE:-50000}
 LAT_S=${LAT_S:-4}
+SSE_CLIENTS=${SSE_CLIENTS:-100}
+SSE_RATE=${SSE_RATE:-20000}
+SSE_S=${SSE_S:-5}
+SSE_QUEUE=${SSE_QUEUE:-20000}
 IDLE_CONNS=${IDLE_CONNS:-5000}
 STARTS=${STARTS:-10}
 WEBHOOKS=${WEBHOOKS:-0}
@@ -54,7 +61,7 @@ T_RATIO=0.5 T_P99_MS=2 T_EVENTS=200000 T_IDLE_MIB=10 T_CONNS_MIB=64 T_READY_MS=1
 # issue 17 ("Speed")
 T_EV_P99_MS=2
 
-for b in ami-sim amibridge events-bench soak mhd-baseline; do
+for b in ami-sim amibridge events-bench sse-bench soak mhd-baseline; do
     [ -x "$BUILD/$b" ] || { echo "missing $BUILD/$b: run 'make all'" >&2; exit 2; }
 done
 for c in wrk curl python3 redis-server redis-cli redis-benchmark; do
@@ -70,7 +77,7 @@ tmp=$(mktemp -d /tmp/amibridge-bench.XXXXXX)
 # here (and perf can still read the symbols of what it profiles)
 BIN=$tmp/bin
 mkdir -p "$BIN"
-for b in ami-sim amibridge events-bench soak mhd-baseline webhooks-bench; do
+for b in ami-sim amibridge events-bench sse-bench soak mhd-baseline webhooks-bench; do
     [ ! -x "$BUILD/$b" ] || cp -p "$BUILD/$b" "$BIN/$b"
 done
 pids=() # everything started here and still running, by pid
@@ -157,6 +164,12 @@ start_bridge() {
     echo "amibridge ($name) did not get ready; its log:" >&2
     cat "$tmp/bridge-$name.log" >&2
     exit 2
+}
+
+# flood RATE COUNT: ami-sim's SimFlood through the bridge's generic action route
+flood() {
+    curl -fs -m 5 -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+        -d "{\"Flood\":\"$1\",\"FloodCount\":\"$2\"}" "$BRIDGE_URL/v1/actions/SimControl" >/dev/null
 }
 
 # start_baseline [ARGS...]: build/mhd-baseline; sets BASE_PID, BASE_URL
@@ -334,10 +347,6 @@ pids+=("$REDIS_PID")
 start_sim
 for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 READY_GREP='"redis":{"state":"up"' start_bridge events AMIBRIDGE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
-flood() {
-    curl -fs -m 5 -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-        -d "{\"Flood\":\"$1\",\"FloodCount\":\"$2\"}" "$BRIDGE_URL/v1/actions/SimControl" >/dev/null
-}
 # ev_step RATE SECONDS: events-bench subscribed, a flood of RATE for SECONDS
 # through the bridge; its JSON into $tmp/step.json (empty when it failed),
 # the bridge's CPU over the step in EV_CPU_MS
@@ -437,6 +446,59 @@ fi
 stop_pid "$BRIDGE_PID"
 stop_pid "$SIM_PID"
 stop_pid "$REDIS_PID"
+
+# --- 2c. SSE fan-out ------------------------------------------------------------------------
+echo "== 2c. SSE fan-out: $SSE_CLIENTS clients on GET /v1/events?events=SimFlood, a flood of $SSE_RATE/s for ${SSE_S}s (sse-bench)"
+start_sim
+# every client is 127.0.0.1 with one key: lift the per-client connection cap
+# and the SSE caps (100 streams, 10 per key) as the soak does; each client's
+# queue is SSE_QUEUE events (the bridge's default, 1000, is 50 ms at 20,000/s)
+start_bridge sse AMIBRIDGE_HTTP_MAX_CONNECTIONS_PER_CLIENT=0 \
+    AMIBRIDGE_SSE_MAX_CLIENTS=$((SSE_CLIENTS + 10)) AMIBRIDGE_SSE_MAX_CLIENTS_PER_KEY=$((SSE_CLIENTS + 10)) \
+    AMIBRIDGE_SSE_QUEUE="$SSE_QUEUE"
+sse_count=$((SSE_RATE * SSE_S))
+rm -f "$tmp/sse-ready" "$tmp/sse.json"
+timeout $((SSE_S + 120)) "$BIN/sse-bench" --port "${BRIDGE_URL##*:}" --token "$TOKEN" \
+    --clients "$SSE_CLIENTS" --count "$sse_count" --path '/v1/events?events=SimFlood' \
+    --ready-file "$tmp/sse-ready" --idle-ms 3000 >"$tmp/sse.json" &
+sub=$!
+pids+=("$sub")
+for _ in $(seq 200); do [ -s "$tmp/sse-ready" ] && break; sleep 0.05; done
+x0=$(cpu_ticks "$BRIDGE_PID") s0=$(cpu_ticks "$SIM_PID") w0=$(date +%s%N)
+flood "$SSE_RATE" "$sse_count"
+wait "$sub"
+x1=$(cpu_ticks "$BRIDGE_PID") s1=$(cpu_ticks "$SIM_PID") w1=$(date +%s%N)
+stop_pid "$sub"
+sse_cut=$(curl -fs -m 5 "$BRIDGE_URL/metrics" | awk 'index($1, "amibridge_events_dropped_total{outlet=\"sse\"") == 1 {s += $2} END {print s + 0}')
+stop_pid "$BRIDGE_PID"
+stop_pid "$SIM_PID"
+if [ -s "$tmp/sse.json" ]; then
+    sj() { jfield "$tmp/sse.json" "$1"; }
+    wall_ms=$(((w1 - w0) / 1000000))
+    sse_cpu=$(((x1 - x0) * 1000 / hz * 100 / (wall_ms > 0 ? wall_ms : 1)))
+    sim_cpu=$(((s1 - s0) * 1000 / hz * 100 / (wall_ms > 0 ? wall_ms : 1)))
+    printf '  connected %s of %s (refused %s); per client expected %s, received min %s max %s; missing %s, gaps %s, out of order %s, duplicates %s; cut as slow %s, ended early %s\n' \
+        "$(sj connected)" "$SSE_CLIENTS" "$(sj refused)" "$sse_count" "$(sj received_min)" "$(sj received_max)" \
+        "$(sj missing)" "$(sj seq_gaps)" "$(sj out_of_order)" "$(sj duplicates)" "$(sj cut_slow)" "$(sj ended_early)"
+    printf '  %s events/s delivered in all; latency p50 %s ms, p99 %s ms, max %s ms; amibridge %s %% of a core, ami-sim %s %%, sse-bench %s s CPU over %s ms\n' \
+        "$(sj events_per_s)" "$(sj p50_ms)" "$(sj p99_ms)" "$(sj max_ms)" "$sse_cpu" "$sim_cpu" "$(sj client_cpu_s)" "$wall_ms"
+    # met: every client complete and in order, none cut, and the rate kept
+    # up with (per client at least 95 % of SSE_RATE, first to last arrival)
+    per_client=$(calc 'int(float(sys.argv[1]) / int(sys.argv[2]))' "$(sj events_per_s)" "$SSE_CLIENTS")
+    kept=$(calc 'int(int(sys.argv[1]) >= 0.95 * int(sys.argv[2]))' "$per_client" "$SSE_RATE")
+    ok=$(calc 'int(all(int(v) == 0 for v in sys.argv[4:]) and int(sys.argv[1]) == int(sys.argv[2]) and sys.argv[3] == "1")' \
+        "$(sj complete_clients)" "$SSE_CLIENTS" "$kept" "$(sj missing)" "$(sj seq_gaps)" "$(sj out_of_order)" \
+        "$(sj duplicates)" "$(sj malformed)" "$(sj cut_slow)")
+    lag=""
+    [ "$kept" = 1 ] || lag=" — **the rate was not kept up with** (the events waited in ami-sim and the bridge, see the latency)"
+    row "SSE fan-out: $SSE_CLIENTS clients on GET /v1/events?events=SimFlood, ami-sim flooding $(fmt0 "$SSE_RATE")/s for ${SSE_S}s (sse-bench, one epoll loop; AMIBRIDGE_SSE_QUEUE=$SSE_QUEUE)" \
+        "$(sj complete_clients) of $SSE_CLIENTS clients got all $(fmt0 "$sse_count") events in order (received per client min $(fmt0 "$(sj received_min)"), max $(fmt0 "$(sj received_max)"); missing $(sj missing), gaps $(sj seq_gaps), out of order $(sj out_of_order), cut as slow $(sj cut_slow) (SSE drops counted: $sse_cut)); latency p50 $(sj p50_ms) ms, p99 $(sj p99_ms) ms; delivered $(fmt0 "$per_client")/s per client, $(fmt0 "$(sj events_per_s)")/s in all$lag; amibridge $sse_cpu % of a core, ami-sim $sim_cpu %, sse-bench $(sj client_cpu_s) s CPU in $(calc '"%.1f" % (int(sys.argv[1]) / 1000)' "$wall_ms") s" \
+        "—" "—" "$SSE_CLIENTS clients at $(fmt0 "$SSE_RATE")/s, no loss" "$(met "$ok")"
+else
+    echo "  sse-bench failed"
+    row "SSE fan-out: $SSE_CLIENTS clients at $(fmt0 "$SSE_RATE")/s" "FAILED (sse-bench gave nothing)" "—" "—" \
+        "$SSE_CLIENTS clients at $(fmt0 "$SSE_RATE")/s, no loss" "**no**"
+fi
 
 # --- 3. memory -------------------------------------------------------------------------------
 echo "== 3. memory: idle RSS after ready; RSS with $IDLE_CONNS idle keep-alive connections (soak idle)"
