@@ -8,6 +8,7 @@
 #   make fuzz       libFuzzer targets, FUZZ_SECONDS each (default 60), FUZZ_JOBS at once (2)
 #   make lint       clang-format check + cppcheck
 #   make bench      benchmarks (bench/*.sh), figures printed and kept in bench/
+#   make bench-guard   a minute of benchmarks that fails below half of a target (CI)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make clean
 
@@ -61,6 +62,8 @@ BRIDGE_SRCS := $(wildcard src/main.c)
 BRIDGE := $(if $(BRIDGE_SRCS),$(BUILD)/amibridge)
 
 BENCH_TOOL := $(BUILD)/ami-bench $(BUILD)/events-bench $(BUILD)/webhooks-bench
+# 100 SSE streams read by one epoll loop: the fan-out figure of bench/run-all.sh
+BENCH_TOOL += $(BUILD)/sse-bench
 # load and abuse of a running bridge (tests/soak/run.sh)
 BENCH_TOOL += $(BUILD)/soak
 # a bare libmicrohttpd JSON responder: the ceiling of bench/run-all.sh
@@ -76,7 +79,7 @@ FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
 .PHONY: all deps ensure-deps check-deps test test-c test-build contract browser stdwebhooks run asan valgrind chaos fuzz lint install clean bench \
-        bench-all \
+        bench-all bench-guard \
         docker-test
 
 all: check-deps $(LIB) $(SIM) $(BRIDGE) $(BENCH_TOOL)
@@ -133,6 +136,9 @@ $(BUILD)/ami-bench: $(BUILD)/obj/bench/ami_bench.o $(LIB)
 
 $(BUILD)/events-bench: $(BUILD)/obj/bench/events_bench.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) -lm
+
+$(BUILD)/sse-bench: $(BUILD)/obj/bench/sse_bench.o
+	$(CC) $(LDFLAGS_ALL) -o $@ $<
 
 $(BUILD)/soak: $(BUILD)/obj/tests/soak/soak.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) -lm
@@ -240,6 +246,13 @@ bench-all: ensure-deps
 	@command -v wrk >/dev/null 2>&1 || sh tools/deps.sh wrk
 	@$(MAKE) --no-print-directory all
 	@bash bench/run-all.sh $(BUILD)
+
+# a minute of the same figures, failing when one falls below half of its
+# target (bench/guard.sh): the regression guard CI runs
+bench-guard: ensure-deps
+	@command -v wrk >/dev/null 2>&1 || sh tools/deps.sh wrk
+	@$(MAKE) --no-print-directory all
+	@bash bench/guard.sh $(BUILD)
 
 # --- soak ------------------------------------------------------------------
 

@@ -11,7 +11,14 @@
 #      calibrated in short runs until the achieved rate is the wanted one;
 #   2. the highest SimFlood rate ami-sim -> amibridge -> Redis PUBLISH that
 #      a subscriber (build/events-bench) receives complete and in order, as
-#      bench/events.sh, against redis-benchmark PUBLISH of the same payload;
+#      bench/events.sh, and at KEEP_UP of the rate or more (the bridge holds
+#      events back while Redis is slower: nothing lost is not enough),
+#      against redis-benchmark PUBLISH of the same payload;
+#      then the end-to-end latency (ami-sim's Timestamp to the subscriber) of a
+#      flood at LAT_RATE for LAT_S seconds, its own step; then SSE fan-out:
+#      SSE_CLIENTS streams of GET /v1/events (build/sse-bench, one epoll loop)
+#      while ami-sim floods SSE_RATE for SSE_S seconds, each stream checked
+#      complete and in order, latency from ami-sim's Timestamp;
 #   3. RSS of an idle bridge right after /readyz says 200, and with 5,000
 #      idle keep-alive connections (build/soak idle), each beside the same
 #      figure of build/mhd-baseline;
@@ -26,7 +33,8 @@
 #
 #   bash bench/run-all.sh [BUILD_DIR]        (or: make bench-all)
 #   DURATION=10 CONNS=64 THREADS=2 POOL=4 ROUNDS=2 PACE_CONNS=64
-#   STEP_S=2 RATES="20000 40000 60000 80000 120000 160000 200000 250000"
+#   STEP_S=2 RATES="20000 40000 60000 80000 120000 160000 200000 250000 300000"
+#   KEEP_UP=0.9 LAT_RATE=50000 LAT_S=4 SSE_CLIENTS=100 SSE_RATE=20000 SSE_S=5 SSE_QUEUE=20000
 #   IDLE_CONNS=5000 STARTS=10 WEBHOOKS=0 PROFILE=auto PROFILE_S=5 TIMEOUT_S=900
 set -uo pipefail
 BUILD=${1:-build}
@@ -37,7 +45,14 @@ POOL=${POOL:-4}
 ROUNDS=${ROUNDS:-2}
 PACE_CONNS=${PACE_CONNS:-64}
 STEP_S=${STEP_S:-2}
-RATES=${RATES:-"20000 40000 60000 80000 120000 160000 200000 250000"}
+RATES=${RATES:-"20000 40000 60000 80000 120000 160000 200000 250000 300000"}
+KEEP_UP=${KEEP_UP:-0.9}
+LAT_RATE=${LAT_RATE:-50000}
+LAT_S=${LAT_S:-4}
+SSE_CLIENTS=${SSE_CLIENTS:-100}
+SSE_RATE=${SSE_RATE:-20000}
+SSE_S=${SSE_S:-5}
+SSE_QUEUE=${SSE_QUEUE:-20000}
 IDLE_CONNS=${IDLE_CONNS:-5000}
 STARTS=${STARTS:-10}
 WEBHOOKS=${WEBHOOKS:-0}
@@ -45,9 +60,12 @@ PROFILE=${PROFILE:-auto}
 PROFILE_S=${PROFILE_S:-5}
 if [ "$WEBHOOKS" = 1 ]; then TIMEOUT_S=${TIMEOUT_S:-2400}; else TIMEOUT_S=${TIMEOUT_S:-900}; fi
 # targets (issue "Hardening and speed", item 6)
-T_RATIO=0.5 T_P99_MS=2 T_EVENTS=200000 T_IDLE_MIB=10 T_CONNS_MIB=64 T_READY_MS=100
+T_RATIO=0.5 T_P99_MS=2 T_IDLE_MIB=10 T_CONNS_MIB=64 T_READY_MS=100
+# issue 17 ("Speed"): events with zero loss raised from 200,000/s, and at
+# least 0.6 of redis-benchmark PUBLISH with a subscriber
+T_EVENTS=250000 T_EV_RATIO=0.6 T_EV_P99_MS=2
 
-for b in ami-sim amibridge events-bench soak mhd-baseline; do
+for b in ami-sim amibridge events-bench sse-bench soak mhd-baseline; do
     [ -x "$BUILD/$b" ] || { echo "missing $BUILD/$b: run 'make all'" >&2; exit 2; }
 done
 for c in wrk curl python3 redis-server redis-cli redis-benchmark; do
@@ -63,7 +81,7 @@ tmp=$(mktemp -d /tmp/amibridge-bench.XXXXXX)
 # here (and perf can still read the symbols of what it profiles)
 BIN=$tmp/bin
 mkdir -p "$BIN"
-for b in ami-sim amibridge events-bench soak mhd-baseline webhooks-bench; do
+for b in ami-sim amibridge events-bench sse-bench soak mhd-baseline webhooks-bench; do
     [ ! -x "$BUILD/$b" ] || cp -p "$BUILD/$b" "$BIN/$b"
 done
 pids=() # everything started here and still running, by pid
@@ -100,6 +118,7 @@ fmt0() { python3 -c 'import sys; print(f"{float(sys.argv[1]):,.0f}")' "$1"; }
 jfield() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null; }
 mib() { awk -v k="$1" 'BEGIN {if (k == "") print "?"; else printf "%.1f", k / 1024}'; }
+hz=$(getconf CLK_TCK)
 cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # wrk's "99%    2.96ms" in ms
 wrk_ms() { awk -v q="$1" '$1 == q {v = $2; m = 1; if (v ~ /us$/) m = 0.001; else if (v ~ /ms$/) m = 1;
@@ -149,6 +168,12 @@ start_bridge() {
     echo "amibridge ($name) did not get ready; its log:" >&2
     cat "$tmp/bridge-$name.log" >&2
     exit 2
+}
+
+# flood RATE COUNT: ami-sim's SimFlood through the bridge's generic action route
+flood() {
+    curl -fs -m 5 -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+        -d "{\"Flood\":\"$1\",\"FloodCount\":\"$2\"}" "$BRIDGE_URL/v1/actions/SimControl" >/dev/null
 }
 
 # start_baseline [ARGS...]: build/mhd-baseline; sets BASE_PID, BASE_URL
@@ -203,7 +228,6 @@ start_bridge actions AMIBRIDGE_AMI_POOL_SIZE="$POOL"
 start_baseline
 base_rss_idle=$(status_kib "$BASE_PID" VmRSS)
 best_base=0 best_bridge=0 bridge_p50='' bridge_p99='' bad=0 bridge_cpu='' base_cpu='' sim_cpu='' base_us='' bridge_us=''
-hz=$(getconf CLK_TCK)
 for r in $(seq "$ROUNDS"); do
     b0=$(cpu_ticks "$BASE_PID")
     run_wrk "$tmp/wrk-base.txt" "$BASE_URL" "$DURATION"
@@ -327,42 +351,77 @@ pids+=("$REDIS_PID")
 start_sim
 for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
 READY_GREP='"redis":{"state":"up"' start_bridge events AMIBRIDGE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
-flood() {
-    curl -fs -m 5 -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-        -d "{\"Flood\":\"$1\",\"FloodCount\":\"$2\"}" "$BRIDGE_URL/v1/actions/SimControl" >/dev/null
-}
-best=0 failed_rate='' size=''
-for rate in $RATES; do
-    count=$((rate * STEP_S))
+# ev_step RATE SECONDS: events-bench subscribed, a flood of RATE for SECONDS
+# through the bridge; its JSON into $tmp/step.json (empty when it failed),
+# the bridge's CPU over the step in EV_CPU_MS
+ev_step() {
+    local count=$(($1 * $2)) sub x0 x1
     rm -f "$tmp/ready" "$tmp/step.json"
-    timeout $((STEP_S + 60)) "$BIN/events-bench" --port "$REDIS_PORT" --channel ami.default.SimFlood \
+    timeout $(($2 + 60)) "$BIN/events-bench" --port "$REDIS_PORT" --channel ami.default.SimFlood \
         --count "$count" --ready-file "$tmp/ready" --idle-ms 3000 >"$tmp/step.json" &
     sub=$!
     pids+=("$sub")
     for _ in $(seq 100); do [ -s "$tmp/ready" ] && break; sleep 0.05; done
     x0=$(cpu_ticks "$BRIDGE_PID")
-    flood "$rate" "$count"
+    flood "$1" "$count"
     wait "$sub"
     x1=$(cpu_ticks "$BRIDGE_PID")
     stop_pid "$sub"
+    EV_CPU_MS=$(((x1 - x0) * 1000 / hz))
+}
+ev_line() {
+    printf '%9s/s  received %s of %s, missing %s, gaps %s, out of order %s, delivered at %s/s, p50 %s ms, p99 %s ms; amibridge CPU %s ms\n' \
+        "$1" "$(jfield "$tmp/step.json" received)" "$(jfield "$tmp/step.json" expected)" \
+        "$(jfield "$tmp/step.json" missing)" "$(jfield "$tmp/step.json" seq_gaps)" \
+        "$(jfield "$tmp/step.json" out_of_order)" "$(jfield "$tmp/step.json" rate_per_s)" "$(jfield "$tmp/step.json" p50_ms)" \
+        "$(jfield "$tmp/step.json" p99_ms)" "$EV_CPU_MS"
+}
+ev_clean() {
+    [ "$(jfield "$tmp/step.json" missing)" = 0 ] && [ "$(jfield "$tmp/step.json" seq_gaps)" = 0 ] &&
+        [ "$(jfield "$tmp/step.json" out_of_order)" = 0 ]
+}
+# kept up with: the subscriber received the step at >= KEEP_UP of its rate
+# (the bridge holds AMI events back while Redis is slower, so a step can
+# lose nothing while the bridge only buffers it)
+ev_kept() {
+    calc 'int(float(sys.argv[1]) >= float(sys.argv[2]) * float(sys.argv[3]))' \
+        "$(jfield "$tmp/step.json" rate_per_s)" "$KEEP_UP" "$1" | grep -q 1
+}
+best=0 best_delivered=0 failed_rate='' failed_why='' size=''
+for rate in $RATES; do
+    ev_step "$rate" "$STEP_S"
     if [ ! -s "$tmp/step.json" ]; then
         printf '%9s/s  events-bench failed\n' "$rate"
         failed_rate=$rate
         break
     fi
     size=$(jfield "$tmp/step.json" avg_payload_bytes)
-    printf '%9s/s  received %s of %s, missing %s, gaps %s, out of order %s, p99 %s ms; amibridge CPU %s ms\n' \
-        "$rate" "$(jfield "$tmp/step.json" received)" "$count" "$(jfield "$tmp/step.json" missing)" \
-        "$(jfield "$tmp/step.json" seq_gaps)" "$(jfield "$tmp/step.json" out_of_order)" \
-        "$(jfield "$tmp/step.json" p99_ms)" "$(((x1 - x0) * 1000 / hz))"
-    if [ "$(jfield "$tmp/step.json" missing)" = 0 ] && [ "$(jfield "$tmp/step.json" seq_gaps)" = 0 ] &&
-        [ "$(jfield "$tmp/step.json" out_of_order)" = 0 ]; then
-        best=$rate
+    ev_line "$rate"
+    if ev_clean && ev_kept "$rate"; then
+        best=$rate best_delivered=$(jfield "$tmp/step.json" rate_per_s)
     else
         failed_rate=$rate
+        if ev_clean; then failed_why="nothing lost, but received at $(fmt0 "$(jfield "$tmp/step.json" rate_per_s)")/s"; else failed_why="lost events"; fi
         break
     fi
 done
+# latency at a fixed rate, below the zero-loss one: its own step, longer
+echo "== 2b. events: end-to-end latency at $LAT_RATE/s for ${LAT_S}s (ami-sim Timestamp -> events-bench)"
+ev_step "$LAT_RATE" "$LAT_S"
+if [ -s "$tmp/step.json" ]; then
+    ev_line "$LAT_RATE"
+    lat_p50=$(jfield "$tmp/step.json" p50_ms) lat_p99=$(jfield "$tmp/step.json" p99_ms)
+    lat_max=$(jfield "$tmp/step.json" max_ms) lat_cpu=$((EV_CPU_MS / LAT_S / 10))
+    lat_note=""
+    ev_clean || lat_note=", **lost events: $(jfield "$tmp/step.json" missing) missing, $(jfield "$tmp/step.json" seq_gaps) gaps**"
+    ok=$(calc 'int(float(sys.argv[1]) < float(sys.argv[2]) and sys.argv[3] == "")' "$lat_p99" "$T_EV_P99_MS" "$lat_note")
+    lat_row=("events: end-to-end latency at $(fmt0 "$LAT_RATE")/s for ${LAT_S}s (ami-sim Timestamp → amibridge → Redis → events-bench)" \
+        "p50 $lat_p50 ms, p99 $lat_p99 ms, max $lat_max ms ($(jfield "$tmp/step.json" received) of $(jfield "$tmp/step.json" expected) events; amibridge $lat_cpu % of a core$lat_note)" \
+        "—" "—" "p99 < $T_EV_P99_MS ms" "$(met "$ok")")
+else
+    echo "  events-bench failed"
+    lat_row=("events: end-to-end latency at $(fmt0 "$LAT_RATE")/s" "FAILED (events-bench gave nothing)" "—" "—" "p99 < $T_EV_P99_MS ms" "**no**")
+fi
 drops=$(curl -fs -m 5 "$BRIDGE_URL/metrics" | awk 'index($1, "amibridge_events_dropped_total{outlet=\"redis\"") == 1 {s += $2} END {print s + 0}')
 size=${size:-187}
 payload=$(python3 -c "import sys; print('x' * int(sys.argv[1]))" "$size")
@@ -379,13 +438,16 @@ sub_note="one subscriber listening"
 kill -0 "$rsub" 2>/dev/null || sub_note="**the subscriber was cut: $(head -c 100 "$tmp/rsub.err")**"
 stop_pid "$rsub"
 echo "  redis-benchmark -c 1 -P 64 -n 500000 PUBLISH <$size bytes>: ${ceiling:-?}/s"
-ok=$(calc 'int(int(sys.argv[1]) >= int(sys.argv[2]))' "$best" "$T_EVENTS")
+ev_ratio=$(calc '"%.2f" % (float(sys.argv[1]) / max(float(sys.argv[2]), 1))' "$best" "${ceiling:-0}")
+ok_rate=$(calc 'int(int(sys.argv[1]) >= int(sys.argv[2]))' "$best" "$T_EVENTS")
+ok_ratio=$(calc 'int(float(sys.argv[1]) >= float(sys.argv[2]))' "$ev_ratio" "$T_EV_RATIO")
+ok=$((ok_rate && ok_ratio))
 [ "$ok" = 1 ] || MISSED_EVENTS=1
-row "events: highest SimFlood rate with zero loss, ami-sim → amibridge → Redis subscriber (steps of ${STEP_S}s: ${RATES// /, })" \
-    "$(fmt0 "$best")/s$([ -z "$failed_rate" ] || echo " (next step, $(fmt0 "$failed_rate")/s, lost events)"); Redis outlet drops over the run: $drops" \
+row "events: highest SimFlood rate with zero loss and kept up with (received at ≥ $KEEP_UP × the rate), ami-sim → amibridge → Redis subscriber (steps of ${STEP_S}s: ${RATES// /, })" \
+    "$(fmt0 "$best")/s (received at $(fmt0 "$best_delivered")/s)$([ -z "$failed_rate" ] || echo "; next step, $(fmt0 "$failed_rate")/s: $failed_why"); Redis outlet drops over the run: $drops" \
     "redis-benchmark PUBLISH, ${size}-byte payload, 1 conn, pipeline 64, $sub_note: $(fmt0 "${ceiling:-0}")/s" \
-    "$(calc '"%.2f" % (float(sys.argv[1]) / max(float(sys.argv[2]), 1))' "$best" "${ceiling:-0}")" \
-    "≥ $(fmt0 "$T_EVENTS")/s" "$(met "$ok")"
+    "$ev_ratio" "≥ $(fmt0 "$T_EVENTS")/s and ratio ≥ $T_EV_RATIO" "rate $(met "$ok_rate"), ratio $(met "$ok_ratio")"
+row "${lat_row[@]}"
 if [ "$PROFILE" = 1 ] || { [ "$PROFILE" = auto ] && [ "$MISSED_EVENTS" = 1 ]; }; then
     prate=${failed_rate:-$T_EVENTS}
     echo "== profile: perf record -g -p <amibridge> during a $prate/s flood (${PROFILE_S}s)"
@@ -398,6 +460,59 @@ fi
 stop_pid "$BRIDGE_PID"
 stop_pid "$SIM_PID"
 stop_pid "$REDIS_PID"
+
+# --- 2c. SSE fan-out ------------------------------------------------------------------------
+echo "== 2c. SSE fan-out: $SSE_CLIENTS clients on GET /v1/events?events=SimFlood, a flood of $SSE_RATE/s for ${SSE_S}s (sse-bench)"
+start_sim
+# every client is 127.0.0.1 with one key: lift the per-client connection cap
+# and the SSE caps (100 streams, 10 per key) as the soak does; each client's
+# queue is SSE_QUEUE events (the bridge's default, 1000, is 50 ms at 20,000/s)
+start_bridge sse AMIBRIDGE_HTTP_MAX_CONNECTIONS_PER_CLIENT=0 \
+    AMIBRIDGE_SSE_MAX_CLIENTS=$((SSE_CLIENTS + 10)) AMIBRIDGE_SSE_MAX_CLIENTS_PER_KEY=$((SSE_CLIENTS + 10)) \
+    AMIBRIDGE_SSE_QUEUE="$SSE_QUEUE"
+sse_count=$((SSE_RATE * SSE_S))
+rm -f "$tmp/sse-ready" "$tmp/sse.json"
+timeout $((SSE_S + 120)) "$BIN/sse-bench" --port "${BRIDGE_URL##*:}" --token "$TOKEN" \
+    --clients "$SSE_CLIENTS" --count "$sse_count" --path '/v1/events?events=SimFlood' \
+    --ready-file "$tmp/sse-ready" --idle-ms 3000 >"$tmp/sse.json" &
+sub=$!
+pids+=("$sub")
+for _ in $(seq 200); do [ -s "$tmp/sse-ready" ] && break; sleep 0.05; done
+x0=$(cpu_ticks "$BRIDGE_PID") s0=$(cpu_ticks "$SIM_PID") w0=$(date +%s%N)
+flood "$SSE_RATE" "$sse_count"
+wait "$sub"
+x1=$(cpu_ticks "$BRIDGE_PID") s1=$(cpu_ticks "$SIM_PID") w1=$(date +%s%N)
+stop_pid "$sub"
+sse_cut=$(curl -fs -m 5 "$BRIDGE_URL/metrics" | awk 'index($1, "amibridge_events_dropped_total{outlet=\"sse\"") == 1 {s += $2} END {print s + 0}')
+stop_pid "$BRIDGE_PID"
+stop_pid "$SIM_PID"
+if [ -s "$tmp/sse.json" ]; then
+    sj() { jfield "$tmp/sse.json" "$1"; }
+    wall_ms=$(((w1 - w0) / 1000000))
+    sse_cpu=$(((x1 - x0) * 1000 / hz * 100 / (wall_ms > 0 ? wall_ms : 1)))
+    sim_cpu=$(((s1 - s0) * 1000 / hz * 100 / (wall_ms > 0 ? wall_ms : 1)))
+    printf '  connected %s of %s (refused %s); per client expected %s, received min %s max %s; missing %s, gaps %s, out of order %s, duplicates %s; cut as slow %s, ended early %s\n' \
+        "$(sj connected)" "$SSE_CLIENTS" "$(sj refused)" "$sse_count" "$(sj received_min)" "$(sj received_max)" \
+        "$(sj missing)" "$(sj seq_gaps)" "$(sj out_of_order)" "$(sj duplicates)" "$(sj cut_slow)" "$(sj ended_early)"
+    printf '  %s events/s delivered in all; latency p50 %s ms, p99 %s ms, max %s ms; amibridge %s %% of a core, ami-sim %s %%, sse-bench %s s CPU over %s ms\n' \
+        "$(sj events_per_s)" "$(sj p50_ms)" "$(sj p99_ms)" "$(sj max_ms)" "$sse_cpu" "$sim_cpu" "$(sj client_cpu_s)" "$wall_ms"
+    # met: every client complete and in order, none cut, and the rate kept
+    # up with (per client at least 95 % of SSE_RATE, first to last arrival)
+    per_client=$(calc 'int(float(sys.argv[1]) / int(sys.argv[2]))' "$(sj events_per_s)" "$SSE_CLIENTS")
+    kept=$(calc 'int(int(sys.argv[1]) >= 0.95 * int(sys.argv[2]))' "$per_client" "$SSE_RATE")
+    ok=$(calc 'int(all(int(v) == 0 for v in sys.argv[4:]) and int(sys.argv[1]) == int(sys.argv[2]) and sys.argv[3] == "1")' \
+        "$(sj complete_clients)" "$SSE_CLIENTS" "$kept" "$(sj missing)" "$(sj seq_gaps)" "$(sj out_of_order)" \
+        "$(sj duplicates)" "$(sj malformed)" "$(sj cut_slow)")
+    lag=""
+    [ "$kept" = 1 ] || lag=" — **the rate was not kept up with** (the events waited in ami-sim and the bridge, see the latency)"
+    row "SSE fan-out: $SSE_CLIENTS clients on GET /v1/events?events=SimFlood, ami-sim flooding $(fmt0 "$SSE_RATE")/s for ${SSE_S}s (sse-bench, one epoll loop; AMIBRIDGE_SSE_QUEUE=$SSE_QUEUE)" \
+        "$(sj complete_clients) of $SSE_CLIENTS clients got all $(fmt0 "$sse_count") events in order (received per client min $(fmt0 "$(sj received_min)"), max $(fmt0 "$(sj received_max)"); missing $(sj missing), gaps $(sj seq_gaps), out of order $(sj out_of_order), cut as slow $(sj cut_slow) (SSE drops counted: $sse_cut)); latency p50 $(sj p50_ms) ms, p99 $(sj p99_ms) ms; delivered $(fmt0 "$per_client")/s per client, $(fmt0 "$(sj events_per_s)")/s in all$lag; amibridge $sse_cpu % of a core, ami-sim $sim_cpu %, sse-bench $(sj client_cpu_s) s CPU in $(calc '"%.1f" % (int(sys.argv[1]) / 1000)' "$wall_ms") s" \
+        "—" "—" "$SSE_CLIENTS clients at $(fmt0 "$SSE_RATE")/s, no loss" "$(met "$ok")"
+else
+    echo "  sse-bench failed"
+    row "SSE fan-out: $SSE_CLIENTS clients at $(fmt0 "$SSE_RATE")/s" "FAILED (sse-bench gave nothing)" "—" "—" \
+        "$SSE_CLIENTS clients at $(fmt0 "$SSE_RATE")/s, no loss" "**no**"
+fi
 
 # --- 3. memory -------------------------------------------------------------------------------
 echo "== 3. memory: idle RSS after ready; RSS with $IDLE_CONNS idle keep-alive connections (soak idle)"

@@ -1,0 +1,246 @@
+#!/usr/bin/env bash
+# CI regression guard (make bench-guard): a short run of the figures of
+# bench/run-all.sh that fails (exit 1) when one falls below a floor, far
+# enough below its target that a noisy shared CI machine does not trip it
+# but a real regression (a lock, a copy per event, a leak at start) does.
+# Every figure is printed, passed or not. About a minute:
+#   1. POST /v1/actions/Ping through amibridge to ami-sim against
+#      build/mhd-baseline, the same wrk command (DURATION s each, ROUNDS
+#      interleaved rounds, best of each); the ratio must be >= 0.25;
+#   2. SimFlood ami-sim -> amibridge -> Redis -> build/events-bench at RATES
+#      (STEP_S s each): a step passes when every event arrived in order and
+#      the subscriber received them at >= 80 % of the flood rate (the bridge
+#      holds AMI events back when Redis is slower, so "nothing lost" alone
+#      would pass a bridge that only buffers; 80 % leaves room for the
+#      ramp-up and the scheduling noise of a 2 s step); the highest passing
+#      rate must be >= 125,000/s; a failed step is tried once more;
+#   3. VmRSS of an idle bridge right after /readyz 200: <= 20 MiB.
+# Floors, each half of its target (bench/run-all.sh, issue 17):
+#   action ratio 0.25  the target is 0.5 of the bare responder; the ratio is
+#                      measured in one run, so a slow machine slows both
+#                      sides; half leaves room for the wrk/bridge/ami-sim
+#                      contention on 2 cores (0.51-0.54 on the 2-core
+#                      machine of bench/README.md, December 2026);
+#   events 125,000/s   the target is 250,000/s; an absolute rate, so it
+#                      depends on the machine (that 2-core machine keeps up
+#                      with 160,000/s, not 200,000/s): a CI runner with less
+#                      than its 2 cores' worth may need FLOOR_EVENTS lowered
+#                      (the Redis ceiling of the same run is printed beside
+#                      it to tell a slow machine from a slow bridge);
+#   idle RSS 20 MiB    twice the 10 MiB target (an RSS regression of 10 MiB
+#                      is a library or a buffer that should not be there).
+#
+#   bash bench/guard.sh [BUILD_DIR]        (or: make bench-guard)
+#   DURATION=3 ROUNDS=2 CONNS=64 THREADS=2 POOL=4 STEP_S=2 RATES="62500 125000"
+#   FLOOR_RATIO=0.25 FLOOR_EVENTS=125000 FLOOR_RSS_MIB=20 TIMEOUT_S=180
+set -uo pipefail
+BUILD=${1:-build}
+DURATION=${DURATION:-3}
+ROUNDS=${ROUNDS:-2}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+POOL=${POOL:-4}
+STEP_S=${STEP_S:-2}
+RATES=${RATES:-"62500 125000"}
+FLOOR_RATIO=${FLOOR_RATIO:-0.25}
+FLOOR_EVENTS=${FLOOR_EVENTS:-125000}
+FLOOR_RSS_MIB=${FLOOR_RSS_MIB:-20}
+TIMEOUT_S=${TIMEOUT_S:-180}
+
+for b in ami-sim amibridge events-bench mhd-baseline; do
+    [ -x "$BUILD/$b" ] || { echo "missing $BUILD/$b: run 'make all'" >&2; exit 2; }
+done
+for c in wrk curl python3 redis-server redis-cli redis-benchmark; do
+    command -v "$c" >/dev/null 2>&1 || { echo "missing $c (wrk: sh tools/deps.sh wrk)" >&2; exit 2; }
+done
+
+TOKEN=bench-token-0123456789
+export BENCH_TOKEN=$TOKEN
+tmp=$(mktemp -d /tmp/amibridge-guard.XXXXXX)
+pids=()
+watchdog=
+stop_pid() {
+    local p=$1 keep=() q
+    kill "$p" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+    wait "$p" 2>/dev/null || true
+    for q in "${pids[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
+    pids=("${keep[@]}")
+}
+cleanup() {
+    [ -z "$watchdog" ] || kill "$watchdog" 2>/dev/null || true
+    local p
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}" $watchdog; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'echo "guard.sh: interrupted" >&2; exit 130' INT TERM
+(
+    sleep "$TIMEOUT_S" &
+    s=$!
+    trap 'kill $s 2>/dev/null; exit 0' TERM
+    wait "$s" && { echo "guard.sh: timeout after ${TIMEOUT_S}s" >&2; kill -TERM $$; }
+) &
+watchdog=$!
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+calc() { python3 -c "import sys; print($1)" "${@:2}"; }
+jfield() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+wrk_rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
+
+start_sim() {
+    rm -f "$tmp/sim.port"
+    "$BUILD/ami-sim" --listen 127.0.0.1:0 --ready-file "$tmp/sim.port" --quiet &
+    SIM_PID=$!
+    pids+=("$SIM_PID")
+    for _ in $(seq 100); do [ -s "$tmp/sim.port" ] && break; sleep 0.05; done
+    [ -s "$tmp/sim.port" ] || { echo "ami-sim did not start" >&2; exit 2; }
+    SIM_PORT=$(cat "$tmp/sim.port")
+}
+# start_bridge NAME READY_GREP [VAR=value...]: sets BRIDGE_PID, BRIDGE_URL
+start_bridge() {
+    local name=$1 grep=$2 port
+    shift 2
+    port=$(free_port)
+    BRIDGE_URL=http://127.0.0.1:$port
+    env AMIBRIDGE_LISTEN="127.0.0.1:$port" AMIBRIDGE_AMI_HOST=127.0.0.1 AMIBRIDGE_AMI_PORT="$SIM_PORT" \
+        AMIBRIDGE_AMI_USERNAME=bridge AMIBRIDGE_AMI_SECRET=bridgesecret AMIBRIDGE_LOG_LEVEL=warn \
+        AMIBRIDGE_API_KEYS="bench:$TOKEN:actions,read" "$@" "$BUILD/amibridge" 2>"$tmp/bridge-$name.log" &
+    BRIDGE_PID=$!
+    pids+=("$BRIDGE_PID")
+    for _ in $(seq 500); do
+        curl -fs -m 1 "$BRIDGE_URL/readyz" 2>/dev/null | grep -q "$grep" && return 0
+        kill -0 "$BRIDGE_PID" 2>/dev/null || break
+        sleep 0.02
+    done
+    echo "amibridge ($name) did not get ready; its log:" >&2
+    cat "$tmp/bridge-$name.log" >&2
+    exit 2
+}
+flood() {
+    curl -fs -m 5 -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+        -d "{\"Flood\":\"$1\",\"FloodCount\":\"$2\"}" "$BRIDGE_URL/v1/actions/SimControl" >/dev/null
+}
+
+failed=0
+verdict() { # NAME VALUE FLOOR OK(1/0)
+    if [ "$4" = 1 ]; then
+        printf 'guard: %-44s %12s  floor %s  ok\n' "$1" "$2" "$3"
+    else
+        printf 'guard: %-44s %12s  floor %s  FAIL\n' "$1" "$2" "$3"
+        failed=1
+    fi
+}
+
+echo "== guard: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg); $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+T_START=$(date +%s)
+
+# --- 1. the action route against the bare responder ---------------------------------------
+echo "== 1. POST /v1/actions/Ping: amibridge vs mhd-baseline, wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS rounds"
+start_sim
+start_bridge actions . AMIBRIDGE_AMI_POOL_SIZE="$POOL"
+rm -f "$tmp/base.port"
+"$BUILD/mhd-baseline" --ready-file "$tmp/base.port" &
+BASE_PID=$!
+pids+=("$BASE_PID")
+for _ in $(seq 100); do [ -s "$tmp/base.port" ] && break; sleep 0.02; done
+BASE_URL=http://127.0.0.1:$(cat "$tmp/base.port")
+best_base=0 best_bridge=0
+for r in $(seq "$ROUNDS"); do
+    for side in base bridge; do
+        if [ "$side" = base ]; then url=$BASE_URL; else url=$BRIDGE_URL; fi
+        timeout $((DURATION + 30)) wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" -s bench/post_ping.lua \
+            "$url/v1/actions/Ping" >"$tmp/wrk.txt" 2>&1
+        rps=$(wrk_rps "$tmp/wrk.txt")
+        printf '  round %s: %-6s %s req/s\n' "$r" "$side" "${rps:-?}"
+        [ -n "$rps" ] || continue
+        if [ "$side" = base ]; then
+            best_base=$(calc 'max(float(sys.argv[1]), float(sys.argv[2]))' "$rps" "$best_base")
+        else
+            best_bridge=$(calc 'max(float(sys.argv[1]), float(sys.argv[2]))' "$rps" "$best_bridge")
+        fi
+    done
+done
+ratio=$(calc '"%.2f" % (float(sys.argv[1]) / max(float(sys.argv[2]), 1))' "$best_bridge" "$best_base")
+stop_pid "$BASE_PID"
+stop_pid "$BRIDGE_PID"
+stop_pid "$SIM_PID"
+
+# --- 2. events to Redis ---------------------------------------------------------------------
+echo "== 2. events: SimFlood steps of ${STEP_S}s at $RATES/s, ami-sim -> amibridge -> Redis -> events-bench"
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+    --dir "$tmp" --logfile "$tmp/redis.log" &
+REDIS_PID=$!
+pids+=("$REDIS_PID")
+start_sim
+for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
+start_bridge events '"redis":{"state":"up"' AMIBRIDGE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+# step RATE: 0 when every event came, in order, at >= 80 % of RATE
+step() {
+    local count=$(($1 * STEP_S)) sub
+    rm -f "$tmp/ready" "$tmp/step.json"
+    timeout $((STEP_S + 30)) "$BUILD/events-bench" --port "$REDIS_PORT" --channel ami.default.SimFlood \
+        --count "$count" --ready-file "$tmp/ready" --idle-ms 2000 >"$tmp/step.json" &
+    sub=$!
+    pids+=("$sub")
+    for _ in $(seq 100); do [ -s "$tmp/ready" ] && break; sleep 0.05; done
+    flood "$1" "$count"
+    wait "$sub"
+    stop_pid "$sub"
+    [ -s "$tmp/step.json" ] || { echo "  $1/s: events-bench failed"; return 1; }
+    local got missing gaps disorder rate
+    got=$(jfield "$tmp/step.json" received) missing=$(jfield "$tmp/step.json" missing)
+    gaps=$(jfield "$tmp/step.json" seq_gaps) disorder=$(jfield "$tmp/step.json" out_of_order)
+    rate=$(jfield "$tmp/step.json" rate_per_s)
+    printf '  %s/s: received %s of %s (missing %s, gaps %s, out of order %s) at %s/s, p99 %s ms\n' \
+        "$1" "$got" "$count" "$missing" "$gaps" "$disorder" "$rate" "$(jfield "$tmp/step.json" p99_ms)"
+    [ "$missing" = 0 ] && [ "$gaps" = 0 ] && [ "$disorder" = 0 ] &&
+        calc 'int(float(sys.argv[1]) >= 0.8 * float(sys.argv[2]))' "$rate" "$1" | grep -q 1
+}
+best_events=0
+for rate in $RATES; do
+    if step "$rate" || { echo "  once more:" && step "$rate"; }; then best_events=$rate; else break; fi
+done
+size=$(jfield "$tmp/step.json" avg_payload_bytes 2>/dev/null || echo 187)
+payload=$(python3 -c "import sys; print('x' * int(sys.argv[1]))" "$size")
+redis-cli -p "$REDIS_PORT" config set client-output-buffer-limit "pubsub 0 0 0" >/dev/null
+redis-cli -p "$REDIS_PORT" subscribe ami.default.SimFlood >/dev/null 2>&1 &
+rsub=$!
+pids+=("$rsub")
+sleep 0.2
+ceiling=$(timeout 60 redis-benchmark -p "$REDIS_PORT" -c 1 -P 64 -n 200000 -q \
+    PUBLISH ami.default.SimFlood "$payload" | tr '\r' '\n' | grep -o '[0-9.]* requests per second' | awk '{print $1}' | tail -1)
+stop_pid "$rsub"
+stop_pid "$BRIDGE_PID"
+stop_pid "$SIM_PID"
+stop_pid "$REDIS_PID"
+
+# --- 3. idle RSS --------------------------------------------------------------------------------
+echo "== 3. idle RSS right after /readyz 200"
+start_sim
+start_bridge idle .
+rss=$(awk '$1 == "VmRSS:" {print $2}' "/proc/$BRIDGE_PID/status")
+stop_pid "$BRIDGE_PID"
+stop_pid "$SIM_PID"
+
+echo
+echo "== figures ($(($(date +%s) - T_START)) s; load average $(cut -d' ' -f1-3 /proc/loadavg) at the end)"
+printf 'guard: %-44s %12s\n' "mhd-baseline req/s (best of $ROUNDS)" "$(calc '"%.0f" % float(sys.argv[1])' "$best_base")"
+printf 'guard: %-44s %12s\n' "amibridge req/s (best of $ROUNDS)" "$(calc '"%.0f" % float(sys.argv[1])' "$best_bridge")"
+verdict "action route ratio amibridge/mhd-baseline" "$ratio" "$FLOOR_RATIO (target 0.5)" \
+    "$(calc 'int(float(sys.argv[1]) >= float(sys.argv[2]))' "$ratio" "$FLOOR_RATIO")"
+printf 'guard: %-44s %12s\n' "redis-benchmark PUBLISH/s, one subscriber" "${ceiling:-?}"
+verdict "events/s, zero loss, kept up with" "$best_events" "$FLOOR_EVENTS (target 250000)" \
+    "$(calc 'int(int(sys.argv[1]) >= int(sys.argv[2]))' "$best_events" "$FLOOR_EVENTS")"
+printf 'guard: %-44s %12s\n' "events ratio to redis-benchmark" \
+    "$(calc '"%.2f" % (float(sys.argv[1]) / max(float(sys.argv[2] or 0), 1))' "$best_events" "${ceiling:-0}")"
+verdict "idle RSS (MiB)" "$(calc '"%.1f" % (int(sys.argv[1]) / 1024)' "${rss:-0}")" "$FLOOR_RSS_MIB (target 10)" \
+    "$(calc 'int(0 < int(sys.argv[1]) <= float(sys.argv[2]) * 1024)' "${rss:-0}" "$FLOOR_RSS_MIB")"
+if [ "$failed" = 1 ]; then
+    echo "guard: FAILED: a figure fell below its floor (see above; bench/run-all.sh measures it in full)"
+    exit 1
+fi
+echo "guard: all figures above their floors"
