@@ -25,6 +25,8 @@
 #   4. start-up: exec of build/amibridge to the first 200 of /readyz and of
 #      /healthz, polled every 1 ms, against a running ami-sim; median of STARTS;
 #   5. with WEBHOOKS=1: bench/webhooks.sh's deliveries/s (3 more minutes).
+#   (2d: bench/burst.sh, BURST events as fast as ami-sim makes them: all of
+#   them must reach the subscriber, in order, none dropped.)
 # With PROFILE=auto (default) a missed throughput target is followed by a
 # `perf record -g` of amibridge under that load (after the measurements,
 # so perf does not weigh on them) and its top symbols; PROFILE=1 always,
@@ -33,7 +35,7 @@
 #
 #   bash bench/run-all.sh [BUILD_DIR]        (or: make bench-all)
 #   DURATION=10 CONNS=64 THREADS=2 POOL=4 ROUNDS=2 PACE_CONNS=64
-#   STEP_S=2 RATES="20000 40000 60000 80000 120000 160000 200000 250000 300000"
+#   BURST=1000000 STEP_S=2 RATES="20000 40000 60000 80000 120000 160000 200000 250000 300000"
 #   KEEP_UP=0.9 LAT_RATE=50000 LAT_S=4 SSE_CLIENTS=100 SSE_RATE=20000 SSE_S=5 SSE_QUEUE=20000
 #   IDLE_CONNS=5000 STARTS=10 WEBHOOKS=0 PROFILE=auto PROFILE_S=5 TIMEOUT_S=900
 set -uo pipefail
@@ -64,6 +66,7 @@ T_RATIO=0.5 T_P99_MS=2 T_IDLE_MIB=10 T_CONNS_MIB=64 T_READY_MS=100
 # issue 17 ("Speed"): events with zero loss raised from 200,000/s, and at
 # least 0.6 of redis-benchmark PUBLISH with a subscriber
 T_EVENTS=250000 T_EV_RATIO=0.6 T_EV_P99_MS=2
+BURST=${BURST:-1000000}
 
 for b in ami-sim amibridge events-bench sse-bench soak mhd-baseline; do
     [ -x "$BUILD/$b" ] || { echo "missing $BUILD/$b: run 'make all'" >&2; exit 2; }
@@ -512,6 +515,22 @@ else
     echo "  sse-bench failed"
     row "SSE fan-out: $SSE_CLIENTS clients at $(fmt0 "$SSE_RATE")/s" "FAILED (sse-bench gave nothing)" "—" "—" \
         "$SSE_CLIENTS clients at $(fmt0 "$SSE_RATE")/s, no loss" "**no**"
+fi
+
+# --- 2d. a burst ------------------------------------------------------------------------------
+echo "== 2d. a burst of $(fmt0 "$BURST") events as fast as ami-sim makes them (bench/burst.sh: writetimeout 100 ms played)"
+if COUNT=$BURST bash "$(dirname "$0")/burst.sh" "$BIN" >"$tmp/burst.json" 2>"$tmp/burst.err" &&
+    [ -s "$tmp/burst.json" ]; then
+    bj() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$tmp/burst.json" "$1"; }
+    cat "$tmp/burst.json"
+    ok=$(calc 'int(sys.argv[1] == sys.argv[2] and sys.argv[3] == "0" and sys.argv[4] == "0" and sys.argv[5] == "0")' \
+        "$(bj received)" "$BURST" "$(bj out_of_order)" "$(bj duplicates)" "$(bj dropped)")
+    row "a burst of $(fmt0 "$BURST") events as fast as ami-sim makes them (it plays manager.conf writetimeout = 100 ms), AMIBRIDGE_REDIS_BUFFER 10,000, ami-sim → amibridge → Redis subscriber" \
+        "$(fmt0 "$(bj received)") received in $(bj seconds) s, out of order $(bj out_of_order), twice $(bj duplicates), dropped $(bj dropped), held back $(bj held_back_s) s, AMI reconnects $(bj ami_reconnects)" \
+        "—" "—" "all, in order, none dropped" "$(met "$ok")"
+else
+    echo "  burst.sh failed: $(tail -3 "$tmp/burst.err")"
+    row "a burst of $(fmt0 "$BURST") events" "FAILED (bench/burst.sh gave nothing)" "—" "—" "all, in order, none dropped" "**no**"
 fi
 
 # --- 3. memory -------------------------------------------------------------------------------
