@@ -63,6 +63,7 @@ struct http_stream {
     http_stream_closed cl;
     void *ud;
     int suspended;
+    int wake; /* has more to send: resumed at the next run of MHD */
     int gone; /* the client hung up while the stream was parked */
     /* while parked MHD does not watch the socket: we do, for a hang-up */
     struct hup_watch *hup;
@@ -83,8 +84,9 @@ struct http_server {
     size_t waiting;
     struct http_stream *streams;
     size_t nstreams;
-    int running; /* inside MHD_run */
-    int kick;    /* a connection was resumed: run MHD again soon */
+    int running;  /* inside MHD_run */
+    int kick;     /* a connection was resumed: run MHD again soon */
+    size_t wakes; /* parked streams with more to send (http_stream_wake) */
     int closing;
     int closes_pending;
     void (*done)(void *);
@@ -117,6 +119,7 @@ struct http_conn {
 
 static void server_run(struct http_server *s);
 static void on_timer(uv_timer_t *t);
+static void resume_woken(struct http_server *s);
 
 /* --- helpers ------------------------------------------------------------------- */
 
@@ -452,6 +455,8 @@ static void stream_free(void *cls)
         st->req->stream = NULL;
     LIST_UNLINK(s->streams, st);
     s->nstreams--;
+    if (st->wake)
+        s->wakes--;
     if (st->cl)
         st->cl(st->ud);
     hup_stop(st);
@@ -500,14 +505,33 @@ void http_respond_stream(struct http_req *r, int status, const char *content_typ
     }
 }
 
+/* A producer has more for a parked stream: it is resumed when MHD runs
+ * next, once however many events came meanwhile (a burst of events costs
+ * each client one resume, not one per event). */
 void http_stream_wake(struct http_stream *st)
 {
-    if (!st || !st->suspended || !st->req)
+    if (!st || !st->suspended || !st->req || st->wake)
         return;
-    hup_stop(st);
-    st->suspended = 0;
-    MHD_resume_connection(st->req->conn);
+    st->wake = 1;
+    st->srv->wakes++;
     server_kick(st->srv);
+}
+
+static void resume_woken(struct http_server *s)
+{
+    for (struct http_stream *st = s->streams; st && s->wakes; st = st->next) {
+        if (!st->wake)
+            continue;
+        st->wake = 0;
+        s->wakes--;
+        if (!st->suspended || !st->req)
+            continue;
+        hup_stop(st);
+        st->suspended = 0;
+        MHD_resume_connection(st->req->conn);
+        s->kick = 1; /* MHD serves a resumed connection on its next run */
+    }
+    s->wakes = 0;
 }
 
 size_t http_server_streams(const struct http_server *s)
@@ -1199,6 +1223,8 @@ static void server_run(struct http_server *s)
         return;
     s->running = 1;
     s->kick = 0;
+    if (s->wakes)
+        resume_woken(s);
     MHD_run(s->mhd);
     s->running = 0;
     MHD_UNSIGNED_LONG_LONG ms = 0;
