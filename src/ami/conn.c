@@ -36,7 +36,8 @@ struct ami_conn {
     uv_timer_t timer;    /* connect deadline, backoff, logoff wait */
     uv_timer_t ka_timer; /* keepalive */
     int closes_pending;  /* close callbacks not yet run */
-    int paused;          /* held back by ami_conn_pause() */
+    int paused;          /* this session holds messages back */
+    int hold_wanted;     /* the owner's last ami_conn_pause(): kept across sessions */
     struct strbuf held;  /* bytes read while held back, parsed from held_off on */
     size_t held_off;
     int undrained;      /* the parser has messages not handed out yet */
@@ -278,6 +279,7 @@ static void conn_up(struct ami_conn *c)
     send_filters(c);
     uv_timer_stop(&c->timer);
     c->state = AMI_CONN_UP;
+    c->paused = c->hold_wanted; /* the owner asked while there was no session */
     c->backoff_ms = 0;
     c->auth_failed = 0;
     c->ka_outstanding = 0;
@@ -719,6 +721,9 @@ static void on_keepalive(uv_timer_t *t)
     uint64_t now = uv_now(c->loop);
     uint64_t quiet = now - c->last_rx;
     if (c->ka_outstanding) {
+        /* held bytes arrived since: the answer may be among them */
+        if (held_len(c) || c->undrained)
+            return;
         if (now - c->ka_sent_at >= (uint64_t)c->o.keepalive_ms &&
             quiet >= (uint64_t)c->o.keepalive_ms) {
             char why[128];
@@ -801,6 +806,9 @@ void ami_conn_start(struct ami_conn *c)
 void ami_conn_pause(struct ami_conn *c, int pause)
 {
     pause = !!pause;
+    if (c->state == AMI_CONN_CLOSING)
+        return;
+    c->hold_wanted = pause;
     if (c->state != AMI_CONN_UP || !c->sock || c->paused == pause)
         return;
     c->paused = pause;
@@ -876,6 +884,13 @@ void ami_conn_close(struct ami_conn *c, void (*done)(void *arg), void *arg)
     c->done = done;
     c->done_arg = arg;
     c->state = AMI_CONN_CLOSING;
+    /* no more holding: what is held is read (for the Goodbye) */
+    c->hold_wanted = 0;
+    if (c->paused) {
+        c->paused = 0;
+        if (held_len(c) || c->undrained)
+            uv_timer_start(&c->release, on_release, 0, 0);
+    }
     uv_timer_stop(&c->ka_timer);
     uv_timer_stop(&c->timer);
     if (was_up && c->sock) {

@@ -90,8 +90,10 @@ int ami_conn_send(struct ami_conn *c, const char *bytes, size_t len);
  * drops a manager session whose writes make no progress for `writetimeout`
  * (manager.conf, 100 ms by default), and a stopped reader can stall its
  * writes far longer than the pause itself (the kernel wakes a blocked
- * writer only when a third of its send buffer is free). A new connection
- * starts afresh; what was held on a lost one is lost with it. */
+ * writer only when a third of its send buffer is free). The hold stands
+ * until the owner lifts it, across reconnects (a new session holds back
+ * from its login on; what was held on a lost one is lost with it);
+ * ami_conn_close() lifts it. ami_conn_paused(): this session holds back. */
 void ami_conn_pause(struct ami_conn *c, int pause);
 int ami_conn_paused(const struct ami_conn *c);
 size_t ami_conn_held(const struct ami_conn *c);

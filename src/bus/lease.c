@@ -39,14 +39,17 @@ static const char release_script[] = "if redis.call('get', KEYS[1]) == ARGV[1] t
 
 const char bus_lease_fence_script[] =
     "if redis.call('get', KEYS[1]) ~= ARGV[1] then return -1 end\n"
-    "local n = 0\n"
+    "local n, err = 0, nil\n"
     "for i = 4, #ARGV - 1, 2 do\n"
     "  redis.call('publish', ARGV[i], ARGV[i + 1])\n"
     "  if ARGV[2] ~= '' then\n"
-    "    redis.call('xadd', ARGV[2], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[i + 1])\n"
+    "    local r = redis.pcall('xadd', ARGV[2], 'MAXLEN', '~', ARGV[3], '*', 'event', ARGV[i + "
+    "1])\n"
+    "    if type(r) == 'table' and r.err and not err then err = r end\n"
     "  end\n"
     "  n = n + 1\n"
     "end\n"
+    "if err then return err end\n"
     "return n\n";
 
 enum role { ROLE_UNSURE = 0, ROLE_LEADER, ROLE_FOLLOWER };

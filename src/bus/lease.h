@@ -71,7 +71,10 @@ void bus_lease_free(struct bus_lease *l);
  * key; ARGV: our token, stream ("" for none), stream maxlen, then channel
  * and message of each event. Returns how many were published (all of
  * them), or -1 (none) when the lease is not ours: one fence check, and one
- * reply, for the whole batch. */
+ * reply, for the whole batch. A refused XADD (the key of another type,
+ * Redis out of memory) does not stop the batch: every event is still
+ * published and the first such error is the reply, as it was for each
+ * event sent alone. */
 extern const char bus_lease_fence_script[];
 
 #endif
