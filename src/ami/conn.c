@@ -884,7 +884,11 @@ void ami_conn_close(struct ami_conn *c, void (*done)(void *arg), void *arg)
     c->done = done;
     c->done_arg = arg;
     c->state = AMI_CONN_CLOSING;
-    /* no more holding: what is held is read (for the Goodbye) */
+    /* no more holding: what is held is read (for the Goodbye); its events
+     * are not passed on any more */
+    if (held_len(c))
+        log_warn("AMI events held back are dropped at close", "{s:s,s:I}", "server", c->o.server,
+                 "bytes", (json_int_t)held_len(c));
     c->hold_wanted = 0;
     if (c->paused) {
         c->paused = 0;

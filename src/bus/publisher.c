@@ -313,7 +313,9 @@ static void flow(struct bus_publisher *p)
         return;
     size_t cap = p->buf.cap;
     int want;
-    if (p->closing || !bus_redis_up(p->redis) || follower(p))
+    /* a follower holds nothing back (the leader publishes); while the
+     * lease is unsure, events wait here as for a slow Redis */
+    if (p->closing || !bus_redis_up(p->redis) || (p->lease && bus_lease_follower(p->lease)))
         want = 0;
     else if (p->paused)
         want = p->buf.n * 100 > cap * PUBLISHER_RESUME_AT_PCT;
@@ -461,8 +463,10 @@ void bus_publisher_leader(void *ud, enum bus_lease_change ch)
         pump(p);
         return;
     }
-    if (ch == BUS_LEASE_UNSURE)
+    if (ch == BUS_LEASE_UNSURE) {
+        flow(p);
         return; /* keep what waits: it goes out if the lease comes back unbroken */
+    }
     /* another replica leads, or led in between: what waited here is its to publish */
     size_t n = p->buf.n;
     while (p->buf.n)
@@ -472,6 +476,7 @@ void bus_publisher_leader(void *ud, enum bus_lease_change ch)
     metrics_set(METRIC_REDIS_BUFFER, NULL, NULL, NULL, 0);
     if (ch == BUS_LEASE_LEADER_FRESH)
         pump(p);
+    flow(p);
     maybe_drained(p);
 }
 

@@ -20,6 +20,8 @@ struct redis_poll {
     redisAsyncContext *ac; /* NULL once hiredis cleaned up */
 };
 
+static void poll_update(struct redis_poll *p);
+
 static void poll_cb(uv_poll_t *h, int status, int events)
 {
     struct redis_poll *p = h->data;
@@ -27,10 +29,14 @@ static void poll_cb(uv_poll_t *h, int status, int events)
         return;
     /* an error (status < 0) is reported by the read that follows: hiredis
      * then disconnects with the reason, instead of the socket going silent */
+    if (status < 0)
+        p->watched = 0; /* libuv stopped the handle: watch again below */
     if (status < 0 || (events & UV_READABLE))
         redisAsyncHandleRead(p->ac);
     if (p->ac && (events & UV_WRITABLE))
         redisAsyncHandleWrite(p->ac);
+    if (p->ac && !p->watched)
+        poll_update(p);
 }
 
 /* hiredis asks for write interest with every command: libuv hears only of
