@@ -251,11 +251,11 @@ static void closed_all(void *arg)
 {
     struct app *app = arg;
     if (app->lease) {
-        bus_lease_free(app->lease);
+        bus_lease_close(app->lease, NULL, NULL);
         app->lease = NULL;
     }
     if (app->publisher) {
-        bus_publisher_free(app->publisher);
+        bus_publisher_close(app->publisher, NULL, NULL);
         app->publisher = NULL;
     }
     if (app->redis) {
@@ -712,7 +712,7 @@ int main(int argc, char **argv)
     if (!app.webhooks) {
         fprintf(stderr, "amibridge: configuration error: %s\n", err);
         if (app.publisher)
-            bus_publisher_free(app.publisher);
+            bus_publisher_close(app.publisher, NULL, NULL);
         if (app.redis)
             bus_redis_close(app.redis, NULL, NULL);
         uv_run(app.loop, UV_RUN_NOWAIT);
