@@ -830,8 +830,8 @@ int main(int argc, char **argv)
 
     uv_run(app.loop, UV_RUN_DEFAULT);
 
-    api_free(app.api);
-    uv_run(app.loop, UV_RUN_NOWAIT); /* close callbacks of the api's timers */
+    api_close(app.api, NULL, NULL);
+    uv_run(app.loop, UV_RUN_DEFAULT); /* until its timers are closed and it is gone */
     webhooks_free(app.webhooks);
     calls_free(app.calls);
     bus_free(app.call_bus);
