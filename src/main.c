@@ -238,8 +238,12 @@ static void closed_all(void *arg);
 static void flushed(void *arg)
 {
     struct app *app = arg;
-    if (app->webhooks)
-        webhooks_close(app->webhooks);
+    if (app->webhooks) {
+        /* it goes once Redis has answered what it sent: at the latest when
+         * closed_all() closes the connection */
+        webhooks_close(app->webhooks, NULL, NULL);
+        app->webhooks = NULL;
+    }
     if (app->lease && app->redis_lease) {
         bus_lease_release(app->lease, closed_all, app);
         return;
@@ -251,11 +255,11 @@ static void closed_all(void *arg)
 {
     struct app *app = arg;
     if (app->lease) {
-        bus_lease_free(app->lease);
+        bus_lease_close(app->lease, NULL, NULL);
         app->lease = NULL;
     }
     if (app->publisher) {
-        bus_publisher_free(app->publisher);
+        bus_publisher_close(app->publisher, NULL, NULL);
         app->publisher = NULL;
     }
     if (app->redis) {
@@ -293,6 +297,14 @@ static void pool_closed(void *arg)
         bus_publisher_drain(app->publisher, SHUTDOWN_REDIS_FLUSH_MS, flushed, app);
     else
         flushed(app);
+}
+
+/* The buses' webhooks sink: the webhooks close before the buses do. */
+static void webhooks_outlet(void *ud, struct bus_event *e)
+{
+    struct app *app = ud;
+    if (app->webhooks)
+        webhooks_sink(app->webhooks, e);
 }
 
 /* Redis came up or went down: both of its users want to know. */
@@ -711,7 +723,7 @@ int main(int argc, char **argv)
     if (!app.webhooks) {
         fprintf(stderr, "amibridge: configuration error: %s\n", err);
         if (app.publisher)
-            bus_publisher_free(app.publisher);
+            bus_publisher_close(app.publisher, NULL, NULL);
         if (app.redis)
             bus_redis_close(app.redis, NULL, NULL);
         uv_run(app.loop, UV_RUN_NOWAIT);
@@ -723,8 +735,8 @@ int main(int argc, char **argv)
         cfg_free(&app.cfg);
         return 2;
     }
-    bus_add_sink(app.bus, webhooks_sink, app.webhooks);
-    bus_add_sink(app.call_bus, webhooks_sink, app.webhooks);
+    bus_add_sink(app.bus, webhooks_outlet, &app);
+    bus_add_sink(app.call_bus, webhooks_outlet, &app);
     if (app.redis) {
         /* renewals on a connection of their own: a backlog of events or
          * deliveries on the main one must not cost the lease */
@@ -829,9 +841,8 @@ int main(int argc, char **argv)
 
     uv_run(app.loop, UV_RUN_DEFAULT);
 
-    api_free(app.api);
-    uv_run(app.loop, UV_RUN_NOWAIT); /* close callbacks of the api's timers */
-    webhooks_free(app.webhooks);
+    api_close(app.api, NULL, NULL);
+    uv_run(app.loop, UV_RUN_DEFAULT); /* until its timers are closed and it is gone */
     calls_free(app.calls);
     bus_free(app.call_bus);
     bus_free(app.bus);

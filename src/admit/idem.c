@@ -43,6 +43,8 @@ struct idem {
     struct entry *oldest, *newest;
     uv_timer_t sweep;
     int evict_logged;
+    void (*close_done)(void *);
+    void *close_arg;
 };
 
 static uint64_t fnv1a(const char *s)
@@ -435,13 +437,18 @@ struct idem *idem_new(uv_loop_t *loop, const struct cfg *c, struct bus_redis *re
 
 static void sweep_closed(uv_handle_t *h)
 {
-    free(h->data);
+    struct idem *s = h->data;
+    void (*done)(void *) = s->close_done;
+    void *arg = s->close_arg;
+    free(s);
+    if (done)
+        done(arg);
 }
 
-void idem_free(struct idem *s)
+void idem_close(struct idem *s, void (*done)(void *arg), void *arg)
 {
-    if (!s)
-        return;
+    s->close_done = done;
+    s->close_arg = arg;
     while (s->oldest) {
         struct entry *e = s->oldest;
         unlink_entry(s, e);

@@ -46,7 +46,10 @@ struct bus_redis;
 
 /* redis may be NULL (memory). Both are borrowed. */
 struct idem *idem_new(uv_loop_t *loop, const struct cfg *c, struct bus_redis *redis);
-void idem_free(struct idem *s);
+/* Teardown (docs/layout.md, "Teardown"): drop the keys, close the sweep
+ * timer, free. Every idem_begin() must have answered first (a Redis lookup
+ * on its way names the store). */
+void idem_close(struct idem *s, void (*done)(void *arg), void *arg);
 
 /* Look up or claim `key` of API key `scope` for a body whose SHA-256 is
  * `hash`. `cb` fires exactly once, maybe before this returns. In Redis a

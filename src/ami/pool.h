@@ -122,8 +122,9 @@ void ami_pool_cancel(struct ami_req *r);
 void ami_pool_status(const struct ami_pool *p, struct ami_pool_status *st);
 const char *ami_pool_name(const struct ami_pool *p);
 
-/* Fail every request with AMI_ESHUTDOWN, log off, close, free; `done` runs
- * once everything is closed. */
+/* Teardown (docs/layout.md, "Teardown"): fail every request with
+ * AMI_ESHUTDOWN (before this returns), log off, close, free; `done` fires
+ * once, when every connection and timer is closed and the memory is gone. */
 void ami_pool_close(struct ami_pool *p, void (*done)(void *arg), void *arg);
 
 const char *ami_status_name(enum ami_status s);

@@ -36,24 +36,47 @@ struct api *api_new(uv_loop_t *loop, const struct cfg *cfg, struct ami_pool *con
     a->sse = api_sse_new(a, bus);
     if (!a->auth || !a->guard || !a->idem || !a->lockout || (redis && !a->sguard) || !a->sse ||
         bus_add_sink(bus, api_sse_sink, a->sse)) {
-        api_free(a);
+        api_close(a, NULL, NULL);
         return NULL;
     }
     return a;
 }
 
-void api_free(struct api *a)
+/* One part has closed: the last one frees the api. */
+static void api_unhold(void *arg)
 {
-    if (!a)
+    struct api *a = arg;
+    if (--a->closes_pending > 0)
         return;
+    void (*done)(void *) = a->close_done;
+    void *done_arg = a->close_arg;
+    free(a);
+    if (done)
+        done(done_arg);
+}
+
+void api_close(struct api *a, void (*done)(void *arg), void *arg)
+{
+    a->close_done = done;
+    a->close_arg = arg;
+    a->closes_pending = 1; /* released at the end of this function */
     http_auth_free(a->auth);
     guard_free(a->guard);
-    idem_free(a->idem);
     lockout_free(a->lockout);
     sguard_free(a->sguard);
-    api_sse_free(a->sse);
-    api_sse_free(a->call_sse);
-    free(a);
+    if (a->idem) {
+        a->closes_pending++;
+        idem_close(a->idem, api_unhold, a);
+    }
+    if (a->sse) {
+        a->closes_pending++;
+        api_sse_close(a->sse, api_unhold, a);
+    }
+    if (a->call_sse) {
+        a->closes_pending++;
+        api_sse_close(a->call_sse, api_unhold, a);
+    }
+    api_unhold(a);
 }
 
 void api_set_lease(struct api *a, struct bus_lease *l)

@@ -27,7 +27,11 @@ struct webhooks;
 struct api *api_new(uv_loop_t *loop, const struct cfg *cfg, struct ami_pool *const *pools,
                     size_t npools, struct bus_redis *redis, struct bus *bus,
                     struct bus_publisher *publisher, struct webhooks *webhooks);
-void api_free(struct api *a);
+/* Teardown (docs/layout.md, "Teardown"): the HTTP server is closed and
+ * every request answered first. Frees what it holds; `done` fires once the
+ * timers of its SSE hubs and Idempotency-Key store are closed and the
+ * memory is gone. */
+void api_close(struct api *a, void (*done)(void *arg), void *arg);
 
 struct bus_lease;
 /* With Redis: the leader lease, for /readyz and /metrics (borrowed). */

@@ -58,6 +58,8 @@ struct sse_hub {
     size_t n;
     uv_timer_t heartbeat;
     uint64_t evicted;
+    void (*close_done)(void *);
+    void *close_arg;
 };
 
 /* --- matching and formatting ------------------------------------------------------------ */
@@ -221,13 +223,18 @@ void api_sse_end_all(struct sse_hub *h, const char *why)
 
 static void hub_closed(uv_handle_t *t)
 {
-    free(t->data);
+    struct sse_hub *h = t->data;
+    void (*done)(void *) = h->close_done;
+    void *arg = h->close_arg;
+    free(h);
+    if (done)
+        done(arg);
 }
 
-void api_sse_free(struct sse_hub *h)
+void api_sse_close(struct sse_hub *h, void (*done)(void *arg), void *arg)
 {
-    if (!h)
-        return;
+    h->close_done = done;
+    h->close_arg = arg;
     /* streams still open belong to the HTTP server, which ends them */
     for (struct sse_client *c = h->clients; c; c = c->next)
         c->hub = NULL;

@@ -53,6 +53,9 @@ struct api {
     struct sse_hub *call_sse;  /* GET /v1/calls/events, fed by the call bus */
     uint64_t started_ms;
     int draining;
+    int closes_pending; /* api_close(): the parts still closing */
+    void (*close_done)(void *);
+    void *close_arg;
 };
 
 /* Route handlers. */
@@ -65,7 +68,9 @@ void api_events_get(struct api *a, struct http_req *r, const struct http_params 
 struct sse_hub *api_sse_new(struct api *a, struct bus *bus);
 /* GET /v1/calls/events (the call bus's hub, a->call_sse) */
 void api_call_events_get(struct api *a, struct http_req *r, const struct http_params *p);
-void api_sse_free(struct sse_hub *h);
+/* Teardown (docs/layout.md): streams still open are the HTTP server's to
+ * end; the hub forgets them, closes its heartbeat timer and goes. */
+void api_sse_close(struct sse_hub *h, void (*done)(void *arg), void *arg);
 void api_sse_sink(void *hub, struct bus_event *e);
 void api_sse_end_all(struct sse_hub *h, const char *why);
 size_t api_sse_clients(const struct sse_hub *h);

@@ -73,7 +73,14 @@ struct bus_lease {
     uint64_t changes;
     void (*release_done)(void *);
     void *release_arg;
+    int releasing;      /* the release is on its way */
+    int closing;        /* bus_lease_close() was called */
+    int closes_pending; /* the timer, and each command on its way */
+    void (*close_done)(void *);
+    void *close_arg;
 };
+
+static void lease_unhold(struct bus_lease *l);
 
 static void become(struct bus_lease *l, enum role role, enum bus_lease_change ch, const char *why)
 {
@@ -110,6 +117,10 @@ static void on_acquire(void *ud, const redisReply *r)
 {
     struct bus_lease *l = ud;
     l->asking = 0;
+    if (l->closing) {
+        lease_unhold(l);
+        return;
+    }
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
         r->element[1]->type != REDIS_REPLY_STRING)
         return;
@@ -136,6 +147,10 @@ static void on_renew(void *ud, const redisReply *r)
 {
     struct bus_lease *l = ud;
     l->asking = 0;
+    if (l->closing) {
+        lease_unhold(l);
+        return;
+    }
     if (!r || l->role != ROLE_LEADER)
         return; /* Redis down: the local deadline decides */
     if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
@@ -204,6 +219,8 @@ struct bus_lease *bus_lease_new(uv_loop_t *loop, const struct cfg *c, struct bus
 void bus_lease_redis_state(void *ud, int up)
 {
     struct bus_lease *l = ud;
+    if (l->closing)
+        return;
     if (!up) {
         l->asking = 0; /* the pending command failed with the connection */
         return;
@@ -255,6 +272,13 @@ static void on_released(void *ud, const redisReply *r)
 {
     (void)r;
     struct bus_lease *l = ud;
+    int sent = l->releasing;
+    l->releasing = 0;
+    if (l->closing) {
+        if (sent)
+            lease_unhold(l);
+        return;
+    }
     void (*done)(void *) = l->release_done;
     l->release_done = NULL;
     if (done)
@@ -273,21 +297,40 @@ void bus_lease_release(struct bus_lease *l, void (*done)(void *), void *arg)
     l->release_arg = arg;
     if (was && bus_redis_command(l->redis, on_released, l, "EVAL %s 1 %s %s", release_script,
                                  l->key, token) == 0) {
+        l->releasing = 1;
         log_info("leader: lease released", "{s:s}", "lease", token);
         return;
     }
     on_released(l, NULL);
 }
 
-static void lease_closed(uv_handle_t *h)
+/* One of the things closing has ended: the last one frees. */
+static void lease_unhold(struct bus_lease *l)
 {
-    free(h->data);
+    if (--l->closes_pending > 0)
+        return;
+    void (*done)(void *) = l->close_done;
+    void *arg = l->close_arg;
+    free(l);
+    if (done)
+        done(arg);
 }
 
-void bus_lease_free(struct bus_lease *l)
+static void lease_closed(uv_handle_t *h)
 {
-    if (!l)
-        return;
+    lease_unhold(h->data);
+}
+
+/* Commands on their way name the lease: it is freed when each has been
+ * answered (or failed, as bus_redis_close() fails them). */
+void bus_lease_close(struct bus_lease *l, void (*done)(void *arg), void *arg)
+{
+    l->closing = 1;
+    l->close_done = done;
+    l->close_arg = arg;
+    l->cb = NULL;
+    l->release_done = NULL;
+    l->closes_pending = 1 + l->asking + l->releasing;
     uv_timer_stop(&l->timer);
-    uv_close((uv_handle_t *)&l->timer, lease_closed); /* frees l */
+    uv_close((uv_handle_t *)&l->timer, lease_closed);
 }

@@ -65,7 +65,10 @@ uint64_t bus_lease_changes(const struct bus_lease *l);
 /* Release when ours (clean shutdown); `done` runs when Redis answered or
  * at once without Redis. Stops the timer. */
 void bus_lease_release(struct bus_lease *l, void (*done)(void *), void *arg);
-void bus_lease_free(struct bus_lease *l);
+/* Teardown (docs/layout.md, "Teardown"): stop, close the timer, free once
+ * Redis has answered (or failed) the command on its way, if any; neither
+ * the change callback nor a release's `done` fires after this call. */
+void bus_lease_close(struct bus_lease *l, void (*done)(void *arg), void *arg);
 
 /* The fenced PUBLISH (and XADD) of a batch of events: KEYS[1] the lease
  * key; ARGV: our token, stream ("" for none), stream maxlen, then channel

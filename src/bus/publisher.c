@@ -82,6 +82,8 @@ struct bus_publisher {
     void (*drain_done)(void *);
     void *drain_arg;
     int closing;
+    void (*close_done)(void *);
+    void *close_arg;
     struct bus_lease *lease; /* replicas: publish only while leader, fenced */
     uint64_t fenced_unlogged;
     uint64_t last_fence_log;
@@ -516,15 +518,20 @@ static void drain_timer_closed(uv_handle_t *h)
     free(p->inflight.v);
     free(p->redo.v);
     strbuf_release(&p->cmd);
+    void (*done)(void *) = p->close_done;
+    void *arg = p->close_arg;
     free(p);
+    if (done)
+        done(arg);
 }
 
-void bus_publisher_free(struct bus_publisher *p)
+void bus_publisher_close(struct bus_publisher *p, void (*done)(void *arg), void *arg)
 {
-    if (!p)
-        return;
     p->closing = 1;
-    p->pause_fn = NULL; /* the owner is going: nothing to hold back any more */
+    p->close_done = done;
+    p->close_arg = arg;
+    p->pause_fn = NULL;   /* the owner is going: nothing to hold back any more */
+    p->drain_done = NULL; /* a drain still running ends here, unheard */
     uv_timer_stop(&p->drain_timer);
     uv_close((uv_handle_t *)&p->drain_timer, drain_timer_closed);
 }

@@ -55,7 +55,11 @@ struct bus_publisher_stats {
 /* `c` and `redis` are borrowed. */
 struct bus_publisher *bus_publisher_new(uv_loop_t *loop, const struct cfg *c,
                                         struct bus_redis *redis);
-void bus_publisher_free(struct bus_publisher *p);
+/* Teardown (docs/layout.md, "Teardown"): drop what is buffered, close the
+ * timer, free; a drain still running ends without its callback. Commands
+ * in flight name the publisher: close `redis` in the same turn of the loop
+ * (its failed replies then come before `done`). */
+void bus_publisher_close(struct bus_publisher *p, void (*done)(void *arg), void *arg);
 /* The bus sink (bus_sink_fn): queue one event. */
 void bus_publisher_sink(void *p, struct bus_event *e);
 /* Redis came up or went down (wire to bus_redis_set_state_cb). */

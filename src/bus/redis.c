@@ -16,8 +16,10 @@
 struct redis_poll {
     uv_poll_t poll;
     int events;
-    int watched;           /* the events uv_poll was last started with */
-    redisAsyncContext *ac; /* NULL once hiredis cleaned up */
+    int watched;            /* the events uv_poll was last started with */
+    redisAsyncContext *ac;  /* NULL once hiredis cleaned up */
+    void (*closed)(void *); /* told when the handle is closed and this freed */
+    void *closed_arg;
 };
 
 static void poll_update(struct redis_poll *p);
@@ -82,7 +84,12 @@ static void del_write(void *priv)
 
 static void poll_closed(uv_handle_t *h)
 {
-    free(h->data);
+    struct redis_poll *p = h->data;
+    void (*closed)(void *) = p->closed;
+    void *arg = p->closed_arg;
+    free(p);
+    if (closed)
+        closed(arg);
 }
 
 static void cleanup(void *priv)
@@ -133,6 +140,7 @@ struct bus_redis {
     void *state_ud;
     void (*done)(void *);
     void *done_arg;
+    int closes_pending;    /* bus_redis_close(): the timer and the socket's watcher */
     char sub_pattern[128]; /* PSUBSCRIBE on every (re)connect, when set */
     bus_redis_msg_cb sub_cb;
     void *sub_ud;
@@ -541,9 +549,12 @@ uint64_t bus_redis_reconnects(const struct bus_redis *r)
     return r->reconnects;
 }
 
-static void timer_closed(uv_handle_t *h)
+/* One handle closed: the last one frees. */
+static void redis_unhold(void *ud)
 {
-    struct bus_redis *r = h->data;
+    struct bus_redis *r = ud;
+    if (--r->closes_pending > 0)
+        return;
     void (*done)(void *) = r->done;
     void *arg = r->done_arg;
     explicit_bzero(r->url.pass, sizeof(r->url.pass));
@@ -552,16 +563,28 @@ static void timer_closed(uv_handle_t *h)
         done(arg);
 }
 
+static void timer_closed(uv_handle_t *h)
+{
+    redis_unhold(h->data);
+}
+
 void bus_redis_close(struct bus_redis *r, void (*done)(void *arg), void *arg)
 {
     r->done = done;
     r->done_arg = arg;
     r->state = RS_CLOSING;
+    r->closes_pending = 1;
     uv_timer_stop(&r->timer);
     if (r->ac) {
         redisAsyncContext *ac = r->ac;
+        struct redis_poll *p = ac->ev.data;
         r->ac = NULL;
         ac->data = r;
+        if (p) { /* the adapter closes its watcher in cleanup(): wait for it */
+            p->closed = redis_unhold;
+            p->closed_arg = r;
+            r->closes_pending++;
+        }
         /* fails the pending commands (NULL replies) and frees the context */
         redisAsyncFree(ac);
     }

@@ -60,8 +60,11 @@ const char *bus_redis_last_error(const struct bus_redis *r);
 size_t bus_redis_pending(const struct bus_redis *r);
 uint64_t bus_redis_reconnects(const struct bus_redis *r);
 
-/* Fail pending commands, disconnect, free; `done` runs when the handles
- * are closed. */
+/* Teardown (docs/layout.md, "Teardown"): fail pending commands (their
+ * callbacks, and a subscription's, get a NULL reply before `done`: at once,
+ * or when the Redis callback this is called from returns), disconnect,
+ * free. The state callback does not fire after it; `done` fires once, when
+ * the timer and the socket's watcher are closed and the memory is gone. */
 void bus_redis_close(struct bus_redis *r, void (*done)(void *arg), void *arg);
 
 /* Parse a Redis URL into its parts (for tests). Returns 0 or -1. The

@@ -23,12 +23,20 @@ struct wh_http {
     const struct netlist_net *allow;
     size_t nallow;
     int timeout_ms;
-    int curl_ready; /* curl_global_init() done: wh_http_free() undoes it */
+    int curl_ready; /* curl_global_init() done: undone when it goes */
     int closed;
     CURLM *multi; /* made with the first attempt's handle */
     uv_timer_t curl_timer;
     struct wh_sock *socks;
+    /* wh_http_close(): it goes when all three are 0 */
+    int timer_open;
+    int socks_closing; /* socket watchers whose close callback is to come */
+    int xfers;         /* wh_xfer_init() not yet undone by wh_xfer_cleanup() */
+    void (*close_done)(void *);
+    void *close_arg;
 };
+
+static void http_maybe_free(struct wh_http *h);
 
 static void check_done(struct wh_http *h)
 {
@@ -51,12 +59,17 @@ static void check_done(struct wh_http *h)
 
 static void sock_closed(uv_handle_t *hd)
 {
-    free(hd->data);
+    struct wh_sock *k = hd->data;
+    struct wh_http *h = k->h;
+    free(k);
+    h->socks_closing--;
+    http_maybe_free(h);
 }
 
 static void sock_drop(struct wh_http *h, struct wh_sock *k)
 {
     LIST_UNLINK(h->socks, k);
+    h->socks_closing++;
     uv_poll_stop(&k->poll);
     uv_close((uv_handle_t *)&k->poll, sock_closed);
 }
@@ -136,6 +149,7 @@ struct wh_http *wh_http_new(uv_loop_t *loop, const struct netlist_net *allow, si
     h->timeout_ms = timeout_ms;
     uv_timer_init(loop, &h->curl_timer);
     h->curl_timer.data = h;
+    h->timer_open = 1;
     return h;
 }
 
@@ -164,29 +178,39 @@ static int http_start(struct wh_http *h)
     return 0;
 }
 
-static void handle_closed(uv_handle_t *hd)
+/* Closed, every handle closed, every easy handle cleaned up: libcurl's
+ * global state may end with it. */
+static void http_maybe_free(struct wh_http *h)
 {
-    (void)hd;
+    if (!h->closed || h->timer_open || h->socks_closing > 0 || h->xfers > 0)
+        return;
+    if (h->curl_ready)
+        curl_global_cleanup();
+    void (*done)(void *) = h->close_done;
+    void *arg = h->close_arg;
+    free(h);
+    if (done)
+        done(arg);
 }
 
-void wh_http_close(struct wh_http *h)
+static void timer_closed(uv_handle_t *hd)
+{
+    struct wh_http *h = hd->data;
+    h->timer_open = 0;
+    http_maybe_free(h);
+}
+
+void wh_http_close(struct wh_http *h, void (*done)(void *arg), void *arg)
 {
     h->closed = 1;
+    h->close_done = done;
+    h->close_arg = arg;
     if (h->multi)
         curl_multi_cleanup(h->multi);
     h->multi = NULL;
     while (h->socks)
         sock_drop(h, h->socks);
-    uv_close((uv_handle_t *)&h->curl_timer, handle_closed);
-}
-
-void wh_http_free(struct wh_http *h)
-{
-    if (!h)
-        return;
-    if (h->curl_ready)
-        curl_global_cleanup();
-    free(h);
+    uv_close((uv_handle_t *)&h->curl_timer, timer_closed);
 }
 
 /* Every address curl is about to connect to passes the SSRF guard here,
@@ -225,6 +249,7 @@ static size_t on_write(char *p, size_t size, size_t n, void *ud)
 int wh_xfer_init(struct wh_http *h, struct wh_xfer *x, void *owner, wh_xfer_done_fn done)
 {
     x->http = h;
+    h->xfers++;
     x->owner = owner;
     x->done = done;
     int rc = http_start(h);
@@ -260,6 +285,12 @@ void wh_xfer_cleanup(struct wh_xfer *x)
     curl_slist_free_all(x->hdrs);
     x->easy = NULL;
     x->hdrs = NULL;
+    struct wh_http *h = x->http;
+    x->http = NULL;
+    if (h) {
+        h->xfers--;
+        http_maybe_free(h);
+    }
 }
 
 void wh_xfer_cancel(struct wh_xfer *x)

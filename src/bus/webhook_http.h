@@ -61,13 +61,13 @@ struct wh_xfer {
  * NULL when out of memory. */
 struct wh_http *wh_http_new(uv_loop_t *loop, const struct netlist_net *allow, size_t nallow,
                             int timeout_ms);
-/* Drop the multi handle and every socket and close the timer; attempts
- * still running end without their done callback (cancel them first).
- * Call before the loop's last run. */
-void wh_http_close(struct wh_http *h);
-/* After the loop has run the close callbacks, and after the last
- * wh_xfer_cleanup(): also ends libcurl's global state if it was begun. */
-void wh_http_free(struct wh_http *h);
+/* Teardown (docs/layout.md, "Teardown"): drop the multi handle and every
+ * socket and close the timer; attempts still running end without their
+ * done callback (cancel them first). Easy handles made on it may be
+ * cleaned up later: `done` fires, and libcurl's global state (if it was
+ * begun) ends, once the handles are closed and the last wh_xfer_cleanup()
+ * has run. */
+void wh_http_close(struct wh_http *h, void (*done)(void *arg), void *arg);
 
 /* Prepare `x` for attempts by `owner`, `done` to hear how each ended; the
  * first call sets libcurl up. 0, -ENOMEM, or -ESHUTDOWN after
@@ -82,7 +82,8 @@ int wh_xfer_start(struct wh_xfer *x, const struct wh_conf *c, const char *event,
                   const char *delivery, int attempt, const char *body, size_t len);
 /* Stop the attempt running on `x`, if any; done will not fire for it. */
 void wh_xfer_cancel(struct wh_xfer *x);
-/* Release what `x` holds (cancel first when an attempt runs). */
+/* Release what `x` holds (cancel first when an attempt runs); it needs
+ * wh_xfer_init() again to be used. Also after a failed wh_xfer_init(). */
 void wh_xfer_cleanup(struct wh_xfer *x);
 /* What an ended attempt came to: the outcome label of the metrics ("2xx",
  * "4xx", "5xx", "3xx", "1xx", "timeout", "refused", "error") and, unless

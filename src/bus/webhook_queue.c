@@ -63,6 +63,9 @@ struct wh_queues {
     void *ud;
     struct wh_sub *subs;
     int closing;
+    int nsubs; /* not freed yet, listed or removed (and waiting for Redis) */
+    void (*close_done)(void *);
+    void *close_arg;
     uint64_t last_unpersisted_log;
     struct bus_lease *lease; /* replicas: only the leader delivers */
 };
@@ -439,12 +442,17 @@ void wh_queues_event(struct wh_queues *q, const struct bus_event *e)
 
 /* --- subscriptions held here ------------------------------------------------------- */
 
+static void queues_maybe_free(struct wh_queues *q);
+
 static void sub_free(struct wh_sub *s)
 {
+    struct wh_queues *q = s->q;
     drop_all(s, 0, NULL);
     wh_xfer_cleanup(&s->x);
     wh_conf_free(&s->c);
     free(s);
+    q->nsubs--;
+    queues_maybe_free(q);
 }
 
 /* A removed subscription goes once its timer is closed and Redis has
@@ -576,7 +584,7 @@ static void on_loaded(void *ud, const redisReply *reply)
 
 struct wh_sub *wh_sub_add(struct wh_queues *q, struct wh_conf *c, int load)
 {
-    struct wh_sub *s = calloc(1, sizeof(*s));
+    struct wh_sub *s = q->closing ? NULL : calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     s->q = q;
@@ -585,6 +593,7 @@ struct wh_sub *wh_sub_add(struct wh_queues *q, struct wh_conf *c, int load)
         free(s);
         return NULL;
     }
+    q->nsubs++;
     s->c = *c;
     memset(c, 0, sizeof(*c));
     uv_timer_init(q->loop, &s->timer);
@@ -699,35 +708,44 @@ void wh_queues_stats(const struct wh_queues *q, struct wh_queues_stats *st)
 
 /* --- life -------------------------------------------------------------------------- */
 
-void wh_queues_close(struct wh_queues *q)
+/* Closing and every subscription gone: the queues go. */
+static void queues_maybe_free(struct wh_queues *q)
 {
-    if (q->closing)
+    if (!q->closing || q->nsubs > 0)
         return;
+    void (*done)(void *) = q->close_done;
+    void *arg = q->close_arg;
+    free(q);
+    if (done)
+        done(arg);
+}
+
+/* Every subscription is removed as wh_sub_remove() does, but its deliveries
+ * are kept in Redis (they are made after the next start). */
+void wh_queues_close(struct wh_queues *q, void (*done)(void *arg), void *arg)
+{
     q->closing = 1;
+    q->close_done = done;
+    q->close_arg = arg;
+    q->nsubs++; /* held until the end of this function */
     size_t pending = 0;
-    for (struct wh_sub *s = q->subs; s; s = s->next) {
+    while (q->subs) {
+        struct wh_sub *s = q->subs;
+        q->subs = s->next;
+        s->gone = 1;
         sub_cancel(s);
         pending += s->depth;
         if (s->timer_open) {
             uv_timer_stop(&s->timer);
-            uv_close((uv_handle_t *)&s->timer, NULL);
-            s->timer_open = 0;
+            uv_close((uv_handle_t *)&s->timer, sub_timer_closed);
+        } else {
+            redis_done(s, NULL); /* may free it */
         }
     }
     if (pending)
         log_info(q->redis ? "webhook deliveries left queued in Redis"
                           : "webhook deliveries not made (kept in memory only)",
                  "{s:I}", "pending", (json_int_t)pending);
-}
-
-void wh_queues_free(struct wh_queues *q)
-{
-    if (!q)
-        return;
-    while (q->subs) {
-        struct wh_sub *s = q->subs;
-        q->subs = s->next;
-        sub_free(s);
-    }
-    free(q);
+    q->nsubs--;
+    queues_maybe_free(q);
 }

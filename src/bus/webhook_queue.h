@@ -64,11 +64,13 @@ void wh_queues_leader(struct wh_queues *q, enum bus_lease_change change);
 void wh_queues_redis_up(struct wh_queues *q);
 /* Queue `e` (borrowed) for every enabled subscription that wants it. */
 void wh_queues_event(struct wh_queues *q, const struct bus_event *e);
-/* Stop: cancel the attempts in flight, close the timers, log what was
- * still waiting. Nothing is sent after it. Before wh_http_close(). */
-void wh_queues_close(struct wh_queues *q);
-/* After the loop has run the close callbacks. */
-void wh_queues_free(struct wh_queues *q);
+/* Teardown (docs/layout.md, "Teardown"): cancel the attempts in flight,
+ * close the timers, log what was still waiting (with Redis it stays in the
+ * lists), free. Nothing is sent after it. Redis commands on their way name
+ * subscriptions: `done` fires once each has been answered (bus_redis_close()
+ * fails them) and every timer is closed. Before wh_http_close() (its easy
+ * handles are cleaned up as the subscriptions go). */
+void wh_queues_close(struct wh_queues *q, void (*done)(void *arg), void *arg);
 
 /* The subscriptions held, in the order they were added: the first (NULL
  * when none), the one after `s`, the one with id `id` (NULL when none).

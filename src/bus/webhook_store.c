@@ -24,6 +24,10 @@ struct wh_store {
     char version[32]; /* of the Redis store when last read; "" before */
     int polling;
     int closing;
+    int writes;     /* EXECs on their way whose answer someone waits for */
+    int timer_open; /* until wh_store_close() has closed it */
+    void (*close_done)(void *);
+    void *close_arg;
     char hash_key[128], version_key[128];
     char state_path[PATH_MAX];
 };
@@ -32,6 +36,8 @@ static void queue_key(const struct wh_store *st, const char *id, char *out, size
 {
     snprintf(out, len, "%s:webhooks:queue:%s", st->cfg->redis_prefix, id);
 }
+
+static void store_maybe_free(struct wh_store *st);
 
 static void done(struct wh_store *st, void *ud, int err, const char *detail)
 {
@@ -60,6 +66,7 @@ struct wh_store *wh_store_new(uv_loop_t *loop, const struct cfg *c, struct bus_r
                  WEBHOOKS_STATE_FILE);
     uv_timer_init(loop, &st->poll_timer);
     st->poll_timer.data = st;
+    st->timer_open = 1;
     return st;
 }
 
@@ -259,15 +266,18 @@ struct wait {
 static void on_stored(void *arg, const redisReply *reply)
 {
     struct wait *wt = arg;
+    struct wh_store *st = wt->st;
     char detail[320];
     if (!reply || reply->type != REDIS_REPLY_ARRAY) {
         snprintf(detail, sizeof(detail), "Redis did not take the change: %s",
                  reply && reply->type == REDIS_REPLY_ERROR ? reply->str : "connection lost");
-        done(wt->st, wt->ud, -EAGAIN, detail);
+        done(st, wt->ud, -EAGAIN, detail);
     } else {
-        done(wt->st, wt->ud, 0, NULL);
+        done(st, wt->ud, 0, NULL);
     }
     free(wt);
+    st->writes--;
+    store_maybe_free(st);
 }
 
 /* The EXEC that ends a change, heard by on_stored when someone waits. 0 or
@@ -284,6 +294,8 @@ static int exec_change(struct wh_store *st, void *ud)
     int rc = bus_redis_command(st->redis, wt ? on_stored : NULL, wt, "EXEC");
     if (rc)
         free(wt);
+    else if (wt)
+        st->writes++;
     return rc;
 }
 
@@ -441,7 +453,11 @@ static void on_hash(void *ud, const redisReply *reply)
 {
     struct wh_store *st = ud;
     st->polling = 0;
-    if (st->closing || !reply || reply->type != REDIS_REPLY_ARRAY) {
+    if (st->closing) {
+        store_maybe_free(st);
+        return;
+    }
+    if (!reply || reply->type != REDIS_REPLY_ARRAY) {
         st->version[0] = '\0'; /* read it all again next time */
         return;
     }
@@ -454,6 +470,7 @@ static void on_version(void *ud, const redisReply *reply)
     char v[sizeof(st->version)];
     if (st->closing || !reply) {
         st->polling = 0;
+        store_maybe_free(st);
         return;
     }
     snprintf(v, sizeof(v), "v%s", reply->type == REDIS_REPLY_STRING ? reply->str : "0");
@@ -514,21 +531,30 @@ int wh_store_open(struct wh_store *st, char *err, size_t errlen)
     return 0;
 }
 
-static void handle_closed(uv_handle_t *h)
+/* Closing, the timer closed, no answer from Redis to come: it goes. */
+static void store_maybe_free(struct wh_store *st)
 {
-    (void)h;
-}
-
-void wh_store_close(struct wh_store *st)
-{
-    if (st->closing)
+    if (!st->closing || st->timer_open || st->polling || st->writes > 0)
         return;
-    st->closing = 1;
-    uv_timer_stop(&st->poll_timer);
-    uv_close((uv_handle_t *)&st->poll_timer, handle_closed);
+    void (*fin)(void *) = st->close_done;
+    void *arg = st->close_arg;
+    free(st);
+    if (fin)
+        fin(arg);
 }
 
-void wh_store_free(struct wh_store *st)
+static void timer_closed(uv_handle_t *h)
 {
-    free(st);
+    struct wh_store *st = h->data;
+    st->timer_open = 0;
+    store_maybe_free(st);
+}
+
+void wh_store_close(struct wh_store *st, void (*fin)(void *arg), void *arg)
+{
+    st->closing = 1;
+    st->close_done = fin;
+    st->close_arg = arg;
+    uv_timer_stop(&st->poll_timer);
+    uv_close((uv_handle_t *)&st->poll_timer, timer_closed);
 }

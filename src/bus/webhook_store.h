@@ -55,9 +55,10 @@ void wh_store_put(struct wh_store *st, const struct wh_conf *c, void *ud);
 void wh_store_del(struct wh_store *st, const char *id, void *ud);
 /* Redis came up: check the version now. */
 void wh_store_poll(struct wh_store *st);
-/* Stop polling and close the timer. Call before the loop's last run. */
-void wh_store_close(struct wh_store *st);
-/* After the loop has run the close callbacks. */
-void wh_store_free(struct wh_store *st);
+/* Teardown (docs/layout.md, "Teardown"): stop polling, close the timer,
+ * free. Redis commands on their way name the store: it goes once each has
+ * been answered (bus_redis_close() fails them); a change someone waits for
+ * is still reported, once, before `done`. */
+void wh_store_close(struct wh_store *st, void (*done)(void *arg), void *arg);
 
 #endif

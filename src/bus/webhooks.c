@@ -49,6 +49,9 @@ struct webhooks {
     struct wh_store *store;
     struct wh_test *tests;
     int closing;
+    int closes_pending; /* webhooks_close(): the parts still closing */
+    void (*close_done)(void *);
+    void *close_arg;
 };
 
 static void answer(webhooks_cb cb, void *ud, json_t *body)
@@ -134,6 +137,11 @@ static void op_apply(struct wh_op *op)
 static void op_stored(void *ud, int err, const char *detail)
 {
     struct wh_op *op = ud;
+    if (!err && op->w->closing) {
+        /* stored, but the queues here are gone: the next start has it */
+        err = -ESHUTDOWN;
+        detail = "the service is shutting down";
+    }
     if (err) {
         answer_error(op->cb, op->ud, err, NULL, "%s", detail);
         op_free(op);
@@ -483,18 +491,16 @@ struct webhooks *webhooks_new(uv_loop_t *loop, const struct cfg *c, struct bus_r
         w->queues ? wh_store_new(loop, c, redis, w->queues, w->allow, w->nallow, op_stored) : NULL;
     if (!w->store) {
         snprintf(err, errlen, "out of memory");
-        wh_queues_free(w->queues);
-        wh_http_close(w->http);
-        uv_run(loop, UV_RUN_NOWAIT);
-        wh_http_free(w->http);
+        if (w->queues)
+            wh_queues_close(w->queues, NULL, NULL);
+        wh_http_close(w->http, NULL, NULL);
+        uv_run(loop, UV_RUN_NOWAIT); /* it goes before the allow nets it borrows */
         free(w->allow);
         free(w);
         return NULL;
     }
     if (wh_store_open(w->store, err, errlen)) {
-        webhooks_close(w);
-        uv_run(loop, UV_RUN_NOWAIT);
-        webhooks_free(w);
+        webhooks_close(w, NULL, NULL);
         return NULL;
     }
     return w;
@@ -505,24 +511,30 @@ void webhooks_quiesce(struct webhooks *w)
     abort_tests(w);
 }
 
-void webhooks_close(struct webhooks *w)
+/* One part has closed: the last one frees (the allow nets go last, the
+ * HTTP part borrows them). */
+static void webhooks_unhold(void *arg)
 {
-    if (w->closing)
+    struct webhooks *w = arg;
+    if (--w->closes_pending > 0)
         return;
-    w->closing = 1;
-    abort_tests(w);
-    wh_queues_close(w->queues);
-    wh_http_close(w->http);
-    wh_store_close(w->store);
-}
-
-void webhooks_free(struct webhooks *w)
-{
-    if (!w)
-        return;
-    wh_queues_free(w->queues);
-    wh_store_free(w->store);
-    wh_http_free(w->http);
+    void (*done)(void *) = w->close_done;
+    void *done_arg = w->close_arg;
     free(w->allow);
     free(w);
+    if (done)
+        done(done_arg);
+}
+
+void webhooks_close(struct webhooks *w, void (*done)(void *arg), void *arg)
+{
+    w->closing = 1;
+    w->close_done = done;
+    w->close_arg = arg;
+    abort_tests(w);
+    w->closes_pending = 4; /* the three parts, and this function */
+    wh_queues_close(w->queues, webhooks_unhold, w);
+    wh_http_close(w->http, webhooks_unhold, w);
+    wh_store_close(w->store, webhooks_unhold, w);
+    webhooks_unhold(w);
 }

@@ -51,11 +51,12 @@ typedef void (*webhooks_cb)(void *ud, struct webhooks_result *res);
  * NULL with a message naming the setting in err. */
 struct webhooks *webhooks_new(uv_loop_t *loop, const struct cfg *c, struct bus_redis *redis,
                               char *err, size_t errlen);
-/* Stop: abort attempts (with Redis they stay queued there), answer pending
- * tests, close every handle. Call before the loop's last run. */
-void webhooks_close(struct webhooks *w);
-/* After the loop has run the close callbacks. */
-void webhooks_free(struct webhooks *w);
+/* Teardown (docs/layout.md, "Teardown"): abort attempts (with Redis they
+ * stay queued there), answer pending tests, close every handle, free.
+ * Redis commands on their way name its parts: `done` fires once each has
+ * been answered (bus_redis_close() fails them), every handle is closed and
+ * the memory is gone. A change stored meanwhile is answered -ESHUTDOWN. */
+void webhooks_close(struct webhooks *w, void (*done)(void *arg), void *arg);
 /* Answer pending test deliveries now (shutdown grace period over). */
 void webhooks_quiesce(struct webhooks *w);
 

@@ -82,8 +82,9 @@ int http_server_port(const struct http_server *s);
 size_t http_server_waiting(const struct http_server *s);
 /* Stop accepting connections; requests in progress go on. */
 void http_server_quiesce(struct http_server *s);
-/* Stop and free. Every request must have been answered. `done` runs when
- * the uv handles are closed. */
+/* Teardown (docs/layout.md, "Teardown"): stop and free. Every request must
+ * have been answered. `done` fires once, when the uv handles are closed and
+ * the memory is gone. */
 void http_server_close(struct http_server *s, void (*done)(void *arg), void *arg);
 
 /* --- the request, valid until it has been answered ------------------------------ */

@@ -66,7 +66,7 @@ static void first_owns_later_ones_wait_then_replay(void **state)
     idem_begin(s, "crm", "k1", H1, 60000, record, &d);
     assert_int_equal(d.last, IDEM_REPLAY);
     assert_int_equal(idem_count(s), 2);
-    idem_free(s);
+    idem_close(s, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     cfg_free(&c);
@@ -96,7 +96,7 @@ static void abandoned_key_passes_to_the_first_waiter(void **state)
     struct seen f = {0};
     idem_begin(s, "", "k2", H2, 60000, record, &f);
     assert_int_equal(f.last, IDEM_NEW);
-    idem_free(s);
+    idem_close(s, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     cfg_free(&c);
@@ -124,7 +124,7 @@ static void memory_is_bounded_by_evicting_the_oldest_finished(void **state)
     assert_int_equal(last.last, IDEM_REPLAY);
     idem_begin(s, "", "k0", H1, 60000, record, &first); /* evicted */
     assert_int_equal(first.last, IDEM_NEW);
-    idem_free(s);
+    idem_close(s, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
     cfg_free(&c);

@@ -105,14 +105,20 @@ static int setup_no_allow(void **state)
     return open_with("");
 }
 
+static void on_http_closed(void *arg)
+{
+    (*(int *)arg)++;
+}
+
 static int teardown(void **state)
 {
     (void)state;
-    wh_http_close(http);
+    int closed = 0;
+    wh_http_close(http, on_http_closed, &closed);
     uv_close((uv_handle_t *)&wake, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(closed, 1);
     assert_int_equal(uv_loop_close(&loop), 0);
-    wh_http_free(http);
     receiver_stop(rv);
     free(allow);
     return 0;

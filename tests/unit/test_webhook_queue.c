@@ -97,19 +97,25 @@ static void on_rclosed(void *arg)
 }
 
 /* The end of that run, in the order the process ends it. */
+static void on_part_closed(void *arg)
+{
+    (*(int *)arg)++;
+}
+
 static void queues_shut(void)
 {
-    wh_queues_close(q);
-    wh_http_close(http);
+    int closed = 0;
+    wh_queues_close(q, on_part_closed, &closed);
+    wh_http_close(http, on_part_closed, &closed);
     if (rconn) {
         rclosed = 0;
         bus_redis_close(rconn, on_rclosed, NULL);
         RUN_UNTIL(rclosed, 5000);
         assert_true(rclosed);
     }
+    RUN_UNTIL(closed == 2, 5000);
     uv_run(&loop, UV_RUN_NOWAIT);
-    wh_queues_free(q);
-    wh_http_free(http);
+    assert_int_equal(closed, 2);
     q = NULL;
     http = NULL;
 }

@@ -112,21 +112,27 @@ static void on_rclosed(void *arg)
     rclosed = 1;
 }
 
+/* Each part's close `done`: counted, so that one firing twice shows. */
+static void on_part_closed(void *arg)
+{
+    (*(int *)arg)++;
+}
+
 static void run_shut(struct run *r)
 {
-    wh_store_close(r->st);
-    wh_queues_close(r->q);
-    wh_http_close(r->http);
+    int closed = 0;
+    wh_store_close(r->st, on_part_closed, &closed);
+    wh_queues_close(r->q, on_part_closed, &closed);
+    wh_http_close(r->http, on_part_closed, &closed);
     if (r->redis) {
         rclosed = 0;
         bus_redis_close(r->redis, on_rclosed, NULL);
         RUN_UNTIL(rclosed, 5000);
         assert_true(rclosed);
     }
+    RUN_UNTIL(closed == 3, 5000);
     uv_run(&loop, UV_RUN_NOWAIT);
-    wh_queues_free(r->q);
-    wh_store_free(r->st);
-    wh_http_free(r->http);
+    assert_int_equal(closed, 3);
     memset(r, 0, sizeof(*r));
 }
 
