@@ -15,7 +15,8 @@
  * each {"type","server","seq","time","call":{...}} with the call object as
  * documented in openapi.yaml (Call). The rules come from real Asterisk 22
  * captures (tests/data/transcripts 06a, 06b, 10a-10f) and are listed in
- * model.c.
+ * call/events.c (what the events mean), call/outcome.c (how a call ended)
+ * and call/model.c (when the PBX's answer counts).
  *
  * The model is pure: events and times in, call events out, no I/O. It is
  * fed every AMI event of its server, before the event filters.

@@ -203,6 +203,8 @@ int sim_session_add_filter(struct sim_session *s, const char *regex);
 void sim_action_dispatch(struct sim_session *s, struct ami_msg *m);
 /* Write authority of an action from the ListCommands table; -1 unknown. */
 long sim_action_authority(const char *name, const char **canonical);
+/* ast_true(): yes, true, y, t, 1 or on, in any case. */
+int sim_true(const char *s);
 /* Parse a class list ("call,agent", "all", "none", "on", "off"). */
 uint32_t sim_parse_classes(const char *list);
 /* "call,all" style privilege string of a class mask. */
@@ -213,18 +215,31 @@ void sim_class_str(uint32_t cls, char *buf, size_t len);
 /* A header the way astman_get_header() reads it: first match, leading
  * blanks skipped; "" when absent. */
 const char *sim_hdr(const struct ami_msg *m, const char *key);
-/* Start a response: "Response: X" and the ActionID when there is one. */
+/* "ActionID: id", unless id is NULL or empty (the action had none). */
+void sim_kv_actionid(struct strbuf *sb, const char *id);
+/* Start a response: "Response: X" and the ActionID when there is one
+ * (the action's, or one kept from it). */
 void sim_resp_begin(struct strbuf *sb, const char *status, const struct ami_msg *m);
+void sim_resp_begin_id(struct strbuf *sb, const char *status, const char *id);
 void sim_kv(struct strbuf *sb, const char *key, const char *value);
 void sim_kvf(struct strbuf *sb, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* "Response: <status>", the ActionID and "Message: <msg>", sent; error and
+ * ack are the Error and Success ones. */
+void sim_reply_msg(struct sim_session *s, const struct ami_msg *m, const char *status,
+                   const char *msg);
 void sim_reply_error(struct sim_session *s, const struct ami_msg *m, const char *msg);
 void sim_reply_ack(struct sim_session *s, const struct ami_msg *m, const char *msg);
 /* Finish sb with the blank line, send it and release sb. */
 void sim_reply_send(struct sim_session *s, struct strbuf *sb);
-/* EventList helpers. */
+/* EventList helpers: the Success reply with "EventList: start"; an item
+ * that begins "Event: X" and the ActionID (items whose ActionID comes
+ * last build their own); the closing "<X>Complete" event, to add keys to
+ * (sim_list_complete) or sent as it is (sim_list_end). */
 void sim_list_start(struct sim_session *s, const struct ami_msg *m, const char *msg);
+void sim_list_item_begin(struct strbuf *sb, const char *event, const struct ami_msg *m);
 void sim_list_complete(struct strbuf *sb, const struct ami_msg *m, const char *event, long n);
+void sim_list_end(struct sim_session *s, const struct ami_msg *m, const char *event, long n);
 
 /* Events under construction: "Event: X\r\nPrivilege: ...\r\n". */
 struct sim_ev {

@@ -167,8 +167,7 @@ static uint32_t classes_from_words(const char *list, int with_all)
     return mask;
 }
 
-/* ast_true() */
-static int word_true(const char *s)
+int sim_true(const char *s)
 {
     return !strcasecmp(s, "yes") || !strcasecmp(s, "true") || !strcasecmp(s, "y") ||
            !strcasecmp(s, "t") || !strcasecmp(s, "1") || !strcasecmp(s, "on");
@@ -201,7 +200,7 @@ static long strings_to_mask(const char *s)
         return atol(s);
     if (word_false(s))
         return 0;
-    if (word_true(s))
+    if (sim_true(s))
         return SIM_INT_MAX_MASK;
     return classes_from_words(s, 1);
 }
@@ -242,24 +241,38 @@ void sim_kv(struct strbuf *sb, const char *key, const char *value)
     strbuf_append(sb, "\r\n", 2);
 }
 
-void sim_kvf(struct strbuf *sb, const char *key, const char *fmt, ...)
+static void vkvf(struct strbuf *sb, const char *key, const char *fmt, va_list ap)
 {
     strbuf_append_str(sb, key);
     strbuf_append(sb, ": ", 2);
+    strbuf_vprintf(sb, fmt, ap);
+    strbuf_append(sb, "\r\n", 2);
+}
+
+void sim_kvf(struct strbuf *sb, const char *key, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    strbuf_vprintf(sb, fmt, ap);
+    vkvf(sb, key, fmt, ap);
     va_end(ap);
-    strbuf_append(sb, "\r\n", 2);
+}
+
+void sim_kv_actionid(struct strbuf *sb, const char *id)
+{
+    if (id && *id)
+        sim_kv(sb, "ActionID", id);
+}
+
+void sim_resp_begin_id(struct strbuf *sb, const char *status, const char *id)
+{
+    strbuf_init(sb, 0);
+    sim_kv(sb, "Response", status);
+    sim_kv_actionid(sb, id);
 }
 
 void sim_resp_begin(struct strbuf *sb, const char *status, const struct ami_msg *m)
 {
-    strbuf_init(sb, 0);
-    sim_kv(sb, "Response", status);
-    const char *id = sim_hdr(m, "ActionID");
-    if (*id)
-        sim_kv(sb, "ActionID", id);
+    sim_resp_begin_id(sb, status, sim_hdr(m, "ActionID"));
 }
 
 void sim_reply_send(struct sim_session *s, struct strbuf *sb)
@@ -269,20 +282,23 @@ void sim_reply_send(struct sim_session *s, struct strbuf *sb)
     strbuf_release(sb);
 }
 
-void sim_reply_error(struct sim_session *s, const struct ami_msg *m, const char *msg)
+void sim_reply_msg(struct sim_session *s, const struct ami_msg *m, const char *status,
+                   const char *msg)
 {
     struct strbuf sb;
-    sim_resp_begin(&sb, "Error", m);
+    sim_resp_begin(&sb, status, m);
     sim_kv(&sb, "Message", msg);
     sim_reply_send(s, &sb);
 }
 
+void sim_reply_error(struct sim_session *s, const struct ami_msg *m, const char *msg)
+{
+    sim_reply_msg(s, m, "Error", msg);
+}
+
 void sim_reply_ack(struct sim_session *s, const struct ami_msg *m, const char *msg)
 {
-    struct strbuf sb;
-    sim_resp_begin(&sb, "Success", m);
-    sim_kv(&sb, "Message", msg);
-    sim_reply_send(s, &sb);
+    sim_reply_msg(s, m, "Success", msg);
 }
 
 void sim_list_start(struct sim_session *s, const struct ami_msg *m, const char *msg)
@@ -294,15 +310,25 @@ void sim_list_start(struct sim_session *s, const struct ami_msg *m, const char *
     sim_reply_send(s, &sb);
 }
 
-void sim_list_complete(struct strbuf *sb, const struct ami_msg *m, const char *event, long n)
+void sim_list_item_begin(struct strbuf *sb, const char *event, const struct ami_msg *m)
 {
     strbuf_init(sb, 0);
     sim_kv(sb, "Event", event);
-    const char *id = sim_hdr(m, "ActionID");
-    if (*id)
-        sim_kv(sb, "ActionID", id);
+    sim_kv_actionid(sb, sim_hdr(m, "ActionID"));
+}
+
+void sim_list_complete(struct strbuf *sb, const struct ami_msg *m, const char *event, long n)
+{
+    sim_list_item_begin(sb, event, m);
     sim_kv(sb, "EventList", "Complete");
     sim_kvf(sb, "ListItems", "%ld", n);
+}
+
+void sim_list_end(struct sim_session *s, const struct ami_msg *m, const char *event, long n)
+{
+    struct strbuf sb;
+    sim_list_complete(&sb, m, event, n);
+    sim_reply_send(s, &sb);
 }
 
 void sim_ev_begin(struct sim_ev *e, const char *name, uint32_t cls)
@@ -322,13 +348,10 @@ void sim_ev_kv(struct sim_ev *e, const char *key, const char *value)
 
 void sim_ev_kvf(struct sim_ev *e, const char *key, const char *fmt, ...)
 {
-    strbuf_append_str(&e->sb, key);
-    strbuf_append(&e->sb, ": ", 2);
     va_list ap;
     va_start(ap, fmt);
-    strbuf_vprintf(&e->sb, fmt, ap);
+    vkvf(&e->sb, key, fmt, ap);
     va_end(ap);
-    strbuf_append(&e->sb, "\r\n", 2);
 }
 
 void sim_ev_end(struct sim *sim, struct sim_ev *e)
@@ -399,10 +422,7 @@ static void login_failed_reply(struct sim_session *s)
 {
     struct sim_auth *a = sim_session_auth(s);
     struct strbuf sb;
-    strbuf_init(&sb, 0);
-    sim_kv(&sb, "Response", "Error");
-    if (a->fail_actionid && *a->fail_actionid)
-        sim_kv(&sb, "ActionID", a->fail_actionid);
+    sim_resp_begin_id(&sb, "Error", a->fail_actionid);
     sim_kv(&sb, "Message", "Authentication failed");
     sim_reply_send(s, &sb);
     sim_session_close_after_flush(s);
@@ -452,12 +472,10 @@ static void act_login(struct sim_session *s, const struct ami_msg *m)
         a->eventmask = (uint32_t)mask;
     sim_session_set_authed(s);
     sim_stats(sim)->logins_ok++;
-    struct strbuf sb;
-    sim_resp_begin(&sb, "Success", m);
-    sim_kv(&sb, "Message", "Authentication accepted");
-    sim_reply_send(s, &sb);
+    sim_reply_ack(s, m, "Authentication accepted");
     if ((a->eventmask & SIM_EV_SYSTEM) && (a->readperm & SIM_EV_SYSTEM)) {
         long up = sim_uptime(sim);
+        struct strbuf sb;
         strbuf_init(&sb, 0);
         sim_kv(&sb, "Event", "FullyBooted");
         sim_kv(&sb, "Privilege", "system,all");
@@ -493,10 +511,7 @@ static void act_challenge(struct sim_session *s, const struct ami_msg *m)
 /* "Goodbye" and the close, also before a login. */
 static void act_logoff(struct sim_session *s, const struct ami_msg *m)
 {
-    struct strbuf sb;
-    sim_resp_begin(&sb, "Goodbye", m);
-    sim_kv(&sb, "Message", "Thanks for all the fish.");
-    sim_reply_send(s, &sb);
+    sim_reply_msg(s, m, "Goodbye", "Thanks for all the fish.");
     sim_session_close_after_flush(s);
 }
 
@@ -826,7 +841,7 @@ static void act_simcontrol(struct sim_session *s, const struct ami_msg *m)
             else
                 o->time_scale = ts;
         } else if (!strcasecmp(k, "RejectLogins")) {
-            o->reject_logins = word_true(v);
+            o->reject_logins = sim_true(v);
         } else if (!strcasecmp(k, "Restart")) {
             if (!strcasecmp(v, "now"))
                 restart = 1;

@@ -151,7 +151,7 @@ static uint64_t now_ms(struct sim_pbx *p)
     return uv_now(sim_loop(p->sim));
 }
 
-static const char *or_unknown(const char *s)
+const char *pbx_or_unknown(const char *s)
 {
     return (s && *s) ? s : "<unknown>";
 }
@@ -378,27 +378,31 @@ void pbx_drain(struct sim_pbx *p)
 
 /* ---- events ------------------------------------------------------------------------- */
 
-/* The 14 channel keys of ast_manager_build_channel_state_string(), with an optional prefix
- * (Dest, LocalOne, LocalTwo). */
-static void blk(struct sim_ev *e, const char *pfx, const struct pbx_chan *c)
+void pbx_chan_keys(struct strbuf *sb, const char *pfx, const struct pbx_chan *c)
 {
     char k[64];
 #define K(name) (snprintf(k, sizeof(k), "%s%s", pfx, name), k)
-    sim_ev_kv(e, K("Channel"), c->name);
-    sim_ev_kvf(e, K("ChannelState"), "%d", c->state);
-    sim_ev_kv(e, K("ChannelStateDesc"), pbx_state_desc(c->state));
-    sim_ev_kv(e, K("CallerIDNum"), or_unknown(c->cid_num));
-    sim_ev_kv(e, K("CallerIDName"), or_unknown(c->cid_name));
-    sim_ev_kv(e, K("ConnectedLineNum"), or_unknown(c->col_num));
-    sim_ev_kv(e, K("ConnectedLineName"), or_unknown(c->col_name));
-    sim_ev_kv(e, K("Language"), "en");
-    sim_ev_kv(e, K("AccountCode"), "");
-    sim_ev_kv(e, K("Context"), c->context);
-    sim_ev_kv(e, K("Exten"), c->exten);
-    sim_ev_kvf(e, K("Priority"), "%d", c->priority);
-    sim_ev_kv(e, K("Uniqueid"), c->uniqueid);
-    sim_ev_kv(e, K("Linkedid"), c->linkedid);
+    sim_kv(sb, K("Channel"), c->name);
+    sim_kvf(sb, K("ChannelState"), "%d", c->state);
+    sim_kv(sb, K("ChannelStateDesc"), pbx_state_desc(c->state));
+    sim_kv(sb, K("CallerIDNum"), pbx_or_unknown(c->cid_num));
+    sim_kv(sb, K("CallerIDName"), pbx_or_unknown(c->cid_name));
+    sim_kv(sb, K("ConnectedLineNum"), pbx_or_unknown(c->col_num));
+    sim_kv(sb, K("ConnectedLineName"), pbx_or_unknown(c->col_name));
+    sim_kv(sb, K("Language"), "en");
+    sim_kv(sb, K("AccountCode"), "");
+    sim_kv(sb, K("Context"), c->context);
+    sim_kv(sb, K("Exten"), c->exten);
+    sim_kvf(sb, K("Priority"), "%d", c->priority);
+    sim_kv(sb, K("Uniqueid"), c->uniqueid);
+    sim_kv(sb, K("Linkedid"), c->linkedid);
 #undef K
+}
+
+/* The channel keys in an event. */
+static void blk(struct sim_ev *e, const char *pfx, const struct pbx_chan *c)
+{
+    pbx_chan_keys(&e->sb, pfx, c);
 }
 
 /* Newchannel, Newstate, NewConnectedLine: the channel block and nothing else. */
@@ -1372,8 +1376,7 @@ static void orig_emit_response(struct pbx_orig *o, int ok, int reason)
     struct sim_pbx *p = o->p;
     struct sim_ev e;
     sim_ev_begin(&e, "OriginateResponse", SIM_EV_CALL);
-    if (o->actionid[0])
-        sim_ev_kv(&e, "ActionID", o->actionid);
+    sim_kv_actionid(&e.sb, o->actionid);
     sim_ev_kv(&e, "Response", ok ? "Success" : "Failure");
     sim_ev_kv(&e, "Channel", ok && o->chan ? o->chan->name : o->channel);
     if (o->app[0]) {
@@ -1386,8 +1389,8 @@ static void orig_emit_response(struct pbx_orig *o, int ok, int reason)
     sim_ev_kvf(&e, "Reason", "%d", reason);
     sim_ev_kv(&e, "Uniqueid",
               ok && o->chan ? o->chan->uniqueid : (o->chanid[0] ? o->chanid : "<unknown>"));
-    sim_ev_kv(&e, "CallerIDNum", or_unknown(o->cid_num));
-    sim_ev_kv(&e, "CallerIDName", or_unknown(o->cid_name));
+    sim_ev_kv(&e, "CallerIDNum", pbx_or_unknown(o->cid_num));
+    sim_ev_kv(&e, "CallerIDName", pbx_or_unknown(o->cid_name));
     sim_ev_end(p->sim, &e);
     o->or_sent = 1;
 }
@@ -1431,10 +1434,7 @@ static void orig_finish(struct pbx_orig *o, int ok, int reason)
         o->session = NULL;
         if (!sim_session_closed(s)) {
             struct strbuf sb;
-            strbuf_init(&sb, 0);
-            sim_kv(&sb, "Response", ok ? "Success" : "Error");
-            if (o->actionid[0])
-                sim_kv(&sb, "ActionID", o->actionid);
+            sim_resp_begin_id(&sb, ok ? "Success" : "Error", o->actionid);
             sim_kv(&sb, "Message", ok ? "Originate successfully queued" : "Originate failed");
             sim_reply_send(s, &sb);
             soon_unblock(p, s);

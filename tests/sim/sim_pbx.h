@@ -243,6 +243,12 @@ struct sim_pbx {
 
 struct pbx_chan *pbx_chan_find(struct sim_pbx *p, const char *name);
 const char *pbx_state_desc(int state);
+/* s, or "<unknown>" when NULL or empty (caller ids as AMI shows them). */
+const char *pbx_or_unknown(const char *s);
+/* The 14 channel keys of ast_manager_build_channel_state_string(), each
+ * name after the prefix pfx ("", Dest, LocalOne, LocalTwo): the same in
+ * events and in list items (Status, CoreShowChannel). */
+void pbx_chan_keys(struct strbuf *sb, const char *pfx, const struct pbx_chan *c);
 /* Variable lookup: channel vars, then globals, then builtins; NULL when
  * unset. Function reads (CHANNEL(...), CALLERID(...)) too. */
 const char *pbx_getvar(struct sim_pbx *p, struct pbx_chan *c, const char *name, char *buf,

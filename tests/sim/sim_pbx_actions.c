@@ -20,37 +20,6 @@ static struct sim_pbx *pbx_of(struct sim_session *s)
     return sim_pbx(sim_session_sim(s));
 }
 
-/* ast_true() */
-static int truthy(const char *v)
-{
-    return !strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcasecmp(v, "y") ||
-           !strcasecmp(v, "t") || !strcasecmp(v, "1") || !strcasecmp(v, "on");
-}
-
-static const char *or_unknown(const char *s)
-{
-    return (s && *s) ? s : "<unknown>";
-}
-
-/* The 14 channel keys, as in events (ast_manager_build_channel_state_string). */
-static void chan_block(struct strbuf *sb, const struct pbx_chan *c)
-{
-    sim_kv(sb, "Channel", c->name);
-    sim_kvf(sb, "ChannelState", "%d", c->state);
-    sim_kv(sb, "ChannelStateDesc", pbx_state_desc(c->state));
-    sim_kv(sb, "CallerIDNum", or_unknown(c->cid_num));
-    sim_kv(sb, "CallerIDName", or_unknown(c->cid_name));
-    sim_kv(sb, "ConnectedLineNum", or_unknown(c->col_num));
-    sim_kv(sb, "ConnectedLineName", or_unknown(c->col_name));
-    sim_kv(sb, "Language", "en");
-    sim_kv(sb, "AccountCode", "");
-    sim_kv(sb, "Context", c->context);
-    sim_kv(sb, "Exten", c->exten);
-    sim_kvf(sb, "Priority", "%d", c->priority);
-    sim_kv(sb, "Uniqueid", c->uniqueid);
-    sim_kv(sb, "Linkedid", c->linkedid);
-}
-
 static long chan_seconds(const struct pbx_chan *c)
 {
     struct timeval now = sim_now_tv();
@@ -233,7 +202,7 @@ void sim_act_originate(struct sim_session *s, const struct ami_msg *m)
     }
     o->timeout_ms = to > 0 ? (uint64_t)to : PBX_DEFAULT_ORIGINATE_TIMEOUT_MS;
     originate_vars(m, &o->vars);
-    o->async = truthy(sim_hdr(m, "Async"));
+    o->async = sim_true(sim_hdr(m, "Async"));
     if (o->async) {
         sim_reply_ack(s, m, "Originate successfully queued");
     } else {
@@ -255,11 +224,11 @@ static void status_item(struct sim_session *s, const struct ami_msg *m, struct p
     strbuf_init(&sb, 0);
     sim_kv(&sb, "Event", "Status");
     sim_kv(&sb, "Privilege", "Call");
-    chan_block(&sb, c);
+    pbx_chan_keys(&sb, "", c);
     sim_kv(&sb, "Type", "Local");
     sim_kv(&sb, "DNID", "");
-    sim_kv(&sb, "EffectiveConnectedLineNum", or_unknown(c->col_num));
-    sim_kv(&sb, "EffectiveConnectedLineName", or_unknown(c->col_name));
+    sim_kv(&sb, "EffectiveConnectedLineNum", pbx_or_unknown(c->col_num));
+    sim_kv(&sb, "EffectiveConnectedLineName", pbx_or_unknown(c->col_name));
     sim_kv(&sb, "TimeToHangup", "0");
     sim_kv(&sb, "BridgeID", c->bridge ? c->bridge->uuid : "");
     sim_kv(&sb, "Application", c->appl);
@@ -289,9 +258,7 @@ static void status_item(struct sim_session *s, const struct ami_msg *m, struct p
         for (struct pbx_var *v = c->vars; v; v = v->next)
             strbuf_printf(&sb, "Variable: %s=%s\r\n", v->name, v->value);
     }
-    const char *id = sim_hdr(m, "ActionID");
-    if (*id)
-        sim_kv(&sb, "ActionID", id);
+    sim_kv_actionid(&sb, sim_hdr(m, "ActionID"));
     sim_reply_send(s, &sb);
 }
 
@@ -300,7 +267,7 @@ void sim_act_status(struct sim_session *s, const struct ami_msg *m)
     struct sim_pbx *p = pbx_of(s);
     const char *name = sim_hdr(m, "Channel");
     const char *vars = sim_hdr(m, "Variables");
-    int all_vars = truthy(sim_hdr(m, "AllVariables"));
+    int all_vars = sim_true(sim_hdr(m, "AllVariables"));
     struct pbx_chan *one = NULL;
     if (*name && strcasecmp(name, "all")) {
         one = pbx_chan_find(p, name);
@@ -326,16 +293,12 @@ void sim_act_status(struct sim_session *s, const struct ami_msg *m)
 void sim_act_coreshowchannels(struct sim_session *s, const struct ami_msg *m)
 {
     struct sim_pbx *p = pbx_of(s);
-    const char *id = sim_hdr(m, "ActionID");
     sim_list_start(s, m, "Channels will follow");
     long n = 0;
     for (struct pbx_chan *c = p->chans; c; c = c->next) {
         struct strbuf sb;
-        strbuf_init(&sb, 0);
-        sim_kv(&sb, "Event", "CoreShowChannel");
-        if (*id)
-            sim_kv(&sb, "ActionID", id);
-        chan_block(&sb, c);
+        sim_list_item_begin(&sb, "CoreShowChannel", m);
+        pbx_chan_keys(&sb, "", c);
         sim_kv(&sb, "Application", c->appl);
         sim_kv(&sb, "ApplicationData", c->data);
         long secs = chan_seconds(c);
@@ -344,9 +307,7 @@ void sim_act_coreshowchannels(struct sim_session *s, const struct ami_msg *m)
         sim_reply_send(s, &sb);
         n++;
     }
-    struct strbuf sb;
-    sim_list_complete(&sb, m, "CoreShowChannelsComplete", n);
-    sim_reply_send(s, &sb);
+    sim_list_end(s, m, "CoreShowChannelsComplete", n);
 }
 
 /* ---- Hangup / Redirect / AbsoluteTimeout -------------------------------------------------------
@@ -416,14 +377,11 @@ void sim_act_hangup(struct sim_session *s, const struct ami_msg *m)
         strbuf_init(&sb, 0);
         sim_kv(&sb, "Event", "ChannelHungup");
         sim_kv(&sb, "Channel", names[i]);
-        if (*id)
-            sim_kv(&sb, "ActionID", id);
+        sim_kv_actionid(&sb, id);
         sim_reply_send(s, &sb);
     }
     free(names);
-    struct strbuf sb;
-    sim_list_complete(&sb, m, "ChannelsHungupListComplete", n);
-    sim_reply_send(s, &sb);
+    sim_list_end(s, m, "ChannelsHungupListComplete", n);
     pbx_drain(p);
 }
 
@@ -633,8 +591,7 @@ static void queue_params(struct strbuf *sb, const struct pbx_queue *q, const cha
     sim_kv(sb, "ServicelevelPerf", "0.0");
     sim_kv(sb, "ServicelevelPerf2", "0.0");
     sim_kvf(sb, "Weight", "%d", q->weight);
-    if (*id)
-        sim_kv(sb, "ActionID", id);
+    sim_kv_actionid(sb, id);
 }
 
 /* QueueMember: ActionID last (03c). */
@@ -658,8 +615,7 @@ static void queue_member_item(struct strbuf *sb, const struct pbx_queue *q,
     sim_kvf(sb, "Paused", "%d", mem->paused);
     sim_kv(sb, "PausedReason", mem->reason);
     sim_kvf(sb, "Wrapuptime", "%d", mem->wrapuptime);
-    if (*id)
-        sim_kv(sb, "ActionID", id);
+    sim_kv_actionid(sb, id);
 }
 
 void sim_act_queuestatus(struct sim_session *s, const struct ami_msg *m)
@@ -702,15 +658,12 @@ void sim_act_queuestatus(struct sim_session *s, const struct ami_msg *m)
             sim_kvf(&sb, "Wait", "%ld",
                     (long)((uv_now(sim_loop(p->sim)) - q->callers[i]->start_ms) / 1000));
             sim_kv(&sb, "Priority", "0");
-            if (*id)
-                sim_kv(&sb, "ActionID", id);
+            sim_kv_actionid(&sb, id);
             sim_reply_send(s, &sb);
             n++;
         }
     }
-    struct strbuf sb;
-    sim_list_complete(&sb, m, "QueueStatusComplete", n);
-    sim_reply_send(s, &sb);
+    sim_list_end(s, m, "QueueStatusComplete", n);
 }
 
 void sim_act_queuesummary(struct sim_session *s, const struct ami_msg *m)
@@ -750,14 +703,11 @@ void sim_act_queuesummary(struct sim_session *s, const struct ami_msg *m)
         sim_kvf(&sb, "HoldTime", "%ld", q->holdtime);
         sim_kvf(&sb, "TalkTime", "%ld", q->talktime);
         sim_kvf(&sb, "LongestHoldTime", "%ld", longest);
-        if (*id)
-            sim_kv(&sb, "ActionID", id);
+        sim_kv_actionid(&sb, id);
         sim_reply_send(s, &sb);
         n++;
     }
-    struct strbuf sb;
-    sim_list_complete(&sb, m, "QueueSummaryComplete", n);
-    sim_reply_send(s, &sb);
+    sim_list_end(s, m, "QueueSummaryComplete", n);
 }
 
 /* Queue:NAME_pause_IFACE follows the paused flag. */
@@ -816,7 +766,7 @@ void sim_act_queueadd(struct sim_session *s, const struct ami_msg *m)
         pen = 0;
     mem->penalty = pen;
     mem->dynamic = 1;
-    mem->paused = truthy(sim_hdr(m, "Paused"));
+    mem->paused = sim_true(sim_hdr(m, "Paused"));
     snprintf(mem->reason, sizeof(mem->reason), "%s", mem->paused ? sim_hdr(m, "Reason") : "");
     mem->logintime = pbx_now_s();
     if (mem->paused)
@@ -901,7 +851,7 @@ void sim_act_queuepause(struct sim_session *s, const struct ami_msg *m)
         sim_reply_error(s, m, "Need 'Interface' and 'Paused' parameters.");
         return;
     }
-    int paused = truthy(paused_s);
+    int paused = sim_true(paused_s);
     struct pbx_queue *hits[MEMBER_HITS_MAX];
     struct pbx_member *mems[MEMBER_HITS_MAX];
     int n = members_named(p, qname, iface, hits, mems);
@@ -980,21 +930,15 @@ void sim_act_extensionstate(struct sim_session *s, const struct ami_msg *m)
 void sim_act_devicestatelist(struct sim_session *s, const struct ami_msg *m)
 {
     struct sim_pbx *p = pbx_of(s);
-    const char *id = sim_hdr(m, "ActionID");
     sim_list_start(s, m, "Device State Changes will follow");
     long n = 0;
     for (struct pbx_devstate_entry *d = p->devstates; d; d = d->next) {
         struct strbuf sb;
-        strbuf_init(&sb, 0);
-        sim_kv(&sb, "Event", "DeviceStateChange");
-        if (*id)
-            sim_kv(&sb, "ActionID", id);
+        sim_list_item_begin(&sb, "DeviceStateChange", m);
         sim_kv(&sb, "Device", d->device);
         sim_kv(&sb, "State", d->state);
         sim_reply_send(s, &sb);
         n++;
     }
-    struct strbuf sb;
-    sim_list_complete(&sb, m, "DeviceStateListComplete", n);
-    sim_reply_send(s, &sb);
+    sim_list_end(s, m, "DeviceStateListComplete", n);
 }
