@@ -423,18 +423,25 @@ static void run_for(int ms)
     run_until(&never, 1, ms);
 }
 
-static void held_events_come_in_order_once_let_go(void **state)
+/* With the events held back, have the peer emit `count` Tick events on the
+ * event session; returns once it has answered. */
+static void emit_held(const char *count, int timeout_ms)
 {
-    (void)state;
     struct got g = {0};
     ticks = ticks_out_of_order = 0;
     ami_pool_pause_events(pool, 1);
     struct ami_msg *m = ami_msg_new();
     ami_msg_add(m, "Action", "Emit");
-    ami_msg_add(m, "Count", "1000");
+    ami_msg_add(m, "Count", count);
     assert_int_equal(ami_pool_submit(pool, m, NULL, on_result, &g, NULL), 0);
-    run_until(&g.n, 1, 2000);
+    run_until(&g.n, 1, timeout_ms);
     assert_int_equal(g.n, 1);
+}
+
+static void held_events_come_in_order_once_let_go(void **state)
+{
+    (void)state;
+    emit_held("1000", 2000);
     run_for(200);
     assert_int_equal(ticks, 0); /* read, held, not handed out */
     ami_pool_pause_events(pool, 0);
@@ -446,15 +453,8 @@ static void held_events_come_in_order_once_let_go(void **state)
 static void a_full_hold_lets_the_oldest_through_in_order(void **state)
 {
     (void)state;
-    struct got g = {0};
-    ticks = ticks_out_of_order = 0;
-    ami_pool_pause_events(pool, 1);
     /* 40,000 events of ~110 bytes: 4 MiB against a hold of 1 MiB */
-    struct ami_msg *m = ami_msg_new();
-    ami_msg_add(m, "Action", "Emit");
-    ami_msg_add(m, "Count", "40000");
-    assert_int_equal(ami_pool_submit(pool, m, NULL, on_result, &g, NULL), 0);
-    run_until(&g.n, 1, 5000);
+    emit_held("40000", 5000);
     run_for(300);
     int while_held = ticks;
     print_message("%d of 40000 went through a full 1 MiB hold\n", while_held);
