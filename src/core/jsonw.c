@@ -1,6 +1,9 @@
 #include "core/jsonw.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "core/utf8.h"
 
@@ -97,4 +100,84 @@ int jsonw_u64(struct strbuf *out, uint64_t v)
         v /= 10;
     } while (v);
     return strbuf_append(out, d + n, sizeof(d) - n);
+}
+
+/* jansson's jsonp_dtostr(): "%.*g", a ".0" when neither '.' nor 'e' shows
+ * it is a real, no '+' and no leading zeros in the exponent. */
+static int real_text(struct strbuf *out, double d, int precision)
+{
+    char b[64];
+    int n = snprintf(b, sizeof(b) - 3, "%.*g", precision ? precision : 17, d);
+    if (n < 0 || (size_t)n >= sizeof(b) - 3)
+        return -EINVAL;
+    size_t len = (size_t)n;
+    char *e = memchr(b, 'e', len);
+    if (!e && !memchr(b, '.', len)) {
+        b[len++] = '.';
+        b[len++] = '0';
+    }
+    if (e) {
+        char *start = e + 1, *end = e + 2;
+        if (*start == '-')
+            start++;
+        while (*end == '0')
+            end++;
+        if (end != start) {
+            memmove(start, end, len - (size_t)(end - b));
+            len -= (size_t)(end - start);
+        }
+    }
+    return strbuf_append(out, b, len);
+}
+
+static int value(struct strbuf *out, const json_t *v, int precision, int depth)
+{
+    char b[24];
+    int rc = 0;
+    if (depth > JSONW_MAX_DEPTH)
+        return -ELOOP;
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        json_t *o = (json_t *)v; /* jansson's iterators take no const */
+        int first = 1;
+        if ((rc = strbuf_append(out, "{", 1)))
+            return rc;
+        for (void *it = json_object_iter(o); it; it = json_object_iter_next(o, it), first = 0) {
+            if ((!first && (rc = strbuf_append(out, ",", 1))) ||
+                (rc = jsonw_string(out, json_object_iter_key(it), json_object_iter_key_len(it))) ||
+                (rc = strbuf_append(out, ":", 1)) ||
+                (rc = value(out, json_object_iter_value(it), precision, depth + 1)))
+                return rc;
+        }
+        return strbuf_append(out, "}", 1);
+    }
+    case JSON_ARRAY: {
+        if ((rc = strbuf_append(out, "[", 1)))
+            return rc;
+        for (size_t i = 0; i < json_array_size(v); i++)
+            if ((i && (rc = strbuf_append(out, ",", 1))) ||
+                (rc = value(out, json_array_get(v, i), precision, depth + 1)))
+                return rc;
+        return strbuf_append(out, "]", 1);
+    }
+    case JSON_STRING:
+        return jsonw_string(out, json_string_value(v), json_string_length(v));
+    case JSON_INTEGER:
+        rc = snprintf(b, sizeof(b), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return strbuf_append(out, b, (size_t)rc);
+    case JSON_REAL:
+        return real_text(out, json_real_value(v), precision);
+    case JSON_TRUE:
+        return strbuf_append(out, "true", 4);
+    case JSON_FALSE:
+        return strbuf_append(out, "false", 5);
+    case JSON_NULL:
+        return strbuf_append(out, "null", 4);
+    }
+    return -EINVAL;
+}
+
+int jsonw_value(struct strbuf *out, const json_t *v, int precision)
+{
+    return v ? value(out, v, precision, 0) : -EINVAL;
 }

@@ -12,6 +12,7 @@
 #ifndef AMIBRIDGE_CORE_JSONW_H
 #define AMIBRIDGE_CORE_JSONW_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -22,5 +23,18 @@
 int jsonw_string(struct strbuf *out, const char *s, size_t len);
 /* An unsigned integer in decimal. */
 int jsonw_u64(struct strbuf *out, uint64_t v);
+
+/* Deepest nesting jsonw_value writes (jansson's own parser stops at 2048). */
+#define JSONW_MAX_DEPTH 2048
+
+/* A jansson value as json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY |
+ * JSON_REAL_PRECISION(precision)) writes it (precision 0: jansson's 17):
+ * members in their insertion order, reals through "%.*g" with ".0" added
+ * when that reads as an integer and the exponent's "+" and leading zeros
+ * dropped. Where json_dumps fails (a string or key that is not UTF-8,
+ * which only the _nocheck constructors let in), the bytes are repaired as
+ * jsonw_string does. 0, -ENOMEM, -E2BIG (out's cap) or -ELOOP (deeper
+ * than JSONW_MAX_DEPTH); out may then hold part of the text. */
+int jsonw_value(struct strbuf *out, const json_t *v, int precision);
 
 #endif

@@ -36,41 +36,49 @@ static size_t split(const char *path, struct seg *segs, size_t max)
     return n;
 }
 
-/* 1 when the pattern fits the path segments; captures go into params. */
-static int fits(const char *pattern, const struct seg *ps, size_t np, struct http_params *params,
-                int *bad_escape)
+/* 1 when the pattern fits the path segments: the same number of them, each
+ * literal one equal, each {capture} non-empty. Walked in step with the
+ * path, so most patterns are left at their first differing segment. */
+static int fits(const char *pattern, const struct seg *ps, size_t np)
+{
+    if (pattern[0] != '/')
+        return 0;
+    const char *p = pattern + 1;
+    for (size_t i = 0;; i++) {
+        const char *end = strchrnul(p, '/');
+        size_t len = (size_t)(end - p);
+        if (i == np)
+            return 0;
+        int capture = len > 2 && p[0] == '{' && p[len - 1] == '}';
+        if (capture ? ps[i].len == 0 : len != ps[i].len || memcmp(p, ps[i].s, len) != 0)
+            return 0;
+        if (!*end)
+            return i + 1 == np;
+        p = end + 1;
+    }
+}
+
+/* The captures of a pattern that fits, percent-decoded, into params; 0, or
+ * -1 when one is badly escaped (params then empty). */
+static int capture(const char *pattern, const struct seg *ps, size_t np, struct http_params *params)
 {
     struct seg pat[HTTP_PATH_MAX_SEGMENTS];
     size_t n = split(pattern, pat, HTTP_PATH_MAX_SEGMENTS);
-    if (n != np)
-        return 0;
-    for (size_t i = 0; i < n; i++) {
-        int capture = pat[i].len > 2 && pat[i].s[0] == '{' && pat[i].s[pat[i].len - 1] == '}';
-        if (capture) {
-            if (ps[i].len == 0)
-                return 0;
-        } else if (pat[i].len != ps[i].len || memcmp(pat[i].s, ps[i].s, ps[i].len) != 0) {
-            return 0;
-        }
-    }
-    if (!params)
-        return 1;
     params->n = 0;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < n && i < np; i++) {
         if (!(pat[i].len > 2 && pat[i].s[0] == '{'))
             continue;
         char *v = http_percent_decode(ps[i].s, ps[i].len, 0);
         if (!v || params->n == HTTP_ROUTE_MAX_PARAMS) {
             free(v);
             http_params_release(params);
-            *bad_escape = 1;
-            return 0;
+            return -1;
         }
         snprintf(params->names[params->n], sizeof(params->names[0]), "%.*s", (int)(pat[i].len - 2),
                  pat[i].s + 1);
         params->values[params->n++] = v;
     }
-    return 1;
+    return 0;
 }
 
 /* How many {parameters} a pattern has. */
@@ -82,13 +90,17 @@ static size_t params_in(const char *pattern)
     return k;
 }
 
+/* Patterns one path can fit that are remembered from the first pass; past
+ * this many the second pass looks at every route again. */
+#define ROUTER_FITS_KEPT 16
+
 enum http_match http_route_match(const struct http_route *routes, size_t n, const char *method,
                                  const char *path, const struct http_route **out,
                                  struct http_params *params, char *allow, size_t allowlen)
 {
     struct seg ps[HTTP_PATH_MAX_SEGMENTS];
     size_t np = split(path, ps, HTTP_PATH_MAX_SEGMENTS);
-    int path_known = 0, bad = 0;
+    int path_known = 0;
     if (allow && allowlen)
         allow[0] = '\0';
     params->n = 0;
@@ -100,12 +112,22 @@ enum http_match http_route_match(const struct http_route *routes, size_t n, cons
         method = "GET";
     /* a literal segment wins over a parameter: /v1/calls/live is that
      * route's path only, not also an {id} of /v1/calls/{id} */
-    size_t fewest = SIZE_MAX;
-    for (size_t i = 0; i < n; i++)
-        if (fits(routes[i].pattern, ps, np, NULL, &bad) && params_in(routes[i].pattern) < fewest)
-            fewest = params_in(routes[i].pattern);
+    size_t fewest = SIZE_MAX, kept[ROUTER_FITS_KEPT], nfit = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!fits(routes[i].pattern, ps, np, NULL, &bad) || params_in(routes[i].pattern) != fewest)
+        if (!fits(routes[i].pattern, ps, np))
+            continue;
+        if (nfit < ROUTER_FITS_KEPT)
+            kept[nfit] = i;
+        nfit++;
+        size_t k = params_in(routes[i].pattern);
+        if (k < fewest)
+            fewest = k;
+    }
+    size_t ncand = nfit <= ROUTER_FITS_KEPT ? nfit : n;
+    for (size_t c = 0; c < ncand; c++) {
+        size_t i = nfit <= ROUTER_FITS_KEPT ? kept[c] : c;
+        if ((nfit > ROUTER_FITS_KEPT && !fits(routes[i].pattern, ps, np)) ||
+            params_in(routes[i].pattern) != fewest)
             continue;
         if (strcmp(routes[i].method, method) != 0) {
             if (allow && !strstr(allow, routes[i].method)) {
@@ -116,7 +138,7 @@ enum http_match http_route_match(const struct http_route *routes, size_t n, cons
             path_known = 1;
             continue;
         }
-        if (!fits(routes[i].pattern, ps, np, params, &bad))
+        if (capture(routes[i].pattern, ps, np, params))
             return HTTP_MATCH_BAD_ESCAPE;
         *out = &routes[i];
         return HTTP_MATCH_OK;

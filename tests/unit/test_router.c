@@ -154,6 +154,36 @@ static void percent_decoding_rules(void **state)
     free(s);
 }
 
+/* More patterns fitting one path than the matcher remembers from its first
+ * pass: the answer is the same, from a second look at every route. */
+static void many_fitting_patterns_still_match(void **state)
+{
+    (void)state;
+    static const char *const methods[] = {"M0",  "M1",  "M2",  "M3",  "M4",  "M5",  "M6",
+                                          "M7",  "M8",  "M9",  "M10", "M11", "M12", "M13",
+                                          "M14", "M15", "M16", "M17", "M18", "M19"};
+    struct http_route many[21];
+    for (size_t i = 0; i < 20; i++)
+        many[i] = (struct http_route){methods[i], "/x/{a}", methods[i], 0, NULL};
+    many[20] = (struct http_route){"GET", "/x/{a}/{b}", "two", 0, NULL};
+    const struct http_route *rt;
+    struct http_params p;
+    char allow[256];
+    assert_int_equal(http_route_match(many, 21, "M19", "/x/y", &rt, &p, allow, sizeof(allow)),
+                     HTTP_MATCH_OK);
+    assert_string_equal(rt->name, "M19");
+    assert_string_equal(http_param(&p, "a"), "y");
+    http_params_release(&p);
+    assert_int_equal(http_route_match(many, 21, "GET", "/x/y", &rt, &p, allow, sizeof(allow)),
+                     HTTP_MATCH_BAD_METHOD);
+    assert_non_null(strstr(allow, "M0, "));
+    assert_non_null(strstr(allow, "M19"));
+    assert_int_equal(http_route_match(many, 21, "GET", "/x/y/z", &rt, &p, allow, sizeof(allow)),
+                     HTTP_MATCH_OK);
+    assert_string_equal(rt->name, "two");
+    http_params_release(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -163,6 +193,7 @@ int main(void)
         cmocka_unit_test(a_literal_segment_wins_over_a_parameter),
         cmocka_unit_test(bad_paths_and_escapes_are_refused),
         cmocka_unit_test(percent_decoding_rules),
+        cmocka_unit_test(many_fitting_patterns_still_match),
     };
     return cmocka_run_group_tests_name("http_router", tests, NULL, NULL);
 }
