@@ -8,10 +8,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,138 +17,52 @@
 
 #include "ami/conn.h"
 #include "ami/message.h"
+#include "support/amipeer.h"
 
 /* --- the peer ------------------------------------------------------------------------------ */
 
-struct peer {
-    int lfd, port, fd;
-    pthread_t th;
-    volatile int stop;
+/* What the test asks of the peer (support/amipeer), done on its thread. */
+static struct {
     volatile int drop;   /* close the session now */
     volatile int events; /* send this many events now */
     volatile int pings;  /* Pings answered */
-    char in[65536];
-    size_t nin;
-};
+} script;
 
-static void say(int fd, const char *fmt, ...)
+static void act(struct amipeer *pe, int fd, const char *msg, void *ud)
 {
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    for (int off = 0; off < n;) {
-        ssize_t w = send(fd, buf + off, (size_t)(n - off), MSG_NOSIGNAL);
-        if (w <= 0)
-            return;
-        off += (int)w;
-    }
-}
-
-static void header(const char *msg, const char *key, char *out, size_t len)
-{
-    char pat[64];
-    snprintf(pat, sizeof(pat), "%s: ", key);
-    const char *p = strstr(msg, pat);
-    out[0] = '\0';
-    if (!p)
-        return;
-    p += strlen(pat);
-    size_t n = strcspn(p, "\r\n");
-    snprintf(out, len, "%.*s", (int)(n < len ? n : len - 1), p);
-}
-
-static void act(struct peer *pe, const char *msg)
-{
-    char action[64], id[64];
-    header(msg, "Action", action, sizeof(action));
-    header(msg, "ActionID", id, sizeof(id));
+    (void)pe;
+    (void)ud;
+    char action[64] = "", id[64] = "";
+    amipeer_header(msg, "Action", action, sizeof(action));
+    amipeer_header(msg, "ActionID", id, sizeof(id));
     if (!strcmp(action, "Login")) {
-        say(pe->fd, "Response: Success\r\nActionID: %s\r\nMessage: Authentication accepted\r\n\r\n",
-            id);
+        amipeer_say(fd,
+                    "Response: Success\r\nActionID: %s\r\nMessage: Authentication accepted\r\n\r\n",
+                    id);
     } else if (!strcmp(action, "Ping")) {
-        say(pe->fd, "Response: Success\r\nActionID: %s\r\nPing: Pong\r\n\r\n", id);
-        pe->pings++;
+        amipeer_say(fd, "Response: Success\r\nActionID: %s\r\nPing: Pong\r\n\r\n", id);
+        script.pings++;
     } else if (!strcmp(action, "Logoff")) {
-        say(pe->fd, "Response: Goodbye\r\nActionID: %s\r\nMessage: Thanks\r\n\r\n", id);
+        amipeer_say(fd, "Response: Goodbye\r\nActionID: %s\r\nMessage: Thanks\r\n\r\n", id);
     } else {
-        say(pe->fd, "Response: Success\r\nActionID: %s\r\n\r\n", id);
+        amipeer_say(fd, "Response: Success\r\nActionID: %s\r\n\r\n", id);
     }
 }
 
-static void *peer_run(void *arg)
+/* One session at a time (slot 0): drop it or send events when asked. */
+static void tick(struct amipeer *pe, void *ud)
 {
-    struct peer *pe = arg;
-    while (!pe->stop) {
-        if (pe->fd >= 0 && pe->drop) {
-            close(pe->fd);
-            pe->fd = -1;
-            pe->drop = 0;
-        }
-        if (pe->fd >= 0 && pe->events) {
-            int n = pe->events;
-            pe->events = 0;
-            for (int i = 0; i < n; i++)
-                say(pe->fd, "Event: Test\r\nN: %d\r\n\r\n", i);
-        }
-        struct pollfd pfd[2] = {{.fd = pe->lfd, .events = POLLIN},
-                                {.fd = pe->fd, .events = POLLIN}};
-        if (poll(pfd, 2, 10) <= 0)
-            continue;
-        if (pfd[0].revents & POLLIN) {
-            int fd = accept(pe->lfd, NULL, NULL);
-            if (fd >= 0 && pe->fd >= 0) {
-                close(fd);
-            } else if (fd >= 0) {
-                pe->fd = fd;
-                pe->nin = 0;
-                say(fd, "Asterisk Call Manager/9.0.0\r\n");
-            }
-        }
-        if (pe->fd < 0 || !(pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
-            continue;
-        ssize_t n = recv(pe->fd, pe->in + pe->nin, sizeof(pe->in) - 1 - pe->nin, 0);
-        if (n <= 0) {
-            close(pe->fd);
-            pe->fd = -1;
-            continue;
-        }
-        pe->nin += (size_t)n;
-        pe->in[pe->nin] = '\0';
-        char *end;
-        while ((end = strstr(pe->in, "\r\n\r\n"))) {
-            end[2] = '\0';
-            act(pe, pe->in);
-            size_t used = (size_t)(end + 4 - pe->in);
-            memmove(pe->in, pe->in + used, pe->nin - used + 1);
-            pe->nin -= used;
-        }
+    (void)ud;
+    if (pe->fds[0] >= 0 && script.drop) {
+        amipeer_drop(pe, 0);
+        script.drop = 0;
     }
-    return NULL;
-}
-
-static void peer_start(struct peer *pe)
-{
-    memset(pe, 0, sizeof(*pe));
-    pe->fd = -1;
-    pe->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(pe->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(pe->lfd, 4), 0);
-    socklen_t len = sizeof(a);
-    getsockname(pe->lfd, (struct sockaddr *)&a, &len);
-    pe->port = ntohs(a.sin_port);
-    assert_int_equal(pthread_create(&pe->th, NULL, peer_run, pe), 0);
-}
-
-static void peer_stop(struct peer *pe)
-{
-    pe->stop = 1;
-    pthread_join(pe->th, NULL);
-    if (pe->fd >= 0)
-        close(pe->fd);
-    close(pe->lfd);
+    if (pe->fds[0] >= 0 && script.events) {
+        int n = script.events;
+        script.events = 0;
+        for (int i = 0; i < n; i++)
+            amipeer_say(pe->fds[0], "Event: Test\r\nN: %d\r\n\r\n", i);
+    }
 }
 
 /* --- the connection ------------------------------------------------------------------------ */
@@ -190,7 +100,7 @@ static void on_closed(void *arg)
 static uv_loop_t loop;
 static struct ami_conn *cur; /* the test's connection, closed by teardown if still open */
 static uv_timer_t wake;      /* every 10 ms, so that the loops below look at the clock */
-static struct peer peer;
+static struct amipeer peer;
 
 static void on_wake(uv_timer_t *t)
 {
@@ -244,7 +154,8 @@ static void conn_close(struct ami_conn *c, struct seen *s)
 static int setup(void **state)
 {
     (void)state;
-    peer_start(&peer);
+    script.drop = script.events = script.pings = 0;
+    assert_int_equal(amipeer_start(&peer, 1, act, tick, NULL), 0);
     uv_loop_init(&loop);
     uv_timer_init(&loop, &wake);
     uv_timer_start(&wake, on_wake, 10, 10);
@@ -264,7 +175,7 @@ static int teardown(void **state)
     uv_close((uv_handle_t *)&wake, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
-    peer_stop(&peer);
+    amipeer_stop(&peer);
     return 0;
 }
 
@@ -276,12 +187,12 @@ static void a_hold_outlives_a_reconnect(void **state)
     struct seen s = {0};
     struct ami_conn *c = conn_up(&s, 15000);
     ami_conn_pause(c, 1);
-    peer.drop = 1;
+    script.drop = 1;
     run_until(&s.downs, 1, 3000);
     assert_int_equal(s.downs, 1);
     run_until(&s.ups, 2, 5000);
     assert_int_equal(s.ups, 2);
-    peer.events = 3;
+    script.events = 3;
     run_for(300);
     assert_int_equal(s.events, 0);
     assert_true(ami_conn_paused(c));
@@ -297,13 +208,13 @@ static void a_hold_asked_for_while_down_applies_once_up(void **state)
     (void)state;
     struct seen s = {0};
     struct ami_conn *c = conn_up(&s, 15000);
-    peer.drop = 1;
+    script.drop = 1;
     run_until(&s.downs, 1, 3000);
     assert_int_equal(s.downs, 1);
     ami_conn_pause(c, 1); /* between sessions */
     run_until(&s.ups, 2, 5000);
     assert_int_equal(s.ups, 2);
-    peer.events = 2;
+    script.events = 2;
     run_for(300);
     assert_int_equal(s.events, 0);
     ami_conn_pause(c, 0);
@@ -321,7 +232,7 @@ static void a_held_ping_reply_keeps_the_session(void **state)
     struct ami_conn *c = conn_up(&s, 200);
     ami_conn_pause(c, 1);
     run_for(1500);
-    assert_true(peer.pings >= 1);
+    assert_true(script.pings >= 1);
     assert_int_equal(s.downs, 0);
     ami_conn_pause(c, 0);
     run_for(100);

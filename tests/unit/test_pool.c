@@ -11,10 +11,6 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,181 +21,77 @@
 #include "ami/message.h"
 #include "ami/pool.h"
 #include "core/config.h"
+#include "support/amipeer.h"
 
 /* --- the peer ------------------------------------------------------------------------------ */
-
-#define PEER_CONNS 8
 
 struct held {
     int fd;
     char id[64], tag[16];
 };
 
-struct peer {
-    int lfd, port;
-    pthread_t th;
-    volatile int stop;
-    int fds[PEER_CONNS];
-    char in[PEER_CONNS][65536];
-    size_t nin[PEER_CONNS];
+/* The peer's (support/amipeer) memory of the script, on its thread. */
+static struct {
     struct held held[4]; /* replies to "Hold" actions, sent when "Release" comes */
     int nheld;
-    volatile int event_fd; /* the session that logged in with events on */
-};
-
-static void say(int fd, const char *fmt, ...)
-{
-    char buf[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof(buf), fmt, ap);
-    va_end(ap);
-    for (int off = 0; off < n;) {
-        ssize_t w = send(fd, buf + off, (size_t)(n - off), MSG_NOSIGNAL);
-        if (w <= 0)
-            return;
-        off += (int)w;
-    }
-}
-
-static const char *header(const char *msg, const char *key, char *out, size_t len)
-{
-    char pat[64];
-    snprintf(pat, sizeof(pat), "%s: ", key);
-    const char *p = strstr(msg, pat);
-    if (!p)
-        return NULL;
-    p += strlen(pat);
-    size_t n = strcspn(p, "\r\n");
-    snprintf(out, len, "%.*s", (int)(n < len ? n : len - 1), p);
-    return out;
-}
+    int event_fd; /* the session that logged in with events on */
+} script;
 
 /* One action from the bridge, as the script says. */
-static void act(struct peer *pe, int fd, const char *msg)
+static void act(struct amipeer *pe, int fd, const char *msg, void *ud)
 {
+    (void)pe;
+    (void)ud;
     char action[64] = "", id[64] = "";
-    header(msg, "Action", action, sizeof(action));
-    header(msg, "ActionID", id, sizeof(id));
+    amipeer_header(msg, "Action", action, sizeof(action));
+    amipeer_header(msg, "ActionID", id, sizeof(id));
     char events[16] = "";
-    if (!strcmp(action, "Login") && header(msg, "Events", events, sizeof(events)) &&
+    if (!strcmp(action, "Login") && amipeer_header(msg, "Events", events, sizeof(events)) &&
         strcmp(events, "off"))
-        pe->event_fd = fd;
+        script.event_fd = fd;
     if (!strcmp(action, "Emit")) {
         /* Count events on the event session, then the reply */
         char count[16] = "0";
-        header(msg, "Count", count, sizeof(count));
+        amipeer_header(msg, "Count", count, sizeof(count));
         for (int i = 1; i <= atoi(count); i++)
-            say(pe->event_fd, "Event: Tick\r\nPrivilege: user,all\r\nN: %d\r\nPad: %s\r\n\r\n", i,
-                "................................................................");
-        say(fd, "Response: Success\r\nActionID: %s\r\nMessage: emitted\r\n\r\n", id);
+            amipeer_say(script.event_fd,
+                        "Event: Tick\r\nPrivilege: user,all\r\nN: %d\r\nPad: %s\r\n\r\n", i,
+                        "................................................................");
+        amipeer_say(fd, "Response: Success\r\nActionID: %s\r\nMessage: emitted\r\n\r\n", id);
     } else if (!strcmp(action, "Challenge")) {
-        say(fd, "Response: Success\r\nActionID: %s\r\nChallenge: 123456789\r\n\r\n", id);
-    } else if (!strcmp(action, "Hold") && pe->nheld < 4) {
-        pe->held[pe->nheld].fd = fd;
-        snprintf(pe->held[pe->nheld].id, sizeof(pe->held[0].id), "%s", id);
-        if (!header(msg, "Tag", pe->held[pe->nheld].tag, sizeof(pe->held[0].tag)))
-            pe->held[pe->nheld].tag[0] = '\0';
-        pe->nheld++;
+        amipeer_say(fd, "Response: Success\r\nActionID: %s\r\nChallenge: 123456789\r\n\r\n", id);
+    } else if (!strcmp(action, "Hold") && script.nheld < 4) {
+        script.held[script.nheld].fd = fd;
+        snprintf(script.held[script.nheld].id, sizeof(script.held[0].id), "%s", id);
+        if (!amipeer_header(msg, "Tag", script.held[script.nheld].tag, sizeof(script.held[0].tag)))
+            script.held[script.nheld].tag[0] = '\0';
+        script.nheld++;
     } else if (!strcmp(action, "Release")) {
         /* the held replies, newest first, then this one */
-        for (int i = pe->nheld - 1; i >= 0; i--)
-            say(pe->held[i].fd, "Response: Success\r\nActionID: %s\r\nMessage: held %s\r\n\r\n",
-                pe->held[i].id, pe->held[i].tag);
-        pe->nheld = 0;
-        say(fd, "Response: Success\r\nActionID: %s\r\nMessage: released\r\n\r\n", id);
+        for (int i = script.nheld - 1; i >= 0; i--)
+            amipeer_say(script.held[i].fd,
+                        "Response: Success\r\nActionID: %s\r\nMessage: held %s\r\n\r\n",
+                        script.held[i].id, script.held[i].tag);
+        script.nheld = 0;
+        amipeer_say(fd, "Response: Success\r\nActionID: %s\r\nMessage: released\r\n\r\n", id);
     } else if (!strcmp(action, "BigList")) {
-        say(fd, "Response: Success\r\nActionID: %s\r\nEventList: start\r\n\r\n", id);
+        amipeer_say(fd, "Response: Success\r\nActionID: %s\r\nEventList: start\r\n\r\n", id);
         for (int i = 0; i <= AMI_POOL_MAX_LIST_ITEMS; i++)
-            say(fd, "Event: Item\r\nActionID: %s\r\nN: %d\r\n\r\n", id, i);
-        say(fd, "Event: ItemsComplete\r\nActionID: %s\r\nEventList: Complete\r\n\r\n", id);
+            amipeer_say(fd, "Event: Item\r\nActionID: %s\r\nN: %d\r\n\r\n", id, i);
+        amipeer_say(fd, "Event: ItemsComplete\r\nActionID: %s\r\nEventList: Complete\r\n\r\n", id);
     } else if (!strcmp(action, "SmallList")) {
-        say(fd, "Response: Success\r\nActionID: %s\r\nEventList: start\r\n\r\n", id);
+        amipeer_say(fd, "Response: Success\r\nActionID: %s\r\nEventList: start\r\n\r\n", id);
         for (int i = 0; i < 3; i++)
-            say(fd, "Event: Item\r\nActionID: %s\r\nN: %d\r\n\r\n", id, i);
-        say(fd, "Event: ItemsComplete\r\nActionID: %s\r\nEventList: Complete\r\n\r\n", id);
+            amipeer_say(fd, "Event: Item\r\nActionID: %s\r\nN: %d\r\n\r\n", id, i);
+        amipeer_say(fd, "Event: ItemsComplete\r\nActionID: %s\r\nEventList: Complete\r\n\r\n", id);
     } else if (!strcmp(action, "Drop")) {
         shutdown(fd, SHUT_RDWR);
     } else if (!strcmp(action, "Ignore")) {
         /* no reply */
     } else {
-        say(fd, "Response: Success\r\nActionID: %s\r\nMessage: %s done\r\n\r\n", id, action);
+        amipeer_say(fd, "Response: Success\r\nActionID: %s\r\nMessage: %s done\r\n\r\n", id,
+                    action);
     }
-}
-
-static void *peer_run(void *arg)
-{
-    struct peer *pe = arg;
-    while (!pe->stop) {
-        struct pollfd pfd[PEER_CONNS + 1];
-        pfd[0] = (struct pollfd){.fd = pe->lfd, .events = POLLIN};
-        for (int i = 0; i < PEER_CONNS; i++)
-            pfd[i + 1] = (struct pollfd){.fd = pe->fds[i], .events = POLLIN};
-        if (poll(pfd, PEER_CONNS + 1, 50) <= 0)
-            continue;
-        if (pfd[0].revents & POLLIN) {
-            int fd = accept(pe->lfd, NULL, NULL);
-            int slot = -1;
-            for (int i = 0; i < PEER_CONNS && slot < 0; i++)
-                if (pe->fds[i] < 0)
-                    slot = i;
-            if (fd >= 0 && slot >= 0) {
-                pe->fds[slot] = fd;
-                pe->nin[slot] = 0;
-                say(fd, "Asterisk Call Manager/9.0.0\r\n");
-            } else if (fd >= 0) {
-                close(fd);
-            }
-        }
-        for (int i = 0; i < PEER_CONNS; i++) {
-            if (pe->fds[i] < 0 || !(pfd[i + 1].revents & (POLLIN | POLLHUP | POLLERR)))
-                continue;
-            ssize_t n =
-                recv(pe->fds[i], pe->in[i] + pe->nin[i], sizeof(pe->in[i]) - 1 - pe->nin[i], 0);
-            if (n <= 0) {
-                close(pe->fds[i]);
-                pe->fds[i] = -1;
-                continue;
-            }
-            pe->nin[i] += (size_t)n;
-            pe->in[i][pe->nin[i]] = '\0';
-            char *end;
-            while ((end = strstr(pe->in[i], "\r\n\r\n"))) {
-                end[2] = '\0';
-                act(pe, pe->fds[i], pe->in[i]);
-                size_t used = (size_t)(end + 4 - pe->in[i]);
-                memmove(pe->in[i], pe->in[i] + used, pe->nin[i] - used + 1);
-                pe->nin[i] -= used;
-            }
-        }
-    }
-    return NULL;
-}
-
-static void peer_start(struct peer *pe)
-{
-    memset(pe, 0, sizeof(*pe));
-    for (int i = 0; i < PEER_CONNS; i++)
-        pe->fds[i] = -1;
-    pe->event_fd = -1;
-    pe->lfd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(pe->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(pe->lfd, 16), 0);
-    socklen_t len = sizeof(a);
-    getsockname(pe->lfd, (struct sockaddr *)&a, &len);
-    pe->port = ntohs(a.sin_port);
-    assert_int_equal(pthread_create(&pe->th, NULL, peer_run, pe), 0);
-}
-
-static void peer_stop(struct peer *pe)
-{
-    pe->stop = 1;
-    pthread_join(pe->th, NULL);
-    for (int i = 0; i < PEER_CONNS; i++)
-        if (pe->fds[i] >= 0)
-            close(pe->fds[i]);
-    close(pe->lfd);
 }
 
 /* --- the pool ------------------------------------------------------------------------------ */
@@ -237,7 +129,7 @@ static void on_event(void *ud, const struct ami_msg *m)
 static uv_loop_t loop;
 static uv_timer_t wake; /* every 10 ms, so that run_until looks at the clock */
 static struct cfg cfg;
-static struct peer peer;
+static struct amipeer peer;
 static struct ami_pool *pool;
 
 static void run_until(int *flag, int want, int timeout_ms)
@@ -262,7 +154,9 @@ static void on_wake(uv_timer_t *t)
 static int setup(void **state)
 {
     (void)state;
-    peer_start(&peer);
+    memset(&script, 0, sizeof(script));
+    script.event_fd = -1;
+    assert_int_equal(amipeer_start(&peer, AMIPEER_CONNS, act, NULL, NULL), 0);
     char port[48], errbuf[256];
     snprintf(port, sizeof(port), "AMIBRIDGE_AMI_PORT=%d", peer.port);
     char *env[] = {"AMIBRIDGE_AMI_USERNAME=bridge",
@@ -309,7 +203,7 @@ static int teardown(void **state)
     uv_close((uv_handle_t *)&wake, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);
-    peer_stop(&peer);
+    amipeer_stop(&peer);
     cfg_free(&cfg);
     return 0;
 }
