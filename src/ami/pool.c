@@ -747,6 +747,7 @@ void ami_pool_status(const struct ami_pool *p, struct ami_pool_status *st)
             st->auth_failed = 1;
         st->reconnects += ami_conn_reconnects(pc->c);
         st->login_attempts += ami_conn_login_attempts(pc->c);
+        st->hold_full += ami_conn_hold_overflows(pc->c);
     }
 }
 

@@ -78,6 +78,7 @@ struct ami_pool_status {
     size_t inflight;
     uint64_t reconnects;
     uint64_t login_attempts;
+    uint64_t hold_full; /* times the event hold was full (its oldest went through) */
     char last_error[256];
     char banner[128];
 };

@@ -51,6 +51,7 @@ static void scrape_gauges(struct api *a)
         metrics_set(METRIC_AMI_CONNECTIONS, name, "action", "down",
                     st.actions_total - st.actions_up);
         metrics_set(METRIC_AMI_RECONNECTS, name, NULL, NULL, (double)st.reconnects);
+        metrics_set(METRIC_EVENTS_HOLD_FULL, name, NULL, NULL, (double)st.hold_full);
         metrics_set(METRIC_ORIGINATES_IN_FLIGHT, name, NULL, NULL,
                     (double)guard_inflight(a->guard, i));
     }

@@ -70,6 +70,11 @@ static const struct family_def defs[METRIC_COUNT] = {
                               "Time AMI event reading was held back while Redis caught up.",
                               M_COUNTER,
                               {NULL}},
+    [METRIC_EVENTS_HOLD_FULL] = {"amibridge_events_hold_full_total",
+                                 "Times the AMI event hold was full, so its oldest events went "
+                                 "on unheld (and the Redis outlet dropped what it could not take).",
+                                 M_COUNTER,
+                                 {"server"}},
     [METRIC_REDIS_UP] = {"amibridge_redis_up",
                          "1 when the Redis connection is up.",
                          M_GAUGE,

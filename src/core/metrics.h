@@ -28,6 +28,7 @@ enum metric_id {
     METRIC_EVENTS_DROPPED,        /* counter {outlet,reason} */
     METRIC_REDIS_BUFFER,          /* gauge */
     METRIC_EVENTS_PAUSED,         /* counter: seconds AMI event reading was held back */
+    METRIC_EVENTS_HOLD_FULL,      /* counter {server} (set at scrape) */
     METRIC_REDIS_UP,              /* gauge */
     METRIC_SSE_CLIENTS,           /* gauge */
     METRIC_ORIGINATE_REJECTED,    /* counter {reason} */

@@ -342,6 +342,9 @@ static void held_events_come_in_order_once_let_go(void **state)
     run_until(&ticks, 1000, 3000);
     assert_int_equal(ticks, 1000);
     assert_int_equal(ticks_out_of_order, 0);
+    struct ami_pool_status st;
+    ami_pool_status(pool, &st);
+    assert_int_equal(st.hold_full, 0); /* 1000 events fit */
 }
 
 static void a_full_hold_lets_the_oldest_through_in_order(void **state)
@@ -353,6 +356,9 @@ static void a_full_hold_lets_the_oldest_through_in_order(void **state)
     int while_held = ticks;
     print_message("%d of 40000 went through a full 1 MiB hold\n", while_held);
     assert_true(while_held > 0 && while_held < 40000);
+    struct ami_pool_status st;
+    ami_pool_status(pool, &st);
+    assert_true(st.hold_full > 0); /* counted, for amibridge_events_hold_full_total */
     ami_pool_pause_events(pool, 0);
     run_until(&ticks, 40000, 5000);
     assert_int_equal(ticks, 40000);
