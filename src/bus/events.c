@@ -250,7 +250,11 @@ void bus_publish_ami(struct bus *b, size_t server, const struct ami_msg *m)
     }
     char when[40], ename[BUS_EVENT_NAME_MAX];
     log_timestamp(when, sizeof(when));
-    snprintf(ename, sizeof(ename), "%s", name);
+    size_t nlen = strlen(name); /* cut to fit, as snprintf would */
+    if (nlen >= sizeof(ename))
+        nlen = sizeof(ename) - 1;
+    memcpy(ename, name, nlen);
+    ename[nlen] = '\0';
     uint64_t seq = b->seq[server] + 1;
     struct bus_event *e = NULL;
     /* the event and its JSON in one allocation */

@@ -1,6 +1,7 @@
 #include "core/jsonw.h"
 
 #include <errno.h>
+#include <string.h>
 
 #include "core/utf8.h"
 
@@ -71,11 +72,35 @@ static int quoted(struct strbuf *out, const unsigned char *s, size_t len)
     return 0;
 }
 
+/* Printable ASCII other than `"` and `\\`: copied as it is. */
+static int plain(unsigned char c)
+{
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
 int jsonw_string(struct strbuf *out, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < len && plain(p[i]))
+        i++;
+    if (i == len) { /* the common case (every AMI key, most values): one copy */
+        if (len > (size_t)-1 - 3)
+            return -ENOMEM;
+        int rc = strbuf_grow(out, len + 2);
+        if (rc)
+            return rc;
+        char *w = out->data + out->len;
+        *w++ = '"';
+        memcpy(w, s, len);
+        w += len;
+        *w++ = '"';
+        *w = '\0';
+        out->len = (size_t)(w - out->data);
+        return 0;
+    }
     int high = 0;
-    for (size_t i = 0; i < len && !high; i++)
+    for (; i < len && !high; i++)
         high = p[i] >= 0x80;
     if (!high || utf8_valid(s, len))
         return quoted(out, p, len);
