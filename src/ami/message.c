@@ -175,6 +175,13 @@ static int key_eq(const struct ami_msg *m, size_t i, const char *key)
     return strcasecmp(arena_at(m, m->pairs[i].koff), key) == 0;
 }
 
+/* key_eq() for a key of known length: the length first, the bytes only
+ * when it matches (lookups run for every event, over every pair). */
+static int key_eqn(const struct ami_msg *m, size_t i, const char *key, size_t klen)
+{
+    return m->pairs[i].klen == klen && strncasecmp(arena_at(m, m->pairs[i].koff), key, klen) == 0;
+}
+
 size_t ami_msg_remove(struct ami_msg *m, const char *key)
 {
     size_t out = 0, removed = 0;
@@ -233,8 +240,9 @@ size_t ami_msg_value_len_at(const struct ami_msg *m, size_t i)
 
 const char *ami_msg_get_nth(const struct ami_msg *m, const char *key, size_t n)
 {
+    size_t klen = strlen(key);
     for (size_t i = 0; i < m->npairs; i++)
-        if (key_eq(m, i, key) && n-- == 0)
+        if (key_eqn(m, i, key, klen) && n-- == 0)
             return arena_at(m, m->pairs[i].voff);
     return NULL;
 }
@@ -264,12 +272,11 @@ enum ami_msg_kind ami_msg_kind(const struct ami_msg *m)
         return m->kind;
     if (m->npairs == 0)
         return AMI_MSG_UNKNOWN;
-    const char *k = arena_at(m, m->pairs[0].koff);
-    if (!strcasecmp(k, "Response"))
+    if (key_eqn(m, 0, "Response", 8))
         return AMI_MSG_RESPONSE;
-    if (!strcasecmp(k, "Event"))
+    if (key_eqn(m, 0, "Event", 5))
         return AMI_MSG_EVENT;
-    if (!strcasecmp(k, "Action"))
+    if (key_eqn(m, 0, "Action", 6))
         return AMI_MSG_ACTION;
     return AMI_MSG_UNKNOWN;
 }
