@@ -21,8 +21,18 @@ struct ring {
     size_t cap, head, n; /* head: oldest */
 };
 
+/* bus_wants() of recent event names: the filters are globs (fnmatch) and
+ * every AMI event is checked; a stream has few distinct names. */
+#define BUS_WANTS_CACHE 32
+
+struct wants_entry {
+    char name[BUS_EVENT_NAME_MAX]; /* "" when empty */
+    int wants;
+};
+
 struct bus {
     const struct cfg *cfg;
+    struct wants_entry wants[BUS_WANTS_CACHE];
     struct sink sinks[BUS_MAX_SINKS];
     size_t nsinks;
     uint64_t *seq; /* per server */
@@ -331,6 +341,23 @@ void bus_inject_event(struct bus *b, const char *json, size_t len, const char *n
     json_decref(o);
 }
 
+/* bus_wants() through the cache (names too long for it are not kept). */
+static int wants_cached(struct bus *b, const char *name)
+{
+    size_t len = strlen(name);
+    if (!len || len >= BUS_EVENT_NAME_MAX)
+        return bus_wants(b, name);
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)name[i]) * 16777619u;
+    struct wants_entry *w = &b->wants[h % BUS_WANTS_CACHE];
+    if (memcmp(w->name, name, len + 1) != 0) {
+        memcpy(w->name, name, len + 1);
+        w->wants = bus_wants(b, name);
+    }
+    return w->wants;
+}
+
 void bus_publish_ami(struct bus *b, size_t server, const struct ami_msg *m)
 {
     const char *name = ami_msg_name(m);
@@ -340,7 +367,7 @@ void bus_publish_ami(struct bus *b, size_t server, const struct ami_msg *m)
     metrics_inc(METRIC_EVENTS_RECEIVED, b->cfg->servers[server].name, NULL, 1);
     if (b->follower)
         return; /* the leader publishes it; it comes back through bus_inject() */
-    if (!bus_wants(b, name)) {
+    if (!wants_cached(b, name)) {
         b->st.filtered++;
         metrics_inc(METRIC_EVENTS_FILTERED, b->cfg->servers[server].name, NULL, 1);
         return;
