@@ -284,6 +284,9 @@ $(BUILD)/fuzz/obj/%.o: %.c
 $(FUZZ_LIB): $(FUZZ_LIB_OBJS)
 	rm -f $@ && ar rcs $@ $^
 
+# a changed header rebuilds the instrumented objects too
+-include $(shell find $(BUILD)/fuzz/obj -name '*.d' 2>/dev/null)
+
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ $< $(FUZZ_LIB) $(PKG_LIBS) -lm

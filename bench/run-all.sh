@@ -13,7 +13,10 @@
 #      a subscriber (build/events-bench) receives complete and in order, as
 #      bench/events.sh, and at KEEP_UP of the rate or more (the bridge holds
 #      events back while Redis is slower: nothing lost is not enough),
-#      against redis-benchmark PUBLISH of the same payload;
+#      against redis-benchmark PUBLISH of the same payload (with Redis every
+#      bridge is a replica, alone or not: its events go through the lease's
+#      fence script); the same steps again with a second replica, a
+#      follower, running beside the leader (2e);
 #      then the end-to-end latency (ami-sim's Timestamp to the subscriber) of a
 #      flood at LAT_RATE for LAT_S seconds, its own step; then SSE fan-out:
 #      SSE_CLIENTS streams of GET /v1/events (build/sse-bench, one epoll loop)
@@ -353,12 +356,17 @@ REDIS_PID=$!
 pids+=("$REDIS_PID")
 start_sim
 for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-READY_GREP='"redis":{"state":"up"' start_bridge events AMIBRIDGE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+# ready once Redis is up and it holds the lease: with Redis every instance
+# is a replica, alone or not, and publishes through the lease's fence script
+READY_GREP='"redis":{"state":"up".*"this_replica":true' start_bridge events \
+    AMIBRIDGE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" AMIBRIDGE_INSTANCE_ID=bench-leader
+LEADER_PID=$BRIDGE_PID LEADER_URL=$BRIDGE_URL
 # ev_step RATE SECONDS: events-bench subscribed, a flood of RATE for SECONDS
 # through the bridge; its JSON into $tmp/step.json (empty when it failed),
 # the bridge's CPU over the step in EV_CPU_MS
 ev_step() {
     local count=$(($1 * $2)) sub x0 x1
+    EV_TOTAL=$((${EV_TOTAL:-0} + count))
     rm -f "$tmp/ready" "$tmp/step.json"
     timeout $(($2 + 60)) "$BIN/events-bench" --port "$REDIS_PORT" --channel ami.default.SimFlood \
         --count "$count" --ready-file "$tmp/ready" --idle-ms 3000 >"$tmp/step.json" &
@@ -390,24 +398,30 @@ ev_kept() {
     calc 'int(float(sys.argv[1]) >= float(sys.argv[2]) * float(sys.argv[3]))' \
         "$(jfield "$tmp/step.json" rate_per_s)" "$KEEP_UP" "$1" | grep -q 1
 }
-best=0 best_delivered=0 failed_rate='' failed_why='' size=''
-for rate in $RATES; do
-    ev_step "$rate" "$STEP_S"
-    if [ ! -s "$tmp/step.json" ]; then
-        printf '%9s/s  events-bench failed\n' "$rate"
-        failed_rate=$rate
-        break
-    fi
-    size=$(jfield "$tmp/step.json" avg_payload_bytes)
-    ev_line "$rate"
-    if ev_clean && ev_kept "$rate"; then
-        best=$rate best_delivered=$(jfield "$tmp/step.json" rate_per_s)
-    else
-        failed_rate=$rate
-        if ev_clean; then failed_why="nothing lost, but received at $(fmt0 "$(jfield "$tmp/step.json" rate_per_s)")/s"; else failed_why="lost events"; fi
-        break
-    fi
-done
+# ev_steps: the flood steps (RATES, STEP_S each) until one loses events or
+# is not kept up with; sets best, best_delivered, failed_rate, failed_why
+ev_steps() {
+    best=0 best_delivered=0 failed_rate='' failed_why=''
+    for rate in $RATES; do
+        ev_step "$rate" "$STEP_S"
+        if [ ! -s "$tmp/step.json" ]; then
+            printf '%9s/s  events-bench failed\n' "$rate"
+            failed_rate=$rate
+            break
+        fi
+        size=$(jfield "$tmp/step.json" avg_payload_bytes)
+        ev_line "$rate"
+        if ev_clean && ev_kept "$rate"; then
+            best=$rate best_delivered=$(jfield "$tmp/step.json" rate_per_s)
+        else
+            failed_rate=$rate
+            if ev_clean; then failed_why="nothing lost, but received at $(fmt0 "$(jfield "$tmp/step.json" rate_per_s)")/s"; else failed_why="lost events"; fi
+            break
+        fi
+    done
+}
+size=''
+ev_steps
 # latency at a fixed rate, below the zero-loss one: its own step, longer
 echo "== 2b. events: end-to-end latency at $LAT_RATE/s for ${LAT_S}s (ami-sim Timestamp -> events-bench)"
 ev_step "$LAT_RATE" "$LAT_S"
@@ -426,6 +440,25 @@ else
     lat_row=("events: end-to-end latency at $(fmt0 "$LAT_RATE")/s" "FAILED (events-bench gave nothing)" "—" "—" "p99 < $T_EV_P99_MS ms" "**no**")
 fi
 drops=$(curl -fs -m 5 "$BRIDGE_URL/metrics" | awk 'index($1, "amibridge_events_dropped_total{outlet=\"redis\"") == 1 {s += $2} END {print s + 0}')
+# the same steps with a second replica (a follower: same Redis, its own
+# instance id): the leader's events still go through the fence script; the
+# follower reads the published stream back for its SSE clients (Redis sends
+# every event to it as well, and it parses each one), on the same cores
+echo "== 2e. events with two replicas: a follower beside the leader, the same steps"
+READY_GREP='"redis":{"state":"up".*"this_replica":false,"instance":"[^"]*","holder":"' start_bridge follower \
+    AMIBRIDGE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT" AMIBRIDGE_INSTANCE_ID=bench-follower
+FOLLOWER_PID=$BRIDGE_PID
+BRIDGE_PID=$LEADER_PID BRIDGE_URL=$LEADER_URL
+lone_best=$best lone_delivered=$best_delivered lone_failed_rate=$failed_rate lone_failed_why=$failed_why
+f0=$(cpu_ticks "$FOLLOWER_PID") EV_TOTAL=0
+ev_steps
+f1=$(cpu_ticks "$FOLLOWER_PID")
+rep_best=$best rep_delivered=$best_delivered rep_failed_rate=$failed_rate rep_failed_why=$failed_why
+rep_follower_us=$(calc '"%.1f" % ((int(sys.argv[1]) - int(sys.argv[2])) * 1e6 / int(sys.argv[3]) / max(int(sys.argv[4]), 1))' "$f1" "$f0" "$hz" "$EV_TOTAL")
+rep_leader=$(curl -fs -m 5 "$LEADER_URL/readyz" | grep -c '"this_replica":true')
+stop_pid "$FOLLOWER_PID"
+best=$lone_best best_delivered=$lone_delivered failed_rate=$lone_failed_rate failed_why=$lone_failed_why
+drops2=$(curl -fs -m 5 "$BRIDGE_URL/metrics" | awk 'index($1, "amibridge_events_dropped_total{outlet=\"redis\"") == 1 {s += $2} END {print s + 0}')
 size=${size:-187}
 payload=$(python3 -c "import sys; print('x' * int(sys.argv[1]))" "$size")
 # one subscriber listens, as in the flood; Redis must not cut it for
@@ -450,6 +483,16 @@ row "events: highest SimFlood rate with zero loss and kept up with (received at 
     "$(fmt0 "$best")/s (received at $(fmt0 "$best_delivered")/s)$([ -z "$failed_rate" ] || echo "; next step, $(fmt0 "$failed_rate")/s: $failed_why"); Redis outlet drops over the run: $drops" \
     "redis-benchmark PUBLISH, ${size}-byte payload, 1 conn, pipeline 64, $sub_note: $(fmt0 "${ceiling:-0}")/s" \
     "$ev_ratio" "≥ $(fmt0 "$T_EVENTS")/s and ratio ≥ $T_EV_RATIO" "rate $(met "$ok_rate"), ratio $(met "$ok_ratio")"
+rep_ratio=$(calc '"%.2f" % (float(sys.argv[1]) / max(float(sys.argv[2]), 1))' "$rep_best" "${ceiling:-0}")
+ok_rate=$(calc 'int(int(sys.argv[1]) >= int(sys.argv[2]))' "$rep_best" "$T_EVENTS")
+ok_ratio=$(calc 'int(float(sys.argv[1]) >= float(sys.argv[2]))' "$rep_ratio" "$T_EV_RATIO")
+[ "$((ok_rate && ok_ratio))" = 1 ] || MISSED_EVENTS=1
+lead_note=""
+[ "$rep_leader" = 1 ] || lead_note="; **the first bridge no longer led at the end**"
+row "events, two replicas: the same steps with a follower running beside the leader (same Redis; the follower reads every published event back for its SSE clients; same cores)" \
+    "$(fmt0 "$rep_best")/s (received at $(fmt0 "$rep_delivered")/s)$([ -z "$rep_failed_rate" ] || echo "; next step, $(fmt0 "$rep_failed_rate")/s: $rep_failed_why"); the follower's CPU $rep_follower_us µs per event flooded; Redis outlet drops over the run: $((drops2 - drops))$lead_note" \
+    "the same redis-benchmark: $(fmt0 "${ceiling:-0}")/s" \
+    "$rep_ratio" "≥ $(fmt0 "$T_EVENTS")/s and ratio ≥ $T_EV_RATIO" "rate $(met "$ok_rate"), ratio $(met "$ok_ratio")"
 row "${lat_row[@]}"
 if [ "$PROFILE" = 1 ] || { [ "$PROFILE" = auto ] && [ "$MISSED_EVENTS" = 1 ]; }; then
     prate=${failed_rate:-$T_EVENTS}

@@ -62,7 +62,7 @@ struct app {
     struct bus_publisher *publisher;
     struct api *api;
     struct bus_redis *redis;
-    struct bus_redis *redis_sub;        /* replicas: the published stream, read back for SSE */
+    struct bus_redis *redis_sub;        /* the published stream, read back for SSE (not leading) */
     struct bus_redis *redis_calls_sub;  /* and the leader's call events */
     struct bus_redis *redis_expect_sub; /* the calls followers place, for the leader */
     struct bus_redis *redis_lease; /* the lease's own connection: never queued behind bulk work */
@@ -325,9 +325,40 @@ static void lease_redis_state(void *ud, int up)
 }
 
 /* This replica took or lost the leader lease. */
+static void on_published(void *ud, const char *channel, const char *msg, size_t len);
+
+/* The published stream, read back (PSUBSCRIBE <prefix>.*) for this
+ * replica's SSE clients while another replica leads or may lead. The
+ * leader has its events first hand: reading them back would cost Redis a
+ * second copy of every event and this process a reply to parse. A replica
+ * subscribes as soon as it is not sure to lead (UNSURE comes before
+ * another replica can take the lease); what a new leader published before
+ * that subscription took effect is not in this replica's replay. */
+static void stream_sub(struct app *app, int on)
+{
+    if (!on == !app->redis_sub)
+        return;
+    if (!on) {
+        bus_redis_close(app->redis_sub, NULL, NULL);
+        app->redis_sub = NULL;
+        return;
+    }
+    if (app->stopping)
+        return;
+    char err[256], pattern[96];
+    snprintf(pattern, sizeof(pattern), "%s.*", app->cfg.redis_prefix);
+    app->redis_sub = bus_redis_new(app->loop, app->cfg.redis_url, err, sizeof(err));
+    if (!app->redis_sub) {
+        log_error("cannot read the published event stream back", "{s:s}", "error", err);
+        return;
+    }
+    bus_redis_psubscribe(app->redis_sub, pattern, on_published, app);
+}
+
 static void leader_changed(void *ud, enum bus_lease_change change)
 {
     struct app *app = ud;
+    stream_sub(app, change == BUS_LEASE_FOLLOWER || change == BUS_LEASE_UNSURE);
     bus_set_follower(app->bus, change == BUS_LEASE_FOLLOWER);
     bus_set_follower(app->call_bus, change == BUS_LEASE_FOLLOWER);
     /* the calls are the leader's now: this process's copy would go stale
@@ -752,15 +783,12 @@ int main(int argc, char **argv)
         }
         bus_publisher_set_lease(app.publisher, app.lease);
         webhooks_set_lease(app.webhooks, app.lease);
-        /* a follower's SSE stream is the leader's, read back from Redis */
+        /* a follower's SSE stream is the leader's, read back from Redis
+         * (until this replica leads: stream_sub()) */
+        stream_sub(&app, 1);
+        if (!app.redis_sub)
+            return 1;
         char pattern[96];
-        snprintf(pattern, sizeof(pattern), "%s.*", app.cfg.redis_prefix);
-        app.redis_sub = bus_redis_new(app.loop, app.cfg.redis_url, err, sizeof(err));
-        if (!app.redis_sub) {
-            fprintf(stderr, "amibridge: configuration error: %s\n", err);
-            return 2;
-        }
-        bus_redis_psubscribe(app.redis_sub, pattern, on_published, &app);
         /* and the leader's call events */
         app.redis_calls_sub = bus_redis_new(app.loop, app.cfg.redis_url, err, sizeof(err));
         if (!app.redis_calls_sub) {

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,46 +11,63 @@
 #include "core/jsonw.h"
 #include "core/utf8.h"
 
-#define AMI_MSG_INITIAL_PAIRS 16
+/* A new message has room for this many pairs and bytes of keys and values
+ * (each NUL-terminated) in its own allocation: an AMI event fits, so
+ * parsing one costs a single malloc. */
+#define AMI_MSG_INLINE_PAIRS 12
+#define AMI_MSG_INLINE_ARENA 320
+#define AMI_MSG_ARENA_MAX    UINT32_MAX /* offsets are 32-bit */
 
-/* Keys and values live NUL-terminated in one arena; pairs hold offsets, so
- * a message is two allocations however many headers it has. */
+/* Keys and values live NUL-terminated in one arena; pairs hold offsets.
+ * The pairs and the arena start in the message's own allocation (after
+ * the struct) and move to the heap only when they outgrow it. */
 struct ami_pair {
-    size_t koff, klen;
-    size_t voff, vlen;
+    uint32_t koff, klen;
+    uint32_t voff, vlen;
 };
 
 struct ami_msg {
     struct ami_pair *pairs;
     size_t npairs, cap;
-    struct strbuf arena;
-    enum ami_msg_kind kind; /* AMI_MSG_UNKNOWN: derive from the first key */
+    char *arena;
+    size_t alen, acap;                    /* acap counts the bytes usable, alen those used */
+    unsigned char pairs_heap, arena_heap; /* malloc'ed on their own: free them */
+    enum ami_msg_kind kind;               /* AMI_MSG_UNKNOWN: derive from the first key */
 };
+
+/* One allocation: the struct, then room for `npairs` pairs and `abytes`
+ * of arena. */
+static struct ami_msg *msg_alloc(size_t npairs, size_t abytes)
+{
+    struct ami_msg *m = malloc(sizeof(*m) + npairs * sizeof(struct ami_pair) + abytes);
+    if (!m)
+        return NULL;
+    *m = (struct ami_msg){0};
+    m->pairs = (struct ami_pair *)(m + 1);
+    m->cap = npairs;
+    m->arena = (char *)(m->pairs + npairs);
+    m->acap = abytes;
+    return m;
+}
 
 struct ami_msg *ami_msg_new(void)
 {
-    struct ami_msg *m = calloc(1, sizeof(*m));
-    if (!m)
-        return NULL;
-    strbuf_init(&m->arena, 0);
-    return m;
+    return msg_alloc(AMI_MSG_INLINE_PAIRS, AMI_MSG_INLINE_ARENA);
 }
 
 struct ami_msg *ami_msg_dup(const struct ami_msg *m)
 {
-    struct ami_msg *d = ami_msg_new();
+    /* exactly the size: a copy is kept (outlets, replay) rather than grown */
+    struct ami_msg *d = msg_alloc(m->npairs, m->alen);
     if (!d)
         return NULL;
     d->kind = m->kind;
-    if (m->npairs) {
-        d->pairs = malloc(m->npairs * sizeof(*d->pairs));
-        if (!d->pairs || strbuf_append(&d->arena, m->arena.data, m->arena.len)) {
-            ami_msg_free(d);
-            return NULL;
-        }
+    if (m->npairs)
         memcpy(d->pairs, m->pairs, m->npairs * sizeof(*d->pairs));
-        d->npairs = d->cap = m->npairs;
-    }
+    if (m->alen)
+        memcpy(d->arena, m->arena, m->alen);
+    d->npairs = m->npairs;
+    d->alen = m->alen;
     return d;
 }
 
@@ -57,39 +75,80 @@ void ami_msg_free(struct ami_msg *m)
 {
     if (!m)
         return;
-    free(m->pairs);
-    strbuf_release(&m->arena);
+    if (m->pairs_heap)
+        free(m->pairs);
+    if (m->arena_heap)
+        free(m->arena);
     free(m);
 }
 
 static const char *arena_at(const struct ami_msg *m, size_t off)
 {
-    return m->arena.data + off;
+    return m->arena + off;
+}
+
+/* Room for one more pair. 0 or -ENOMEM. */
+static int pairs_room(struct ami_msg *m)
+{
+    if (m->npairs < m->cap)
+        return 0;
+    size_t ncap = m->cap ? m->cap * 2 : AMI_MSG_INLINE_PAIRS;
+    struct ami_pair *np =
+        m->pairs_heap ? realloc(m->pairs, ncap * sizeof(*np)) : malloc(ncap * sizeof(*np));
+    if (!np)
+        return -ENOMEM;
+    if (!m->pairs_heap && m->npairs)
+        memcpy(np, m->pairs, m->npairs * sizeof(*np));
+    m->pairs = np;
+    m->cap = ncap;
+    m->pairs_heap = 1;
+    return 0;
+}
+
+/* Room for `extra` more arena bytes; the arena may move. 0 or -ENOMEM. */
+static int arena_room(struct ami_msg *m, size_t extra)
+{
+    if (extra <= m->acap - m->alen)
+        return 0;
+    if (extra > AMI_MSG_ARENA_MAX - m->alen)
+        return -ENOMEM;
+    size_t need = m->alen + extra;
+    size_t ncap = m->acap > AMI_MSG_INLINE_ARENA ? m->acap : AMI_MSG_INLINE_ARENA;
+    while (ncap < need)
+        ncap = ncap > AMI_MSG_ARENA_MAX / 2 ? AMI_MSG_ARENA_MAX : ncap * 2;
+    char *na = m->arena_heap ? realloc(m->arena, ncap) : malloc(ncap);
+    if (!na)
+        return -ENOMEM;
+    if (!m->arena_heap && m->alen)
+        memcpy(na, m->arena, m->alen);
+    m->arena = na;
+    m->acap = ncap;
+    m->arena_heap = 1;
+    return 0;
+}
+
+/* Append s[0..len) and a NUL to the arena (room made); its offset. */
+static uint32_t arena_put(struct ami_msg *m, const char *s, size_t len)
+{
+    uint32_t off = (uint32_t)m->alen;
+    if (len)
+        memcpy(m->arena + off, s, len);
+    m->arena[off + len] = '\0';
+    m->alen += len + 1;
+    return off;
 }
 
 int ami_msg_addn(struct ami_msg *m, const char *key, size_t klen, const char *value, size_t vlen)
 {
-    if (m->npairs == m->cap) {
-        size_t ncap = m->cap ? m->cap * 2 : AMI_MSG_INITIAL_PAIRS;
-        struct ami_pair *np = realloc(m->pairs, ncap * sizeof(*np));
-        if (!np)
-            return -ENOMEM;
-        m->pairs = np;
-        m->cap = ncap;
-    }
-    size_t mark = m->arena.len;
-    struct ami_pair p = {.koff = mark, .klen = klen};
-    if (strbuf_append(&m->arena, key, klen) || strbuf_append(&m->arena, "", 1))
-        goto nomem;
-    p.voff = m->arena.len;
-    p.vlen = vlen;
-    if (strbuf_append(&m->arena, value, vlen) || strbuf_append(&m->arena, "", 1))
-        goto nomem;
+    if (klen > AMI_MSG_ARENA_MAX || vlen > AMI_MSG_ARENA_MAX - klen - 2)
+        return -ENOMEM;
+    if (pairs_room(m) || arena_room(m, klen + vlen + 2))
+        return -ENOMEM;
+    struct ami_pair p = {.klen = (uint32_t)klen, .vlen = (uint32_t)vlen};
+    p.koff = arena_put(m, key, klen);
+    p.voff = arena_put(m, value, vlen);
     m->pairs[m->npairs++] = p;
     return 0;
-nomem:
-    m->arena.len = mark;
-    return -ENOMEM;
 }
 
 int ami_msg_add(struct ami_msg *m, const char *key, const char *value)
@@ -116,6 +175,13 @@ static int key_eq(const struct ami_msg *m, size_t i, const char *key)
     return strcasecmp(arena_at(m, m->pairs[i].koff), key) == 0;
 }
 
+/* key_eq() for a key of known length: the length first, the bytes only
+ * when it matches (lookups run for every event, over every pair). */
+static int key_eqn(const struct ami_msg *m, size_t i, const char *key, size_t klen)
+{
+    return m->pairs[i].klen == klen && strncasecmp(arena_at(m, m->pairs[i].koff), key, klen) == 0;
+}
+
 size_t ami_msg_remove(struct ami_msg *m, const char *key)
 {
     size_t out = 0, removed = 0;
@@ -139,13 +205,10 @@ int ami_msg_set(struct ami_msg *m, const char *key, const char *value)
     if (i == m->npairs)
         return ami_msg_add(m, key, value);
     size_t vlen = strlen(value);
-    size_t off = m->arena.len;
-    if (strbuf_append(&m->arena, value, vlen) || strbuf_append(&m->arena, "", 1)) {
-        m->arena.len = off;
+    if (vlen > AMI_MSG_ARENA_MAX - 1 || arena_room(m, vlen + 1))
         return -ENOMEM;
-    }
-    m->pairs[i].voff = off;
-    m->pairs[i].vlen = vlen;
+    m->pairs[i].voff = arena_put(m, value, vlen);
+    m->pairs[i].vlen = (uint32_t)vlen;
     /* drop later duplicates so the key holds exactly this value */
     size_t out = i + 1;
     for (size_t j = i + 1; j < m->npairs; j++)
@@ -177,8 +240,9 @@ size_t ami_msg_value_len_at(const struct ami_msg *m, size_t i)
 
 const char *ami_msg_get_nth(const struct ami_msg *m, const char *key, size_t n)
 {
+    size_t klen = strlen(key);
     for (size_t i = 0; i < m->npairs; i++)
-        if (key_eq(m, i, key) && n-- == 0)
+        if (key_eqn(m, i, key, klen) && n-- == 0)
             return arena_at(m, m->pairs[i].voff);
     return NULL;
 }
@@ -208,12 +272,11 @@ enum ami_msg_kind ami_msg_kind(const struct ami_msg *m)
         return m->kind;
     if (m->npairs == 0)
         return AMI_MSG_UNKNOWN;
-    const char *k = arena_at(m, m->pairs[0].koff);
-    if (!strcasecmp(k, "Response"))
+    if (key_eqn(m, 0, "Response", 8))
         return AMI_MSG_RESPONSE;
-    if (!strcasecmp(k, "Event"))
+    if (key_eqn(m, 0, "Event", 5))
         return AMI_MSG_EVENT;
-    if (!strcasecmp(k, "Action"))
+    if (key_eqn(m, 0, "Action", 6))
         return AMI_MSG_ACTION;
     return AMI_MSG_UNKNOWN;
 }

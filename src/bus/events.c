@@ -21,8 +21,18 @@ struct ring {
     size_t cap, head, n; /* head: oldest */
 };
 
+/* bus_wants() of recent event names: the filters are globs (fnmatch) and
+ * every AMI event is checked; a stream has few distinct names. */
+#define BUS_WANTS_CACHE 32
+
+struct wants_entry {
+    char name[BUS_EVENT_NAME_MAX]; /* "" when empty */
+    int wants;
+};
+
 struct bus {
     const struct cfg *cfg;
+    struct wants_entry wants[BUS_WANTS_CACHE];
     struct sink sinks[BUS_MAX_SINKS];
     size_t nsinks;
     uint64_t *seq; /* per server */
@@ -174,20 +184,20 @@ static void deliver(struct bus *b, size_t server, struct bus_event *e)
         b->sinks[i].fn(b->sinks[i].ud, e);
 }
 
-/* A follower: one event as the leader published it (`o` its parse, `msg`
- * its fields, taken). */
-static void inject(struct bus *b, const char *json, size_t len, json_t *o, const char *name,
-                   struct ami_msg *msg)
+/* A follower: one event as the leader published it (`json`), of server
+ * `server` (slen bytes, NULL when absent) with sequence number `seq` (valid
+ * when has_seq), named `name` (nlen bytes); `msg` its fields, taken. */
+static void inject(struct bus *b, const char *json, size_t len, const char *server, size_t slen,
+                   int has_seq, uint64_t seq, const char *name, size_t nlen, struct ami_msg *msg)
 {
-    const char *server = json_string_value(json_object_get(o, "server"));
-    json_t *jseq = json_object_get(o, "seq");
     size_t idx = b->nservers;
     for (size_t i = 0; server && i < b->nservers; i++)
-        if (!strcmp(b->cfg->servers[i].name, server))
+        if (strlen(b->cfg->servers[i].name) == slen &&
+            !memcmp(b->cfg->servers[i].name, server, slen))
             idx = i;
     struct bus_event *e = NULL;
-    if (idx == b->nservers || !name || !msg || !json_is_integer(jseq) ||
-        strlen(name) >= sizeof(e->name) || !(e = calloc(1, sizeof(*e)))) {
+    if (idx == b->nservers || !name || !msg || !has_seq || nlen >= sizeof(e->name) ||
+        memchr(name, '\0', nlen) || !(e = calloc(1, sizeof(*e)))) {
         ami_msg_free(msg);
         return;
     }
@@ -196,8 +206,9 @@ static void inject(struct bus *b, const char *json, size_t len, json_t *o, const
     e->server = idx;
     e->server_name = b->cfg->servers[idx].name;
     e->channel_prefix = b->channel_prefix;
-    snprintf(e->name, sizeof(e->name), "%s", name);
-    e->seq = (uint64_t)json_integer_value(jseq);
+    memcpy(e->name, name, nlen);
+    e->name[nlen] = '\0';
+    e->seq = seq;
     e->msg = msg;
     if (!(e->json = malloc(len + 1))) {
         bus_event_unref(e);
@@ -212,15 +223,107 @@ static void inject(struct bus *b, const char *json, size_t len, json_t *o, const
     bus_event_unref(e);
 }
 
+/* A cursor over JSON as encode() writes it. */
+struct cursor {
+    const char *p, *end;
+};
+
+static int lit(struct cursor *c, const char *t, size_t n)
+{
+    if ((size_t)(c->end - c->p) < n || memcmp(c->p, t, n))
+        return -1;
+    c->p += n;
+    return 0;
+}
+
+#define LIT(c, t) lit((c), (t), sizeof(t) - 1)
+
+/* A JSON string of a text without a backslash: its bytes, quotes off. */
+static int str(struct cursor *c, const char **v, size_t *n)
+{
+    if (c->p == c->end || *c->p != '"')
+        return -1;
+    const char *q = memchr(c->p + 1, '"', (size_t)(c->end - c->p - 1));
+    if (!q)
+        return -1;
+    *v = c->p + 1;
+    *n = (size_t)(q - *v);
+    c->p = q + 1;
+    return 0;
+}
+
+/* The common case of bus_inject() without jansson: the JSON exactly as
+ * encode() writes it, with no escape anywhere (so every '"' ends a
+ * string) and string values only. 0 when injected, -1 when the text is
+ * anything else (the caller parses it whole). A follower does this for
+ * every event the leader publishes. */
+static int inject_plain(struct bus *b, const char *json, size_t len)
+{
+    struct cursor c = {json, json + len};
+    const char *server, *name, *t, *k, *v;
+    size_t slen, nlen, tlen, klen, vlen;
+    if (memchr(json, '\\', len) || LIT(&c, "{\"server\":") || str(&c, &server, &slen) ||
+        LIT(&c, ",\"event\":") || str(&c, &name, &nlen) || LIT(&c, ",\"seq\":"))
+        return -1;
+    uint64_t seq = 0;
+    int digits = 0;
+    for (; c.p < c.end && *c.p >= '0' && *c.p <= '9' && digits < 19; c.p++, digits++)
+        seq = seq * 10 + (uint64_t)(*c.p - '0');
+    if (!digits || (c.p < c.end && *c.p >= '0' && *c.p <= '9') || LIT(&c, ",\"time\":") ||
+        str(&c, &t, &tlen) || LIT(&c, ",\"fields\":{"))
+        return -1;
+    struct ami_msg *m = ami_msg_new();
+    if (!m)
+        return -1;
+    int rc = 0;
+    if (c.p < c.end && *c.p == '}')
+        c.p++;
+    else
+        for (;;) {
+            if (str(&c, &k, &klen) || LIT(&c, ":") || c.p == c.end) {
+                rc = -1;
+                break;
+            }
+            if (*c.p == '[') { /* a repeated key */
+                c.p++;
+                do {
+                    rc = str(&c, &v, &vlen) || ami_msg_addn(m, k, klen, v, vlen) ? -1 : 0;
+                } while (!rc && !LIT(&c, ","));
+                if (rc || LIT(&c, "]")) {
+                    rc = -1;
+                    break;
+                }
+            } else if (str(&c, &v, &vlen) || ami_msg_addn(m, k, klen, v, vlen)) {
+                rc = -1;
+                break;
+            }
+            if (!LIT(&c, ","))
+                continue;
+            rc = LIT(&c, "}");
+            break;
+        }
+    if (rc || LIT(&c, "}") || c.p != c.end) {
+        ami_msg_free(m);
+        return -1;
+    }
+    inject(b, json, len, server, slen, 1, seq, name, nlen, m);
+    return 0;
+}
+
 void bus_inject(struct bus *b, const char *json, size_t len)
 {
-    if (!b->follower)
+    if (!b->follower || inject_plain(b, json, len) == 0)
         return;
     json_t *o = json_loadb(json, len, 0, NULL);
     struct ami_msg *msg = NULL;
     struct ami_error err;
-    if (ami_msg_from_json(json_object_get(o, "fields"), &msg, &err) == 0)
-        inject(b, json, len, o, json_string_value(json_object_get(o, "event")), msg);
+    if (ami_msg_from_json(json_object_get(o, "fields"), &msg, &err) == 0) {
+        json_t *js = json_object_get(o, "server"), *jseq = json_object_get(o, "seq");
+        json_t *jn = json_object_get(o, "event");
+        const char *server = json_string_value(js), *name = json_string_value(jn);
+        inject(b, json, len, server, server ? strlen(server) : 0, json_is_integer(jseq),
+               (uint64_t)json_integer_value(jseq), name, name ? strlen(name) : 0, msg);
+    }
     json_decref(o);
 }
 
@@ -230,8 +333,29 @@ void bus_inject_event(struct bus *b, const char *json, size_t len, const char *n
     if (!b->follower)
         return;
     json_t *o = json_loadb(json, len, 0, NULL);
-    inject(b, json, len, o, name, fields ? ami_msg_dup(fields) : ami_msg_new());
+    json_t *jseq = json_object_get(o, "seq");
+    const char *server = json_string_value(json_object_get(o, "server"));
+    inject(b, json, len, server, server ? strlen(server) : 0, json_is_integer(jseq),
+           (uint64_t)json_integer_value(jseq), name, name ? strlen(name) : 0,
+           fields ? ami_msg_dup(fields) : ami_msg_new());
     json_decref(o);
+}
+
+/* bus_wants() through the cache (names too long for it are not kept). */
+static int wants_cached(struct bus *b, const char *name)
+{
+    size_t len = strlen(name);
+    if (!len || len >= BUS_EVENT_NAME_MAX)
+        return bus_wants(b, name);
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)name[i]) * 16777619u;
+    struct wants_entry *w = &b->wants[h % BUS_WANTS_CACHE];
+    if (memcmp(w->name, name, len + 1) != 0) {
+        memcpy(w->name, name, len + 1);
+        w->wants = bus_wants(b, name);
+    }
+    return w->wants;
 }
 
 void bus_publish_ami(struct bus *b, size_t server, const struct ami_msg *m)
@@ -243,14 +367,18 @@ void bus_publish_ami(struct bus *b, size_t server, const struct ami_msg *m)
     metrics_inc(METRIC_EVENTS_RECEIVED, b->cfg->servers[server].name, NULL, 1);
     if (b->follower)
         return; /* the leader publishes it; it comes back through bus_inject() */
-    if (!bus_wants(b, name)) {
+    if (!wants_cached(b, name)) {
         b->st.filtered++;
         metrics_inc(METRIC_EVENTS_FILTERED, b->cfg->servers[server].name, NULL, 1);
         return;
     }
     char when[40], ename[BUS_EVENT_NAME_MAX];
     log_timestamp(when, sizeof(when));
-    snprintf(ename, sizeof(ename), "%s", name);
+    size_t nlen = strlen(name); /* cut to fit, as snprintf would */
+    if (nlen >= sizeof(ename))
+        nlen = sizeof(ename) - 1;
+    memcpy(ename, name, nlen);
+    ename[nlen] = '\0';
     uint64_t seq = b->seq[server] + 1;
     struct bus_event *e = NULL;
     /* the event and its JSON in one allocation */

@@ -79,6 +79,10 @@ struct bus_publisher {
     uint64_t last_drop_log;
     int draining;
     uv_timer_t drain_timer;
+    /* fenced: the events of one turn of the loop go out together, in
+     * batches, once its I/O is done (not one script call per event) */
+    uv_check_t flush;
+    int handles_open; /* drain_timer and flush, until closed */
     void (*drain_done)(void *);
     void *drain_arg;
     int closing;
@@ -210,14 +214,27 @@ static int send_argv(struct bus_publisher *p, int argc, const char *const *argv,
     return bus_redis_formatted(p->redis, on_reply, p, p->cmd.data, p->cmd.len);
 }
 
-/* "<prefix>.<server>.<Event>" into buf (cut at its size); its length. */
+/* `s` at buf + o, cut so that the NUL still fits in `size`; the new end. */
+static size_t put_cut(char *buf, size_t size, size_t o, const char *s)
+{
+    size_t n = strlen(s);
+    if (n > size - 1 - o)
+        n = size - 1 - o;
+    memcpy(buf + o, s, n);
+    buf[o + n] = '\0';
+    return o + n;
+}
+
+/* "<prefix>.<server>.<Event>" into buf (cut at its size, as snprintf
+ * would; by hand: this runs for every event); its length. */
 static size_t channel_of(const struct bus_publisher *p, const struct bus_event *e, char *buf,
                          size_t size)
 {
-    int cl = snprintf(buf, size, "%s.%s.%s",
-                      e->channel_prefix ? e->channel_prefix : p->cfg->redis_prefix, e->server_name,
-                      e->name);
-    return cl < 0 ? 0 : (size_t)cl < size ? (size_t)cl : size - 1;
+    size_t o = put_cut(buf, size, 0, e->channel_prefix ? e->channel_prefix : p->cfg->redis_prefix);
+    o = put_cut(buf, size, o, ".");
+    o = put_cut(buf, size, o, e->server_name);
+    o = put_cut(buf, size, o, ".");
+    return put_cut(buf, size, o, e->name);
 }
 
 static int send_publish(struct bus_publisher *p, struct bus_event *e)
@@ -370,6 +387,13 @@ static void log_drops(struct bus_publisher *p)
     p->last_drop_log = now;
 }
 
+static void on_flush(uv_check_t *h)
+{
+    struct bus_publisher *p = h->data;
+    uv_check_stop(&p->flush);
+    pump(p);
+}
+
 void bus_publisher_sink(void *ud, struct bus_event *e)
 {
     struct bus_publisher *p = ud;
@@ -386,6 +410,13 @@ void bus_publisher_sink(void *ud, struct bus_event *e)
     }
     bus_event_ref(e);
     fifo_push(&p->buf, e, CMD_PUBLISH);
+    /* fenced: a whole batch goes at once; less waits for the rest of
+     * this turn's events (on_flush) */
+    if (p->lease && p->buf.n < PUBLISHER_BATCH) {
+        if (!uv_is_active((uv_handle_t *)&p->flush))
+            uv_check_start(&p->flush, on_flush);
+        return;
+    }
     pump(p);
 }
 
@@ -450,6 +481,9 @@ struct bus_publisher *bus_publisher_new(uv_loop_t *loop, const struct cfg *c,
     digest_hex(md, sizeof(md), p->fence_sha);
     uv_timer_init(loop, &p->drain_timer);
     p->drain_timer.data = p;
+    uv_check_init(loop, &p->flush);
+    p->flush.data = p;
+    p->handles_open = 2;
     return p;
 }
 
@@ -505,9 +539,11 @@ void bus_publisher_drain(struct bus_publisher *p, uint64_t deadline_ms, void (*d
     maybe_drained(p);
 }
 
-static void drain_timer_closed(uv_handle_t *h)
+static void handle_closed(uv_handle_t *h)
 {
     struct bus_publisher *p = h->data;
+    if (--p->handles_open > 0)
+        return;
     while (p->buf.n)
         bus_event_unref(fifo_pop(&p->buf).e);
     while (p->inflight.n)
@@ -533,7 +569,9 @@ void bus_publisher_close(struct bus_publisher *p, void (*done)(void *arg), void 
     p->pause_fn = NULL;   /* the owner is going: nothing to hold back any more */
     p->drain_done = NULL; /* a drain still running ends here, unheard */
     uv_timer_stop(&p->drain_timer);
-    uv_close((uv_handle_t *)&p->drain_timer, drain_timer_closed);
+    uv_check_stop(&p->flush);
+    uv_close((uv_handle_t *)&p->drain_timer, handle_closed);
+    uv_close((uv_handle_t *)&p->flush, handle_closed);
 }
 
 void bus_publisher_set_pause_cb(struct bus_publisher *p, void (*fn)(void *ud, int pause), void *ud)

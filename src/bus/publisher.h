@@ -5,7 +5,10 @@
  * pipelined in order on the one Redis connection. With a lease (replicas,
  * bus/lease) the events go through the fence script instead, the waiting
  * ones in batches (PUBLISHER_BATCH): one fence check and one reply per
- * batch, all of it published or none. While Redis is slow or
+ * batch, all of it published or none. A batch goes as soon as it is full;
+ * fewer events wait until the I/O of the current turn of the loop is done
+ * (a uv_check), so the events parsed from one read share a script call
+ * instead of one call each. While Redis is slow or
  * down, events wait in a bounded buffer (AMIBRIDGE_REDIS_BUFFER); when it
  * is full the oldest are dropped, every drop counted and logged at most
  * once a second. Commands that were in flight when the connection dropped
@@ -56,7 +59,7 @@ struct bus_publisher_stats {
 struct bus_publisher *bus_publisher_new(uv_loop_t *loop, const struct cfg *c,
                                         struct bus_redis *redis);
 /* Teardown (docs/layout.md, "Teardown"): drop what is buffered, close the
- * timer, free; a drain still running ends without its callback. Commands
+ * timer and the check handle, free; a drain still running ends without its callback. Commands
  * in flight name the publisher: close `redis` in the same turn of the loop
  * (its failed replies then come before `done`). */
 void bus_publisher_close(struct bus_publisher *p, void (*done)(void *arg), void *arg);

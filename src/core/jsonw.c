@@ -74,11 +74,53 @@ static int quoted(struct strbuf *out, const unsigned char *s, size_t len)
     return 0;
 }
 
+/* Printable ASCII other than `"` and `\\`: copied as it is. */
+static int plain(unsigned char c)
+{
+    return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+/* Are the 8 bytes at p all plain? Word at a time: a byte below 0x20, a
+ * `"`, a `\\` or a high bit anywhere sets a high bit in the result (the
+ * zero-byte tests of "Bit Twiddling Hacks"; exact as a yes/no). */
+static int plain8(const unsigned char *p)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    uint64_t ctl = (v - ones * 0x20) & ~v;
+    uint64_t q = v ^ (ones * '"');
+    uint64_t b = v ^ (ones * '\\');
+    q = (q - ones) & ~q;
+    b = (b - ones) & ~b;
+    return ((ctl | q | b | v) & high) == 0;
+}
+
 int jsonw_string(struct strbuf *out, const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    while (len - i >= 8 && plain8(p + i))
+        i += 8;
+    while (i < len && plain(p[i]))
+        i++;
+    if (i == len) { /* the common case (every AMI key, most values): one copy */
+        if (len > (size_t)-1 - 3)
+            return -ENOMEM;
+        int rc = strbuf_grow(out, len + 2);
+        if (rc)
+            return rc;
+        char *w = out->data + out->len;
+        *w++ = '"';
+        memcpy(w, s, len);
+        w += len;
+        *w++ = '"';
+        *w = '\0';
+        out->len = (size_t)(w - out->data);
+        return 0;
+    }
     int high = 0;
-    for (size_t i = 0; i < len && !high; i++)
+    for (; i < len && !high; i++)
         high = p[i] >= 0x80;
     if (!high || utf8_valid(s, len))
         return quoted(out, p, len);

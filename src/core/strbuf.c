@@ -31,7 +31,7 @@ void strbuf_reset(struct strbuf *sb)
 }
 
 /* Make room for `extra` more bytes plus the NUL, growing geometrically. */
-static int strbuf_reserve(struct strbuf *sb, size_t extra)
+int strbuf__reserve(struct strbuf *sb, size_t extra)
 {
     if (sb->limit && extra > sb->limit - sb->len)
         return -E2BIG;
@@ -51,28 +51,6 @@ static int strbuf_reserve(struct strbuf *sb, size_t extra)
     return 0;
 }
 
-int strbuf_grow(struct strbuf *sb, size_t extra)
-{
-    return strbuf_reserve(sb, extra);
-}
-
-int strbuf_append(struct strbuf *sb, const void *data, size_t len)
-{
-    int rc = strbuf_reserve(sb, len);
-    if (rc)
-        return rc;
-    if (len)
-        memcpy(sb->data + sb->len, data, len);
-    sb->len += len;
-    sb->data[sb->len] = '\0';
-    return 0;
-}
-
-int strbuf_append_str(struct strbuf *sb, const char *s)
-{
-    return strbuf_append(sb, s, strlen(s));
-}
-
 int strbuf_vprintf(struct strbuf *sb, const char *fmt, va_list ap)
 {
     va_list ap2;
@@ -81,7 +59,7 @@ int strbuf_vprintf(struct strbuf *sb, const char *fmt, va_list ap)
     va_end(ap2);
     if (n < 0)
         return -EINVAL;
-    int rc = strbuf_reserve(sb, (size_t)n);
+    int rc = strbuf__reserve(sb, (size_t)n);
     if (rc)
         return rc;
     vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, ap);

@@ -9,6 +9,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <string.h>
 
 struct strbuf {
     char *data;   /* owned; NUL-terminated when non-NULL */
@@ -26,15 +27,38 @@ void strbuf_release(struct strbuf *sb);
 /* Forget the contents but keep the allocation. */
 void strbuf_reset(struct strbuf *sb);
 
+/* Internal: strbuf_grow() when the room is not there yet. */
+int strbuf__reserve(struct strbuf *sb, size_t extra);
+
 /* Make room for `extra` more bytes (and the NUL) so that they can be
  * written at data + len directly; len is the caller's to move then.
- * 0, -ENOMEM or -E2BIG. */
-int strbuf_grow(struct strbuf *sb, size_t extra);
+ * 0, -ENOMEM or -E2BIG. Inline: the event path appends a dozen small
+ * pieces per event, and the room is nearly always there already. */
+static inline int strbuf_grow(struct strbuf *sb, size_t extra)
+{
+    if (extra < sb->cap - sb->len && (!sb->limit || extra <= sb->limit - sb->len))
+        return 0;
+    return strbuf__reserve(sb, extra);
+}
 
 /* Append bytes. Returns 0, -ENOMEM, or -E2BIG when the cap would be passed
  * (in which case nothing is appended). */
-int strbuf_append(struct strbuf *sb, const void *data, size_t len);
-int strbuf_append_str(struct strbuf *sb, const char *s);
+static inline int strbuf_append(struct strbuf *sb, const void *data, size_t len)
+{
+    int rc = strbuf_grow(sb, len);
+    if (rc)
+        return rc;
+    if (len)
+        memcpy(sb->data + sb->len, data, len);
+    sb->len += len;
+    sb->data[sb->len] = '\0';
+    return 0;
+}
+
+static inline int strbuf_append_str(struct strbuf *sb, const char *s)
+{
+    return strbuf_append(sb, s, strlen(s));
+}
 int strbuf_printf(struct strbuf *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int strbuf_vprintf(struct strbuf *sb, const char *fmt, va_list ap);
 

@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ami/message.h"
@@ -165,12 +166,83 @@ static void a_follower_streams_what_the_leader_published_and_goes_on_from_it(voi
     bus_free(b);
 }
 
+/* The last event a sink saw: its JSON and its fields. */
+struct last {
+    char *json;
+    struct ami_msg *fields;
+};
+
+static void keep_last(void *ud, struct bus_event *e)
+{
+    struct last *l = ud;
+    free(l->json);
+    ami_msg_free(l->fields);
+    l->json = strdup(e->json);
+    l->fields = ami_msg_dup(e->msg);
+}
+
+/* Publish `m` on a leader's bus, read its JSON back on a follower's: the
+ * follower's fields are what jansson makes of that JSON. */
+static void round_trip(struct ami_msg *m)
+{
+    struct bus *lead = bus_new(&cfg), *follow = bus_new(&cfg);
+    assert_non_null(lead);
+    assert_non_null(follow);
+    struct last a = {0}, b = {0};
+    assert_int_equal(bus_add_sink(lead, keep_last, &a), 0);
+    assert_int_equal(bus_add_sink(follow, keep_last, &b), 0);
+    bus_set_follower(follow, 1);
+    bus_publish_ami(lead, 0, m);
+    assert_non_null(a.json);
+    bus_inject(follow, a.json, strlen(a.json));
+    assert_non_null(b.fields);
+    assert_string_equal(b.json, a.json);
+    json_t *o = json_loads(a.json, 0, NULL);
+    struct ami_msg *want = NULL;
+    struct ami_error err;
+    assert_int_equal(ami_msg_from_json(json_object_get(o, "fields"), &want, &err), 0);
+    assert_int_equal(ami_msg_count(b.fields), ami_msg_count(want));
+    for (size_t i = 0; i < ami_msg_count(want); i++) {
+        assert_string_equal(ami_msg_key_at(b.fields, i), ami_msg_key_at(want, i));
+        assert_int_equal(ami_msg_value_len_at(b.fields, i), ami_msg_value_len_at(want, i));
+        assert_memory_equal(ami_msg_value_at(b.fields, i), ami_msg_value_at(want, i),
+                            ami_msg_value_len_at(want, i));
+    }
+    ami_msg_free(want);
+    json_decref(o);
+    free(a.json);
+    free(b.json);
+    ami_msg_free(a.fields);
+    ami_msg_free(b.fields);
+    bus_free(lead);
+    bus_free(follow);
+}
+
+static void a_follower_reads_the_fields_as_jansson_does_with_or_without_escapes(void **state)
+{
+    (void)state;
+    /* plain text: read without jansson; repeated keys, an empty value */
+    struct ami_msg *m = ami_msg_new();
+    assert_non_null(m);
+    assert_int_equal(ami_msg_add(m, "Event", "UserEvent"), 0);
+    assert_int_equal(ami_msg_add(m, "Channel", "PJSIP/201-00000001"), 0);
+    assert_int_equal(ami_msg_add(m, "Variable", "a=1"), 0);
+    assert_int_equal(ami_msg_add(m, "Variable", "b=[2],{3}:\"x"), 0);
+    assert_int_equal(ami_msg_add(m, "Value", ""), 0);
+    round_trip(m);
+    /* a value with escapes, bytes that are not UTF-8: through jansson */
+    assert_int_equal(ami_msg_add(m, "Note", "tab\there \\ \xff"), 0);
+    round_trip(m);
+    ami_msg_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(filtered_events_take_no_number_and_the_rest_are_encoded_once),
         cmocka_unit_test(the_ring_replays_what_came_after_and_says_where_it_begins),
         cmocka_unit_test(a_follower_streams_what_the_leader_published_and_goes_on_from_it),
+        cmocka_unit_test(a_follower_reads_the_fields_as_jansson_does_with_or_without_escapes),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
