@@ -56,73 +56,10 @@ done
 
 TOKEN=bench-token-0123456789
 export BENCH_TOKEN=$TOKEN
-tmp=$(mktemp -d /tmp/amibridge-guard.XXXXXX)
-pids=()
-watchdog=
-stop_pid() {
-    local p=$1 keep=() q
-    kill "$p" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$p" 2>/dev/null || true
-    wait "$p" 2>/dev/null || true
-    for q in "${pids[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
-    pids=("${keep[@]}")
-}
-cleanup() {
-    [ -z "$watchdog" ] || kill "$watchdog" 2>/dev/null || true
-    local p
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    for p in "${pids[@]}" $watchdog; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'echo "guard.sh: interrupted" >&2; exit 130' INT TERM
-(
-    sleep "$TIMEOUT_S" &
-    s=$!
-    trap 'kill $s 2>/dev/null; exit 0' TERM
-    wait "$s" && { echo "guard.sh: timeout after ${TIMEOUT_S}s" >&2; kill -TERM $$; }
-) &
-watchdog=$!
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-calc() { python3 -c "import sys; print($1)" "${@:2}"; }
-jfield() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
-wrk_rps() { awk '/^Requests\/sec:/ {print $2}' "$1"; }
-
-start_sim() {
-    rm -f "$tmp/sim.port"
-    "$BUILD/ami-sim" --listen 127.0.0.1:0 --ready-file "$tmp/sim.port" --quiet &
-    SIM_PID=$!
-    pids+=("$SIM_PID")
-    for _ in $(seq 100); do [ -s "$tmp/sim.port" ] && break; sleep 0.05; done
-    [ -s "$tmp/sim.port" ] || { echo "ami-sim did not start" >&2; exit 2; }
-    SIM_PORT=$(cat "$tmp/sim.port")
-}
-# start_bridge NAME READY_GREP [VAR=value...]: sets BRIDGE_PID, BRIDGE_URL
-start_bridge() {
-    local name=$1 grep=$2 port
-    shift 2
-    port=$(free_port)
-    BRIDGE_URL=http://127.0.0.1:$port
-    env AMIBRIDGE_LISTEN="127.0.0.1:$port" AMIBRIDGE_AMI_HOST=127.0.0.1 AMIBRIDGE_AMI_PORT="$SIM_PORT" \
-        AMIBRIDGE_AMI_USERNAME=bridge AMIBRIDGE_AMI_SECRET=bridgesecret AMIBRIDGE_LOG_LEVEL=warn \
-        AMIBRIDGE_API_KEYS="bench:$TOKEN:actions,read" "$@" "$BUILD/amibridge" 2>"$tmp/bridge-$name.log" &
-    BRIDGE_PID=$!
-    pids+=("$BRIDGE_PID")
-    for _ in $(seq 500); do
-        curl -fs -m 1 "$BRIDGE_URL/readyz" 2>/dev/null | grep -q "$grep" && return 0
-        kill -0 "$BRIDGE_PID" 2>/dev/null || break
-        sleep 0.02
-    done
-    echo "amibridge ($name) did not get ready; its log:" >&2
-    cat "$tmp/bridge-$name.log" >&2
-    exit 2
-}
-flood() {
-    curl -fs -m 5 -X POST -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
-        -d "{\"Flood\":\"$1\",\"FloodCount\":\"$2\"}" "$BRIDGE_URL/v1/actions/SimControl" >/dev/null
-}
+BIN=$BUILD
+NAME=guard.sh
+# shellcheck source=bench/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 failed=0
 verdict() { # NAME VALUE FLOOR OK(1/0)
@@ -140,7 +77,7 @@ T_START=$(date +%s)
 # --- 1. the action route against the bare responder ---------------------------------------
 echo "== 1. POST /v1/actions/Ping: amibridge vs mhd-baseline, wrk -t$THREADS -c$CONNS -d${DURATION}s, $ROUNDS rounds"
 start_sim
-start_bridge actions . AMIBRIDGE_AMI_POOL_SIZE="$POOL"
+start_bridge actions AMIBRIDGE_AMI_POOL_SIZE="$POOL"
 rm -f "$tmp/base.port"
 "$BUILD/mhd-baseline" --ready-file "$tmp/base.port" &
 BASE_PID=$!
@@ -177,7 +114,7 @@ REDIS_PID=$!
 pids+=("$REDIS_PID")
 start_sim
 for _ in $(seq 50); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.1; done
-start_bridge events '"redis":{"state":"up"' AMIBRIDGE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+READY_GREP='"redis":{"state":"up"' start_bridge events AMIBRIDGE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 # step RATE: 0 when every event came, in order, at >= 80 % of RATE
 step() {
     local count=$(($1 * STEP_S)) sub
@@ -221,7 +158,7 @@ stop_pid "$REDIS_PID"
 # --- 3. idle RSS --------------------------------------------------------------------------------
 echo "== 3. idle RSS right after /readyz 200"
 start_sim
-start_bridge idle .
+start_bridge idle
 rss=$(awk '$1 == "VmRSS:" {print $2}' "/proc/$BRIDGE_PID/status")
 stop_pid "$BRIDGE_PID"
 stop_pid "$SIM_PID"
