@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fnmatch.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +10,7 @@
 #include "core/log.h"
 #include "core/metrics.h"
 #include "core/strbuf.h"
+#include "core/utf8.h"
 
 struct sink {
     bus_sink_fn fn;
@@ -184,7 +186,22 @@ static void deliver(struct bus *b, size_t server, struct bus_event *e)
         b->sinks[i].fn(b->sinks[i].ud, e);
 }
 
-/* A follower: one event as the leader published it (`json`), of server
+/* An event name as AMI writes one: printable ASCII, no blank, no quote or
+ * backslash (a name from Redis goes into SSE's `event:` line as it is). */
+static int name_ok(const char *name, size_t nlen)
+{
+    if (!nlen)
+        return 0;
+    for (size_t i = 0; i < nlen; i++) {
+        unsigned char ch = (unsigned char)name[i];
+        if (ch <= 0x20 || ch >= 0x7f || ch == '"' || ch == '\\')
+            return 0;
+    }
+    return 1;
+}
+
+/* A follower: one event as the leader published it (`json`, one line: no
+ * CR or LF, which SSE would read as the end of its `data:`), of server
  * `server` (slen bytes, NULL when absent) with sequence number `seq` (valid
  * when has_seq), named `name` (nlen bytes); `msg` its fields, taken. */
 static void inject(struct bus *b, const char *json, size_t len, const char *server, size_t slen,
@@ -196,8 +213,8 @@ static void inject(struct bus *b, const char *json, size_t len, const char *serv
             !memcmp(b->cfg->servers[i].name, server, slen))
             idx = i;
     struct bus_event *e = NULL;
-    if (idx == b->nservers || !name || !msg || !has_seq || nlen >= sizeof(e->name) ||
-        memchr(name, '\0', nlen) || !(e = calloc(1, sizeof(*e)))) {
+    if (idx == b->nservers || !name || !msg || !has_seq || seq > INT64_MAX ||
+        !name_ok(name, nlen) || nlen >= sizeof(e->name) || !(e = calloc(1, sizeof(*e)))) {
         ami_msg_free(msg);
         return;
     }
@@ -252,24 +269,63 @@ static int str(struct cursor *c, const char **v, size_t *n)
     return 0;
 }
 
+/* Is the text free of what the plain reader leaves to jansson: a control
+ * byte (raw in a string jansson refuses it; between tokens it is a blank
+ * that may be CR or LF), a backslash (an escape), and UTF-8 that is not
+ * well-formed (jansson refuses it)? Eight bytes at a time, as jsonw does. */
+static int plain_text(const char *json, size_t len)
+{
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    const unsigned char *p = (const unsigned char *)json;
+    uint64_t any = 0, hi = 0;
+    size_t i = 0;
+    for (; len - i >= 8; i += 8) {
+        uint64_t v;
+        memcpy(&v, p + i, sizeof(v));
+        uint64_t b = v ^ (ones * '\\');
+        any |= (((v - ones * 0x20) & ~v) | ((b - ones) & ~b)) & high;
+        hi |= v & high;
+    }
+    for (; i < len; i++) {
+        any |= p[i] < 0x20 || p[i] == '\\';
+        hi |= p[i] & 0x80;
+    }
+    return !any && (!hi || utf8_valid(json, len));
+}
+
+/* Does fields member `k` (klen bytes) repeat an earlier member? jansson
+ * keeps the last of two equal keys; the plain reader leaves that to it. */
+static int repeats(const struct ami_msg *m, const char *k, size_t klen)
+{
+    for (size_t i = 0, n = ami_msg_count(m); i < n; i++) {
+        const char *ki = ami_msg_key_at(m, i);
+        if (ki[0] == k[0] && strlen(ki) == klen && !memcmp(ki, k, klen))
+            return 1;
+    }
+    return 0;
+}
+
 /* The common case of bus_inject() without jansson: the JSON exactly as
  * encode() writes it, with no escape anywhere (so every '"' ends a
- * string) and string values only. 0 when injected, -1 when the text is
- * anything else (the caller parses it whole). A follower does this for
- * every event the leader publishes. */
+ * string), string values only and no key twice. 0 when injected, -1 when
+ * the text is anything else (the caller parses it whole): what is read
+ * here is always what jansson would read. A follower does this for every
+ * event the leader publishes. */
 static int inject_plain(struct bus *b, const char *json, size_t len)
 {
     struct cursor c = {json, json + len};
     const char *server, *name, *t, *k, *v;
     size_t slen, nlen, tlen, klen, vlen;
-    if (memchr(json, '\\', len) || LIT(&c, "{\"server\":") || str(&c, &server, &slen) ||
+    if (!plain_text(json, len) || LIT(&c, "{\"server\":") || str(&c, &server, &slen) ||
         LIT(&c, ",\"event\":") || str(&c, &name, &nlen) || LIT(&c, ",\"seq\":"))
         return -1;
+    /* a JSON integer: no leading zero; a seq is at most INT64_MAX */
     uint64_t seq = 0;
     int digits = 0;
     for (; c.p < c.end && *c.p >= '0' && *c.p <= '9' && digits < 19; c.p++, digits++)
         seq = seq * 10 + (uint64_t)(*c.p - '0');
-    if (!digits || (c.p < c.end && *c.p >= '0' && *c.p <= '9') || LIT(&c, ",\"time\":") ||
+    if (!digits || (digits > 1 && c.p[-digits] == '0') || seq > INT64_MAX ||
+        (c.p < c.end && *c.p >= '0' && *c.p <= '9') || LIT(&c, ",\"time\":") ||
         str(&c, &t, &tlen) || LIT(&c, ",\"fields\":{"))
         return -1;
     struct ami_msg *m = ami_msg_new();
@@ -280,7 +336,8 @@ static int inject_plain(struct bus *b, const char *json, size_t len)
         c.p++;
     else
         for (;;) {
-            if (str(&c, &k, &klen) || LIT(&c, ":") || c.p == c.end) {
+            if (str(&c, &k, &klen) || !klen || repeats(m, k, klen) || LIT(&c, ":") ||
+                c.p == c.end) {
                 rc = -1;
                 break;
             }
@@ -310,6 +367,27 @@ static int inject_plain(struct bus *b, const char *json, size_t len)
     return 0;
 }
 
+/* jansson's reading of an event's text, `o`: injected with `msg` as its
+ * fields. The text goes on as it came unless it has a control byte (a
+ * blank between tokens: CR or LF would cut SSE's `data:` line), then as
+ * jansson writes it, on one line. */
+static void inject_parsed(struct bus *b, const char *json, size_t len, json_t *o, const char *name,
+                          size_t nlen, struct ami_msg *msg)
+{
+    json_t *jseq = json_object_get(o, "seq");
+    const char *server = json_string_value(json_object_get(o, "server"));
+    json_int_t seq = json_integer_value(jseq);
+    char *line = NULL;
+    for (size_t i = 0; i < len && !line; i++)
+        if ((unsigned char)json[i] < 0x20 && !(line = json_dumps(o, JSON_COMPACT))) {
+            ami_msg_free(msg);
+            return;
+        }
+    inject(b, line ? line : json, line ? strlen(line) : len, server, server ? strlen(server) : 0,
+           json_is_integer(jseq) && seq >= 0, (uint64_t)seq, name, nlen, msg);
+    free(line);
+}
+
 void bus_inject(struct bus *b, const char *json, size_t len)
 {
     if (!b->follower || inject_plain(b, json, len) == 0)
@@ -318,11 +396,8 @@ void bus_inject(struct bus *b, const char *json, size_t len)
     struct ami_msg *msg = NULL;
     struct ami_error err;
     if (ami_msg_from_json(json_object_get(o, "fields"), &msg, &err) == 0) {
-        json_t *js = json_object_get(o, "server"), *jseq = json_object_get(o, "seq");
-        json_t *jn = json_object_get(o, "event");
-        const char *server = json_string_value(js), *name = json_string_value(jn);
-        inject(b, json, len, server, server ? strlen(server) : 0, json_is_integer(jseq),
-               (uint64_t)json_integer_value(jseq), name, name ? strlen(name) : 0, msg);
+        const char *name = json_string_value(json_object_get(o, "event"));
+        inject_parsed(b, json, len, o, name, name ? strlen(name) : 0, msg);
     }
     json_decref(o);
 }
@@ -333,11 +408,9 @@ void bus_inject_event(struct bus *b, const char *json, size_t len, const char *n
     if (!b->follower)
         return;
     json_t *o = json_loadb(json, len, 0, NULL);
-    json_t *jseq = json_object_get(o, "seq");
-    const char *server = json_string_value(json_object_get(o, "server"));
-    inject(b, json, len, server, server ? strlen(server) : 0, json_is_integer(jseq),
-           (uint64_t)json_integer_value(jseq), name, name ? strlen(name) : 0,
-           fields ? ami_msg_dup(fields) : ami_msg_new());
+    if (o)
+        inject_parsed(b, json, len, o, name, name ? strlen(name) : 0,
+                      fields ? ami_msg_dup(fields) : ami_msg_new());
     json_decref(o);
 }
 

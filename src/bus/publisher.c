@@ -80,9 +80,13 @@ struct bus_publisher {
     int draining;
     uv_timer_t drain_timer;
     /* fenced: the events of one turn of the loop go out together, in
-     * batches, once its I/O is done (not one script call per event) */
+     * batches, once its I/O is done (not one script call per event);
+     * `wake` keeps the loop from sleeping in poll while they wait (events
+     * pushed from a timer, say a held burst's last chunk, would otherwise
+     * wait for the next I/O) */
     uv_check_t flush;
-    int handles_open; /* drain_timer and flush, until closed */
+    uv_idle_t wake;
+    int handles_open; /* drain_timer, flush and wake, until closed */
     void (*drain_done)(void *);
     void *drain_arg;
     int closing;
@@ -391,7 +395,13 @@ static void on_flush(uv_check_t *h)
 {
     struct bus_publisher *p = h->data;
     uv_check_stop(&p->flush);
+    uv_idle_stop(&p->wake);
     pump(p);
+}
+
+static void on_wake(uv_idle_t *h)
+{
+    (void)h; /* only there so that poll does not block */
 }
 
 void bus_publisher_sink(void *ud, struct bus_event *e)
@@ -413,8 +423,10 @@ void bus_publisher_sink(void *ud, struct bus_event *e)
     /* fenced: a whole batch goes at once; less waits for the rest of
      * this turn's events (on_flush) */
     if (p->lease && p->buf.n < PUBLISHER_BATCH) {
-        if (!uv_is_active((uv_handle_t *)&p->flush))
+        if (!uv_is_active((uv_handle_t *)&p->flush)) {
             uv_check_start(&p->flush, on_flush);
+            uv_idle_start(&p->wake, on_wake);
+        }
         return;
     }
     pump(p);
@@ -483,7 +495,9 @@ struct bus_publisher *bus_publisher_new(uv_loop_t *loop, const struct cfg *c,
     p->drain_timer.data = p;
     uv_check_init(loop, &p->flush);
     p->flush.data = p;
-    p->handles_open = 2;
+    uv_idle_init(loop, &p->wake);
+    p->wake.data = p;
+    p->handles_open = 3;
     return p;
 }
 
@@ -570,8 +584,10 @@ void bus_publisher_close(struct bus_publisher *p, void (*done)(void *arg), void 
     p->drain_done = NULL; /* a drain still running ends here, unheard */
     uv_timer_stop(&p->drain_timer);
     uv_check_stop(&p->flush);
+    uv_idle_stop(&p->wake);
     uv_close((uv_handle_t *)&p->drain_timer, handle_closed);
     uv_close((uv_handle_t *)&p->flush, handle_closed);
+    uv_close((uv_handle_t *)&p->wake, handle_closed);
 }
 
 void bus_publisher_set_pause_cb(struct bus_publisher *p, void (*fn)(void *ud, int pause), void *ud)

@@ -236,6 +236,153 @@ static void a_follower_reads_the_fields_as_jansson_does_with_or_without_escapes(
     ami_msg_free(m);
 }
 
+/* What a follower makes of `json`, against jansson: the event is taken
+ * exactly when jansson reads it as one (server "default", a seq from 0 to
+ * INT64_MAX, an AMI-like name, string fields), with jansson's fields (the
+ * last of two equal keys), and the text that goes on to SSE is one line
+ * that reads as the same JSON. */
+struct outcome {
+    size_t n;
+    struct last last;
+};
+
+static void count_last(void *ud, struct bus_event *e)
+{
+    struct outcome *o = ud;
+    o->n++;
+    keep_last(&o->last, e);
+}
+
+static int name_like_ami(const char *s)
+{
+    if (!s || !*s || strlen(s) >= BUS_EVENT_NAME_MAX)
+        return 0;
+    for (; *s; s++)
+        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f || *s == '"' || *s == '\\')
+            return 0;
+    return 1;
+}
+
+static void as_jansson_reads_it(struct bus *follow, struct outcome *got, const char *json,
+                                size_t len)
+{
+    got->n = 0;
+    bus_inject(follow, json, len);
+    json_t *o = json_loadb(json, len, 0, NULL);
+    struct ami_msg *want = NULL;
+    struct ami_error err;
+    json_t *jseq = json_object_get(o, "seq");
+    const char *server = json_string_value(json_object_get(o, "server"));
+    int taken = o && ami_msg_from_json(json_object_get(o, "fields"), &want, &err) == 0 && server &&
+                !strcmp(server, "default") && json_is_integer(jseq) &&
+                json_integer_value(jseq) >= 0 &&
+                name_like_ami(json_string_value(json_object_get(o, "event")));
+    if (got->n != (taken ? 1u : 0u))
+        fail_msg("%s by the follower, %s by jansson: %.*s", got->n ? "taken" : "refused",
+                 taken ? "taken" : "refused", (int)len, json);
+    if (taken) {
+        assert_null(strchr(got->last.json, '\n'));
+        assert_null(strchr(got->last.json, '\r'));
+        json_t *again = json_loads(got->last.json, 0, NULL);
+        assert_true(json_equal(again, o));
+        json_decref(again);
+        assert_int_equal(ami_msg_count(got->last.fields), ami_msg_count(want));
+        for (size_t i = 0; i < ami_msg_count(want); i++) {
+            assert_string_equal(ami_msg_key_at(got->last.fields, i), ami_msg_key_at(want, i));
+            assert_int_equal(ami_msg_value_len_at(got->last.fields, i),
+                             ami_msg_value_len_at(want, i));
+            assert_memory_equal(ami_msg_value_at(got->last.fields, i), ami_msg_value_at(want, i),
+                                ami_msg_value_len_at(want, i));
+        }
+    }
+    ami_msg_free(want);
+    json_decref(o);
+}
+
+static void a_follower_takes_an_event_only_as_jansson_reads_it(void **state)
+{
+    (void)state;
+    struct bus *follow = bus_new(&cfg);
+    assert_non_null(follow);
+    struct outcome got = {0};
+    assert_int_equal(bus_add_sink(follow, count_last, &got), 0);
+    bus_set_follower(follow, 1);
+#define EV(seq, name, fields)                                                                      \
+    "{\"server\":\"default\",\"event\":" name ",\"seq\":" seq                                      \
+    ",\"time\":\"t\",\"fields\":{" fields "}}"
+    static const char *const cases[] = {
+        EV("7", "\"Hangup\"", "\"Channel\":\"PJSIP/201-00000001\""),
+        /* raw control bytes in a value: jansson refuses them */
+        EV("7", "\"Hangup\"", "\"Channel\":\"a\nb\""),
+        EV("7", "\"Hangup\"", "\"Channel\":\"a\rb\""),
+        EV("7", "\"Hangup\"", "\"Channel\":\"a\x01b\""),
+        EV("7", "\"Hangup\"", "\"Channel\":\"a\tb\""),
+        /* UTF-8 that is not: a stray byte, an overlong NUL, a surrogate */
+        EV("7", "\"Hangup\"",
+           "\"Channel\":\"a\xff"
+           "b\""),
+        EV("7", "\"Hangup\"", "\"Channel\":\"a\xc0\x80\""),
+        EV("7", "\"Hangup\"", "\"Channel\":\"\xed\xa0\x80\""),
+        EV("7", "\"Hangup\"", "\"Channel\":\"caf\xc3\xa9\""),
+        /* a key twice: jansson keeps the last */
+        EV("7", "\"Hangup\"", "\"Channel\":\"a\",\"Channel\":\"b\""),
+        EV("7", "\"Hangup\"", "\"A\":[\"1\",\"2\"],\"B\":\"x\",\"A\":\"3\""),
+        EV("7", "\"Hangup\"", "\"\":\"empty key\""),
+        /* seq: leading zeros are not JSON; past INT64_MAX jansson refuses */
+        EV("07", "\"Hangup\"", ""),
+        EV("0", "\"Hangup\"", ""),
+        EV("-7", "\"Hangup\"", ""),
+        EV("9223372036854775807", "\"Hangup\"", ""),
+        EV("9223372036854775808", "\"Hangup\"", ""),
+        EV("9999999999999999999", "\"Hangup\"", ""),
+        EV("18446744073709551617", "\"Hangup\"", ""),
+        /* names that are not AMI's: a blank, a control byte, a line break */
+        EV("7", "\"Hang up\"", ""),
+        EV("7", "\"Hang\\u0001up\"", ""),
+        EV("7", "\"Hang\\nup\"", ""),
+        EV("7", "\"\"", ""),
+        EV("7", "\"Hang\\\"up\"", ""),
+        /* blanks between tokens, line breaks among them: one line to SSE */
+        "{\"server\":\"default\",\n\"event\":\"Hangup\",\r\n\"seq\":7,\"fields\":{}}",
+        "{\"server\":\"default\", \"event\":\"Hangup\",\"seq\":7,\"fields\":{}}",
+    };
+#undef EV
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        as_jansson_reads_it(follow, &got, cases[i], strlen(cases[i]));
+    /* and what a few bytes changed make of the leader's own text */
+    struct bus *lead = bus_new(&cfg);
+    assert_non_null(lead);
+    struct last a = {0};
+    assert_int_equal(bus_add_sink(lead, keep_last, &a), 0);
+    struct ami_msg *m = ami_msg_new();
+    assert_int_equal(ami_msg_add(m, "Event", "Newchannel"), 0);
+    assert_int_equal(ami_msg_add(m, "Channel", "PJSIP/201-00000001"), 0);
+    assert_int_equal(ami_msg_add(m, "Variable", "a=1"), 0);
+    assert_int_equal(ami_msg_add(m, "Variable", "b=2"), 0);
+    assert_int_equal(ami_msg_add(m, "Exten", "0041"), 0);
+    bus_publish_ami(lead, 0, m);
+    ami_msg_free(m);
+    assert_non_null(a.json);
+    static const char bytes[] = "\n\r\x01\t \\\"0179,:{}[]Aa\x80\xc3\xa9\xff-";
+    size_t len = strlen(a.json);
+    char *text = malloc(len + 1);
+    assert_non_null(text);
+    srand(17);
+    for (int round = 0; round < 20000; round++) {
+        memcpy(text, a.json, len + 1);
+        for (int k = 1 + rand() % 3; k > 0; k--)
+            text[rand() % len] = bytes[rand() % (sizeof(bytes) - 1)];
+        as_jansson_reads_it(follow, &got, text, len);
+    }
+    free(text);
+    free(a.json);
+    ami_msg_free(a.fields);
+    free(got.last.json);
+    ami_msg_free(got.last.fields);
+    bus_free(lead);
+    bus_free(follow);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -243,6 +390,7 @@ int main(void)
         cmocka_unit_test(the_ring_replays_what_came_after_and_says_where_it_begins),
         cmocka_unit_test(a_follower_streams_what_the_leader_published_and_goes_on_from_it),
         cmocka_unit_test(a_follower_reads_the_fields_as_jansson_does_with_or_without_escapes),
+        cmocka_unit_test(a_follower_takes_an_event_only_as_jansson_reads_it),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
