@@ -180,7 +180,7 @@ test: ensure-deps
 # the CMocka programs only (unit, the simulator's, integration, replicas)
 test-c: ensure-deps
 	@$(MAKE) --no-print-directory test-build
-	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
+	@BUILD=$(BUILD) bash tests/run.sh $(TEST_BINS)
 
 # OpenAPI lint (@redocly/cli) and the contract test of the real binary;
 # Node.js comes from Debian when the machine has none
