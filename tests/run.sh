@@ -10,9 +10,8 @@
 # at once do not collide.
 #
 # Refresh tests/durations from a sequential run:
-#   make test-build
-#   JOBS=1 BUILD=build bash tests/run.sh build/tests/*/test_* \
-#     | sed -n 's|^### .*/\(test_[^/:]*\): \([0-9]*\) s$|\1 \2|p' | sort -k2,2nr > tests/durations
+#   JOBS=1 make test-c | sed -n 's|^### .*/\(test_[^/:]*\): \([0-9]*\) s$|\1 \2|p' \
+#     | sort -k2,2nr > tests/durations.new && mv tests/durations.new tests/durations
 set -u
 BUILD=${BUILD:-build}
 JOBS=${JOBS:-2}
