@@ -78,7 +78,7 @@ TEST_BINS := $(TEST_SRCS:%.c=$(BUILD)/%)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all deps ensure-deps check-deps test test-c test-build contract browser stdwebhooks run asan valgrind chaos fuzz lint install clean bench \
+.PHONY: all deps ensure-deps check-deps test test-c test-build contract browser stdwebhooks run asan valgrind chaos fuzz fuzz-deps lint install clean bench \
         bench-all bench-guard \
         docker-test
 
@@ -291,8 +291,12 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ $< $(FUZZ_LIB) $(PKG_LIBS) -lm
 
-fuzz: ensure-deps
+# clang when missing: a target of its own so that CI installs it before it
+# starts `make docker-test` (which runs apt too) alongside the fuzzing
+fuzz-deps: ensure-deps
 	@command -v $(FUZZ_CC) >/dev/null 2>&1 || sh tools/deps.sh $(DEB_FUZZ_PKGS)
+
+fuzz: fuzz-deps
 	@$(MAKE) --no-print-directory $(FUZZ_BINS)
 	@bash tools/fuzz.sh $(BUILD) $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_BINS)
 
