@@ -159,6 +159,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJS) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -pthread -o $@ $< $(SUPPORT_OBJS) $(LIB) $(PKG_LIBS) $(TEST_LIBS) -lm
 
+# reached only through the pattern rule above, these objects are intermediate
+# files: make would delete them after linking, and every later make would
+# compile every test program again
+.SECONDARY: $(TEST_BINS:$(BUILD)/%=$(BUILD)/obj/%.o) $(SUPPORT_OBJS)
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # --- run -------------------------------------------------------------------
