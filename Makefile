@@ -78,7 +78,7 @@ TEST_BINS := $(TEST_SRCS:%.c=$(BUILD)/%)
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 
-.PHONY: all deps ensure-deps check-deps test test-c test-build contract browser stdwebhooks run asan valgrind chaos fuzz lint install clean bench \
+.PHONY: all deps ensure-deps check-deps test test-c test-build contract browser stdwebhooks run asan valgrind chaos fuzz fuzz-deps lint install clean bench \
         bench-all bench-guard \
         docker-test
 
@@ -159,6 +159,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(SUPPORT_OBJS) $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS_ALL) -pthread -o $@ $< $(SUPPORT_OBJS) $(LIB) $(PKG_LIBS) $(TEST_LIBS) -lm
 
+# reached only through the pattern rule above, these objects are intermediate
+# files: make would delete them after linking, and every later make would
+# compile every test program again
+.SECONDARY: $(TEST_BINS:$(BUILD)/%=$(BUILD)/obj/%.o) $(SUPPORT_OBJS)
+
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
 # --- run -------------------------------------------------------------------
@@ -180,7 +185,7 @@ test: ensure-deps
 # the CMocka programs only (unit, the simulator's, integration, replicas)
 test-c: ensure-deps
 	@$(MAKE) --no-print-directory test-build
-	@BUILD=$(BUILD) sh tests/run.sh $(TEST_BINS)
+	@BUILD=$(BUILD) bash tests/run.sh $(TEST_BINS)
 
 # OpenAPI lint (@redocly/cli) and the contract test of the real binary;
 # Node.js comes from Debian when the machine has none
@@ -291,8 +296,12 @@ $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB)
 	@mkdir -p $(@D)
 	$(FUZZ_CC) $(FUZZ_FLAGS) $(PKG_CFLAGS) -o $@ $< $(FUZZ_LIB) $(PKG_LIBS) -lm
 
-fuzz: ensure-deps
+# clang when missing: a target of its own so that CI installs it before it
+# starts `make docker-test` (which runs apt too) alongside the fuzzing
+fuzz-deps: ensure-deps
 	@command -v $(FUZZ_CC) >/dev/null 2>&1 || sh tools/deps.sh $(DEB_FUZZ_PKGS)
+
+fuzz: fuzz-deps
 	@$(MAKE) --no-print-directory $(FUZZ_BINS)
 	@bash tools/fuzz.sh $(BUILD) $(FUZZ_SECONDS) $(FUZZ_JOBS) $(FUZZ_BINS)
 

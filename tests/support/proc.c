@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -158,17 +159,43 @@ int proc_stop(struct proc *p, int timeout_ms)
     return proc_exit_code(p);
 }
 
+/* Every port handed out stays bound here, with SO_REUSEADDR and without
+ * listening, for as long as the test program runs (or until PROC_HELD_PORTS
+ * later picks). The kernel then never gives it to another bind(port 0) nor
+ * to an outgoing connection's local end, so test programs running at once
+ * cannot pick the same port, and a port a test keeps "closed" stays closed
+ * (a connection is refused). The server the port is meant for binds it
+ * anyway: redis-server, amibridge, Python's and Node's HTTP servers all set
+ * SO_REUSEADDR, which Linux lets share a port with sockets that do not
+ * listen. */
+#define PROC_HELD_PORTS 256
+
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+static int held_fd[PROC_HELD_PORTS];
+static size_t held_n;
+
 int proc_free_port(void)
 {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return 0;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     socklen_t l = sizeof(a);
     int port = 0;
     if (bind(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
         getsockname(fd, (struct sockaddr *)&a, &l) == 0)
         port = ntohs(a.sin_port);
-    close(fd);
+    if (!port) {
+        close(fd);
+        return 0;
+    }
+    pthread_mutex_lock(&held_mu);
+    size_t slot = held_n++ % PROC_HELD_PORTS;
+    if (held_n > PROC_HELD_PORTS)
+        close(held_fd[slot]);
+    held_fd[slot] = fd;
+    pthread_mutex_unlock(&held_mu);
     return port;
 }

@@ -8,8 +8,9 @@
  *   int status = proc_stop(&p, 3000);   // SIGTERM, then SIGKILL after 3 s
  *
  * A child lives in its own process group so a signal reaches a wrapper
- * (valgrind) and what it runs. Nothing here is global; the functions may be
- * used from several threads for different children.
+ * (valgrind) and what it runs. Nothing here is global but the ports
+ * proc_free_port keeps; the functions may be used from several threads for
+ * different children.
  */
 #ifndef AMIBRIDGE_TEST_PROC_H
 #define AMIBRIDGE_TEST_PROC_H
@@ -43,7 +44,9 @@ int proc_stop(struct proc *p, int timeout_ms);
 /* Exit code as proc_stop reports it, from p->status. */
 int proc_exit_code(const struct proc *p);
 
-/* A TCP port on 127.0.0.1 that was free a moment ago; 0 on error. */
+/* A free TCP port on 127.0.0.1, kept reserved for this process (bound, not
+ * listening; a server with SO_REUSEADDR can still bind it): no other
+ * bind(port 0) or outgoing connection gets it meanwhile. 0 on error. */
 int proc_free_port(void);
 
 #endif
