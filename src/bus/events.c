@@ -319,12 +319,12 @@ static int inject_plain(struct bus *b, const char *json, size_t len)
     if (!plain_text(json, len) || LIT(&c, "{\"server\":") || str(&c, &server, &slen) ||
         LIT(&c, ",\"event\":") || str(&c, &name, &nlen) || LIT(&c, ",\"seq\":"))
         return -1;
-    /* a JSON integer: no leading zero; a seq is at most INT64_MAX */
+    /* a JSON integer: no leading zero (inject() bounds the value) */
     uint64_t seq = 0;
     int digits = 0;
     for (; c.p < c.end && *c.p >= '0' && *c.p <= '9' && digits < 19; c.p++, digits++)
         seq = seq * 10 + (uint64_t)(*c.p - '0');
-    if (!digits || (digits > 1 && c.p[-digits] == '0') || seq > INT64_MAX ||
+    if (!digits || (digits > 1 && c.p[-digits] == '0') ||
         (c.p < c.end && *c.p >= '0' && *c.p <= '9') || LIT(&c, ",\"time\":") ||
         str(&c, &t, &tlen) || LIT(&c, ",\"fields\":{"))
         return -1;
@@ -377,12 +377,14 @@ static void inject_parsed(struct bus *b, const char *json, size_t len, json_t *o
     json_t *jseq = json_object_get(o, "seq");
     const char *server = json_string_value(json_object_get(o, "server"));
     json_int_t seq = json_integer_value(jseq);
-    char *line = NULL;
-    for (size_t i = 0; i < len && !line; i++)
-        if ((unsigned char)json[i] < 0x20 && !(line = json_dumps(o, JSON_COMPACT))) {
-            ami_msg_free(msg);
-            return;
-        }
+    int ctl = 0;
+    for (size_t i = 0; i < len; i++)
+        ctl |= (unsigned char)json[i] < 0x20;
+    char *line = ctl ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (ctl && !line) {
+        ami_msg_free(msg);
+        return;
+    }
     inject(b, line ? line : json, line ? strlen(line) : len, server, server ? strlen(server) : 0,
            json_is_integer(jseq) && seq >= 0, (uint64_t)seq, name, nlen, msg);
     free(line);
