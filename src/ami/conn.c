@@ -52,6 +52,7 @@ struct ami_conn {
     struct strbuf outw; /* being written */
     uv_write_t wreq;
     int writing;
+    uv_prepare_t flush; /* writes what was queued, once, before the loop waits again */
 
     uint64_t seq;
     char chal_id[96], login_id[96], ka_id[96], logoff_id[96];
@@ -152,13 +153,24 @@ static void conn_flush(struct ami_conn *c)
     c->writing = 1;
 }
 
+static void on_flush(uv_prepare_t *h)
+{
+    struct ami_conn *c = h->data;
+    uv_prepare_stop(&c->flush);
+    conn_flush(c);
+}
+
+/* Queued bytes are written just before the loop next waits for I/O (a
+ * uv_prepare), or when the write in flight is done: the actions of many
+ * requests in one write, with no added wait. */
 static int send_raw(struct ami_conn *c, const char *bytes, size_t len)
 {
     if (c->outq.len + len > AMI_CONN_MAX_OUTBUF)
         return -ENOBUFS;
     if (strbuf_append(&c->outq, bytes, len))
         return -ENOMEM;
-    conn_flush(c);
+    if (!c->writing && !uv_is_active((uv_handle_t *)&c->flush))
+        uv_prepare_start(&c->flush, on_flush);
     return 0;
 }
 
@@ -786,6 +798,8 @@ struct ami_conn *ami_conn_new(uv_loop_t *loop, const struct ami_conn_opts *o,
     uv_timer_init(loop, &c->timer);
     uv_timer_init(loop, &c->ka_timer);
     uv_timer_init(loop, &c->release);
+    uv_prepare_init(loop, &c->flush);
+    c->flush.data = c;
     strbuf_init(&c->held, 0);
     c->timer.data = c;
     c->ka_timer.data = c;
@@ -847,10 +861,11 @@ static void conn_teardown(struct ami_conn *c)
     if (c->gai_active)
         uv_cancel((uv_req_t *)&c->gai);
     close_sock(c);
-    c->closes_pending += 3;
+    c->closes_pending += 4;
     uv_close((uv_handle_t *)&c->timer, handle_closed);
     uv_close((uv_handle_t *)&c->ka_timer, handle_closed);
     uv_close((uv_handle_t *)&c->release, handle_closed);
+    uv_close((uv_handle_t *)&c->flush, handle_closed);
 }
 
 static void conn_maybe_free(struct ami_conn *c)

@@ -71,6 +71,7 @@ static void read_one(struct amipeer *pe, int i)
         amipeer_drop(pe, i);
         return;
     }
+    pe->reads++;
     pe->nin[i] += (size_t)n;
     in[pe->nin[i]] = '\0';
     char *end;

@@ -33,8 +33,9 @@ typedef void (*amipeer_act_fn)(struct amipeer *pe, int fd, const char *msg, void
 typedef void (*amipeer_tick_fn)(struct amipeer *pe, void *ud);
 
 struct amipeer {
-    int port;               /* on 127.0.0.1 */
-    int fds[AMIPEER_CONNS]; /* the sessions, -1 for a free slot (the peer's thread only) */
+    int port;                /* on 127.0.0.1 */
+    int fds[AMIPEER_CONNS];  /* the sessions, -1 for a free slot (the peer's thread only) */
+    volatile unsigned reads; /* recv() calls that brought bytes, all sessions */
     /* private */
     int lfd, max_conns;
     pthread_t th;

@@ -1,7 +1,8 @@
-/* Unit tests for ami/conn's hold (ami_conn_pause) against a scripted AMI
- * peer in this process (a thread with plain sockets): a hold outlives a
- * reconnect, a keepalive reply kept among held bytes does not fail the
- * session, and a connection closed while held still reads the Goodbye. */
+/* Unit tests for ami/conn against a scripted AMI peer in this process (a
+ * thread with plain sockets): the actions of one loop turn go in one
+ * write; a hold (ami_conn_pause) outlives a reconnect, a keepalive reply
+ * kept among held bytes does not fail the session, and a connection
+ * closed while held still reads the Goodbye. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -253,9 +254,34 @@ static void closing_a_held_connection_reads_the_goodbye(void **state)
     assert_true(uv_now(&loop) - t0 < AMI_CONN_LOGOFF_WAIT_MS / 2);
 }
 
+/* Actions queued in one loop turn reach the PBX in one write, made before
+ * the loop waits again (not the first at once and the rest a turn later). */
+static void one_turns_actions_go_in_one_write(void **state)
+{
+    (void)state;
+    struct seen s = {0};
+    struct ami_conn *c = conn_up(&s, 15000);
+    run_for(50); /* the login's bytes are read */
+    unsigned reads = peer.reads;
+    int pings = script.pings;
+    for (int i = 0; i < 3; i++) {
+        char a[64];
+        int n = snprintf(a, sizeof(a), "Action: Ping\r\nActionID: t-w%d\r\n\r\n", i);
+        assert_int_equal(ami_conn_send(c, a, (size_t)n), 0);
+    }
+    usleep(100 * 1000); /* the peer would read anything written so far */
+    assert_int_equal(peer.reads, reads);
+    int want = pings + 3;
+    run_until((const int *)&script.pings, want, 2000);
+    assert_int_equal(script.pings, want);
+    assert_int_equal(peer.reads, reads + 1);
+    conn_close(c, &s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(one_turns_actions_go_in_one_write, setup, teardown),
         cmocka_unit_test_setup_teardown(a_hold_outlives_a_reconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(a_hold_asked_for_while_down_applies_once_up, setup,
                                         teardown),
