@@ -35,6 +35,7 @@
 #define SHUTDOWN_POLL_MS        50
 #define HEALTHCHECK_TIMEOUT_S   3
 #define SHUTDOWN_REDIS_FLUSH_MS 2000 /* longest wait for Redis to take buffered events */
+#define SHUTDOWN_HELD_MS        5000 /* longest wait for AMI events held back to be passed on */
 
 struct server_ctx {
     struct bus *bus;
@@ -72,6 +73,7 @@ struct app {
     uv_signal_t sigterm, sigint;
     uv_timer_t drain;
     uint64_t drain_started;
+    uint64_t held_started;
     int stopping;
     int pools_open;
 };
@@ -591,10 +593,18 @@ static void stop_pausing(struct app *app)
         bus_publisher_set_pause_cb(app->publisher, NULL, NULL);
 }
 
-static void http_closed(void *arg)
+/* Bytes of AMI events read and held back (Redis was slower), all servers. */
+static size_t events_held(const struct app *app)
 {
-    struct app *app = arg;
-    app->http = NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < app->npools; i++)
+        if (app->pools[i])
+            n += ami_pool_events_held(app->pools[i]);
+    return n;
+}
+
+static void close_pools(struct app *app)
+{
     stop_pausing(app);
     app->pools_open = (int)app->npools;
     if (app->npools == 0) {
@@ -608,6 +618,40 @@ static void http_closed(void *arg)
         forget_pool(&app->servers[i]);
         ami_pool_close(p, pool_closed, app);
     }
+}
+
+/* Events held back when the signal came are still to be passed on: the
+ * AMI connections stay open (and read) while Redis catches up, at most
+ * SHUTDOWN_HELD_MS; what is held after that is dropped, counted in the log. */
+static void on_held(uv_timer_t *t)
+{
+    struct app *app = t->data;
+    size_t held = events_held(app);
+    if (held && uv_now(app->loop) - app->held_started < SHUTDOWN_HELD_MS)
+        return;
+    uv_timer_stop(t);
+    if (held)
+        log_warn("shutdown: AMI events still held back after the wait are dropped", "{s:I,s:i}",
+                 "bytes", (json_int_t)held, "waited_ms", SHUTDOWN_HELD_MS);
+    else
+        log_info("shutdown: the AMI events held back were passed on", "{s:I}", "waited_ms",
+                 (json_int_t)(uv_now(app->loop) - app->held_started));
+    close_pools(app);
+}
+
+static void http_closed(void *arg)
+{
+    struct app *app = arg;
+    app->http = NULL;
+    size_t held = events_held(app);
+    if (held && app->publisher) {
+        log_info("shutdown: waiting for the AMI events held back to reach Redis", "{s:I}", "bytes",
+                 (json_int_t)held);
+        app->held_started = uv_now(app->loop);
+        uv_timer_start(&app->drain, on_held, SHUTDOWN_POLL_MS, SHUTDOWN_POLL_MS);
+        return;
+    }
+    close_pools(app);
 }
 
 /* Wait for in-flight requests (bounded), then close AMI (failing whatever

@@ -441,6 +441,11 @@ void ami_pool_pause_events(struct ami_pool *p, int pause)
         ami_conn_pause(p->event.c, pause);
 }
 
+size_t ami_pool_events_held(const struct ami_pool *p)
+{
+    return p->event.c ? ami_conn_held(p->event.c) : 0;
+}
+
 /* --- connection state ----------------------------------------------------------------- */
 
 static void on_up(struct ami_conn *c, void *ud)

@@ -289,6 +289,50 @@ static void a_stalled_redis_holds_events_back_and_loses_none(void **state)
     stop(&e);
 }
 
+/* SIGTERM while events are held back (Redis paused for 1.5 s mid-flood):
+ * the bridge keeps its AMI connections and waits for Redis before it logs
+ * off, so every event it read reaches the subscriber, in order. */
+static void sigterm_while_events_are_held_back_loses_none(void **state)
+{
+    (void)state;
+    struct env e;
+    const char *extra[] = {"AMIBRIDGE_LOG_LEVEL=info", "AMIBRIDGE_REDIS_BUFFER=1000", NULL};
+    start(&e, 1, extra);
+    assert_int_equal(
+        post(&e, "/v1/actions/SimControl", "{\"WriteTimeout\":\"100\",\"MaxOutbuf\":\"0\"}"), 200);
+    struct sub s;
+    assert_int_equal(sub_start(&s, e.redis.port, "ami.default.SimFlood"), 0);
+    enum { N = 20000 };
+    flood(&e, 20000, N);
+    testenv_sleep_ms(200);
+    const char *pause[] = {"CLIENT", "PAUSE", "1500", "WRITE", NULL};
+    free(redis_cli(&e.redis, pause));
+    testenv_sleep_ms(500); /* events pile up, held back */
+    long long t0 = testenv_now_ms();
+    assert_int_equal(proc_signal(&e.bridge.proc, SIGTERM), 0);
+    assert_int_equal(proc_wait(&e.bridge.proc, 15000), 1);
+    assert_int_equal(proc_exit_code(&e.bridge.proc), 0);
+    size_t got = sub_wait(&s, N, 10000);
+    print_message("%zu of %d events after a SIGTERM during a Redis pause; exit after %lld ms\n",
+                  got, N, testenv_now_ms() - t0);
+    assert_int_equal(bridge_log_count(&e.bridge, "waiting for the AMI events held back"), 1);
+    assert_int_equal(bridge_log_count(&e.bridge, "held back were passed on"), 1);
+    assert_int_equal(bridge_log_count(&e.bridge, "dropped"), 0);
+    bridge_stop(&e.bridge, 0);
+    assert_int_equal(got, N);
+    for (size_t i = 0; i < N; i++) {
+        json_t *j = json_loads(s.v[i].payload, 0, NULL);
+        long fseq = strtol(json_string_value(json_object_get(json_object_get(j, "fields"), "Seq")),
+                           NULL, 10);
+        json_decref(j);
+        if (fseq != (long)i + 1)
+            fail_msg("event %zu carries Seq %ld", i, fseq);
+    }
+    sub_stop(&s);
+    amisim_stop(&e.sim);
+    redis_stop(&e.redis);
+}
+
 static void redis_down_drops_are_counted_nothing_blocks_and_publishing_resumes(void **state)
 {
     (void)state;
@@ -854,6 +898,7 @@ int main(void)
         cmocka_unit_test(redis_subscriber_gets_a_call_in_order_as_in_the_capture),
         cmocka_unit_test(hundred_thousand_flood_events_arrive_without_a_gap),
         cmocka_unit_test(a_stalled_redis_holds_events_back_and_loses_none),
+        cmocka_unit_test(sigterm_while_events_are_held_back_loses_none),
         cmocka_unit_test(redis_down_drops_are_counted_nothing_blocks_and_publishing_resumes),
         cmocka_unit_test(xadd_keeps_a_trimmed_stream),
         cmocka_unit_test(sse_filters_replay_and_heartbeat),
