@@ -18,6 +18,7 @@
 #include "api/internal.h"
 #include "api/sseid.h"
 #include "bus/events.h"
+#include "core/jsonw.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -78,13 +79,21 @@ static int client_wants(const struct sse_client *c, const struct bus_event *e)
     return 1;
 }
 
+/* By hand, not printf: this runs for every event and every client. */
 static void format_event(const struct sse_hub *h, const struct bus_event *e, struct strbuf *out)
 {
-    if (h->a->npools > 1)
-        strbuf_printf(out, "id: %s:%llu\n", e->server_name, (unsigned long long)e->seq);
-    else
-        strbuf_printf(out, "id: %llu\n", (unsigned long long)e->seq);
-    strbuf_printf(out, "event: %s\ndata: ", e->name);
+    size_t name = strlen(e->name), server = h->a->npools > 1 ? strlen(e->server_name) : 0;
+    if (strbuf_grow(out, 4 + server + 1 + 20 + 8 + name + 7 + e->len + 2))
+        return;
+    strbuf_append(out, "id: ", 4);
+    if (server) {
+        strbuf_append(out, e->server_name, server);
+        strbuf_append(out, ":", 1);
+    }
+    jsonw_u64(out, e->seq);
+    strbuf_append(out, "\nevent: ", 8);
+    strbuf_append(out, e->name, name);
+    strbuf_append(out, "\ndata: ", 7);
     strbuf_append(out, e->json, e->len); /* compact JSON: no newline inside */
     strbuf_append(out, "\n\n", 2);
 }
@@ -103,11 +112,11 @@ static void client_end(struct sse_client *c, const char *comment)
     http_stream_wake(c->st);
 }
 
-static void enqueue(void *ud, struct bus_event *e)
+/* 1 when the event was queued for c. */
+static int enqueue(struct sse_client *c, struct bus_event *e)
 {
-    struct sse_client *c = ud;
     if (c->ending || !client_wants(c, e))
-        return;
+        return 0;
     if (c->qn == c->qcap) {
         char why[160];
         snprintf(why, sizeof(why),
@@ -118,13 +127,13 @@ static void enqueue(void *ud, struct bus_event *e)
         metrics_inc(METRIC_EVENTS_DROPPED, "sse", "slow_client", 1);
         log_warn("SSE client too slow: disconnected", "{s:I}", "queue", (json_int_t)c->qcap);
         client_end(c, why);
-        return;
+        return 0;
     }
     bus_event_ref(e);
     c->q[(c->qhead + c->qn) % c->qcap] = e;
     c->qn++;
-    metrics_inc(METRIC_EVENTS_PUBLISHED, "sse", NULL, 1);
     http_stream_wake(c->st);
+    return 1;
 }
 
 /* --- the stream ---------------------------------------------------------------------------- */
@@ -194,10 +203,13 @@ static void on_heartbeat(uv_timer_t *t)
 void api_sse_sink(void *ud, struct bus_event *e)
 {
     struct sse_hub *h = ud;
+    size_t queued = 0;
     for (struct sse_client *c = h->clients, *next; c; c = next) {
         next = c->next;
-        enqueue(c, e);
+        queued += (size_t)enqueue(c, e);
     }
+    if (queued)
+        metrics_inc(METRIC_EVENTS_PUBLISHED, "sse", NULL, (double)queued);
 }
 
 struct sse_hub *api_sse_new(struct api *a, struct bus *bus)
@@ -275,6 +287,12 @@ static int split_list(const char *s, char **out, size_t max, size_t *n)
  * refused: a browser's EventSource reconnects with the last id it saw and
  * would give up for good on an error answer (say after a config change
  * renamed a server), while a comment costs nothing. */
+static void replay_one(void *ud, struct bus_event *e)
+{
+    if (enqueue(ud, e))
+        metrics_inc(METRIC_EVENTS_PUBLISHED, "sse", NULL, 1);
+}
+
 static void replay(struct api *a, struct sse_client *c, const char *last)
 {
     char name[CFG_NAME_MAX + 1];
@@ -293,7 +311,7 @@ static void replay(struct api *a, struct sse_client *c, const char *last)
         strbuf_printf(&c->out, ": Last-Event-ID '%s' is not one of ours; no replay\n\n", shown);
         return;
     }
-    uint64_t oldest = bus_replay(c->hub->bus, (size_t)server, after, enqueue, c);
+    uint64_t oldest = bus_replay(c->hub->bus, (size_t)server, after, replay_one, c);
     if (after < UINT64_MAX && oldest > after + 1)
         strbuf_printf(
             &c->out,

@@ -63,9 +63,13 @@ void bus_event_unref(struct bus_event *e)
 
 int bus_glob_any(char *const *globs, size_t n, const char *name)
 {
-    for (size_t i = 0; i < n; i++)
-        if (fnmatch(globs[i], name, 0) == 0)
+    for (size_t i = 0; i < n; i++) {
+        /* a name with none of fnmatch's special characters is itself */
+        int match = strpbrk(globs[i], "*?[\\") ? fnmatch(globs[i], name, 0) == 0
+                                               : strcmp(globs[i], name) == 0;
+        if (match)
             return 1;
+    }
     return 0;
 }
 

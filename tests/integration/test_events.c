@@ -570,6 +570,86 @@ static void a_slow_sse_client_is_cut_off_without_slowing_others(void **state)
     stop(&e);
 }
 
+/* Two AMI servers: every stream id names its server ("pbx2:7"), and such
+ * a Last-Event-ID replays that server's events after it. */
+static void with_two_servers_stream_ids_name_the_server(void **state)
+{
+    (void)state;
+    struct amisim s1, s2;
+    assert_int_equal(amisim_start(&s1, NULL), 0);
+    assert_int_equal(amisim_start(&s2, NULL), 0);
+    char dir[512], path[600], cfgvar[700];
+    assert_int_equal(testenv_tmpdir(dir, sizeof(dir), "servers"), 0);
+    snprintf(path, sizeof(path), "%s/config.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fprintf(f,
+            "{\"servers\":[{\"name\":\"pbx1\",\"host\":\"127.0.0.1\",\"port\":%d,"
+            "\"username\":\"bridge\",\"secret\":\"bridgesecret\"},"
+            "{\"name\":\"pbx2\",\"host\":\"127.0.0.1\",\"port\":%d,"
+            "\"username\":\"bridge\",\"secret\":\"bridgesecret\"}]}",
+            s1.port, s2.port);
+    fclose(f);
+    snprintf(cfgvar, sizeof(cfgvar), "AMIBRIDGE_CONFIG=%s", path);
+    /* the servers are the file's: none from the environment */
+    const char *env[] = {
+        cfgvar, "AMIBRIDGE_AMI_PORT=", "AMIBRIDGE_AMI_USERNAME=", "AMIBRIDGE_AMI_SECRET=", NULL};
+    struct bridge b;
+    assert_int_equal(bridge_start(&b, 0, env), 0);
+    assert_true(bridge_wait_status(&b, "/readyz", 200, 5000) >= 0);
+    struct sse_client c;
+    assert_int_equal(sse_open(&c, b.port, "/v1/events?events=SimFlood", NULL, NULL, 0), 0);
+    assert_int_equal(c.status, 200);
+    char url[256];
+    snprintf(url, sizeof(url), "%s/v1/actions/SimControl?server=pbx2", b.url);
+    struct http_resp r;
+    http_call("POST", url, NULL, "{\"Flood\":\"100\",\"FloodCount\":\"3\"}", NULL, 5000, &r);
+    assert_int_equal(r.status, 200);
+    http_resp_free(&r);
+    char ids[3][64];
+    int n = 0;
+    long long deadline = testenv_now_ms() + 5000;
+    while (n < 3 && testenv_now_ms() < deadline) {
+        struct sse_frame fr;
+        if (sse_next(&c, 200, &fr) != 1)
+            continue;
+        if (fr.data) {
+            json_t *j = json_loads(fr.data, 0, NULL);
+            assert_non_null(j);
+            char want[64];
+            snprintf(want, sizeof(want), "pbx2:%lld",
+                     (long long)json_integer_value(json_object_get(j, "seq")));
+            assert_string_equal(fr.id, want);
+            assert_string_equal(fr.event, "SimFlood");
+            snprintf(ids[n++], sizeof(ids[0]), "%s", fr.id);
+            json_decref(j);
+        }
+        sse_frame_free(&fr);
+    }
+    assert_int_equal(n, 3);
+    sse_close(&c);
+    /* resume after the first: the other two again, same ids */
+    assert_int_equal(sse_open(&c, b.port, "/v1/events?events=SimFlood", NULL, ids[0], 0), 0);
+    int again = 0;
+    deadline = testenv_now_ms() + 5000;
+    while (again < 2 && testenv_now_ms() < deadline) {
+        struct sse_frame fr;
+        if (sse_next(&c, 200, &fr) != 1)
+            continue;
+        if (fr.data) {
+            assert_string_equal(fr.id, ids[1 + again]);
+            again++;
+        }
+        sse_frame_free(&fr);
+    }
+    assert_int_equal(again, 2);
+    sse_close(&c);
+    bridge_stop(&b, 0);
+    amisim_stop(&s1);
+    amisim_stop(&s2);
+    testenv_rmdir(dir);
+}
+
 static void sse_client_cap_and_scope(void **state)
 {
     (void)state;
@@ -903,6 +983,7 @@ int main(void)
         cmocka_unit_test(xadd_keeps_a_trimmed_stream),
         cmocka_unit_test(sse_filters_replay_and_heartbeat),
         cmocka_unit_test(a_slow_sse_client_is_cut_off_without_slowing_others),
+        cmocka_unit_test(with_two_servers_stream_ids_name_the_server),
         cmocka_unit_test(sse_client_cap_and_scope),
         cmocka_unit_test(last_event_id_with_control_bytes_is_never_echoed_raw),
         cmocka_unit_test(one_key_or_one_address_holds_only_its_share_of_the_streams),
