@@ -835,6 +835,11 @@ size_t ami_conn_held(const struct ami_conn *c)
     return held_len(c);
 }
 
+int ami_conn_undrained(const struct ami_conn *c)
+{
+    return c->undrained;
+}
+
 uint64_t ami_conn_hold_overflows(const struct ami_conn *c)
 {
     return c->hold_overflows;

@@ -97,6 +97,8 @@ int ami_conn_send(struct ami_conn *c, const char *bytes, size_t len);
 void ami_conn_pause(struct ami_conn *c, int pause);
 int ami_conn_paused(const struct ami_conn *c);
 size_t ami_conn_held(const struct ami_conn *c);
+/* Messages read while held are still in the parser, not handed out yet. */
+int ami_conn_undrained(const struct ami_conn *c);
 /* Times the hold was full and bytes went through anyway. */
 uint64_t ami_conn_hold_overflows(const struct ami_conn *c);
 

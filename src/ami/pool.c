@@ -443,7 +443,10 @@ void ami_pool_pause_events(struct ami_pool *p, int pause)
 
 size_t ami_pool_events_held(const struct ami_pool *p)
 {
-    return p->event.c ? ami_conn_held(p->event.c) : 0;
+    if (!p->event.c)
+        return 0;
+    size_t held = ami_conn_held(p->event.c);
+    return held ? held : (size_t)ami_conn_undrained(p->event.c);
 }
 
 /* --- connection state ----------------------------------------------------------------- */

@@ -99,7 +99,8 @@ void ami_pool_feed_event(struct ami_pool *p, struct ami_msg *m);
 /* Backpressure: stop (1) or go on (0) reading the event connection (see
  * ami_conn_pause() for the bound Asterisk puts on such a pause). */
 void ami_pool_pause_events(struct ami_pool *p, int pause);
-/* Bytes of events read but held back, not yet passed on. */
+/* Bytes of events read but held back, not yet passed on (at least 1 while
+ * messages of a held chunk wait in the parser). */
 size_t ami_pool_events_held(const struct ami_pool *p);
 
 /* `server` and `instance_id` are copied. Connections start at once.
