@@ -68,6 +68,8 @@ BENCH_TOOL += $(BUILD)/sse-bench
 BENCH_TOOL += $(BUILD)/soak
 # a bare libmicrohttpd JSON responder: the ceiling of bench/run-all.sh
 BENCH_TOOL += $(BUILD)/mhd-baseline
+# requests at a fixed rate, open loop: the p99 figure of bench/run-all.sh
+BENCH_TOOL += $(BUILD)/pace-bench
 
 SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
 SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -142,6 +144,9 @@ $(BUILD)/sse-bench: $(BUILD)/obj/bench/sse_bench.o
 
 $(BUILD)/soak: $(BUILD)/obj/tests/soak/soak.o $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(PKG_LIBS) -lm
+
+$(BUILD)/pace-bench: $(BUILD)/obj/bench/pace_bench.o
+	$(CC) $(LDFLAGS_ALL) -o $@ $<
 
 $(BUILD)/mhd-baseline: $(BUILD)/obj/bench/mhd_baseline.o
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(shell pkg-config --libs libmicrohttpd)

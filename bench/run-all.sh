@@ -6,9 +6,11 @@
 #      a bare libmicrohttpd JSON responder with the bridge's threading model,
 #      MHD in external epoll mode driven by one thread) under the same wrk
 #      command; ROUNDS interleaved rounds, the best of each kept. Then the
-#      bridge's p99 at half the baseline's rate: wrk with a fixed number of
-#      connections paced by a Lua delay() (wrk2 is not in Debian), the delay
-#      calibrated in short runs until the achieved rate is the wanted one;
+#      bridge's p99 at half the baseline's rate, and the baseline's at the
+#      same rate: build/pace-bench (bench/pace_bench.c), open loop, requests
+#      evenly spaced at that rate on PACE_CONNS keep-alive connections, each
+#      timed from when it was due (wrk2 is not in Debian; wrk paced by a Lua
+#      delay() sends on whole-millisecond ticks, in bunches);
 #   2. the highest SimFlood rate ami-sim -> amibridge -> Redis PUBLISH that
 #      a subscriber (build/events-bench) receives complete and in order, as
 #      bench/events.sh, and at KEEP_UP of the rate or more (the bridge holds
@@ -71,7 +73,7 @@ T_RATIO=0.5 T_P99_MS=2 T_IDLE_MIB=10 T_CONNS_MIB=64 T_READY_MS=100
 T_EVENTS=250000 T_EV_RATIO=0.6 T_EV_P99_MS=2
 BURST=${BURST:-1000000}
 
-for b in ami-sim amibridge events-bench sse-bench soak mhd-baseline; do
+for b in ami-sim amibridge events-bench sse-bench soak mhd-baseline pace-bench; do
     [ -x "$BUILD/$b" ] || { echo "missing $BUILD/$b: run 'make all'" >&2; exit 2; }
 done
 for c in wrk curl python3 redis-server redis-cli redis-benchmark; do
@@ -89,7 +91,7 @@ NAME=run-all.sh
 # here (and perf can still read the symbols of what it profiles)
 BIN=$tmp/bin
 mkdir -p "$BIN"
-for b in ami-sim amibridge events-bench sse-bench soak mhd-baseline webhooks-bench; do
+for b in ami-sim amibridge events-bench sse-bench soak mhd-baseline pace-bench webhooks-bench; do
     [ ! -x "$BUILD/$b" ] || cp -p "$BUILD/$b" "$BIN/$b"
 done
 status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null; }
@@ -194,61 +196,37 @@ row "POST /v1/actions/Ping via amibridge → ami-sim, req/s ($CONNS conns, pool 
     "$(fmt0 "$best_bridge")/s (p50 $bridge_p50 ms, p99 $bridge_p99 ms; amibridge $bridge_cpu % of a core = $bridge_us µs CPU per request, ami-sim $sim_cpu %$extra)" \
     "mhd-baseline, same wrk: $(fmt0 "$best_base")/s ($base_cpu % of a core = $base_us µs CPU per request)" "$ratio" "≥ $T_RATIO × baseline" "$(met "$ok")"
 
-# p99 at a fixed rate: wrk, PACE_CONNS connections, each waiting PACE_DELAY_MS
-# (fractional: rounded up or down at random) before each request; latency
-# is timed from the write, so the wait is not in it
-cat >"$tmp/paced.lua" <<'EOF'
-wrk.method = "POST"
-wrk.headers["Authorization"] = "Bearer " .. (os.getenv("BENCH_TOKEN") or "")
-local d = tonumber(os.getenv("PACE_DELAY_MS") or "0")
-local base, frac = math.floor(d), d - math.floor(d)
-function delay()
-    if math.random() < frac then return base + 1 end
-    return base
-end
-EOF
-# paced URL RATE: calibrates, then measures DURATION s; sets PACED_RPS, PACED_P50, PACED_P99
+# paced URL RATE: build/pace-bench at RATE for DURATION s after 1 s of
+# warm-up; sets PACED_RPS, PACED_P50, PACED_P99, PACED_ERRORS
 paced() {
-    local url=$1 want=$2 d rps i fast='' slow=''
-    d=$(calc '"%.3f" % max(0.0, float(sys.argv[1]) * 1000 / float(sys.argv[2]) - 0.3)' "$PACE_CONNS" "$want")
-    for i in 1 2 3 4 5 6; do
-        PACE_DELAY_MS=$d run_wrk "$tmp/wrk-pace.txt" "$url" 3 "$tmp/paced.lua" "$PACE_CONNS"
-        rps=$(wrk_rps "$tmp/wrk-pace.txt")
-        printf '  calibration %s: delay %s ms -> %s req/s (want %s)\n' "$i" "$d" "${rps:-?}" "$want"
-        [ -n "$rps" ] || break
-        calc 'abs(float(sys.argv[1]) / float(sys.argv[2]) - 1) < 0.03' "$rps" "$want" | grep -q True && break
-        [ "$d" = 0.000 ] && calc 'float(sys.argv[1]) < float(sys.argv[2])' "$rps" "$want" | grep -q True && break
-        # "delay rate" pairs on either side of the wanted rate: interpolate
-        # between them once both are known; until then assume one cycle per
-        # connection is the delay plus a fixed cost (round trip, timer slack)
-        if calc 'float(sys.argv[1]) > float(sys.argv[2])' "$rps" "$want" | grep -q True; then fast="$d $rps"; else slow="$d $rps"; fi
-        if [ -n "$fast" ] && [ -n "$slow" ]; then
-            # shellcheck disable=SC2086 # two words each
-            d=$(calc '"%.3f" % (lambda a, b, c, e, w: a + (c - a) * (w - b) / (e - b))(*map(float, sys.argv[1:]))' \
-                $fast $slow "$want")
-        else
-            d=$(calc '"%.3f" % max(0.0, float(sys.argv[1]) * 1000 / float(sys.argv[4]) - (float(sys.argv[1]) * 1000 / float(sys.argv[2]) - float(sys.argv[3])))' \
-                "$PACE_CONNS" "$rps" "$d" "$want")
-        fi
-    done
-    PACE_DELAY_MS=$d run_wrk "$tmp/wrk-pace.txt" "$url" "$DURATION" "$tmp/paced.lua" "$PACE_CONNS"
-    PACED_RPS=$(wrk_rps "$tmp/wrk-pace.txt")
-    PACED_P50=$(wrk_ms 50% "$tmp/wrk-pace.txt")
-    PACED_P99=$(wrk_ms 99% "$tmp/wrk-pace.txt")
-    PACED_DELAY=$d
-    printf '  measured: delay %s ms, %s req/s, p50 %s ms, p99 %s ms\n' "$d" "$PACED_RPS" "$PACED_P50" "$PACED_P99"
+    local url=$1 want=$2
+    timeout $((DURATION + 60)) "$BIN/pace-bench" --port "${url##*:}" --path /v1/actions/Ping \
+        --token "$TOKEN" --rate "$want" --duration "$DURATION" --warmup 1 --conns "$PACE_CONNS" \
+        >"$tmp/pace.json" 2>"$tmp/pace.err"
+    if [ -s "$tmp/pace.json" ]; then
+        PACED_RPS=$(jfield "$tmp/pace.json" rate_done)
+        PACED_P50=$(jfield "$tmp/pace.json" p50_ms)
+        PACED_P99=$(jfield "$tmp/pace.json" p99_ms)
+        PACED_ERRORS=$(jfield "$tmp/pace.json" errors)
+    else
+        PACED_RPS=0 PACED_P50=? PACED_P99=999 PACED_ERRORS=?
+        cat "$tmp/pace.err" >&2
+    fi
+    printf '  %s at %s/s: done at %s/s, p50 %s ms, p99 %s ms (p99.9 %s ms), errors %s\n' "$url" "$want" \
+        "$PACED_RPS" "$PACED_P50" "$PACED_P99" "$(jfield "$tmp/pace.json" p999_ms 2>/dev/null)" "$PACED_ERRORS"
 }
 half=$(calc 'int(float(sys.argv[1]) / 2)' "$best_base")
-echo "== 1b. amibridge p99 at half the baseline's rate ($half req/s; wrk -c$PACE_CONNS paced by a Lua delay)"
+echo "== 1b. amibridge p99 at half the baseline's rate ($half req/s; pace-bench, open loop, $PACE_CONNS conns)"
 paced "$BASE_URL" "$half"
 base_paced="mhd-baseline at the same rate: p99 $PACED_P99 ms, p50 $PACED_P50 ms at $(fmt0 "${PACED_RPS:-0}")/s"
 paced "$BRIDGE_URL" "$half"
 reached=$(calc 'int(float(sys.argv[1]) >= 0.95 * float(sys.argv[2]))' "${PACED_RPS:-0}" "$half")
-ok=$(calc 'int(int(sys.argv[3]) == 1 and float(sys.argv[1]) < float(sys.argv[2]))' "${PACED_P99:-999}" "$T_P99_MS" "$reached")
+ok=$(calc 'int(int(sys.argv[3]) == 1 and float(sys.argv[1]) < float(sys.argv[2]) and sys.argv[4] == "0")' \
+    "${PACED_P99:-999}" "$T_P99_MS" "$reached" "$PACED_ERRORS")
 note=""
 [ "$reached" = 1 ] || note=" — **rate not reached: amibridge saturated, this is its p99 under overload**"
 row "amibridge p99 at half the baseline's rate" \
-    "p99 $PACED_P99 ms, p50 $PACED_P50 ms at $(fmt0 "${PACED_RPS:-0}")/s (wanted $(fmt0 "$half")/s; $PACE_CONNS conns, delay $PACED_DELAY ms)$note" \
+    "p99 $PACED_P99 ms, p50 $PACED_P50 ms at $(fmt0 "${PACED_RPS:-0}")/s (wanted $(fmt0 "$half")/s, evenly spaced, open loop, $PACE_CONNS conns; errors $PACED_ERRORS)$note" \
     "$base_paced" "—" "p99 < $T_P99_MS ms" "$(met "$ok")"
 if [ "$reached" != 1 ]; then
     half_own=$(calc 'int(float(sys.argv[1]) / 2)' "$best_bridge")
