@@ -228,7 +228,7 @@ note=""
 row "amibridge p99 at half the baseline's rate" \
     "p99 $PACED_P99 ms, p50 $PACED_P50 ms at $(fmt0 "${PACED_RPS:-0}")/s (wanted $(fmt0 "$half")/s, evenly spaced, open loop, $PACE_CONNS conns; errors $PACED_ERRORS)$note" \
     "$base_paced" "—" "p99 < $T_P99_MS ms" "$(met "$ok")"
-if [ "$reached" != 1 ]; then
+if [ "$ok" != 1 ]; then
     half_own=$(calc 'int(float(sys.argv[1]) / 2)' "$best_bridge")
     echo "== 1c. (for reference) amibridge p99 at half its own best rate ($half_own req/s)"
     paced "$BASE_URL" "$half_own"
