@@ -280,6 +280,13 @@ static int split_list(const char *s, char **out, size_t max, size_t *n)
     return 0;
 }
 
+/* bus_replay's sink: one event of the replay for one client. */
+static void replay_one(void *ud, struct bus_event *e)
+{
+    if (enqueue(ud, e))
+        metrics_inc(METRIC_EVENTS_PUBLISHED, "sse", NULL, 1);
+}
+
 /* The events after the client's Last-Event-ID, then a gap notice if the
  * ring no longer holds them all. An id that is not one of ours gets no
  * replay and a comment saying so, in which the id is shown only as
@@ -287,12 +294,6 @@ static int split_list(const char *s, char **out, size_t max, size_t *n)
  * refused: a browser's EventSource reconnects with the last id it saw and
  * would give up for good on an error answer (say after a config change
  * renamed a server), while a comment costs nothing. */
-static void replay_one(void *ud, struct bus_event *e)
-{
-    if (enqueue(ud, e))
-        metrics_inc(METRIC_EVENTS_PUBLISHED, "sse", NULL, 1);
-}
-
 static void replay(struct api *a, struct sse_client *c, const char *last)
 {
     char name[CFG_NAME_MAX + 1];
