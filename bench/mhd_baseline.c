@@ -8,9 +8,12 @@
  * bridge. Every request (any method, any path): the body, if any, is read
  * and discarded, then 200 with {"response":"Success","ping":"Pong"} as
  * application/json, at once: no routing, no auth, no suspend/resume, no
- * AMI round trip, no access log.
+ * AMI round trip, no access log. With --suspend each request is suspended
+ * and resumed on the next pass instead (what the bridge does around an
+ * AMI round trip, without the round trip): the cost of libmicrohttpd's
+ * suspend/resume alone.
  *
- *   mhd-baseline [--listen 127.0.0.1:0] [--ready-file F] [--max-conns N]
+ *   mhd-baseline [--listen 127.0.0.1:0] [--ready-file F] [--max-conns N] [--suspend]
  *
  * Writes its port to F once it listens; stops on SIGTERM or SIGINT.
  */
@@ -33,6 +36,10 @@
 
 static const char reply[] = "{\"response\":\"Success\",\"ping\":\"Pong\"}";
 static volatile sig_atomic_t stop;
+static int suspend_each; /* --suspend */
+#define BASELINE_MAX_SUSPENDED 65536
+static struct MHD_Connection *suspended[BASELINE_MAX_SUSPENDED];
+static size_t nsuspended;
 
 static void on_signal(int sig)
 {
@@ -44,7 +51,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                                  const char *method, const char *version, const char *upload,
                                  size_t *upload_size, void **req)
 {
-    static int started;
+    static int started, resumed;
     (void)cls;
     (void)url;
     (void)method;
@@ -56,6 +63,12 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     }
     if (*upload_size) { /* a piece of the body: read, dropped */
         *upload_size = 0;
+        return MHD_YES;
+    }
+    if (suspend_each && *req == &started && nsuspended < BASELINE_MAX_SUSPENDED) {
+        *req = &resumed; /* answered when MHD calls again after the resume */
+        MHD_suspend_connection(c);
+        suspended[nsuspended++] = c;
         return MHD_YES;
     }
     struct MHD_Response *r =
@@ -106,6 +119,7 @@ int main(int argc, char **argv)
     static const struct option lo[] = {{"listen", required_argument, NULL, 'l'},
                                        {"ready-file", required_argument, NULL, 'r'},
                                        {"max-conns", required_argument, NULL, 'm'},
+                                       {"suspend", no_argument, NULL, 's'},
                                        {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -119,9 +133,12 @@ int main(int argc, char **argv)
         case 'm':
             max_conns = (unsigned)strtoul(optarg, NULL, 10);
             break;
+        case 's':
+            suspend_each = 1;
+            break;
         default:
             fprintf(stderr, "usage: mhd-baseline [--listen HOST:PORT] [--ready-file F] "
-                            "[--max-conns N]\n");
+                            "[--max-conns N] [--suspend]\n");
             return 2;
         }
     }
@@ -167,6 +184,12 @@ int main(int argc, char **argv)
         }
         if (!stop)
             MHD_run(d);
+        if (nsuspended) { /* resumed now, answered by the next MHD_run */
+            for (size_t i = 0; i < nsuspended; i++)
+                MHD_resume_connection(suspended[i]);
+            nsuspended = 0;
+            MHD_run(d);
+        }
     }
     MHD_stop_daemon(d); /* closes the listening socket too */
     return 0;
