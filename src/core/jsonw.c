@@ -172,6 +172,11 @@ static int real_text(struct strbuf *out, double d, int precision)
     return strbuf_append(out, b, len);
 }
 
+int jsonw_real(struct strbuf *out, double d, int precision)
+{
+    return real_text(out, d, precision);
+}
+
 static int value(struct strbuf *out, const json_t *v, int precision, int depth)
 {
     char b[24];

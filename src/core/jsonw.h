@@ -23,6 +23,9 @@
 int jsonw_string(struct strbuf *out, const char *s, size_t len);
 /* An unsigned integer in decimal. */
 int jsonw_u64(struct strbuf *out, uint64_t v);
+/* A finite real as JSON_REAL_PRECISION(precision) writes it (0: 17).
+ * 0, -ENOMEM, -E2BIG or -EINVAL. */
+int jsonw_real(struct strbuf *out, double d, int precision);
 
 /* Deepest nesting jsonw_value writes (jansson's own parser stops at 2048). */
 #define JSONW_MAX_DEPTH 2048

@@ -8,6 +8,8 @@
 #include <sys/time.h>
 #include <time.h>
 
+#include "core/jsonw.h"
+
 static enum log_level log_min = LOG_INFO;
 
 int log_level_parse(const char *s)
@@ -115,6 +117,33 @@ void log_emit(enum log_level lvl, const char *msg, json_t *fields)
         free(s);
     }
     json_decref(line);
+}
+
+int log_begin(struct strbuf *sb, enum log_level lvl, const char *msg)
+{
+    char ts[40];
+    log_timestamp(ts, sizeof(ts));
+    const char *level = log_level_name(lvl);
+    strbuf_reset(sb);
+    int rc = strbuf_append(sb, "{\"time\":", 8);
+    if (!rc)
+        rc = jsonw_string(sb, ts, strlen(ts));
+    if (!rc)
+        rc = strbuf_append(sb, ",\"level\":", 9);
+    if (!rc)
+        rc = jsonw_string(sb, level, strlen(level));
+    if (!rc)
+        rc = strbuf_append(sb, ",\"msg\":", 7);
+    return rc ? rc : jsonw_string(sb, msg, strlen(msg));
+}
+
+void log_end(struct strbuf *sb, int rc)
+{
+    if (!rc)
+        rc = strbuf_append(sb, "}\n", 2);
+    if (!rc) /* one write per line, as log_emit */
+        fwrite(sb->data, 1, sb->len, stderr);
+    strbuf_reset(sb);
 }
 
 void log_kv(enum log_level lvl, const char *msg, const char *fmt, ...)

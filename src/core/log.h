@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/strbuf.h"
+
 enum log_level { LOG_DEBUG = 0, LOG_INFO, LOG_WARN, LOG_ERROR };
 
 /* Parse "debug", "info", "warn"/"warning", "error"; -1 when unknown. */
@@ -29,6 +31,15 @@ void log_kv(enum log_level lvl, const char *msg, const char *fmt, ...);
 #define log_info(msg, ...)  log_kv(LOG_INFO, msg, __VA_ARGS__)
 #define log_warn(msg, ...)  log_kv(LOG_WARN, msg, __VA_ARGS__)
 #define log_error(msg, ...) log_kv(LOG_ERROR, msg, __VA_ARGS__)
+
+/* A line written by hand, for the hot paths (the access log): log_begin
+ * writes `{"time":…,"level":…,"msg":…` into sb (reset first), the caller
+ * appends its members (`,"key":value`, core/jsonw), log_end closes the
+ * object and writes the line as log_emit does. The same bytes as
+ * log_emit with the same fields in the same order, without a jansson
+ * tree. log_begin returns 0 or -errno (then log_end writes nothing). */
+int log_begin(struct strbuf *sb, enum log_level lvl, const char *msg);
+void log_end(struct strbuf *sb, int rc);
 
 /* Current wall-clock time as RFC 3339 UTC with microseconds, into buf
  * (at least 32 bytes). */
