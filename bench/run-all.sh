@@ -101,6 +101,8 @@ status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null
 mib() { awk -v k="$1" 'BEGIN {if (k == "") print "?"; else printf "%.1f", k / 1024}'; }
 hz=$(getconf CLK_TCK)
 cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# us_per_req TICKS RPS: CPU µs per request, TICKS of CPU over DURATION s at RPS
+us_per_req() { calc '"%.1f" % (float(sys.argv[1]) * 1e6 / float(sys.argv[2]) / (float(sys.argv[3]) * float(sys.argv[4])))' "$1" "$hz" "$2" "$DURATION"; }
 # wrk's "99%    2.96ms" in ms
 wrk_ms() { awk -v q="$1" '$1 == q {v = $2; m = 1; if (v ~ /us$/) m = 0.001; else if (v ~ /ms$/) m = 1;
     else if (v ~ /m$/) m = 60000; else if (v ~ /s$/) m = 1000; sub(/[a-z]+$/, "", v); printf "%.2f", v * m}' "$2"; }
@@ -172,8 +174,7 @@ for r in $(seq "$ROUNDS"); do
         "$(wrk_ms 99% "$tmp/wrk-base.txt")" "$(((b1 - b0) * 100 / hz / DURATION))"
     if [ -n "$rps" ] && calc 'float(sys.argv[1]) > float(sys.argv[2])' "$rps" "$best_base" | grep -q True; then
         best_base=$rps base_cpu=$(((b1 - b0) * 100 / hz / DURATION))
-        base_us=$(calc '"%.1f" % (float(sys.argv[1]) * 1e6 / float(sys.argv[2]) / (float(sys.argv[3]) * float(sys.argv[4])))' \
-            "$((b1 - b0))" "$hz" "$rps" "$DURATION")
+        base_us=$(us_per_req "$((b1 - b0))" "$rps")
     fi
     x0=$(cpu_ticks "$BRIDGE_PID") s0=$(cpu_ticks "$SIM_PID")
     run_wrk "$tmp/wrk-bridge.txt" "$BRIDGE_URL" "$DURATION"
@@ -186,8 +187,7 @@ for r in $(seq "$ROUNDS"); do
     if [ -n "$rps" ] && calc 'float(sys.argv[1]) > float(sys.argv[2])' "$rps" "$best_bridge" | grep -q True; then
         best_bridge=$rps bridge_p50=$(wrk_ms 50% "$tmp/wrk-bridge.txt") bridge_p99=$(wrk_ms 99% "$tmp/wrk-bridge.txt")
         bridge_cpu=$(((x1 - x0) * 100 / hz / DURATION)) sim_cpu=$(((s1 - s0) * 100 / hz / DURATION))
-        bridge_us=$(calc '"%.1f" % (float(sys.argv[1]) * 1e6 / float(sys.argv[2]) / (float(sys.argv[3]) * float(sys.argv[4])))' \
-            "$((x1 - x0))" "$hz" "$rps" "$DURATION")
+        bridge_us=$(us_per_req "$((x1 - x0))" "$rps")
     fi
 done
 ratio=$(calc '"%.2f" % (float(sys.argv[1]) / max(float(sys.argv[2]), 1))' "$best_bridge" "$best_base")
@@ -213,8 +213,7 @@ for r in $(seq "$ROUNDS"); do
         "$(((b1 - b0) * 100 / hz / DURATION))"
     if [ -n "$rps" ] && calc 'float(sys.argv[1]) > float(sys.argv[2])' "$rps" "$best_susp" | grep -q True; then
         best_susp=$rps susp_cpu=$(((b1 - b0) * 100 / hz / DURATION))
-        susp_us=$(calc '"%.1f" % (float(sys.argv[1]) * 1e6 / float(sys.argv[2]) / (float(sys.argv[3]) * float(sys.argv[4])))' \
-            "$((b1 - b0))" "$hz" "$rps" "$DURATION")
+        susp_us=$(us_per_req "$((b1 - b0))" "$rps")
     fi
 done
 stop_pid "$BASE_PID"

@@ -1172,24 +1172,25 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const c
     return MHD_YES;
 }
 
-/* `,"key":` and a string value (repaired to UTF-8 as jsonw does). */
-static int access_str(struct strbuf *b, const char *key, const char *v)
+/* `,"key":` (keys here are plain ASCII). */
+static int access_key(struct strbuf *b, const char *key)
 {
     int rc = strbuf_append(b, ",\"", 2);
     if (!rc)
         rc = strbuf_append_str(b, key);
-    if (!rc)
-        rc = strbuf_append(b, "\":", 2);
+    return rc ? rc : strbuf_append(b, "\":", 2);
+}
+
+/* A string member, the value repaired to UTF-8 as jsonw does. */
+static int access_str(struct strbuf *b, const char *key, const char *v)
+{
+    int rc = access_key(b, key);
     return rc ? rc : jsonw_string(b, v, strlen(v));
 }
 
 static int access_u64(struct strbuf *b, const char *key, uint64_t v)
 {
-    int rc = strbuf_append(b, ",\"", 2);
-    if (!rc)
-        rc = strbuf_append_str(b, key);
-    if (!rc)
-        rc = strbuf_append(b, "\":", 2);
+    int rc = access_key(b, key);
     return rc ? rc : jsonw_u64(b, v);
 }
 
@@ -1209,7 +1210,7 @@ static void access_log(const struct http_req *r, uint64_t us, int aborted)
     if (!rc)
         rc = access_u64(&b, "status", r->status);
     if (!rc)
-        rc = strbuf_append(&b, ",\"ms\":", 6);
+        rc = access_key(&b, "ms");
     if (!rc)
         rc = jsonw_real(&b, (double)us / 1000.0, 10);
     if (!rc)

@@ -16,6 +16,7 @@
 #include "ami/message.h"
 #include "bus/events.h"
 #include "core/config.h"
+#include "support/follower_rule.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -35,16 +36,6 @@ static void keep(void *ud, struct bus_event *e)
     o->fields = ami_msg_dup(e->msg);
     if (!o->json || !o->fields)
         abort();
-}
-
-static int name_like_ami(const char *s)
-{
-    if (!s || !*s || strlen(s) >= BUS_EVENT_NAME_MAX)
-        return 0;
-    for (; *s; s++)
-        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f || *s == '"' || *s == '\\')
-            return 0;
-    return 1;
 }
 
 static int same_fields(const struct ami_msg *got, const struct ami_msg *want)
@@ -79,14 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bus_inject(bus, json, size);
 
     json_t *o = json_loadb(json, size, 0, NULL);
-    struct ami_msg *want = NULL;
-    struct ami_error err;
-    json_t *jseq = json_object_get(o, "seq");
-    const char *server = json_string_value(json_object_get(o, "server"));
-    int taken = o && ami_msg_from_json(json_object_get(o, "fields"), &want, &err) == 0 && server &&
-                !strcmp(server, "default") && json_is_integer(jseq) &&
-                json_integer_value(jseq) >= 0 &&
-                name_like_ami(json_string_value(json_object_get(o, "event")));
+    struct ami_msg *want;
+    int taken = follower_takes(o, &want);
     if (got.n != (taken ? 1u : 0u))
         abort(); /* taken by one reader, refused by the other */
     if (taken) {

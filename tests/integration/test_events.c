@@ -244,6 +244,34 @@ static void hundred_thousand_flood_events_arrive_without_a_gap(void **state)
     stop(&e);
 }
 
+/* The simulator plays manager.conf writetimeout = 100 ms with no byte cap;
+ * a subscriber listens on s; n SimFlood events at 20,000/s; after_ms into
+ * the flood Redis stops taking writes for pause_ms (CLIENT PAUSE). */
+static void flood_into_a_stall(const struct env *e, struct sub *s, int n, int after_ms,
+                               const char *pause_ms)
+{
+    assert_int_equal(
+        post(e, "/v1/actions/SimControl", "{\"WriteTimeout\":\"100\",\"MaxOutbuf\":\"0\"}"), 200);
+    assert_int_equal(sub_start(s, e->redis.port, "ami.default.SimFlood"), 0);
+    flood(e, 20000, n);
+    testenv_sleep_ms(after_ms);
+    const char *pause[] = {"CLIENT", "PAUSE", pause_ms, "WRITE", NULL};
+    free(redis_cli(&e->redis, pause));
+}
+
+/* The subscriber got the flood's Seq 1..n in order. */
+static void assert_flood_in_order(const struct sub *s, int n)
+{
+    for (size_t i = 0; i < (size_t)n; i++) {
+        json_t *j = json_loads(s->v[i].payload, 0, NULL);
+        long fseq = strtol(json_string_value(json_object_get(json_object_get(j, "fields"), "Seq")),
+                           NULL, 10);
+        json_decref(j);
+        if (fseq != (long)i + 1)
+            fail_msg("event %zu carries Seq %ld", i, fseq);
+    }
+}
+
 /* Redis up but not taking commands for a second (CLIENT PAUSE) during a
  * flood, with a buffer of 1,000 events: the bridge holds AMI events back
  * instead of dropping them, without ever leaving Asterisk's writes stuck
@@ -255,15 +283,9 @@ static void a_stalled_redis_holds_events_back_and_loses_none(void **state)
     struct env e;
     const char *extra[] = {"AMIBRIDGE_LOG_LEVEL=warn", "AMIBRIDGE_REDIS_BUFFER=1000", NULL};
     start(&e, 1, extra);
-    assert_int_equal(
-        post(&e, "/v1/actions/SimControl", "{\"WriteTimeout\":\"100\",\"MaxOutbuf\":\"0\"}"), 200);
     struct sub s;
-    assert_int_equal(sub_start(&s, e.redis.port, "ami.default.SimFlood"), 0);
     enum { N = 60000 };
-    flood(&e, 20000, N);
-    testenv_sleep_ms(500);
-    const char *pause[] = {"CLIENT", "PAUSE", "1000", "WRITE", NULL};
-    free(redis_cli(&e.redis, pause));
+    flood_into_a_stall(&e, &s, N, 500, "1000");
     size_t got = sub_wait(&s, N, 60000);
     double held = metric(&e, "amibridge_events_read_paused_seconds_total");
     print_message(
@@ -273,14 +295,7 @@ static void a_stalled_redis_holds_events_back_and_loses_none(void **state)
         metric(&e, "amibridge_events_dropped_total{outlet=\"redis\",reason=\"buffer_full\"}"),
         metric(&e, "amibridge_ami_reconnects_total{server=\"default\"}"));
     assert_int_equal(got, N);
-    for (size_t i = 0; i < N; i++) {
-        json_t *j = json_loads(s.v[i].payload, 0, NULL);
-        long fseq = strtol(json_string_value(json_object_get(json_object_get(j, "fields"), "Seq")),
-                           NULL, 10);
-        json_decref(j);
-        if (fseq != (long)i + 1)
-            fail_msg("event %zu carries Seq %ld", i, fseq);
-    }
+    assert_flood_in_order(&s, N);
     assert_true(held >= 0.5);
     assert_int_equal(
         metric(&e, "amibridge_events_dropped_total{outlet=\"redis\",reason=\"buffer_full\"}"), 0);
@@ -298,15 +313,9 @@ static void sigterm_while_events_are_held_back_loses_none(void **state)
     struct env e;
     const char *extra[] = {"AMIBRIDGE_LOG_LEVEL=info", "AMIBRIDGE_REDIS_BUFFER=1000", NULL};
     start(&e, 1, extra);
-    assert_int_equal(
-        post(&e, "/v1/actions/SimControl", "{\"WriteTimeout\":\"100\",\"MaxOutbuf\":\"0\"}"), 200);
     struct sub s;
-    assert_int_equal(sub_start(&s, e.redis.port, "ami.default.SimFlood"), 0);
     enum { N = 20000 };
-    flood(&e, 20000, N);
-    testenv_sleep_ms(200);
-    const char *pause[] = {"CLIENT", "PAUSE", "1500", "WRITE", NULL};
-    free(redis_cli(&e.redis, pause));
+    flood_into_a_stall(&e, &s, N, 200, "1500");
     testenv_sleep_ms(500); /* events pile up, held back */
     long long t0 = testenv_now_ms();
     assert_int_equal(proc_signal(&e.bridge.proc, SIGTERM), 0);
@@ -320,14 +329,7 @@ static void sigterm_while_events_are_held_back_loses_none(void **state)
     assert_int_equal(bridge_log_count(&e.bridge, "dropped"), 0);
     bridge_stop(&e.bridge, 0);
     assert_int_equal(got, N);
-    for (size_t i = 0; i < N; i++) {
-        json_t *j = json_loads(s.v[i].payload, 0, NULL);
-        long fseq = strtol(json_string_value(json_object_get(json_object_get(j, "fields"), "Seq")),
-                           NULL, 10);
-        json_decref(j);
-        if (fseq != (long)i + 1)
-            fail_msg("event %zu carries Seq %ld", i, fseq);
-    }
+    assert_flood_in_order(&s, N);
     sub_stop(&s);
     amisim_stop(&e.sim);
     redis_stop(&e.redis);

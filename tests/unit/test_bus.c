@@ -15,6 +15,7 @@
 #include "ami/message.h"
 #include "bus/events.h"
 #include "core/config.h"
+#include "support/follower_rule.h"
 
 struct seen {
     size_t n;
@@ -259,30 +260,14 @@ static void count_last(void *ud, struct bus_event *e)
     keep_last(&o->last, e);
 }
 
-static int name_like_ami(const char *s)
-{
-    if (!s || !*s || strlen(s) >= BUS_EVENT_NAME_MAX)
-        return 0;
-    for (; *s; s++)
-        if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f || *s == '"' || *s == '\\')
-            return 0;
-    return 1;
-}
-
 static void as_jansson_reads_it(struct bus *follow, struct outcome *got, const char *json,
                                 size_t len)
 {
     got->n = 0;
     bus_inject(follow, json, len);
     json_t *o = json_loadb(json, len, 0, NULL);
-    struct ami_msg *want = NULL;
-    struct ami_error err;
-    json_t *jseq = json_object_get(o, "seq");
-    const char *server = json_string_value(json_object_get(o, "server"));
-    int taken = o && ami_msg_from_json(json_object_get(o, "fields"), &want, &err) == 0 && server &&
-                !strcmp(server, "default") && json_is_integer(jseq) &&
-                json_integer_value(jseq) >= 0 &&
-                name_like_ami(json_string_value(json_object_get(o, "event")));
+    struct ami_msg *want;
+    int taken = follower_takes(o, &want);
     if (got->n != (taken ? 1u : 0u))
         fail_msg("%s by the follower, %s by jansson: %.*s", got->n ? "taken" : "refused",
                  taken ? "taken" : "refused", (int)len, json);
