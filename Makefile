@@ -20,14 +20,16 @@ DESTDIR ?=
 FUZZ_SECONDS ?= 60
 FUZZ_JOBS ?= 2
 
-PKGS := libmicrohttpd jansson hiredis libcurl libuv nettle
+PKGS := gnutls jansson hiredis libcurl libuv nettle
 # The tests check hashes and signatures with OpenSSL, an implementation other
 # than the one they test, and speak TLS with it.
 TEST_PKGS := cmocka libssl libcrypto
-# Debian packages that provide the above, plus the tools the tests start.
-# libcurl's GnuTLS flavour: its webhooks' TLS uses the GnuTLS and nettle that
-# libmicrohttpd loads anyway instead of setting OpenSSL up (memory). It
-# replaces libcurl4-openssl-dev (apt removes that); libssl-dev is the tests'.
+# Debian packages that provide the above, plus the tools the tests and
+# benchmarks start. libcurl's GnuTLS flavour: its webhooks' TLS uses the
+# GnuTLS and nettle that HTTPS loads anyway instead of setting OpenSSL up
+# (memory). It replaces libcurl4-openssl-dev (apt removes that); libssl-dev
+# is the tests'. libmicrohttpd is only the benchmarks' bare responder
+# (build/mhd-baseline), the ceiling amibridge's HTTP is measured against.
 DEB_PKGS := build-essential pkg-config libmicrohttpd-dev libgnutls28-dev nettle-dev \
             libjansson-dev libhiredis-dev libcurl4-gnutls-dev libuv1-dev libssl-dev \
             libcmocka-dev redis-server curl python3 nodejs

@@ -5,7 +5,7 @@
 #include <curl/curl.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
-#include <microhttpd.h>
+#include <gnutls/gnutls.h>
 #include <nettle/version.h>
 #include <signal.h>
 #include <stdio.h>
@@ -211,8 +211,8 @@ static void version(void)
     /* the libraries as loaded at run time (hiredis has compile-time numbers only) */
     const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
     printf(
-        "libuv %s, libmicrohttpd %s, jansson %s, hiredis %d.%d.%d, nettle %d.%d, libcurl %s (%s)\n",
-        uv_version_string(), MHD_get_version(), jansson_version_str(), HIREDIS_MAJOR, HIREDIS_MINOR,
+        "libuv %s, GnuTLS %s, jansson %s, hiredis %d.%d.%d, nettle %d.%d, libcurl %s (%s)\n",
+        uv_version_string(), gnutls_check_version(NULL), jansson_version_str(), HIREDIS_MAJOR, HIREDIS_MINOR,
         HIREDIS_PATCH, nettle_version_major(), nettle_version_minor(), cv->version,
         cv->ssl_version ? cv->ssl_version : "no TLS");
 }

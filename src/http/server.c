@@ -3,42 +3,65 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <microhttpd.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/jsonw.h"
 #include "core/list.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "core/netlist.h"
 #include "core/strbuf.h"
 #include "core/utf8.h"
-#include "bus/ssrf.h"
-#include "http/wire.h"
+#include "http/h1.h"
+#include "http/tls.h"
 #include "http/xff.h"
+
+/* Bytes a connection may hold unread while its request is handled
+ * (pipelined requests): past it the socket is not read until they are. */
+#define HTTP_IN_HELD_MAX H1_HEAD_MAX
+/* A stream is fed while less than this waits to be sent. */
+#define HTTP_STREAM_OUT_MAX (2 * HTTP_STREAM_BLOCK)
+/* How long a closing connection keeps reading (and dropping) what its
+ * client still sends, so that the answer is not lost to a reset. */
+#define HTTP_LINGER_MS 2000
+/* Accepted at most per wake of the listening socket. */
+#define HTTP_ACCEPT_BATCH 64
+/* After EMFILE/ENFILE, wait this long before accepting again. */
+#define HTTP_ACCEPT_PAUSE_MS 100
+/* Read at once from a socket: what a connection may hold past
+ * HTTP_IN_HELD_MAX is at most what one read brought. */
+#define HTTP_READ_BLOCK (16 * 1024)
 
 struct http_header {
     char *name, *value;
     struct http_header *next;
 };
 
+struct http_conn;
+
 struct http_req {
     struct http_server *srv;
-    struct MHD_Connection *conn;
-    char *method;
-    char *path; /* raw, without the query */
+    struct http_conn *conn; /* NULL once the connection is gone */
+    struct h1_head head;
+    struct h1_body bd;
+    const char *method; /* in head, or "" */
+    char *path;         /* raw, without the query */
     struct strbuf body;
     int too_big;
     int dispatched;
-    int suspended;
+    int suspended; /* the handler answers later */
     int answered;
-    struct MHD_Response *response;
+    int close_conn; /* the connection ends with this request */
+    int head_only;  /* HEAD: no body in the answer */
     unsigned status;
     size_t bytes_out;
     struct http_header *headers;
@@ -63,40 +86,20 @@ struct http_stream {
     http_stream_read rd;
     http_stream_closed cl;
     void *ud;
-    int suspended;
-    int wake; /* has more to send: resumed at the next run of MHD */
-    int gone; /* the client hung up while the stream was parked */
-    /* while parked MHD does not watch the socket: we do, for a hang-up */
-    struct hup_watch *hup;
+    int chunked; /* HTTP/1.1: chunked; HTTP/1.0: the body ends with the connection */
+    int parked;  /* rd had nothing: waits for http_stream_wake */
+    int wake;    /* woken: fed when the loop next polls */
     struct http_stream *prev, *next; /* the server's open streams */
 };
 
-struct http_server {
-    uv_loop_t *loop;
-    struct MHD_Daemon *mhd;
-    int tls_wired; /* TLS reads come through http/wire.c (wire_tls_in_effect) */
-    int listen_fd;
-    int port;
-    struct http_server_opts o;
-    http_handler handler;
-    void *ud;
-    uv_poll_t poll;
-    uv_timer_t timer;
-    size_t waiting;
-    struct http_stream *streams;
-    size_t nstreams;
-    int running;  /* inside MHD_run */
-    int kick;     /* a connection was resumed: run MHD again soon */
-    size_t wakes; /* parked streams with more to send (http_stream_wake) */
-    int closing;
-    int closes_pending;
-    void (*done)(void *);
-    void *done_arg;
-    struct http_conn *conns; /* every open connection, for the deadlines and limits */
-    size_t nconns;
-    uv_timer_t sweep;
-    /* connections cut or refused since the last sweep, for one log line */
-    unsigned ncut_head, ncut_whole, ncut_reserve, nrefused;
+/* What a connection is doing. */
+enum conn_state {
+    CONN_HEAD,   /* reading a request head (or waiting for one) */
+    CONN_BODY,   /* reading the body of the request */
+    CONN_WAIT,   /* the handler has the request */
+    CONN_SEND,   /* the answer is being sent */
+    CONN_STREAM, /* a streamed answer */
+    CONN_LINGER, /* done: its answer is out, what the client still sends is dropped */
 };
 
 /* A client connection: between requests it must deliver a whole request
@@ -107,20 +110,73 @@ struct http_server {
 
 struct http_conn {
     struct http_conn *prev, *next;
+    struct http_server *srv;
+    uv_poll_t poll;
     int fd;
+    int events; /* what poll watches */
+    enum conn_state st;
+    struct http_tls_session *tls;
+    int handshaking;
+    struct strbuf in; /* received, not yet taken by a request */
+    size_t head_from; /* h1_head_end's resume point in `in` */
+    struct strbuf out;
+    size_t out_off;       /* sent of out */
+    int eof;              /* the client closed its side */
+    int processing;       /* inside conn_take */
+    int closed;           /* conn_close done: only the handle's close is left */
     int in_request;       /* request head complete, not yet answered */
     struct http_req *req; /* the request in progress, NULL between requests */
     uint64_t idle_ms;     /* loop time since it has been waiting for a request */
+    uint64_t active_ms;   /* loop time of its last read or write */
+    uint64_t linger_ms;   /* loop time its graceful close began */
+    int tls_read;         /* TLS holds decrypted bytes, to be read once it may */
     int cut;
     int authed;                            /* a request on it showed a valid key */
-    int wired;                             /* its bytes are followed (http/wire.h) */
     unsigned nreq;                         /* request heads handled on it, from 1 */
     unsigned char peer[HTTP_PEER_KEY_LEN]; /* the client's address, see peer_key() */
+    struct sockaddr_storage addr;
+    socklen_t addrlen;
 };
 
-static void server_run(struct http_server *s);
-static void on_timer(uv_timer_t *t);
-static void resume_woken(struct http_server *s);
+struct http_server {
+    uv_loop_t *loop;
+    int listen_fd;
+    uv_poll_t listen;
+    int listening;
+    uv_timer_t accept_pause;
+    int port;
+    struct http_server_opts o;
+    struct http_tls *tls;
+    http_handler handler;
+    void *ud;
+    size_t waiting;
+    struct http_stream *streams;
+    size_t nstreams;
+    size_t wakes; /* parked streams woken (http_stream_wake) */
+    uv_prepare_t feed;
+    int closing;
+    int closes_pending;   /* the server's own handles still closing */
+    size_t conns_closing; /* connections whose handle is still closing */
+    size_t tls_reads;     /* connections with tls_read set */
+    void (*done)(void *);
+    void *done_arg;
+    struct http_conn *conns; /* every open connection, for the deadlines and limits */
+    size_t nconns;
+    uv_timer_t sweep;
+    /* connections cut or refused since the last sweep, for one log line */
+    unsigned ncut_head, ncut_whole, ncut_reserve, ncut_idle, nrefused, nrefused_full;
+    /* what one read brings (taken from here when it can), a stream's block */
+    char rbuf[HTTP_STREAM_BLOCK + 32];
+    struct strbuf wbuf; /* an answer built here is sent from here when it can */
+};
+
+static void conn_close(struct http_conn *c, int aborted);
+static void conn_take(struct http_conn *c);
+static void conn_flush(struct http_conn *c);
+static void conn_watch(struct http_conn *c);
+static void conn_readable(struct http_conn *c);
+static void stream_feed(struct http_stream *st);
+static void access_log(const struct http_req *r, uint64_t us, int aborted);
 
 /* --- helpers ------------------------------------------------------------------- */
 
@@ -170,31 +226,6 @@ char *http_percent_decode(const char *s, size_t len, int plus_is_space)
     return out;
 }
 
-/* MHD must not unescape anything: a channel name's %2F would otherwise turn
- * into a path separator before routing. Segments and query values are
- * decoded by us, after matching. */
-static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s)
-{
-    (void)cls;
-    (void)c;
-    return strlen(s);
-}
-
-static void mhd_log(void *cls, const char *fmt, va_list ap)
-{
-    (void)cls;
-    char buf[512];
-    vsnprintf(buf, sizeof(buf), fmt, ap);
-    size_t n = strlen(buf);
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        buf[--n] = '\0';
-    /* a stream whose client hung up is ended this way: routine, not a warning */
-    if (strstr(buf, "application error generating response"))
-        log_debug("http server", "{s:s}", "detail", buf);
-    else
-        log_warn("http server", "{s:s}", "detail", buf);
-}
-
 static int request_id_ok(const char *s)
 {
     size_t n = strlen(s);
@@ -237,10 +268,103 @@ static void new_request_id(char *out, size_t len)
         out[o] = '\0';
 }
 
+static const char *reason_of(unsigned status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 406:
+        return "Not Acceptable";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 410:
+        return "Gone";
+    case 411:
+        return "Length Required";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 423:
+        return "Locked";
+    case 425:
+        return "Too Early";
+    case 428:
+        return "Precondition Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+    }
+}
+
+/* The Date header's value (RFC 9110, 5.6.7), formatted once a second. */
+static const char *http_date(void)
+{
+    static char buf[40];
+    static time_t last = -1;
+    time_t now = time(NULL);
+    if (now != last) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(buf, sizeof(buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        last = now;
+    }
+    return buf;
+}
+
 /* --- responses --------------------------------------------------------------------- */
 
 int http_req_add_header(struct http_req *r, const char *name, const char *value)
 {
+    if (!strcasecmp(name, "Connection")) {
+        /* the server writes this header: only "close" is taken from a handler */
+        if (!strcasecmp(value, "close"))
+            r->close_conn = 1;
+        return 0;
+    }
     struct http_header *h = calloc(1, sizeof(*h));
     if (!h || !(h->name = strdup(name)) || !(h->value = strdup(value))) {
         if (h) {
@@ -254,41 +378,206 @@ int http_req_add_header(struct http_req *r, const char *name, const char *value)
     return 0;
 }
 
+static int put_header(struct strbuf *b, const char *name, const char *value)
+{
+    int rc = strbuf_append_str(b, name);
+    if (!rc)
+        rc = strbuf_append(b, ": ", 2);
+    if (!rc)
+        rc = strbuf_append_str(b, value);
+    return rc ? rc : strbuf_append(b, "\r\n", 2);
+}
+
+/* The status line and headers of r's answer into b. len: the body's
+ * length, or -1 for a stream. */
+static int put_head(struct strbuf *b, struct http_req *r, const char *content_type, ssize_t len,
+                    int chunked)
+{
+    char line[64];
+    int n = snprintf(line, sizeof(line), "HTTP/1.1 %u %s\r\n", r->status, reason_of(r->status));
+    int rc = strbuf_append(b, line, (size_t)n);
+    if (!rc)
+        rc = put_header(b, "Date", http_date());
+    if (!rc && content_type)
+        rc = put_header(b, "Content-Type", content_type);
+    if (!rc)
+        rc = put_header(b, "X-Request-Id", r->id);
+    if (!rc)
+        rc = put_header(b, "Cache-Control", "no-store");
+    for (struct http_header *h = r->headers; h && !rc; h = h->next)
+        rc = put_header(b, h->name, h->value);
+    int bodyless = r->status < 200 || r->status == 204 || r->status == 304;
+    if (!rc && len >= 0 && !bodyless) {
+        n = snprintf(line, sizeof(line), "Content-Length: %zd\r\n", len);
+        rc = strbuf_append(b, line, (size_t)n);
+    }
+    if (!rc && chunked)
+        rc = put_header(b, "Transfer-Encoding", "chunked");
+    if (!rc && r->close_conn)
+        rc = put_header(b, "Connection", "close");
+    else if (!rc && r->head.minor == 0)
+        rc = put_header(b, "Connection", "keep-alive");
+    return rc ? rc : strbuf_append(b, "\r\n", 2);
+}
+
+/* Bytes for the client: sent now when nothing waits before them, else
+ * after what waits. */
+static int conn_send(struct http_conn *c, const char *data, size_t len)
+{
+    if (c->out.len > c->out_off)
+        return strbuf_append(&c->out, data, len);
+    strbuf_reset(&c->out);
+    c->out_off = 0;
+    size_t sent = 0;
+    while (sent < len && !c->tls && !c->closed) {
+        ssize_t n = send(c->fd, data + sent, len - sent, MSG_NOSIGNAL);
+        if (n > 0) {
+            sent += (size_t)n;
+            c->active_ms = uv_now(c->srv->loop);
+        } else if (n < 0 && errno == EINTR) {
+            continue;
+        } else {
+            break;
+        }
+    }
+    if (sent == len)
+        return 0;
+    int rc = strbuf_append(&c->out, data + sent, len - sent);
+    conn_flush(c);
+    return rc;
+}
+
+/* The request is over: account for it and free it. */
+static void req_end(struct http_req *r, int aborted)
+{
+    struct http_conn *c = r->conn;
+    if (c) {
+        c->in_request = 0;
+        c->req = NULL;
+        c->idle_ms = uv_now(r->srv->loop);
+        if (r->principal)
+            c->authed = 1;
+    }
+    if (r->suspended) {
+        r->suspended = 0;
+        r->srv->waiting--;
+    }
+    uint64_t us = now_us() - r->started_us;
+    char status[8];
+    snprintf(status, sizeof(status), "%u", r->status);
+    metrics_inc(METRIC_HTTP_REQUESTS, r->route ? r->route : "none", status, 1);
+    metrics_observe(METRIC_HTTP_DURATION, r->route ? r->route : "none", (double)us / 1e6);
+    if (log_enabled(LOG_INFO))
+        access_log(r, us, aborted);
+    struct http_stream *st = r->stream;
+    if (st) {
+        struct http_server *s = r->srv;
+        st->req = NULL;
+        LIST_UNLINK(s->streams, st);
+        s->nstreams--;
+        if (st->wake)
+            s->wakes--;
+        if (st->cl)
+            st->cl(st->ud);
+        free(st);
+    }
+    if (r->data_free)
+        r->data_free(r->data);
+    while (r->headers) {
+        struct http_header *h = r->headers;
+        r->headers = h->next;
+        free(h->name);
+        free(h->value);
+        free(h);
+    }
+    strbuf_release(&r->body);
+    h1_head_free(&r->head);
+    free(r->path);
+    free(r);
+}
+
+/* c's last answer is out: tell the client, and drop what it still sends
+ * for a while rather than answer it with a reset. */
+static void conn_end(struct http_conn *c)
+{
+    c->st = CONN_LINGER;
+    c->linger_ms = uv_now(c->srv->loop);
+    if (c->tls) {
+        http_tls_session_free(c->tls);
+        c->tls = NULL;
+    }
+    shutdown(c->fd, SHUT_WR);
+    strbuf_release(&c->in);
+    if (c->eof)
+        conn_close(c, 0);
+    else
+        conn_watch(c);
+}
+
+/* The answer of the connection's request is all sent: the next request,
+ * or the end of the connection. */
+static void conn_answered(struct http_conn *c)
+{
+    struct http_req *r = c->req;
+    int keep = r && !r->close_conn;
+    if (r)
+        req_end(r, 0);
+    if (c->closed)
+        return;
+    if (!keep) {
+        conn_end(c);
+        return;
+    }
+    c->st = CONN_HEAD;
+    conn_watch(c);
+    if (c->processing)
+        return; /* take() goes on with what follows */
+    if (c->in.len)
+        conn_take(c);
+    /* the client has closed its side: the requests it sent before that are
+     * answered, then the connection ends */
+    if (!c->closed && c->eof && c->st == CONN_HEAD)
+        conn_end(c);
+}
+
 void http_respond(struct http_req *r, int status, const char *content_type, const char *body,
                   size_t len)
 {
     if (r->answered)
         return;
     r->answered = 1;
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(len, (void *)(uintptr_t)body, MHD_RESPMEM_MUST_COPY);
-    if (!resp) {
-        log_error("out of memory building a response", NULL);
-        status = 500;
-        resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-    }
-    if (resp) {
-        if (content_type)
-            MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-        MHD_add_response_header(resp, "X-Request-Id", r->id);
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-        for (struct http_header *h = r->headers; h; h = h->next)
-            MHD_add_response_header(resp, h->name, h->value);
-    }
-    r->response = resp;
     r->status = (unsigned)status;
     r->bytes_out = len;
     if (r->suspended) {
         r->suspended = 0;
         r->srv->waiting--;
-        MHD_resume_connection(r->conn);
-        /* MHD must run to pick the connection up again; never from inside
-         * MHD_run itself, and soon rather than at once so that many replies
-         * arriving together are sent in one pass */
-        r->srv->kick = 1;
-        if (!r->srv->running)
-            uv_timer_start(&r->srv->timer, on_timer, 0, 0);
     }
+    struct http_conn *c = r->conn;
+    if (!c || c->closed) {
+        req_end(r, 1);
+        return;
+    }
+    struct strbuf *b = &r->srv->wbuf;
+    strbuf_reset(b);
+    int rc = put_head(b, r, content_type, (ssize_t)len, 0);
+    int bodyless = r->head_only || status < 200 || status == 204 || status == 304;
+    if (!rc && !bodyless)
+        rc = strbuf_append(b, body, len);
+    if (rc) {
+        log_error("out of memory building a response", NULL);
+        conn_close(c, 1);
+        return;
+    }
+    c->st = CONN_SEND;
+    rc = conn_send(c, b->data, b->len);
+    if (b->cap > 64 * 1024)
+        strbuf_release(b);
+    if (rc) {
+        conn_close(c, 1);
+        return;
+    }
+    if (!c->closed && c->out.len == c->out_off)
+        conn_answered(c);
 }
 
 /* Scratch for JSON bodies (one thread): kept between answers, let go of
@@ -358,118 +647,80 @@ void http_respond_oom(struct http_req *r)
 
 /* --- streams ----------------------------------------------------------------------------- */
 
-static void server_kick(struct http_server *s)
+static void on_feed(uv_prepare_t *p)
 {
-    s->kick = 1;
-    if (!s->running)
-        uv_timer_start(&s->timer, on_timer, 0, 0);
-}
-
-/* Watching a parked stream's socket for a hang-up. The handle only lives
- * while the stream is parked, so it is always closed while MHD still owns
- * the descriptor (libuv drops a closed handle's descriptor from its epoll
- * set, which must never hit a reused number). */
-struct hup_watch {
-    uv_poll_t poll;
-    struct http_stream *st; /* NULL once closing */
-};
-
-static void hup_closed(uv_handle_t *h)
-{
-    free(h->data);
-}
-
-static void hup_stop(struct http_stream *st)
-{
-    if (!st->hup)
-        return;
-    st->hup->st = NULL;
-    uv_close((uv_handle_t *)&st->hup->poll, hup_closed);
-    st->hup = NULL;
-}
-
-/* The parked client's socket woke up: a hang-up (or a reset) ends the
- * stream now, not at the next heartbeat; bytes the client sent are left
- * alone (only a hang-up is watched from then on). */
-static void on_hup(uv_poll_t *h, int status, int events)
-{
-    struct hup_watch *w = h->data;
-    struct http_stream *st = w->st;
-    if (!st)
-        return;
-    char c;
-    int fd = -1;
-    uv_fileno((uv_handle_t *)h, &fd);
-    ssize_t n = status < 0 ? -1 : recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    if (n > 0 && !(events & UV_DISCONNECT)) {
-        uv_poll_start(h, UV_DISCONNECT, on_hup);
-        return;
-    }
-    if (n < 0 && status == 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    hup_stop(st);
-    st->gone = 1;
-    http_stream_wake(st);
-}
-
-static void hup_watch(struct http_stream *st)
-{
-    if (!st->req || st->hup)
-        return;
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(st->req->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    struct hup_watch *w = ci ? calloc(1, sizeof(*w)) : NULL;
-    if (!w)
-        return; /* the heartbeat finds a gone client instead */
-    if (uv_poll_init_socket(st->srv->loop, &w->poll, ci->connect_fd) != 0) {
-        free(w);
-        return;
-    }
-    w->poll.data = w;
-    w->st = st;
-    st->hup = w;
-    if (uv_poll_start(&w->poll, UV_READABLE | UV_DISCONNECT, on_hup) != 0)
-        hup_stop(st);
-}
-
-/* MHD asks for more of the body: hand it what the producer has, or park
- * the connection until http_stream_wake() (MHD would otherwise call again
- * at once, spinning). */
-static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
-{
-    (void)pos;
-    struct http_stream *st = cls;
-    if (!st->req)
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    if (st->gone)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
-    ssize_t n = st->rd(st->ud, buf, max);
-    if (n > 0) {
-        st->req->bytes_out += (size_t)n;
-        return n;
-    }
-    if (n < 0)
-        return MHD_CONTENT_READER_END_OF_STREAM;
-    st->suspended = 1;
-    MHD_suspend_connection(st->req->conn);
-    hup_watch(st);
-    return 0;
-}
-
-static void stream_free(void *cls)
-{
-    struct http_stream *st = cls;
-    struct http_server *s = st->srv;
-    if (st->req)
-        st->req->stream = NULL;
-    LIST_UNLINK(s->streams, st);
-    s->nstreams--;
-    if (st->wake)
+    struct http_server *s = p->data;
+    size_t n = s->wakes;
+    for (struct http_stream *st = s->streams, *next; st && n; st = next) {
+        next = st->next; /* feeding st may end st, never another */
+        if (!st->wake)
+            continue;
+        st->wake = 0;
         s->wakes--;
-    if (st->cl)
-        st->cl(st->ud);
-    hup_stop(st);
-    free(st);
+        n--;
+        if (st->req && st->parked) {
+            st->parked = 0;
+            stream_feed(st);
+        }
+    }
+    for (struct http_conn *c = s->conns, *next; c && s->tls_reads; c = next) {
+        next = c->next;
+        if (!c->tls_read)
+            continue;
+        c->tls_read = 0;
+        s->tls_reads--;
+        conn_readable(c);
+    }
+    if (!s->wakes && !s->tls_reads)
+        uv_prepare_stop(p);
+}
+
+/* Hand the client what the producer has, while little waits to be sent. */
+static void stream_feed(struct http_stream *st)
+{
+    struct http_req *r = st->req;
+    struct http_conn *c = r ? r->conn : NULL;
+    if (!c || c->closed)
+        return;
+    char *buf = st->srv->rbuf;
+    while (c->out.len - c->out_off < HTTP_STREAM_OUT_MAX) {
+        ssize_t n = st->rd(st->ud, buf + 16, HTTP_STREAM_BLOCK);
+        if (n == 0) {
+            st->parked = 1;
+            return;
+        }
+        if (n < 0) {
+            /* the body is over; the connection goes on only when chunked */
+            if (!st->chunked)
+                r->close_conn = 1;
+            c->st = CONN_SEND;
+            if (st->chunked && conn_send(c, "0\r\n\r\n", 5) != 0) {
+                conn_close(c, 1);
+                return;
+            }
+            if (!c->closed && c->out.len == c->out_off)
+                conn_answered(c);
+            return;
+        }
+        r->bytes_out += (size_t)n;
+        int rc;
+        if (st->chunked) {
+            /* the chunk's size before the data, its CRLF after it */
+            char size[16];
+            int k = snprintf(size, sizeof(size), "%zx\r\n", (size_t)n);
+            memcpy(buf + 16 - k, size, (size_t)k);
+            memcpy(buf + 16 + n, "\r\n", 2);
+            rc = conn_send(c, buf + 16 - k, (size_t)k + (size_t)n + 2);
+        } else {
+            rc = conn_send(c, buf + 16, (size_t)n);
+        }
+        if (rc) {
+            conn_close(c, 1);
+            return;
+        }
+        if (c->closed)
+            return;
+    }
 }
 
 void http_respond_stream(struct http_req *r, int status, const char *content_type,
@@ -479,12 +730,20 @@ void http_respond_stream(struct http_req *r, int status, const char *content_typ
     *out = NULL;
     if (r->answered)
         return;
+    struct http_conn *c = r->conn;
+    if (r->head_only || !c || c->closed) {
+        /* HEAD: the head alone, no stream (and `cl` never called) */
+        http_respond(r, status, content_type, "", 0);
+        return;
+    }
     struct http_stream *st = calloc(1, sizeof(*st));
-    struct MHD_Response *resp =
-        st ? MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, HTTP_STREAM_BLOCK, stream_reader,
-                                               st, stream_free)
-           : NULL;
-    if (!resp) {
+    struct strbuf *b = &r->srv->wbuf;
+    strbuf_reset(b);
+    int chunked = r->head.minor >= 1;
+    if (!chunked)
+        r->close_conn = 1; /* HTTP/1.0: the body ends with the connection */
+    r->status = (unsigned)status;
+    if (!st || put_head(b, r, content_type, -1, chunked) != 0) {
         free(st);
         http_respond_oom(r);
         return;
@@ -494,53 +753,39 @@ void http_respond_stream(struct http_req *r, int status, const char *content_typ
     st->rd = rd;
     st->cl = cl;
     st->ud = ud;
-    LIST_PUSH_FRONT(r->srv->streams, st);
-    r->srv->nstreams++;
-    r->stream = st;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
-    MHD_add_response_header(resp, "X-Request-Id", r->id);
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    for (struct http_header *h = r->headers; h; h = h->next)
-        MHD_add_response_header(resp, h->name, h->value);
+    st->chunked = chunked;
     r->answered = 1;
-    r->response = resp;
-    r->status = (unsigned)status;
-    *out = st;
     if (r->suspended) {
         r->suspended = 0;
         r->srv->waiting--;
-        MHD_resume_connection(r->conn);
-        server_kick(r->srv);
     }
+    c->st = CONN_STREAM;
+    /* the head goes first; the stream is the request's once it went (a
+     * failure ends the request here, and the caller learns it from *out) */
+    if (conn_send(c, b->data, b->len) != 0)
+        conn_close(c, 1);
+    if (c->closed) {
+        free(st);
+        return;
+    }
+    LIST_PUSH_FRONT(r->srv->streams, st);
+    r->srv->nstreams++;
+    r->stream = st;
+    *out = st;
+    /* the first of the body comes from the loop, like every later one */
+    st->parked = 1;
+    http_stream_wake(st);
 }
 
-/* A producer has more for a parked stream: it is resumed when MHD runs
- * next, once however many events came meanwhile (a burst of events costs
- * each client one resume, not one per event). */
+/* A producer has more for a parked stream: it is fed when the loop next
+ * polls, once however many events came meanwhile. */
 void http_stream_wake(struct http_stream *st)
 {
-    if (!st || !st->suspended || !st->req || st->wake)
+    if (!st || !st->parked || !st->req || st->wake)
         return;
     st->wake = 1;
-    st->srv->wakes++;
-    server_kick(st->srv);
-}
-
-static void resume_woken(struct http_server *s)
-{
-    for (struct http_stream *st = s->streams; st && s->wakes; st = st->next) {
-        if (!st->wake)
-            continue;
-        st->wake = 0;
-        s->wakes--;
-        if (!st->suspended || !st->req)
-            continue;
-        hup_stop(st);
-        st->suspended = 0;
-        MHD_resume_connection(st->req->conn);
-        s->kick = 1; /* MHD serves a resumed connection on its next run */
-    }
-    s->wakes = 0;
+    if (st->srv->wakes++ == 0 && !st->srv->tls_reads)
+        uv_prepare_start(&st->srv->feed, on_feed);
 }
 
 size_t http_server_streams(const struct http_server *s)
@@ -562,18 +807,28 @@ const char *http_req_path(const struct http_req *r)
 
 const char *http_req_header(const struct http_req *r, const char *name)
 {
-    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+    return h1_header(&r->head, name);
 }
 
+/* The first name=value of the query with that name (compared as sent),
+ * the value percent-decoded; a name without '=' counts as absent. */
 int http_req_query(const struct http_req *r, const char *name, char **out)
 {
     *out = NULL;
-    /* the value is still escaped (keep_escaped); names are compared as sent */
-    const char *v = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
-    if (!v)
-        return 0;
-    *out = http_percent_decode(v, strlen(v), 1);
-    return *out ? 1 : -1;
+    const char *q = h1_query(&r->head);
+    size_t nlen = strlen(name);
+    while (q && *q) {
+        size_t n = strcspn(q, "&");
+        const char *eq = memchr(q, '=', n);
+        if (eq && (size_t)(eq - q) == nlen && !memcmp(q, name, nlen)) {
+            *out = http_percent_decode(eq + 1, n - nlen - 1, 1);
+            return *out ? 1 : -1;
+        }
+        q += n;
+        if (*q)
+            q++;
+    }
+    return 0;
 }
 
 const char *http_req_body(const struct http_req *r, size_t *len)
@@ -635,7 +890,7 @@ void *http_req_data(const struct http_req *r)
     return r->data;
 }
 
-/* --- MHD callbacks ------------------------------------------------------------------- */
+/* --- requests ------------------------------------------------------------------------ */
 
 static int is_json_type(const char *ct);
 
@@ -676,44 +931,31 @@ static void set_peer(struct http_req *r, const struct sockaddr *sa)
     }
 }
 
-struct xff_lines {
-    struct strbuf b;
-    int failed; /* out of memory: a partial list could be the client's line alone */
-};
-
-/* Every X-Forwarded-For line, in order, joined with ',': a proxy may add
- * its own line rather than extend the client's. */
-static enum MHD_Result collect_xff(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
+/* Behind a trusted proxy the client is the one it names (http/xff): every
+ * X-Forwarded-For line, in order, joined with ',' (a proxy may add its own
+ * line rather than extend the client's). */
+static void fill_peer(struct http_req *r, const struct http_conn *c)
 {
-    (void)kind;
-    struct xff_lines *x = cls;
-    if (key && value && !strcasecmp(key, "X-Forwarded-For") &&
-        ((x->b.len && strbuf_append(&x->b, ",", 1) != 0) || strbuf_append_str(&x->b, value) != 0))
-        x->failed = 1;
-    return MHD_YES;
-}
-
-static void fill_peer(struct http_req *r)
-{
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (!ci || !ci->client_addr)
-        return;
-    set_peer(r, ci->client_addr);
+    set_peer(r, (const struct sockaddr *)&c->addr);
     if (!r->srv->o.ntrusted_proxies)
         return;
-    /* behind a trusted proxy the client is the one it names (http/xff) */
-    struct xff_lines xff = {.failed = 0};
-    strbuf_init(&xff.b, 0);
-    MHD_get_connection_values(r->conn, MHD_HEADER_KIND, collect_xff, &xff);
+    struct strbuf xff;
+    strbuf_init(&xff, 0);
+    int failed = 0;
+    for (size_t i = 0; i < r->head.nh && !failed; i++) {
+        const struct h1_header *h = &r->head.h[i];
+        if (strcasecmp(h->name, "X-Forwarded-For"))
+            continue;
+        if ((xff.len && strbuf_append(&xff, ",", 1) != 0) || strbuf_append_str(&xff, h->value) != 0)
+            failed = 1; /* out of memory: a partial list could be the client's line alone */
+    }
     struct sockaddr_storage client;
     socklen_t len = 0;
-    enum http_xff rc =
-        xff.failed ? HTTP_XFF_MALFORMED
-                   : http_xff_client((const struct sockaddr *)&r->peer_addr, r->peer_len,
-                                     xff.b.len ? xff.b.data : NULL, r->srv->o.trusted_proxies,
-                                     r->srv->o.ntrusted_proxies, &client, &len);
+    enum http_xff rc = failed
+                           ? HTTP_XFF_MALFORMED
+                           : http_xff_client((const struct sockaddr *)&r->peer_addr, r->peer_len,
+                                             xff.len ? xff.data : NULL, r->srv->o.trusted_proxies,
+                                             r->srv->o.ntrusted_proxies, &client, &len);
     if (rc == HTTP_XFF_MALFORMED) /* debug: one line per request would flood the log */
         log_debug("X-Forwarded-For of a trusted proxy not understood: the proxy is the client",
                   "{s:s}", "peer", r->peer);
@@ -721,7 +963,7 @@ static void fill_peer(struct http_req *r)
         memcpy(r->via, r->peer, sizeof(r->via));
         set_peer(r, (const struct sockaddr *)&client);
     }
-    strbuf_release(&xff.b);
+    strbuf_release(&xff);
 }
 
 int http_req_too_big(const struct http_req *r)
@@ -752,15 +994,438 @@ static int is_json_type(const char *ct)
     return n > 17 && !strncasecmp(ct, "application/", 12) && !strncasecmp(ct + n - 5, "+json", 5);
 }
 
-static enum MHD_Result queue_answer(struct http_req *r)
+/* A new request on c, from its head buf[0..len) (len 0: the head could not
+ * even be delimited). NULL when out of memory. */
+static struct http_req *req_new(struct http_conn *c)
 {
-    enum MHD_Result rc = MHD_NO;
-    if (r->response) {
-        rc = MHD_queue_response(r->conn, r->status, r->response);
-        MHD_destroy_response(r->response);
-        r->response = NULL;
+    struct http_server *s = c->srv;
+    struct http_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->srv = s;
+    r->conn = c;
+    r->started_us = now_us();
+    r->method = "";
+    strbuf_init(&r->body, s->o.max_body);
+    c->in_request = 1;
+    c->req = r;
+    c->nreq++;
+    return r;
+}
+
+/* Refuse the request from its head and close the connection: what follows
+ * on the wire can no longer be trusted to be a request. */
+static void refuse(struct http_req *r, const struct h1_error *e)
+{
+    r->dispatched = 1;
+    r->close_conn = 1;
+    http_respond_problem(r, e->status, e->slug, e->title, e->detail, NULL);
+}
+
+/* A head is in: read it and decide. Returns 0 to go on to the body. */
+static int req_head(struct http_conn *c, const char *buf, size_t len)
+{
+    struct http_server *s = c->srv;
+    struct http_req *r = req_new(c);
+    if (!r) {
+        conn_close(c, 1);
+        return -1;
     }
-    return rc;
+    struct h1_error e;
+    int rc = h1_head_parse(buf, len, &r->head, &e);
+    if (r->head.method)
+        r->method = r->head.method;
+    r->path = r->head.target ? strndup(r->head.target, h1_path_len(&r->head)) : strdup("");
+    if (!r->path) {
+        conn_close(c, 1);
+        return -1;
+    }
+    r->head_only = !strcmp(r->method, "HEAD");
+    fill_peer(r, c);
+    const char *rid = h1_header(&r->head, "X-Request-Id");
+    if (rid && request_id_ok(rid))
+        snprintf(r->id, sizeof(r->id), "%s", rid);
+    else
+        new_request_id(r->id, sizeof(r->id));
+    if (rc != 0) {
+        refuse(r, &e);
+        return -1;
+    }
+    r->close_conn = !r->head.keep_alive;
+    h1_body_init(&r->bd, &r->head);
+    if (r->head.has_length && r->head.length > s->o.max_body) {
+        /* a declared oversized body: answer from the head alone (routing
+         * and auth still come first), without reading the body, which
+         * leaves the connection unable to carry another request */
+        r->too_big = 1;
+        r->dispatched = 1;
+        r->close_conn = 1;
+        c->st = CONN_WAIT;
+        s->handler(r, s->ud);
+        if (c->req == r && !r->answered) {
+            /* the handler answers later (a wrong key's 401 is held back) */
+            r->suspended = 1;
+            s->waiting++;
+        }
+        return -1;
+    }
+    if (s->o.head && !r->bd.done) {
+        /* answered from the head, the body stays unread: the connection
+         * cannot carry another request */
+        int close_conn = r->close_conn;
+        r->close_conn = 1;
+        s->o.head(r, s->ud);
+        if (c->req != r || r->answered) /* answered: r may be gone already */
+            return -1;
+        r->close_conn = close_conn;
+        if (r->principal)
+            c->authed = 1;
+    }
+    if (!r->bd.done && r->head.expect_continue && conn_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25))
+        conn_close(c, 1);
+    return c->closed ? -1 : 0;
+}
+
+static void body_data(void *ud, const char *data, size_t n)
+{
+    struct http_req *r = ud;
+    if (!r->too_big && strbuf_append(&r->body, data, n) != 0) {
+        r->too_big = 1;
+        strbuf_release(&r->body);
+    }
+}
+
+/* Hand the whole request to the handler. */
+static void req_dispatch(struct http_conn *c, struct http_req *r)
+{
+    struct http_server *s = c->srv;
+    r->dispatched = 1;
+    c->st = CONN_WAIT;
+    s->handler(r, s->ud);
+    if (c->req == r && !r->answered) {
+        r->suspended = 1;
+        s->waiting++;
+    }
+}
+
+/* Take what c has received: heads, bodies, as far as it can go until a
+ * request waits for its answer. */
+static size_t take(struct http_conn *c, const char *buf, size_t len)
+{
+    size_t used = 0;
+    while (!c->closed) {
+        if (c->st == CONN_HEAD) {
+            if (used == len)
+                break;
+            struct h1_error e;
+            ssize_t n = h1_head_end(buf + used, len - used, &c->head_from, &e);
+            if (n == 0)
+                break;
+            if (n < 0) {
+                struct http_req *r = req_new(c);
+                if (!r || !(r->path = strdup(""))) {
+                    conn_close(c, 1);
+                    break;
+                }
+                set_peer(r, (const struct sockaddr *)&c->addr);
+                new_request_id(r->id, sizeof(r->id));
+                refuse(r, &e);
+                break;
+            }
+            c->head_from = 0;
+            used += (size_t)n;
+            if (req_head(c, buf + used - (size_t)n, (size_t)n) != 0)
+                break;
+            c->st = CONN_BODY;
+        }
+        if (c->st != CONN_BODY)
+            break;
+        struct http_req *r = c->req;
+        if (!r->bd.done) {
+            struct h1_error e;
+            ssize_t n = h1_body_feed(&r->bd, buf + used, len - used, body_data, r, &e);
+            if (n < 0) {
+                refuse(r, &e);
+                break;
+            }
+            used += (size_t)n;
+            if (!r->bd.done)
+                break;
+        }
+        req_dispatch(c, r);
+    }
+    return used;
+}
+
+/* Take what waits in c->in (after an answer, pipelined requests). */
+static void conn_take(struct http_conn *c)
+{
+    if (c->processing || c->closed)
+        return;
+    c->processing = 1;
+    size_t used = take(c, c->in.data ? c->in.data : "", c->in.len);
+    c->processing = 0;
+    if (c->closed)
+        return;
+    strbuf_consume(&c->in, used);
+    if (!c->in.len)
+        strbuf_release(&c->in);
+    conn_watch(c);
+}
+
+/* Bytes just read (into the server's buffer). */
+static void conn_received(struct http_conn *c, const char *data, size_t n)
+{
+    if (c->in.len || (c->st != CONN_HEAD && c->st != CONN_BODY)) {
+        /* behind other bytes, or while a request is handled: kept */
+        if (strbuf_append(&c->in, data, n) != 0) {
+            conn_close(c, 1);
+            return;
+        }
+        conn_take(c);
+        return;
+    }
+    c->processing = 1;
+    size_t used = take(c, data, n);
+    c->processing = 0;
+    if (c->closed)
+        return;
+    if (used < n && strbuf_append(&c->in, data + used, n - used) != 0) {
+        conn_close(c, 1);
+        return;
+    }
+    conn_watch(c);
+}
+
+/* --- connections --------------------------------------------------------------------- */
+
+/* What c's poll should watch: its socket's input while it can take more
+ * (a request being handled holds at most HTTP_IN_HELD_MAX unread), room
+ * for its output while some waits. Changed only when it must: each change
+ * costs system calls. */
+static void on_conn_poll(uv_poll_t *p, int status, int events);
+
+static void conn_watch(struct http_conn *c)
+{
+    if (c->closed)
+        return;
+    int ev = 0;
+    if (!c->eof && (c->st == CONN_HEAD || c->st == CONN_BODY || c->st == CONN_LINGER ||
+                    c->in.len < HTTP_IN_HELD_MAX))
+        ev |= UV_READABLE;
+    if (c->out.len > c->out_off || c->handshaking == 2)
+        ev |= UV_WRITABLE;
+    /* decrypted bytes GnuTLS holds wake no poll: read them from the loop */
+    if ((ev & UV_READABLE) && c->tls && !c->handshaking && !c->tls_read &&
+        http_tls_pending(c->tls)) {
+        c->tls_read = 1;
+        if (c->srv->tls_reads++ == 0 && !c->srv->wakes)
+            uv_prepare_start(&c->srv->feed, on_feed);
+    }
+    if (ev == c->events)
+        return;
+    c->events = ev;
+    if (ev)
+        uv_poll_start(&c->poll, ev, on_conn_poll);
+    else
+        uv_poll_stop(&c->poll);
+}
+
+static void server_release(struct http_server *s);
+
+static void conn_freed(uv_handle_t *h)
+{
+    struct http_conn *c = h->data;
+    struct http_server *s = c->srv;
+    strbuf_release(&c->in);
+    strbuf_release(&c->out);
+    free(c);
+    s->conns_closing--;
+    if (s->closing)
+        server_release(s);
+}
+
+/* Close c now; a request in progress ends (aborted when unanswered). */
+static void conn_close(struct http_conn *c, int aborted)
+{
+    if (c->closed)
+        return;
+    c->closed = 1;
+    struct http_server *s = c->srv;
+    s->conns_closing++;
+    if (c->tls_read) {
+        c->tls_read = 0;
+        s->tls_reads--;
+    }
+    if (c->req) {
+        struct http_req *r = c->req;
+        int waiting = r->dispatched && !r->answered;
+        if (waiting) {
+            /* the handler still has it and answers later: into the void */
+            r->conn = NULL;
+            c->req = NULL;
+            c->in_request = 0;
+        } else {
+            req_end(r, aborted);
+        }
+    }
+    if (c->tls) {
+        http_tls_session_free(c->tls);
+        c->tls = NULL;
+    }
+    LIST_UNLINK(s->conns, c);
+    s->nconns--;
+    uv_close((uv_handle_t *)&c->poll, conn_freed);
+    close(c->fd); /* uv_close took it out of the loop's epoll set */
+    c->fd = -1;
+}
+
+/* Cut a connection (deadline, room): closed at once. */
+static void conn_cut(struct http_conn *c, const char *reason)
+{
+    c->cut = 1;
+    metrics_inc(METRIC_HTTP_CUT, reason, NULL, 1);
+    conn_close(c, 1);
+}
+
+/* Send what waits in c->out. */
+static void conn_flush(struct http_conn *c)
+{
+    while (!c->closed && c->out.len > c->out_off) {
+        const char *p = c->out.data + c->out_off;
+        size_t left = c->out.len - c->out_off;
+        ssize_t n;
+        int want_write = 1;
+        if (c->tls) {
+            n = http_tls_send(c->tls, p, left, &want_write);
+        } else {
+            n = send(c->fd, p, left, MSG_NOSIGNAL);
+            if (n < 0)
+                n = errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -EIO;
+        }
+        if (n == -EAGAIN)
+            break;
+        if (n < 0) {
+            conn_close(c, 1);
+            return;
+        }
+        c->out_off += (size_t)n;
+        c->active_ms = uv_now(c->srv->loop);
+    }
+    if (c->closed)
+        return;
+    if (c->out.len == c->out_off) {
+        c->out_off = 0;
+        if (c->out.cap > 2 * HTTP_STREAM_OUT_MAX)
+            strbuf_release(&c->out);
+        else
+            strbuf_reset(&c->out);
+    }
+    conn_watch(c);
+}
+
+/* The socket has room again: send, then go on with what waited for it. */
+static void conn_writable(struct http_conn *c)
+{
+    conn_flush(c);
+    if (c->closed || c->out.len > c->out_off)
+        return;
+    if (c->st == CONN_SEND)
+        conn_answered(c);
+    else if (c->st == CONN_STREAM && c->req && c->req->stream && !c->req->stream->parked)
+        stream_feed(c->req->stream);
+}
+
+/* The client closed its side. */
+static void conn_eof(struct http_conn *c)
+{
+    c->eof = 1;
+    switch (c->st) {
+    case CONN_WAIT:
+    case CONN_SEND:
+        conn_watch(c); /* answered, then closed */
+        return;
+    case CONN_HEAD:
+        conn_close(c, c->in.len != 0);
+        return;
+    default: /* a request half read, a stream: the client is gone */
+        conn_close(c, 1);
+        return;
+    }
+}
+
+static void conn_readable(struct http_conn *c)
+{
+    struct http_server *s = c->srv;
+    for (int rounds = 0; rounds < 16 && !c->closed && !c->eof && (c->events & UV_READABLE);
+         rounds++) {
+        char *dst = s->rbuf;
+        size_t room = HTTP_READ_BLOCK;
+        /* while a request is handled what comes is kept, up to a bound */
+        if (c->st != CONN_HEAD && c->st != CONN_BODY && c->st != CONN_LINGER)
+            room = c->in.len < HTTP_IN_HELD_MAX ? HTTP_IN_HELD_MAX - c->in.len : 0;
+        if (!room)
+            return;
+        ssize_t n;
+        if (c->tls && c->st != CONN_LINGER) {
+            n = http_tls_recv(c->tls, dst, room);
+        } else {
+            n = recv(c->fd, dst, room, 0);
+            if (n < 0)
+                n = errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? -EAGAIN : -EIO;
+        }
+        if (n == -EAGAIN)
+            return;
+        if (n == 0 || n < 0) {
+            if (c->st == CONN_LINGER || n < 0)
+                conn_close(c, c->st != CONN_LINGER && c->st != CONN_HEAD);
+            else
+                conn_eof(c);
+            return;
+        }
+        c->active_ms = uv_now(s->loop);
+        if (c->st == CONN_LINGER)
+            continue;
+        conn_received(c, dst, (size_t)n);
+        /* a full read may have left more; TLS may hold decrypted bytes */
+        if ((size_t)n < room && !(c->tls && !c->closed && http_tls_pending(c->tls)))
+            return;
+    }
+}
+
+static void tls_handshake(struct http_conn *c)
+{
+    int want_write = 0;
+    int rc = http_tls_handshake(c->tls, &want_write);
+    if (rc < 0) {
+        log_debug("TLS handshake failed", "{s:i}", "fd", c->fd);
+        conn_close(c, 0);
+        return;
+    }
+    c->active_ms = uv_now(c->srv->loop);
+    c->handshaking = rc ? 0 : want_write ? 2 : 1;
+    conn_watch(c);
+    if (!c->handshaking && http_tls_pending(c->tls))
+        conn_readable(c);
+}
+
+static void on_conn_poll(uv_poll_t *p, int status, int events)
+{
+    struct http_conn *c = p->data;
+    if (c->closed)
+        return;
+    if (status < 0) {
+        conn_close(c, 1);
+        return;
+    }
+    if (c->handshaking) {
+        tls_handshake(c);
+        return;
+    }
+    if (events & UV_WRITABLE)
+        conn_writable(c);
+    if (!c->closed && (events & (UV_READABLE | UV_DISCONNECT)))
+        conn_readable(c);
 }
 
 /* The client's address as a comparable key: the family byte, then the
@@ -785,14 +1450,6 @@ static void peer_key(const struct sockaddr *sa, unsigned char out[HTTP_PEER_KEY_
     }
 }
 
-/* A shutdown() of the socket makes MHD see the end and close it itself. */
-static void conn_cut(struct http_conn *c, const char *reason)
-{
-    shutdown(c->fd, SHUT_RDWR);
-    c->cut = 1;
-    metrics_inc(METRIC_HTTP_CUT, reason, NULL, 1);
-}
-
 /* A connection that may be cut to make room: it has never shown a valid
  * key and is waiting for a request head or for the body of a request that
  * has not been handled yet. Requests being handled (waiting for AMI,
@@ -808,8 +1465,8 @@ static int conn_expendable(const struct http_conn *c)
 
 /* Near max_connections: cut the expendable connection that has waited
  * longest, so that the one just accepted (a health check, a client with a
- * key) is served; when none is expendable the reserve is used up and MHD
- * refuses connections past max_connections. */
+ * key) is served; when none is expendable the reserve is used up and
+ * connections past max_connections are refused. */
 static void make_room(struct http_server *s, const struct http_conn *fresh)
 {
     unsigned max = s->o.max_connections;
@@ -838,64 +1495,93 @@ static unsigned conns_of_peer(const struct http_server *s, const struct http_con
 
 /* A trusted proxy (AMIBRIDGE_TRUSTED_PROXIES) carries many clients on its
  * connections: the per-client cap counts clients, so it does not count it. */
-static int from_trusted_proxy(const struct http_server *s, const union MHD_ConnectionInfo *ci)
+static int from_trusted_proxy(const struct http_server *s, const struct http_conn *c)
 {
-    if (!s->o.ntrusted_proxies || !ci || !ci->client_addr)
+    if (!s->o.ntrusted_proxies)
         return 0;
-    const struct sockaddr *sa = ci->client_addr;
-    socklen_t len =
-        sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    return netlist_has(sa, len, s->o.trusted_proxies, s->o.ntrusted_proxies);
+    return netlist_has((const struct sockaddr *)&c->addr, c->addrlen, s->o.trusted_proxies,
+                       s->o.ntrusted_proxies);
 }
 
-static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
-                          enum MHD_ConnectionNotificationCode toe)
+static void conn_new(struct http_server *s, int fd, const struct sockaddr_storage *ss, socklen_t sl)
 {
-    struct http_server *s = cls;
-    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-        struct http_conn *c = calloc(1, sizeof(*c));
-        const union MHD_ConnectionInfo *ci =
-            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-        if (!c)
-            return;
-        c->fd = ci ? ci->connect_fd : -1;
-        c->idle_ms = uv_now(s->loop);
-        ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-        peer_key(ci ? ci->client_addr : NULL, c->peer);
-        LIST_PUSH_FRONT(s->conns, c);
-        s->nconns++;
-        *socket_context = c;
-        if (c->fd < 0)
-            return;
-        if (s->o.tls_cert) {
-            /* MHD reads TLS connections through GnuTLS, not recv() */
-            const union MHD_ConnectionInfo *tls =
-                MHD_get_connection_info(conn, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-            c->wired = tls && s->tls_wired && wire_watch_tls(c->fd, tls->tls_session) == 0;
-        } else {
-            c->wired = wire_watch(c->fd) == 0;
-        }
-        if (s->o.max_connections_per_client && !from_trusted_proxy(s, ci) &&
-            conns_of_peer(s, c) >= s->o.max_connections_per_client) {
-            /* refused at the door: closed before a byte is read */
-            shutdown(c->fd, SHUT_RDWR);
-            c->cut = 1;
-            metrics_inc(METRIC_HTTP_REFUSED, "per_client_limit", NULL, 1);
-            s->nrefused++;
-            return;
-        }
-        make_room(s, c);
+    struct http_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        close(fd);
         return;
     }
-    struct http_conn *c = *socket_context;
-    if (!c)
+    c->srv = s;
+    c->fd = fd;
+    memcpy(&c->addr, ss, sl);
+    c->addrlen = sl;
+    c->idle_ms = c->active_ms = uv_now(s->loop);
+    peer_key((const struct sockaddr *)ss, c->peer);
+    if (uv_poll_init_socket(s->loop, &c->poll, fd) != 0) {
+        close(fd);
+        free(c);
         return;
-    LIST_UNLINK(s->conns, c);
-    s->nconns--;
-    if (c->wired)
-        wire_forget(c->fd);
-    free(c);
-    *socket_context = NULL;
+    }
+    c->poll.data = c;
+    LIST_PUSH_FRONT(s->conns, c);
+    s->nconns++;
+    if (s->o.max_connections_per_client && !from_trusted_proxy(s, c) &&
+        conns_of_peer(s, c) >= s->o.max_connections_per_client) {
+        /* refused at the door: closed before a byte is read */
+        metrics_inc(METRIC_HTTP_REFUSED, "per_client_limit", NULL, 1);
+        s->nrefused++;
+        c->cut = 1;
+        conn_close(c, 0);
+        return;
+    }
+    make_room(s, c);
+    if (s->tls) {
+        c->tls = http_tls_session_new(s->tls, fd);
+        if (!c->tls) {
+            conn_close(c, 0);
+            return;
+        }
+        c->handshaking = 1;
+    }
+    conn_watch(c);
+}
+
+static void on_accept_pause(uv_timer_t *t);
+
+static void on_listen(uv_poll_t *p, int status, int events)
+{
+    (void)events;
+    struct http_server *s = p->data;
+    if (status < 0)
+        return;
+    for (int i = 0; i < HTTP_ACCEPT_BATCH && s->listening; i++) {
+        struct sockaddr_storage ss;
+        socklen_t sl = sizeof(ss);
+        int fd = accept4(s->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                log_warn("cannot accept HTTP connections", "{s:s}", "error", strerror(errno));
+                uv_poll_stop(&s->listen);
+                uv_timer_start(&s->accept_pause, on_accept_pause, HTTP_ACCEPT_PAUSE_MS, 0);
+            }
+            return;
+        }
+        if (s->nconns >= s->o.max_connections) {
+            close(fd);
+            metrics_inc(METRIC_HTTP_REFUSED, "max_connections", NULL, 1);
+            s->nrefused_full++;
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        conn_new(s, fd, &ss, sl);
+    }
+}
+
+static void on_accept_pause(uv_timer_t *t)
+{
+    struct http_server *s = t->data;
+    if (s->listening)
+        uv_poll_start(&s->listen, UV_READABLE, on_listen);
 }
 
 /* One line per sweep for what was cut or refused since the last one: a
@@ -904,273 +1590,54 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
  * all the time. */
 static void log_cuts(struct http_server *s)
 {
-    if (!s->ncut_head && !s->ncut_whole && !s->ncut_reserve && !s->nrefused)
+    if (!s->ncut_head && !s->ncut_whole && !s->ncut_reserve && !s->ncut_idle && !s->nrefused &&
+        !s->nrefused_full)
         return;
-    enum log_level lvl = s->ncut_reserve || s->nrefused ? LOG_WARN : LOG_DEBUG;
+    enum log_level lvl = s->ncut_reserve || s->nrefused || s->nrefused_full ? LOG_WARN : LOG_DEBUG;
     if (log_enabled(lvl))
         log_emit(lvl, "http connections cut",
-                 json_pack("{s:i,s:i,s:i,s:i,s:i}", "header_timeout", (int)s->ncut_head,
-                           "request_timeout", (int)s->ncut_whole, "reserve", (int)s->ncut_reserve,
-                           "refused_per_client", (int)s->nrefused, "open", (int)s->nconns));
-    s->ncut_head = s->ncut_whole = s->ncut_reserve = s->nrefused = 0;
+                 json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "header_timeout", (int)s->ncut_head,
+                           "request_timeout", (int)s->ncut_whole, "idle_timeout", (int)s->ncut_idle,
+                           "reserve", (int)s->ncut_reserve, "refused_per_client", (int)s->nrefused,
+                           "refused_max_connections", (int)s->nrefused_full, "open",
+                           (int)s->nconns));
+    s->ncut_head = s->ncut_whole = s->ncut_reserve = s->ncut_idle = s->nrefused = 0;
+    s->nrefused_full = 0;
 }
 
 /* Cut the connections that have not delivered a request head, or a whole
- * request, in time: a client that trickles its body is cut like one that
- * trickles its head. Requests being handled are left alone. */
+ * request, in time (a client that trickles its body is cut like one that
+ * trickles its head), that have been idle for timeout_s (nothing read or
+ * sent: a stream whose client stopped reading), and end the lingering
+ * closes. Requests being handled are left alone. */
 static void on_sweep(uv_timer_t *t)
 {
     struct http_server *s = t->data;
     uint64_t now = uv_now(s->loop), head = (uint64_t)s->o.header_timeout_s * 1000,
-             whole = (uint64_t)s->o.request_timeout_s * 1000;
-    size_t cut = 0;
-    for (struct http_conn *c = s->conns; c; c = c->next) {
-        if (c->cut || c->fd < 0)
-            continue;
-        if (!c->in_request && head && now - c->idle_ms >= head) {
+             whole = (uint64_t)s->o.request_timeout_s * 1000,
+             idle = (uint64_t)s->o.timeout_s * 1000;
+    for (struct http_conn *c = s->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->st == CONN_LINGER) {
+            if (now - c->linger_ms >= HTTP_LINGER_MS)
+                conn_close(c, 0);
+        } else if (!c->in_request && head && now - c->idle_ms >= head) {
             conn_cut(c, "header_timeout");
             s->ncut_head++;
-            cut++;
         } else if (c->in_request && whole && c->req && !c->req->dispatched && !c->req->answered &&
                    now - c->idle_ms >= whole) {
             conn_cut(c, "request_timeout");
             s->ncut_whole++;
-            cut++;
+        } else if (idle && now - c->active_ms >= idle && c->st != CONN_WAIT &&
+                   !(c->st == CONN_STREAM && c->out.len == c->out_off)) {
+            conn_cut(c, "idle_timeout");
+            s->ncut_idle++;
         }
     }
     log_cuts(s);
-    if (cut)
-        server_run(s);
 }
 
-/* --- framing --------------------------------------------------------------------------- */
-
-struct framing {
-    unsigned ncl, nte;
-    const char *te;
-    const char *why;
-};
-
-static int is_tchar(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-           (ch && strchr("!#$%&'*+-.^_`|~", ch));
-}
-
-/* One header as MHD parsed it. MHD 0.9.75 keeps a blank before the colon
- * in the name ("Transfer-Encoding ") and glues a folded line onto the
- * previous header's name ("Transfer-Encodingchunked"), so either shows up
- * here as a name that is no token or that only starts like a framing
- * header. */
-static enum MHD_Result framing_visit(void *cls, enum MHD_ValueKind kind, const char *key,
-                                     const char *value)
-{
-    (void)kind;
-    struct framing *f = cls;
-    size_t n = key ? strlen(key) : 0;
-    for (size_t i = 0; i < n && !f->why; i++)
-        if (!is_tchar((unsigned char)key[i]))
-            f->why = "a header name is not a token (a blank before its colon, or a folded line)";
-    if (n == 0)
-        f->why = "a header line has no name";
-    if (f->why)
-        return MHD_NO;
-    static const char cl[] = "Content-Length", te[] = "Transfer-Encoding";
-    if (!strcasecmp(key, cl)) {
-        f->ncl++;
-    } else if (!strcasecmp(key, te)) {
-        f->nte++;
-        f->te = value;
-    } else if (!strncasecmp(key, cl, sizeof(cl) - 1) || !strncasecmp(key, te, sizeof(te) - 1)) {
-        f->why = "a framing header is followed by a folded line";
-    }
-    return f->why ? MHD_NO : MHD_YES;
-}
-
-/* Why the request's head does not frame exactly one request (RFC 9112,
- * 5.2, 6.1, 6.3), or NULL: a proxy in front may read the framing otherwise
- * and take the rest of the body for a second request (request smuggling). */
-static const char *framing_problem(struct MHD_Connection *conn)
-{
-    struct framing f = {0, 0, NULL, NULL};
-    MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_visit, &f);
-    if (f.why)
-        return f.why;
-    if (f.ncl && f.nte)
-        return "a request may not carry both Content-Length and Transfer-Encoding";
-    if (f.ncl > 1)
-        return "a request may carry one Content-Length";
-    if (f.nte > 1)
-        return "a request may carry one Transfer-Encoding";
-    if (f.nte && (!f.te || strcasecmp(f.te, "chunked")))
-        return "the only Transfer-Encoding understood is chunked";
-    return NULL;
-}
-
-static enum MHD_Result blank_visit(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value)
-{
-    (void)kind;
-    int *blank = cls;
-    *blank = (key && strpbrk(key, " \t")) || (value && strpbrk(value, " \t"));
-    return *blank ? MHD_NO : MHD_YES;
-}
-
-/* A blank in the request target (path or query): not strict, MHD takes
- * the last blank of the request line for the one before the version. */
-static int target_has_blank(const struct http_req *r)
-{
-    int blank = strpbrk(r->path, " \t") != NULL;
-    if (!blank)
-        MHD_get_connection_values(r->conn, MHD_GET_ARGUMENT_KIND, blank_visit, &blank);
-    return blank;
-}
-
-/* Refuse the request from its head and close the connection: what follows
- * on the wire can no longer be trusted to be a request. */
-static enum MHD_Result refuse_head_as(struct http_req *r, int status, const char *slug,
-                                      const char *title, const char *detail)
-{
-    r->dispatched = 1;
-    http_req_add_header(r, "Connection", "close");
-    http_respond_problem(r, status, slug, title, detail, NULL);
-    return queue_answer(r);
-}
-
-static enum MHD_Result refuse_head(struct http_req *r, const char *slug, const char *detail)
-{
-    return refuse_head_as(r, 400, slug, "Bad request", detail);
-}
-
-/* A Content-Length MHD would have refused itself (http/wire.h): renamed on
- * the wire, refused here. */
-static enum MHD_Result refuse_length(struct http_req *r, enum wire_flaw f)
-{
-    if (f == WIRE_FLAW_TOO_LARGE)
-        return refuse_head_as(r, 413, "payload-too-large", "Payload too large",
-                              "the Content-Length does not fit in 64 bits");
-    return refuse_head(r, "bad-framing",
-                       "the Content-Length is not a number (digits only, at least one), or a "
-                       "Content-Length or Transfer-Encoding line is 128 bytes or longer");
-}
-
-/* The head of a request is in: 1 when it carries a body (MHD reads it
- * next). */
-static int announces_body(struct MHD_Connection *conn)
-{
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding") ||
-           (cl && strtoull(cl, NULL, 10) > 0);
-}
-
-/* The first call for a request: its head is complete. MHD_YES to read the
- * body (if any), or the answer refusing it from the head alone. */
-static enum MHD_Result on_head(struct http_server *s, struct http_req *r, const char *version)
-{
-    struct MHD_Connection *conn = r->conn;
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    struct http_conn *hc = ci ? ci->socket_context : NULL;
-    if (hc) {
-        hc->in_request = 1;
-        hc->req = r;
-        hc->nreq++;
-        enum wire_flaw f = hc->wired ? wire_flaw(hc->fd, hc->nreq) : WIRE_FLAW_NONE;
-        if (f)
-            return refuse_length(r, f);
-    }
-    const char *why = framing_problem(conn);
-    if (why)
-        return refuse_head(r, "bad-framing", why);
-    /* checked here rather than by MHD, whose own 400 is a broken answer */
-    if (!strcmp(version, MHD_HTTP_VERSION_1_1) &&
-        !MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host"))
-        return refuse_head(r, "bad-request", "an HTTP/1.1 request needs a Host header");
-    if (target_has_blank(r))
-        return refuse_head(r, "bad-request", "the request target contains a blank");
-    /* refuse a declared oversized body before reading it */
-    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-    if (cl && strtoull(cl, NULL, 10) > s->o.max_body) {
-        /* a declared oversized body: answer from the headers alone (routing
-         * and auth still come first), without reading the body */
-        r->too_big = 1;
-        r->dispatched = 1;
-        s->handler(r, s->ud);
-        if (r->answered)
-            return queue_answer(r);
-        /* the handler answers later (a wrong key's 401 is held back): wait
-         * for it as for any answer, never answer in its place, or its late
-         * answer would find this request gone. The body stays unread, so
-         * the connection closes after the answer. */
-        http_req_add_header(r, "Connection", "close");
-        r->suspended = 1;
-        s->waiting++;
-        MHD_suspend_connection(r->conn);
-        return MHD_YES;
-    }
-    if (s->o.head && announces_body(conn)) {
-        s->o.head(r, s->ud);
-        if (r->answered) {
-            /* the body stays unread: the connection cannot carry another request */
-            r->dispatched = 1;
-            if (r->response)
-                MHD_add_response_header(r->response, "Connection", "close");
-            return queue_answer(r);
-        }
-        if (hc && r->principal)
-            hc->authed = 1;
-    }
-    return MHD_YES;
-}
-
-static enum MHD_Result on_access(void *cls, struct MHD_Connection *conn, const char *url,
-                                 const char *method, const char *version, const char *upload,
-                                 size_t *upload_size, void **con_cls)
-{
-    struct http_server *s = cls;
-    struct http_req *r = *con_cls;
-    if (!r) {
-        r = calloc(1, sizeof(*r));
-        if (!r)
-            return MHD_NO;
-        r->srv = s;
-        r->conn = conn;
-        r->started_us = now_us();
-        r->method = strdup(method);
-        r->path = strdup(url);
-        strbuf_init(&r->body, s->o.max_body);
-        fill_peer(r);
-        const char *rid = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id");
-        if (rid && request_id_ok(rid))
-            snprintf(r->id, sizeof(r->id), "%s", rid);
-        else
-            new_request_id(r->id, sizeof(r->id));
-        *con_cls = r;
-        if (!r->method || !r->path)
-            return MHD_NO;
-        return on_head(s, r, version ? version : "");
-    }
-    if (*upload_size) {
-        if (!r->too_big && strbuf_append(&r->body, upload, *upload_size) != 0) {
-            r->too_big = 1;
-            strbuf_release(&r->body);
-        }
-        *upload_size = 0;
-        return MHD_YES;
-    }
-    if (r->answered)
-        return queue_answer(r);
-    if (r->dispatched)
-        return MHD_YES; /* resumed without an answer: should not happen */
-    r->dispatched = 1;
-    s->handler(r, s->ud);
-    if (r->answered)
-        return queue_answer(r);
-    r->suspended = 1;
-    s->waiting++;
-    MHD_suspend_connection(conn);
-    return MHD_YES;
-}
+/* --- the access log ------------------------------------------------------------------- */
 
 /* `,"key":` (keys here are plain ASCII). */
 static int access_key(struct strbuf *b, const char *key)
@@ -1232,82 +1699,7 @@ static void access_log(const struct http_req *r, uint64_t us, int aborted)
     log_end(&b, rc);
 }
 
-static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                         enum MHD_RequestTerminationCode toe)
-{
-    (void)cls;
-    struct http_req *r = *con_cls;
-    if (!r)
-        return;
-    *con_cls = NULL;
-    const union MHD_ConnectionInfo *ci =
-        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    if (ci && ci->socket_context) {
-        struct http_conn *hc = ci->socket_context;
-        hc->in_request = 0;
-        hc->req = NULL;
-        hc->idle_ms = uv_now(r->srv->loop);
-        if (r->principal)
-            hc->authed = 1;
-    }
-    uint64_t us = now_us() - r->started_us;
-    char status[8];
-    snprintf(status, sizeof(status), "%u", r->status);
-    metrics_inc(METRIC_HTTP_REQUESTS, r->route ? r->route : "none", status, 1);
-    metrics_observe(METRIC_HTTP_DURATION, r->route ? r->route : "none", (double)us / 1e6);
-    if (log_enabled(LOG_INFO))
-        access_log(r, us, toe != MHD_REQUEST_TERMINATED_COMPLETED_OK);
-    if (r->stream)
-        r->stream->req = NULL;
-    if (r->response)
-        MHD_destroy_response(r->response);
-    if (r->data_free)
-        r->data_free(r->data);
-    while (r->headers) {
-        struct http_header *h = r->headers;
-        r->headers = h->next;
-        free(h->name);
-        free(h->value);
-        free(h);
-    }
-    strbuf_release(&r->body);
-    free(r->method);
-    free(r->path);
-    free(r);
-}
-
-/* --- loop glue ------------------------------------------------------------------------- */
-
-static void on_timer(uv_timer_t *t)
-{
-    server_run(t->data);
-}
-
-static void on_poll(uv_poll_t *p, int status, int events)
-{
-    (void)status;
-    (void)events;
-    server_run(p->data);
-}
-
-static void server_run(struct http_server *s)
-{
-    if (!s->mhd)
-        return;
-    s->running = 1;
-    s->kick = 0;
-    if (s->wakes)
-        resume_woken(s);
-    MHD_run(s->mhd);
-    s->running = 0;
-    MHD_UNSIGNED_LONG_LONG ms = 0;
-    if (s->kick)
-        uv_timer_start(&s->timer, on_timer, 0, 0);
-    else if (MHD_get_timeout(s->mhd, &ms) == MHD_YES)
-        uv_timer_start(&s->timer, on_timer, ms, 0);
-    else
-        uv_timer_stop(&s->timer);
-}
+/* --- the server ----------------------------------------------------------------------- */
 
 static int open_listener(const struct http_server_opts *o, char *err, size_t errlen)
 {
@@ -1360,8 +1752,15 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_op
     s->o = *o;
     s->handler = handler;
     s->ud = ud;
+    strbuf_init(&s->wbuf, 0);
+    if (o->tls_cert && o->tls_key &&
+        !(s->tls = http_tls_new(o->tls_cert, o->tls_key, err, errlen))) {
+        free(s);
+        return NULL;
+    }
     s->listen_fd = open_listener(o, err, errlen);
     if (s->listen_fd < 0) {
+        http_tls_free(s->tls);
         free(s);
         return NULL;
     }
@@ -1370,56 +1769,17 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct http_server_op
     getsockname(s->listen_fd, (struct sockaddr *)&ss, &sl);
     s->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                              : ((struct sockaddr_in *)&ss)->sin_port);
-    struct MHD_OptionItem tls[] = {
-        {MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}, {MHD_OPTION_END, 0, NULL}};
-    /* epoll: http/wire.c's TLS reads rely on MHD calling again after a
-     * short read until GNUTLS_E_AGAIN, which its epoll loop does */
-    unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-    if (o->tls_cert && o->tls_key) {
-        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
-            snprintf(err, errlen, "this libmicrohttpd was built without TLS support");
-            close(s->listen_fd);
-            free(s);
-            return NULL;
-        }
-        flags |= MHD_USE_TLS;
-        s->tls_wired = wire_tls_in_effect();
-        if (!s->tls_wired)
-            log_warn("TLS reads do not come through amibridge (gnutls_record_recv is not "
-                     "exported by this build): libmicrohttpd answers a Content-Length that is no "
-                     "number itself",
-                     NULL);
-        tls[0] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, (void *)o->tls_key};
-        tls[1] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, (void *)o->tls_cert};
-    }
-    /* not strict (0): Host and a blank in the target are checked in on_head,
-     * because MHD's own 400 of 0.9.75 repeats its header block; a blank
-     * before a colon reaches on_head too (-1 would answer MHD's HTML 400) */
-    s->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_access, s, MHD_OPTION_ARRAY, tls, MHD_OPTION_EXTERNAL_LOGGER,
-        mhd_log, s, MHD_OPTION_LISTEN_SOCKET, (MHD_socket)s->listen_fd, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned int)o->max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)o->timeout_s,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_MEMORY_LIMIT, MHD_OPTION_NOTIFY_COMPLETED,
-        on_completed, s, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, s,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_STRICT_FOR_CLIENT, (int)0,
-        MHD_OPTION_END);
-    if (!s->mhd) {
-        snprintf(err, errlen, "cannot start the HTTP server on %s:%d%s", o->host, s->port,
-                 o->tls_cert ? " (is AMIBRIDGE_TLS_KEY the key of AMIBRIDGE_TLS_CERT?)" : "");
-        close(s->listen_fd);
-        free(s);
-        return NULL;
-    }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
-    uv_poll_init(loop, &s->poll, di->epoll_fd);
-    uv_timer_init(loop, &s->timer);
-    s->poll.data = s;
-    s->timer.data = s;
-    uv_poll_start(&s->poll, UV_READABLE, on_poll);
+    uv_poll_init_socket(loop, &s->listen, s->listen_fd);
+    s->listen.data = s;
+    s->listening = 1;
+    uv_poll_start(&s->listen, UV_READABLE, on_listen);
+    uv_timer_init(loop, &s->accept_pause);
+    s->accept_pause.data = s;
+    uv_prepare_init(loop, &s->feed);
+    s->feed.data = s;
     uv_timer_init(loop, &s->sweep);
     s->sweep.data = s;
     uv_timer_start(&s->sweep, on_sweep, HTTP_SWEEP_MS, HTTP_SWEEP_MS);
-    server_run(s);
     return s;
 }
 
@@ -1433,50 +1793,68 @@ size_t http_server_waiting(const struct http_server *s)
     return s->waiting;
 }
 
+static void listen_closed(uv_handle_t *h)
+{
+    (void)h;
+}
+
 void http_server_quiesce(struct http_server *s)
 {
-    if (s->mhd && s->listen_fd >= 0) {
-        MHD_socket fd = MHD_quiesce_daemon(s->mhd);
-        if (fd != MHD_INVALID_SOCKET)
-            close(fd);
-        s->listen_fd = -1;
-    }
+    if (!s->listening)
+        return;
+    s->listening = 0;
+    uv_close((uv_handle_t *)&s->listen, listen_closed);
+    close(s->listen_fd);
+    s->listen_fd = -1;
+}
+
+/* One of the server's handles is closed: the last one frees it. */
+static void server_release(struct http_server *s)
+{
+    if (s->closes_pending > 0 || s->conns_closing > 0)
+        return;
+    void (*done)(void *) = s->done;
+    void *arg = s->done_arg;
+    strbuf_release(&s->wbuf);
+    free(s);
+    if (done)
+        done(arg);
 }
 
 static void server_closed(uv_handle_t *h)
 {
     struct http_server *s = h->data;
-    if (--s->closes_pending > 0)
-        return;
-    void (*done)(void *) = s->done;
-    void *arg = s->done_arg;
-    free(s);
-    if (done)
-        done(arg);
+    s->closes_pending--;
+    server_release(s);
 }
 
 void http_server_close(struct http_server *s, void (*done)(void *arg), void *arg)
 {
     s->done = done;
     s->done_arg = arg;
-    /* MHD refuses to stop with suspended connections */
-    for (struct http_stream *st = s->streams; st; st = st->next)
-        if (st->suspended && st->req) {
-            hup_stop(st);
-            st->suspended = 0;
-            MHD_resume_connection(st->req->conn);
-        }
-    uv_poll_stop(&s->poll);
-    uv_timer_stop(&s->timer);
-    uv_timer_stop(&s->sweep);
-    if (s->mhd) {
-        MHD_stop_daemon(s->mhd);
-        s->mhd = NULL;
-    }
-    if (s->listen_fd >= 0)
-        close(s->listen_fd);
+    /* what streams were last given (a "shutting down" comment) goes out
+     * first, as far as the sockets take it at once */
+    if (s->wakes)
+        on_feed(&s->feed);
+    for (struct http_conn *c = s->conns; c; c = c->next)
+        if (c->out.len > c->out_off)
+            conn_flush(c);
+    s->closing = 1;
+    /* the handles below; the connections are counted in conns_closing */
     s->closes_pending = 3;
-    uv_close((uv_handle_t *)&s->poll, server_closed);
-    uv_close((uv_handle_t *)&s->timer, server_closed);
+    if (s->listening) {
+        s->listening = 0;
+        s->closes_pending++;
+        uv_close((uv_handle_t *)&s->listen, server_closed);
+        close(s->listen_fd);
+        s->listen_fd = -1;
+    }
+    while (s->conns)
+        conn_close(s->conns, 1);
+    http_tls_free(s->tls);
+    s->tls = NULL;
+    uv_timer_stop(&s->sweep);
     uv_close((uv_handle_t *)&s->sweep, server_closed);
+    uv_close((uv_handle_t *)&s->accept_pause, server_closed);
+    uv_close((uv_handle_t *)&s->feed, server_closed);
 }

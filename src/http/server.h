@@ -1,22 +1,27 @@
-/* http/server: libmicrohttpd driven by the libuv loop.
+/* http/server: the HTTP/1.1 server, on the libuv loop.
  *
- * MHD runs in external epoll mode: a uv_poll watches its epoll fd, a
- * uv_timer follows MHD_get_timeout(), and MHD_run() is called after every
- * wake and after every resume. A handler that cannot answer at once simply
- * returns: the connection is suspended and resumed when the handler calls
- * one of the http_respond*() functions later, from any loop callback.
+ * Each client connection is a uv_poll on its socket: one recv() brings the
+ * request in (http/h1 reads its head and body), the handler runs, and its
+ * answer goes out in one send() when it comes, at once or later from any
+ * loop callback (one of the http_respond*() functions). Keep-alive and
+ * pipelining (requests behind one being handled are kept, up to
+ * H1_HEAD_MAX bytes, and taken once it is answered); HTTPS with GnuTLS
+ * (http/tls).
  *
- * The server owns request framing: bodies are collected up to max_body
- * (past it the body is dropped and http_req_too_big() says so, for the
- * handler to answer 413 after routing and auth), every reply carries
- * X-Request-Id (echoed when the client sent a sane one), and every request
- * ends with one JSON access-log line. A request whose framing is ambiguous
- * is refused (400 bad-framing) and its connection closed.
+ * The server owns request framing: a request whose framing is ambiguous
+ * is refused (400 bad-framing, see http/h1.h) and its connection closed;
+ * bodies are collected up to max_body (past it the body is dropped and
+ * http_req_too_big() says so, for the handler to answer 413 after routing
+ * and auth); every reply carries X-Request-Id (echoed when the client sent
+ * a sane one) and Date; every request ends with one JSON access-log line.
+ * A connection that ends after its answer is closed gracefully: what the
+ * client still sends is read and dropped for a while, so that the answer
+ * is not lost to a reset.
  *
  * The server also owns its connections: deadlines for the request head and
- * for the whole request, a cap per client address, and a reserve near
- * max_connections kept by cutting connections that wait for a request and
- * never showed a valid key (see http_req_set_principal).
+ * for the whole request, an idle timeout, a cap per client address, and a
+ * reserve near max_connections kept by cutting connections that wait for
+ * a request and never showed a valid key (see http_req_set_principal).
  */
 #ifndef AMIBRIDGE_HTTP_SERVER_H
 #define AMIBRIDGE_HTTP_SERVER_H
@@ -28,11 +33,6 @@
 #include <uv.h>
 
 #define HTTP_REQUEST_ID_MAX 64
-/* Per connection: MHD's pool for the request line and headers (and its
- * buffers). It becomes resident once a connection has served a request,
- * so it is what an idle keep-alive connection costs: 8 KiB like nginx's
- * header buffers; longer request heads get 431. */
-#define HTTP_MEMORY_LIMIT (8 * 1024)
 #define HTTP_SWEEP_MS     1000 /* how often the head and request deadlines are checked */
 /* Share of max_connections kept free for new clients: past the rest, each
  * new connection makes room by cutting the connection that has waited
@@ -58,7 +58,7 @@ struct http_server_opts {
     int port;         /* 0: any free port, see http_server_port() */
     size_t max_body;
     unsigned max_connections;
-    unsigned timeout_s;
+    unsigned timeout_s; /* a connection with nothing read or sent for this long is cut; 0: never */
     unsigned header_timeout_s; /* a request head must come within this; 0: no deadline */
     /* the whole request (head and body) must come within this; 0: no deadline */
     unsigned request_timeout_s;
@@ -66,7 +66,7 @@ struct http_server_opts {
     unsigned max_connections_per_client;
     http_head_handler head; /* may be NULL */
     int reuseport;          /* SO_REUSEPORT: several processes share the port */
-    const char *tls_cert;   /* PEM: serve HTTPS (GnuTLS in libmicrohttpd); NULL: plain HTTP */
+    const char *tls_cert;   /* PEM: serve HTTPS (http/tls); NULL: plain HTTP */
     const char *tls_key;
     /* peers whose X-Forwarded-For names the client (http/xff; borrowed) */
     const struct netlist_net *trusted_proxies;

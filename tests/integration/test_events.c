@@ -694,9 +694,10 @@ static void sse_client_cap_and_scope(void **state)
 }
 
 /* A Last-Event-ID is the client's bytes: what the stream shows of one that
- * is not ours has no CR, LF or other control byte (a real EventSource
- * parser takes a bare CR as the end of a line, so "1\rdata: x" would
- * become an event), no DEL and nothing that is not ASCII. */
+ * is not ours has no control byte, no DEL and nothing that is not ASCII.
+ * One with a CR (a real EventSource parser takes a bare CR as the end of a
+ * line, so "1\rdata: x" would become an event) is refused with the whole
+ * request (RFC 9110, 5.5). */
 static void last_event_id_with_control_bytes_is_never_echoed_raw(void **state)
 {
     (void)state;
@@ -708,6 +709,11 @@ static void last_event_id_with_control_bytes_is_never_echoed_raw(void **state)
     for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
         struct sse_client c;
         assert_int_equal(sse_open(&c, e.bridge.port, "/v1/events", NULL, ids[i], 0), 0);
+        if (strchr(ids[i], '\r')) {
+            assert_int_equal(c.status, 400);
+            sse_close(&c);
+            continue;
+        }
         assert_int_equal(c.status, 200);
         struct sse_frame f;
         int seen = 0;

@@ -926,6 +926,122 @@ static void trusted_proxies_name_the_client_of_the_lock_out_and_the_trusted_nets
     amisim_stop(&sim);
 }
 
+/* --- connections that end, and what they carried ------------------------------------------- */
+
+/* Everything the client sent before it closed its side is answered: two
+ * pipelined actions (each waits for AMI), then a half-close. Over TLS, a
+ * request that waits for AMI with 15 KiB of pipelined requests behind it
+ * in one record (more than the server holds while one waits: the rest
+ * stays decrypted inside GnuTLS, where no poll sees it). */
+static void pipelined_requests_are_all_answered_also_after_a_half_close_and_over_https(void **state)
+{
+    (void)state;
+    struct tls_setup t;
+    tls_setup(&t, "tls-pipelined");
+    struct amisim sim;
+    assert_int_equal(amisim_start(&sim, NULL), 0);
+    const char *keys = "AMIBRIDGE_API_KEYS=ops:" ADMIN ":read,actions";
+    struct bridge b;
+    const char *plain_env[] = {keys, NULL};
+    assert_int_equal(bridge_start(&b, sim.port, plain_env), 0);
+    assert_true(bridge_wait_status(&b, "/readyz", 200, 5000) >= 0); /* AMI logged in */
+    const char *ping = PING_HEAD "Authorization: Bearer " ADMIN "\r\nContent-Length: 2\r\n\r\n{}";
+    char two[1024];
+    snprintf(two, sizeof(two), "%s%s", ping, ping);
+    int fd = dial(b.port);
+    assert_int_equal(send(fd, two, strlen(two), MSG_NOSIGNAL), (ssize_t)strlen(two));
+    shutdown(fd, SHUT_WR);
+    char all[8192];
+    size_t got = 0;
+    ssize_t n;
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    while (got < sizeof(all) - 1 && (n = recv(fd, all + got, sizeof(all) - 1 - got, 0)) > 0)
+        got += (size_t)n;
+    all[got] = '\0';
+    close(fd);
+    assert_int_equal(n, 0); /* closed by the server once both were answered */
+    assert_int_equal(count_of(all, "HTTP/1.1 200 "), 2);
+    bridge_stop(&b, 0);
+
+    setenv("AMIBRIDGE_TEST_CA", t.cert, 1); /* the harness's own requests */
+    const char *tls_env[] = {t.env_cert, t.env_key, t.listen, keys, NULL};
+    assert_int_equal(bridge_start(&b, sim.port, tls_env), 0);
+    assert_true(bridge_wait_status(&b, "/readyz", 200, 5000) >= 0);
+    static char req[32 * 1024], out[64 * 1024];
+    size_t len = (size_t)snprintf(req, sizeof(req), "%s", ping);
+    for (int i = 0; i < 60; i++)
+        len +=
+            (size_t)snprintf(req + len, sizeof(req) - len,
+                             "GET /healthz?n=%02d HTTP/1.1\r\nHost: x\r\nX-Pad: %0180d\r\n%s\r\n",
+                             i, 0, i == 59 ? "Connection: close\r\n" : "");
+    assert_true(len > 8192 + 4096); /* past what one waiting request holds */
+    const char *one[] = {req};
+    tls_exchange(t.port, t.cert, one, 1, out, sizeof(out));
+    if (count_of(out, "HTTP/1.1 200 ") != 61)
+        fail_msg("%d of 61 answers over TLS", count_of(out, "HTTP/1.1 200 "));
+    bridge_stop(&b, 0);
+    unsetenv("AMIBRIDGE_TEST_CA");
+    amisim_stop(&sim);
+    testenv_rmdir(t.dir);
+}
+
+/* An answer that ends its connection is followed by a graceful close:
+ * what the client still sends is read and dropped, but for 2 s in all,
+ * not for as long as it keeps sending. HEAD on a stream is its head
+ * alone, and the connection goes on. */
+static void a_graceful_close_ends_and_head_of_a_stream_is_a_head(void **state)
+{
+    (void)state;
+    struct amisim sim;
+    assert_int_equal(amisim_start(&sim, NULL), 0);
+    const char *env[] = {"AMIBRIDGE_API_KEYS=ops:" ADMIN ":read,actions", NULL};
+    struct bridge b;
+    assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    int fd = dial(b.port);
+    const char *bye = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert_int_equal(send(fd, bye, strlen(bye), MSG_NOSIGNAL), (ssize_t)strlen(bye));
+    double t0 = testenv_now(), closed_at = 0;
+    char buf[4096];
+    /* the answer and the server's FIN come first; the close itself shows
+     * when a send is refused (the server's reset) */
+    while (!closed_at && testenv_now() - t0 < 10) {
+        while (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0)
+            ;
+        if (send(fd, "x", 1, MSG_NOSIGNAL) != 1)
+            closed_at = testenv_now() - t0;
+        else
+            usleep(200 * 1000);
+    }
+    close(fd);
+    print_message("a client that kept sending after its last answer was closed after %.1f s\n",
+                  closed_at);
+    assert_true(closed_at >= 1.5 && closed_at < 4.5);
+
+    fd = dial(b.port);
+    const char *head = "HEAD /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " ADMIN
+                       "\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert_int_equal(send(fd, head, strlen(head), MSG_NOSIGNAL), (ssize_t)strlen(head));
+    size_t got = 0;
+    ssize_t n;
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    while (got < sizeof(buf) - 1 && (n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0)) > 0)
+        got += (size_t)n;
+    buf[got] = '\0';
+    close(fd);
+    assert_int_equal(count_of(buf, "HTTP/1.1 200 "), 2);
+    assert_non_null(strstr(buf, "text/event-stream"));
+    assert_null(strstr(buf, "retry:")); /* no body */
+    struct http_resp r;
+    char url[96];
+    snprintf(url, sizeof(url), "%s/healthz", b.url);
+    assert_int_equal(get(url, NULL, &r), 200);
+    http_resp_free(&r);
+    bridge_stop(&b, 0);
+    amisim_stop(&sim);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -940,6 +1056,9 @@ int main(void)
         cmocka_unit_test(one_address_is_capped_and_a_full_server_makes_room),
         cmocka_unit_test(trusted_proxies_name_the_client_of_the_lock_out_and_the_trusted_nets),
         cmocka_unit_test(a_wrong_key_with_an_oversized_body_gets_its_held_answer),
+        cmocka_unit_test(
+            pipelined_requests_are_all_answered_also_after_a_half_close_and_over_https),
+        cmocka_unit_test(a_graceful_close_ends_and_head_of_a_stream_is_a_head),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
