@@ -137,6 +137,17 @@ static void conn_flush(struct ami_conn *c)
 {
     if (c->writing || !c->sock || !c->outq.len)
         return;
+    /* at once when the socket takes it all: no write request, no callback
+     * and no change to what the loop watches (uv_write costs the loop an
+     * epoll_ctl for each write that completes at once) */
+    uv_buf_t all = uv_buf_init(c->outq.data, (unsigned)c->outq.len);
+    int n = uv_try_write((uv_stream_t *)&c->sock->tcp, &all, 1);
+    if (n == (int)c->outq.len) {
+        strbuf_reset(&c->outq);
+        return;
+    }
+    if (n > 0)
+        strbuf_consume(&c->outq, (size_t)n);
     struct strbuf t = c->outw; /* swap: outq is written, outw collects */
     c->outw = c->outq;
     c->outq = t;
