@@ -762,7 +762,9 @@ static const struct cfg_setting cfg_settings[] = {
          "key."),
      .kind = CFG_UINT, .lo = 1, .hi = 1000000, .off = TOP(http_max_connections)},
     {DOC("AMIBRIDGE_HTTP_TIMEOUT_S", "http_timeout_s", "60",
-         "Idle HTTP connection timeout in seconds."),
+         "A connection with nothing read or sent for this many seconds is cut (a stream whose "
+         "client stopped reading, too); not while its request is being handled or its stream "
+         "has nothing to send."),
      .kind = CFG_UINT, .lo = 1, .hi = 86400, .off = TOP(http_timeout_s)},
     {DOC("AMIBRIDGE_HTTP_HEADER_TIMEOUT_S", NULL, "10",
          "A connection must send a whole request head within this many seconds of opening or of "
