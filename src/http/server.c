@@ -1190,7 +1190,7 @@ static void conn_received(struct http_conn *c, const char *data, size_t n)
     c->processing = 0;
     if (c->closed)
         return;
-    if (used < n && strbuf_append(&c->in, data + used, n - used) != 0) {
+    if (used < n && c->st != CONN_LINGER && strbuf_append(&c->in, data + used, n - used) != 0) {
         conn_close(c, 1);
         return;
     }
