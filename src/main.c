@@ -210,11 +210,10 @@ static void version(void)
     printf("amibridge %s\n", AMIBRIDGE_VERSION);
     /* the libraries as loaded at run time (hiredis has compile-time numbers only) */
     const curl_version_info_data *cv = curl_version_info(CURLVERSION_NOW);
-    printf(
-        "libuv %s, GnuTLS %s, jansson %s, hiredis %d.%d.%d, nettle %d.%d, libcurl %s (%s)\n",
-        uv_version_string(), gnutls_check_version(NULL), jansson_version_str(), HIREDIS_MAJOR, HIREDIS_MINOR,
-        HIREDIS_PATCH, nettle_version_major(), nettle_version_minor(), cv->version,
-        cv->ssl_version ? cv->ssl_version : "no TLS");
+    printf("libuv %s, GnuTLS %s, jansson %s, hiredis %d.%d.%d, nettle %d.%d, libcurl %s (%s)\n",
+           uv_version_string(), gnutls_check_version(NULL), jansson_version_str(), HIREDIS_MAJOR,
+           HIREDIS_MINOR, HIREDIS_PATCH, nettle_version_major(), nettle_version_minor(),
+           cv->version, cv->ssl_version ? cv->ssl_version : "no TLS");
 }
 
 /* Many keep-alive clients need many descriptors: take what the hard limit

@@ -360,7 +360,7 @@ void h1_body_init(struct h1_body *b, const struct h1_head *h)
     }
 }
 
-static int hexval(char c)
+int h1_hexval(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -399,7 +399,7 @@ ssize_t h1_body_feed(struct h1_body *b, const char *in, size_t n, h1_data_fn dat
             continue;
         }
         case C_SIZE: {
-            int d = hexval((char)c);
+            int d = h1_hexval((char)c);
             if (d >= 0) {
                 if (b->size_digits >= 15)
                     return bad_chunk(e, "a chunk size is too large");

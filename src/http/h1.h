@@ -70,6 +70,9 @@ const char *h1_header(const struct h1_head *h, const char *name);
 size_t h1_path_len(const struct h1_head *h);
 const char *h1_query(const struct h1_head *h);
 
+/* The value of a hex digit, or -1. */
+int h1_hexval(char c);
+
 /* --- bodies ------------------------------------------------------------------------------ */
 
 struct h1_body {

@@ -185,17 +185,6 @@ static uint64_t now_us(void)
     return uv_hrtime() / 1000;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 char *http_percent_decode(const char *s, size_t len, int plus_is_space)
 {
     char *out = malloc(len + 1);
@@ -209,7 +198,7 @@ char *http_percent_decode(const char *s, size_t len, int plus_is_space)
                 free(out);
                 return NULL;
             }
-            int a = hexval(s[i + 1]), b = hexval(s[i + 2]);
+            int a = h1_hexval(s[i + 1]), b = h1_hexval(s[i + 2]);
             if (a < 0 || b < 0 || (a == 0 && b == 0)) {
                 free(out);
                 return NULL;

@@ -33,7 +33,7 @@
 #include <uv.h>
 
 #define HTTP_REQUEST_ID_MAX 64
-#define HTTP_SWEEP_MS     1000 /* how often the head and request deadlines are checked */
+#define HTTP_SWEEP_MS       1000 /* how often the head and request deadlines are checked */
 /* Share of max_connections kept free for new clients: past the rest, each
  * new connection makes room by cutting the connection that has waited
  * longest for its request to arrive and has never shown a valid key. */

@@ -67,7 +67,7 @@ static void version_names_the_release_and_the_libraries(void **state)
     assert_int_equal(pclose(p), 0);
     assert_true(!strncmp(out, "amibridge " AMIBRIDGE_VERSION "\n", strlen(AMIBRIDGE_VERSION) + 11));
     static const char *const libs[] = {"libuv 1.", "GnuTLS 3.", "jansson 2.",
-                                       "hiredis ", "nettle ",          "libcurl "};
+                                       "hiredis ", "nettle ",   "libcurl "};
     for (size_t i = 0; i < sizeof(libs) / sizeof(libs[0]); i++)
         if (!strstr(out, libs[i]))
             fail_msg("--version does not name '%s': %s", libs[i], out);

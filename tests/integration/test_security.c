@@ -395,6 +395,21 @@ static int exchange(int port, const char *req, size_t len, int *closed)
     return exchange_buf(port, req, len, closed, NULL, 0);
 }
 
+/* Read fd until the server closes it (or 5 s pass) into out,
+ * NUL-terminated, and close it; 1 when the server closed it. */
+static int read_to_close(int fd, char *out, size_t outlen)
+{
+    size_t got = 0;
+    ssize_t n = -1;
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    while (got < outlen - 1 && (n = recv(fd, out + got, outlen - 1 - got, 0)) > 0)
+        got += (size_t)n;
+    out[got] = '\0';
+    close(fd);
+    return n == 0;
+}
+
 static int count_of(const char *hay, const char *needle)
 {
     int n = 0;
@@ -554,14 +569,7 @@ static void a_content_length_that_is_no_number_gets_our_answer(void **state)
         usleep(50 * 1000);
     }
     char all[8192];
-    size_t got = 0;
-    ssize_t n;
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    while (got < sizeof(all) - 1 && (n = recv(fd, all + got, sizeof(all) - 1 - got, 0)) > 0)
-        got += (size_t)n;
-    all[got] = '\0';
-    close(fd);
+    read_to_close(fd, all, sizeof(all));
     assert_int_equal(count_of(all, "HTTP/1.1 "), 2);
     assert_int_equal(count_of(all, "\r\nDate: "), 2);
     assert_non_null(strstr(all, "HTTP/1.1 200 "));
@@ -952,15 +960,8 @@ static void pipelined_requests_are_all_answered_also_after_a_half_close_and_over
     assert_int_equal(send(fd, two, strlen(two), MSG_NOSIGNAL), (ssize_t)strlen(two));
     shutdown(fd, SHUT_WR);
     char all[8192];
-    size_t got = 0;
-    ssize_t n;
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    while (got < sizeof(all) - 1 && (n = recv(fd, all + got, sizeof(all) - 1 - got, 0)) > 0)
-        got += (size_t)n;
-    all[got] = '\0';
-    close(fd);
-    assert_int_equal(n, 0); /* closed by the server once both were answered */
+    /* closed by the server once both were answered */
+    assert_true(read_to_close(fd, all, sizeof(all)));
     assert_int_equal(count_of(all, "HTTP/1.1 200 "), 2);
     bridge_stop(&b, 0);
 
@@ -1022,14 +1023,7 @@ static void a_graceful_close_ends_and_head_of_a_stream_is_a_head(void **state)
     const char *head = "HEAD /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " ADMIN
                        "\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
     assert_int_equal(send(fd, head, strlen(head), MSG_NOSIGNAL), (ssize_t)strlen(head));
-    size_t got = 0;
-    ssize_t n;
-    struct timeval tv = {5, 0};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    while (got < sizeof(buf) - 1 && (n = recv(fd, buf + got, sizeof(buf) - 1 - got, 0)) > 0)
-        got += (size_t)n;
-    buf[got] = '\0';
-    close(fd);
+    read_to_close(fd, buf, sizeof(buf));
     assert_int_equal(count_of(buf, "HTTP/1.1 200 "), 2);
     assert_non_null(strstr(buf, "text/event-stream"));
     assert_null(strstr(buf, "retry:")); /* no body */
