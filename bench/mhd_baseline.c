@@ -1,19 +1,17 @@
 /* mhd-baseline: the ceiling bench/run-all.sh compares amibridge's action
- * route with: a bare libmicrohttpd JSON responder with amibridge's
- * threading model. MHD runs in external epoll mode (MHD_USE_EPOLL, no
- * thread of MHD's own), driven by this process's one thread, which waits
- * on MHD's epoll descriptor for at most MHD_get_timeout() and then calls
- * MHD_run() -- what src/http/server.c does with a uv_poll and a uv_timer.
- * Same daemon flags, listen backlog and per-connection memory limit as the
- * bridge. Every request (any method, any path): the body, if any, is read
- * and discarded, then 200 with {"response":"Success","ping":"Pong"} as
- * application/json, at once: no routing, no auth, no suspend/resume, no
- * AMI round trip, no access log. With --suspend each request is suspended
- * and resumed on the next pass instead (what the bridge does around an
- * AMI round trip, without the round trip): the cost of libmicrohttpd's
- * suspend/resume alone.
+ * route with: a bare libmicrohttpd JSON responder on one thread, as
+ * amibridge ran libmicrohttpd until it served HTTP itself. MHD runs in
+ * external epoll mode (MHD_USE_EPOLL, no thread of MHD's own), driven by
+ * this process's one thread, which waits on MHD's epoll descriptor for at
+ * most MHD_get_timeout() and then calls MHD_run(). The daemon flags are
+ * the ones amibridge used, so that the ceiling stays the one of every
+ * earlier run; the listen backlog is amibridge's, the per-connection
+ * memory its request-head limit. Every request (any method, any path):
+ * the body, if any, is read and discarded, then 200 with
+ * {"response":"Success","ping":"Pong"} as application/json, at once: no
+ * routing, no auth, no AMI round trip, no access log.
  *
- *   mhd-baseline [--listen 127.0.0.1:0] [--ready-file F] [--max-conns N] [--suspend]
+ *   mhd-baseline [--listen 127.0.0.1:0] [--ready-file F] [--max-conns N]
  *
  * Writes its port to F once it listens; stops on SIGTERM or SIGINT.
  */
@@ -32,14 +30,10 @@
 #include <unistd.h>
 
 #define BASELINE_BACKLOG      1024       /* HTTP_LISTEN_BACKLOG in src/http/server.h */
-#define BASELINE_MEMORY_LIMIT (8 * 1024) /* HTTP_MEMORY_LIMIT in src/http/server.h */
+#define BASELINE_MEMORY_LIMIT (8 * 1024) /* H1_HEAD_MAX in src/http/h1.h */
 
 static const char reply[] = "{\"response\":\"Success\",\"ping\":\"Pong\"}";
 static volatile sig_atomic_t stop;
-static int suspend_each; /* --suspend */
-#define BASELINE_MAX_SUSPENDED 65536
-static struct MHD_Connection *suspended[BASELINE_MAX_SUSPENDED];
-static size_t nsuspended;
 
 static void on_signal(int sig)
 {
@@ -51,7 +45,7 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
                                  const char *method, const char *version, const char *upload,
                                  size_t *upload_size, void **req)
 {
-    static int started, resumed;
+    static int started;
     (void)cls;
     (void)url;
     (void)method;
@@ -63,12 +57,6 @@ static enum MHD_Result on_access(void *cls, struct MHD_Connection *c, const char
     }
     if (*upload_size) { /* a piece of the body: read, dropped */
         *upload_size = 0;
-        return MHD_YES;
-    }
-    if (suspend_each && *req == &started && nsuspended < BASELINE_MAX_SUSPENDED) {
-        *req = &resumed; /* answered when MHD calls again after the resume */
-        MHD_suspend_connection(c);
-        suspended[nsuspended++] = c;
         return MHD_YES;
     }
     struct MHD_Response *r =
@@ -119,7 +107,6 @@ int main(int argc, char **argv)
     static const struct option lo[] = {{"listen", required_argument, NULL, 'l'},
                                        {"ready-file", required_argument, NULL, 'r'},
                                        {"max-conns", required_argument, NULL, 'm'},
-                                       {"suspend", no_argument, NULL, 's'},
                                        {NULL, 0, NULL, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
@@ -133,12 +120,9 @@ int main(int argc, char **argv)
         case 'm':
             max_conns = (unsigned)strtoul(optarg, NULL, 10);
             break;
-        case 's':
-            suspend_each = 1;
-            break;
         default:
             fprintf(stderr, "usage: mhd-baseline [--listen HOST:PORT] [--ready-file F] "
-                            "[--max-conns N] [--suspend]\n");
+                            "[--max-conns N]\n");
             return 2;
         }
     }
@@ -184,12 +168,6 @@ int main(int argc, char **argv)
         }
         if (!stop)
             MHD_run(d);
-        if (nsuspended) { /* resumed now, answered by the next MHD_run */
-            for (size_t i = 0; i < nsuspended; i++)
-                MHD_resume_connection(suspended[i]);
-            nsuspended = 0;
-            MHD_run(d);
-        }
     }
     MHD_stop_daemon(d); /* closes the listening socket too */
     return 0;

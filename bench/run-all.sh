@@ -3,12 +3,9 @@
 # one run on this machine, printed as one markdown table:
 #   1. POST /v1/actions/Ping through amibridge to ami-sim (wrk, as
 #      bench/actions.sh), against build/mhd-baseline (bench/mhd_baseline.c:
-#      a bare libmicrohttpd JSON responder with the bridge's threading model,
-#      MHD in external epoll mode driven by one thread) under the same wrk
-#      command; ROUNDS interleaved rounds, the best of each kept; then, for
-#      reference, the responder suspending and resuming every request
-#      (mhd-baseline --suspend: what libmicrohttpd's suspend/resume costs
-#      alone, which the bridge's wait for AMI needs). Then the
+#      a bare libmicrohttpd JSON responder on one thread, MHD in external
+#      epoll mode) under the same wrk
+#      command; ROUNDS interleaved rounds, the best of each kept. Then the
 #      bridge's p99 at half the baseline's rate, and the baseline's at the
 #      same rate: build/pace-bench (bench/pace_bench.c), open loop, requests
 #      evenly spaced at that rate on PACE_CONNS keep-alive connections, each
@@ -198,30 +195,6 @@ extra=""
 row "POST /v1/actions/Ping via amibridge → ami-sim, req/s ($CONNS conns, pool $POOL, best of $ROUNDS)" \
     "$(fmt0 "$best_bridge")/s (p50 $bridge_p50 ms, p99 $bridge_p99 ms; amibridge $bridge_cpu % of a core = $bridge_us µs CPU per request, ami-sim $sim_cpu %$extra)" \
     "mhd-baseline, same wrk: $(fmt0 "$best_base")/s ($base_cpu % of a core = $base_us µs CPU per request)" "$ratio" "≥ $T_RATIO × baseline" "$(met "$ok")"
-
-# what libmicrohttpd's suspend/resume costs by itself: the bare responder
-# suspending each request and resuming it on the next pass, same wrk
-keep_pid=$BASE_PID keep_url=$BASE_URL
-start_baseline --suspend
-best_susp=0 susp_us=''
-for r in $(seq "$ROUNDS"); do
-    b0=$(cpu_ticks "$BASE_PID")
-    run_wrk "$tmp/wrk-susp.txt" "$BASE_URL" "$DURATION"
-    b1=$(cpu_ticks "$BASE_PID")
-    rps=$(wrk_rps "$tmp/wrk-susp.txt")
-    printf '  round %s: mhd-baseline --suspend %s req/s (CPU %s%% of a core)\n' "$r" "${rps:-?}" \
-        "$(((b1 - b0) * 100 / hz / DURATION))"
-    if [ -n "$rps" ] && calc 'float(sys.argv[1]) > float(sys.argv[2])' "$rps" "$best_susp" | grep -q True; then
-        best_susp=$rps susp_cpu=$(((b1 - b0) * 100 / hz / DURATION))
-        susp_us=$(us_per_req "$((b1 - b0))" "$rps")
-    fi
-done
-stop_pid "$BASE_PID"
-BASE_PID=$keep_pid BASE_URL=$keep_url
-row "(reference) mhd-baseline --suspend: each request suspended and resumed on the next pass, no AMI, same wrk" \
-    "$(fmt0 "$best_susp")/s (${susp_cpu:-?} % of a core = ${susp_us:-?} µs CPU per request)" \
-    "mhd-baseline: $(fmt0 "$best_base")/s ($base_us µs CPU per request)" \
-    "$(calc '"%.2f" % (float(sys.argv[1]) / max(float(sys.argv[2]), 1))' "$best_susp" "$best_base")" "—" "—"
 
 # paced URL RATE: build/pace-bench at RATE for DURATION s after 1 s of
 # warm-up; sets PACED_RPS, PACED_P50, PACED_P99, PACED_ERRORS
