@@ -120,17 +120,15 @@ struct http_conn {
     struct strbuf in; /* received, not yet taken by a request */
     size_t head_from; /* h1_head_end's resume point in `in` */
     struct strbuf out;
-    size_t out_off;       /* sent of out */
-    int eof;              /* the client closed its side */
-    int processing;       /* inside conn_take */
-    int closed;           /* conn_close done: only the handle's close is left */
-    int in_request;       /* request head complete, not yet answered */
-    struct http_req *req; /* the request in progress, NULL between requests */
-    uint64_t idle_ms;     /* loop time since it has been waiting for a request */
-    uint64_t active_ms;   /* loop time of its last read or write */
-    uint64_t linger_ms;   /* loop time its graceful close began */
-    int tls_read;         /* TLS holds decrypted bytes, to be read once it may */
-    int cut;
+    size_t out_off;                        /* sent of out */
+    int eof;                               /* the client closed its side */
+    int processing;                        /* inside conn_take */
+    int closed;                            /* conn_close done: only the handle's close is left */
+    struct http_req *req;                  /* the request in progress, NULL between requests */
+    uint64_t idle_ms;                      /* loop time since it has been waiting for a request */
+    uint64_t active_ms;                    /* loop time of its last read or write */
+    uint64_t linger_ms;                    /* loop time its graceful close began */
+    int tls_read;                          /* TLS holds decrypted bytes, to be read once it may */
     int authed;                            /* a request on it showed a valid key */
     unsigned nreq;                         /* request heads handled on it, from 1 */
     unsigned char peer[HTTP_PEER_KEY_LEN]; /* the client's address, see peer_key() */
@@ -441,7 +439,6 @@ static void req_end(struct http_req *r, int aborted)
 {
     struct http_conn *c = r->conn;
     if (c) {
-        c->in_request = 0;
         c->req = NULL;
         c->idle_ms = uv_now(r->srv->loop);
         if (r->principal)
@@ -996,7 +993,6 @@ static struct http_req *req_new(struct http_conn *c)
     r->started_us = now_us();
     r->method = "";
     strbuf_init(&r->body, s->o.max_body);
-    c->in_request = 1;
     c->req = r;
     c->nreq++;
     return r;
@@ -1253,7 +1249,6 @@ static void conn_close(struct http_conn *c, int aborted)
             /* the handler still has it and answers later: into the void */
             r->conn = NULL;
             c->req = NULL;
-            c->in_request = 0;
         } else {
             req_end(r, aborted);
         }
@@ -1272,7 +1267,6 @@ static void conn_close(struct http_conn *c, int aborted)
 /* Cut a connection (deadline, room): closed at once. */
 static void conn_cut(struct http_conn *c, const char *reason)
 {
-    c->cut = 1;
     metrics_inc(METRIC_HTTP_CUT, reason, NULL, 1);
     conn_close(c, 1);
 }
@@ -1445,11 +1439,9 @@ static void peer_key(const struct sockaddr *sa, unsigned char out[HTTP_PEER_KEY_
  * streams) are never cut. */
 static int conn_expendable(const struct http_conn *c)
 {
-    if (c->cut || c->authed || c->fd < 0)
+    if (c->authed)
         return 0;
-    if (!c->in_request)
-        return 1;
-    return c->req && !c->req->dispatched && !c->req->answered && !c->req->principal;
+    return !c->req || (!c->req->dispatched && !c->req->answered && !c->req->principal);
 }
 
 /* Near max_connections: cut the expendable connection that has waited
@@ -1477,7 +1469,7 @@ static unsigned conns_of_peer(const struct http_server *s, const struct http_con
 {
     unsigned n = 0;
     for (const struct http_conn *c = s->conns; c; c = c->next)
-        if (c != fresh && !c->cut && !memcmp(c->peer, fresh->peer, sizeof(c->peer)))
+        if (c != fresh && !memcmp(c->peer, fresh->peer, sizeof(c->peer)))
             n++;
     return n;
 }
@@ -1518,7 +1510,6 @@ static void conn_new(struct http_server *s, int fd, const struct sockaddr_storag
         /* refused at the door: closed before a byte is read */
         metrics_inc(METRIC_HTTP_REFUSED, "per_client_limit", NULL, 1);
         s->nrefused++;
-        c->cut = 1;
         conn_close(c, 0);
         return;
     }
@@ -1610,10 +1601,10 @@ static void on_sweep(uv_timer_t *t)
         if (c->st == CONN_LINGER) {
             if (now - c->linger_ms >= HTTP_LINGER_MS)
                 conn_close(c, 0);
-        } else if (!c->in_request && head && now - c->idle_ms >= head) {
+        } else if (!c->req && head && now - c->idle_ms >= head) {
             conn_cut(c, "header_timeout");
             s->ncut_head++;
-        } else if (c->in_request && whole && c->req && !c->req->dispatched && !c->req->answered &&
+        } else if (c->req && whole && !c->req->dispatched && !c->req->answered &&
                    now - c->idle_ms >= whole) {
             conn_cut(c, "request_timeout");
             s->ncut_whole++;
@@ -1787,14 +1778,18 @@ static void listen_closed(uv_handle_t *h)
     (void)h;
 }
 
+static void stop_listening(struct http_server *s, uv_close_cb closed)
+{
+    s->listening = 0;
+    uv_close((uv_handle_t *)&s->listen, closed);
+    close(s->listen_fd); /* uv_close took it out of the loop's epoll set */
+    s->listen_fd = -1;
+}
+
 void http_server_quiesce(struct http_server *s)
 {
-    if (!s->listening)
-        return;
-    s->listening = 0;
-    uv_close((uv_handle_t *)&s->listen, listen_closed);
-    close(s->listen_fd);
-    s->listen_fd = -1;
+    if (s->listening)
+        stop_listening(s, listen_closed);
 }
 
 /* One of the server's handles is closed: the last one frees it. */
@@ -1832,11 +1827,8 @@ void http_server_close(struct http_server *s, void (*done)(void *arg), void *arg
     /* the handles below; the connections are counted in conns_closing */
     s->closes_pending = 3;
     if (s->listening) {
-        s->listening = 0;
         s->closes_pending++;
-        uv_close((uv_handle_t *)&s->listen, server_closed);
-        close(s->listen_fd);
-        s->listen_fd = -1;
+        stop_listening(s, server_closed);
     }
     while (s->conns)
         conn_close(s->conns, 1);
