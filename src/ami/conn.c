@@ -49,6 +49,7 @@ struct ami_conn {
     struct ami_parser *parser;
     enum login_phase phase;
     struct strbuf outq; /* waiting to be written */
+    uint64_t batches;   /* times outq was handed to the kernel: the batch it collects */
     struct strbuf outw; /* being written */
     uv_write_t wreq;
     int writing;
@@ -141,6 +142,7 @@ static void conn_flush(struct ami_conn *c)
      * and no change to what the loop watches (uv_write costs the loop an
      * epoll_ctl for each write that completes at once) */
     uv_buf_t all = uv_buf_init(c->outq.data, (unsigned)c->outq.len);
+    c->batches++;
     int n = uv_try_write((uv_stream_t *)&c->sock->tcp, &all, 1);
     if (n == (int)c->outq.len) {
         strbuf_reset(&c->outq);
@@ -839,6 +841,12 @@ void ami_conn_pause(struct ami_conn *c, int pause)
     c->paused = pause;
     if (!pause && (held_len(c) || c->undrained))
         uv_timer_start(&c->release, on_release, 0, 0);
+}
+
+size_t ami_conn_unsent(const struct ami_conn *c, uint64_t *batch)
+{
+    *batch = c->batches;
+    return c->outq.len;
 }
 
 size_t ami_conn_held(const struct ami_conn *c)

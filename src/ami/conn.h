@@ -96,6 +96,10 @@ int ami_conn_send(struct ami_conn *c, const char *bytes, size_t len);
  * ami_conn_close() lifts it. ami_conn_paused(): this session holds back. */
 void ami_conn_pause(struct ami_conn *c, int pause);
 int ami_conn_paused(const struct ami_conn *c);
+/* Bytes sent to it and not yet written (they go just before the loop next
+ * waits), and in *batch the number of that batch: it changes each time the
+ * collected bytes are written. */
+size_t ami_conn_unsent(const struct ami_conn *c, uint64_t *batch);
 size_t ami_conn_held(const struct ami_conn *c);
 /* Messages read while held are still in the parser, not handed out yet. */
 int ami_conn_undrained(const struct ami_conn *c);

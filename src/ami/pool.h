@@ -3,7 +3,8 @@
  * A pool keeps `pool_size` action connections (logged in with Events: off)
  * and one event connection (Events: on). Actions are spread over the action
  * connections, fewest in flight first, so one slow action does not block
- * others; replies are matched by ActionID, event lists are collected until
+ * others (those of one loop turn go together, on a connection where none is
+ * running: see pick_conn); replies are matched by ActionID, event lists are collected until
  * their Complete event, and an async Originate can wait for its
  * OriginateResponse, which arrives on the event connection.
  *
@@ -24,6 +25,7 @@
 
 #define AMI_POOL_MAX_LIST_ITEMS 100000 /* events collected for one list action */
 #define AMI_POOL_TICK_MS        1000
+#define AMI_POOL_BATCH_MAX      16 /* actions of one loop turn joined on one connection */
 
 enum ami_status {
     AMI_OK = 0,    /* a response arrived (its Response may still be Error) */

@@ -4,7 +4,8 @@
  * given to anyone, an event list past AMI_POOL_MAX_LIST_ITEMS refused while
  * the session stays in step, a dropped connection failing what it carried,
  * and events held back (ami_pool_pause_events) then handed out in order,
- * the oldest going through when the hold is full. */
+ * the oldest going through when the hold is full; with two sessions, the
+ * actions of one loop turn together on one, never behind a running one. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -34,7 +35,8 @@ struct held {
 static struct {
     struct held held[4]; /* replies to "Hold" actions, sent when "Release" comes */
     int nheld;
-    int event_fd; /* the session that logged in with events on */
+    int event_fd;   /* the session that logged in with events on */
+    int tag_fd[26]; /* the session each action tagged "a".."z" came on */
 } script;
 
 /* One action from the bridge, as the script says. */
@@ -45,7 +47,9 @@ static void act(struct amipeer *pe, int fd, const char *msg, void *ud)
     char action[64] = "", id[64] = "";
     amipeer_header(msg, "Action", action, sizeof(action));
     amipeer_header(msg, "ActionID", id, sizeof(id));
-    char events[16] = "";
+    char events[16] = "", tag[16] = "";
+    if (amipeer_header(msg, "Tag", tag, sizeof(tag)) && tag[0] >= 'a' && tag[0] <= 'z')
+        script.tag_fd[tag[0] - 'a'] = fd;
     if (!strcmp(action, "Login") && amipeer_header(msg, "Events", events, sizeof(events)) &&
         strcmp(events, "off"))
         script.event_fd = fd;
@@ -151,9 +155,8 @@ static void on_wake(uv_timer_t *t)
     (void)t;
 }
 
-static int setup(void **state)
+static int setup_pool(char *size)
 {
-    (void)state;
     memset(&script, 0, sizeof(script));
     script.event_fd = -1;
     assert_int_equal(amipeer_start(&peer, AMIPEER_CONNS, act, NULL, NULL), 0);
@@ -163,7 +166,7 @@ static int setup(void **state)
                    "AMIBRIDGE_AMI_SECRET=s3cret-value",
                    "AMIBRIDGE_AMI_HOST=127.0.0.1",
                    port,
-                   "AMIBRIDGE_AMI_POOL_SIZE=1",
+                   size,
                    "AMIBRIDGE_AMI_TIMEOUT_MS=300",
                    "AMIBRIDGE_LOG_LEVEL=error",
                    "AMIBRIDGE_AMI_EVENTS_HOLD_MIB=1",
@@ -180,11 +183,24 @@ static int setup(void **state)
         return -1;
     uint64_t end = uv_now(&loop) + 5000;
     struct ami_pool_status st = {0};
-    while ((actions_up() < 1 || !st.event_up) && uv_now(&loop) < end) {
+    int want = atoi(strchr(size, '=') + 1);
+    while ((actions_up() < want || !st.event_up) && uv_now(&loop) < end) {
         uv_run(&loop, UV_RUN_ONCE);
         ami_pool_status(pool, &st);
     }
-    return actions_up() == 1 && st.event_up ? 0 : -1;
+    return actions_up() == want && st.event_up ? 0 : -1;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    return setup_pool("AMIBRIDGE_AMI_POOL_SIZE=1");
+}
+
+static int setup2(void **state)
+{
+    (void)state;
+    return setup_pool("AMIBRIDGE_AMI_POOL_SIZE=2");
 }
 
 static int closed;
@@ -197,6 +213,7 @@ static void on_closed(void *arg)
 static int teardown(void **state)
 {
     (void)state;
+    closed = 0;
     ami_pool_close(pool, on_closed, NULL);
     while (!closed)
         uv_run(&loop, UV_RUN_ONCE);
@@ -365,6 +382,34 @@ static void a_full_hold_lets_the_oldest_through_in_order(void **state)
     assert_int_equal(ticks_out_of_order, 0);
 }
 
+/* Two sessions. Actions of one loop turn go out together on one session
+ * (one write), and never on the session where an earlier action is still
+ * running: Asterisk runs a session's actions one after another. */
+static void one_turns_actions_go_together_and_never_behind_a_running_one(void **state)
+{
+    (void)state;
+    struct got h = {0}, b = {0}, c = {0}, d = {0}, rel = {0};
+    assert_int_equal(submit_tagged("Hold", "a", &h), 0);
+    run_for(100); /* written, and running on its session */
+    assert_int_equal(h.n, 0);
+    assert_int_equal(submit_tagged("Ping", "b", &b), 0);
+    assert_int_equal(submit_tagged("Ping", "c", &c), 0);
+    assert_int_equal(submit_tagged("Ping", "d", &d), 0);
+    run_until(&b.n, 1, 2000);
+    run_until(&c.n, 1, 2000);
+    run_until(&d.n, 1, 2000);
+    assert_int_equal(b.n + c.n + d.n, 3); /* none waited for the held one */
+    assert_int_equal(h.n, 0);
+    assert_string_equal(d.message, "Ping done");
+    assert_int_equal(script.tag_fd['c' - 'a'], script.tag_fd['b' - 'a']);
+    assert_int_equal(script.tag_fd['d' - 'a'], script.tag_fd['b' - 'a']);
+    assert_int_not_equal(script.tag_fd['b' - 'a'], script.tag_fd['a' - 'a']);
+    assert_int_equal(submit("Release", &rel), 0);
+    run_until(&h.n, 1, 2000);
+    assert_int_equal(h.n, 1);
+    assert_string_equal(h.message, "held a");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -375,5 +420,9 @@ int main(void)
         cmocka_unit_test(held_events_come_in_order_once_let_go),
         cmocka_unit_test(a_full_hold_lets_the_oldest_through_in_order),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    const struct CMUnitTest two[] = {
+        cmocka_unit_test(one_turns_actions_go_together_and_never_behind_a_running_one),
+    };
+    int failed = cmocka_run_group_tests(tests, setup, teardown);
+    return failed + cmocka_run_group_tests_name("pool of two", two, setup2, teardown);
 }
