@@ -685,6 +685,7 @@ static void conn_fail(struct ami_conn *c, const char *reason, int auth)
     snprintf(c->last_error, sizeof(c->last_error), "%s", reason);
     close_sock(c);
     strbuf_reset(&c->outq);
+    c->batches++; /* what was unsent is gone: a new batch begins */
     c->ka_outstanding = 0;
     uv_timer_stop(&c->timer);
     if (c->state == AMI_CONN_CLOSING) {

@@ -3,8 +3,8 @@
  * A pool keeps `pool_size` action connections (logged in with Events: off)
  * and one event connection (Events: on). Actions are spread over the action
  * connections, fewest in flight first, so one slow action does not block
- * others (those of one loop turn go together, on a connection where none is
- * running: see pick_conn); replies are matched by ActionID, event lists are collected until
+ * others (quick ones of one loop turn go together, on a connection where none
+ * is running: see pick_conn); replies are matched by ActionID, event lists are collected until
  * their Complete event, and an async Originate can wait for its
  * OriginateResponse, which arrives on the event connection.
  *

@@ -234,6 +234,16 @@ static int submit_tagged(const char *action, const char *tag, struct got *g)
     return ami_pool_submit(pool, m, NULL, on_result, g, NULL);
 }
 
+/* A "Hold" that outlives AMIBRIDGE_AMI_TIMEOUT_MS=300: waits for "Release" */
+static int submit_held(const char *tag, struct got *g)
+{
+    struct ami_msg *m = ami_msg_new();
+    ami_msg_add(m, "Action", "Hold");
+    ami_msg_add(m, "Tag", tag);
+    struct ami_submit_opts o = {.timeout_ms = 5000};
+    return ami_pool_submit(pool, m, &o, on_result, g, NULL);
+}
+
 static int submit(const char *action, struct got *g)
 {
     return submit_tagged(action, NULL, g);
@@ -388,8 +398,9 @@ static void a_full_hold_lets_the_oldest_through_in_order(void **state)
 static void one_turns_actions_go_together_and_never_behind_a_running_one(void **state)
 {
     (void)state;
+    memset(script.tag_fd, 0, sizeof(script.tag_fd));
     struct got h = {0}, b = {0}, c = {0}, d = {0}, rel = {0};
-    assert_int_equal(submit_tagged("Hold", "a", &h), 0);
+    assert_int_equal(submit_held("a", &h), 0);
     run_for(100); /* written, and running on its session */
     assert_int_equal(h.n, 0);
     assert_int_equal(submit_tagged("Ping", "b", &b), 0);
@@ -399,15 +410,87 @@ static void one_turns_actions_go_together_and_never_behind_a_running_one(void **
     run_until(&c.n, 1, 2000);
     run_until(&d.n, 1, 2000);
     assert_int_equal(b.n + c.n + d.n, 3); /* none waited for the held one */
+    assert_int_equal(b.status, AMI_OK);
+    assert_int_equal(c.status, AMI_OK);
+    assert_int_equal(d.status, AMI_OK);
     assert_int_equal(h.n, 0);
     assert_string_equal(d.message, "Ping done");
+    assert_int_not_equal(script.tag_fd['b' - 'a'], 0);
     assert_int_equal(script.tag_fd['c' - 'a'], script.tag_fd['b' - 'a']);
     assert_int_equal(script.tag_fd['d' - 'a'], script.tag_fd['b' - 'a']);
     assert_int_not_equal(script.tag_fd['b' - 'a'], script.tag_fd['a' - 'a']);
     assert_int_equal(submit("Release", &rel), 0);
     run_until(&h.n, 1, 2000);
+    run_until(&rel.n, 1, 2000); /* its reply comes after the held one's */
     assert_int_equal(h.n, 1);
+    assert_int_equal(h.status, AMI_OK);
     assert_string_equal(h.message, "held a");
+    assert_int_equal(rel.n, 1);
+}
+
+/* Only actions Asterisk answers at once share a write: a slow one (here a
+ * "Hold") neither joins the fast ones of its turn nor lets them join it,
+ * whichever comes first. */
+static void a_slow_action_shares_no_batch(void **state)
+{
+    (void)state;
+    memset(script.tag_fd, 0, sizeof(script.tag_fd));
+    struct got e = {0}, f = {0}, g = {0}, h = {0}, i = {0}, j = {0}, rel = {0};
+    /* the slow one first */
+    assert_int_equal(submit_held("e", &e), 0);
+    assert_int_equal(submit_tagged("Ping", "f", &f), 0);
+    assert_int_equal(submit_tagged("Ping", "g", &g), 0);
+    run_until(&f.n, 1, 2000);
+    run_until(&g.n, 1, 2000);
+    assert_int_equal(f.n + g.n, 2);
+    assert_int_equal(f.status, AMI_OK);
+    assert_int_equal(g.status, AMI_OK);
+    assert_int_equal(e.n, 0);
+    assert_int_not_equal(script.tag_fd['e' - 'a'], 0);
+    assert_int_not_equal(script.tag_fd['f' - 'a'], script.tag_fd['e' - 'a']);
+    assert_int_equal(script.tag_fd['g' - 'a'], script.tag_fd['f' - 'a']);
+    assert_int_equal(submit("Release", &rel), 0);
+    run_until(&e.n, 1, 2000);
+    assert_int_equal(e.status, AMI_OK);
+    run_until(&rel.n, 1, 2000);
+    /* the fast one first */
+    assert_int_equal(submit_tagged("Ping", "h", &h), 0);
+    assert_int_equal(submit_held("i", &i), 0);
+    assert_int_equal(submit_tagged("Ping", "j", &j), 0);
+    run_until(&h.n, 1, 2000);
+    run_until(&j.n, 1, 2000);
+    assert_int_equal(h.n + j.n, 2);
+    assert_int_equal(i.n, 0);
+    assert_int_not_equal(script.tag_fd['h' - 'a'], 0);
+    assert_int_not_equal(script.tag_fd['i' - 'a'], script.tag_fd['h' - 'a']);
+    assert_int_equal(script.tag_fd['j' - 'a'], script.tag_fd['h' - 'a']);
+    memset(&rel, 0, sizeof(rel));
+    assert_int_equal(submit("Release", &rel), 0);
+    run_until(&i.n, 1, 2000);
+    run_until(&rel.n, 1, 2000); /* nothing left to answer into this frame */
+    assert_int_equal(i.status, AMI_OK);
+    assert_string_equal(i.message, "held i");
+    assert_int_equal(rel.n, 1);
+    /* a Getvar of a function runs it (CURL() may take seconds): not quick */
+    struct got k = {0}, l = {0}, m = {0};
+    assert_int_equal(submit_tagged("Ping", "k", &k), 0);
+    struct ami_msg *fn = ami_msg_new();
+    ami_msg_add(fn, "Action", "Getvar");
+    ami_msg_add(fn, "Tag", "l");
+    ami_msg_add(fn, "Variable", "CURL(http://crm.example/slow)");
+    assert_int_equal(ami_pool_submit(pool, fn, NULL, on_result, &l, NULL), 0);
+    struct ami_msg *var = ami_msg_new();
+    ami_msg_add(var, "Action", "Getvar");
+    ami_msg_add(var, "Tag", "m");
+    ami_msg_add(var, "Variable", "CRM_ID");
+    assert_int_equal(ami_pool_submit(pool, var, NULL, on_result, &m, NULL), 0);
+    run_until(&k.n, 1, 2000);
+    run_until(&l.n, 1, 2000);
+    run_until(&m.n, 1, 2000);
+    assert_int_equal(k.n + l.n + m.n, 3);
+    assert_int_not_equal(script.tag_fd['k' - 'a'], 0);
+    assert_int_not_equal(script.tag_fd['l' - 'a'], script.tag_fd['k' - 'a']);
+    assert_int_equal(script.tag_fd['m' - 'a'], script.tag_fd['k' - 'a']);
 }
 
 int main(void)
@@ -422,6 +505,7 @@ int main(void)
     };
     const struct CMUnitTest two[] = {
         cmocka_unit_test(one_turns_actions_go_together_and_never_behind_a_running_one),
+        cmocka_unit_test(a_slow_action_shares_no_batch),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
     return failed + cmocka_run_group_tests_name("pool of two", two, setup2, teardown);
