@@ -4,7 +4,8 @@
 # basename) from a sequential run, and a program it does not list counts as
 # slow. A program's stdout and stderr (CMocka's summary among them) go to a
 # file that is printed whole when the program ends, so outputs never mix.
-# Exit non-zero when any test binary fails. Integration tests find the
+# Exit non-zero when any test binary fails: its exit status, or a line of
+# CMocka's saying FAILED or ERROR. Integration tests find the
 # binaries under $BUILD and the fixtures under tests/data; each server they
 # start gets a port of its own (tests/support/proc.c), so programs running
 # at once do not collide.
@@ -60,7 +61,11 @@ reap() {
     t=${pid_of[$p]}
     echo "### $t"
     cat "${log_of[$p]}"
-    [ "$rc" -eq 0 ] || failed="$failed $t"
+    # CMocka's own verdicts count even when the exit status does not carry
+    # them (a group set-up or tear-down that fails or crashes)
+    if [ "$rc" -ne 0 ] || grep -qE '^\[  (FAILED  |ERROR   )\]' "${log_of[$p]}"; then
+        failed="$failed $t"
+    fi
     echo "### $t: $(($(date +%s) - ${start_of[$p]})) s"
     unset "pid_of[$p]" "start_of[$p]" "log_of[$p]"
 }
