@@ -604,7 +604,8 @@ struct ami_pool *ami_pool_new(uv_loop_t *loop, const struct cfg_server *server,
 
 /* Actions Asterisk answers at once, without waiting on a channel, a dial
  * or the dialplan: the only ones that go out in a batch (below). A Getvar
- * or Setvar of a function (CURL(), SHELL(), ...) runs it: not one of them. */
+ * or Setvar of a function (CURL(), SHELL(), ...) runs it, and a Hangup of
+ * a /regex/ walks every channel: not one of them. */
 static int fast_action(const struct ami_msg *m)
 {
     static const char *const fast[] = {"Ping",   "Getvar",      "Setvar", "CoreStatus",
@@ -620,6 +621,12 @@ static int fast_action(const struct ami_msg *m)
     for (size_t n = 0; (v = ami_msg_get_nth(m, "Variable", n)) != NULL; n++)
         if (strchr(v, '('))
             return 0;
+    for (size_t n = 0; (v = ami_msg_get_nth(m, "Channel", n)) != NULL; n++) {
+        while (*v > 0 && *v < 0x21) /* as astman_get_header reads it */
+            v++;
+        if (*v == '/')
+            return 0;
+    }
     return 1;
 }
 

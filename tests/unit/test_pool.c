@@ -49,7 +49,7 @@ static void act(struct amipeer *pe, int fd, const char *msg, void *ud)
     amipeer_header(msg, "ActionID", id, sizeof(id));
     char events[16] = "", tag[16] = "";
     if (amipeer_header(msg, "Tag", tag, sizeof(tag)) && tag[0] >= 'a' && tag[0] <= 'z')
-        script.tag_fd[tag[0] - 'a'] = fd;
+        __atomic_store_n(&script.tag_fd[tag[0] - 'a'], fd, __ATOMIC_RELEASE);
     if (!strcmp(action, "Login") && amipeer_header(msg, "Events", events, sizeof(events)) &&
         strcmp(events, "off"))
         script.event_fd = fd;
@@ -392,105 +392,143 @@ static void a_full_hold_lets_the_oldest_through_in_order(void **state)
     assert_int_equal(ticks_out_of_order, 0);
 }
 
+/* The session the action tagged `tag` came on, once the peer has read it
+ * (its thread records it; up to 2 s); 0 if it never came. */
+static int session_of(char tag)
+{
+    uint64_t end = uv_now(&loop) + 2000;
+    int fd;
+    while (!(fd = __atomic_load_n(&script.tag_fd[tag - 'a'], __ATOMIC_ACQUIRE)) &&
+           uv_now(&loop) < end)
+        uv_run(&loop, UV_RUN_ONCE);
+    return fd;
+}
+
+/* A tagged action with one more header. */
+static int submit_with(const char *action, const char *tag, const char *key, const char *value,
+                       struct got *g)
+{
+    struct ami_msg *m = ami_msg_new();
+    ami_msg_add(m, "Action", action);
+    ami_msg_add(m, "Tag", tag);
+    ami_msg_add(m, key, value);
+    return ami_pool_submit(pool, m, NULL, on_result, g, NULL);
+}
+
+/* The replies of the tests below: static, so that one still due when a
+ * test fails (the pool answers it at its close) lands somewhere alive. */
+static struct got g_[26], rel_;
+#define G(t) (&g_[(t) - 'a'])
+
+static void start_batch_test(void)
+{
+    memset(g_, 0, sizeof(g_));
+    memset(&rel_, 0, sizeof(rel_));
+    for (int i = 0; i < 26; i++)
+        __atomic_store_n(&script.tag_fd[i], 0, __ATOMIC_RELEASE);
+}
+
+/* Let the held ones go, and wait for every reply. */
+static void release_all(const char *held)
+{
+    memset(&rel_, 0, sizeof(rel_));
+    assert_int_equal(submit("Release", &rel_), 0);
+    for (const char *t = held; *t; t++)
+        run_until(&G(*t)->n, 1, 2000);
+    run_until(&rel_.n, 1, 2000); /* its reply comes after the held ones' */
+    assert_int_equal(rel_.n, 1);
+    for (const char *t = held; *t; t++) {
+        assert_int_equal(G(*t)->n, 1);
+        assert_int_equal(G(*t)->status, AMI_OK);
+    }
+}
+
+/* Wait for the replies to the actions tagged so, each answered once. */
+static void answered(const char *tags)
+{
+    for (const char *t = tags; *t; t++)
+        run_until(&G(*t)->n, 1, 2000);
+    for (const char *t = tags; *t; t++) {
+        assert_int_equal(G(*t)->n, 1);
+        assert_int_equal(G(*t)->status, AMI_OK);
+    }
+}
+
 /* Two sessions. Actions of one loop turn go out together on one session
  * (one write), and never on the session where an earlier action is still
  * running: Asterisk runs a session's actions one after another. */
 static void one_turns_actions_go_together_and_never_behind_a_running_one(void **state)
 {
     (void)state;
-    memset(script.tag_fd, 0, sizeof(script.tag_fd));
-    struct got h = {0}, b = {0}, c = {0}, d = {0}, rel = {0};
-    assert_int_equal(submit_held("a", &h), 0);
-    run_for(100); /* written, and running on its session */
-    assert_int_equal(h.n, 0);
-    assert_int_equal(submit_tagged("Ping", "b", &b), 0);
-    assert_int_equal(submit_tagged("Ping", "c", &c), 0);
-    assert_int_equal(submit_tagged("Ping", "d", &d), 0);
-    run_until(&b.n, 1, 2000);
-    run_until(&c.n, 1, 2000);
-    run_until(&d.n, 1, 2000);
-    assert_int_equal(b.n + c.n + d.n, 3); /* none waited for the held one */
-    assert_int_equal(b.status, AMI_OK);
-    assert_int_equal(c.status, AMI_OK);
-    assert_int_equal(d.status, AMI_OK);
-    assert_int_equal(h.n, 0);
-    assert_string_equal(d.message, "Ping done");
-    assert_int_not_equal(script.tag_fd['b' - 'a'], 0);
-    assert_int_equal(script.tag_fd['c' - 'a'], script.tag_fd['b' - 'a']);
-    assert_int_equal(script.tag_fd['d' - 'a'], script.tag_fd['b' - 'a']);
-    assert_int_not_equal(script.tag_fd['b' - 'a'], script.tag_fd['a' - 'a']);
-    assert_int_equal(submit("Release", &rel), 0);
-    run_until(&h.n, 1, 2000);
-    run_until(&rel.n, 1, 2000); /* its reply comes after the held one's */
-    assert_int_equal(h.n, 1);
-    assert_int_equal(h.status, AMI_OK);
-    assert_string_equal(h.message, "held a");
-    assert_int_equal(rel.n, 1);
+    start_batch_test();
+    assert_int_equal(submit_held("a", G('a')), 0);
+    assert_int_not_equal(session_of('a'), 0); /* running on its session */
+    assert_int_equal(submit_tagged("Ping", "b", G('b')), 0);
+    assert_int_equal(submit_tagged("Ping", "c", G('c')), 0);
+    assert_int_equal(submit_tagged("ping", "d", G('d')), 0); /* any case */
+    answered("bcd");                                         /* none waited for the held one */
+    assert_int_equal(G('a')->n, 0);
+    assert_string_equal(G('b')->message, "Ping done");
+    assert_int_not_equal(session_of('b'), 0);
+    assert_int_equal(session_of('c'), session_of('b'));
+    assert_int_equal(session_of('d'), session_of('b'));
+    assert_int_not_equal(session_of('b'), session_of('a'));
+    release_all("a");
+    assert_string_equal(G('a')->message, "held a");
 }
 
-/* Only actions Asterisk answers at once share a write: a slow one (here a
- * "Hold") neither joins the fast ones of its turn nor lets them join it,
- * whichever comes first. */
+/* Only actions Asterisk answers at once share a write: a slow one neither
+ * joins the quick ones of its turn nor lets them join it, whichever comes
+ * first. Slow: a long timeout (the "Hold"), an action off the quick list
+ * (Redirect), a Getvar of a function (CURL() may take seconds), a Hangup
+ * of a /regex/ (it walks every channel). */
 static void a_slow_action_shares_no_batch(void **state)
 {
     (void)state;
-    memset(script.tag_fd, 0, sizeof(script.tag_fd));
-    struct got e = {0}, f = {0}, g = {0}, h = {0}, i = {0}, j = {0}, rel = {0};
+    start_batch_test();
     /* the slow one first */
-    assert_int_equal(submit_held("e", &e), 0);
-    assert_int_equal(submit_tagged("Ping", "f", &f), 0);
-    assert_int_equal(submit_tagged("Ping", "g", &g), 0);
-    run_until(&f.n, 1, 2000);
-    run_until(&g.n, 1, 2000);
-    assert_int_equal(f.n + g.n, 2);
-    assert_int_equal(f.status, AMI_OK);
-    assert_int_equal(g.status, AMI_OK);
-    assert_int_equal(e.n, 0);
-    assert_int_not_equal(script.tag_fd['e' - 'a'], 0);
-    assert_int_not_equal(script.tag_fd['f' - 'a'], script.tag_fd['e' - 'a']);
-    assert_int_equal(script.tag_fd['g' - 'a'], script.tag_fd['f' - 'a']);
-    assert_int_equal(submit("Release", &rel), 0);
-    run_until(&e.n, 1, 2000);
-    assert_int_equal(e.status, AMI_OK);
-    run_until(&rel.n, 1, 2000);
-    /* the fast one first */
-    assert_int_equal(submit_tagged("Ping", "h", &h), 0);
-    assert_int_equal(submit_held("i", &i), 0);
-    assert_int_equal(submit_tagged("Ping", "j", &j), 0);
-    run_until(&h.n, 1, 2000);
-    run_until(&j.n, 1, 2000);
-    assert_int_equal(h.n + j.n, 2);
-    assert_int_equal(i.n, 0);
-    assert_int_not_equal(script.tag_fd['h' - 'a'], 0);
-    assert_int_not_equal(script.tag_fd['i' - 'a'], script.tag_fd['h' - 'a']);
-    assert_int_equal(script.tag_fd['j' - 'a'], script.tag_fd['h' - 'a']);
-    memset(&rel, 0, sizeof(rel));
-    assert_int_equal(submit("Release", &rel), 0);
-    run_until(&i.n, 1, 2000);
-    run_until(&rel.n, 1, 2000); /* nothing left to answer into this frame */
-    assert_int_equal(i.status, AMI_OK);
-    assert_string_equal(i.message, "held i");
-    assert_int_equal(rel.n, 1);
-    /* a Getvar of a function runs it (CURL() may take seconds): not quick */
-    struct got k = {0}, l = {0}, m = {0};
-    assert_int_equal(submit_tagged("Ping", "k", &k), 0);
-    struct ami_msg *fn = ami_msg_new();
-    ami_msg_add(fn, "Action", "Getvar");
-    ami_msg_add(fn, "Tag", "l");
-    ami_msg_add(fn, "Variable", "CURL(http://crm.example/slow)");
-    assert_int_equal(ami_pool_submit(pool, fn, NULL, on_result, &l, NULL), 0);
-    struct ami_msg *var = ami_msg_new();
-    ami_msg_add(var, "Action", "Getvar");
-    ami_msg_add(var, "Tag", "m");
-    ami_msg_add(var, "Variable", "CRM_ID");
-    assert_int_equal(ami_pool_submit(pool, var, NULL, on_result, &m, NULL), 0);
-    run_until(&k.n, 1, 2000);
-    run_until(&l.n, 1, 2000);
-    run_until(&m.n, 1, 2000);
-    assert_int_equal(k.n + l.n + m.n, 3);
-    assert_int_not_equal(script.tag_fd['k' - 'a'], 0);
-    assert_int_not_equal(script.tag_fd['l' - 'a'], script.tag_fd['k' - 'a']);
-    assert_int_equal(script.tag_fd['m' - 'a'], script.tag_fd['k' - 'a']);
+    assert_int_equal(submit_held("e", G('e')), 0);
+    assert_int_equal(submit_tagged("Ping", "f", G('f')), 0);
+    assert_int_equal(submit_tagged("Ping", "g", G('g')), 0);
+    answered("fg");
+    assert_int_equal(G('e')->n, 0);
+    assert_int_not_equal(session_of('e'), 0);
+    assert_int_not_equal(session_of('f'), session_of('e'));
+    assert_int_equal(session_of('g'), session_of('f'));
+    release_all("e");
+    /* the quick one first */
+    assert_int_equal(submit_tagged("Ping", "h", G('h')), 0);
+    assert_int_equal(submit_held("i", G('i')), 0);
+    assert_int_equal(submit_tagged("Ping", "j", G('j')), 0);
+    answered("hj");
+    assert_int_not_equal(session_of('i'), 0);
+    assert_int_not_equal(session_of('i'), session_of('h'));
+    assert_int_equal(session_of('j'), session_of('h'));
+    release_all("i");
+    assert_string_equal(G('i')->message, "held i");
+    /* the others, each on the server's own timeout, after a quick one */
+    static const struct {
+        char slow, quick;
+        const char *action, *key, *value;
+    } slow[] = {
+        {'l', 'm', "Redirect", "Channel", "PJSIP/200-00000001"},
+        {'o', 'p', "Getvar", "Variable", "CURL(http://crm.example/slow)"},
+        {'r', 's', "Hangup", "Channel", " /^PJSIP\\/.*/"},
+    };
+    for (size_t n = 0; n < sizeof(slow) / sizeof(slow[0]); n++) {
+        char k = (char)(slow[n].slow - 1), q[2] = {slow[n].quick, 0}, t[2] = {slow[n].slow, 0};
+        char p[2] = {k, 0};
+        assert_int_equal(submit_tagged("Ping", p, G(k)), 0);
+        assert_int_equal(
+            submit_with(slow[n].action, t, slow[n].key, slow[n].value, G(slow[n].slow)), 0);
+        assert_int_equal(submit_with("Getvar", q, "Variable", "CRM_ID", G(slow[n].quick)), 0);
+        char all[4] = {k, slow[n].slow, slow[n].quick, 0};
+        answered(all);
+        assert_int_not_equal(session_of(k), 0);
+        if (session_of(slow[n].slow) == session_of(k))
+            fail_msg("%s %s shared a batch", slow[n].action, slow[n].value);
+        assert_int_equal(session_of(slow[n].quick), session_of(k));
+    }
 }
 
 int main(void)
