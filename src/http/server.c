@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,8 +21,8 @@
 #include "core/strbuf.h"
 #include "core/utf8.h"
 #include "http/h1.h"
+#include "http/server_internal.h"
 #include "http/tls.h"
-#include "http/xff.h"
 
 /* Bytes a connection may hold unread while its request is handled
  * (pipelined requests): past it the socket is not read until they are. */
@@ -41,218 +40,18 @@
  * HTTP_IN_HELD_MAX is at most what one read brought. */
 #define HTTP_READ_BLOCK (16 * 1024)
 
-struct http_header {
-    char *name, *value;
-    struct http_header *next;
-};
-
-struct http_conn;
-
-struct http_req {
-    struct http_server *srv;
-    struct http_conn *conn; /* NULL once the connection is gone */
-    struct h1_head head;
-    struct h1_body bd;
-    const char *method; /* in head, or "" */
-    char *path;         /* raw, without the query */
-    struct strbuf body;
-    int too_big;
-    int dispatched;
-    int suspended; /* the handler answers later */
-    int answered;
-    int close_conn; /* the connection ends with this request */
-    int head_only;  /* HEAD: no body in the answer */
-    unsigned status;
-    size_t bytes_out;
-    struct http_header *headers;
-    char id[HTTP_REQUEST_ID_MAX + 1];
-    char peer[INET6_ADDRSTRLEN];
-    int peer_loopback;
-    struct sockaddr_storage peer_addr;
-    socklen_t peer_len;
-    char via[INET6_ADDRSTRLEN]; /* the trusted proxy it came through, or "" */
-    const char *route;
-    char key[72];
-    uint64_t started_us;
-    void *data;
-    void (*data_free)(void *);
-    const void *principal;
-    struct http_stream *stream;
-};
-
-struct http_stream {
-    struct http_server *srv;
-    struct http_req *req; /* NULL once the request is over */
-    http_stream_read rd;
-    http_stream_closed cl;
-    void *ud;
-    int chunked; /* HTTP/1.1: chunked; HTTP/1.0: the body ends with the connection */
-    int parked;  /* rd had nothing: waits for http_stream_wake */
-    int wake;    /* woken: fed when the loop next polls */
-    struct http_stream *prev, *next; /* the server's open streams */
-};
-
-/* What a connection is doing. */
-enum conn_state {
-    CONN_HEAD,   /* reading a request head (or waiting for one) */
-    CONN_BODY,   /* reading the body of the request */
-    CONN_WAIT,   /* the handler has the request */
-    CONN_SEND,   /* the answer is being sent */
-    CONN_STREAM, /* a streamed answer */
-    CONN_LINGER, /* done: its answer is out, what the client still sends is dropped */
-};
-
-/* A client connection: between requests it must deliver a whole request
- * head within header_timeout_s, and a whole request (head and body) within
- * request_timeout_s, or it is cut (slow-header and slow-body clients, idle
- * keep-alive connections past the deadline). */
-#define HTTP_PEER_KEY_LEN 17 /* family byte, then 4 or 16 address bytes */
-
-struct http_conn {
-    struct http_conn *prev, *next;
-    struct http_server *srv;
-    uv_poll_t poll;
-    int fd;
-    int events; /* what poll watches */
-    enum conn_state st;
-    struct http_tls_session *tls;
-    int handshaking;
-    struct strbuf in; /* received, not yet taken by a request */
-    size_t head_from; /* h1_head_end's resume point in `in` */
-    struct strbuf out;
-    size_t out_off;                        /* sent of out */
-    int eof;                               /* the client closed its side */
-    int processing;                        /* inside conn_take */
-    int closed;                            /* conn_close done: only the handle's close is left */
-    struct http_req *req;                  /* the request in progress, NULL between requests */
-    uint64_t idle_ms;                      /* loop time since it has been waiting for a request */
-    uint64_t active_ms;                    /* loop time of its last read or write */
-    uint64_t linger_ms;                    /* loop time its graceful close began */
-    int tls_read;                          /* TLS holds decrypted bytes, to be read once it may */
-    int authed;                            /* a request on it showed a valid key */
-    unsigned nreq;                         /* request heads handled on it, from 1 */
-    unsigned char peer[HTTP_PEER_KEY_LEN]; /* the client's address, see peer_key() */
-    struct sockaddr_storage addr;
-    socklen_t addrlen;
-};
-
-struct http_server {
-    uv_loop_t *loop;
-    int listen_fd;
-    uv_poll_t listen;
-    int listening;
-    uv_timer_t accept_pause;
-    int port;
-    struct http_server_opts o;
-    struct http_tls *tls;
-    http_handler handler;
-    void *ud;
-    size_t waiting;
-    struct http_stream *streams;
-    size_t nstreams;
-    size_t wakes; /* parked streams woken (http_stream_wake) */
-    uv_prepare_t feed;
-    int closing;
-    int closes_pending;   /* the server's own handles still closing */
-    size_t conns_closing; /* connections whose handle is still closing */
-    size_t tls_reads;     /* connections with tls_read set */
-    void (*done)(void *);
-    void *done_arg;
-    struct http_conn *conns; /* every open connection, for the deadlines and limits */
-    size_t nconns;
-    uv_timer_t sweep;
-    /* connections cut or refused since the last sweep, for one log line */
-    unsigned ncut_head, ncut_whole, ncut_reserve, ncut_idle, nrefused, nrefused_full;
-    /* what one read brings (taken from here when it can), a stream's block */
-    char rbuf[HTTP_STREAM_BLOCK + 32];
-    struct strbuf wbuf; /* an answer built here is sent from here when it can */
-};
-
 static void conn_close(struct http_conn *c, int aborted);
 static void conn_take(struct http_conn *c);
 static void conn_flush(struct http_conn *c);
 static void conn_watch(struct http_conn *c);
 static void conn_readable(struct http_conn *c);
 static void stream_feed(struct http_stream *st);
-static void access_log(const struct http_req *r, uint64_t us, int aborted);
 
 /* --- helpers ------------------------------------------------------------------- */
 
 static uint64_t now_us(void)
 {
     return uv_hrtime() / 1000;
-}
-
-char *http_percent_decode(const char *s, size_t len, int plus_is_space)
-{
-    char *out = malloc(len + 1);
-    if (!out)
-        return NULL;
-    size_t o = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '%') {
-            if (i + 2 >= len) {
-                free(out);
-                return NULL;
-            }
-            int a = h1_hexval(s[i + 1]), b = h1_hexval(s[i + 2]);
-            if (a < 0 || b < 0 || (a == 0 && b == 0)) {
-                free(out);
-                return NULL;
-            }
-            out[o++] = (char)(a * 16 + b);
-            i += 2;
-        } else if (c == '+' && plus_is_space) {
-            out[o++] = ' ';
-        } else {
-            out[o++] = c;
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
-static int request_id_ok(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > HTTP_REQUEST_ID_MAX)
-        return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '-' || *s == '_' || *s == '.' || *s == ':'))
-            return 0;
-    return 1;
-}
-
-/* 24 hex digits: 7 random bytes drawn once per process (replicas and
- * restarts do not collide) and a 5-byte counter (no system call and no
- * formatting call per request). */
-static void new_request_id(char *out, size_t len)
-{
-    static unsigned char prefix[7];
-    static int have_prefix;
-    static uint64_t counter;
-    static const char hex[] = "0123456789abcdef";
-    if (!have_prefix) {
-        if (getrandom(prefix, sizeof(prefix), GRND_NONBLOCK) != (ssize_t)sizeof(prefix)) {
-            uint64_t t = uv_hrtime();
-            memcpy(prefix, &t, sizeof(prefix));
-        }
-        have_prefix = 1;
-    }
-    uint64_t n = __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED);
-    unsigned char r[12];
-    memcpy(r, prefix, sizeof(prefix));
-    for (int i = 0; i < 5; i++)
-        r[7 + i] = (unsigned char)(n >> (8 * (4 - i)));
-    size_t o = 0;
-    for (size_t i = 0; i < sizeof(r) && o + 2 < len; i++, o += 2) {
-        out[o] = hex[r[i] >> 4];
-        out[o + 1] = hex[r[i] & 15];
-    }
-    if (o < len)
-        out[o] = '\0';
 }
 
 static const char *reason_of(unsigned status)
@@ -454,7 +253,7 @@ static void req_end(struct http_req *r, int aborted)
     metrics_inc(METRIC_HTTP_REQUESTS, r->route ? r->route : "none", status, 1);
     metrics_observe(METRIC_HTTP_DURATION, r->route ? r->route : "none", (double)us / 1e6);
     if (log_enabled(LOG_INFO))
-        access_log(r, us, aborted);
+        http_access_log(r, us, aborted);
     struct http_stream *st = r->stream;
     if (st) {
         struct http_server *s = r->srv;
@@ -779,206 +578,7 @@ size_t http_server_streams(const struct http_server *s)
     return s->nstreams;
 }
 
-/* --- request accessors ---------------------------------------------------------------- */
-
-const char *http_req_method(const struct http_req *r)
-{
-    return r->method;
-}
-
-const char *http_req_path(const struct http_req *r)
-{
-    return r->path;
-}
-
-const char *http_req_header(const struct http_req *r, const char *name)
-{
-    return h1_header(&r->head, name);
-}
-
-/* The first name=value of the query with that name (compared as sent),
- * the value percent-decoded; a name without '=' counts as absent. */
-int http_req_query(const struct http_req *r, const char *name, char **out)
-{
-    *out = NULL;
-    const char *q = h1_query(&r->head);
-    size_t nlen = strlen(name);
-    while (q && *q) {
-        size_t n = strcspn(q, "&");
-        const char *eq = memchr(q, '=', n);
-        if (eq && (size_t)(eq - q) == nlen && !memcmp(q, name, nlen)) {
-            *out = http_percent_decode(eq + 1, n - nlen - 1, 1);
-            return *out ? 1 : -1;
-        }
-        q += n;
-        if (*q)
-            q++;
-    }
-    return 0;
-}
-
-const char *http_req_body(const struct http_req *r, size_t *len)
-{
-    if (len)
-        *len = r->body.len;
-    return r->body.data ? r->body.data : "";
-}
-
-const char *http_req_id(const struct http_req *r)
-{
-    return r->id;
-}
-
-const char *http_req_peer(const struct http_req *r)
-{
-    return r->peer;
-}
-
-const struct sockaddr *http_req_peer_addr(const struct http_req *r, socklen_t *len)
-{
-    *len = r->peer_len;
-    return (const struct sockaddr *)&r->peer_addr;
-}
-
-int http_req_peer_loopback(const struct http_req *r)
-{
-    return r->peer_loopback;
-}
-
-void http_req_set_route(struct http_req *r, const char *route)
-{
-    r->route = route;
-}
-
-void http_req_set_key(struct http_req *r, const char *key_name)
-{
-    snprintf(r->key, sizeof(r->key), "%s", key_name ? key_name : "");
-}
-
-void http_req_set_principal(struct http_req *r, const void *principal)
-{
-    r->principal = principal;
-}
-
-const void *http_req_principal(const struct http_req *r)
-{
-    return r->principal;
-}
-
-void http_req_set_data(struct http_req *r, void *data, void (*free_fn)(void *))
-{
-    r->data = data;
-    r->data_free = free_fn;
-}
-
-void *http_req_data(const struct http_req *r)
-{
-    return r->data;
-}
-
 /* --- requests ------------------------------------------------------------------------ */
-
-static int is_json_type(const char *ct);
-
-/* Dotted quad by hand: once per request, inet_ntop's formatting costs more
- * than the rest of the peer's bookkeeping. out holds at least 16 bytes. */
-static void ipv4_text(const struct in_addr *a, char *out)
-{
-    const unsigned char *b = (const unsigned char *)&a->s_addr;
-    char *w = out;
-    for (int i = 0; i < 4; i++) {
-        unsigned v = b[i];
-        if (v >= 100)
-            *w++ = (char)('0' + v / 100);
-        if (v >= 10)
-            *w++ = (char)('0' + v / 10 % 10);
-        *w++ = (char)('0' + v % 10);
-        *w++ = i < 3 ? '.' : '\0';
-    }
-}
-
-static void set_peer(struct http_req *r, const struct sockaddr *sa)
-{
-    r->peer_len =
-        sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
-    memcpy(&r->peer_addr, sa, r->peer_len);
-    r->peer_loopback = 0;
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
-        _Static_assert(sizeof(r->peer) >= INET_ADDRSTRLEN, "a dotted quad fits");
-        ipv4_text(&in->sin_addr, r->peer);
-        r->peer_loopback = (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-    } else if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
-        inet_ntop(AF_INET6, &in6->sin6_addr, r->peer, sizeof(r->peer));
-        r->peer_loopback =
-            IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
-            (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127);
-    }
-}
-
-/* Behind a trusted proxy the client is the one it names (http/xff): every
- * X-Forwarded-For line, in order, joined with ',' (a proxy may add its own
- * line rather than extend the client's). */
-static void fill_peer(struct http_req *r, const struct http_conn *c)
-{
-    set_peer(r, (const struct sockaddr *)&c->addr);
-    if (!r->srv->o.ntrusted_proxies)
-        return;
-    struct strbuf xff;
-    strbuf_init(&xff, 0);
-    int failed = 0;
-    for (size_t i = 0; i < r->head.nh && !failed; i++) {
-        const struct h1_header *h = &r->head.h[i];
-        if (strcasecmp(h->name, "X-Forwarded-For"))
-            continue;
-        if ((xff.len && strbuf_append(&xff, ",", 1) != 0) || strbuf_append_str(&xff, h->value) != 0)
-            failed = 1; /* out of memory: a partial list could be the client's line alone */
-    }
-    struct sockaddr_storage client;
-    socklen_t len = 0;
-    enum http_xff rc = failed
-                           ? HTTP_XFF_MALFORMED
-                           : http_xff_client((const struct sockaddr *)&r->peer_addr, r->peer_len,
-                                             xff.len ? xff.data : NULL, r->srv->o.trusted_proxies,
-                                             r->srv->o.ntrusted_proxies, &client, &len);
-    if (rc == HTTP_XFF_MALFORMED) /* debug: one line per request would flood the log */
-        log_debug("X-Forwarded-For of a trusted proxy not understood: the proxy is the client",
-                  "{s:s}", "peer", r->peer);
-    if (rc == HTTP_XFF_CLIENT) {
-        memcpy(r->via, r->peer, sizeof(r->via));
-        set_peer(r, (const struct sockaddr *)&client);
-    }
-    strbuf_release(&xff);
-}
-
-int http_req_too_big(const struct http_req *r)
-{
-    return r->too_big;
-}
-
-size_t http_req_max_body(const struct http_req *r)
-{
-    return r->srv->o.max_body;
-}
-
-int http_req_body_is_json(const struct http_req *r)
-{
-    return r->body.len == 0 || is_json_type(http_req_header(r, "Content-Type"));
-}
-
-static int is_json_type(const char *ct)
-{
-    if (!ct)
-        return 0;
-    while (*ct == ' ')
-        ct++;
-    size_t n = strcspn(ct, "; ");
-    if (n == 16 && !strncasecmp(ct, "application/json", 16))
-        return 1;
-    /* application/<something>+json */
-    return n > 17 && !strncasecmp(ct, "application/", 12) && !strncasecmp(ct + n - 5, "+json", 5);
-}
 
 /* A new request on c, from its head buf[0..len) (len 0: the head could not
  * even be delimited). NULL when out of memory. */
@@ -1026,12 +626,12 @@ static int req_head(struct http_conn *c, const char *buf, size_t len)
         return -1;
     }
     r->head_only = !strcmp(r->method, "HEAD");
-    fill_peer(r, c);
+    http_req_fill_peer(r, c);
     const char *rid = h1_header(&r->head, "X-Request-Id");
-    if (rid && request_id_ok(rid))
+    if (rid && http_request_id_ok(rid))
         snprintf(r->id, sizeof(r->id), "%s", rid);
     else
-        new_request_id(r->id, sizeof(r->id));
+        http_request_id_new(r->id, sizeof(r->id));
     if (rc != 0) {
         refuse(r, &e);
         return -1;
@@ -1112,8 +712,8 @@ static size_t take(struct http_conn *c, const char *buf, size_t len)
                     conn_close(c, 1);
                     break;
                 }
-                set_peer(r, (const struct sockaddr *)&c->addr);
-                new_request_id(r->id, sizeof(r->id));
+                http_req_set_peer(r, (const struct sockaddr *)&c->addr);
+                http_request_id_new(r->id, sizeof(r->id));
                 refuse(r, &e);
                 break;
             }
@@ -1615,68 +1215,6 @@ static void on_sweep(uv_timer_t *t)
         }
     }
     log_cuts(s);
-}
-
-/* --- the access log ------------------------------------------------------------------- */
-
-/* `,"key":` (keys here are plain ASCII). */
-static int access_key(struct strbuf *b, const char *key)
-{
-    int rc = strbuf_append(b, ",\"", 2);
-    if (!rc)
-        rc = strbuf_append_str(b, key);
-    return rc ? rc : strbuf_append(b, "\":", 2);
-}
-
-/* A string member, the value repaired to UTF-8 as jsonw does. */
-static int access_str(struct strbuf *b, const char *key, const char *v)
-{
-    int rc = access_key(b, key);
-    return rc ? rc : jsonw_string(b, v, strlen(v));
-}
-
-static int access_u64(struct strbuf *b, const char *key, uint64_t v)
-{
-    int rc = access_key(b, key);
-    return rc ? rc : jsonw_u64(b, v);
-}
-
-/* The access log line, one per request: written by hand (a jansson tree
- * and its dump cost more than the rest of a Ping's answer), the same
- * members in the same order as before. A method or path that is not
- * UTF-8 shows with U+FFFD (jansson's json_pack refused such a line whole
- * and the line lost every field). */
-static void access_log(const struct http_req *r, uint64_t us, int aborted)
-{
-    static struct strbuf b;
-    int rc = log_begin(&b, LOG_INFO, "http request");
-    if (!rc)
-        rc = access_str(&b, "method", r->method ? r->method : "");
-    if (!rc)
-        rc = access_str(&b, "path", r->path ? r->path : "");
-    if (!rc)
-        rc = access_u64(&b, "status", r->status);
-    if (!rc)
-        rc = access_key(&b, "ms");
-    if (!rc)
-        rc = jsonw_real(&b, (double)us / 1000.0, 10);
-    if (!rc)
-        rc = access_u64(&b, "bytes_in", r->body.len);
-    if (!rc)
-        rc = access_u64(&b, "bytes_out", r->bytes_out);
-    if (!rc)
-        rc = access_str(&b, "request_id", r->id);
-    if (!rc)
-        rc = access_str(&b, "peer", r->peer);
-    if (!rc && r->route)
-        rc = access_str(&b, "route", r->route);
-    if (!rc && r->key[0])
-        rc = access_str(&b, "key", r->key);
-    if (!rc && r->via[0])
-        rc = access_str(&b, "via", r->via);
-    if (!rc && aborted)
-        rc = strbuf_append(&b, ",\"aborted\":true", 15);
-    log_end(&b, rc);
 }
 
 /* --- the server ----------------------------------------------------------------------- */
