@@ -143,6 +143,31 @@ struct http_server {
     struct strbuf wbuf; /* an answer built here is sent from here when it can */
 };
 
+/* A stream is fed while less than this waits to be sent. */
+#define HTTP_STREAM_OUT_MAX (2 * HTTP_STREAM_BLOCK)
+
+/* server.c: the connection's side of an answer */
+/* Bytes for the client: sent now when nothing waits before them, else
+ * after what waits. */
+int http_conn_send(struct http_conn *c, const char *data, size_t len);
+/* The request is over: account for it (metrics, access log), end its
+ * stream, free it. */
+void http_req_end(struct http_req *r, int aborted);
+/* The answer of the connection's request is all sent: the next request,
+ * or the end of the connection. */
+void http_conn_answered(struct http_conn *c);
+/* Close c now; a request in progress ends (aborted when unanswered). */
+void http_conn_close(struct http_conn *c, int aborted);
+/* Read what the socket (or TLS) holds, and take the requests in it. */
+void http_conn_readable(struct http_conn *c);
+
+/* respond.c: streams */
+/* Feed st from its reader while its connection takes more. */
+void http_stream_feed(struct http_stream *st);
+/* The server's prepare callback: feeds the woken streams (and reads the
+ * connections whose TLS holds decrypted bytes). */
+void http_streams_on_feed(uv_prepare_t *p);
+
 /* request.c */
 /* A request id the client offered: 1..HTTP_REQUEST_ID_MAX of [A-Za-z0-9-_.:]. */
 int http_request_id_ok(const char *s);
