@@ -72,6 +72,8 @@ BENCH_TOOL += $(BUILD)/soak
 BENCH_TOOL += $(BUILD)/mhd-baseline
 # requests at a fixed rate, open loop: the p99 figure of bench/run-all.sh
 BENCH_TOOL += $(BUILD)/pace-bench
+# how long the machine takes a busy core away: the first row of bench/run-all.sh
+BENCH_TOOL += $(BUILD)/stall-probe
 
 SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
 SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -149,6 +151,9 @@ $(BUILD)/soak: $(BUILD)/obj/tests/soak/soak.o $(LIB)
 
 $(BUILD)/pace-bench: $(BUILD)/obj/bench/pace_bench.o
 	$(CC) $(LDFLAGS_ALL) -o $@ $<
+
+$(BUILD)/stall-probe: $(BUILD)/obj/bench/stall_probe.o
+	$(CC) $(LDFLAGS_ALL) -pthread -o $@ $<
 
 $(BUILD)/mhd-baseline: $(BUILD)/obj/bench/mhd_baseline.o
 	$(CC) $(LDFLAGS_ALL) -o $@ $< $(shell pkg-config --libs libmicrohttpd)

@@ -33,6 +33,9 @@
 #   4. start-up: exec of build/amibridge to the first 200 of /readyz and of
 #      /healthz, polled every 1 ms, against a running ami-sim; median of STARTS;
 #   5. with WEBHOOKS=1: bench/webhooks.sh's deliveries/s (3 more minutes).
+#   (0, first: build/stall-probe (bench/stall_probe.c), how long this machine
+#   takes a busy core away, with every core busy and with one: a latency row
+#   cannot be better than the stalls the machine had during the run.)
 #   (2d: bench/burst.sh, BURST events as fast as ami-sim makes them: all of
 #   them must reach the subscriber, in order, none dropped.)
 # With PROFILE=auto (default) a missed throughput target is followed by a
@@ -45,7 +48,7 @@
 #   DURATION=10 CONNS=64 THREADS=2 POOL=4 ROUNDS=2 PACE_CONNS=64
 #   BURST=1000000 STEP_S=2 RATES="20000 40000 60000 80000 120000 160000 200000 250000 300000 350000 400000 500000"
 #   KEEP_UP=0.9 LAT_RATE=50000 LAT_S=4 LAT_ROUNDS=3 SSE_CLIENTS=100 SSE_RATE=20000 SSE_S=5 SSE_QUEUE=20000
-#   IDLE_CONNS=5000 STARTS=10 WEBHOOKS=0 PROFILE=auto PROFILE_S=5 TIMEOUT_S=900
+#   IDLE_CONNS=5000 STARTS=10 WEBHOOKS=0 PROFILE=auto PROFILE_S=5 TIMEOUT_S=900 STALL_S=5
 set -uo pipefail
 BUILD=${1:-build}
 DURATION=${DURATION:-10}
@@ -60,6 +63,7 @@ KEEP_UP=${KEEP_UP:-0.9}
 LAT_RATE=${LAT_RATE:-50000}
 LAT_S=${LAT_S:-4}
 LAT_ROUNDS=${LAT_ROUNDS:-3}
+STALL_S=${STALL_S:-5}
 SSE_CLIENTS=${SSE_CLIENTS:-100}
 SSE_RATE=${SSE_RATE:-20000}
 SSE_S=${SSE_S:-5}
@@ -77,7 +81,7 @@ T_RATIO=0.5 T_P99_MS=2 T_IDLE_MIB=10 T_CONNS_MIB=64 T_READY_MS=100
 T_EVENTS=250000 T_EV_RATIO=0.6 T_EV_P99_MS=2
 BURST=${BURST:-1000000}
 
-for b in ami-sim amibridge events-bench sse-bench soak mhd-baseline pace-bench; do
+for b in ami-sim amibridge events-bench sse-bench soak mhd-baseline pace-bench stall-probe; do
     [ -x "$BUILD/$b" ] || { echo "missing $BUILD/$b: run 'make all'" >&2; exit 2; }
 done
 for c in wrk curl python3 redis-server redis-cli redis-benchmark; do
@@ -95,7 +99,7 @@ NAME=run-all.sh
 # here (and perf can still read the symbols of what it profiles)
 BIN=$tmp/bin
 mkdir -p "$BIN"
-for b in ami-sim amibridge events-bench sse-bench soak mhd-baseline pace-bench webhooks-bench; do
+for b in ami-sim amibridge events-bench sse-bench soak mhd-baseline pace-bench stall-probe webhooks-bench; do
     [ ! -x "$BUILD/$b" ] || cp -p "$BUILD/$b" "$BIN/$b"
 done
 status_kib() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status" 2>/dev/null; }
@@ -158,6 +162,18 @@ host_line="$(nproc) cores, $(uname -r), load average $(cut -d' ' -f1-3 /proc/loa
 echo "== machine: $host_line; $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "== binaries: copied from $BUILD (amibridge built $(date -u -r "$BIN/amibridge" +%Y-%m-%dT%H:%M:%SZ)), git $(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD 2>/dev/null || echo '+uncommitted')"
 T_START=$(date +%s)
+
+# --- 0. the machine: how long a busy core is taken away -------------------------------------
+echo "== 0. the machine's stalls: build/stall-probe, a clock-reading loop on every core for ${STALL_S}s, then one alone"
+"$BIN/stall-probe" --threads "$(nproc)" --seconds "$STALL_S" >"$tmp/stall-all.json"
+"$BIN/stall-probe" --threads 1 --seconds "$STALL_S" >"$tmp/stall-one.json"
+sed 's/^/  /' "$tmp/stall-all.json" "$tmp/stall-one.json"
+stall_text() {
+    python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))
+print("longest gap %.1f ms, %d over 10 ms, %.1f %% of the time lost" % (j["longest_ms"], j["over_10ms"], j["lost_pct"]))' "$1"
+}
+row "the machine: gaps over 1 ms in a loop that only reads the clock, ${STALL_S}s (a busy core taken away; what every latency row below meets)" \
+    "every core busy: $(stall_text "$tmp/stall-all.json"); one core busy: $(stall_text "$tmp/stall-one.json")" "—" "—" "—" "—"
 
 # --- 1. the action route ------------------------------------------------------------------
 echo "== 1. POST /v1/actions/Ping: amibridge (pool $POOL) -> ami-sim vs mhd-baseline; wrk -t$THREADS -c$CONNS -d${DURATION}s --latency, $ROUNDS rounds"
