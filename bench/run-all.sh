@@ -170,7 +170,7 @@ echo "== 0. the machine's stalls: build/stall-probe, a clock-reading loop on eve
 sed 's/^/  /' "$tmp/stall-all.json" "$tmp/stall-one.json"
 stall_text() {
     python3 -c 'import json,sys; j=json.load(open(sys.argv[1]))
-print("longest gap %.1f ms, %d over 10 ms, %.1f %% of the time lost" % (j["longest_ms"], j["over_10ms"], j["lost_pct"]))' "$1"
+print("no gap over 1 ms" if not j["over_1ms"] else "%d gaps over 1 ms, %d over 10 ms, the longest %.1f ms, %.1f %% of the time lost" % (j["over_1ms"], j["over_10ms"], j["longest_ms"], j["lost_pct"]))' "$1"
 }
 row "the machine: gaps over 1 ms in a loop that only reads the clock, ${STALL_S}s (a busy core taken away; what every latency row below meets)" \
     "every core busy: $(stall_text "$tmp/stall-all.json"); one core busy: $(stall_text "$tmp/stall-one.json")" "—" "—" "—" "—"
