@@ -276,9 +276,8 @@ void http_respond_oom(struct http_req *r)
 
 /* --- streams ----------------------------------------------------------------------------- */
 
-void http_streams_on_feed(uv_prepare_t *p)
+void http_streams_feed_woken(struct http_server *s)
 {
-    struct http_server *s = p->data;
     size_t n = s->wakes;
     for (struct http_stream *st = s->streams, *next; st && n; st = next) {
         next = st->next; /* feeding st may end st, never another */
@@ -292,16 +291,6 @@ void http_streams_on_feed(uv_prepare_t *p)
             http_stream_feed(st);
         }
     }
-    for (struct http_conn *c = s->conns, *next; c && s->tls_reads; c = next) {
-        next = c->next;
-        if (!c->tls_read)
-            continue;
-        c->tls_read = 0;
-        s->tls_reads--;
-        http_conn_readable(c);
-    }
-    if (!s->wakes && !s->tls_reads)
-        uv_prepare_stop(p);
 }
 
 /* Hand the client what the producer has, while little waits to be sent. */
@@ -414,7 +403,7 @@ void http_stream_wake(struct http_stream *st)
         return;
     st->wake = 1;
     if (st->srv->wakes++ == 0 && !st->srv->tls_reads)
-        uv_prepare_start(&st->srv->feed, http_streams_on_feed);
+        http_server_prepare_start(st->srv);
 }
 
 size_t http_server_streams(const struct http_server *s)

@@ -36,6 +36,7 @@
 #define HTTP_READ_BLOCK (16 * 1024)
 
 static void conn_take(struct http_conn *c);
+static void conn_readable(struct http_conn *c);
 static void conn_flush(struct http_conn *c);
 static void conn_watch(struct http_conn *c);
 
@@ -374,6 +375,30 @@ static void conn_received(struct http_conn *c, const char *data, size_t n)
 
 /* --- connections --------------------------------------------------------------------- */
 
+/* Before the loop waits: the streams woken since (http_stream_wake), then
+ * the connections whose TLS session holds decrypted bytes, which no poll
+ * would report. */
+static void on_prepare(uv_prepare_t *p)
+{
+    struct http_server *s = p->data;
+    http_streams_feed_woken(s);
+    for (struct http_conn *c = s->conns, *next; c && s->tls_reads; c = next) {
+        next = c->next;
+        if (!c->tls_read)
+            continue;
+        c->tls_read = 0;
+        s->tls_reads--;
+        conn_readable(c);
+    }
+    if (!s->wakes && !s->tls_reads)
+        uv_prepare_stop(p);
+}
+
+void http_server_prepare_start(struct http_server *s)
+{
+    uv_prepare_start(&s->feed, on_prepare);
+}
+
 /* What c's poll should watch: its socket's input while it can take more
  * (a request being handled holds at most HTTP_IN_HELD_MAX unread), room
  * for its output while some waits. Changed only when it must: each change
@@ -395,7 +420,7 @@ static void conn_watch(struct http_conn *c)
         http_tls_pending(c->tls)) {
         c->tls_read = 1;
         if (c->srv->tls_reads++ == 0 && !c->srv->wakes)
-            uv_prepare_start(&c->srv->feed, http_streams_on_feed);
+            http_server_prepare_start(c->srv);
     }
     if (ev == c->events)
         return;
@@ -527,7 +552,7 @@ static void conn_eof(struct http_conn *c)
     }
 }
 
-void http_conn_readable(struct http_conn *c)
+static void conn_readable(struct http_conn *c)
 {
     struct http_server *s = c->srv;
     for (int rounds = 0; rounds < 16 && !c->closed && !c->eof && (c->events & UV_READABLE);
@@ -579,7 +604,7 @@ static void tls_handshake(struct http_conn *c)
     c->handshaking = rc ? 0 : want_write ? 2 : 1;
     conn_watch(c);
     if (!c->handshaking && http_tls_pending(c->tls))
-        http_conn_readable(c);
+        conn_readable(c);
 }
 
 static void on_conn_poll(uv_poll_t *p, int status, int events)
@@ -598,7 +623,7 @@ static void on_conn_poll(uv_poll_t *p, int status, int events)
     if (events & UV_WRITABLE)
         conn_writable(c);
     if (!c->closed && (events & (UV_READABLE | UV_DISCONNECT)))
-        http_conn_readable(c);
+        conn_readable(c);
 }
 
 /* The client's address as a comparable key: the family byte, then the
@@ -947,7 +972,7 @@ void http_server_close(struct http_server *s, void (*done)(void *arg), void *arg
     /* what streams were last given (a "shutting down" comment) goes out
      * first, as far as the sockets take it at once */
     if (s->wakes)
-        http_streams_on_feed(&s->feed);
+        on_prepare(&s->feed);
     for (struct http_conn *c = s->conns; c; c = c->next)
         if (c->out.len > c->out_off)
             conn_flush(c);

@@ -158,15 +158,16 @@ void http_req_end(struct http_req *r, int aborted);
 void http_conn_answered(struct http_conn *c);
 /* Close c now; a request in progress ends (aborted when unanswered). */
 void http_conn_close(struct http_conn *c, int aborted);
-/* Read what the socket (or TLS) holds, and take the requests in it. */
-void http_conn_readable(struct http_conn *c);
+
+/* Have the loop, before it next waits, feed the woken streams and read
+ * the connections whose TLS session holds decrypted bytes. */
+void http_server_prepare_start(struct http_server *s);
 
 /* respond.c: streams */
 /* Feed st from its reader while its connection takes more. */
 void http_stream_feed(struct http_stream *st);
-/* The server's prepare callback: feeds the woken streams (and reads the
- * connections whose TLS holds decrypted bytes). */
-void http_streams_on_feed(uv_prepare_t *p);
+/* Feed the streams woken since the loop last waited. */
+void http_streams_feed_woken(struct http_server *s);
 
 /* request.c */
 /* A request id the client offered: 1..HTTP_REQUEST_ID_MAX of [A-Za-z0-9-_.:]. */
