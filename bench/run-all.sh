@@ -360,13 +360,14 @@ ev_steps
 # latency at a fixed rate, below the zero-loss one: its own step, longer
 echo "== 2b. events: end-to-end latency at $LAT_RATE/s for ${LAT_S}s (ami-sim Timestamp -> events-bench), $LAT_ROUNDS rounds"
 # the median round by p99, every round printed; events lost in any round fail the row
-lat99s=() lat_lost=''
+lat99s=() lat_cpus=() lat_lost=''
 for r in $(seq "$LAT_ROUNDS"); do
     ev_step "$LAT_RATE" "$LAT_S"
     if [ -s "$tmp/step.json" ]; then
         ev_line "$LAT_RATE"
         ev_clean || lat_lost=", **events lost in round $r**"
         lat99s+=("$(jfield "$tmp/step.json" p99_ms)")
+        lat_cpus+=("$EV_CPU_MS")
         cp "$tmp/step.json" "$tmp/lat-$((${#lat99s[@]} - 1)).json"
     else
         echo "  events-bench failed"
@@ -377,6 +378,7 @@ rm -f "$tmp/step.json"
 if [ ${#lat99s[@]} -gt 0 ]; then
     mid=$(calc 'sorted(range(len(sys.argv) - 1), key=lambda i: float(sys.argv[i + 1]))[(len(sys.argv) - 2) // 2]' "${lat99s[@]}")
     cp "$tmp/lat-$mid.json" "$tmp/step.json"
+    EV_CPU_MS=${lat_cpus[$mid]} # the bridge's CPU in that round
 fi
 if [ -s "$tmp/step.json" ]; then
     lat_p50=$(jfield "$tmp/step.json" p50_ms) lat_p99=$(jfield "$tmp/step.json" p99_ms)
