@@ -622,7 +622,9 @@ static int fast_action(const struct ami_msg *m)
         if (strchr(v, '('))
             return 0;
     for (size_t n = 0; (v = ami_msg_get_nth(m, "Channel", n)) != NULL; n++) {
-        while (*v > 0 && *v < 0x21) /* as astman_get_header reads it */
+        /* as astman_get_header reads it: admit/astval_header's rule (ami/
+         * stays below admit/, which includes it) */
+        while (*v > 0 && *v < 0x21)
             v++;
         if (*v == '/')
             return 0;

@@ -1,7 +1,8 @@
 /* http/server_internal: what the files of the HTTP server share (server.c:
- * connections, answers, streams; request.c: a request's accessors and its
- * client; access_log.c: the access log). Not for handlers: they see
- * http/server.h only. */
+ * listening, connections, requests in, the loop's prepare callback;
+ * respond.c: answers and streams; request.c: a request's accessors, its id
+ * and its client; access_log.c: the access log). Not for handlers: they
+ * see http/server.h only. */
 #ifndef AMIBRIDGE_HTTP_SERVER_INTERNAL_H
 #define AMIBRIDGE_HTTP_SERVER_INTERNAL_H
 
