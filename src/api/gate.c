@@ -132,8 +132,12 @@ static int authorize(struct api *a, struct http_req *r, const struct http_route 
     int wait_s;
     /* a valid key that keeps reaching past its scopes is probing: it gets
      * the same lock-out as an address guessing keys */
-    if (k)
-        snprintf(kid, sizeof(kid), "key:%s", key);
+    if (k) {
+        size_t n = strnlen(key, sizeof(kid) - 5);
+        memcpy(kid, "key:", 4);
+        memcpy(kid + 4, key, n);
+        kid[4 + n] = '\0';
+    }
     if (k && (wait_s = lockout_blocked(a->lockout, kid, uv_now(a->loop))) > 0) {
         locked_out(r, wait_s, "Too many refused requests",
                    "this API key was refused too often; it may try again after Retry-After "

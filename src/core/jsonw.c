@@ -135,13 +135,7 @@ int jsonw_string(struct strbuf *out, const char *s, size_t len)
 
 int jsonw_u64(struct strbuf *out, uint64_t v)
 {
-    char d[20];
-    size_t n = sizeof(d);
-    do {
-        d[--n] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    return strbuf_append(out, d + n, sizeof(d) - n);
+    return strbuf_append_u64(out, v);
 }
 
 /* jansson's jsonp_dtostr(): "%.*g", a ".0" when neither '.' nor 'e' shows

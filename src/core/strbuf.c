@@ -30,6 +30,25 @@ void strbuf_reset(struct strbuf *sb)
         sb->data[0] = '\0';
 }
 
+size_t fmt_u64(char out[21], uint64_t v)
+{
+    char d[20];
+    size_t n = sizeof(d);
+    do {
+        d[--n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    memcpy(out, d + n, sizeof(d) - n);
+    out[sizeof(d) - n] = '\0';
+    return sizeof(d) - n;
+}
+
+int strbuf_append_u64(struct strbuf *sb, uint64_t v)
+{
+    char d[21];
+    return strbuf_append(sb, d, fmt_u64(d, v));
+}
+
 /* Make room for `extra` more bytes plus the NUL, growing geometrically. */
 int strbuf__reserve(struct strbuf *sb, size_t extra)
 {

@@ -161,7 +161,10 @@ void http_req_set_route(struct http_req *r, const char *route)
 
 void http_req_set_key(struct http_req *r, const char *key_name)
 {
-    snprintf(r->key, sizeof(r->key), "%s", key_name ? key_name : "");
+    const char *k = key_name ? key_name : "";
+    size_t n = strnlen(k, sizeof(r->key) - 1);
+    memcpy(r->key, k, n);
+    r->key[n] = '\0';
 }
 
 void http_req_set_principal(struct http_req *r, const void *principal)

@@ -142,9 +142,15 @@ static int put_header(struct strbuf *b, const char *name, const char *value)
 static int put_head(struct strbuf *b, struct http_req *r, const char *content_type, ssize_t len,
                     int chunked)
 {
-    char line[64];
-    int n = snprintf(line, sizeof(line), "HTTP/1.1 %u %s\r\n", r->status, reason_of(r->status));
-    int rc = strbuf_append(b, line, (size_t)n);
+    int rc = strbuf_append(b, "HTTP/1.1 ", 9);
+    if (!rc)
+        rc = strbuf_append_u64(b, r->status);
+    if (!rc)
+        rc = strbuf_append(b, " ", 1);
+    if (!rc)
+        rc = strbuf_append_str(b, reason_of(r->status));
+    if (!rc)
+        rc = strbuf_append(b, "\r\n", 2);
     if (!rc)
         rc = put_header(b, "Date", http_date());
     if (!rc && content_type)
@@ -157,8 +163,11 @@ static int put_head(struct strbuf *b, struct http_req *r, const char *content_ty
         rc = put_header(b, h->name, h->value);
     int bodyless = r->status < 200 || r->status == 204 || r->status == 304;
     if (!rc && len >= 0 && !bodyless) {
-        n = snprintf(line, sizeof(line), "Content-Length: %zd\r\n", len);
-        rc = strbuf_append(b, line, (size_t)n);
+        rc = strbuf_append(b, "Content-Length: ", 16);
+        if (!rc)
+            rc = strbuf_append_u64(b, (uint64_t)len);
+        if (!rc)
+            rc = strbuf_append(b, "\r\n", 2);
     }
     if (!rc && chunked)
         rc = put_header(b, "Transfer-Encoding", "chunked");

@@ -91,8 +91,8 @@ void http_req_end(struct http_req *r, int aborted)
         r->srv->waiting--;
     }
     uint64_t us = now_us() - r->started_us;
-    char status[8];
-    snprintf(status, sizeof(status), "%u", r->status);
+    char status[21];
+    fmt_u64(status, r->status);
     metrics_inc(METRIC_HTTP_REQUESTS, r->route ? r->route : "none", status, 1);
     metrics_observe(METRIC_HTTP_DURATION, r->route ? r->route : "none", (double)us / 1e6);
     if (log_enabled(LOG_INFO))

@@ -9,10 +9,13 @@
 #include <float.h>
 #include <jansson.h>
 #include <math.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/jsonw.h"
+#include "core/strbuf.h"
 
 #define PRECISION 9 /* what http_respond_json asks for */
 
@@ -190,12 +193,46 @@ static void bad_utf8_is_repaired_and_limits_hold(void **state)
     strbuf_release(&b);
 }
 
+/* The decimal writer the answers' heads use (Content-Length, the status)
+ * against printf, at every power of ten, its neighbours and the edges. */
+static void decimals_are_printfs(void **state)
+{
+    (void)state;
+    uint64_t vs[80];
+    size_t n = 0;
+    vs[n++] = 0;
+    vs[n++] = UINT64_MAX;
+    for (uint64_t p = 1; n + 3 <= sizeof(vs) / sizeof(vs[0]); p *= 10) {
+        vs[n++] = p - 1;
+        vs[n++] = p;
+        vs[n++] = p + 1;
+        if (p > UINT64_MAX / 10)
+            break;
+    }
+    struct strbuf b;
+    strbuf_init(&b, 0);
+    for (size_t i = 0; i < n; i++) {
+        char want[32], got[21];
+        snprintf(want, sizeof(want), "%" PRIu64, vs[i]);
+        assert_int_equal(fmt_u64(got, vs[i]), strlen(want));
+        assert_string_equal(got, want);
+        strbuf_reset(&b);
+        assert_int_equal(strbuf_append_u64(&b, vs[i]), 0);
+        assert_string_equal(b.data, want);
+    }
+    strbuf_release(&b);
+    strbuf_init(&b, 3);
+    assert_int_equal(strbuf_append_u64(&b, 1000), -E2BIG);
+    strbuf_release(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(random_trees_are_byte_for_byte_janssons),
         cmocka_unit_test(reals_read_as_jansson_writes_them),
         cmocka_unit_test(bad_utf8_is_repaired_and_limits_hold),
+        cmocka_unit_test(decimals_are_printfs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
