@@ -29,13 +29,16 @@ struct api *api_new(uv_loop_t *loop, const struct cfg *cfg, struct ami_pool *con
     a->publisher = publisher;
     a->webhooks = webhooks;
     a->auth = http_auth_new(cfg);
+    size_t nroutes;
+    const struct http_route *routes = api_routes(&nroutes);
+    a->router = http_router_new(routes, nroutes);
     a->guard = guard_new(cfg, npools);
     a->idem = idem_new(loop, cfg, redis);
     a->lockout = lockout_new(cfg->auth_fail_limit, cfg->auth_fail_window_s);
     a->sguard = redis ? sguard_new(cfg, redis) : NULL;
     a->sse = api_sse_new(a, bus);
-    if (!a->auth || !a->guard || !a->idem || !a->lockout || (redis && !a->sguard) || !a->sse ||
-        bus_add_sink(bus, api_sse_sink, a->sse)) {
+    if (!a->auth || !a->router || !a->guard || !a->idem || !a->lockout || (redis && !a->sguard) ||
+        !a->sse || bus_add_sink(bus, api_sse_sink, a->sse)) {
         api_close(a, NULL, NULL);
         return NULL;
     }
@@ -61,6 +64,7 @@ void api_close(struct api *a, void (*done)(void *arg), void *arg)
     a->close_arg = arg;
     a->closes_pending = 1; /* released at the end of this function */
     http_auth_free(a->auth);
+    http_router_free(a->router);
     guard_free(a->guard);
     lockout_free(a->lockout);
     sguard_free(a->sguard);

@@ -39,6 +39,7 @@ struct api {
     struct ami_pool *const *pools;
     size_t npools;
     struct http_auth *auth;
+    struct http_router *router;      /* the route table of routes.c, read once */
     struct guard *guard;             /* originate rate and in-flight limits */
     struct sguard *sguard;           /* the same, shared by replicas in Redis (NULL without) */
     struct idem *idem;               /* Idempotency-Key store */

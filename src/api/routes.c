@@ -68,7 +68,7 @@ static void options(struct api *a, struct http_req *r)
     const struct http_route *rt;
     struct http_params params;
     char allow[64];
-    enum http_match m = http_route_match(routes, NROUTES, "OPTIONS", http_req_path(r), &rt, &params,
+    enum http_match m = http_route_match(a->router, "OPTIONS", http_req_path(r), &rt, &params,
                                          allow, sizeof(allow));
     if (m != HTTP_MATCH_BAD_METHOD) {
         http_respond_problem(r, 404, "not-found", "Not found", "no such route", NULL);
@@ -106,7 +106,7 @@ static enum first_look first_look(struct api *a, struct http_req *r, enum http_m
         return LOOK_ANSWERED;
     if (!strcmp(http_req_method(r), "OPTIONS"))
         return LOOK_OPTIONS;
-    *m = http_route_match(routes, NROUTES, http_req_method(r), http_req_path(r), rt, params, allow,
+    *m = http_route_match(a->router, http_req_method(r), http_req_path(r), rt, params, allow,
                           allowlen);
     return LOOK_MATCHED;
 }

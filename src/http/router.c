@@ -37,25 +37,35 @@ static size_t split(const char *path, struct seg *segs, size_t max)
 }
 
 /* 1 when the pattern fits the path segments: the same number of them, each
- * literal one equal, each {capture} non-empty. Walked in step with the
- * path, so most patterns are left at their first differing segment. */
+ * literal one equal, each {capture} non-empty. Walked byte by byte in step
+ * with the path, so most patterns are left at the first byte that differs
+ * (this runs for every route on every request). */
 static int fits(const char *pattern, const struct seg *ps, size_t np)
 {
     if (pattern[0] != '/')
         return 0;
     const char *p = pattern + 1;
-    for (size_t i = 0;; i++) {
-        const char *end = strchrnul(p, '/');
-        size_t len = (size_t)(end - p);
-        if (i == np)
-            return 0;
-        int capture = len > 2 && p[0] == '{' && p[len - 1] == '}';
-        if (capture ? ps[i].len == 0 : len != ps[i].len || memcmp(p, ps[i].s, len) != 0)
-            return 0;
-        if (!*end)
+    for (size_t i = 0; i < np; i++) {
+        if (p[0] == '{') {
+            if (ps[i].len == 0)
+                return 0;
+            while (*p && *p != '/')
+                p++;
+        } else {
+            /* a path segment holds neither '/' nor NUL, so the walk stops
+             * at the pattern segment's end at the latest */
+            size_t k = 0;
+            while (k < ps[i].len && p[k] == ps[i].s[k])
+                k++;
+            if (k != ps[i].len || (p[k] && p[k] != '/'))
+                return 0;
+            p += k;
+        }
+        if (!*p)
             return i + 1 == np;
-        p = end + 1;
+        p++;
     }
+    return 0;
 }
 
 /* The captures of a pattern that fits, percent-decoded, into params; 0, or
@@ -74,30 +84,64 @@ static int capture(const char *pattern, const struct seg *ps, size_t np, struct 
             http_params_release(params);
             return -1;
         }
-        snprintf(params->names[params->n], sizeof(params->names[0]), "%.*s", (int)(pat[i].len - 2),
-                 pat[i].s + 1);
+        size_t nl = pat[i].len - 2 < sizeof(params->names[0]) ? pat[i].len - 2
+                                                              : sizeof(params->names[0]) - 1;
+        memcpy(params->names[params->n], pat[i].s + 1, nl);
+        params->names[params->n][nl] = '\0';
         params->values[params->n++] = v;
     }
     return 0;
 }
 
-/* How many {parameters} a pattern has. */
-static size_t params_in(const char *pattern)
+/* What the matching needs of each pattern, read once. */
+struct route_shape {
+    unsigned char nseg;    /* 0: not a pattern any path fits (not absolute, too deep) */
+    unsigned char nparams; /* its {captures} */
+};
+
+struct http_router {
+    const struct http_route *routes;
+    size_t n;
+    struct route_shape *shape;
+};
+
+struct http_router *http_router_new(const struct http_route *routes, size_t n)
 {
-    size_t k = 0;
-    for (; *pattern; pattern++)
-        k += *pattern == '{';
-    return k;
+    struct http_router *rt = calloc(1, sizeof(*rt));
+    if (!rt || (n && !(rt->shape = calloc(n, sizeof(*rt->shape))))) {
+        free(rt);
+        return NULL;
+    }
+    rt->routes = routes;
+    rt->n = n;
+    for (size_t i = 0; i < n; i++) {
+        struct seg pat[HTTP_PATH_MAX_SEGMENTS];
+        rt->shape[i].nseg = (unsigned char)split(routes[i].pattern, pat, HTTP_PATH_MAX_SEGMENTS);
+        for (const char *c = routes[i].pattern; *c; c++)
+            rt->shape[i].nparams += *c == '{';
+    }
+    return rt;
+}
+
+void http_router_free(struct http_router *rt)
+{
+    if (!rt)
+        return;
+    free(rt->shape);
+    free(rt);
 }
 
 /* Patterns one path can fit that are remembered from the first pass; past
  * this many the second pass looks at every route again. */
 #define ROUTER_FITS_KEPT 16
 
-enum http_match http_route_match(const struct http_route *routes, size_t n, const char *method,
-                                 const char *path, const struct http_route **out,
-                                 struct http_params *params, char *allow, size_t allowlen)
+enum http_match http_route_match(const struct http_router *rt, const char *method, const char *path,
+                                 const struct http_route **out, struct http_params *params,
+                                 char *allow, size_t allowlen)
 {
+    const struct http_route *routes = rt->routes;
+    const struct route_shape *shape = rt->shape;
+    size_t n = rt->n;
     struct seg ps[HTTP_PATH_MAX_SEGMENTS];
     size_t np = split(path, ps, HTTP_PATH_MAX_SEGMENTS);
     int path_known = 0;
@@ -114,20 +158,20 @@ enum http_match http_route_match(const struct http_route *routes, size_t n, cons
      * route's path only, not also an {id} of /v1/calls/{id} */
     size_t fewest = SIZE_MAX, kept[ROUTER_FITS_KEPT], nfit = 0;
     for (size_t i = 0; i < n; i++) {
-        if (!fits(routes[i].pattern, ps, np))
+        if (shape[i].nseg != np || !fits(routes[i].pattern, ps, np))
             continue;
         if (nfit < ROUTER_FITS_KEPT)
             kept[nfit] = i;
         nfit++;
-        size_t k = params_in(routes[i].pattern);
-        if (k < fewest)
-            fewest = k;
+        if (shape[i].nparams < fewest)
+            fewest = shape[i].nparams;
     }
     size_t ncand = nfit <= ROUTER_FITS_KEPT ? nfit : n;
     for (size_t c = 0; c < ncand; c++) {
         size_t i = nfit <= ROUTER_FITS_KEPT ? kept[c] : c;
-        if ((nfit > ROUTER_FITS_KEPT && !fits(routes[i].pattern, ps, np)) ||
-            params_in(routes[i].pattern) != fewest)
+        if ((nfit > ROUTER_FITS_KEPT &&
+             (shape[i].nseg != np || !fits(routes[i].pattern, ps, np))) ||
+            shape[i].nparams != fewest)
             continue;
         if (strcmp(routes[i].method, method) != 0) {
             if (allow && !strstr(allow, routes[i].method)) {

@@ -42,12 +42,20 @@ enum http_match {
     HTTP_MATCH_BAD_ESCAPE, /* a captured segment is badly percent-encoded: 400 */
 };
 
+/* A route table read once for matching: how many segments and captures
+ * each pattern has, so that a request's path is held only against the
+ * patterns of its own length. It borrows the table, which must outlive
+ * it. NULL when out of memory. */
+struct http_router;
+struct http_router *http_router_new(const struct http_route *routes, size_t n);
+void http_router_free(struct http_router *rt);
+
 /* Find the route. On HTTP_MATCH_OK *out is set and params filled (release
  * with http_params_release). On HTTP_MATCH_BAD_METHOD, `allow` receives the
  * methods that would fit, comma-separated. */
-enum http_match http_route_match(const struct http_route *routes, size_t n, const char *method,
-                                 const char *path, const struct http_route **out,
-                                 struct http_params *params, char *allow, size_t allowlen);
+enum http_match http_route_match(const struct http_router *rt, const char *method, const char *path,
+                                 const struct http_route **out, struct http_params *params,
+                                 char *allow, size_t allowlen);
 void http_params_release(struct http_params *p);
 /* Decoded value of a capture, or NULL. */
 const char *http_param(const struct http_params *p, const char *name);

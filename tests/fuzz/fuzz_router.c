@@ -25,10 +25,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct http_params params;
     char allow[128];
     memset(&params, 0, sizeof(params));
-    size_t nroutes;
-    const struct http_route *routes = api_routes(&nroutes);
-    enum http_match m = http_route_match(routes, nroutes, methods[data[0] % 6], path, &rt, &params,
-                                         allow, sizeof(allow));
+    static struct http_router *router; /* the server's: made once, kept */
+    if (!router) {
+        size_t nroutes;
+        const struct http_route *routes = api_routes(&nroutes);
+        if (!(router = http_router_new(routes, nroutes)))
+            abort();
+    }
+    enum http_match m =
+        http_route_match(router, methods[data[0] % 6], path, &rt, &params, allow, sizeof(allow));
     switch (m) {
     case HTTP_MATCH_OK:
         if (!rt)

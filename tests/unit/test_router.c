@@ -21,25 +21,35 @@ static const struct http_route routes[] = {
 };
 #define N (sizeof(routes) / sizeof(routes[0]))
 
+/* One match through a router made for the table (and freed after). */
+static enum http_match match(const struct http_route *table, size_t n, const char *method,
+                             const char *path, const struct http_route **out,
+                             struct http_params *params, char *allow, size_t allowlen)
+{
+    struct http_router *r = http_router_new(table, n);
+    assert_non_null(r);
+    enum http_match m = http_route_match(r, method, path, out, params, allow, allowlen);
+    http_router_free(r);
+    return m;
+}
+
 static void literal_and_captured_segments_match(void **state)
 {
     (void)state;
     const struct http_route *rt;
     struct http_params p;
     char allow[64];
-    assert_int_equal(http_route_match(routes, N, "GET", "/healthz", &rt, &p, allow, sizeof(allow)),
+    assert_int_equal(match(routes, N, "GET", "/healthz", &rt, &p, allow, sizeof(allow)),
                      HTTP_MATCH_OK);
     assert_string_equal(rt->name, "healthz");
     assert_int_equal(p.n, 0);
-    assert_int_equal(
-        http_route_match(routes, N, "POST", "/v1/actions/Ping", &rt, &p, allow, sizeof(allow)),
-        HTTP_MATCH_OK);
+    assert_int_equal(match(routes, N, "POST", "/v1/actions/Ping", &rt, &p, allow, sizeof(allow)),
+                     HTTP_MATCH_OK);
     assert_string_equal(http_param(&p, "action"), "Ping");
     assert_null(http_param(&p, "nope"));
     http_params_release(&p);
-    assert_int_equal(http_route_match(routes, N, "DELETE",
-                                      "/v1/queues/sales/members/Local%2F202%40demo", &rt, &p, allow,
-                                      sizeof(allow)),
+    assert_int_equal(match(routes, N, "DELETE", "/v1/queues/sales/members/Local%2F202%40demo", &rt,
+                           &p, allow, sizeof(allow)),
                      HTTP_MATCH_OK);
     assert_string_equal(http_param(&p, "queue"), "sales");
     assert_string_equal(http_param(&p, "interface"), "Local/202@demo");
@@ -51,17 +61,16 @@ static void encoded_slash_stays_inside_the_segment(void **state)
     (void)state;
     const struct http_route *rt;
     struct http_params p;
-    assert_int_equal(http_route_match(routes, N, "POST",
-                                      "/v1/channels/Local%2F100%40demo-00000006%3B1/redirect", &rt,
-                                      &p, NULL, 0),
+    assert_int_equal(match(routes, N, "POST",
+                           "/v1/channels/Local%2F100%40demo-00000006%3B1/redirect", &rt, &p, NULL,
+                           0),
                      HTTP_MATCH_OK);
     assert_string_equal(rt->name, "redirect");
     assert_string_equal(http_param(&p, "channel"), "Local/100@demo-00000006;1");
     http_params_release(&p);
     /* an unencoded slash is a separator: this path has too many segments */
-    assert_int_equal(
-        http_route_match(routes, N, "GET", "/v1/channels/Local/100@demo-1;1", &rt, &p, NULL, 0),
-        HTTP_MATCH_NOT_FOUND);
+    assert_int_equal(match(routes, N, "GET", "/v1/channels/Local/100@demo-1;1", &rt, &p, NULL, 0),
+                     HTTP_MATCH_NOT_FOUND);
 }
 
 static void wrong_method_reports_the_allowed_ones(void **state)
@@ -70,13 +79,12 @@ static void wrong_method_reports_the_allowed_ones(void **state)
     const struct http_route *rt;
     struct http_params p;
     char allow[64];
-    assert_int_equal(
-        http_route_match(routes, N, "PUT", "/v1/channels/x", &rt, &p, allow, sizeof(allow)),
-        HTTP_MATCH_BAD_METHOD);
+    assert_int_equal(match(routes, N, "PUT", "/v1/channels/x", &rt, &p, allow, sizeof(allow)),
+                     HTTP_MATCH_BAD_METHOD);
     assert_string_equal(allow, "GET, HEAD, DELETE");
     assert_null(rt);
     /* HEAD is served wherever GET is */
-    assert_int_equal(http_route_match(routes, N, "HEAD", "/healthz", &rt, &p, allow, sizeof(allow)),
+    assert_int_equal(match(routes, N, "HEAD", "/healthz", &rt, &p, allow, sizeof(allow)),
                      HTTP_MATCH_OK);
     assert_string_equal(rt->name, "healthz");
 }
@@ -93,18 +101,15 @@ static void a_literal_segment_wins_over_a_parameter(void **state)
     const struct http_route *rt;
     struct http_params p;
     char allow[64];
-    assert_int_equal(
-        http_route_match(calls, 3, "GET", "/v1/calls/live", &rt, &p, allow, sizeof(allow)),
-        HTTP_MATCH_OK);
+    assert_int_equal(match(calls, 3, "GET", "/v1/calls/live", &rt, &p, allow, sizeof(allow)),
+                     HTTP_MATCH_OK);
     assert_string_equal(rt->name, "live");
     assert_int_equal(p.n, 0);
-    assert_int_equal(
-        http_route_match(calls, 3, "DELETE", "/v1/calls/live", &rt, &p, allow, sizeof(allow)),
-        HTTP_MATCH_BAD_METHOD);
+    assert_int_equal(match(calls, 3, "DELETE", "/v1/calls/live", &rt, &p, allow, sizeof(allow)),
+                     HTTP_MATCH_BAD_METHOD);
     assert_string_equal(allow, "GET, HEAD");
-    assert_int_equal(
-        http_route_match(calls, 3, "DELETE", "/v1/calls/abc", &rt, &p, allow, sizeof(allow)),
-        HTTP_MATCH_OK);
+    assert_int_equal(match(calls, 3, "DELETE", "/v1/calls/abc", &rt, &p, allow, sizeof(allow)),
+                     HTTP_MATCH_OK);
     assert_string_equal(rt->name, "hangup");
     assert_string_equal(http_param(&p, "id"), "abc");
     http_params_release(&p);
@@ -119,19 +124,16 @@ static void bad_paths_and_escapes_are_refused(void **state)
         "",          "healthz", "/healthz/", "/v1/actions/", "/v1/actions", "/v1/actions/Ping/x",
         "//healthz", NULL};
     for (const char **s = notfound; *s; s++)
-        assert_int_equal(http_route_match(routes, N, "POST", *s, &rt, &p, NULL, 0) != HTTP_MATCH_OK,
-                         1);
+        assert_int_equal(match(routes, N, "POST", *s, &rt, &p, NULL, 0) != HTTP_MATCH_OK, 1);
     static const char *bad[] = {"/v1/actions/%", "/v1/actions/%4", "/v1/actions/%zz",
                                 "/v1/actions/a%00b", NULL};
     for (const char **s = bad; *s; s++)
-        assert_int_equal(http_route_match(routes, N, "POST", *s, &rt, &p, NULL, 0),
-                         HTTP_MATCH_BAD_ESCAPE);
+        assert_int_equal(match(routes, N, "POST", *s, &rt, &p, NULL, 0), HTTP_MATCH_BAD_ESCAPE);
     /* deep paths do not overflow */
     char deep[2048] = "";
     for (int i = 0; i < 100; i++)
         strcat(deep, "/a");
-    assert_int_equal(http_route_match(routes, N, "GET", deep, &rt, &p, NULL, 0),
-                     HTTP_MATCH_NOT_FOUND);
+    assert_int_equal(match(routes, N, "GET", deep, &rt, &p, NULL, 0), HTTP_MATCH_NOT_FOUND);
 }
 
 static void percent_decoding_rules(void **state)
@@ -169,18 +171,45 @@ static void many_fitting_patterns_still_match(void **state)
     const struct http_route *rt;
     struct http_params p;
     char allow[256];
-    assert_int_equal(http_route_match(many, 21, "M19", "/x/y", &rt, &p, allow, sizeof(allow)),
-                     HTTP_MATCH_OK);
+    assert_int_equal(match(many, 21, "M19", "/x/y", &rt, &p, allow, sizeof(allow)), HTTP_MATCH_OK);
     assert_string_equal(rt->name, "M19");
     assert_string_equal(http_param(&p, "a"), "y");
     http_params_release(&p);
-    assert_int_equal(http_route_match(many, 21, "GET", "/x/y", &rt, &p, allow, sizeof(allow)),
+    assert_int_equal(match(many, 21, "GET", "/x/y", &rt, &p, allow, sizeof(allow)),
                      HTTP_MATCH_BAD_METHOD);
     assert_non_null(strstr(allow, "M0, "));
     assert_non_null(strstr(allow, "M19"));
-    assert_int_equal(http_route_match(many, 21, "GET", "/x/y/z", &rt, &p, allow, sizeof(allow)),
+    assert_int_equal(match(many, 21, "GET", "/x/y/z", &rt, &p, allow, sizeof(allow)),
                      HTTP_MATCH_OK);
     assert_string_equal(rt->name, "two");
+    http_params_release(&p);
+}
+
+/* A pattern deeper than any path the router splits, or not absolute,
+ * fits nothing; a path one segment short or long of a pattern is not it. */
+static void patterns_no_path_fits(void **state)
+{
+    (void)state;
+    char deep[64] = "";
+    for (int i = 0; i < HTTP_PATH_MAX_SEGMENTS + 1; i++)
+        strcat(deep, "/a");
+    const struct http_route odd[] = {
+        {"GET", deep, "deep", 0, NULL},
+        {"GET", "a/b", "relative", 0, NULL},
+        {"GET", "/a/{x}/c", "three", 0, NULL},
+    };
+    const struct http_route *rt;
+    struct http_params p;
+    assert_int_equal(match(odd, 3, "GET", deep, &rt, &p, NULL, 0), HTTP_MATCH_NOT_FOUND);
+    assert_int_equal(match(odd, 3, "GET", "a/b", &rt, &p, NULL, 0), HTTP_MATCH_NOT_FOUND);
+    assert_int_equal(match(odd, 3, "GET", "/a/b", &rt, &p, NULL, 0), HTTP_MATCH_NOT_FOUND);
+    assert_int_equal(match(odd, 3, "GET", "/a/b/c/d", &rt, &p, NULL, 0), HTTP_MATCH_NOT_FOUND);
+    assert_int_equal(match(odd, 3, "GET", "/a//c", &rt, &p, NULL, 0), HTTP_MATCH_NOT_FOUND);
+    assert_int_equal(match(odd, 3, "GET", "/a/b/cc", &rt, &p, NULL, 0), HTTP_MATCH_NOT_FOUND);
+    assert_int_equal(match(odd, 3, "GET", "/a/b/", &rt, &p, NULL, 0), HTTP_MATCH_NOT_FOUND);
+    assert_int_equal(match(odd, 3, "GET", "/a/b/c", &rt, &p, NULL, 0), HTTP_MATCH_OK);
+    assert_string_equal(rt->name, "three");
+    assert_string_equal(http_param(&p, "x"), "b");
     http_params_release(&p);
 }
 
@@ -188,6 +217,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(literal_and_captured_segments_match),
+        cmocka_unit_test(patterns_no_path_fits),
         cmocka_unit_test(encoded_slash_stays_inside_the_segment),
         cmocka_unit_test(wrong_method_reports_the_allowed_ones),
         cmocka_unit_test(a_literal_segment_wins_over_a_parameter),
