@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "admit/astval.h"
+#include "core/ascii.h"
 
 #define NAME_MAX_LEN ASTVAL_MAX /* a number or extension: one AMI line at most, never cut */
 #define APP_ARGS_MAX 16
@@ -293,11 +294,11 @@ static int variable_name_seen(const char *name, void *ud)
 static enum policy_verdict check_functions(struct judge *j, const char *action, const char *key,
                                            const char *value)
 {
-    int names = !strcasecmp(key, "Variable") || !strcasecmp(key, "Variables");
+    int names = ascii_name_eq(key, "Variable") || ascii_name_eq(key, "Variables");
     int one_name =
-        names && action && (!strcasecmp(action, "Getvar") || !strcasecmp(action, "Setvar"));
+        names && action && (ascii_name_eq(action, "Getvar") || ascii_name_eq(action, "Setvar"));
     int sets =
-        names && action && (!strcasecmp(action, "Originate") || !strcasecmp(action, "Setvar"));
+        names && action && (ascii_name_eq(action, "Originate") || ascii_name_eq(action, "Setvar"));
     struct func_check fc = {j, key, POLICY_OK, sets};
     if (astval_functions(value, one_name, func_seen, &fc))
         return fc.v;
@@ -616,7 +617,7 @@ static const char *const name_headers[] = {
 static int is_name_header(const char *key)
 {
     for (const char *const *h = name_headers; *h; h++)
-        if (!strcasecmp(*h, key))
+        if (ascii_name_eq(*h, key))
             return 1;
     return 0;
 }
@@ -700,7 +701,7 @@ static enum policy_verdict check_targets(struct judge *j, const struct ami_msg *
     const char *action = header(m, "Action");
     enum policy_verdict v = POLICY_OK;
 #define H(name) header(m, name)
-    if (!strcasecmp(action, "Originate")) {
+    if (ascii_name_eq(action, "Originate")) {
         if ((v = check_channel(j, "Channel", H("Channel"))))
             return v;
         /* a gosub the new channel runs before it is dialled: any place */
@@ -712,7 +713,7 @@ static enum policy_verdict check_targets(struct judge *j, const struct ami_msg *
         if ((v = check_context(j, "Context", H("Context"))) ||
             (v = check_exten(j, "Exten", H("Exten"))))
             return v;
-    } else if (!strcasecmp(action, "Redirect")) {
+    } else if (ascii_name_eq(action, "Redirect")) {
         if ((v = check_context(j, "Context", H("Context"))) ||
             (v = check_exten(j, "Exten", H("Exten"))))
             return v;
@@ -721,21 +722,21 @@ static enum policy_verdict check_targets(struct judge *j, const struct ami_msg *
             ((v = check_context(j, "ExtraContext", H("ExtraContext"))) ||
              (v = check_exten(j, "ExtraExten", H("ExtraExten")))))
             return v;
-    } else if (!strcasecmp(action, "BlindTransfer") || !strcasecmp(action, "Atxfer")) {
+    } else if (ascii_name_eq(action, "BlindTransfer") || ascii_name_eq(action, "Atxfer")) {
         if ((v = check_context(j, "Context", H("Context"))) ||
             (v = check_exten(j, "Exten", H("Exten"))))
             return v;
-    } else if (!strcasecmp(action, "QueueAdd")) {
+    } else if (ascii_name_eq(action, "QueueAdd")) {
         /* a member is rung by the queue: its interface is a dial */
         return check_channel(j, "Interface", H("Interface"));
-    } else if (!strcasecmp(action, "MixMonitor")) {
+    } else if (ascii_name_eq(action, "MixMonitor")) {
         return check_mixmonitor(j, H("File"), H("Options"), H("Command"));
-    } else if (!strcasecmp(action, "Setvar") && j->p && !*H("Channel")) {
+    } else if (ascii_name_eq(action, "Setvar") && j->p && !*H("Channel")) {
         /* ast_strlen_zero(): an empty Channel is no channel */
         return refuse(j, POLICY_DIAL, "Channel", "global variables",
                       "is missing: Setvar without a channel sets a global variable, which can "
                       "steer the dialplan");
-    } else if (!strcasecmp(action, "MessageSend") && j->p) {
+    } else if (ascii_name_eq(action, "MessageSend") && j->p) {
         /* a message to "pjsip:0044...@trunk" is sent like a call there */
         static const char *const dest[] = {"Destination", "To"};
         for (size_t i = 0; i < 2; i++) {

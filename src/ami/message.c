@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/ascii.h"
 #include "core/jsonw.h"
 #include "core/utf8.h"
 
@@ -172,14 +173,14 @@ int ami_msg_addf(struct ami_msg *m, const char *key, const char *fmt, ...)
 
 static int key_eq(const struct ami_msg *m, size_t i, const char *key)
 {
-    return strcasecmp(arena_at(m, m->pairs[i].koff), key) == 0;
+    return ascii_name_eq(arena_at(m, m->pairs[i].koff), key);
 }
 
 /* key_eq() for a key of known length: the length first, the bytes only
  * when it matches (lookups run for every event, over every pair). */
 static int key_eqn(const struct ami_msg *m, size_t i, const char *key, size_t klen)
 {
-    return m->pairs[i].klen == klen && strncasecmp(arena_at(m, m->pairs[i].koff), key, klen) == 0;
+    return m->pairs[i].klen == klen && ascii_name_eqn(arena_at(m, m->pairs[i].koff), key, klen);
 }
 
 size_t ami_msg_remove(struct ami_msg *m, const char *key)
@@ -263,7 +264,7 @@ size_t ami_msg_count_key(const struct ami_msg *m, const char *key)
 int ami_msg_is(const struct ami_msg *m, const char *key, const char *value)
 {
     const char *v = ami_msg_get(m, key);
-    return v && strcasecmp(v, value) == 0;
+    return v && ascii_name_eq(v, value);
 }
 
 enum ami_msg_kind ami_msg_kind(const struct ami_msg *m)
@@ -594,7 +595,7 @@ static void key_for_error(const char *key, size_t len, char *dst, size_t dstlen)
 
 int ami_action_validate(const struct ami_msg *m, struct ami_error *err)
 {
-    if (m->npairs == 0 || strcasecmp(arena_at(m, m->pairs[0].koff), "Action") != 0) {
+    if (m->npairs == 0 || !ascii_name_eq(arena_at(m, m->pairs[0].koff), "Action")) {
         ami_error_set(err, "Action", "the first header must be Action");
         return -EINVAL;
     }

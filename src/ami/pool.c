@@ -8,6 +8,7 @@
 #include <strings.h>
 
 #include "ami/conn.h"
+#include "core/ascii.h"
 #include "core/idmap.h"
 #include "core/log.h"
 #include "core/metrics.h"
@@ -613,7 +614,7 @@ static int fast_action(const struct ami_msg *m)
                                        "Hangup", "ListCommands"};
     const char *name = ami_msg_name(m);
     size_t i = 0;
-    while (i < sizeof(fast) / sizeof(fast[0]) && strcasecmp(name, fast[i]))
+    while (i < sizeof(fast) / sizeof(fast[0]) && !ascii_name_eq(name, fast[i]))
         i++;
     if (i == sizeof(fast) / sizeof(fast[0]))
         return 0;

@@ -8,6 +8,7 @@
 #include "admit/guard.h"
 #include "api/internal.h"
 #include "admit/sguard.h"
+#include "core/ascii.h"
 #include "core/jsonw.h"
 #include "core/metrics.h"
 #include "core/strbuf.h"
@@ -51,7 +52,7 @@ static void action_guarded(void *ud, enum sguard_verdict v, const struct guard_i
 static int is_reserved(const char *action)
 {
     for (const char *const *p = reserved_actions; *p; p++)
-        if (!strcasecmp(*p, action))
+        if (ascii_name_eq(*p, action))
             return 1;
     return 0;
 }
@@ -59,7 +60,7 @@ static int is_reserved(const char *action)
 static int is_denied(const struct api *a, const char *action)
 {
     for (size_t i = 0; i < a->cfg->ndeny_actions; i++)
-        if (!strcasecmp(a->cfg->deny_actions[i], action))
+        if (ascii_name_eq(a->cfg->deny_actions[i], action))
             return 1;
     return 0;
 }
@@ -264,7 +265,7 @@ void api_actions_post(struct api *a, struct http_req *r, const struct http_param
         json_object_foreach (body, k2, v2) {
             if (k2 == key)
                 break;
-            if (!strcasecmp(k2, key)) {
+            if (ascii_name_eq(k2, key)) {
                 snprintf(detail, sizeof(detail),
                          "'%s' and '%s' are the same AMI header (names are case-insensitive); "
                          "give repeated values as an array",
@@ -274,7 +275,7 @@ void api_actions_post(struct api *a, struct http_req *r, const struct http_param
                 return;
             }
         }
-        if (!strcasecmp(key, "Action") || !strcasecmp(key, "ActionID")) {
+        if (ascii_name_eq(key, "Action") || ascii_name_eq(key, "ActionID")) {
             snprintf(detail, sizeof(detail),
                      "'%s' may not be given in the body: the action comes from the path and "
                      "amibridge sets the ActionID",
@@ -326,7 +327,7 @@ void api_actions_post(struct api *a, struct http_req *r, const struct http_param
     call->r = r;
     call->server = api_pool_index(a, pool);
     struct ami_submit_opts opts = {.err = &err};
-    if (!strcasecmp(action, "Originate")) {
+    if (ascii_name_eq(action, "Originate")) {
         /* it may ring for Timeout; the reply (sync) or the outcome (async) comes after */
         const char *t = ami_msg_get(m, "Timeout");
         long ring = t ? strtol(t, NULL, 10) : ORIGINATE_DEFAULT_TIMEOUT_MS;

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/ascii.h"
+
 static void set_err(struct h1_error *e, int status, const char *slug, const char *title,
                     const char *detail)
 {
@@ -199,7 +201,7 @@ static int header_line(char *line, struct h1_head *h, struct counts *n, struct h
         p++;
     char *end = p + strlen(p);
     int trailing_blank = end > p && is_blank(end[-1]);
-    if (!strcasecmp(line, "Content-Length")) {
+    if (ascii_name_eq(line, "Content-Length")) {
         n->cl++;
         if (read_length(raw, &h->length, e) != 0)
             return -1;
@@ -209,17 +211,17 @@ static int header_line(char *line, struct h1_head *h, struct counts *n, struct h
         end--;
     *end = '\0';
     (void)trailing_blank;
-    if (!strcasecmp(line, "Transfer-Encoding")) {
+    if (ascii_name_eq(line, "Transfer-Encoding")) {
         n->te++;
         if (!strcasecmp(p, "chunked"))
             h->chunked = 1;
         else
             n->te_other = 1;
-    } else if (!strcasecmp(line, "Host")) {
+    } else if (ascii_name_eq(line, "Host")) {
         n->host++;
-    } else if (!strcasecmp(line, "Connection")) {
+    } else if (ascii_name_eq(line, "Connection")) {
         read_connection(p, &n->conn_close, &n->conn_keep);
-    } else if (!strcasecmp(line, "Expect")) {
+    } else if (ascii_name_eq(line, "Expect")) {
         h->expect_continue = !strcasecmp(p, "100-continue");
     }
     h->h[h->nh].name = line;
@@ -314,7 +316,7 @@ void h1_head_free(struct h1_head *h)
 const char *h1_header(const struct h1_head *h, const char *name)
 {
     for (size_t i = 0; i < h->nh; i++)
-        if (!strcasecmp(h->h[i].name, name))
+        if (ascii_name_eq(h->h[i].name, name))
             return h->h[i].value;
     return NULL;
 }
