@@ -109,15 +109,17 @@ static void wrong_key(struct api *a, struct http_req *r)
  * is served whatever others at the same address (a NAT, an untrusted
  * proxy) sent. What reaches the decision does the same work whatever the
  * token: the address is looked up first, every key is compared in constant
- * time. A wrong key from a locked-out address is held as long as the
- * slowest wrong-key answer before the lock-out, so a guess never comes
- * back faster than it did then. */
+ * time (but for the connection's own last valid token, which http/auth
+ * keeps and compares in constant time instead). A wrong key from a locked-out address is held as
+ * long as the slowest wrong-key answer before the lock-out, so a guess never comes back faster than
+ * it did then. */
 static int authorize(struct api *a, struct http_req *r, const struct http_route *rt)
 {
     int addr_wait = lockout_blocked(a->lockout, http_req_peer(r), uv_now(a->loop));
     const struct cfg_api_key *k = NULL;
-    enum http_auth_result ar = http_auth_check(a->auth, http_req_header(r, "Authorization"),
-                                               http_req_peer_loopback(r), rt->scope, &k);
+    enum http_auth_result ar =
+        http_auth_check(a->auth, http_req_header(r, "Authorization"), http_req_peer_loopback(r),
+                        rt->scope, &k, http_req_auth_memo(r));
     if (addr_wait > 0 && !k) {
         if (ar == HTTP_AUTH_INVALID)
             hold_answer(a, r, 1, LOCKOUT_DELAY_MAX_MS);
@@ -256,8 +258,9 @@ int api_gate_refuse_scope(struct api *a, struct http_req *r, unsigned scope)
 void api_gate_head(struct api *a, struct http_req *r, const struct http_route *rt)
 {
     const struct cfg_api_key *k = NULL;
-    enum http_auth_result ar = http_auth_check(a->auth, http_req_header(r, "Authorization"),
-                                               http_req_peer_loopback(r), rt->scope, &k);
+    enum http_auth_result ar =
+        http_auth_check(a->auth, http_req_header(r, "Authorization"), http_req_peer_loopback(r),
+                        rt->scope, &k, http_req_auth_memo(r));
     /* a wrong key is decided after the body, where its answer is held back:
      * an answer from the head would be a fast path for guessing keys */
     if (ar == HTTP_AUTH_INVALID)

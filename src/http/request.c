@@ -154,6 +154,11 @@ int http_req_peer_loopback(const struct http_req *r)
     return r->peer_loopback;
 }
 
+struct http_auth_memo **http_req_auth_memo(struct http_req *r)
+{
+    return r->conn ? &r->conn->auth_memo : NULL;
+}
+
 void http_req_set_route(struct http_req *r, const char *route)
 {
     r->route = route;

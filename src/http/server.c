@@ -17,6 +17,7 @@
 #include "core/metrics.h"
 #include "core/netlist.h"
 #include "core/strbuf.h"
+#include "http/auth.h"
 #include "http/h1.h"
 #include "http/server_internal.h"
 #include "http/tls.h"
@@ -439,6 +440,7 @@ static void conn_freed(uv_handle_t *h)
     struct http_server *s = c->srv;
     strbuf_release(&c->in);
     strbuf_release(&c->out);
+    http_auth_memo_free(c->auth_memo);
     free(c);
     s->conns_closing--;
     if (s->closing)

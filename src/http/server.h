@@ -111,6 +111,9 @@ const char *http_req_peer(const struct http_req *r);
 int http_req_peer_loopback(const struct http_req *r);
 /* The client's address (*len 0 when unknown). */
 const struct sockaddr *http_req_peer_addr(const struct http_req *r, socklen_t *len);
+/* Where the request's connection keeps the key it showed last, for
+ * http_auth_check (freed with the connection); NULL without a connection. */
+struct http_auth_memo **http_req_auth_memo(struct http_req *r);
 /* Names for the access log. */
 void http_req_set_route(struct http_req *r, const char *route);
 void http_req_set_key(struct http_req *r, const char *key_name);

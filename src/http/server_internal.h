@@ -106,6 +106,7 @@ struct http_conn {
     uint64_t linger_ms;                    /* loop time its graceful close began */
     int tls_read;                          /* TLS holds decrypted bytes, to be read once it may */
     int authed;                            /* a request on it showed a valid key */
+    struct http_auth_memo *auth_memo;      /* the key it showed last (http/auth), or NULL */
     unsigned nreq;                         /* request heads handled on it, from 1 */
     unsigned char peer[HTTP_PEER_KEY_LEN]; /* the client's address, see peer_key() */
     struct sockaddr_storage addr;

@@ -987,6 +987,57 @@ static void pipelined_requests_are_all_answered_also_after_a_half_close_and_over
     testenv_rmdir(t.dir);
 }
 
+/* One keep-alive connection that shows several keys (a proxy that pools
+ * its connections to the bridge): each request is judged by the key it
+ * shows, not by the one that came before on the connection, which the
+ * bridge keeps to spare hashing it again (http/auth's memo). */
+static void each_request_on_a_connection_is_judged_by_its_own_key(void **state)
+{
+    (void)state;
+    struct amisim sim;
+    assert_int_equal(amisim_start(&sim, NULL), 0);
+    const char *env[] = {"AMIBRIDGE_API_KEYS=ops:" ADMIN ":read,actions "
+                         "reader:tok-reader-0123456789:read",
+                         NULL};
+    struct bridge b;
+    assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    assert_true(bridge_wait_status(&b, "/readyz", 200, 5000) >= 0);
+#define PING_AS(tok) PING_HEAD "Authorization: Bearer " tok "\r\nContent-Length: 2\r\n\r\n{}"
+#define GET_AS(path, tok)                                                                          \
+    "GET " path " HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " tok "\r\n\r\n"
+    /* a refusal from the head of a request with a body ends the
+     * connection (the body stays unread), so the refusals here are GETs */
+    static const char req[] = PING_AS(ADMIN)                /* 200, kept */
+        GET_AS("/v1/channels", "tok-admin-0123456788")      /* 401: a byte off the kept one */
+        PING_AS(ADMIN)                                      /* 200 */
+        GET_AS("/v1/webhooks", "tok-reader-0123456789")     /* 403: reader lacks admin */
+        GET_AS("/v1/channels", "tok-reader-0123456789")     /* 200, kept */
+        GET_AS("/v1/webhooks", "tok-reader-0123456789")     /* 403 from the kept key too */
+        GET_AS("/v1/channels", "TOK-READER-0123456789")     /* 401: case counts */
+        GET_AS("/v1/channels", "tok-reader-0123456789\x7f") /* 401: a byte more */
+        PING_HEAD "Authorization: Bearer " ADMIN "\r\nContent-Length: 2\r\n"
+                  "Connection: close\r\n\r\n{}"; /* 200 */
+#undef PING_AS
+#undef GET_AS
+    static const int want[] = {200, 401, 200, 403, 200, 403, 401, 401, 200};
+    int fd = dial(b.port);
+    assert_int_equal(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+    static char all[16384];
+    assert_true(read_to_close(fd, all, sizeof(all)));
+    const char *p = all;
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        p = strstr(p, "HTTP/1.1 ");
+        if (!p)
+            fail_msg("answer %zu of %zu missing", i + 1, sizeof(want) / sizeof(want[0]));
+        if (atoi(p + 9) != want[i])
+            fail_msg("answer %zu: %d, wanted %d", i + 1, atoi(p + 9), want[i]);
+        p += 9;
+    }
+    assert_null(strstr(p, "HTTP/1.1 "));
+    bridge_stop(&b, 0);
+    amisim_stop(&sim);
+}
+
 /* An answer that ends its connection is followed by a graceful close:
  * what the client still sends is read and dropped, but for 2 s in all,
  * not for as long as it keeps sending. HEAD on a stream is its head
@@ -1053,6 +1104,7 @@ int main(void)
         cmocka_unit_test(
             pipelined_requests_are_all_answered_also_after_a_half_close_and_over_https),
         cmocka_unit_test(a_graceful_close_ends_and_head_of_a_stream_is_a_head),
+        cmocka_unit_test(each_request_on_a_connection_is_judged_by_its_own_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
