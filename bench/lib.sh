@@ -62,7 +62,9 @@ start_sim() {
 }
 
 # start_bridge NAME [VAR=value...]: a bridge on the current ami-sim, ready;
-# sets BRIDGE_PID, BRIDGE_URL (the readiness check: $READY_GREP)
+# sets BRIDGE_PID, BRIDGE_URL (the readiness check: $READY_GREP). With
+# RUN_UNDER set (a command and its flags, e.g. valgrind's), the bridge runs
+# under it, in the same process.
 start_bridge() {
     local name=$1 port
     shift
@@ -70,7 +72,8 @@ start_bridge() {
     BRIDGE_URL=http://127.0.0.1:$port
     env AMIBRIDGE_LISTEN="127.0.0.1:$port" AMIBRIDGE_AMI_HOST=127.0.0.1 AMIBRIDGE_AMI_PORT="$SIM_PORT" \
         AMIBRIDGE_AMI_USERNAME=bridge AMIBRIDGE_AMI_SECRET=bridgesecret AMIBRIDGE_LOG_LEVEL=warn \
-        AMIBRIDGE_API_KEYS="bench:$TOKEN:actions,read" "$@" "$BIN/amibridge" 2>"$tmp/bridge-$name.log" &
+        AMIBRIDGE_API_KEYS="bench:$TOKEN:actions,read" "$@" ${RUN_UNDER:-} "$BIN/amibridge" \
+        2>"$tmp/bridge-$name.log" &
     BRIDGE_PID=$!
     pids+=("$BRIDGE_PID")
     wait_ready "$BRIDGE_URL" "$BRIDGE_PID" "${READY_GREP:-.}" && return 0

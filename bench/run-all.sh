@@ -36,6 +36,9 @@
 #   (0, first: build/stall-probe (bench/stall_probe.c), how long this machine
 #   takes a busy core away, with every core busy and with one: a latency row
 #   cannot be better than the stalls the machine had during the run.)
+#   (1d: bench/instructions.sh, the instructions per request of the action
+#   route in user space, amibridge against mhd-baseline, counted by
+#   callgrind: the one figure this machine's noise does not move.)
 #   (2d: bench/burst.sh, BURST events as fast as ami-sim makes them: all of
 #   them must reach the subscriber, in order, none dropped.)
 # With PROFILE=auto (default) a missed throughput target is followed by a
@@ -48,7 +51,7 @@
 #   DURATION=10 CONNS=64 THREADS=2 POOL=4 ROUNDS=2 PACE_CONNS=64
 #   BURST=1000000 STEP_S=2 RATES="20000 40000 60000 80000 120000 160000 200000 250000 300000 350000 400000 500000"
 #   KEEP_UP=0.9 LAT_RATE=50000 LAT_S=4 LAT_ROUNDS=3 SSE_CLIENTS=100 SSE_RATE=20000 SSE_S=5 SSE_QUEUE=20000
-#   IDLE_CONNS=5000 STARTS=10 WEBHOOKS=0 PROFILE=auto PROFILE_S=5 TIMEOUT_S=900 STALL_S=5
+#   IDLE_CONNS=5000 STARTS=10 WEBHOOKS=0 PROFILE=auto PROFILE_S=5 TIMEOUT_S=900 STALL_S=5 CG_S=5
 set -uo pipefail
 BUILD=${1:-build}
 DURATION=${DURATION:-10}
@@ -64,6 +67,7 @@ LAT_RATE=${LAT_RATE:-50000}
 LAT_S=${LAT_S:-4}
 LAT_ROUNDS=${LAT_ROUNDS:-3}
 STALL_S=${STALL_S:-5}
+CG_S=${CG_S:-5}
 SSE_CLIENTS=${SSE_CLIENTS:-100}
 SSE_RATE=${SSE_RATE:-20000}
 SSE_S=${SSE_S:-5}
@@ -281,6 +285,26 @@ fi
 stop_pid "$BASE_PID"
 stop_pid "$BRIDGE_PID"
 stop_pid "$SIM_PID"
+
+# --- 1d. instructions per request (callgrind: the same whatever the machine does) ------------
+if command -v valgrind >/dev/null 2>&1; then
+    echo "== 1d. instructions per request, user space: valgrind --tool=callgrind, wrk -t1 -c8 -d${CG_S}s each (bench/instructions.sh)"
+    if CG_S=$CG_S bash "$(dirname "$0")/instructions.sh" "$BIN" >"$tmp/instr.json" 2>"$tmp/instr.err"; then
+        cat "$tmp/instr.json"
+        ib=$(jfield "$tmp/instr.json" amibridge)
+        ibase=$(jfield "$tmp/instr.json" baseline)
+        ir=$(jfield "$tmp/instr.json" ratio)
+        row "POST /v1/actions/Ping: instructions per request in user space (callgrind, wrk -t1 -c8; not the kernel's share)" \
+            "$(fmt0 "$ib") (routing, key, policy, AMI action and reply, JSON, metrics)" \
+            "mhd-baseline, same wrk: $(fmt0 "$ibase")" "$ir×" "—" "—"
+    else
+        echo "bench/instructions.sh failed:" >&2
+        cat "$tmp/instr.err" >&2
+        row "POST /v1/actions/Ping: instructions per request in user space" "**failed** (see the log)" "—" "—" "—" "—"
+    fi
+else
+    row "POST /v1/actions/Ping: instructions per request in user space" "skipped: no valgrind" "—" "—" "—" "—"
+fi
 
 # --- 2. events -------------------------------------------------------------------------------
 echo "== 2. events: SimFlood steps of ${STEP_S}s, ami-sim -> amibridge -> Redis PUBLISH -> events-bench"
