@@ -261,13 +261,16 @@ bench: ensure-deps
 # (bench/run-all.sh; WEBHOOKS=1 adds bench/webhooks.sh, 3 more minutes)
 bench-all: ensure-deps
 	@command -v wrk >/dev/null 2>&1 || sh tools/deps.sh wrk
+	@command -v valgrind >/dev/null 2>&1 || sh tools/deps.sh valgrind
 	@$(MAKE) --no-print-directory all
 	@bash bench/run-all.sh $(BUILD)
 
 # a minute of the same figures, failing when one falls below half of its
-# target (bench/guard.sh): the regression guard CI runs
+# target or the instructions per request grow by a third (bench/guard.sh):
+# the regression guard CI runs
 bench-guard: ensure-deps
 	@command -v wrk >/dev/null 2>&1 || sh tools/deps.sh wrk
+	@command -v valgrind >/dev/null 2>&1 || sh tools/deps.sh valgrind
 	@$(MAKE) --no-print-directory all
 	@bash bench/guard.sh $(BUILD)
 
