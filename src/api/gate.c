@@ -110,9 +110,10 @@ static void wrong_key(struct api *a, struct http_req *r)
  * proxy) sent. What reaches the decision does the same work whatever the
  * token: the address is looked up first, every key is compared in constant
  * time (but for the connection's own last valid token, which http/auth
- * keeps and compares in constant time instead). A wrong key from a locked-out address is held as
- * long as the slowest wrong-key answer before the lock-out, so a guess never comes back faster than
- * it did then. */
+ * keeps and compares in constant time instead). A wrong key from a
+ * locked-out address is held as long as the slowest wrong-key answer
+ * before the lock-out, so a guess never comes back faster than it did
+ * then. */
 static int authorize(struct api *a, struct http_req *r, const struct http_route *rt)
 {
     int addr_wait = lockout_blocked(a->lockout, http_req_peer(r), uv_now(a->loop));

@@ -39,7 +39,7 @@ static size_t split(const char *path, struct seg *segs, size_t max)
 /* 1 when the pattern fits the path segments: the same number of them, each
  * literal one equal, each {capture} non-empty. Walked byte by byte in step
  * with the path, so most patterns are left at the first byte that differs
- * (this runs for every route on every request). */
+ * (this runs for every route with the path's segment count). */
 static int fits(const char *pattern, const struct seg *ps, size_t np)
 {
     if (pattern[0] != '/')
