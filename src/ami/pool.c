@@ -40,6 +40,7 @@ struct ami_req {
     size_t nevents, cap;
     int list_too_big;
     struct ami_msg *complete, *originate;
+    int slow;                      /* not a fast_action(): may keep its session busy */
     struct pconn *conn;            /* the connection awaiting its reply, or NULL */
     struct ami_req *cprev, *cnext; /* on conn->reqs */
     struct ami_req *dprev, *dnext; /* on the deadline list (not zombies) */
@@ -51,6 +52,7 @@ struct pconn {
     int index; /* -1 for the event connection */
     int up;
     size_t inflight; /* requests whose reply is due on this connection, zombies included */
+    size_t slow;     /* of them, the ones that are not fast_action()s */
     size_t zombies;
     uint64_t batch;    /* the connection's unwritten batch that batch_from is about */
     size_t batch_from; /* replies due on it when that batch began */
@@ -159,6 +161,7 @@ static void conn_link(struct pconn *pc, struct ami_req *r)
         pc->reqs->cprev = r;
     pc->reqs = r;
     pc->inflight++;
+    pc->slow += r->slow != 0;
 }
 
 static void conn_unlink(struct ami_req *r)
@@ -174,6 +177,7 @@ static void conn_unlink(struct ami_req *r)
         r->cnext->cprev = r->cprev;
     r->cprev = r->cnext = NULL;
     pc->inflight--;
+    pc->slow -= r->slow != 0;
     if (r->state == REQ_ZOMBIE)
         pc->zombies--;
     r->conn = NULL;
@@ -642,8 +646,11 @@ static int fast_action(const struct ami_msg *m)
  * the actions of a session one after another, so an action never joins
  * one that may take long (a synchronous Originate takes its whole timeout)
  * nor a connection where an earlier one is still running; a batch is
- * bounded by AMI_POOL_BATCH_MAX. Otherwise: the connection with the fewest
- * replies due, in turn among equals. */
+ * bounded by AMI_POOL_BATCH_MAX. Otherwise: a connection where no action
+ * that may take long is running (a quick action behind a synchronous
+ * Originate would wait as long as it rings), and of those the one with
+ * the fewest replies due, in turn among equals; when every connection runs
+ * a slow one, the fewest replies due. */
 static struct pconn *pick_conn(struct ami_pool *p, int fast)
 {
     struct pconn *best = NULL;
@@ -659,7 +666,8 @@ static struct pconn *pick_conn(struct ami_pool *p, int fast)
         struct pconn *pc = &p->actions[(p->rr + (unsigned)k) % (unsigned)p->nactions];
         if (!pc->up || !pc->c)
             continue;
-        if (!best || pc->inflight < best->inflight)
+        if (!best || (!pc->slow && best->slow) ||
+            (!pc->slow == !best->slow && pc->inflight < best->inflight))
             best = pc;
     }
     p->rr++;
@@ -759,6 +767,7 @@ int ami_pool_submit(struct ami_pool *p, struct ami_msg *action, const struct ami
     r->started = uv_now(p->loop);
     r->deadline = r->started + timeout;
     r->event_epoch = p->event_epoch;
+    r->slow = !fast;
     conn_link(pc, r);
     dl_insert(p, r);
     p->live++;

@@ -47,7 +47,7 @@ static void act(struct amipeer *pe, int fd, const char *msg, void *ud)
     char action[64] = "", id[64] = "";
     amipeer_header(msg, "Action", action, sizeof(action));
     amipeer_header(msg, "ActionID", id, sizeof(id));
-    char events[16] = "", tag[16] = "";
+    char events[16] = "", tag[16] = "", var[16] = "";
     if (amipeer_header(msg, "Tag", tag, sizeof(tag)) && tag[0] >= 'a' && tag[0] <= 'z')
         __atomic_store_n(&script.tag_fd[tag[0] - 'a'], fd, __ATOMIC_RELEASE);
     if (!strcmp(action, "Login") && amipeer_header(msg, "Events", events, sizeof(events)) &&
@@ -64,7 +64,11 @@ static void act(struct amipeer *pe, int fd, const char *msg, void *ud)
         amipeer_say(fd, "Response: Success\r\nActionID: %s\r\nMessage: emitted\r\n\r\n", id);
     } else if (!strcmp(action, "Challenge")) {
         amipeer_say(fd, "Response: Success\r\nActionID: %s\r\nChallenge: 123456789\r\n\r\n", id);
-    } else if (!strcmp(action, "Hold") && script.nheld < 4) {
+    } else if ((!strcmp(action, "Hold") ||
+                (!strcmp(action, "Getvar") && amipeer_header(msg, "Variable", var, sizeof(var)) &&
+                 !strcmp(var, "HELD"))) &&
+               script.nheld < 4) {
+        /* a Hold, or a quick action held as if Asterisk were busy */
         script.held[script.nheld].fd = fd;
         snprintf(script.held[script.nheld].id, sizeof(script.held[0].id), "%s", id);
         if (!amipeer_header(msg, "Tag", script.held[script.nheld].tag, sizeof(script.held[0].tag)))
@@ -531,6 +535,30 @@ static void a_slow_action_shares_no_batch(void **state)
     }
 }
 
+/* A quick action that cannot join a batch goes to a session where no slow
+ * action is running, even when both have as many replies due: behind a
+ * synchronous Originate it would wait as long as the call rings. */
+static void a_quick_action_never_waits_behind_a_slow_one(void **state)
+{
+    (void)state;
+    start_batch_test();
+    assert_int_equal(submit_held("a", G('a')), 0); /* slow, running on one session */
+    assert_int_not_equal(session_of('a'), 0);
+    /* a quick one held on the other: one reply due on each session */
+    assert_int_equal(submit_with("Getvar", "b", "Variable", "HELD", G('b')), 0);
+    assert_int_not_equal(session_of('b'), 0);
+    assert_int_not_equal(session_of('b'), session_of('a'));
+    for (char t = 'c'; t <= 'f'; t++) { /* each in a turn of its own: no batch to join */
+        char tag[2] = {t, 0};
+        assert_int_equal(submit_tagged("Ping", tag, G(t)), 0);
+        answered(tag);
+        if (session_of(t) != session_of('b'))
+            fail_msg("Ping %c went behind the slow action", t);
+    }
+    release_all("ab");
+    assert_string_equal(G('a')->message, "held a");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -544,6 +572,7 @@ int main(void)
     const struct CMUnitTest two[] = {
         cmocka_unit_test(one_turns_actions_go_together_and_never_behind_a_running_one),
         cmocka_unit_test(a_slow_action_shares_no_batch),
+        cmocka_unit_test(a_quick_action_never_waits_behind_a_slow_one),
     };
     int failed = cmocka_run_group_tests(tests, setup, teardown);
     return failed + cmocka_run_group_tests_name("pool of two", two, setup2, teardown);
