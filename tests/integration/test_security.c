@@ -1026,12 +1026,11 @@ static void each_request_on_a_connection_is_judged_by_its_own_key(void **state)
     assert_true(read_to_close(fd, all, sizeof(all)));
     const char *p = all;
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
-        p = strstr(p, "HTTP/1.1 ");
-        if (!p)
-            fail_msg("answer %zu of %zu missing", i + 1, sizeof(want) / sizeof(want[0]));
-        if (atoi(p + 9) != want[i])
-            fail_msg("answer %zu: %d, wanted %d", i + 1, atoi(p + 9), want[i]);
-        p += 9;
+        const char *at = strstr(p, "HTTP/1.1 ");
+        int status = at ? atoi(at + 9) : 0;
+        if (status != want[i])
+            fail_msg("answer %zu: %d, wanted %d (0: no answer)", i + 1, status, want[i]);
+        p = at ? at + 9 : p;
     }
     assert_null(strstr(p, "HTTP/1.1 "));
     bridge_stop(&b, 0);
