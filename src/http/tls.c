@@ -7,6 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* TLS 1.2 and 1.3 only (RFC 8996 deprecates 1.0 and 1.1; GnuTLS's NORMAL
+ * still offers them), otherwise GnuTLS's defaults. */
+#define HTTP_TLS_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
 struct http_tls {
     gnutls_certificate_credentials_t creds;
     gnutls_priority_t prio;
@@ -38,7 +42,7 @@ struct http_tls *http_tls_new(const char *cert_pem, const char *key_pem, char *e
         t->creds = NULL;
         snprintf(err, errlen, "TLS: %s", gnutls_strerror(rc));
     }
-    if (rc >= 0 && (rc = gnutls_priority_init(&t->prio, NULL, NULL)) < 0)
+    if (rc >= 0 && (rc = gnutls_priority_init(&t->prio, HTTP_TLS_PRIORITY, NULL)) < 0)
         snprintf(err, errlen, "TLS: %s", gnutls_strerror(rc));
     if (rc < 0) {
         http_tls_free(t);
@@ -69,6 +73,14 @@ struct http_tls_session *http_tls_session_new(struct http_tls *t, int fd)
     }
     if (gnutls_priority_set(s->s, t->prio) < 0 ||
         gnutls_credentials_set(s->s, GNUTLS_CRD_CERTIFICATE, t->creds) < 0) {
+        gnutls_deinit(s->s);
+        free(s);
+        return NULL;
+    }
+    /* ALPN: HTTP/1.1, the one protocol served; a client that offers only
+     * others (h2) is not refused for it, it gets HTTP/1.1 as without ALPN */
+    static const gnutls_datum_t http11 = {(unsigned char *)(uintptr_t) "http/1.1", 8};
+    if (gnutls_alpn_set_protocols(s->s, &http11, 1, 0) < 0) {
         gnutls_deinit(s->s);
         free(s);
         return NULL;

@@ -611,6 +611,75 @@ static void tls_exchange(int port, const char *ca, const char *const *parts, siz
     close(fd);
 }
 
+/* A handshake offering the versions minv..maxv (and ALPN `alpn`, in wire
+ * format, when not NULL): 1 when it succeeds; what ALPN chose goes to
+ * proto ("" for nothing). */
+static int tls_handshake(int port, const char *ca, int minv, int maxv, const char *alpn,
+                         char *proto, size_t protolen)
+{
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(ctx);
+    assert_int_equal(SSL_CTX_load_verify_locations(ctx, ca, NULL), 1);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    /* the client may offer 1.0 and 1.1: it is the server that must refuse */
+    SSL_CTX_set_security_level(ctx, 0);
+    assert_int_equal(SSL_CTX_set_cipher_list(ctx, "DEFAULT:@SECLEVEL=0"), 1);
+    assert_int_equal(SSL_CTX_set_min_proto_version(ctx, minv), 1);
+    assert_int_equal(SSL_CTX_set_max_proto_version(ctx, maxv), 1);
+    if (alpn)
+        assert_int_equal(
+            SSL_CTX_set_alpn_protos(ctx, (const unsigned char *)alpn, (unsigned)strlen(alpn)), 0);
+    SSL *ssl = SSL_new(ctx);
+    int fd = dial(port);
+    SSL_set_fd(ssl, fd);
+    int ok = SSL_connect(ssl) == 1;
+    if (proto) {
+        const unsigned char *p = NULL;
+        unsigned n = 0;
+        if (ok)
+            SSL_get0_alpn_selected(ssl, &p, &n);
+        snprintf(proto, protolen, "%.*s", (int)n, p ? (const char *)p : "");
+    }
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+    return ok;
+}
+
+/* HTTPS speaks TLS 1.2 and 1.3, not 1.0 or 1.1 (RFC 8996), and names
+ * HTTP/1.1 in ALPN to a client that asks; one that offers only h2 is
+ * served HTTP/1.1 as if it had not asked. */
+static void https_speaks_tls_1_2_and_1_3_and_names_http_1_1(void **state)
+{
+    (void)state;
+    struct tls_setup t;
+    tls_setup(&t, "tls-versions");
+    struct amisim sim;
+    assert_int_equal(amisim_start(&sim, NULL), 0);
+    struct bridge b;
+    const char *env[] = {t.env_cert, t.env_key, t.listen, NULL};
+    setenv("AMIBRIDGE_TEST_CA", t.cert, 1);
+    assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    char proto[32];
+    assert_false(tls_handshake(t.port, t.cert, TLS1_VERSION, TLS1_VERSION, NULL, NULL, 0));
+    assert_false(tls_handshake(t.port, t.cert, TLS1_1_VERSION, TLS1_1_VERSION, NULL, NULL, 0));
+    assert_true(
+        tls_handshake(t.port, t.cert, TLS1_2_VERSION, TLS1_2_VERSION, NULL, proto, sizeof(proto)));
+    assert_string_equal(proto, "");
+    assert_true(tls_handshake(t.port, t.cert, TLS1_3_VERSION, TLS1_3_VERSION, "\x02h2\x08http/1.1",
+                              proto, sizeof(proto)));
+    assert_string_equal(proto, "http/1.1");
+    assert_true(tls_handshake(t.port, t.cert, TLS1_2_VERSION, TLS1_3_VERSION, "\x02h2", proto,
+                              sizeof(proto)));
+    assert_string_equal(proto, "");
+    /* and after all that, still serving */
+    assert_true(bridge_wait_status(&b, "/healthz", 200, 5000) >= 0);
+    bridge_stop(&b, 0);
+    unsetenv("AMIBRIDGE_TEST_CA");
+    amisim_stop(&sim);
+    testenv_rmdir(t.dir);
+}
+
 /* The same over HTTPS, where libmicrohttpd reads through GnuTLS: the
  * framing is followed in the decrypted bytes, also when a record ends in
  * the middle of the Content-Length line. */
@@ -1104,6 +1173,7 @@ int main(void)
             pipelined_requests_are_all_answered_also_after_a_half_close_and_over_https),
         cmocka_unit_test(a_graceful_close_ends_and_head_of_a_stream_is_a_head),
         cmocka_unit_test(each_request_on_a_connection_is_judged_by_its_own_key),
+        cmocka_unit_test(https_speaks_tls_1_2_and_1_3_and_names_http_1_1),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
