@@ -155,7 +155,8 @@ void sim_flood_update(struct sim *sim);
 const struct sim_user *sim_user_find(const struct sim *sim, const char *name);
 
 /* Deliver an event (a complete "Event: ...\r\n...\r\n\r\n" text of class
- * `cls`) to every session that reads it. */
+ * `cls`, NUL-terminated at len: the sessions' filters are regexes) to
+ * every session that reads it. */
 void sim_broadcast(struct sim *sim, uint32_t cls, const char *text, size_t len);
 
 /* Action counting for SimStats: `name` as canonically spelt. */

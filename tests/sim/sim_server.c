@@ -1295,6 +1295,7 @@ static void on_flood(uv_timer_t *t)
         w = put_dec(w + 7, (unsigned long long)sim->flood_seq, 1);
         memcpy(w, "\r\n\r\n", 4);
         w += 4;
+        *w = '\0'; /* a session's filters read it as a C string (regexec) */
         sim_broadcast(sim, SIM_EV_USER, buf, (size_t)(w - buf));
         sim->flood_emitted++;
     }
