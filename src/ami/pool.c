@@ -727,13 +727,8 @@ int ami_pool_submit(struct ami_pool *p, struct ami_msg *action, const struct ami
     r->pool = p;
     r->seq = ++ami_seq;
     /* "<prefix><seq>" by hand: once per action, snprintf costs more than the rest */
-    char digits[20];
-    size_t nd = sizeof(digits);
-    for (uint64_t v = r->seq; nd == sizeof(digits) || v; v /= 10)
-        digits[--nd] = (char)('0' + v % 10);
-    memcpy(r->action_id, p->prefix, p->prefix_len); /* prefix[48] + 20 digits < 72 */
-    memcpy(r->action_id + p->prefix_len, digits + nd, sizeof(digits) - nd);
-    r->action_id[p->prefix_len + sizeof(digits) - nd] = '\0';
+    memcpy(r->action_id, p->prefix, p->prefix_len); /* prefix[48] + 20 digits + NUL < 72 */
+    fmt_u64(r->action_id + p->prefix_len, r->seq);
     if ((rc = ami_msg_set(action, "ActionID", r->action_id)) != 0)
         goto fail;
     const char *name = ami_msg_name(action);

@@ -482,18 +482,11 @@ int bus_redis_formatted(struct bus_redis *r, bus_redis_cb cb, void *ud, const ch
     return 0;
 }
 
-/* "<kind><n>\r\n" at w; returns the end. */
+/* "<kind><n>\r\n" at w (room for 23 bytes); returns the end. */
 static char *put_len(char *w, char kind, size_t n)
 {
-    char d[20];
-    size_t i = sizeof(d);
-    do {
-        d[--i] = (char)('0' + n % 10);
-        n /= 10;
-    } while (n);
     *w++ = kind;
-    memcpy(w, d + i, sizeof(d) - i);
-    w += sizeof(d) - i;
+    w += fmt_u64(w, n);
     *w++ = '\r';
     *w++ = '\n';
     return w;
