@@ -219,10 +219,13 @@ static int req_head(struct http_conn *c, const char *buf, size_t len)
     r->head_only = !strcmp(r->method, "HEAD");
     http_req_fill_peer(r, c);
     const char *rid = h1_header(&r->head, "X-Request-Id");
-    if (rid && http_request_id_ok(rid))
-        snprintf(r->id, sizeof(r->id), "%s", rid);
-    else
+    if (rid && http_request_id_ok(rid)) {
+        size_t n = strnlen(rid, sizeof(r->id) - 1); /* as the generated ids: no snprintf */
+        memcpy(r->id, rid, n);
+        r->id[n] = '\0';
+    } else {
         http_request_id_new(r->id, sizeof(r->id));
+    }
     if (rc != 0) {
         refuse(r, &e);
         return -1;
