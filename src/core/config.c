@@ -3,57 +3,19 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <fnmatch.h>
 #include <jansson.h>
-#include <limits.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/random.h>
-#include <unistd.h>
 
-#include "core/netlist.h"
+#include "core/config_internal.h"
 #include "core/log.h"
+#include "core/netlist.h"
 
 extern char **environ;
-
-struct cfg_ctx {
-    char *const *envp;
-    char *err;
-    size_t errlen;
-    const char *file; /* for messages about file keys */
-};
-
-static int cfg_fail(struct cfg_ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static int cfg_fail(struct cfg_ctx *x, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(x->err, x->errlen, fmt, ap);
-    va_end(ap);
-    return -1;
-}
-
-static const char *env_get(struct cfg_ctx *x, const char *name)
-{
-    size_t n = strlen(name);
-    for (char *const *e = x->envp; e && *e; e++)
-        if (!strncmp(*e, name, n) && (*e)[n] == '=')
-            return *e + n + 1;
-    return NULL;
-}
-
-/* Non-empty value of an environment variable, or NULL. */
-static const char *env_val(struct cfg_ctx *x, const char *name)
-{
-    const char *v = env_get(x, name);
-    return v && *v ? v : NULL;
-}
 
 static int parse_int(const char *s, long lo, long hi, long *out)
 {
@@ -75,228 +37,6 @@ static int parse_double(const char *s, double lo, double hi, double *out)
         return -1;
     *out = v;
     return 0;
-}
-static int valid_name(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > CFG_NAME_MAX)
-        return 0;
-    for (; *s; s++)
-        if (!isalnum((unsigned char)*s) && *s != '_' && *s != '-')
-            return 0;
-    return 1;
-}
-
-/* Read a small secret file, dropping one trailing newline. */
-static char *read_secret_file(struct cfg_ctx *x, const char *key, const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        cfg_fail(x, "%s: cannot read '%s': %s", key, path, strerror(errno));
-        return NULL;
-    }
-    char buf[4096];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    int big = !feof(f);
-    fclose(f);
-    if (big) {
-        cfg_fail(x, "%s: '%s' is larger than %zu bytes", key, path, sizeof(buf) - 1);
-        return NULL;
-    }
-    while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
-        n--;
-    buf[n] = '\0';
-    if (n == 0) {
-        cfg_fail(x, "%s: '%s' is empty", key, path);
-        return NULL;
-    }
-    return strdup(buf);
-}
-
-/* --- lists ------------------------------------------------------------------- */
-
-static void strv_free(char **v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        free(v[i]);
-    free(v);
-}
-
-static int strv_push(char ***v, size_t *n, const char *s)
-{
-    char **nv = realloc(*v, (*n + 1) * sizeof(**v));
-    if (!nv)
-        return -1;
-    *v = nv;
-    if (!(nv[*n] = strdup(s)))
-        return -1;
-    (*n)++;
-    return 0;
-}
-
-/* Split on spaces and commas into a fresh list (replacing *v). */
-static int strv_from_words(char ***v, size_t *n, const char *s)
-{
-    strv_free(*v, *n);
-    *v = NULL;
-    *n = 0;
-    char *copy = strdup(s), *save = NULL;
-    if (!copy)
-        return -1;
-    for (char *w = strtok_r(copy, " ,\t\n", &save); w; w = strtok_r(NULL, " ,\t\n", &save))
-        if (strv_push(v, n, w)) {
-            free(copy);
-            return -1;
-        }
-    free(copy);
-    return 0;
-}
-
-static void strv_remove_ci(char **v, size_t *n, const char *s)
-{
-    size_t o = 0;
-    for (size_t i = 0; i < *n; i++) {
-        if (!strcasecmp(v[i], s)) {
-            free(v[i]);
-            continue;
-        }
-        v[o++] = v[i];
-    }
-    *n = o;
-}
-
-/* JSON array of strings into a list (replacing *v). */
-static int strv_from_json(struct cfg_ctx *x, const char *key, json_t *arr, char ***v, size_t *n)
-{
-    if (!json_is_array(arr))
-        return cfg_fail(x, "config file %s: %s: must be an array of strings", x->file, key);
-    strv_free(*v, *n);
-    *v = NULL;
-    *n = 0;
-    size_t i;
-    json_t *it;
-    json_array_foreach (arr, i, it) {
-        if (!json_is_string(it))
-            return cfg_fail(x, "config file %s: %s[%zu]: must be a string", x->file, key, i);
-        if (strv_push(v, n, json_string_value(it)))
-            return cfg_fail(x, "out of memory");
-    }
-    return 0;
-}
-
-/* --- scopes and keys --------------------------------------------------------- */
-
-static const char *const scope_names[] = {"read", "call", "control", "actions", "admin"};
-
-const char *cfg_scope_name(unsigned bit)
-{
-    for (unsigned i = 0; i < 5; i++)
-        if (bit == (1u << i))
-            return scope_names[i];
-    return "?";
-}
-
-int cfg_parse_scopes(const char *s, unsigned *out, char *bad, size_t badlen)
-{
-    unsigned mask = 0;
-    const char *p = s;
-    while (*p) {
-        size_t n = strcspn(p, ",");
-        int found = 0;
-        for (unsigned i = 0; i < 5; i++)
-            if (strlen(scope_names[i]) == n && !strncasecmp(p, scope_names[i], n)) {
-                mask |= 1u << i;
-                found = 1;
-            }
-        if (!found && n) {
-            snprintf(bad, badlen, "%.*s", (int)n, p);
-            return -1;
-        }
-        p += n;
-        if (*p == ',')
-            p++;
-    }
-    if (!mask) {
-        snprintf(bad, badlen, "%s", "(none)");
-        return -1;
-    }
-    *out = mask;
-    return 0;
-}
-
-static int add_key(struct cfg_ctx *x, struct cfg *c, const char *where, const char *name,
-                   const char *token, unsigned scopes)
-{
-    if (!valid_name(name))
-        return cfg_fail(x, "%s: key name '%.64s' must be 1-%d of A-Z a-z 0-9 _ -", where, name,
-                        CFG_NAME_MAX);
-    if (!*token)
-        return cfg_fail(x, "%s: key '%s' has an empty token", where, name);
-    for (const char *t = token; *t; t++)
-        if (isspace((unsigned char)*t) || *t == ':' || !isprint((unsigned char)*t))
-            return cfg_fail(x,
-                            "%s: the token of key '%s' may not contain spaces, ':' or control "
-                            "characters",
-                            where, name);
-    if (c->nkeys >= CFG_MAX_KEYS)
-        return cfg_fail(x, "%s: more than %d API keys", where, CFG_MAX_KEYS);
-    for (size_t i = 0; i < c->nkeys; i++) {
-        if (!strcmp(c->keys[i].name, name))
-            return cfg_fail(x, "%s: API key name '%s' is used twice", where, name);
-        if (!strcmp(c->keys[i].token, token))
-            return cfg_fail(x, "%s: keys '%s' and '%s' have the same token", where, c->keys[i].name,
-                            name);
-    }
-    struct cfg_api_key *nk = realloc(c->keys, (c->nkeys + 1) * sizeof(*nk));
-    if (!nk)
-        return cfg_fail(x, "out of memory");
-    c->keys = nk;
-    nk[c->nkeys].name = strdup(name);
-    nk[c->nkeys].token = strdup(token);
-    nk[c->nkeys].scopes = scopes;
-    memset(&nk[c->nkeys].policy, 0, sizeof(nk[c->nkeys].policy));
-    nk[c->nkeys].calls_per_second = 0;
-    nk[c->nkeys].calls_burst = 0;
-    c->nkeys++;
-    if (strlen(token) < 16)
-        log_warn("short API key token: use at least 16 random characters", "{s:s}", "key", name);
-    return 0;
-}
-
-/* "NAME:TOKEN:SCOPES" entries separated by whitespace. */
-static int parse_key_list(struct cfg_ctx *x, struct cfg *c, const char *where, const char *s)
-{
-    char *copy = strdup(s), *save = NULL;
-    int rc = 0, idx = 0;
-    if (!copy)
-        return cfg_fail(x, "out of memory");
-    for (char *w = strtok_r(copy, " \t\r\n", &save); w && !rc;
-         w = strtok_r(NULL, " \t\r\n", &save), idx++) {
-        if (*w == '#') { /* a comment runs to the end of its line in files */
-            strtok_r(NULL, "\n", &save);
-            continue;
-        }
-        char *c1 = strchr(w, ':');
-        char *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
-        if (!c1 || !c2) {
-            /* do not echo the entry: it holds a token */
-            rc = cfg_fail(x, "%s: entry %d is not NAME:TOKEN:SCOPES", where, idx + 1);
-            break;
-        }
-        *c1 = *c2 = '\0';
-        unsigned scopes;
-        char bad[32];
-        if (cfg_parse_scopes(c2 + 1, &scopes, bad, sizeof(bad))) {
-            rc = cfg_fail(x,
-                          "%s: key '%.64s' has unknown scope '%s' (use read, call, control, "
-                          "actions, admin)",
-                          where, w, bad);
-            break;
-        }
-        rc = add_key(x, c, where, w, c1 + 1, scopes);
-    }
-    free(copy);
-    return rc;
 }
 
 /* A PEM file, whole (certificate chains are longer than a secret). */
@@ -343,150 +83,6 @@ static int json_str_field(struct cfg_ctx *x, json_t *o, const char *where, const
     return 0;
 }
 
-/* Keys of an object of the file that are not in `known`. */
-static int check_listed_keys(struct cfg_ctx *x, json_t *o, const char *where,
-                             const char *const *known)
-{
-    const char *k;
-    json_t *v;
-    json_object_foreach (o, k, v) {
-        const char *const *p;
-        for (p = known; *p && strcmp(*p, k); p++)
-            ;
-        if (!*p)
-            return cfg_fail(x, "config file %s: %s: unknown key '%.64s'", x->file, where, k);
-    }
-    return 0;
-}
-static void policy_free(struct cfg_policy *p)
-{
-    strv_free(p->allow_channels, p->nallow_channels);
-    strv_free(p->allow_contexts, p->nallow_contexts);
-    strv_free(p->allow_extens, p->nallow_extens);
-    strv_free(p->deny_extens, p->ndeny_extens);
-    strv_free(p->allow_applications, p->nallow_applications);
-    strv_free(p->allow_variables, p->nallow_variables);
-    memset(p, 0, sizeof(*p));
-}
-
-/* The dial policy and call limits of one key from its JSON object. */
-static int key_policy_from_json(struct cfg_ctx *x, struct cfg_api_key *k, json_t *o,
-                                const char *where)
-{
-    static const struct {
-        const char *name;
-        size_t off_v, off_n;
-    } lists[] = {
-        {"allow_channels", offsetof(struct cfg_policy, allow_channels),
-         offsetof(struct cfg_policy, nallow_channels)},
-        {"allow_contexts", offsetof(struct cfg_policy, allow_contexts),
-         offsetof(struct cfg_policy, nallow_contexts)},
-        {"allow_extens", offsetof(struct cfg_policy, allow_extens),
-         offsetof(struct cfg_policy, nallow_extens)},
-        {"deny_extens", offsetof(struct cfg_policy, deny_extens),
-         offsetof(struct cfg_policy, ndeny_extens)},
-        {"allow_applications", offsetof(struct cfg_policy, allow_applications),
-         offsetof(struct cfg_policy, nallow_applications)},
-        {"allow_variables", offsetof(struct cfg_policy, allow_variables),
-         offsetof(struct cfg_policy, nallow_variables)},
-    };
-    for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++) {
-        json_t *arr = json_object_get(o, lists[i].name);
-        if (!arr)
-            continue;
-        char key[160];
-        snprintf(key, sizeof(key), "%s.%s", where, lists[i].name);
-        char ***v = (char ***)((char *)&k->policy + lists[i].off_v);
-        size_t *n = (size_t *)((char *)&k->policy + lists[i].off_n);
-        const char *saved = x->file;
-        x->file = "";
-        int rc = strv_from_json(x, key, arr, v, n);
-        x->file = saved;
-        if (rc)
-            return -1;
-        for (size_t j = 0; j < *n; j++)
-            if (!**(*v + j))
-                return cfg_fail(x, "%s[%zu]: must not be empty", key, j);
-    }
-    json_t *rate = json_object_get(o, "calls_per_second");
-    if (rate && (!json_is_number(rate) || json_number_value(rate) <= 0 ||
-                 json_number_value(rate) > CFG_CALLS_RATE_MAX))
-        return cfg_fail(x, "%s.calls_per_second: must be a number above 0, at most %g", where,
-                        CFG_CALLS_RATE_MAX);
-    if (rate)
-        k->calls_per_second = json_number_value(rate);
-    json_t *burst = json_object_get(o, "calls_burst");
-    if (burst && (!json_is_integer(burst) || json_integer_value(burst) < 1 ||
-                  json_integer_value(burst) > CFG_CALLS_BURST_MAX))
-        return cfg_fail(x, "%s.calls_burst: must be an integer from 1 to %d", where,
-                        CFG_CALLS_BURST_MAX);
-    if (burst)
-        k->calls_burst = (int)json_integer_value(burst);
-    return 0;
-}
-
-static int keys_from_json(struct cfg_ctx *x, struct cfg *c, json_t *arr)
-{
-    static const char *const known[] = {"name",
-                                        "token",
-                                        "token_file",
-                                        "scopes",
-                                        "allow_channels",
-                                        "allow_contexts",
-                                        "allow_extens",
-                                        "deny_extens",
-                                        "allow_applications",
-                                        "allow_variables",
-                                        "calls_per_second",
-                                        "calls_burst",
-                                        NULL};
-    if (!json_is_array(arr))
-        return cfg_fail(x, "config file %s: api_keys: must be an array of objects", x->file);
-    size_t i;
-    json_t *o;
-    json_array_foreach (arr, i, o) {
-        char where[64];
-        snprintf(where, sizeof(where), "config file %s: api_keys[%zu]", x->file, i);
-        if (!json_is_object(o))
-            return cfg_fail(x, "%s: must be an object", where);
-        if (check_listed_keys(x, o, where, known))
-            return -1;
-        json_t *name = json_object_get(o, "name"), *token = json_object_get(o, "token");
-        json_t *tfile = json_object_get(o, "token_file"), *scopes = json_object_get(o, "scopes");
-        if (!json_is_string(name))
-            return cfg_fail(x, "%s.name: required string", where);
-        if (!!token == !!tfile || (token && !json_is_string(token)) ||
-            (tfile && !json_is_string(tfile)))
-            return cfg_fail(x, "%s: give exactly one of token and token_file (strings)", where);
-        if (!json_is_array(scopes) || json_array_size(scopes) == 0)
-            return cfg_fail(x, "%s.scopes: required non-empty array", where);
-        unsigned mask = 0;
-        size_t j;
-        json_t *sc;
-        json_array_foreach (scopes, j, sc) {
-            unsigned m;
-            char bad[32];
-            if (!json_is_string(sc) ||
-                cfg_parse_scopes(json_string_value(sc), &m, bad, sizeof(bad)))
-                return cfg_fail(x, "%s.scopes[%zu]: use read, call, control, actions or admin",
-                                where, j);
-            mask |= m;
-        }
-        char *tok = NULL;
-        if (tfile) {
-            char key[96];
-            snprintf(key, sizeof(key), "%s.token_file", where);
-            if (!(tok = read_secret_file(x, key, json_string_value(tfile))))
-                return -1;
-        }
-        int rc = add_key(x, c, where, json_string_value(name), tok ? tok : json_string_value(token),
-                         mask);
-        free(tok);
-        if (rc || key_policy_from_json(x, &c->keys[c->nkeys - 1], o, where))
-            return -1;
-    }
-    return 0;
-}
 static int load_file(struct cfg_ctx *x, struct cfg *c, const char *path, json_t **out)
 {
     json_error_t je;
@@ -560,7 +156,7 @@ static int glob_filter(const char *glob, int exclude, char ***v, size_t *n)
         }
     }
     snprintf(re + o, sizeof(re) - o, "[[:space:]]");
-    return strv_push(v, n, re);
+    return cfg_strv_push(v, n, re);
 }
 
 /* The Filter actions for the event connection. OriginateResponse always
@@ -986,7 +582,7 @@ static int from_text(struct cfg_ctx *x, const struct cfg_setting *s, const char 
     case CFG_TEXT:
         return s->parse(x, s, key, v, base);
     case CFG_WORDS:
-        if (strv_from_words(f, n, v))
+        if (cfg_strv_from_words(f, n, v))
             return cfg_fail(x, "out of memory");
         return 0;
     case CFG_NETS:
@@ -1026,7 +622,7 @@ static int from_json(struct cfg_ctx *x, const struct cfg_setting *s, const char 
         *text = json_string_value(jv);
         return 0;
     case CFG_WORDS:
-        return strv_from_json(x, s->doc.json, jv, f, (size_t *)((char *)base + s->off_n));
+        return cfg_strv_from_json(x, s->doc.json, jv, f, (size_t *)((char *)base + s->off_n));
     default:
         return cfg_fail(x, "%s: cannot be set in the file", key);
     }
@@ -1054,7 +650,7 @@ static int setting_load(struct cfg_ctx *x, const struct cfg_setting *s, void *ba
     if (s->kind == CFG_DOC || s->kind == CFG_OWN)
         return 0;
     if (env && (!src->server_entry || (s->flags & CFG_F_TUNING)))
-        ev = s->kind == CFG_WORDS ? env_get(x, env) : env_val(x, env);
+        ev = s->kind == CFG_WORDS ? cfg_env_get(x, env) : cfg_env_val(x, env);
     if (jv)
         snprintf(jkey, sizeof(jkey), "config file %s: %s.%s", x->file, src->where, s->doc.json);
     if (has_default(s->doc.def) && !(src->server_entry && (s->flags & CFG_F_NAMED_IN_FILE))) {
@@ -1177,7 +773,7 @@ static int parse_server_name(struct cfg_ctx *x, const struct cfg_setting *s, con
 {
     struct cfg_server *srv = base;
     (void)s;
-    if (!valid_name(v))
+    if (!cfg_valid_name(v))
         return cfg_fail(x, "%s: '%.64s' must be 1-%d of A-Z a-z 0-9 _ -", key, v, CFG_NAME_MAX);
     free(srv->name);
     if (!(srv->name = strdup(v)))
@@ -1203,7 +799,7 @@ static int parse_redis_prefix(struct cfg_ctx *x, const struct cfg_setting *s, co
 {
     struct cfg *c = base;
     (void)s;
-    if (strlen(v) >= sizeof(c->redis_prefix) || !valid_name(v))
+    if (strlen(v) >= sizeof(c->redis_prefix) || !cfg_valid_name(v))
         return cfg_fail(x, "%s: '%.64s' must be 1-63 of A-Z a-z 0-9 _ -", key, v);
     snprintf(c->redis_prefix, sizeof(c->redis_prefix), "%s", v);
     return 0;
@@ -1214,7 +810,7 @@ static int parse_instance_id(struct cfg_ctx *x, const struct cfg_setting *s, con
 {
     struct cfg *c = base;
     (void)s;
-    if (strlen(v) >= sizeof(c->instance_id) || !valid_name(v))
+    if (strlen(v) >= sizeof(c->instance_id) || !cfg_valid_name(v))
         return cfg_fail(x, "%s: '%.40s' must be 1-32 of A-Z a-z 0-9 _ -", key, v);
     snprintf(c->instance_id, sizeof(c->instance_id), "%s", v);
     return 0;
@@ -1295,13 +891,13 @@ static int server_rules(struct cfg_ctx *x, struct cfg *c, struct cfg_server *s, 
     if (!o) {
         if (!s->username)
             return cfg_fail(x, "AMIBRIDGE_AMI_USERNAME: required (the AMI user from manager.conf)");
-        sec = env_val(x, "AMIBRIDGE_AMI_SECRET");
-        secfile = env_val(x, "AMIBRIDGE_AMI_SECRET_FILE");
+        sec = cfg_env_val(x, "AMIBRIDGE_AMI_SECRET");
+        secfile = cfg_env_val(x, "AMIBRIDGE_AMI_SECRET_FILE");
         if (sec && secfile)
             return cfg_fail(
                 x, "AMIBRIDGE_AMI_SECRET and AMIBRIDGE_AMI_SECRET_FILE are both set; use one");
         if (secfile)
-            s->secret = read_secret_file(x, "AMIBRIDGE_AMI_SECRET_FILE", secfile);
+            s->secret = cfg_read_secret_file(x, "AMIBRIDGE_AMI_SECRET_FILE", secfile);
         else if (sec && !(s->secret = strdup(sec)))
             return cfg_fail(x, "out of memory");
         else if (!sec)
@@ -1326,7 +922,7 @@ static int server_rules(struct cfg_ctx *x, struct cfg *c, struct cfg_server *s, 
     if (secfile) {
         char key[64];
         snprintf(key, sizeof(key), "%s.secret_file", where);
-        s->secret = read_secret_file(x, key, secfile);
+        s->secret = cfg_read_secret_file(x, key, secfile);
     } else if (!(s->secret = strdup(sec))) {
         return cfg_fail(x, "out of memory");
     }
@@ -1357,7 +953,7 @@ static int servers_load(struct cfg_ctx *x, const struct cfg_setting *s, struct c
     }
     for (size_t i = 0; i < CFG_NSETTINGS; i++) {
         const struct cfg_setting *t = &cfg_settings[i];
-        if ((t->flags & CFG_F_SERVER) && !(t->flags & CFG_F_TUNING) && env_val(x, t->doc.env))
+        if ((t->flags & CFG_F_SERVER) && !(t->flags & CFG_F_TUNING) && cfg_env_val(x, t->doc.env))
             return cfg_fail(x, "%s: set, but config file %s defines servers; use one or the other",
                             t->doc.env, x->file);
     }
@@ -1384,38 +980,12 @@ static int servers_load(struct cfg_ctx *x, const struct cfg_setting *s, struct c
 
 /* --- rows that read themselves ------------------------------------------------ */
 
-/* API keys: the environment, the key file and the config file together. */
+/* API keys: the environment, the key file and the config file together
+ * (core/config_keys.c). */
 static int api_keys_load(struct cfg_ctx *x, const struct cfg_setting *s, struct cfg *c,
                          json_t *root)
 {
-    const char *v;
-    json_t *jv;
-    if ((v = env_val(x, "AMIBRIDGE_API_KEYS")) && parse_key_list(x, c, "AMIBRIDGE_API_KEYS", v))
-        return -1;
-    if ((v = env_val(x, "AMIBRIDGE_API_KEYS_FILE"))) {
-        FILE *f = fopen(v, "rb");
-        if (!f)
-            return cfg_fail(x, "AMIBRIDGE_API_KEYS_FILE: cannot read '%s': %s", v, strerror(errno));
-        struct {
-            char b[65536];
-        } *buf = malloc(sizeof(*buf));
-        size_t n = buf ? fread(buf->b, 1, sizeof(buf->b) - 1, f) : 0;
-        int big = buf && !feof(f);
-        fclose(f);
-        if (!buf || big) {
-            free(buf);
-            return cfg_fail(x, "AMIBRIDGE_API_KEYS_FILE: '%s' is too large", v);
-        }
-        buf->b[n] = '\0';
-        int krc = parse_key_list(x, c, "AMIBRIDGE_API_KEYS_FILE", buf->b);
-        explicit_bzero(buf, sizeof(*buf));
-        free(buf);
-        if (krc)
-            return -1;
-    }
-    if (root && (jv = json_object_get(root, s->doc.json)) && keys_from_json(x, c, jv))
-        return -1;
-    return 0;
+    return cfg_keys_load(x, c, root ? json_object_get(root, s->doc.json) : NULL);
 }
 
 /* Actions taken off the deny list (case-insensitive); the environment's
@@ -1429,13 +999,13 @@ static int allow_actions_load(struct cfg_ctx *x, const struct cfg_setting *s, st
     json_t *jv;
     int rc = 0;
     if (root && (jv = json_object_get(root, s->doc.json)) &&
-        strv_from_json(x, s->doc.json, jv, &allow, &nallow))
+        cfg_strv_from_json(x, s->doc.json, jv, &allow, &nallow))
         rc = -1; /* what was taken before the bad entry is freed below */
-    else if ((v = env_val(x, s->doc.env)) && strv_from_words(&allow, &nallow, v))
+    else if ((v = cfg_env_val(x, s->doc.env)) && cfg_strv_from_words(&allow, &nallow, v))
         rc = cfg_fail(x, "out of memory");
     for (size_t i = 0; !rc && i < nallow; i++)
-        strv_remove_ci(c->deny_actions, &c->ndeny_actions, allow[i]);
-    strv_free(allow, nallow);
+        cfg_strv_remove_ci(c->deny_actions, &c->ndeny_actions, allow[i]);
+    cfg_strv_free(allow, nallow);
     return rc;
 }
 
@@ -1458,7 +1028,8 @@ static int tls_load(struct cfg_ctx *x, const struct cfg_setting *s, struct cfg *
 {
     (void)s;
     (void)root;
-    const char *cert = env_val(x, "AMIBRIDGE_TLS_CERT"), *key = env_val(x, "AMIBRIDGE_TLS_KEY");
+    const char *cert = cfg_env_val(x, "AMIBRIDGE_TLS_CERT"),
+               *key = cfg_env_val(x, "AMIBRIDGE_TLS_KEY");
     if (!cert && !key)
         return 0;
     if (!cert || !key)
@@ -1477,7 +1048,7 @@ static int tls_load(struct cfg_ctx *x, const struct cfg_setting *s, struct cfg *
 static int cfg_rules(struct cfg_ctx *x, struct cfg *c)
 {
     for (size_t i = 0; i < c->ndeny_actions; i++)
-        if (!valid_name(c->deny_actions[i]))
+        if (!cfg_valid_name(c->deny_actions[i]))
             return cfg_fail(x, "deny_actions: '%.64s' is not an action name", c->deny_actions[i]);
     if (c->events_server_filter && server_filters(c))
         return cfg_fail(x, "out of memory");
@@ -1502,7 +1073,7 @@ int cfg_load(struct cfg *c, char *const *envp, const char *config_path, char *er
     int rc = -1;
     memset(c, 0, sizeof(*c));
     if (!config_path)
-        config_path = env_val(&x, "AMIBRIDGE_CONFIG");
+        config_path = cfg_env_val(&x, "AMIBRIDGE_CONFIG");
     if (config_path) {
         x.file = config_path;
         if (load_file(&x, c, config_path, &root) || check_known_keys(&x, root, "top level", 0))
@@ -1533,22 +1104,16 @@ void cfg_free(struct cfg *c)
     for (size_t i = 0; i < c->nservers; i++)
         server_free(&c->servers[i]);
     free(c->servers);
-    for (size_t i = 0; i < c->nkeys; i++) {
-        free(c->keys[i].name);
-        explicit_bzero(c->keys[i].token, strlen(c->keys[i].token));
-        free(c->keys[i].token);
-        policy_free(&c->keys[i].policy);
-    }
-    free(c->keys);
-    strv_free(c->deny_actions, c->ndeny_actions);
-    strv_free(c->deny_apps, c->ndeny_apps);
-    strv_free(c->deny_funcs, c->ndeny_funcs);
-    strv_free(c->allow_funcs, c->nallow_funcs);
-    strv_free(c->cors_origins, c->ncors_origins);
-    strv_free(c->events_include, c->nevents_include);
-    strv_free(c->call_trunks, c->ncall_trunks);
-    strv_free(c->events_exclude, c->nevents_exclude);
-    strv_free(c->ami_filters, c->nami_filters);
+    cfg_keys_free(c);
+    cfg_strv_free(c->deny_actions, c->ndeny_actions);
+    cfg_strv_free(c->deny_apps, c->ndeny_apps);
+    cfg_strv_free(c->deny_funcs, c->ndeny_funcs);
+    cfg_strv_free(c->allow_funcs, c->nallow_funcs);
+    cfg_strv_free(c->cors_origins, c->ncors_origins);
+    cfg_strv_free(c->events_include, c->nevents_include);
+    cfg_strv_free(c->call_trunks, c->ncall_trunks);
+    cfg_strv_free(c->events_exclude, c->nevents_exclude);
+    cfg_strv_free(c->ami_filters, c->nami_filters);
     free(c->redis_stream);
     free(c->redis_url);
     free(c->webhook_allow_nets);
