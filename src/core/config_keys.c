@@ -77,8 +77,16 @@ static int add_key(struct cfg_ctx *x, struct cfg *c, const char *where, const ch
     if (!nk)
         return cfg_fail(x, "out of memory");
     c->keys = nk;
-    nk[c->nkeys].name = strdup(name);
-    nk[c->nkeys].token = strdup(token);
+    char *nname = strdup(name), *ntoken = strdup(token);
+    if (!nname || !ntoken) {
+        free(nname);
+        if (ntoken)
+            explicit_bzero(ntoken, strlen(ntoken));
+        free(ntoken);
+        return cfg_fail(x, "out of memory");
+    }
+    nk[c->nkeys].name = nname;
+    nk[c->nkeys].token = ntoken;
     nk[c->nkeys].scopes = scopes;
     memset(&nk[c->nkeys].policy, 0, sizeof(nk[c->nkeys].policy));
     nk[c->nkeys].calls_per_second = 0;
@@ -92,6 +100,7 @@ static int add_key(struct cfg_ctx *x, struct cfg *c, const char *where, const ch
 /* "NAME:TOKEN:SCOPES" entries separated by whitespace. */
 static int parse_key_list(struct cfg_ctx *x, struct cfg *c, const char *where, const char *s)
 {
+    size_t len = strlen(s);
     char *copy = strdup(s), *save = NULL;
     int rc = 0, idx = 0;
     if (!copy)
@@ -121,6 +130,7 @@ static int parse_key_list(struct cfg_ctx *x, struct cfg *c, const char *where, c
         }
         rc = add_key(x, c, where, w, c1 + 1, scopes);
     }
+    explicit_bzero(copy, len); /* it holds the tokens */
     free(copy);
     return rc;
 }
