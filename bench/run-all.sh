@@ -447,8 +447,8 @@ redis-cli -p "$REDIS_PORT" subscribe ami.default.SimFlood >/dev/null 2>"$tmp/rsu
 rsub=$!
 pids+=("$rsub")
 sleep 0.2
-# CEIL_ROUNDS runs, the median kept, every one printed: one run moves by 2x
-# from one to the next here (429,000-1,160,000/s in five runs back to back)
+# CEIL_ROUNDS runs, the median kept, every one printed: one run can measure
+# twice the next here (429,000-1,160,000/s in five runs back to back)
 ceilings=()
 for _ in $(seq "$CEIL_ROUNDS"); do
     c=$(timeout 120 redis-benchmark -p "$REDIS_PORT" -c 1 -P 64 -n 500000 -q \
