@@ -200,12 +200,22 @@ static void on_originate_response(struct call_model *m, const struct ami_msg *ev
                  c->state != ST_ANSWERED && c->orig_reason < 0)
             hit = c;
     }
-    if (!hit)
+    const char *reason = ami_msg_get(ev, "Reason");
+    if (!hit) {
+        /* one of ours that failed before any channel of it was heard of
+         * (no such endpoint, no channel driver): it ends now */
+        struct call_expect *e =
+            resp && !strcmp(resp, "Failure") ? call_expects_by_action(&m->expects, aid) : NULL;
+        char *id = e ? strdup(e->id) : NULL; /* the expectation goes with its call */
+        if (id)
+            model_end_unseen(m, ev, id, atoi(reason ? reason : "0"), now);
+        free(id);
         return;
+    }
     if (resp && !strcmp(resp, "Success"))
         model_pbx_answer(hit, now);
     else
-        hit->orig_reason = atoi(ami_msg_get(ev, "Reason") ? ami_msg_get(ev, "Reason") : "0");
+        hit->orig_reason = atoi(reason ? reason : "0");
 }
 
 /* The first Newchannel of a Linkedid creates its call (c NULL); every one
@@ -217,6 +227,8 @@ static void on_newchannel(struct call_model *m, struct call *c, const char *lid,
     if (!uid || !ch)
         return;
     int fresh = !c;
+    if (!c && model_ended_unseen(m, lid, now))
+        return; /* its Originate's failure came first and ended it */
     if (!c && !(c = model_create(m, ev, lid, now)))
         return;
     struct leg *l = call_add_leg(c, uid, ch, ami_msg_get(ev, "ChannelStateDesc"));

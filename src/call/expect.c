@@ -70,6 +70,16 @@ struct call_expect *call_expects_find(const struct call_expects *x, const char *
     return found;
 }
 
+struct call_expect *call_expects_by_action(const struct call_expects *x, const char *action_id)
+{
+    for (struct call_expect *e = x->head; action_id && e; e = e->next) {
+        const char *oid = json_string_value(json_object_get(e->origination, "id"));
+        if (oid && !strcmp(oid, action_id))
+            return e;
+    }
+    return NULL;
+}
+
 void call_expects_clear(struct call_expects *x)
 {
     while (x->head) {

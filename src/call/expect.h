@@ -38,6 +38,10 @@ struct call_expect *call_expects_take(struct call_expects *x, const char *id);
  * NULL. (Told twice, the id is expected twice: call_expects_take takes the
  * newest.) */
 struct call_expect *call_expects_find(const struct call_expects *x, const char *id);
+/* The expectation whose origination `id` (the Originate's ActionID,
+ * call_model_origination_id) is action_id, left in the list (borrowed), or
+ * NULL. */
+struct call_expect *call_expects_by_action(const struct call_expects *x, const char *action_id);
 void call_expect_free(struct call_expect *e);
 /* Forget them all. */
 void call_expects_clear(struct call_expects *x);

@@ -131,6 +131,35 @@ void model_end(struct call_model *m, struct call *c, uint64_t now)
     call_free(c);
 }
 
+void model_end_unseen(struct call_model *m, const struct ami_msg *ev, const char *id, int reason,
+                      uint64_t now)
+{
+    char *keep = strdup(id);
+    if (!keep)
+        return;
+    struct call *c = model_create(m, ev, id, now); /* takes the expectation */
+    if (!c) {
+        free(keep);
+        return;
+    }
+    c->orig_reason = reason;
+    size_t i = m->unseen_next++ % CALL_UNSEEN_MAX;
+    free(m->unseen[i]);
+    m->unseen[i] = keep;
+    m->unseen_at[i] = now;
+    model_emit(m, c, "call.created", now);
+    model_end(m, c, now);
+}
+
+int model_ended_unseen(const struct call_model *m, const char *id, uint64_t now)
+{
+    for (size_t i = 0; i < CALL_UNSEEN_MAX; i++)
+        if (m->unseen[i] && now - m->unseen_at[i] <= CALL_EXPECT_TTL_MS &&
+            !strcmp(m->unseen[i], id))
+            return 1;
+    return 0;
+}
+
 void model_drop_all(struct call_model *m)
 {
     while (m->calls.head) {
@@ -191,6 +220,8 @@ void call_model_free(struct call_model *m)
     model_drop_all(m);
     call_expects_clear(&m->expects);
     model_forget_ended(m);
+    for (size_t i = 0; i < CALL_UNSEEN_MAX; i++)
+        free(m->unseen[i]);
     for (size_t i = 0; i < m->ntrunks; i++)
         free(m->trunks[i]);
     free(m->trunks);

@@ -19,6 +19,8 @@
 #include "call/index.h"
 #include "call/model.h"
 
+#define CALL_UNSEEN_MAX 64 /* calls ended before any channel, remembered */
+
 struct call_model {
     char *server;
     char **trunks;
@@ -31,6 +33,12 @@ struct call_model {
     int marked;       /* AMI was reconnected, the snapshot is awaited */
     char **ended_ids; /* calls ended since then (a snapshot may still list them) */
     size_t nended_ids;
+    /* calls placed here whose Originate failed before any of their
+     * channels was heard of, ended then (model_end_unseen): their own
+     * channels, should they come after all, start no second call */
+    char *unseen[CALL_UNSEEN_MAX];
+    uint64_t unseen_at[CALL_UNSEEN_MAX];
+    size_t unseen_next;
 };
 
 /* The channel is a trunk's (one of the configured globs matches). */
@@ -60,6 +68,17 @@ void model_pbx_answer(struct call *c, uint64_t now);
 /* Every leg is gone: settle the answer (the PBX's, or one a snapshot
  * showed), announce call.ended and free c. c is gone after this. */
 void model_end(struct call_model *m, struct call *c, uint64_t now);
+
+/* Call `id`, expected and placed here, failed before any of its channels
+ * was heard of (an OriginateResponse Failure, `ev`, whose ActionID is the
+ * expectation's): created from ev and ended at once, with its Reason.
+ * Remembered for CALL_EXPECT_TTL_MS, so that channels of it that come
+ * after all (Asterisk sends the OriginateResponse straight to AMI, ahead
+ * of channel events still on their way) start no second call. */
+void model_end_unseen(struct call_model *m, const struct ami_msg *ev, const char *id, int reason,
+                      uint64_t now);
+/* Whether call `id` ended so (model_end_unseen) within CALL_EXPECT_TTL_MS of now. */
+int model_ended_unseen(const struct call_model *m, const char *id, uint64_t now);
 
 /* Drop every live call without a word. */
 void model_drop_all(struct call_model *m);

@@ -4,7 +4,8 @@
  * - Outcome: answered; missed (a queue, or an inbound call); else from the
  *   last DialEnd status, the OriginateResponse Reason or the hang-up cause
  *   (busy, no_answer, congestion, canceled, failed; 10e: CONGESTION, cause
- *   19 with no DialEnd).
+ *   19 with no DialEnd); failed for an Originate that failed before any
+ *   channel of it was heard of (model_end_unseen).
  * - hangup.by: the party that asked first (caller or callee), or system
  *   for timeouts and network causes, and for a call that ended while AMI
  *   was down. A ring group's losers (cause 26 "answered elsewhere", DialEnd
@@ -35,6 +36,8 @@ const char *call_outcome(const struct call *c)
     if (!strcmp(d, "CONGESTION") || !strcmp(d, "CHANUNAVAIL") || c->orig_reason == 8 ||
         c->cause == 34 || c->cause == 38 || c->cause == 41 || c->cause == 42)
         return "congestion";
+    if (!c->nlegs)
+        return "failed"; /* its Originate failed before it had a channel */
     if (!strcmp(d, "CANCEL") || c->cause == 16 || c->cause == 0)
         return c->orig_reason > 0 ? "failed" : "canceled";
     return "failed";

@@ -980,6 +980,58 @@ static void call_events_stream_and_go_to_webhooks_that_ask_for_them(void **state
     receiver_stop(all_rv);
 }
 
+/* A click-to-dial to an endpoint that does not exist: the PBX creates no
+ * channel (its OriginateResponse is the only word of it), yet the call_id
+ * the CRM was given begins and ends, once, failed, and can be read after. */
+static void a_call_that_gets_no_channel_still_ends(void **state)
+{
+    (void)state;
+    struct stack e;
+    const char *env[] = {KEYS, NULL};
+    assert_int_equal(stack_start(&e, env), 0);
+    struct sse_client sc;
+    assert_int_equal(sse_open(&sc, e.bridge.port, "/v1/calls/events?reference=crm-nobody", CRM,
+                              NULL, 0),
+                     0);
+    assert_int_equal(sc.status, 200);
+    struct http_resp r;
+    call(&e, CRM,
+         "{\"channel\":\"PJSIP/nobody\",\"context\":\"demo\",\"exten\":\"100\",\"wait\":false,"
+         "\"reference\":\"crm-nobody\"}",
+         NULL, &r);
+    assert_status(&r, 202);
+    char id[64];
+    snprintf(id, sizeof(id), "%s", http_json_str(&r, "call_id"));
+    http_resp_free(&r);
+    char types[256] = "", outcome[32] = "";
+    for (int k = 0; k < 10 && !strstr(types, "call.ended"); k++) {
+        struct sse_frame f;
+        if (sse_next(&sc, 10000, &f) <= 0)
+            break;
+        if (f.data) {
+            json_t *ev = json_loads(f.data, 0, NULL);
+            json_t *c = json_object_get(ev, "call");
+            assert_string_equal(json_string_value(json_object_get(c, "id")), id);
+            strncat(types, f.event, sizeof(types) - strlen(types) - 2);
+            strcat(types, " ");
+            const char *o = json_string_value(json_object_get(c, "outcome"));
+            snprintf(outcome, sizeof(outcome), "%s", o ? o : "");
+            json_decref(ev);
+        }
+        sse_frame_free(&f);
+    }
+    sse_close(&sc);
+    assert_string_equal(types, "call.created call.ended ");
+    assert_string_equal(outcome, "failed");
+    char url[256];
+    snprintf(url, sizeof(url), "%s/v1/calls/%s", e.bridge.url, id);
+    assert_int_equal(http_call("GET", url, CRM, NULL, NULL, 5000, &r), 0);
+    assert_status(&r, 200);
+    assert_string_equal(http_json_str(&r, "state"), "ended");
+    http_resp_free(&r);
+    stack_stop(&e);
+}
+
 /* DELETE /v1/calls/{id}: every leg hung up (scope control), then the call
  * ends; again: 409; unknown: 404; a key without control: 403. */
 static void a_call_is_hung_up_as_a_whole(void **state)
@@ -1141,6 +1193,7 @@ int main(void)
         cmocka_unit_test(calls_are_followed_published_once_and_readable_after_their_end),
         cmocka_unit_test(a_call_gone_while_ami_was_down_ends_after_the_reconnect),
         cmocka_unit_test(call_events_stream_and_go_to_webhooks_that_ask_for_them),
+        cmocka_unit_test(a_call_that_gets_no_channel_still_ends),
         cmocka_unit_test(a_call_is_hung_up_as_a_whole),
         cmocka_unit_test(the_documented_crm_walkthrough),
     };

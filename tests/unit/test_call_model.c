@@ -695,6 +695,61 @@ static void a_transfer_between_two_calls_links_them(void **state)
     json_decref(evs);
 }
 
+/* POST /v1/calls to an endpoint that does not exist: Asterisk creates no
+ * channel and says so only in the OriginateResponse (Uniqueid <unknown>).
+ * The call it was given an id for still begins and ends, once; a channel
+ * of it that comes after all (the response overtook it) starts nothing;
+ * a failure that is not ours is passed over. */
+static void an_originate_that_fails_before_any_channel_still_ends_once(void **state)
+{
+    (void)state;
+    json_t *evs = json_array();
+    struct call_model_opts o = {.server = "pbx1"};
+    struct call_model *m = call_model_new(&o, collect, evs);
+    assert_int_equal(call_model_expect(m, "call-x", json_pack("{s:s}", "reference", "crm-9"), NULL,
+                                       T0),
+                     0);
+    call_model_origination_id(m, "call-x", "aid-7");
+    static const char *const seq[][21] = {
+        {"Event", "OriginateResponse", "ActionID", "other-1", "Response", "Failure", "Channel",
+         "PJSIP/nobody", "Context", "demo", "Exten", "100", "Reason", "0", "Uniqueid", "<unknown>",
+         NULL},
+        {"Event", "OriginateResponse", "ActionID", "aid-7", "Response", "Failure", "Channel",
+         "PJSIP/nobody", "Context", "demo", "Exten", "100", "Reason", "0", "Uniqueid", "<unknown>",
+         "CallerIDNum", "<unknown>", NULL},
+        {"Event", "Newchannel", "Channel", "PJSIP/nobody-1", "Uniqueid", "call-x", "Linkedid",
+         "call-x", "ChannelStateDesc", "Down", NULL},
+        {"Event", "Hangup", "Channel", "PJSIP/nobody-1", "Uniqueid", "call-x", "Linkedid", "call-x",
+         "Cause", "20", NULL},
+    };
+    for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+        struct ami_msg *e = ev_of(seq[i]);
+        call_model_feed(m, e, T0 + i * 1000);
+        ami_msg_free(e);
+        if (i == 0)
+            assert_int_equal(json_array_size(evs), 0);
+    }
+    struct call_model_stats st;
+    call_model_stats(m, &st);
+    assert_int_equal(st.created, 1);
+    assert_int_equal(st.ended, 1);
+    assert_int_equal(st.live, 0);
+    call_model_free(m);
+    char types[128];
+    types_of(evs, "call-x", types, sizeof(types));
+    assert_string_equal(types, "created ended");
+    json_t *c = ended(evs, "call-x");
+    assert_at(c, "outcome", "failed");
+    assert_at(c, "hangup.by", "system");
+    assert_at(c, "direction", "originated");
+    assert_at(c, "origination.reference", "crm-9");
+    assert_at(c, "origination.id", "aid-7");
+    assert_at(c, "dialed", "100");
+    assert_int_equal(json_array_size(json_object_get(c, "legs")), 0);
+    assert_each_ends_once(evs, "an originate that failed at once");
+    json_decref(evs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -710,6 +765,7 @@ int main(void)
         cmocka_unit_test(a_call_gone_while_ami_was_down_ends_by_the_system),
         cmocka_unit_test(another_process_takes_the_calls_over_and_announces_nothing_twice),
         cmocka_unit_test(a_transfer_between_two_calls_links_them),
+        cmocka_unit_test(an_originate_that_fails_before_any_channel_still_ends_once),
     };
     return cmocka_run_group_tests_name("call_model", tests, NULL, NULL);
 }
