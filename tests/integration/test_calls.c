@@ -990,9 +990,8 @@ static void a_call_that_gets_no_channel_still_ends(void **state)
     const char *env[] = {KEYS, NULL};
     assert_int_equal(stack_start(&e, env), 0);
     struct sse_client sc;
-    assert_int_equal(sse_open(&sc, e.bridge.port, "/v1/calls/events?reference=crm-nobody", CRM,
-                              NULL, 0),
-                     0);
+    assert_int_equal(
+        sse_open(&sc, e.bridge.port, "/v1/calls/events?reference=crm-nobody", CRM, NULL, 0), 0);
     assert_int_equal(sc.status, 200);
     struct http_resp r;
     call(&e, CRM,

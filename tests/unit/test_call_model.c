@@ -706,9 +706,8 @@ static void an_originate_that_fails_before_any_channel_still_ends_once(void **st
     json_t *evs = json_array();
     struct call_model_opts o = {.server = "pbx1"};
     struct call_model *m = call_model_new(&o, collect, evs);
-    assert_int_equal(call_model_expect(m, "call-x", json_pack("{s:s}", "reference", "crm-9"), NULL,
-                                       T0),
-                     0);
+    assert_int_equal(
+        call_model_expect(m, "call-x", json_pack("{s:s}", "reference", "crm-9"), NULL, T0), 0);
     call_model_origination_id(m, "call-x", "aid-7");
     static const char *const seq[][21] = {
         {"Event", "OriginateResponse", "ActionID", "other-1", "Response", "Failure", "Channel",
