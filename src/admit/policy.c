@@ -11,6 +11,12 @@
 
 #define NAME_MAX_LEN ASTVAL_MAX /* a number or extension: one AMI line at most, never cut */
 #define APP_ARGS_MAX 16
+/* What Asterisk keeps of a value, past which it cuts it without a word:
+ * Originate's Channel (action_originate: char tmp[256]), a queue member's
+ * Interface and StateInterface (app_queue: char interface[AST_CHANNEL_NAME],
+ * 80). A cut value is not the one the policy judged. */
+#define ORIGINATE_CHANNEL_MAX 255
+#define QUEUE_INTERFACE_MAX   79
 
 /* The state of one check: the key's lists and where a refusal goes. */
 struct judge {
@@ -86,12 +92,27 @@ static const char *denied_number(const struct cfg_policy *p, const char *raw)
     return g ? g : first_match(p->deny_extens, p->ndeny_extens, num);
 }
 
+/* A quote or a backslash: the application and channel driver parsers
+ * take them out (__ast_app_separate_args: chan_pjsip reads
+ * "PJSIP/0\\044@trunk" and "PJSIP/0""044@trunk" as 0044 at trunk; Dial
+ * once more), so the number dialled is not the one written. No extension
+ * or dial string needs them: refused for a key with a dial policy. */
+static enum policy_verdict escaped_refuse(struct judge *j, const char *field, const char *what)
+{
+    return refuse(j, POLICY_DIAL, field, "quote or backslash",
+                  "has a quote or a backslash, which Asterisk takes out before it dials "
+                  "('%.64s')",
+                  what);
+}
+
 /* An extension a call is sent to. */
 static enum policy_verdict check_exten(struct judge *j, const char *field, const char *exten)
 {
     const struct cfg_policy *p = j->p;
     if (!p || !exten)
         return POLICY_OK;
+    if (exten[strcspn(exten, "\\\"")])
+        return escaped_refuse(j, field, exten);
     const char *g = denied_number(p, exten);
     if (g)
         return dial_refuse(j, field, "deny_extens", g, exten);
@@ -166,6 +187,8 @@ static enum policy_verdict check_channel(struct judge *j, const char *field, con
     if (!p || !channel)
         return POLICY_OK;
     const char *c = astval_header(channel);
+    if (c[strcspn(c, "\\\"")])
+        return escaped_refuse(j, field, c);
     char exten[ASTVAL_MAX + 1], context[ASTVAL_MAX + 1];
     int local = astval_local(c, exten, sizeof(exten), context, sizeof(context));
     if (p->nallow_channels) {
@@ -241,7 +264,10 @@ static const char *const command_variables[] = {"MONITOR_*",
 static const char *const steering_variables[] = {
     "*_SEND_SUB*",  "*_SEND_MACRO*",    "*_CALLEE_SEND_*",   "*_CALLER_SEND_*",
     "GOSUB_RESULT", "FORWARD_CONTEXT",  "TRANSFER_CONTEXT",  "GOTO_ON_BLINDXFR",
-    "EXITCONTEXT",  "SPY_EXIT_CONTEXT", "DIAL_EXIT_CONTEXT", NULL};
+    "EXITCONTEXT",  "SPY_EXIT_CONTEXT", "DIAL_EXIT_CONTEXT",
+    /* a parked call that times out is dialled back to the transferer these
+     * name (res_parking: setup_park_common_datastore, park-dial) */
+    "ATTENDEDTRANSFER", "BLINDTRANSFER", "PARKER*", NULL};
 
 static const char *glob_in(const char *const *globs, const char *s)
 {
@@ -539,6 +565,16 @@ static enum policy_verdict app_channel(struct judge *j, const char *app, char **
     return check_channel(j, "Data", argv[0]);
 }
 
+/* Park(parkinglot,options): c(context,exten,priority) is where a parked
+ * call that times out goes. */
+static const struct option_rules park_options = {"Park", "c", "", ""};
+
+static enum policy_verdict app_park(struct judge *j, const char *app, char **argv, int argc)
+{
+    (void)app;
+    return argc < 2 ? POLICY_OK : check_options(j, &park_options, argv[1]);
+}
+
 /* Bridge(channel,options): a channel, and F() sends the bridged one
  * elsewhere when the bridge ends. */
 static enum policy_verdict app_bridge(struct judge *j, const char *app, char **argv, int argc)
@@ -558,7 +594,7 @@ static const struct {
     {"Dial", 4, app_dial},           {"Page", 3, app_page},        {"RetryDial", 4, app_retrydial},
     {"Queue", 10, app_queue},        {"Goto", 3, app_goto},        {"Gosub", 3, app_goto},
     {"Originate", 7, app_originate}, {"ChanSpy", 2, app_channel},  {"ExtenSpy", 2, app_extenspy},
-    {"Bridge", 2, app_bridge},       {"Transfer", 1, app_channel},
+    {"Bridge", 2, app_bridge},       {"Transfer", 1, app_channel}, {"Park", 2, app_park},
 };
 
 static enum policy_verdict check_app_data(struct judge *j, const char *app, const char *data)
@@ -702,6 +738,10 @@ static enum policy_verdict check_targets(struct judge *j, const struct ami_msg *
     enum policy_verdict v = POLICY_OK;
 #define H(name) header(m, name)
     if (ascii_name_eq(action, "Originate")) {
+        if (strlen(H("Channel")) > ORIGINATE_CHANNEL_MAX)
+            return refuse(j, POLICY_INVALID, "Channel", "",
+                          "is longer than the %d bytes Asterisk reads of it",
+                          ORIGINATE_CHANNEL_MAX);
         if ((v = check_channel(j, "Channel", H("Channel"))))
             return v;
         /* a gosub the new channel runs before it is dialled: any place */
@@ -727,8 +767,26 @@ static enum policy_verdict check_targets(struct judge *j, const struct ami_msg *
             (v = check_exten(j, "Exten", H("Exten"))))
             return v;
     } else if (ascii_name_eq(action, "QueueAdd")) {
+        static const char *const ifs[] = {"Interface", "StateInterface"};
+        for (size_t i = 0; i < 2; i++)
+            if (strlen(H(ifs[i])) > QUEUE_INTERFACE_MAX)
+                return refuse(j, POLICY_INVALID, ifs[i], "",
+                              "is longer than the %d bytes Asterisk keeps of a queue member's "
+                              "interface",
+                              QUEUE_INTERFACE_MAX);
         /* a member is rung by the queue: its interface is a dial */
         return check_channel(j, "Interface", H("Interface"));
+    } else if (ascii_name_eq(action, "Park") && j->p) {
+        /* a parked call that times out is dialled back to TimeoutChannel
+         * (Channel2 when it is empty), its "-<id>" cut (manager_park,
+         * ast_channel_name_to_dial_string) */
+        const char *field = *H("TimeoutChannel") ? "TimeoutChannel" : "Channel2";
+        char dial[ASTVAL_MAX + 1];
+        snprintf(dial, sizeof(dial), "%s", H(field));
+        char *dash = strrchr(dial, '-');
+        if (dash)
+            *dash = '\0';
+        return *dial ? check_channel(j, field, dial) : POLICY_OK;
     } else if (ascii_name_eq(action, "MixMonitor")) {
         return check_mixmonitor(j, H("File"), H("Options"), H("Command"));
     } else if (ascii_name_eq(action, "Setvar") && j->p && !*H("Channel")) {

@@ -178,6 +178,34 @@ static const struct row rows[] = {
      "{\"interface\":\" PJSIP/1001\"}", 400, "invalid-field", "interface"},
     {"queue: a name with a blank", "POST", "/v1/queues/%20sales/members", CRM,
      "{\"interface\":\"PJSIP/1001\"}", 400, "invalid-field", "queue"},
+    /* the review of 2026-12-06: Park dials a timed-out call back; drivers
+     * unescape; Asterisk cuts long values */
+    {"calls: a variable Park dials back when the call times out", "POST", "/v1/calls", CRM,
+     "{\"channel\":\"Local/100@demo\",\"context\":\"demo\",\"exten\":\"100\","
+     "\"variables\":{\"ATTENDEDTRANSFER\":\"PJSIP/0044123456@trunk\"}}",
+     403, "dial-policy", "variables"},
+    {"setvar: the same on a live channel", "POST", CH "/variables", CRM,
+     "{\"name\":\"__BLINDTRANSFER\",\"value\":\"PJSIP/0044123456@trunk\"}", 403, "dial-policy",
+     "name"},
+    {"actions: Park with a trunk to go back to", "POST", "/v1/actions/Park", CRM,
+     "{\"Channel\":\"Local/100@demo-1;1\",\"TimeoutChannel\":\"PJSIP/0044123456@trunk-x\","
+     "\"Timeout\":\"1000\"}",
+     403, "dial-policy", "TimeoutChannel"},
+    {"actions: a number in quotes the driver takes out", "POST", "/v1/actions/Originate", CRM,
+     "{\"Channel\":\"PJSIP/1\\\"\\\"001\",\"Context\":\"demo\",\"Exten\":\"100\"}", 403,
+     "dial-policy", "Channel"},
+    {"actions: a channel longer than Asterisk reads", "POST", "/v1/actions/Originate", OPS,
+     "{\"Channel\":\"Local/555/"
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx@demo/n\","
+     "\"Context\":\"demo\",\"Exten\":\"100\"}",
+     400, "invalid-field", "Channel"},
+    {"queue member: longer than Asterisk keeps", "POST", "/v1/queues/sales/members", OPS,
+     "{\"interface\":\"Local/555/"
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+     "@demo/n\"}",
+     400, "invalid-field", "interface"},
     /* webhooks: a NUL would cut a secret short */
     {"webhook: NUL in the secret", "POST", "/v1/webhooks", ADMIN,
      "{\"url\":\"https://hooks.example.com/x\",\"events\":[\"*\"],"

@@ -18,8 +18,9 @@
 static char *allow_ch[] = {"PJSIP/1???", "Local/*@outbound", "Local/*@from-internal"};
 static char *allow_ctx[] = {"from-internal", "outbound"};
 static char *deny_ex[] = {"00*", "011*", "900*", "+*"};
-static char *allow_apps[] = {"Playback", "Dial",      "Queue", "RetryDial",
-                             "Goto",     "Originate", "Bridge"};
+static char *allow_apps[] = {"Playback", "Dial",      "Queue",  "RetryDial",
+                             "Goto",     "Originate", "Bridge", "Park"};
+#define NAPPS (sizeof(allow_apps) / sizeof(allow_apps[0]))
 
 static struct cfg cfg;
 static char *local_ch[] = {"Local/*@from-crm"};
@@ -38,7 +39,7 @@ static struct cfg_api_key crm(void)
     k.policy.deny_extens = deny_ex;
     k.policy.ndeny_extens = 4;
     k.policy.allow_applications = allow_apps;
-    k.policy.nallow_applications = 7;
+    k.policy.nallow_applications = NAPPS;
     return k;
 }
 
@@ -51,7 +52,7 @@ static struct cfg_api_key deny_only(void)
     k.policy.deny_extens = deny_ex;
     k.policy.ndeny_extens = 4;
     k.policy.allow_applications = allow_apps;
-    k.policy.nallow_applications = 7;
+    k.policy.nallow_applications = NAPPS;
     return k;
 }
 
@@ -69,6 +70,9 @@ struct row {
 #define INV  POLICY_INVALID
 #define DEN  POLICY_DENIED
 #define DIAL POLICY_DIAL
+#define X10  "xxxxxxxxxx"
+#define X70  X10 X10 X10 X10 X10 X10 X10
+#define X250 X70 X70 X70 X10 X10 X10 X10
 #define ORIG(...)                                                                                  \
     {                                                                                              \
         "Action", "Originate", __VA_ARGS__                                                         \
@@ -463,6 +467,86 @@ static const struct row rows[] = {
     {"a global Setvar in open mode",
      OPEN,
      {"Action", "Setvar", "Variable", "TRUNK", "Value", "x"},
+     OK,
+     NULL},
+    /* found in the review of 2026-12-06 */
+    {"a variable Park dials back when the call times out", CRM,
+     ORIG("Channel", "PJSIP/1001", "Context", "from-internal", "Exten", "70", "Variable",
+          "ATTENDEDTRANSFER=PJSIP/0044123456@trunk"),
+     DIAL, "Variable"},
+    {"the same, inherited, after another variable", CRM,
+     ORIG("Channel", "PJSIP/1001", "Context", "from-internal", "Exten", "70", "Variable",
+          "X=1,__BLINDTRANSFER=PJSIP/0044123456@trunk"),
+     DIAL, "Variable"},
+    {"the same, set on a live channel",
+     DENY_ONLY,
+     {"Action", "Setvar", "Channel", "PJSIP/1001-1", "Variable", "blindtransfer", "Value",
+      "PJSIP/0044123456@trunk"},
+     DIAL,
+     "Variable"},
+    {"the same in open mode", OPEN,
+     ORIG("Channel", "PJSIP/1001", "Context", "x", "Exten", "70", "Variable", "BLINDTRANSFER=x"),
+     OK, NULL},
+    {"Park's TimeoutChannel is dialled when parking times out",
+     DENY_ONLY,
+     {"Action", "Park", "Channel", "PJSIP/1001-1", "TimeoutChannel", "PJSIP/0044123456@trunk-x",
+      "Timeout", "1000"},
+     DIAL,
+     "TimeoutChannel"},
+    {"and Channel2 when TimeoutChannel is empty",
+     DENY_ONLY,
+     {"Action", "Park", "Channel", "PJSIP/1001-1", "TimeoutChannel", "", "Channel2",
+      "PJSIP/0044123456@trunk-x"},
+     DIAL,
+     "Channel2"},
+    {"Park back to an allowed phone, by its channel name",
+     CRM,
+     {"Action", "Park", "Channel", "PJSIP/1002-3", "TimeoutChannel", "PJSIP/1001-00000005"},
+     OK,
+     NULL},
+    {"Park back anywhere in open mode",
+     OPEN,
+     {"Action", "Park", "Channel", "PJSIP/1001-1", "TimeoutChannel", "PJSIP/0044@trunk-x"},
+     OK,
+     NULL},
+    {"the Park application's comeback place", CRM,
+     ORIG("Channel", "PJSIP/1001", "Application", "Park", "Data", "default,c(outbound,0044,1)"),
+     DIAL, "Data"},
+    {"the Park application's comeback place, allowed", CRM,
+     ORIG("Channel", "PJSIP/1001", "Application", "Park", "Data", "default,c(outbound,123,1)"), OK,
+     NULL},
+    {"a backslash the channel driver takes out", DENY_ONLY,
+     ORIG("Channel", "PJSIP/0\\044123456@trunk", "Context", "x", "Exten", "1"), DIAL, "Channel"},
+    {"quotes the channel driver takes out", DENY_ONLY,
+     ORIG("Channel", "PJSIP/0\"\"044123456@trunk", "Context", "x", "Exten", "1"), DIAL, "Channel"},
+    {"a backslash in Dial's device, past Dial's own unescaping", DENY_ONLY,
+     ORIG("Channel", "PJSIP/alice", "Application", "Dial", "Data", "PJSIP/0\\\\044123456@trunk"),
+     DIAL, "Data"},
+    {"a backslash in a queue member's interface",
+     DENY_ONLY,
+     {"Action", "QueueAdd", "Queue", "sales", "Interface", "PJSIP/0\\044123@trunk"},
+     DIAL,
+     "Interface"},
+    {"a backslash in an extension", CRM,
+     ORIG("Channel", "PJSIP/1001", "Context", "outbound", "Exten", "0\\044"), DIAL, "Exten"},
+    {"a backslash in open mode", OPEN, ORIG("Channel", "PJSIP/0\\044@trunk"), OK, NULL},
+    {"a channel longer than Asterisk reads: the rest would be cut", OPEN,
+     ORIG("Channel", "Local/555/" X250 "@outbound/n", "Context", "x", "Exten", "1"), INV,
+     "Channel"},
+    {"a queue member's interface longer than Asterisk keeps",
+     OPEN,
+     {"Action", "QueueAdd", "Queue", "sales", "Interface", "Local/555/" X70 "@outbound/n"},
+     INV,
+     "Interface"},
+    {"and its StateInterface",
+     OPEN,
+     {"Action", "QueueAdd", "Queue", "sales", "Interface", "PJSIP/1002", "StateInterface",
+      "Custom:" X70 X10},
+     INV,
+     "StateInterface"},
+    {"an interface of 79 bytes is kept whole",
+     OPEN,
+     {"Action", "QueueAdd", "Queue", "sales", "Interface", "Local/5@" X70 "x"},
      OK,
      NULL},
 };
