@@ -94,7 +94,7 @@ static const char *denied_number(const struct cfg_policy *p, const char *raw)
 
 /* A quote or a backslash: the application and channel driver parsers
  * take them out (__ast_app_separate_args: chan_pjsip reads
- * "PJSIP/0\\044@trunk" and "PJSIP/0""044@trunk" as 0044 at trunk; Dial
+ * PJSIP/0\044@trunk and PJSIP/0""044@trunk as 0044 at trunk; Dial
  * once more), so the number dialled is not the one written. No extension
  * or dial string needs them: refused for a key with a dial policy. */
 static enum policy_verdict escaped_refuse(struct judge *j, const char *field, const char *what)

@@ -313,7 +313,7 @@ static const struct cfg_setting cfg_settings[] = {
          "Command Shutdown Restart UpdateConfig GetConfig GetConfigJSON CreateConfig "
          "ListCategories ModuleLoad ModuleUnload Reload DBGet DBGetTree DBPut DBDel DBDelTree AGI "
          "DialplanExtensionAdd DialplanExtensionRemove Monitor ChangeMonitor PJSIPNotify SIPnotify "
-         "PJSIPShowAuths PJSIPShowEndpoint",
+         "PJSIPShowAuths PJSIPShowEndpoint ConfbridgeStartRecord DAHDIDialOffhook",
          "Actions refused on POST /v1/actions (replaces the default list)."),
      .kind = CFG_WORDS, .off = TOP(deny_actions), .off_n = TOP(ndeny_actions)},
     {DOC("AMIBRIDGE_ALLOW_ACTIONS", "allow_actions", "",

@@ -206,6 +206,11 @@ static const struct row rows[] = {
      "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
      "@demo/n\"}",
      400, "invalid-field", "interface"},
+    {"actions: ConfbridgeStartRecord writes where it is told", "POST",
+     "/v1/actions/ConfbridgeStartRecord", OPS,
+     "{\"Conference\":\"1\",\"RecordFile\":\"/etc/asterisk/x\"}", 403, "action-denied", NULL},
+    {"actions: DAHDIDialOffhook dials what no policy sees", "POST", "/v1/actions/dahdidialoffhook",
+     OPS, "{\"DAHDIChannel\":\"1\",\"Number\":\"0044123456\"}", 403, "action-denied", NULL},
     /* webhooks: a NUL would cut a secret short */
     {"webhook: NUL in the secret", "POST", "/v1/webhooks", ADMIN,
      "{\"url\":\"https://hooks.example.com/x\",\"events\":[\"*\"],"

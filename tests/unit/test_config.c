@@ -66,7 +66,7 @@ static void defaults_come_from_the_documented_values(void **state)
     assert_int_equal(c.http_request_timeout_s, 30);
     assert_int_equal(c.http_max_connections_per_client, 256);
     assert_int_equal(c.log_level, LOG_INFO);
-    assert_int_equal(c.ndeny_actions, 25);
+    assert_int_equal(c.ndeny_actions, 27);
     assert_true(strlen(c.instance_id) >= 8);
     /* every documented default that is a plain value matches the code */
     const struct cfg_doc *d;
@@ -168,7 +168,7 @@ static void environment_sets_every_key(void **state)
     assert_int_equal(c.http_max_connections_per_client, 0);
     assert_string_equal(c.redis_url, "redis://127.0.0.1:6379/2");
     assert_string_equal(c.instance_id, "replica-a");
-    assert_int_equal(c.ndeny_actions, 23);
+    assert_int_equal(c.ndeny_actions, 25);
     for (size_t i = 0; i < c.ndeny_actions; i++) {
         assert_string_not_equal(c.deny_actions[i], "Command");
         assert_string_not_equal(c.deny_actions[i], "GetConfig");
