@@ -261,6 +261,17 @@ static void a_call_told_late_carries_its_origination_from_then_on(void **state)
     json_decref(out);
 }
 
+/* A PBX restart (SoftHangupRequest Cause 4, AST_SOFTHANGUP_SHUTDOWN) hangs
+ * its calls up: not their caller. */
+static void a_call_cut_by_a_pbx_restart_is_hung_up_by_the_system(void **state)
+{
+    (void)state;
+    json_t *evs = replay("08a-restart.events_on", NULL);
+    json_t *c = ended(evs, "1795789128.40");
+    assert_at(c, "hangup.by", "system");
+    json_decref(evs);
+}
+
 static void transfers_keep_the_call_and_only_a_successful_one_counts(void **state)
 {
     (void)state;
@@ -759,6 +770,7 @@ int main(void)
         cmocka_unit_test(a_call_placed_with_a_channel_id_is_known_by_it_and_echoes_the_origination),
         cmocka_unit_test(a_call_told_late_carries_its_origination_from_then_on),
         cmocka_unit_test(transfers_keep_the_call_and_only_a_successful_one_counts),
+        cmocka_unit_test(a_call_cut_by_a_pbx_restart_is_hung_up_by_the_system),
         cmocka_unit_test(every_created_call_ends_exactly_once),
         cmocka_unit_test(a_reconnect_at_every_event_boundary_announces_nothing_twice),
         cmocka_unit_test(a_call_gone_while_ami_was_down_ends_by_the_system),
