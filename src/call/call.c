@@ -22,6 +22,7 @@ void call_free(struct call *c)
         free(c->legs[i].uniqueid);
         free(c->legs[i].channel);
         free(c->legs[i].party);
+        free(c->legs[i].member);
     }
     free(c->legs);
     free(c->id);

@@ -23,6 +23,7 @@ enum call_state { ST_CREATED, ST_RINGING, ST_ANSWERED };
 
 struct leg {
     char *uniqueid, *channel, *party;
+    char *member;     /* the queue member an AgentCalled rang on it, or NULL */
     const char *role; /* caller, callee, agent, local */
     char state[16];
     int gone;

@@ -13,7 +13,9 @@
  * - Answered: a person answered: DialEnd ANSWER of a real Dial (one with
  *   a Channel: the Originate's own DialBegin/DialEnd have none, 10a-10f),
  *   or AgentConnect (a queue member). `answered_by` is the Dial's
- *   destination or the member. When only the PBX answered, see model.c.
+ *   destination or the member; a queue's Dial answers before its
+ *   AgentConnect (06a), so the member is taken from the AgentCalled that
+ *   rang that leg. When only the PBX answered, see model.c.
  * - A ring group's losers (DialEnd CANCEL, hang-up cause 26 "answered
  *   elsewhere", 10d) do not make the call missed and do not count for who
  *   hung up.
@@ -121,6 +123,12 @@ static void on_dial(struct call_model *m, const char *name, const struct ami_msg
         call_set_str(&c->ans_channel, dest);
         char num[80];
         call_set_str(&c->ans_num, endpoint_of(dest, num, sizeof(num)));
+        /* a queue's Dial answers before its AgentConnect (06a): the member
+         * it rang there is known from its AgentCalled */
+        if (d && d->member && !c->ans_member) {
+            call_set_str(&c->ans_member, d->member);
+            d->role = "agent";
+        }
     }
     model_answered(m, c, now);
 }
@@ -266,6 +274,7 @@ static int read_by_model(const char *name)
                                         "DialState",
                                         "DialEnd",
                                         "QueueCallerJoin",
+                                        "AgentCalled",
                                         "AgentConnect",
                                         "Hold",
                                         "Unhold",
@@ -342,18 +351,24 @@ void call_model_feed(struct call_model *m, const struct ami_msg *ev, uint64_t no
     } else if (!strcmp(name, "QueueCallerJoin")) {
         call_set_str(&c->queue, ami_msg_get(ev, "Queue"));
         model_ringing(m, c, now);
+    } else if (!strcmp(name, "AgentCalled")) {
+        /* the member the queue rings on that leg: named when it answers */
+        struct leg *a = call_leg_by_uniqueid(c, ami_msg_get(ev, "DestUniqueid"));
+        if (a)
+            call_set_str(&a->member, ami_msg_get(ev, "MemberName"));
     } else if (!strcmp(name, "AgentConnect")) {
-        /* the member, also when its Dial's answer came first (06a) */
+        /* the member, also when its Dial's answer came first and its
+         * AgentCalled was not seen */
         if (!c->ans_member) {
             const char *dest = ami_msg_get(ev, "DestChannel");
             char num[80];
             call_set_str(&c->ans_channel, dest ? dest : ami_msg_get(ev, "Interface"));
             call_set_str(&c->ans_num, dest ? endpoint_of(dest, num, sizeof(num)) : NULL);
             call_set_str(&c->ans_member, ami_msg_get(ev, "MemberName"));
-            struct leg *a = call_leg_by_uniqueid(c, ami_msg_get(ev, "DestUniqueid"));
-            if (a)
-                a->role = "agent";
         }
+        struct leg *a = call_leg_by_uniqueid(c, ami_msg_get(ev, "DestUniqueid"));
+        if (a)
+            a->role = "agent";
         call_set_str(&c->queue, ami_msg_get(ev, "Queue"));
         model_answered(m, c, now);
     } else if (!strcmp(name, "Hold") || !strcmp(name, "Unhold")) {
