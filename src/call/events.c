@@ -21,7 +21,8 @@
  *   hung up.
  * - Queue: QueueCallerJoin sets `queue`; an unanswered call that went
  *   through a queue is `missed` (10c: QueueCallerAbandon).
- * - Hold/Unhold on a leg: call.held / call.resumed. Transfers keep the
+ * - Hold/Unhold on a leg: call.held / call.resumed; a transfer ends a hold
+ *   (call.resumed first: 10b2 has no Unhold). Transfers keep the
  *   Linkedid in Asterisk 22 (10a2, 10b2): call.transferred, the same call.
  *   BlindTransfer with Result Invalid (10a) is no transfer.
  * - Ended: when every leg has hung up, once. hangup.cause is the first
@@ -194,6 +195,12 @@ static void on_transfer(struct call_model *m, const struct ami_msg *ev, uint64_t
                                 "transferee", call_view_str(ami_msg_get(ev, "TransfereeChannel")));
     /* two calls joined (an attended transfer between calls of their own,
      * not the feature's: 10b2 keeps one Linkedid): each names the other */
+    /* whoever held the call handed it on: no one holds it now (10b2: the
+     * transferer's Hold has no Unhold) */
+    if (c->held) {
+        c->held = 0;
+        model_emit(m, c, "call.resumed", now);
+    }
     struct call *other =
         blind ? NULL : call_index_find(&m->calls, ami_msg_get(ev, "SecondTransfererLinkedid"));
     if (other && other != c) {
