@@ -17,6 +17,10 @@
  * 80). A cut value is not the one the policy judged. */
 #define ORIGINATE_CHANNEL_MAX 255
 #define QUEUE_INTERFACE_MAX   79
+/* Park's TimeoutChannel becomes "Dial(<it>,<comebackdialtime>)" in an
+ * extension's data of AST_MAX_EXTENSION (80) bytes
+ * (parking_duration_callback): 79 less ",4294967295" */
+#define PARK_DIAL_MAX 68
 
 /* The state of one check: the key's lists and where a refusal goes. */
 struct judge {
@@ -262,9 +266,9 @@ static const char *const command_variables[] = {"MONITOR_*",
  * redirecting subroutines, Dial's GOSUB_RESULT, forwards, transfers, exits):
  * not set by a key with a dial policy. */
 static const char *const steering_variables[] = {
-    "*_SEND_SUB*",  "*_SEND_MACRO*",    "*_CALLEE_SEND_*",   "*_CALLER_SEND_*",
-    "GOSUB_RESULT", "FORWARD_CONTEXT",  "TRANSFER_CONTEXT",  "GOTO_ON_BLINDXFR",
-    "EXITCONTEXT",  "SPY_EXIT_CONTEXT", "DIAL_EXIT_CONTEXT",
+    "*_SEND_SUB*", "*_SEND_MACRO*", "*_CALLEE_SEND_*", "*_CALLER_SEND_*", "GOSUB_RESULT",
+    "FORWARD_CONTEXT", "TRANSFER_CONTEXT", "GOTO_ON_BLINDXFR", "EXITCONTEXT", "SPY_EXIT_CONTEXT",
+    "DIAL_EXIT_CONTEXT",
     /* a parked call that times out is dialled back to the transferer these
      * name (res_parking: setup_park_common_datastore, park-dial) */
     "ATTENDEDTRANSFER", "BLINDTRANSFER", "PARKER*", NULL};
@@ -575,6 +579,21 @@ static enum policy_verdict app_park(struct judge *j, const char *app, char **arg
     return argc < 2 ? POLICY_OK : check_options(j, &park_options, argv[1]);
 }
 
+/* ParkAndAnnounce(parkinglot,options,announce,dial): Park's options, and
+ * the channel it calls to announce the space (park_and_announce_app_exec
+ * requests it: a dial). */
+static enum policy_verdict app_park_announce(struct judge *j, const char *app, char **argv,
+                                             int argc)
+{
+    enum policy_verdict v = app_park(j, app, argv, argc);
+    if (v)
+        return v;
+    if (j->p && (argc < 4 || !argv[3] || !*argv[3]))
+        return refuse(j, POLICY_DIAL, "Data", "channel required",
+                      "must name the channel ParkAndAnnounce calls");
+    return argc < 4 ? POLICY_OK : check_channel(j, "Data", argv[3]);
+}
+
 /* Bridge(channel,options): a channel, and F() sends the bridged one
  * elsewhere when the bridge ends. */
 static enum policy_verdict app_bridge(struct judge *j, const char *app, char **argv, int argc)
@@ -591,10 +610,19 @@ static const struct {
     int max_args; /* past it the last argument holds the rest */
     app_check check;
 } app_rules[] = {
-    {"Dial", 4, app_dial},           {"Page", 3, app_page},        {"RetryDial", 4, app_retrydial},
-    {"Queue", 10, app_queue},        {"Goto", 3, app_goto},        {"Gosub", 3, app_goto},
-    {"Originate", 7, app_originate}, {"ChanSpy", 2, app_channel},  {"ExtenSpy", 2, app_extenspy},
-    {"Bridge", 2, app_bridge},       {"Transfer", 1, app_channel}, {"Park", 2, app_park},
+    {"Dial", 4, app_dial},
+    {"Page", 3, app_page},
+    {"RetryDial", 4, app_retrydial},
+    {"Queue", 10, app_queue},
+    {"Goto", 3, app_goto},
+    {"Gosub", 3, app_goto},
+    {"Originate", 7, app_originate},
+    {"ChanSpy", 2, app_channel},
+    {"ExtenSpy", 2, app_extenspy},
+    {"Bridge", 2, app_bridge},
+    {"Transfer", 1, app_channel},
+    {"Park", 2, app_park},
+    {"ParkAndAnnounce", 4, app_park_announce},
 };
 
 static enum policy_verdict check_app_data(struct judge *j, const char *app, const char *data)
@@ -779,14 +807,28 @@ static enum policy_verdict check_targets(struct judge *j, const struct ami_msg *
     } else if (ascii_name_eq(action, "Park") && j->p) {
         /* a parked call that times out is dialled back to TimeoutChannel
          * (Channel2 when it is empty), its "-<id>" cut (manager_park,
-         * ast_channel_name_to_dial_string) */
+         * ast_channel_name_to_dial_string): as the data of a Dial() in the
+         * park-dial context, devices, options and ${...} alike
+         * (parking_duration_callback) */
         const char *field = *H("TimeoutChannel") ? "TimeoutChannel" : "Channel2";
         char dial[ASTVAL_MAX + 1];
         snprintf(dial, sizeof(dial), "%s", H(field));
         char *dash = strrchr(dial, '-');
         if (dash)
             *dash = '\0';
-        return *dial ? check_channel(j, field, dial) : POLICY_OK;
+        if (!*dial)
+            return POLICY_OK;
+        if (strchr(dial, '$'))
+            return refuse(j, POLICY_DIAL, field, "variables in a dial string",
+                          "becomes the data of a Dial(), where ${...} and $[...] are "
+                          "evaluated when it runs");
+        if (strlen(dial) > PARK_DIAL_MAX)
+            return refuse(j, POLICY_INVALID, field, "",
+                          "is longer than the %d bytes of it Asterisk keeps to dial back",
+                          PARK_DIAL_MAX);
+        if ((v = check_app_data(j, "Dial", dial)))
+            snprintf(j->out->field, sizeof(j->out->field), "%s", field);
+        return v;
     } else if (ascii_name_eq(action, "MixMonitor")) {
         return check_mixmonitor(j, H("File"), H("Options"), H("Command"));
     } else if (ascii_name_eq(action, "Setvar") && j->p && !*H("Channel")) {

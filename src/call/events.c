@@ -28,7 +28,7 @@
  * - Ended: when every leg has hung up, once. hangup.cause is the first
  *   cause other than 0 and 26; the outcome and who hung up: call/outcome.
  *   A SoftHangupRequest's Cause is Asterisk's reason to ask: a shutdown
- *   or restart (08a) or a time limit hangs the call up by the system.
+ *   or restart (08a) hangs the call up by the system.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -135,7 +135,6 @@ static void on_dial(struct call_model *m, const char *name, const struct ami_msg
 }
 
 #define SOFTHANGUP_SHUTDOWN (1 << 2) /* AST_SOFTHANGUP_SHUTDOWN */
-#define SOFTHANGUP_TIMEOUT  (1 << 3) /* AST_SOFTHANGUP_TIMEOUT */
 
 static void on_hangup(struct call_model *m, struct call *c, const char *name,
                       const struct ami_msg *ev, uint64_t now)
@@ -146,9 +145,9 @@ static void on_hangup(struct call_model *m, struct call *c, const char *name,
     if (!strcmp(name, "SoftHangupRequest")) {
         /* its Cause is why Asterisk asked (ast_softhangup(): the
          * AST_SOFTHANGUP_* flags), not a Q.850 cause: 4 the PBX shutting
-         * down or restarting (08a), 8 a call time limit; 16, the end of
-         * the dialplan (__ast_pbx_run), is the channel's own */
-        if (cause & (SOFTHANGUP_SHUTDOWN | SOFTHANGUP_TIMEOUT)) {
+         * down or restarting (08a); 16, the end of the dialplan
+         * (__ast_pbx_run), is the channel's own */
+        if (cause & SOFTHANGUP_SHUTDOWN) {
             if (!c->by)
                 c->by = "system";
             return;
