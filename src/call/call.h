@@ -27,7 +27,8 @@ struct leg {
     const char *role; /* caller, callee, agent, local */
     char state[16];
     int gone;
-    int loser; /* answered elsewhere, or cancelled */
+    int loser; /* answered elsewhere, cancelled, or transferred the call on:
+                * its hang-up is not the call's (call_note_hangup_request) */
     int seen;  /* in the snapshot being applied */
     int stale; /* nothing heard of it since AMI was reconnected */
 };
@@ -50,6 +51,7 @@ struct call {
     int cause;           /* the first hang-up cause other than 0 and 26 */
     char cause_text[64];
     const char *by;         /* who asked to hang up first: "caller", "callee", NULL */
+    size_t by_leg;          /* the leg whose request set `by`, + 1; 0: none or unknown */
     int lost;               /* ended while AMI was down: no hang-up was seen */
     int seen;               /* in the snapshot being applied */
     int stale;              /* nothing heard of it since AMI was reconnected */

@@ -194,6 +194,24 @@ static void on_transfer(struct call_model *m, const struct ami_msg *ev, uint64_t
                                 "transferee", call_view_str(ami_msg_get(ev, "TransfereeChannel")));
     /* two calls joined (an attended transfer between calls of their own,
      * not the feature's: 10b2 keeps one Linkedid): each names the other */
+    /* the transferer hands the call on and leaves: its hang-up is no one
+     * hanging up the call (10a2: the callee's party transfers the caller
+     * to an extension; the call ends when that extension's dialplan does) */
+    static const char *const tuids[2][2] = {{"TransfererUniqueid", NULL},
+                                            {"OrigTransfererUniqueid", "SecondTransfererUniqueid"}};
+    for (size_t i = 0; i < 2 && tuids[!blind][i]; i++) {
+        const char *tuid = ami_msg_get(ev, tuids[!blind][i]);
+        struct leg *t = NULL;
+        struct call *tc = tuid ? call_of_leg(m, tuid, &t) : NULL;
+        if (!tc)
+            continue;
+        call_mark_party_loser(tc, t->party);
+        /* an attended transfer completed by hanging up asks first (10b2) */
+        if (tc->by_leg && tc->legs[tc->by_leg - 1].loser) {
+            tc->by = NULL;
+            tc->by_leg = 0;
+        }
+    }
     /* whoever held the call handed it on: no one holds it now (10b2: the
      * transferer's Hold has no Unhold) */
     if (c->held) {

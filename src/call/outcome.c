@@ -9,7 +9,8 @@
  * - hangup.by: the party that asked first (caller or callee), or system
  *   for timeouts and network causes, and for a call that ended while AMI
  *   was down. A ring group's losers (cause 26 "answered elsewhere", DialEnd
- *   CANCEL, 10d) do not count for who hung up.
+ *   CANCEL, 10d) do not count for who hung up, nor does a transferer
+ *   leaving after its transfer (10a2).
  */
 #include "call/outcome.h"
 
@@ -77,4 +78,6 @@ void call_note_hangup_request(struct call *c, const struct leg *l)
         c->by = "caller";
     else if (c->state == ST_ANSWERED)
         c->by = "callee";
+    if (c->by)
+        c->by_leg = (size_t)(l - c->legs) + 1;
 }

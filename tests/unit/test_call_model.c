@@ -291,6 +291,9 @@ static void transfers_keep_the_call_and_only_a_successful_one_counts(void **stat
     json_t *c = ended(evs, "1796395662.2");
     assert_at(c, "transfer.type", "blind");
     assert_at(c, "transfer.exten", "100");
+    /* the callee's party transferred the caller and left: the call ended
+     * when the caller's channel did, at the end of extension 100 */
+    assert_at(c, "hangup.by", "caller");
     json_decref(evs);
 
     evs = replay("10b2-call-attended-transfer-bridged.events", NULL);
@@ -301,6 +304,9 @@ static void transfers_keep_the_call_and_only_a_successful_one_counts(void **stat
     assert_true(json_is_false(json_object_get(ended(evs, "1796395939.0"), "on_hold")));
     assert_string_equal(types + strlen(types) - 5, "ended");
     assert_string_equal(s_at(ended(evs, "1796395939.0"), "transfer.type"), "attended");
+    /* the transferer hangs up to complete it, before the AttendedTransfer:
+     * not counted; the transfer target's dialplan ends the call */
+    assert_at(ended(evs, "1796395939.0"), "hangup.by", "callee");
     json_decref(evs);
 
     /* BlindTransfer Result: Invalid */
@@ -771,6 +777,51 @@ static void an_originate_that_fails_before_any_channel_still_ends_once(void **st
     json_decref(evs);
 }
 
+/* An attended transfer completed by the transferer hanging up: its
+ * request comes before the AttendedTransfer (10b2) and is not the call's;
+ * the caller who hangs up later is. */
+static void a_transferer_leaving_is_not_who_hung_up(void **state)
+{
+    (void)state;
+    json_t *evs = json_array();
+    struct call_model_opts o = {.server = "pbx1"};
+    struct call_model *m = call_model_new(&o, collect, evs);
+    static const char *const seq[][17] = {
+        {"Event", "Newchannel", "Channel", "PJSIP/100-1", "Uniqueid", "A.1", "Linkedid", "A",
+         "ChannelStateDesc", "Ring", NULL},
+        {"Event", "Newchannel", "Channel", "PJSIP/200-2", "Uniqueid", "A.2", "Linkedid", "A",
+         "ChannelStateDesc", "Down", NULL},
+        {"Event", "DialBegin", "Channel", "PJSIP/100-1", "Linkedid", "A", "DestChannel",
+         "PJSIP/200-2", "DestUniqueid", "A.2", NULL},
+        {"Event", "DialEnd", "Channel", "PJSIP/100-1", "Linkedid", "A", "DestChannel",
+         "PJSIP/200-2", "DestUniqueid", "A.2", "DialStatus", "ANSWER", NULL},
+        {"Event", "Newchannel", "Channel", "PJSIP/300-3", "Uniqueid", "A.3", "Linkedid", "A",
+         "ChannelStateDesc", "Down", NULL},
+        {"Event", "HangupRequest", "Channel", "PJSIP/200-2", "Uniqueid", "A.2", "Linkedid", "A",
+         "Cause", "16", NULL},
+        {"Event", "AttendedTransfer", "Result", "Success", "OrigTransfererLinkedid", "A",
+         "OrigTransfererUniqueid", "A.2", "SecondTransfererUniqueid", "A.2",
+         "OrigTransfererChannel", "PJSIP/200-2", NULL},
+        {"Event", "Hangup", "Channel", "PJSIP/200-2", "Uniqueid", "A.2", "Linkedid", "A", "Cause",
+         "16", NULL},
+        {"Event", "HangupRequest", "Channel", "PJSIP/100-1", "Uniqueid", "A.1", "Linkedid", "A",
+         "Cause", "16", NULL},
+        {"Event", "Hangup", "Channel", "PJSIP/100-1", "Uniqueid", "A.1", "Linkedid", "A", "Cause",
+         "16", NULL},
+        {"Event", "Hangup", "Channel", "PJSIP/300-3", "Uniqueid", "A.3", "Linkedid", "A", "Cause",
+         "16", NULL},
+    };
+    for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+        struct ami_msg *e = ev_of(seq[i]);
+        call_model_feed(m, e, T0 + i * 1000);
+        ami_msg_free(e);
+    }
+    call_model_free(m);
+    assert_at(ended(evs, "A"), "hangup.by", "caller");
+    assert_at(ended(evs, "A"), "outcome", "answered");
+    json_decref(evs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -788,6 +839,7 @@ int main(void)
         cmocka_unit_test(another_process_takes_the_calls_over_and_announces_nothing_twice),
         cmocka_unit_test(a_transfer_between_two_calls_links_them),
         cmocka_unit_test(an_originate_that_fails_before_any_channel_still_ends_once),
+        cmocka_unit_test(a_transferer_leaving_is_not_who_hung_up),
     };
     return cmocka_run_group_tests_name("call_model", tests, NULL, NULL);
 }
