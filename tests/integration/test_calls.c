@@ -870,6 +870,36 @@ static void a_call_gone_while_ami_was_down_ends_after_the_reconnect(void **state
     stack_stop(&e);
 }
 
+/* Call events from an SSE stream until call.ended (10 at most, 10 s each):
+ * every one of call `id`, named as its type; their types joined by spaces
+ * (each followed by one), the SSE id of the first, the last outcome. */
+static void read_call_events(struct sse_client *sc, const char *id, char *types, size_t tlen,
+                             char *first_id, size_t flen, char *outcome, size_t olen)
+{
+    types[0] = first_id[0] = outcome[0] = '\0';
+    for (int k = 0; k < 10 && !strstr(types, "call.ended"); k++) {
+        struct sse_frame f;
+        if (sse_next(sc, 10000, &f) <= 0)
+            break;
+        if (f.data) {
+            json_t *ev = json_loads(f.data, 0, NULL);
+            json_t *c = json_object_get(ev, "call");
+            const char *cid = json_string_value(json_object_get(c, "id"));
+            if (!cid || strcmp(cid, id))
+                fail_msg("an event of another call came: %s", f.data);
+            assert_string_equal(f.event, json_string_value(json_object_get(ev, "type")));
+            strncat(types, f.event, tlen - strlen(types) - 2);
+            strcat(types, " ");
+            if (!first_id[0])
+                snprintf(first_id, flen, "%s", f.id);
+            const char *o = json_string_value(json_object_get(c, "outcome"));
+            snprintf(outcome, olen, "%s", o ? o : "");
+            json_decref(ev);
+        }
+        sse_frame_free(&f);
+    }
+}
+
 /* GET /v1/calls/events: only the events asked for (type, reference),
  * Last-Event-ID replays; a webhook subscription to call.* gets the same
  * events, one to "*" none of them. */
@@ -918,26 +948,9 @@ static void call_events_stream_and_go_to_webhooks_that_ask_for_them(void **state
     char id[64];
     snprintf(id, sizeof(id), "%s", http_json_str(&r, "call_id"));
     http_resp_free(&r);
-    char types[256] = "", first_id[64] = "";
-    for (int k = 0; k < 10 && !strstr(types, "call.ended"); k++) {
-        struct sse_frame f;
-        int got = sse_next(&sc, 10000, &f);
-        if (got <= 0)
-            break;
-        if (f.data) {
-            json_t *ev = json_loads(f.data, 0, NULL);
-            const char *cid = json_string_value(json_object_get(json_object_get(ev, "call"), "id"));
-            if (!cid || strcmp(cid, id))
-                fail_msg("an event of another call came: %s", f.data);
-            assert_string_equal(f.event, json_string_value(json_object_get(ev, "type")));
-            strncat(types, f.event, sizeof(types) - strlen(types) - 2);
-            strcat(types, " ");
-            if (!first_id[0])
-                snprintf(first_id, sizeof(first_id), "%s", f.id);
-            json_decref(ev);
-        }
-        sse_frame_free(&f);
-    }
+    char types[256], first_id[64], outcome[32];
+    read_call_events(&sc, id, types, sizeof(types), first_id, sizeof(first_id), outcome,
+                     sizeof(outcome));
     sse_close(&sc);
     assert_string_equal(types, "call.created call.answered call.ended ");
     /* the same stream again from after the first event: the rest is replayed */
@@ -1002,23 +1015,9 @@ static void a_call_that_gets_no_channel_still_ends(void **state)
     char id[64];
     snprintf(id, sizeof(id), "%s", http_json_str(&r, "call_id"));
     http_resp_free(&r);
-    char types[256] = "", outcome[32] = "";
-    for (int k = 0; k < 10 && !strstr(types, "call.ended"); k++) {
-        struct sse_frame f;
-        if (sse_next(&sc, 10000, &f) <= 0)
-            break;
-        if (f.data) {
-            json_t *ev = json_loads(f.data, 0, NULL);
-            json_t *c = json_object_get(ev, "call");
-            assert_string_equal(json_string_value(json_object_get(c, "id")), id);
-            strncat(types, f.event, sizeof(types) - strlen(types) - 2);
-            strcat(types, " ");
-            const char *o = json_string_value(json_object_get(c, "outcome"));
-            snprintf(outcome, sizeof(outcome), "%s", o ? o : "");
-            json_decref(ev);
-        }
-        sse_frame_free(&f);
-    }
+    char types[256], first_id[64], outcome[32];
+    read_call_events(&sc, id, types, sizeof(types), first_id, sizeof(first_id), outcome,
+                     sizeof(outcome));
     sse_close(&sc);
     assert_string_equal(types, "call.created call.ended ");
     assert_string_equal(outcome, "failed");
