@@ -192,8 +192,6 @@ static void on_transfer(struct call_model *m, const struct ami_msg *ev, uint64_t
         c->transfer = json_pack("{s:s,s:o,s:o}", "type", "attended", "transferer",
                                 call_view_str(ami_msg_get(ev, "OrigTransfererChannel")),
                                 "transferee", call_view_str(ami_msg_get(ev, "TransfereeChannel")));
-    /* two calls joined (an attended transfer between calls of their own,
-     * not the feature's: 10b2 keeps one Linkedid): each names the other */
     /* the transferer hands the call on and leaves: its hang-up is no one
      * hanging up the call (10a2: the callee's party transfers the caller
      * to an extension; the call ends when that extension's dialplan does) */
@@ -218,6 +216,8 @@ static void on_transfer(struct call_model *m, const struct ami_msg *ev, uint64_t
         c->held = 0;
         model_emit(m, c, "call.resumed", now);
     }
+    /* two calls joined (an attended transfer between calls of their own,
+     * not the feature's: 10b2 keeps one Linkedid): each names the other */
     struct call *other =
         blind ? NULL : call_index_find(&m->calls, ami_msg_get(ev, "SecondTransfererLinkedid"));
     if (other && other != c) {
