@@ -322,11 +322,15 @@ static const struct cfg_setting cfg_settings[] = {
     /* Applications that run programs (System, Exec, AGI, ExternalIVR,
      * MP3Player's player), write or read files where the caller says
      * (MixMonitor, Monitor, Record, Dictate, SendFAX, ReceiveFAX), set variables
-     * and functions (Set, MSet), listen in (ChanSpy, ExtenSpy), move other
-     * channels (ChannelRedirect) or give a dial tone to dial anything (DISA). */
+     * and functions (Set, MSet), listen in or barge (ChanSpy, ExtenSpy,
+     * BridgeAdd, DAHDIBarge), move, take or hang up other people's channels
+     * (ChannelRedirect, Bridge, Pickup, PickupChan, ParkedCall, SoftHangup:
+     * a call key is not a control key) or give a dial tone to dial anything
+     * (DISA). */
     {DOC("AMIBRIDGE_DENY_ORIGINATE_APPS", "deny_originate_apps",
          "*system* *exec* *agi* ExternalIVR MixMonitor Monitor Record Dictate SendFAX ReceiveFAX "
-         "Set MSet ChanSpy ExtenSpy DISA MP3Player ChannelRedirect",
+         "Set MSet ChanSpy ExtenSpy DISA MP3Player ChannelRedirect BridgeAdd DAHDIBarge Bridge "
+         "Pickup PickupChan ParkedCall SoftHangup",
          "Originate Application globs refused (case-insensitive), whatever the key."),
      .kind = CFG_WORDS, .off = TOP(deny_apps), .off_n = TOP(ndeny_apps)},
     /* Dialplan functions a value may call (${...}, $[...], a variable name

@@ -211,6 +211,20 @@ static const struct row rows[] = {
      "{\"Conference\":\"1\",\"RecordFile\":\"/etc/asterisk/x\"}", 403, "action-denied", NULL},
     {"actions: DAHDIDialOffhook dials what no policy sees", "POST", "/v1/actions/dahdidialoffhook",
      OPS, "{\"DAHDIChannel\":\"1\",\"Number\":\"0044123456\"}", 403, "action-denied", NULL},
+    /* a call key is not a control key: applications that hang up, take
+     * or join other people's channels (every key) */
+    {"calls: SoftHangup of another call's channel", "POST", "/v1/calls", OPS,
+     "{\"channel\":\"Local/100@demo\",\"application\":\"SoftHangup\","
+     "\"data\":\"Local/200@demo-00000000;1\",\"wait\":false}",
+     403, "action-denied", "application"},
+    {"calls: BridgeAdd into another call", "POST", "/v1/calls", OPS,
+     "{\"channel\":\"Local/100@demo\",\"application\":\"bridgeadd\","
+     "\"data\":\"Local/200@demo-00000000;1\"}",
+     403, "action-denied", "application"},
+    {"calls: PickupChan of a ringing call", "POST", "/v1/calls", OPS,
+     "{\"channel\":\"Local/100@demo\",\"application\":\"PickupChan\","
+     "\"data\":\"Local/200@demo-00000000;1\"}",
+     403, "action-denied", "application"},
     /* webhooks: a NUL would cut a secret short */
     {"webhook: NUL in the secret", "POST", "/v1/webhooks", ADMIN,
      "{\"url\":\"https://hooks.example.com/x\",\"events\":[\"*\"],"
