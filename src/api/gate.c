@@ -85,6 +85,8 @@ static void hold_answer(struct api *a, struct http_req *r, int locked, unsigned 
     h->a = a;
     h->r = r;
     h->locked = locked;
+    /* room for a client with a key comes before the wait of a wrong one */
+    http_req_set_expendable(r);
     h->timer.data = h;
     uv_timer_init(a->loop, &h->timer);
     uv_timer_start(&h->timer, held_fire, delay_ms, 0);

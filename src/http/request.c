@@ -182,6 +182,11 @@ const void *http_req_principal(const struct http_req *r)
     return r->principal;
 }
 
+void http_req_set_expendable(struct http_req *r)
+{
+    r->expendable = 1;
+}
+
 void http_req_set_data(struct http_req *r, void *data, void (*free_fn)(void *))
 {
     r->data = data;

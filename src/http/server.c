@@ -661,6 +661,9 @@ static int conn_expendable(const struct http_conn *c)
 {
     if (c->authed)
         return 0;
+    /* a wrong key's held answer: keeping it costs a slot, not the client */
+    if (c->req && c->req->expendable && !c->req->answered)
+        return 1;
     return !c->req || (!c->req->dispatched && !c->req->answered && !c->req->principal);
 }
 

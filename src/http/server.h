@@ -121,6 +121,10 @@ void http_req_set_key(struct http_req *r, const char *key_name);
  * configured key there). NULL until set. */
 void http_req_set_principal(struct http_req *r, const void *principal);
 const void *http_req_principal(const struct http_req *r);
+/* The handler holds this request's answer on purpose (a wrong key's delay):
+ * near max_connections its connection may be cut to make room like an idle
+ * one, and the answer then goes nowhere. */
+void http_req_set_expendable(struct http_req *r);
 /* Per-request data of the handler, freed with `free_fn` when the request ends. */
 void http_req_set_data(struct http_req *r, void *data, void (*free_fn)(void *));
 void *http_req_data(const struct http_req *r);

@@ -53,6 +53,7 @@ struct http_req {
     void *data;
     void (*data_free)(void *);
     const void *principal;
+    int expendable; /* its answer is held on purpose (http_req_set_expendable) */
     struct http_stream *stream;
 };
 

@@ -873,6 +873,61 @@ static void one_address_is_capped_and_a_full_server_makes_room(void **state)
     amisim_stop(&sim);
 }
 
+/* Wrong keys whose answers are held back fill every slot: a client with a
+ * key and a health check are still served, by cutting a held one (its
+ * answer goes nowhere, which is all a guesser was owed). */
+static void held_wrong_key_answers_do_not_keep_out_a_valid_key(void **state)
+{
+    (void)state;
+    struct amisim sim;
+    assert_int_equal(amisim_start(&sim, NULL), 0);
+    const char *env[] = {"AMIBRIDGE_HTTP_MAX_CONNECTIONS=20",
+                         "AMIBRIDGE_HTTP_MAX_CONNECTIONS_PER_CLIENT=0",
+                         "AMIBRIDGE_API_KEYS=ops:" ADMIN ":read,actions", NULL};
+    struct bridge b;
+    assert_int_equal(bridge_start(&b, sim.port, env), 0);
+    assert_true(bridge_wait_status(&b, "/readyz", 200, 5000) >= 0);
+    const char *wrong = PING_HEAD
+        "Authorization: Bearer wrong-token-0123456789abcdef\r\nContent-Length: 2\r\n\r\n{}";
+    /* nine wrong keys first, answered (the first at once, then slower):
+     * from then on every wrong key from the address is held for 2 s */
+    int fds[22];
+    for (int i = 0; i < 9; i++) {
+        fds[i] = dial_from(b.port, "127.0.0.3");
+        assert_int_equal(send(fds[i], wrong, strlen(wrong), MSG_NOSIGNAL), (ssize_t)strlen(wrong));
+    }
+    for (int i = 0; i < 9; i++) {
+        char buf[64] = "";
+        assert_true(recv(fds[i], buf, sizeof(buf) - 1, 0) > 0);
+        assert_non_null(strstr(buf, " 401 "));
+        close(fds[i]);
+    }
+    /* then the server filled with held ones, one after the other (each
+     * read and held before the next comes) */
+    for (int i = 0; i < 22; i++) {
+        fds[i] = dial_from(b.port, "127.0.0.3");
+        send(fds[i], wrong, strlen(wrong), MSG_NOSIGNAL);
+        testenv_sleep_ms(20);
+    }
+    double t0 = testenv_now();
+    char ping[96], health[96];
+    snprintf(ping, sizeof(ping), "%s/v1/actions/Ping", b.url);
+    snprintf(health, sizeof(health), "%s/healthz", b.url);
+    struct http_resp r;
+    http_call("POST", ping, ADMIN, "{}", NULL, 5000, &r);
+    assert_int_equal(r.status, 200);
+    http_resp_free(&r);
+    assert_int_equal(get(health, NULL, &r), 200);
+    http_resp_free(&r);
+    print_message("served beside 22 held wrong keys in %.2f s\n", testenv_now() - t0);
+    assert_true(testenv_now() - t0 < 1.5); /* not after the holds ran out */
+    assert_true(metric(b.url, "amibridge_http_connections_cut_total{reason=\"reserve\"}") >= 1);
+    for (int i = 0; i < 22; i++)
+        close(fds[i]);
+    bridge_stop(&b, 0);
+    amisim_stop(&sim);
+}
+
 /* A wrong key whose request declares a body over the limit: its 401 is
  * held back like any wrong key's and must be the one answer (an immediate
  * 413 in its place left the held answer to a request already gone: a
@@ -1167,6 +1222,7 @@ int main(void)
         cmocka_unit_test(over_https_a_content_length_that_is_no_number_gets_our_answer_too),
         cmocka_unit_test(slow_bodies_are_cut_and_keyless_ones_refused_from_the_head),
         cmocka_unit_test(one_address_is_capped_and_a_full_server_makes_room),
+        cmocka_unit_test(held_wrong_key_answers_do_not_keep_out_a_valid_key),
         cmocka_unit_test(trusted_proxies_name_the_client_of_the_lock_out_and_the_trusted_nets),
         cmocka_unit_test(a_wrong_key_with_an_oversized_body_gets_its_held_answer),
         cmocka_unit_test(
