@@ -12,6 +12,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "admit/astval.h"
 #include "api/internal.h"
 
 #define HANGUP_CAUSE_MAX 127 /* the highest ISDN cause Asterisk accepts */
@@ -151,24 +152,43 @@ void api_channel_get(struct api *a, struct http_req *r, const struct http_params
         read_channels(a, r, channel);
 }
 
-/* Getvar is in: the value, null when empty. */
+/* The value of `name` among a Status event's "Variable: NAME=VALUE"
+ * lines (AllVariables: the channel's own, inherited ones without their
+ * underscores, names compared as Asterisk does, with case), or NULL. */
+static const char *status_variable(const struct ami_msg *st, const char *name)
+{
+    size_t n = strlen(name);
+    for (size_t i = 0; st && i < ami_msg_count(st); i++) {
+        const char *v = ami_msg_value_at(st, i);
+        if (!strcmp(ami_msg_key_at(st, i), "Variable") && !strncmp(v, name, n) && v[n] == '=')
+            return v + n + 1;
+    }
+    return NULL;
+}
+
+/* Status is in: the variable's value, null when not set or empty. */
 static void getvar_done(void *ud, const struct ami_result *res)
 {
     struct read_call *c = ud;
     json_t *ctx = api_context("channel", c->channel);
     if (!api_resource_failed(c->r, res, channel_errors, ctx)) {
+        const struct ami_msg *st = res->nevents ? res->events[0] : NULL;
         json_t *body = json_object();
         json_object_set_new(body, "channel", api_json_text(c->channel));
         json_object_set_new(body, "name", api_json_text(c->name));
-        json_object_set_new(body, "value", api_json_text(ami_msg_get(res->response, "Value")));
+        json_object_set_new(body, "value", api_json_text(status_variable(st, c->name)));
         http_respond_json(c->r, 200, body);
     }
     json_decref(ctx);
     read_free(c);
 }
 
-/* GET /v1/channels/{channel}/variables/{name}: Getvar. A variable that is
- * not set and one set to "" both read as null (AMI cannot tell them apart). */
+/* GET /v1/channels/{channel}/variables/{name}: the channel's own variable,
+ * from Status with AllVariables. Not Getvar: for a name the channel does
+ * not have, Getvar answers a global variable's value (pbx_retrieve_variable
+ * looks there next), or a builtin such as ASTETCDIR, and a read key reads
+ * the channel's variables, not the PBX's. A variable that is not set and
+ * one set to "" both read as null. */
 void api_channel_getvar(struct api *a, struct http_req *r, const struct http_params *p)
 {
     const char *channel = path_channel(r, p);
@@ -181,13 +201,22 @@ void api_channel_getvar(struct api *a, struct http_req *r, const struct http_par
                       "route");
         return;
     }
+    /* the name is not sent (Status lists them all): judged here, as a name */
+    size_t at = 0;
+    enum astval_flaw f = name ? astval_flaw(name, strlen(name), ASTVAL_NAME, &at) : ASTVAL_OK;
+    if (f != ASTVAL_OK) {
+        char detail[128];
+        snprintf(detail, sizeof(detail), "'name' %s (byte %zu)", astval_flaw_text(f), at);
+        api_bad_field(r, "name", detail);
+        return;
+    }
     struct ami_pool *pool = name ? api_pool_for(a, r) : NULL;
     if (!pool)
         return;
-    struct ami_msg *m = new_action(r, "Getvar", channel);
+    struct ami_msg *m = new_action(r, "Status", channel);
     if (!m)
         return;
-    if (ami_msg_add(m, "Variable", name)) {
+    if (ami_msg_add(m, "AllVariables", "true")) {
         ami_msg_free(m);
         http_respond_oom(r);
         return;

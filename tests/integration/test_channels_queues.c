@@ -278,6 +278,13 @@ static void channel_variables_are_set_and_read(void **state)
     expect_bad(&e, "GET", path, NULL, "name");
     snprintf(path, sizeof(path), "%s/AST_CONFIG(manager.conf,bridge,secret)", vars);
     expect_bad(&e, "GET", path, NULL, "name");
+    /* a global variable is not the channel's: a read key does not read
+     * the PBX's globals through a channel (Getvar would answer it) */
+    snprintf(path, sizeof(path), "%s/DEMO_GLOBAL", vars);
+    req(&e, "GET", path, RO, NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_true(json_is_null(json_object_get(r.json, "value")));
+    http_resp_free(&r);
     /* not set: null */
     snprintf(path, sizeof(path), "%s/NOT_SET_VAR", vars);
     req(&e, "GET", path, OPS, NULL, &r);
