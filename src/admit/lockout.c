@@ -1,5 +1,6 @@
 #include "admit/lockout.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,21 @@ static void prune(struct lockout *l, uint64_t now)
     }
 }
 
+/* What is counted: an IPv6 client by its /64 (one subscriber holds a
+ * whole /64 and may use any address in it), anything else as it is. */
+static const char *group(const char *peer, char *buf, size_t len)
+{
+    unsigned char a[16];
+    if (strncmp(peer, "key:", 4) == 0 || !strchr(peer, ':') || inet_pton(AF_INET6, peer, a) != 1)
+        return peer;
+    memset(a + 8, 0, 8);
+    char txt[INET6_ADDRSTRLEN];
+    if (!inet_ntop(AF_INET6, a, txt, sizeof(txt)))
+        return peer;
+    snprintf(buf, len, "%s/64", txt);
+    return buf;
+}
+
 static struct entry *find(struct lockout *l, const char *peer)
 {
     struct entry *e = idmap_get(&l->map, hash(peer));
@@ -76,6 +92,8 @@ static struct entry *find(struct lockout *l, const char *peer)
 
 int lockout_blocked(struct lockout *l, const char *peer, uint64_t now_ms)
 {
+    char g[64];
+    peer = group(peer, g, sizeof(g));
     struct entry *e = find(l, peer);
     if (!e || e->blocked_until <= now_ms)
         return 0;
@@ -85,6 +103,8 @@ int lockout_blocked(struct lockout *l, const char *peer, uint64_t now_ms)
 int lockout_fail(struct lockout *l, const char *peer, uint64_t now_ms, int *locked)
 {
     *locked = 0;
+    char g[64];
+    peer = group(peer, g, sizeof(g));
     struct entry *e = find(l, peer);
     if (!e) {
         if (l->map.used >= LOCKOUT_MAX_ADDRESSES)

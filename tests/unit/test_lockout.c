@@ -90,6 +90,31 @@ static void a_full_table_drops_the_expired_and_never_forgets_the_guilty(void **s
     lockout_free(l);
 }
 
+/* An IPv6 client holds a whole /64: guesses from any address in it count
+ * together; the next /64 is someone else. */
+static void an_ipv6_client_is_counted_by_its_64(void **state)
+{
+    (void)state;
+    struct lockout *l = lockout_new(5, 60);
+    int locked = 0;
+    char addr[64];
+    for (int i = 1; i <= 5; i++) {
+        snprintf(addr, sizeof(addr), "2001:db8:1:2::%x", i * 4097);
+        lockout_fail(l, addr, 1000, &locked);
+    }
+    assert_true(locked);
+    assert_true(lockout_blocked(l, "2001:db8:1:2:ffff:ffff:ffff:ffff", 2000) > 0);
+    assert_int_equal(lockout_blocked(l, "2001:db8:1:3::1", 2000), 0);
+    assert_int_equal(lockout_blocked(l, "127.0.0.1", 2000), 0);
+    /* IPv4 addresses and key names stay as they are */
+    for (int i = 1; i <= 5; i++) {
+        snprintf(addr, sizeof(addr), "10.0.0.%d", i);
+        lockout_fail(l, addr, 1000, &locked);
+        assert_false(locked);
+    }
+    lockout_free(l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -97,6 +122,7 @@ int main(void)
         cmocka_unit_test(the_limit_locks_an_address_out_until_its_window_ends),
         cmocka_unit_test(wrong_keys_spread_over_windows_never_lock),
         cmocka_unit_test(a_full_table_drops_the_expired_and_never_forgets_the_guilty),
+        cmocka_unit_test(an_ipv6_client_is_counted_by_its_64),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
