@@ -70,11 +70,14 @@ static void prune(struct lockout *l, uint64_t now)
 }
 
 /* What is counted: an IPv6 client by its /64 (one subscriber holds a
- * whole /64 and may use any address in it), anything else as it is. */
+ * whole /64 and may use any address in it), anything else as it is (an
+ * IPv4 client a dual-stack listener names ::ffff:a.b.c.d included: the
+ * /64 of those is every IPv4 client at once). */
 static const char *group(const char *peer, char *buf, size_t len)
 {
     unsigned char a[16];
-    if (strncmp(peer, "key:", 4) == 0 || !strchr(peer, ':') || inet_pton(AF_INET6, peer, a) != 1)
+    if (strncmp(peer, "key:", 4) == 0 || !strchr(peer, ':') || inet_pton(AF_INET6, peer, a) != 1 ||
+        IN6_IS_ADDR_V4MAPPED((const struct in6_addr *)a))
         return peer;
     memset(a + 8, 0, 8);
     char txt[INET6_ADDRSTRLEN];

@@ -12,7 +12,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "admit/astval.h"
 #include "api/internal.h"
 
 #define HANGUP_CAUSE_MAX 127 /* the highest ISDN cause Asterisk accepts */
@@ -71,6 +70,9 @@ struct read_call {
     struct http_req *r;
     char *channel; /* the one asked for; NULL for the list */
     char *name;    /* Getvar: the variable */
+    char *value;   /* Getvar: the channel's answer, held against the global's */
+    struct api *a;
+    struct ami_pool *pool;
 };
 
 /* Every path of the read routes ends here. */
@@ -78,6 +80,7 @@ static void read_free(struct read_call *c)
 {
     free(c->channel);
     free(c->name);
+    free(c->value);
     free(c);
 }
 
@@ -152,43 +155,69 @@ void api_channel_get(struct api *a, struct http_req *r, const struct http_params
         read_channels(a, r, channel);
 }
 
-/* The value of `name` among a Status event's "Variable: NAME=VALUE"
- * lines (AllVariables: the channel's own, inherited ones without their
- * underscores, names compared as Asterisk does, with case), or NULL. */
-static const char *status_variable(const struct ami_msg *st, const char *name)
-{
-    size_t n = strlen(name);
-    for (size_t i = 0; st && i < ami_msg_count(st); i++) {
-        const char *v = ami_msg_value_at(st, i);
-        if (!strcmp(ami_msg_key_at(st, i), "Variable") && !strncmp(v, name, n) && v[n] == '=')
-            return v + n + 1;
-    }
-    return NULL;
-}
-
-/* Status is in: the variable's value, null when not set or empty. */
-static void getvar_done(void *ud, const struct ami_result *res)
+/* The same name without a channel: the global variable (or a builtin
+ * such as ASTETCDIR) Getvar answers for a name the channel does not have.
+ * A value equal to it is taken for it and reads as null: a read key reads
+ * the channel's variables, not the PBX's (a channel variable that holds
+ * the very value of a global of its name reads as null too). */
+static void getvar_global_done(void *ud, const struct ami_result *res)
 {
     struct read_call *c = ud;
     json_t *ctx = api_context("channel", c->channel);
     if (!api_resource_failed(c->r, res, channel_errors, ctx)) {
-        const struct ami_msg *st = res->nevents ? res->events[0] : NULL;
+        const char *global = ami_msg_get(res->response, "Value");
         json_t *body = json_object();
         json_object_set_new(body, "channel", api_json_text(c->channel));
         json_object_set_new(body, "name", api_json_text(c->name));
-        json_object_set_new(body, "value", api_json_text(status_variable(st, c->name)));
+        json_object_set_new(body, "value",
+                            api_json_text(global && !strcmp(global, c->value) ? NULL : c->value));
         http_respond_json(c->r, 200, body);
     }
     json_decref(ctx);
     read_free(c);
 }
 
-/* GET /v1/channels/{channel}/variables/{name}: the channel's own variable,
- * from Status with AllVariables. Not Getvar: for a name the channel does
- * not have, Getvar answers a global variable's value (pbx_retrieve_variable
- * looks there next), or a builtin such as ASTETCDIR, and a read key reads
- * the channel's variables, not the PBX's. A variable that is not set and
- * one set to "" both read as null. */
+/* Getvar on the channel is in: null when empty; a value is held against
+ * the global of the same name first. */
+static void getvar_done(void *ud, const struct ami_result *res)
+{
+    struct read_call *c = ud;
+    json_t *ctx = api_context("channel", c->channel);
+    if (api_resource_failed(c->r, res, channel_errors, ctx)) {
+        json_decref(ctx);
+        read_free(c);
+        return;
+    }
+    json_decref(ctx);
+    const char *v = ami_msg_get(res->response, "Value");
+    struct ami_msg *m = NULL;
+    if (v && *v && (c->value = strdup(v)) && (m = ami_msg_new()) &&
+        !ami_msg_add(m, "Action", "Getvar") && !ami_msg_add(m, "Variable", c->name)) {
+        if (api_submit(c->a, c->r, c->pool, m, getvar_global_done, c))
+            read_free(c);
+        return;
+    }
+    ami_msg_free(m);
+    if (v && *v) {
+        struct http_req *r = c->r;
+        read_free(c);
+        http_respond_oom(r);
+        return;
+    }
+    json_t *body = json_object();
+    json_object_set_new(body, "channel", api_json_text(c->channel));
+    json_object_set_new(body, "name", api_json_text(c->name));
+    json_object_set_new(body, "value", json_null());
+    http_respond_json(c->r, 200, body);
+    read_free(c);
+}
+
+/* GET /v1/channels/{channel}/variables/{name}: Getvar on the channel,
+ * then, for a value, Getvar of the name alone (getvar_global_done). A
+ * variable that is not set and one set to "" both read as null (AMI cannot
+ * tell them apart). Not Status with AllVariables, which would list every
+ * variable of the channel in one event: one of them with a newline would
+ * break the event apart. */
 void api_channel_getvar(struct api *a, struct http_req *r, const struct http_params *p)
 {
     const char *channel = path_channel(r, p);
@@ -201,22 +230,13 @@ void api_channel_getvar(struct api *a, struct http_req *r, const struct http_par
                       "route");
         return;
     }
-    /* the name is not sent (Status lists them all): judged here, as a name */
-    size_t at = 0;
-    enum astval_flaw f = name ? astval_flaw(name, strlen(name), ASTVAL_NAME, &at) : ASTVAL_OK;
-    if (f != ASTVAL_OK) {
-        char detail[128];
-        snprintf(detail, sizeof(detail), "'name' %s (byte %zu)", astval_flaw_text(f), at);
-        api_bad_field(r, "name", detail);
-        return;
-    }
     struct ami_pool *pool = name ? api_pool_for(a, r) : NULL;
     if (!pool)
         return;
-    struct ami_msg *m = new_action(r, "Status", channel);
+    struct ami_msg *m = new_action(r, "Getvar", channel);
     if (!m)
         return;
-    if (ami_msg_add(m, "AllVariables", "true")) {
+    if (ami_msg_add(m, "Variable", name)) {
         ami_msg_free(m);
         http_respond_oom(r);
         return;
@@ -234,6 +254,8 @@ void api_channel_getvar(struct api *a, struct http_req *r, const struct http_par
         return;
     }
     c->r = r;
+    c->a = a;
+    c->pool = pool;
     if (api_submit(a, r, pool, m, getvar_done, c))
         read_free(c);
 }

@@ -330,7 +330,7 @@ static const struct cfg_setting cfg_settings[] = {
     {DOC("AMIBRIDGE_DENY_ORIGINATE_APPS", "deny_originate_apps",
          "*system* *exec* *agi* ExternalIVR MixMonitor Monitor Record Dictate SendFAX ReceiveFAX "
          "Set MSet ChanSpy ExtenSpy DISA MP3Player ChannelRedirect BridgeAdd DAHDIBarge Bridge "
-         "Pickup PickupChan ParkedCall SoftHangup",
+         "Pickup PickupChan ParkedCall SoftHangup DAHDIScan",
          "Originate Application globs refused (case-insensitive), whatever the key."),
      .kind = CFG_WORDS, .off = TOP(deny_apps), .off_n = TOP(ndeny_apps)},
     /* Dialplan functions a value may call (${...}, $[...], a variable name

@@ -106,6 +106,14 @@ static void an_ipv6_client_is_counted_by_its_64(void **state)
     assert_true(lockout_blocked(l, "2001:db8:1:2:ffff:ffff:ffff:ffff", 2000) > 0);
     assert_int_equal(lockout_blocked(l, "2001:db8:1:3::1", 2000), 0);
     assert_int_equal(lockout_blocked(l, "127.0.0.1", 2000), 0);
+    /* IPv4 clients of a dual-stack listener: each its own, not one /64 */
+    for (int i = 1; i <= 5; i++) {
+        snprintf(addr, sizeof(addr), "::ffff:192.0.2.%d", i);
+        lockout_fail(l, addr, 1000, &locked);
+        assert_false(locked);
+    }
+    assert_int_equal(lockout_blocked(l, "::ffff:192.0.2.9", 2000), 0);
+    assert_int_equal(lockout_blocked(l, "::1", 2000), 0);
     /* IPv4 addresses and key names stay as they are */
     for (int i = 1; i <= 5; i++) {
         snprintf(addr, sizeof(addr), "10.0.0.%d", i);

@@ -687,7 +687,7 @@ static int setup(void **state)
                    "AMIBRIDGE_DENY_ORIGINATE_APPS=*system* *exec* *agi* ExternalIVR MixMonitor "
                    "Monitor Record Dictate SendFAX ReceiveFAX Set MSet ChanSpy ExtenSpy DISA "
                    "MP3Player ChannelRedirect BridgeAdd DAHDIBarge Pickup PickupChan ParkedCall "
-                   "SoftHangup",
+                   "SoftHangup DAHDIScan",
                    NULL};
     char err[256];
     return cfg_load(&cfg, env, NULL, err, sizeof(err));
