@@ -95,6 +95,10 @@ static struct entry *find(struct lockout *l, const char *peer)
 
 int lockout_blocked(struct lockout *l, const char *peer, uint64_t now_ms)
 {
+    /* asked on every request, twice: nothing recorded is the usual answer,
+     * before an IPv6 peer is parsed for its /64 */
+    if (!l->map.used)
+        return 0;
     char g[64];
     peer = group(peer, g, sizeof(g));
     struct entry *e = find(l, peer);
